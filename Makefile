@@ -1,0 +1,85 @@
+# Two commands on a fresh machine: `make synth` (every business unit, offline, with the security
+# gates) and `make test` (lint, types, the whole suite). Everything installs into the repo itself.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON_BOOTSTRAP ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+CDK := node_modules/.bin/cdk
+PYTEST_ARGS ?=
+
+export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
+export PYTHONDONTWRITEBYTECODE := 1
+# The app and the tests never need credentials or the network; make sure nothing asks for them.
+export AWS_EC2_METADATA_DISABLED := true
+export CDK_DISABLE_VERSION_CHECK := true
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export HF_HUB_DISABLE_TELEMETRY := 1
+export MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR := false
+
+.PHONY: help install install-cdk synth validate new-bu test test-all lint format typecheck \
+        bench-synth bench-train bench-inference clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+
+# --- installation (stamp files make re-runs free) -------------------------------------------
+$(VENV)/.stamp-cdk: requirements.txt constraints.txt
+	@test -x $(PY) || $(PYTHON_BOOTSTRAP) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt -c constraints.txt
+	@touch $@
+
+$(VENV)/.stamp-all: $(VENV)/.stamp-cdk requirements-ml.txt requirements-dev.txt constraints.txt
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements-ml.txt -r requirements-dev.txt -c constraints.txt
+	@touch $@
+
+node_modules/.stamp: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+install-cdk: $(VENV)/.stamp-cdk node_modules/.stamp ## Install what synthesis needs (no torch)
+install: $(VENV)/.stamp-all node_modules/.stamp ## Install everything (CDK app, training, inference, dev tools)
+
+# --- infrastructure --------------------------------------------------------------------------
+synth: install-cdk ## Validate every config/*.yaml, synthesize every BU offline, run nag + cfn-lint, print a summary
+	$(PY) scripts/synth.py
+
+validate: install-cdk ## Validate the business-unit configs (FILES=... to pick some)
+	$(PY) -m config validate $(FILES)
+
+new-bu: install-cdk ## Write config/$(NAME).yaml for a new business unit (FROM=existing ACCOUNT=id optional)
+	@test -n "$(NAME)" || { echo "usage: make new-bu NAME=name [FROM=existing] [ACCOUNT=123456789012]"; exit 2; }
+	$(PY) -m config new $(NAME) $(if $(FROM),--from $(FROM)) $(if $(ACCOUNT),--account $(ACCOUNT))
+
+# --- quality gate ----------------------------------------------------------------------------
+lint: install ## ruff lint + format check
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+format: install ## Apply ruff's fixes and formatting
+	$(PY) -m ruff check --fix .
+	$(PY) -m ruff format .
+
+typecheck: install ## mypy over the product code
+	$(PY) -m mypy
+
+test: lint typecheck ## Lint, type-check and run the default test suite (slow tests excluded)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-all: install ## Every test, the slow ones included
+	$(PY) -m pytest -m "" $(PYTEST_ARGS)
+
+# --- benchmarks (print a table; timings never live in tests) -------------------------------
+bench-synth: install ## cdk synth time: empty app floor vs this app with 1, 3 and 6 BUs
+	$(PY) -m benchmarks.synth
+
+bench-train: install ## This trainer vs TRL SFTTrainer (padded and packed) on two tiny Qwen3 shapes
+	$(PY) -m benchmarks.train
+
+bench-inference: install ## Completion parser + validation vs a naive regex baseline
+	$(PY) -m benchmarks.inference
+
+clean: ## Remove build outputs (keeps .venv and node_modules)
+	rm -rf cdk.out .mypy_cache .ruff_cache .pytest_cache
