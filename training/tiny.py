@@ -48,7 +48,8 @@ QWEN3_ADDED_TOKENS: tuple[tuple[str, bool], ...] = (
     ("</think>", False),
 )
 
-QWEN3_VOCAB_SIZE = 151_936  # the real model's embedding rows (padded beyond the tokenizer's 151,669)
+# The real model's embedding rows (padded beyond the tokenizer's 151,669 entries).
+QWEN3_VOCAB_SIZE = 151_936
 
 # Qwen2/Qwen3 pre-tokenisation regex (contractions, letters, single digits, punctuation, spaces).
 _QWEN_SPLIT = (
@@ -64,7 +65,7 @@ def qwen3_chat_template() -> str:
 
 def _training_corpus() -> list[str]:
     """Text the BPE merges are learned from: chat scaffolding, JSON, tool-call vocabulary."""
-    words = (
+    words = str.split(
         "the a an of to in for on with is are was what how please can you get set find list "
         "weather city temperature unit celsius fahrenheit order status customer account balance "
         "transfer amount currency date time search query results flight hotel book cancel email "
@@ -72,7 +73,7 @@ def _training_corpus() -> list[str]:
         "parameters properties required type string integer number boolean array object enum "
         "items true false null think reasoning answer call calls response error ok thanks "
         "Paris London Tokyo Berlin Madrid Rome Sydney Toronto USD EUR GBP JPY"
-    ).split()
+    )
     lines = []
     for i, w in enumerate(words):
         nxt = words[(i * 7 + 3) % len(words)]
