@@ -53,11 +53,21 @@ def read_lines(
 ) -> Iterator[tuple[str, Record | RecordError]]:
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    for number, line in _numbered(lines):
+        yield line, parse_line(line, number, fmt)
+
+
+def numbered_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """Non-blank lines of `path` with their 1-based line numbers, streamed."""
+    with path.open(encoding="utf-8") as f:
+        yield from _numbered(f)
+
+
+def _numbered(lines: Iterable[str]) -> Iterator[tuple[int, str]]:
     for number, raw in enumerate(lines, start=1):
         line = raw.rstrip("\n")
-        if not line.strip():
-            continue
-        yield line, parse_line(line, number, fmt)
+        if line.strip():
+            yield number, line
 
 
 def parse_line(line: str, number: int, fmt: str = "auto") -> Record | RecordError:

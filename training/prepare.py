@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing
 import os
 import shutil
 import sys
@@ -31,7 +32,7 @@ import numpy as np
 
 from training.cli_args import parse_args
 from training.conversation import Conversation, ConversationError, RecordError
-from training.formats import FORMATS, Record, TextDocument, read_jsonl
+from training.formats import FORMATS, TextDocument, numbered_lines, parse_line
 from training.packing import pack_sequences, write_packs
 from training.render import Example, Rendered, encode, encode_texts, has_reasoning, render
 
@@ -70,7 +71,14 @@ class PrepareArgs:
         default=0, metadata={"help": "seed of the (per-record, streaming) eval split"}
     )
     batch_size: int = field(default=256, metadata={"help": "records tokenised per batch"})
+    workers: int = field(
+        default=1, metadata={"help": "processes rendering and tokenising batches in parallel"}
+    )
     quiet: bool = field(default=False, metadata={"help": "no progress bar"})
+
+
+# Per-record outcomes that, with the errors, add up to the records read.
+COUNTED = ("train_conversations", "eval_conversations", "text_documents")
 
 
 class TooManyBadRecordsError(RuntimeError):
@@ -86,11 +94,75 @@ def held_out(line: int, seed: int, fraction: float) -> bool:
     return int.from_bytes(digest, "big") / 2**64 < fraction
 
 
-class _Run:
-    """One prepare run's open outputs and counters, fed batch by batch."""
+@dataclass
+class Processed:
+    """What one batch of input lines became; pure data, so worker processes can return it."""
 
-    def __init__(self, args: PrepareArgs, tokenizer: Any, directory: Path, stack: ExitStack):
-        self.args, self.tokenizer = args, tokenizer
+    kept: list[Example] = field(default_factory=list)
+    held_out: list[dict[str, Any]] = field(default_factory=list)  # eval records
+    errors: list[RecordError] = field(default_factory=list)
+    counts: Counter[str] = field(default_factory=Counter)
+
+
+def process_batch(lines: list[tuple[int, str]], args: PrepareArgs, tokenizer: Any) -> Processed:
+    """Parse, validate, render and tokenise a batch of ``(line number, text)``."""
+    out = Processed()
+    convs: list[tuple[str, Conversation, Rendered]] = []
+    docs: list[TextDocument] = []
+    for number, raw in lines:
+        record = parse_line(raw, number, args.format)
+        if isinstance(record, RecordError):
+            out.errors.append(record)
+        elif isinstance(record, TextDocument):
+            docs.append(record)
+        else:
+            try:
+                rendered = render(tokenizer, record, enable_thinking=args.enable_thinking)
+                convs.append((raw, record, rendered))
+            except ConversationError as e:
+                out.errors.append(RecordError(number, e.kind, f"line {number}: {e}", raw))
+    out.counts["text_documents"] += len(docs)
+    for ex in encode_texts(tokenizer, docs, max_length=args.max_length):
+        out.counts["text_chunks"] += 1
+        out.kept.append(ex)
+    results = encode(tokenizer, [r for _, _, r in convs], max_length=args.max_length)
+    for (raw, conv, _), result in zip(convs, results, strict=True):
+        line = conv.source_line
+        if isinstance(result, ConversationError):
+            out.errors.append(RecordError(line, result.kind, f"line {line}: {result}", raw))
+            continue
+        if not args.enable_thinking and has_reasoning(conv):
+            out.counts["reasoning_dropped"] += 1
+        if held_out(line, args.seed, args.eval_fraction):
+            out.counts["eval_conversations"] += 1
+            held = conv.to_record()
+            held["meta"] = {**held.get("meta", {}), "source_line": line}
+            out.held_out.append(held)
+        else:
+            out.counts["train_conversations"] += 1
+            out.kept.append(result)
+    return out
+
+
+# Worker processes inherit the arguments and the tokenizer by fork instead of pickling them.
+_WORKER: tuple[PrepareArgs, Any] | None = None
+
+
+def _init_worker(args: PrepareArgs, tokenizer: Any) -> None:
+    global _WORKER  # noqa: PLW0603 -- per-process state of a multiprocessing pool
+    _WORKER = (args, tokenizer)
+
+
+def _process_in_worker(lines: list[tuple[int, str]]) -> Processed:
+    assert _WORKER is not None  # noqa: S101
+    return process_batch(lines, *_WORKER)
+
+
+class _Run:
+    """One prepare run's open outputs and counters, fed processed batches in input order."""
+
+    def __init__(self, args: PrepareArgs, directory: Path, stack: ExitStack):
+        self.args = args
         self.counts: Counter[str] = Counter()
         self.bad: Counter[str] = Counter()
         self.sequences: list[tuple[np.ndarray, np.ndarray]] = []  # kept for packing
@@ -102,69 +174,28 @@ class _Run:
         if not args.pack:
             self.jsonl = stack.enter_context((directory / UNPACKED).open("w", encoding="utf-8"))
 
-    def reject(self, error: RecordError) -> None:
-        self.bad[error.kind] += 1
-        self.quarantine.write(json.dumps(asdict(error), ensure_ascii=False) + "\n")
-
-    def keep(self, ex: Example) -> None:
-        self.lengths.append(len(ex.input_ids))
-        self.loss_tokens += ex.num_loss_tokens
-        if self.jsonl is not None:
-            record = {"line": ex.source_line, "input_ids": ex.input_ids, "labels": ex.labels}
-            self.jsonl.write(json.dumps(record, separators=(",", ":")) + "\n")
-        else:
-            ids = np.asarray(ex.input_ids, dtype=np.int32)
-            self.sequences.append((ids, np.asarray(ex.labels, dtype=np.int32)))
-
-    def consume(self, batch: list[tuple[str, Record | RecordError]]) -> None:
-        convs: list[tuple[str, Conversation]] = []
-        docs: list[TextDocument] = []
-        for raw, record in batch:
-            self.counts["records_read"] += 1
-            if isinstance(record, RecordError):
-                self.reject(record)
-            elif isinstance(record, TextDocument):
-                docs.append(record)
+    def absorb(self, batch: Processed) -> None:
+        self.counts.update(batch.counts)
+        # Errors and examples of a batch are written in line order within their own files.
+        for error in sorted(batch.errors, key=lambda e: e.line):
+            self.bad[error.kind] += 1
+            self.quarantine.write(json.dumps(asdict(error), ensure_ascii=False) + "\n")
+        for record in batch.held_out:
+            self.eval_file.write(json.dumps(record, ensure_ascii=False) + "\n")
+        for ex in batch.kept:
+            self.lengths.append(len(ex.input_ids))
+            self.loss_tokens += ex.num_loss_tokens
+            if self.jsonl is not None:
+                record = {"line": ex.source_line, "input_ids": ex.input_ids, "labels": ex.labels}
+                self.jsonl.write(json.dumps(record, separators=(",", ":")) + "\n")
             else:
-                convs.append((raw, record))
-        self.counts["text_documents"] += len(docs)
-        for ex in encode_texts(self.tokenizer, docs, max_length=self.args.max_length):
-            self.counts["text_chunks"] += 1
-            self.keep(ex)
-        self._conversations(convs)
-
-    def _conversations(self, convs: list[tuple[str, Conversation]]) -> None:
-        args = self.args
-        rendered: list[tuple[str, Conversation, Rendered]] = []
-        for raw, conv in convs:
-            try:
-                rendered.append(
-                    (raw, conv, render(self.tokenizer, conv, enable_thinking=args.enable_thinking))
-                )
-            except ConversationError as e:
-                self.reject(
-                    RecordError(conv.source_line, e.kind, f"line {conv.source_line}: {e}", raw)
-                )
-        results = encode(self.tokenizer, [r for _, _, r in rendered], max_length=args.max_length)
-        for (raw, conv, _), result in zip(rendered, results, strict=True):
-            line = conv.source_line
-            if isinstance(result, ConversationError):
-                self.reject(RecordError(line, result.kind, f"line {line}: {result}", raw))
-                continue
-            if not args.enable_thinking and has_reasoning(conv):
-                self.counts["reasoning_dropped"] += 1
-            if held_out(line, args.seed, args.eval_fraction):
-                self.counts["eval_conversations"] += 1
-                record = conv.to_record()
-                record["meta"] = {**record.get("meta", {}), "source_line": line}
-                self.eval_file.write(json.dumps(record, ensure_ascii=False) + "\n")
-            else:
-                self.counts["train_conversations"] += 1
-                self.keep(result)
+                ids = np.asarray(ex.input_ids, dtype=np.int32)
+                self.sequences.append((ids, np.asarray(ex.labels, dtype=np.int32)))
 
     def stats(self) -> dict[str, Any]:
         args, counts = self.args, self.counts
-        read, rejected = counts["records_read"], sum(self.bad.values())
+        rejected = sum(self.bad.values())
+        read = rejected + sum(counts[k] for k in COUNTED)
         fraction = rejected / read if read else 0.0
         return {
             "status": "failed" if fraction > args.max_bad_fraction else "ok",
@@ -228,11 +259,21 @@ def main(args: PrepareArgs, tokenizer: Any = None) -> dict[str, Any]:
     tmp.mkdir(parents=True)
     try:
         with ExitStack() as stack:
-            run = _Run(args, tokenizer, tmp, stack)
+            run = _Run(args, tmp, stack)
             bar = stack.enter_context(_progress(args.quiet))
-            for batch in _batches(read_jsonl(args.input, args.format), args.batch_size):
-                run.consume(batch)
-                bar.update(len(batch))
+            batches = _batches(numbered_lines(args.input), args.batch_size)
+            if args.workers > 1:
+                pool = stack.enter_context(
+                    multiprocessing.get_context("fork").Pool(
+                        args.workers, _init_worker, (args, tokenizer)
+                    )
+                )
+                results: Iterator[Processed] = pool.imap(_process_in_worker, batches)
+            else:
+                results = (process_batch(b, args, tokenizer) for b in batches)
+            for processed in results:
+                run.absorb(processed)
+                bar.update(len(processed.errors) + sum(processed.counts[k] for k in COUNTED))
                 bar.set_postfix(kept=len(run.lengths), bad=sum(run.bad.values()), refresh=False)
         stats = run.stats()
         if stats["status"] == "failed":

@@ -185,3 +185,16 @@ def test_module_entry_point_documents_its_options():
         "--no-enable-thinking",
     ):
         assert option in result.stdout  # fmt: skip
+
+
+def test_worker_processes_give_the_same_output(tmp_path, synthetic_file):
+    tok = tiny_tokenizer()
+    args = args_for(tmp_path, synthetic_file, pack=False, eval_fraction=0.2, batch_size=7)
+    one = main(args, tokenizer=tok)
+    two = main(replace(args, output=tmp_path / "two", workers=2), tokenizer=tok)
+    for name in ("train.jsonl", EVAL, QUARANTINE):
+        assert (tmp_path / "out" / name).read_bytes() == (tmp_path / "two" / name).read_bytes()
+    drop = {"seconds", "records_per_second"}
+    assert {k: v for k, v in one.items() if k not in drop} == {
+        k: v for k, v in two.items() if k not in drop
+    }
