@@ -1,10 +1,12 @@
-"""Fixtures for the inference tests: the tools offered to the model in every table."""
+"""Fixtures for the inference tests: the offered tools and a stubbed SageMaker runtime."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from inference_stubs import StubbedRuntime
 
 WEATHER_TOOL: dict[str, Any] = {
     "type": "function",
@@ -37,3 +39,11 @@ TIME_TOOL: dict[str, Any] = {
 @pytest.fixture
 def tools() -> list[dict[str, Any]]:
     return [WEATHER_TOOL, TIME_TOOL]
+
+
+@pytest.fixture
+def runtime() -> Iterator[StubbedRuntime]:
+    stubbed = StubbedRuntime()
+    with stubbed.stubber:
+        yield stubbed
+    stubbed.stubber.assert_no_pending_responses()
