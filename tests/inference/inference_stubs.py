@@ -57,3 +57,29 @@ class StubbedRuntime:
             http_status_code=status,
             modeled_fields=fields or None,
         )
+
+
+def sagemaker_client() -> tuple[Any, Stubber]:
+    """A real `sagemaker` control-plane client and its Stubber (not yet activated)."""
+    client = boto3.client(
+        "sagemaker",
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    return client, Stubber(client)
+
+
+def describe_endpoint_response(name: str, status: str, **extra: Any) -> dict[str, Any]:
+    import datetime as dt
+
+    now = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
+    return {
+        "EndpointName": name,
+        "EndpointArn": f"arn:aws:sagemaker:us-east-1:000000000000:endpoint/{name}",
+        "EndpointConfigName": f"{name}-config",
+        "EndpointStatus": status,
+        "CreationTime": now,
+        "LastModifiedTime": now,
+        **extra,
+    }
