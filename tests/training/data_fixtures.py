@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from training.conversation import Conversation, Message, ToolCall, build
-from training.tiny import build_tokenizer
+from training.tiny import build_model, build_tokenizer
 
 WEATHER_TOOL = {
     "type": "function",
@@ -85,4 +85,19 @@ def write_jsonl(path: Path, records: list[Any]) -> Path:
     """Records as JSONL; a str is written verbatim (for malformed lines)."""
     lines = [r if isinstance(r, str) else json.dumps(r) for r in records]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+@functools.cache
+def tiny_model(seed: int = 0) -> Any:
+    """A random tiny Qwen3 in eval mode (building one takes seconds on a busy CPU: share it)."""
+    return build_model(tiny_tokenizer(), seed=seed).eval()
+
+
+@functools.cache
+def tiny_model_dir(seed: int = 0) -> Path:
+    """`tiny_model(seed)` + the tiny tokenizer saved in the Hugging Face layout."""
+    path = Path(tempfile.mkdtemp(prefix=f"tiny-model-{seed}-"))
+    tiny_tokenizer().save_pretrained(path)
+    tiny_model(seed).save_pretrained(path)
     return path

@@ -1,0 +1,392 @@
+"""Tool-calling accuracy of a model on held-out conversations, BFCL AST-checker style, with the base
+model side by side; writes a JSON report and logs it to MLflow.
+
+    python -m training.evaluate --model runs/export --base-model runs/tiny-qwen3 \\
+        --data runs/data/eval.jsonl --output runs/eval.json
+
+Every assistant turn of every conversation is a case: the prompt is the chat template's rendering
+of the turns before it (``add_generation_prompt=True``, the conversation's tools), the model
+greedy-generates, and `inference.parsing.parse_completion` (the parser the endpoint client uses)
+reads ``<think>`` and ``<tool_call>`` out of the completion; `inference.scoring.score_calls`
+compares the calls with the ones the data expects. A turn that expects no call scores no-call
+accuracy.
+
+Metrics (fractions; `call cases` expect at least one call, `no-call cases` none):
+  parse_validity          all cases: tags closed, every call body a JSON object with a name
+  function_name_accuracy  call cases: the predicted names are the expected ones (as a multiset)
+  arguments_required      call cases with a call: no call misses a required argument
+  arguments_no_unexpected call cases with a call: no call has an argument its schema lacks
+  arguments_types         call cases with a call: every argument has its schema's type/enum
+  arguments_values        call cases: every call with the right name has the expected values
+  full_call_accuracy      call cases: exactly the expected calls, nothing else, parse valid
+  no_call_accuracy        no-call cases: answered without any tool call
+  accuracy                all cases: full call right, or rightly no call
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from inference.parsing import ErrorKind, ParsedCompletion, parse_completion
+from inference.scoring import CallScore, score_calls
+from training.cli_args import parse_args
+from training.conversation import Conversation
+from training.formats import read_jsonl
+from training.render import render_text
+
+# Output that cannot be read at all; the other kinds are about arguments against the schema.
+SYNTAX_ERRORS = frozenset(
+    {
+        ErrorKind.UNCLOSED_TAG,
+        ErrorKind.STRAY_TAG,
+        ErrorKind.INVALID_JSON,
+        ErrorKind.NOT_AN_OBJECT,
+        ErrorKind.MISSING_NAME,
+        ErrorKind.INVALID_ARGUMENTS,
+    }
+)
+END_OF_TURN = ("<|im_end|>", "<|endoftext|>")
+
+Completer = Callable[[Sequence[str]], list[str]]
+
+
+@dataclass(frozen=True)
+class EvaluateArgs:
+    model: str = field(
+        metadata={"help": "fine-tuned model folder (merged weights or a LoRA adapter)"}
+    )
+    data: Path = field(
+        metadata={"help": "held-out conversations (prepare's eval.jsonl, any format)"}
+    )
+    base_model: str | None = field(default=None, metadata={"help": "base model to compare with"})
+    tokenizer: str | None = field(default=None, metadata={"help": "tokenizer (default: --model)"})
+    max_new_tokens: int = field(default=256, metadata={"help": "generation budget per case"})
+    batch_size: int = field(default=8, metadata={"help": "prompts generated together"})
+    enable_thinking: bool = field(
+        default=True, metadata={"help": "render prompts as prepare did (--no-enable-thinking)"}
+    )
+    max_cases: int | None = field(default=None, metadata={"help": "evaluate the first N cases"})
+    output: Path | None = field(default=None, metadata={"help": "write the JSON report here"})
+    mlflow_run_id: str | None = field(
+        default=None, metadata={"help": "log into this MLflow run (e.g. the training run)"}
+    )
+    mlflow_experiment: str | None = field(
+        default=None, metadata={"help": "or start a run in this experiment"}
+    )
+
+
+@dataclass(frozen=True)
+class Case:
+    """One assistant turn to predict: its prompt and the calls the data expects there."""
+
+    conversation: Conversation
+    turn: int
+    prompt: str
+
+    @property
+    def expected(self) -> list[dict[str, Any]]:
+        return [
+            {"name": c.name, "arguments": c.arguments}
+            for c in self.conversation.messages[self.turn].tool_calls
+        ]
+
+
+def build_cases(
+    tokenizer: Any, conversations: Sequence[Conversation], *, enable_thinking: bool = True
+) -> list[Case]:
+    return [
+        Case(
+            conv,
+            k,
+            render_text(
+                tokenizer, conv, enable_thinking=enable_thinking, upto=k, add_generation_prompt=True
+            ),
+        )
+        for conv in conversations
+        for k, m in enumerate(conv.messages)
+        if m.role == "assistant"
+    ]
+
+
+def reference_completion(tokenizer: Any, case: Case, *, enable_thinking: bool = True) -> str:
+    """What the data says the model should generate for `case`: the template's rendering of that
+    turn as the last one, after the prompt, through ``<|im_end|>``."""
+    upto = render_text(
+        tokenizer, case.conversation, enable_thinking=enable_thinking, upto=case.turn + 1
+    )
+    if not upto.startswith(case.prompt):
+        raise ValueError(f"turn {case.turn}: the prompt is not a prefix of the rendering")
+    return upto[len(case.prompt) :].removesuffix("\n")
+
+
+def load_conversations(path: Path) -> list[Conversation]:
+    """Held-out conversations; a bad record here is a broken eval set, so it raises."""
+    out = []
+    for _, record in read_jsonl(path):
+        if not isinstance(record, Conversation):
+            raise ValueError(f"{path}: {getattr(record, 'reason', 'not a conversation')}")
+        out.append(record)
+    return out
+
+
+# --- scoring ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CaseResult:
+    case: Case
+    completion: str
+    parsed: ParsedCompletion  # calls validated against the tools
+    score: CallScore  # every well-formed call, valid or not, against the expected ones
+    syntax_ok: bool
+    finished: bool  # ended with an end-of-turn token rather than the token budget
+
+    @property
+    def error_kinds(self) -> set[ErrorKind]:
+        return {e.kind for e in self.parsed.errors}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source_line": self.case.conversation.meta.get(
+                "source_line", self.case.conversation.source_line
+            ),
+            "turn": self.case.turn,
+            "expected": self.case.expected,
+            "completion": self.completion,
+            "parsed": self.parsed.to_dict(),
+            "exact": self.score.exact and self.syntax_ok,
+            "mismatches": self.score.mismatches,
+            "finished": self.finished,
+        }
+
+
+def score_case(case: Case, completion: str) -> CaseResult:
+    tools = list(case.conversation.tools)
+    parsed = parse_completion(completion, tools or None)
+    # Unvalidated calls too: a call with a wrong argument still has a name to score.
+    loose = parse_completion(completion, None)
+    return CaseResult(
+        case=case,
+        completion=completion,
+        parsed=parsed,
+        score=score_calls(loose.tool_calls, case.expected, tools),
+        syntax_ok=not any(e.kind in SYNTAX_ERRORS for e in loose.errors),
+        finished=any(t in completion for t in END_OF_TURN),
+    )
+
+
+def _fraction(flags: Sequence[bool]) -> float | None:
+    return sum(flags) / len(flags) if flags else None
+
+
+def metrics(results: Sequence[CaseResult]) -> dict[str, Any]:
+    """The metrics of the module docstring plus counts (None where no case applies)."""
+    calls = [r for r in results if r.case.expected]
+    no_calls = [r for r in results if not r.case.expected]
+    attempted = [r for r in calls if r.score.predicted or r.parsed.tool_calls]
+
+    def names(r: CaseResult) -> bool:
+        return r.score.name_matched == r.score.expected == r.score.predicted
+
+    def full(r: CaseResult) -> bool:
+        return r.score.exact and r.syntax_ok
+
+    return {
+        "parse_validity": _fraction([r.syntax_ok for r in results]),
+        "function_name_accuracy": _fraction([names(r) for r in calls]),
+        "arguments_required": _fraction(
+            [ErrorKind.MISSING_ARGUMENT not in r.error_kinds for r in attempted]
+        ),
+        "arguments_no_unexpected": _fraction(
+            [ErrorKind.UNEXPECTED_ARGUMENT not in r.error_kinds for r in attempted]
+        ),
+        "arguments_types": _fraction(
+            [
+                not r.error_kinds & {ErrorKind.WRONG_TYPE, ErrorKind.SCHEMA_VIOLATION}
+                for r in attempted
+            ]
+        ),
+        "arguments_values": _fraction(
+            [r.score.name_matched > 0 and r.score.matched == r.score.name_matched for r in calls]
+        ),
+        "full_call_accuracy": _fraction([full(r) for r in calls]),
+        "no_call_accuracy": _fraction(
+            [r.score.predicted == 0 and not r.parsed.tool_calls and r.syntax_ok for r in no_calls]
+        ),
+        "accuracy": _fraction([full(r) for r in results]),
+        "cases": len(results),
+        "call_cases": len(calls),
+        "no_call_cases": len(no_calls),
+        "expected_calls": sum(r.score.expected for r in results),
+        "predicted_calls": sum(r.score.predicted for r in results),
+        "unfinished": sum(not r.finished for r in results),
+    }
+
+
+def evaluate_completer(complete: Completer, cases: Sequence[Case]) -> dict[str, Any]:
+    """Generate for every case with `complete` and score; returns metrics and per-case details."""
+    completions = complete([c.prompt for c in cases])
+    results = [score_case(c, text) for c, text in zip(cases, completions, strict=True)]
+    return {"metrics": metrics(results), "cases": [r.to_dict() for r in results]}
+
+
+# --- generation -------------------------------------------------------------------------------
+
+
+def load_model(path: str) -> Any:
+    """A causal LM for generation on the CPU or the first GPU; LoRA adapter folders work too."""
+    import torch
+
+    if (Path(path) / "adapter_config.json").is_file():
+        from peft import AutoPeftModelForCausalLM
+
+        model = AutoPeftModelForCausalLM.from_pretrained(path)
+    else:
+        from transformers import AutoModelForCausalLM
+
+        model = AutoModelForCausalLM.from_pretrained(path)
+    return model.to("cuda" if torch.cuda.is_available() else "cpu").eval()
+
+
+def hf_completer(
+    model: Any, tokenizer: Any, *, max_new_tokens: int = 256, batch_size: int = 8
+) -> Completer:
+    """Greedy batched generation with left padding; completions keep their special tokens
+    (``<|im_end|>`` marks a finished turn; the parser cuts it off)."""
+    import torch
+
+    stop = [tokenizer.convert_tokens_to_ids(t) for t in END_OF_TURN]
+
+    @torch.no_grad()
+    def complete(prompts: Sequence[str]) -> list[str]:
+        tokenizer.padding_side = "left"
+        out: list[str] = []
+        for i in range(0, len(prompts), batch_size):
+            batch = tokenizer(
+                list(prompts[i : i + batch_size]),
+                return_tensors="pt",
+                padding=True,
+                add_special_tokens=False,
+            ).to(model.device)
+            generated = model.generate(
+                **batch,
+                max_new_tokens=max_new_tokens,
+                do_sample=False,
+                eos_token_id=stop,
+                pad_token_id=tokenizer.pad_token_id,
+            )
+            new = generated[:, batch["input_ids"].shape[1] :]
+            for row in new.tolist():
+                text = tokenizer.decode(row, skip_special_tokens=False)
+                end = min((text.find(t) + len(t) for t in END_OF_TURN if t in text), default=-1)
+                out.append(text if end < 0 else text[:end])  # drop padding after the end
+        return out
+
+    return complete
+
+
+# --- report -----------------------------------------------------------------------------------
+
+
+def format_table(report: dict[str, Any]) -> str:
+    models = list(report["models"])
+    rows = [f"{'metric':<26}" + "".join(f"{m:>10}" for m in models)]
+    for key in report["models"][models[0]]["metrics"]:
+        cells = []
+        for m in models:
+            v = report["models"][m]["metrics"][key]
+            cells.append(
+                f"{'-':>10}" if v is None else f"{v:>10.3f}" if isinstance(v, float) else f"{v:>10}"
+            )
+        rows.append(f"{key:<26}" + "".join(cells))
+    return "\n".join(rows)
+
+
+def log_to_mlflow(report: dict[str, Any], args: EvaluateArgs) -> str | None:
+    """Log metrics as ``eval/<model>/<metric>`` and the report as ``eval/report.json``.
+
+    Only when a tracking URI is configured (``MLFLOW_TRACKING_URI``) or a run/experiment is named.
+    """
+    if not (os.environ.get("MLFLOW_TRACKING_URI") or args.mlflow_run_id or args.mlflow_experiment):
+        return None
+    import mlflow
+
+    if args.mlflow_experiment and not args.mlflow_run_id:
+        mlflow.set_experiment(args.mlflow_experiment)
+    with mlflow.start_run(
+        run_id=args.mlflow_run_id, run_name=None if args.mlflow_run_id else "evaluate"
+    ) as run:
+        for name, body in report["models"].items():
+            mlflow.log_metrics(
+                {f"eval/{name}/{k}": float(v) for k, v in body["metrics"].items() if v is not None}
+            )
+        mlflow.log_dict(report, "eval/report.json")
+        return str(run.info.run_id)
+
+
+def main(args: EvaluateArgs, completers: dict[str, Completer] | None = None) -> dict[str, Any]:
+    """Evaluate the tuned (and base) model; return the report (also written and logged).
+
+    `completers` replaces model loading (``{"tuned": fn, "base": fn}``), for tests and for
+    evaluating an endpoint through the same scoring.
+    """
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(args.tokenizer or args.model)
+    cases = build_cases(
+        tokenizer, load_conversations(args.data), enable_thinking=args.enable_thinking
+    )[: args.max_cases]
+    if not cases:
+        raise ValueError(f"{args.data}: no assistant turn to evaluate")
+    if completers is None:
+        paths = {"base": args.base_model, "tuned": args.model}
+        completers = {
+            name: hf_completer(
+                load_model(path),
+                tokenizer,
+                max_new_tokens=args.max_new_tokens,
+                batch_size=args.batch_size,
+            )
+            for name, path in paths.items()
+            if path
+        }
+    report: dict[str, Any] = {
+        "data": str(args.data),
+        "models": {},
+        "paths": {"base": args.base_model, "tuned": args.model},
+        "generation": {
+            "max_new_tokens": args.max_new_tokens,
+            "enable_thinking": args.enable_thinking,
+            "greedy": True,
+        },
+    }
+    for name, complete in completers.items():
+        report["models"][name] = evaluate_completer(complete, cases)
+    report["mlflow_run_id"] = log_to_mlflow(report, args)
+    if args.output is not None:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        tmp = args.output.with_name(f".{args.output.name}.tmp")
+        tmp.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        os.replace(tmp, args.output)
+    return report
+
+
+def cli(argv: list[str] | None = None) -> int:
+    args = parse_args(EvaluateArgs, __doc__.splitlines()[0], argv)
+    try:
+        report = main(args)
+    except (ValueError, FileNotFoundError, OSError) as e:
+        print(f"evaluate failed: {e}", file=sys.stderr)
+        return 2
+    print(format_table(report))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(cli())
