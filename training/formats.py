@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from inference.parsing import CALL_OPEN, THINK_OPEN, ErrorKind, parse_completion
 from training.conversation import (
     Conversation,
     ConversationError,
@@ -287,7 +288,6 @@ _SHAREGPT_ROLES = {
     "observation": "tool",
     "function_response": "tool",
 }
-_THINK = re.compile(r"<think>(.*?)</think>", re.DOTALL)
 _TOOL_CALL = re.compile(r"<tool_call>(.*?)</tool_call>", re.DOTALL)
 _TOOLS = re.compile(r"<tools>(.*?)</tools>", re.DOTALL)
 _TOOL_RESPONSE = re.compile(r"<tool_response>(.*?)</tool_response>", re.DOTALL)
@@ -313,19 +313,43 @@ def _call_from_obj(obj: Any) -> ToolCall:
     return ToolCall(obj["name"], parse_arguments(obj.get("arguments", {}), obj["name"]))
 
 
+def _json_bodies(text: str) -> str:
+    """Rewrite Python-literal ``<tool_call>`` bodies (Hermes prints dicts with single quotes) as
+    JSON, so the one completion parser in `inference.parsing` can read them."""
+
+    def fix(m: re.Match[str]) -> str:
+        body = m.group(1)
+        try:
+            json.loads(body)
+        except json.JSONDecodeError:
+            try:
+                return f"<tool_call>\n{json.dumps(ast.literal_eval(body.strip()))}\n</tool_call>"
+            except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+                pass  # left as is: the parser reports it
+        return m.group(0)
+
+    return _TOOL_CALL.sub(fix, text)
+
+
 def split_assistant_text(text: str) -> tuple[str | None, str, list[ToolCall]]:
-    """Hermes-style assistant text -> (reasoning, remaining content, tool calls)."""
-    if "<think>" not in text and "<tool_call>" not in text:
+    """Assistant text with inline ``<think>``/``<tool_call>`` -> (reasoning, content, calls),
+    read by the same parser as model output; any malformed piece rejects the record."""
+    if THINK_OPEN not in text and CALL_OPEN not in text:
         return None, text, []
-    reasoning = None
-    if m := _THINK.search(text):
-        reasoning = m.group(1).strip("\n")
-        text = text[: m.start()] + text[m.end() :]
-    calls = [
-        _call_from_obj(_loads_lenient(b.strip(), "tool call")) for b in _TOOL_CALL.findall(text)
-    ]
-    content = _TOOL_CALL.sub("", text).strip() if calls else text.strip()
-    return reasoning, content, calls
+    parsed = parse_completion(_json_bodies(text))  # tools are checked later, by `validate`
+    if parsed.errors:
+        e = parsed.errors[0]
+        kind = (
+            "arguments_not_object"
+            if e.kind == ErrorKind.INVALID_ARGUMENTS
+            else "malformed_tool_call"
+        )
+        raise ConversationError(kind, f"{e.reason}: {e.raw[:80]!r}")
+    return (
+        parsed.reasoning,
+        parsed.content,
+        [ToolCall(c.name, c.arguments) for c in parsed.tool_calls],
+    )
 
 
 def _tools_from_system(text: str) -> tuple[list[dict[str, Any]], str]:

@@ -216,6 +216,13 @@ def _call(args: object, name: str = "get_weather") -> dict:
     }
 
 
+def _hermes_gpt(value: str) -> dict:
+    return {
+        "conversations": [{"from": "human", "value": "q"}, {"from": "gpt", "value": value}],
+        "tools": [WEATHER_TOOL],
+    }
+
+
 BAD = [
     ("malformed_json", '{"messages": [', "not valid JSON"),
     ("unknown_role", {"messages": [{"role": "narrator", "content": "x"}]}, "narrator"),
@@ -250,9 +257,15 @@ BAD = [
                 {"from": "gpt", "value": "<tool_call>{oops</tool_call>"},
             ]
         },
-        "neither JSON",
+        "not valid JSON",
     ),
     ("malformed_record", [1, 2], "not a JSON object"),
+    ("malformed_tool_call", _hermes_gpt("<tool_call>\n{'name': 'get_weather'"), "never closed"),
+    (
+        "arguments_not_object",
+        _hermes_gpt('<tool_call>{"name": "get_weather", "arguments": [1]}</tool_call>'),
+        "not an object",
+    ),
 ]
 
 
