@@ -46,5 +46,9 @@ def build_parser(cls: type[Any], description: str) -> argparse.ArgumentParser:
 
 
 def parse_args(cls: type[T], description: str, argv: Sequence[str] | None = None) -> T:
-    namespace = build_parser(cls, description).parse_args(argv)
-    return cls(**vars(namespace))
+    parser = build_parser(cls, description)
+    namespace = parser.parse_args(argv)
+    try:
+        return cls(**vars(namespace))
+    except ValueError as e:  # a dataclass's own checks: report them as usage errors
+        parser.error(str(e))

@@ -80,6 +80,10 @@ class EvaluateArgs:
         default=None, metadata={"help": "or start a run in this experiment"}
     )
 
+    def __post_init__(self) -> None:
+        if self.max_new_tokens <= 0 or self.batch_size <= 0:
+            raise ValueError("--max-new-tokens and --batch-size must be positive")
+
 
 @dataclass(frozen=True)
 class Case:

@@ -76,6 +76,15 @@ class PrepareArgs:
     )
     quiet: bool = field(default=False, metadata={"help": "no progress bar"})
 
+    def __post_init__(self) -> None:
+        # Fail before reading anything rather than after an hour of tokenising.
+        if self.max_length <= 0 or self.batch_size <= 0 or self.workers <= 0:
+            raise ValueError("--max-length, --batch-size and --workers must be positive")
+        if not 0 <= self.max_bad_fraction <= 1:
+            raise ValueError(f"--max-bad-fraction must be in [0, 1], got {self.max_bad_fraction}")
+        if not 0 <= self.eval_fraction < 1:
+            raise ValueError(f"--eval-fraction must be in [0, 1), got {self.eval_fraction}")
+
 
 # Per-record outcomes that, with the errors, add up to the records read.
 COUNTED = ("train_conversations", "eval_conversations", "text_documents")

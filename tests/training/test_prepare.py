@@ -198,3 +198,20 @@ def test_worker_processes_give_the_same_output(tmp_path, synthetic_file):
     assert {k: v for k, v in one.items() if k not in drop} == {
         k: v for k, v in two.items() if k not in drop
     }
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("max_length", 0), ("max_bad_fraction", 1.5), ("eval_fraction", 1.0), ("workers", 0)],
+)
+def test_impossible_settings_fail_before_reading(tmp_path, option, value):
+    with pytest.raises(ValueError, match=option.replace("_", "-")):
+        args_for(tmp_path, tmp_path / "missing.jsonl", **{option: value})
+
+
+def test_cli_reports_bad_settings_as_usage_errors(tmp_path, capsys):
+    argv = ["--input", "x", "--output", str(tmp_path), "--tokenizer", "t", "--max-length", "0"]
+    with pytest.raises(SystemExit) as e:
+        cli(argv)
+    assert e.value.code == 2
+    assert "--max-length" in capsys.readouterr().err
