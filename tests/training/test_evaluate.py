@@ -21,6 +21,7 @@ from training.conversation import Message, ToolCall, build
 from training.evaluate import (
     EvaluateArgs,
     build_cases,
+    cli,
     evaluate_completer,
     format_table,
     hf_completer,
@@ -185,3 +186,18 @@ def test_real_models_logged_to_mlflow(tmp_path, mlflow_server, monkeypatch):
     MlflowClient(mlflow_server).download_artifacts(run.info.run_id, "eval", str(tmp_path))
     logged = json.loads((tmp_path / "eval" / "report.json").read_text())
     assert logged["models"]["tuned"]["metrics"] == report["models"]["tuned"]["metrics"]
+
+
+def test_cli_prints_the_table(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    data = write_jsonl(tmp_path / "eval.jsonl", [WEATHER_CASE.to_record()])
+    argv = ["--model", str(tiny_model_dir()), "--data", str(data), "--max-new-tokens", "2",
+            "--output", str(tmp_path / "report.json")]  # fmt: skip
+    assert cli(argv) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split() == ["metric", "tuned"]
+    assert (
+        json.loads((tmp_path / "report.json").read_text())["models"]["tuned"]["metrics"]["cases"]
+        == 1
+    )
+    assert cli(["--model", str(tiny_model_dir()), "--data", str(tmp_path / "none.jsonl")]) == 2
