@@ -139,6 +139,8 @@ def _text(content: Any) -> str:
         return "".join(
             p["text"] for p in content if isinstance(p, dict) and p.get("type") == "text"
         )
+    if isinstance(content, dict):  # tool results stored as objects by some datasets
+        return json.dumps(content, ensure_ascii=False)
     raise ConversationError("malformed_record", f"content is not text: {content!r:.60}")
 
 

@@ -384,8 +384,9 @@ def generate(
 ) -> list[Conversation]:
     """`n` conversations, the same for the same `seed`, of `mean_tokens` rendered tokens on average.
 
-    Lengths are estimated for the tiny tokenizer; pass `count_tokens` (e.g. the rendered length
-    with your tokenizer) to hit `mean_tokens` for another one.
+    Lengths are estimated for the tiny tokenizer; pass `count_tokens` (`rendered_length(tok)`)
+    to hit `mean_tokens` for another one. Filler only lengthens: below the natural length
+    (about 720 tiny-tokenizer tokens, mostly tool schemas) a smaller target changes nothing.
     """
     r = random.Random(seed)  # noqa: S311 -- reproducible data, not secrets
     measure = count_tokens or _estimate_tokens

@@ -27,7 +27,7 @@ OPENAI = {
                 }
             ],
         },
-        {"role": "tool", "tool_call_id": "call_1", "content": '{"temperature": 18}'},
+        {"role": "tool", "tool_call_id": "call_1", "content": {"temperature": 18}},
         {"role": "assistant", "content": "It is 18 degrees."},
     ],
     "tools": [WEATHER_TOOL],
@@ -116,6 +116,7 @@ def test_openai_messages():
         "assistant", "", "Look it up.", (ToolCall("get_weather", {"city": "Paris"}),)
     )
     assert conv.messages[3].tool_call_id == "call_1"
+    assert conv.messages[3].content == '{"temperature": 18}'  # an object result, as JSON text
     assert conv.tools == (WEATHER_TOOL,)
 
 
