@@ -1,0 +1,16 @@
+"""The feature flags of ``cdk.json``, for apps built outside the CDK CLI (tests, benchmarks).
+
+The CLI passes them itself; an in-process ``cdk.App()`` must get the same ones, or it builds
+different resources (e.g. ACL-based access logging instead of a bucket policy).
+"""
+
+import json
+from pathlib import Path
+from typing import Any
+
+CDK_JSON = Path(__file__).resolve().parent.parent / "cdk.json"
+
+
+def cdk_json_context() -> dict[str, Any]:
+    context: dict[str, Any] = json.loads(CDK_JSON.read_text(encoding="utf-8"))["context"]
+    return context
