@@ -12,5 +12,7 @@ CDK_JSON = Path(__file__).resolve().parent.parent / "cdk.json"
 
 
 def cdk_json_context() -> dict[str, Any]:
+    """cdk.json's context plus what the CLI adds: ``aws:cdk:path`` metadata on every resource
+    (cfn-lint reads it, e.g. to accept the config's explicit AZs as CDK output)."""
     context: dict[str, Any] = json.loads(CDK_JSON.read_text(encoding="utf-8"))["context"]
-    return context
+    return {**context, "aws:cdk:enable-path-metadata": True}

@@ -1,0 +1,31 @@
+"""The security gates over every synthesized BU: each cdk-nag pack and cfn-lint, zero findings."""
+
+import pytest
+
+from platform_constructs.gates import PACKS
+from scripts.gates import cfn_lint, stack_templates, validation_findings
+
+
+@pytest.mark.parametrize("pack", [p.__name__ for p in PACKS])
+def test_nag_pack_has_zero_unacknowledged_findings(synthesized, pack: str) -> None:
+    report = synthesized.nag[pack]
+    findings = [
+        f"{v.rule_name} at {c.construct_path}"
+        for v in report.violations
+        for c in v.violating_constructs
+    ]
+    assert findings == []
+    assert report.success
+
+
+def test_cfn_lint_has_no_errors_or_warnings(synthesized) -> None:
+    templates = stack_templates(synthesized.outdir)
+    assert {t.bu for t in templates} == set(synthesized.stages)
+    assert len(templates) == 2 * len(synthesized.stages)
+    results = [cfn_lint(t) for t in templates]
+    problems = [line for r in results for line in r.errors + r.warnings]
+    assert problems == []
+
+
+def test_cdk_builtin_validation_reports_nothing(synthesized) -> None:
+    assert sum(validation_findings(synthesized.outdir).values()) == 0
