@@ -11,6 +11,7 @@ from cfnlint.api import lint
 # The report lists a plugin only when it found something; every listed violation fails the
 # gate, whether from a cdk-nag pack or from CDK's built-in CloudFormation validation.
 
+
 @dataclass(frozen=True)
 class StackTemplate:
     bu: str

@@ -54,18 +54,19 @@ def main() -> int:
         lint_problems += result.errors + result.warnings
 
     header = ("BU", "stacks", "resources", "nag findings", "cfn-lint errors/warnings")
-    table = [header] + [
+    table: list[tuple[str, ...]] = [header] + [
         (bu, str(s), str(r), str(findings.get(bu, 0)), f"{e}/{w}")
         for bu, (s, r, e, w) in sorted(rows.items())
     ]
-    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
-    for row in table:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
+    widths = [max(len(line[i]) for line in table) for i in range(len(header))]
+    for line in table:
+        print("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)))
 
     for line in validation_lines(OUTDIR) + lint_problems:
         print(line, file=sys.stderr)
     failed = sum(findings.values()) > 0 or any(row[2] for row in rows.values())
-    print("gates: FAILED" if failed else "gates: passed (cdk-nag x3, CDK validation, cfn-lint)")
+    packs = "cdk-nag AwsSolutions, HIPAA Security, NIST 800-53 r5; cfn-lint"
+    print(f"gates: FAILED ({packs})" if failed else f"gates: passed ({packs})")
     return 1 if failed else 0
 
 

@@ -15,6 +15,7 @@ class NetworkStack(cdk.Stack):
     def __init__(
         self, scope: Construct, construct_id: str, *, config: BusinessUnitConfig, **kwargs: Any
     ) -> None:
+        self._azs = list(config.network.availability_zones)
         super().__init__(scope, construct_id, **kwargs)
         names, net = config.naming, config.network
         policy = removal_policy(config)
@@ -41,3 +42,10 @@ class NetworkStack(cdk.Stack):
             removal_policy=policy,
         )
         self.vpc = self.network.vpc
+
+    @property
+    def availability_zones(self) -> list[str]:
+        """The config's AZs. With an explicit account, CDK would look them up (a call to AWS
+        that fails offline, then a second synth pass); ``ec2.Vpc`` reads this to check its
+        ``availability_zones`` against the stack's."""
+        return self._azs

@@ -12,7 +12,7 @@ from aws_cdk.assertions import Template
 from config.__main__ import main as config_cli
 from config.loader import CONFIG_DIR, config_files, load_valid
 from config.schema import BusinessUnitConfig
-from platform_constructs.gates import PACKS
+from platform_constructs.gates import PACKS, register_gates
 from stacks.context import cdk_json_context
 from stacks.stage import BusinessUnitStage
 
@@ -45,7 +45,11 @@ def config_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def synthesized(config_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> SynthesizedApp:
     outdir = tmp_path_factory.mktemp("cdk.out")
-    app = cdk.App(context=cdk_json_context(), outdir=str(outdir))
+    # As app.py builds it: gates registered, CDK's slow built-in validation off (cfn-lint runs).
+    app = cdk.App(
+        context=cdk_json_context(), outdir=str(outdir), builtin_cloud_formation_validation=False
+    )
+    register_gates(app)
     configs = {c.name: c for c in load_valid(config_files(config_dir))}
     stages = {name: BusinessUnitStage(app, config=cfg) for name, cfg in configs.items()}
     nag = {pack.__name__: pack().validate_scope(app) for pack in PACKS}
