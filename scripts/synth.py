@@ -54,7 +54,8 @@ def main() -> int:
         lint_problems += result.errors + result.warnings
 
     header = ("BU", "stacks", "resources", "nag findings", "cfn-lint errors/warnings")
-    table: list[tuple[str, ...]] = [header] + [
+    table: list[tuple[str, ...]] = [header]
+    table += [
         (bu, str(s), str(r), str(findings.get(bu, 0)), f"{e}/{w}")
         for bu, (s, r, e, w) in sorted(rows.items())
     ]
@@ -62,8 +63,8 @@ def main() -> int:
     for line in table:
         print("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)))
 
-    for line in validation_lines(OUTDIR) + lint_problems:
-        print(line, file=sys.stderr)
+    for problem in validation_lines(OUTDIR) + lint_problems:
+        print(problem, file=sys.stderr)
     failed = sum(findings.values()) > 0 or any(row[2] for row in rows.values())
     packs = "cdk-nag AwsSolutions, HIPAA Security, NIST 800-53 r5; cfn-lint"
     print(f"gates: FAILED ({packs})" if failed else f"gates: passed ({packs})")
