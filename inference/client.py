@@ -91,15 +91,16 @@ class Sampling:
     seed: int | None = None
     stop: tuple[str, ...] = ()
 
-    def to_body(self, thinking: bool | None) -> dict[str, Any]:
+    def to_body(self, thinking: bool | None, *, top_k: bool = True) -> dict[str, Any]:
         # Qwen3's model card: thinking 0.6/0.95/20, non-thinking 0.7/0.8/20 (greedy decoding loops).
         temp, top_p = (0.6, 0.95) if thinking is not False else (0.7, 0.8)
         body: dict[str, Any] = {
             "max_tokens": self.max_tokens,
             "temperature": temp if self.temperature is None else self.temperature,
             "top_p": top_p if self.top_p is None else self.top_p,
-            "top_k": 20 if self.top_k is None else self.top_k,
         }
+        if top_k:  # a vLLM extension; plain OpenAI servers reject it
+            body["top_k"] = 20 if self.top_k is None else self.top_k
         if self.presence_penalty is not None:
             body["presence_penalty"] = self.presence_penalty
         if self.seed is not None:
@@ -145,11 +146,14 @@ def build_chat_request(
     stream: bool = False,
     model: str | None = None,
     extra: Mapping[str, Any] | None = None,
+    dialect: Literal["vllm", "openai"] = "vllm",
 ) -> dict[str, Any]:
     """An OpenAI-style chat completion body; raises `RequestError` when it cannot be valid.
 
     `thinking` None leaves Qwen3's template default (thinking on, or the server's default);
     True/False sends ``chat_template_kwargs.enable_thinking``. `extra` adds server-specific fields.
+    `dialect="openai"` leaves out vLLM's extensions (``top_k``) for servers that refuse them,
+    such as ``transformers serve``; LMI endpoints run vLLM and take the default.
     """
     _check_messages(messages)
     body: dict[str, Any] = {"messages": [dict(m) for m in messages]}
@@ -164,7 +168,7 @@ def build_chat_request(
         raise RequestError("tool_choice requires tools")
     if thinking is not None:
         body["chat_template_kwargs"] = {"enable_thinking": thinking}
-    body.update((sampling or Sampling()).to_body(thinking))
+    body.update((sampling or Sampling()).to_body(thinking, top_k=dialect == "vllm"))
     if stream:
         body["stream"] = True
         body["stream_options"] = {"include_usage": True}
@@ -286,8 +290,9 @@ def _sse_line(line: bytes) -> dict[str, Any] | None:
 
 
 @dataclass
-class _StreamAssembler:
-    """Folds chat.completion.chunk events into one assistant message."""
+class StreamAssembler:
+    """Folds chat.completion.chunk events (from `iter_sse_events`) into one assistant message;
+    `add` returns the text deltas of each event, `message()` the message for `parse_message`."""
 
     content: list[str] = field(default_factory=list)
     reasoning: list[str] = field(default_factory=list)
@@ -460,7 +465,7 @@ class EndpointClient:
         response, attempts = self._invoke(
             "invoke_endpoint_with_response_stream", payload, "text/event-stream"
         )
-        assembler = _StreamAssembler()
+        assembler = StreamAssembler()
         first: float | None = None
         stream_errors: list[ParseError] = []
         for event in iter_sse_events(self._payload_parts(response["Body"], stream_errors)):
