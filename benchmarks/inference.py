@@ -23,23 +23,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from inference.parsing import compile_tools, parse_completion
+from inference.smoke import WEATHER_TOOL
 
 TOOLS: list[dict[str, Any]] = [
-    {
-        "type": "function",
-        "function": {
-            "name": "get_weather",
-            "description": "Current weather for a city.",
-            "parameters": {
-                "type": "object",
-                "properties": {
-                    "city": {"type": "string"},
-                    "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]},
-                },
-                "required": ["city"],
-            },
-        },
-    },
+    WEATHER_TOOL,
     {
         "type": "function",
         "function": {

@@ -1,7 +1,7 @@
 """Call a SageMaker LMI endpoint with OpenAI-style chat requests and get validated tool calls back.
 
 `build_chat_request` makes the request body (also sent as-is to any OpenAI-compatible server, as
-the local end-to-end test does); `EndpointClient.chat` and `.chat_stream` send it with boto3
+the local end-to-end test does); `EndpointClient.chat` sends it with boto3
 (`invoke_endpoint`, `invoke_endpoint_with_response_stream`) and return one `ChatResult`, parsed by
 `inference.parsing` so that the endpoint and the training evaluation read completions alike.
 
@@ -25,6 +25,7 @@ from inference.parsing import (
     ParsedCompletion,
     ParseError,
     ToolCall,
+    Toolset,
     compile_tools,
     parse_chat_response,
     parse_message,
@@ -395,7 +396,6 @@ class EndpointClient:
         self._sleep = sleep
         self._clock = clock
 
-    # The two public calls share request building, checks and retries.
     def chat(
         self,
         messages: Sequence[Mapping[str, Any]],
@@ -405,22 +405,35 @@ class EndpointClient:
         thinking: bool | None = None,
         sampling: Sampling | None = None,
         extra: Mapping[str, Any] | None = None,
+        stream: bool = False,
+        on_delta: Callable[[Delta], None] | None = None,
     ) -> ChatResult:
-        """One request, one JSON answer (must finish within InvokeEndpoint's 60 s)."""
+        """Send one chat request; see the module docstring for the checks and retries.
+
+        Without `stream` the answer is one JSON document (InvokeEndpoint must finish within
+        60 s); with it, `invoke_endpoint_with_response_stream` is used and `on_delta` sees the
+        reasoning and text as they arrive.
+        """
         body = build_chat_request(
             messages,
             tools=tools,
             tool_choice=tool_choice,
             thinking=thinking,
             sampling=sampling,
+            stream=stream,
             extra=extra,
         )
         payload = self._checked_payload(body)
+        toolset = compile_tools(tools) if tools else None
+        if stream:
+            return self._streamed(payload, toolset, on_delta)
+        return self._complete(payload, toolset)
+
+    def _complete(self, payload: bytes, toolset: Toolset | None) -> ChatResult:
         start = self._clock()
         response, attempts = self._invoke("invoke_endpoint", payload, "application/json")
         raw_bytes = response["Body"].read()
         latency = self._clock() - start
-        toolset = compile_tools(tools) if tools else None
         try:
             document = json.loads(raw_bytes)
         except json.JSONDecodeError:
@@ -439,28 +452,12 @@ class EndpointClient:
             raw=document,
         )
 
-    def chat_stream(
+    def _streamed(
         self,
-        messages: Sequence[Mapping[str, Any]],
-        *,
-        tools: Sequence[Mapping[str, Any]] | None = None,
-        tool_choice: ToolChoice = "auto",
-        thinking: bool | None = None,
-        sampling: Sampling | None = None,
-        extra: Mapping[str, Any] | None = None,
-        on_delta: Callable[[Delta], None] | None = None,
+        payload: bytes,
+        toolset: Toolset | None,
+        on_delta: Callable[[Delta], None] | None,
     ) -> ChatResult:
-        """Stream the answer: `on_delta` sees reasoning and text as they arrive."""
-        body = build_chat_request(
-            messages,
-            tools=tools,
-            tool_choice=tool_choice,
-            thinking=thinking,
-            sampling=sampling,
-            stream=True,
-            extra=extra,
-        )
-        payload = self._checked_payload(body)
         start = self._clock()
         response, attempts = self._invoke(
             "invoke_endpoint_with_response_stream", payload, "text/event-stream"
@@ -476,7 +473,6 @@ class EndpointClient:
                     on_delta(delta)
         latency = self._clock() - start
         message = assembler.message()
-        toolset = compile_tools(tools) if tools else None
         parsed = parse_message(message, toolset)
         errors = list(parsed.errors) + stream_errors
         errors += [
@@ -603,6 +599,6 @@ def _timeout_message(endpoint: str, *, streaming: bool) -> str:
         "the stream stalled; check the endpoint's CloudWatch logs"
         if streaming
         else f"InvokeEndpoint must answer within {INVOKE_TIMEOUT_S} s: lower max_tokens, switch "
-        "thinking off, or use chat_stream (invoke_endpoint_with_response_stream)"
+        "thinking off, or stream (chat(..., stream=True))"
     )
     return f"{endpoint}: no response in time; {hint}"

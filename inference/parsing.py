@@ -318,6 +318,13 @@ def _scan_tool_calls(text: str, toolset: Toolset | None) -> tuple[str, list[Tool
     return "".join(kept).strip(), results
 
 
+def _unparseable(reason: str, value: Any) -> ParsedCompletion:
+    """A completion that is not even text or a message: one `malformed_response` error."""
+    raw = value if isinstance(value, str) else json.dumps(value, default=str, ensure_ascii=False)
+    error = ParseError(ErrorKind.MALFORMED_RESPONSE, reason, raw[:2000])
+    return ParsedCompletion(reasoning=None, content="", errors=[error])
+
+
 def _strip_envelope(text: str) -> str:
     if text.startswith(_ASSISTANT_HEADER):
         text = text[len(_ASSISTANT_HEADER) :]
@@ -345,9 +352,7 @@ def parse_completion(
     """Parse raw generated text into reasoning, content and validated tool calls."""
     toolset = _resolve(tools, strict)
     if not isinstance(text, str):
-        raw = repr(text)[:2000]
-        error = ParseError(ErrorKind.MALFORMED_RESPONSE, "completion is not a string", raw)
-        return ParsedCompletion(reasoning=None, content="", errors=[error])
+        return _unparseable("completion is not a string", repr(text))
     reasoning, rest, errors = _split_reasoning(_strip_envelope(text))
     content, results = _scan_tool_calls(rest, toolset)
     return _assemble(reasoning, content, list(results), errors)
@@ -398,9 +403,7 @@ def parse_message(
     """Parse one OpenAI-style assistant message, whichever fields the server filled."""
     toolset = _resolve(tools, strict)
     if not isinstance(message, Mapping):
-        raw = json.dumps(message, default=str)[:2000]
-        error = ParseError(ErrorKind.MALFORMED_RESPONSE, "message is not an object", raw)
-        return ParsedCompletion(reasoning=None, content="", errors=[error])
+        return _unparseable("message is not an object", message)
     from_content = parse_completion(_text_of(message.get("content")), toolset)
     server_reasoning = message.get("reasoning_content") or message.get("reasoning")
     pieces = [p.strip() for p in (_text_of(server_reasoning), from_content.reasoning or "") if p]
@@ -426,10 +429,8 @@ def parse_chat_response(
     first = choices[0] if isinstance(choices, list) and choices else None
     message = first.get("message") if isinstance(first, Mapping) else None
     if not isinstance(message, Mapping):
-        raw = json.dumps(response, default=str, ensure_ascii=False)[:2000]
         reason = "response has no choices[0].message"
         if isinstance(response, Mapping) and "error" in response:
             reason += f" (server error: {json.dumps(response['error'], default=str)[:500]})"
-        error = ParseError(ErrorKind.MALFORMED_RESPONSE, reason, raw)
-        return ParsedCompletion(reasoning=None, content="", errors=[error])
+        return _unparseable(reason, response)
     return parse_message(message, toolset)

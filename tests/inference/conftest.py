@@ -9,21 +9,9 @@ from typing import Any
 import pytest
 from inference_stubs import StubbedRuntime
 
-WEATHER_TOOL: dict[str, Any] = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "Current weather for a city.",
-        "parameters": {
-            "type": "object",
-            "properties": {
-                "city": {"type": "string", "description": "City name"},
-                "unit": {"type": "string", "enum": ["celsius", "fahrenheit"], "default": "celsius"},
-            },
-            "required": ["city"],
-        },
-    },
-}
+from inference.smoke import WEATHER_TOOL
+
+# The smoke command's tool: one weather tool across the smoke test, the e2e test and tables.
 # Bare form (no "type"/"function" wrapper), as xLAM-style data carries it.
 TIME_TOOL: dict[str, Any] = {
     "name": "get_time",

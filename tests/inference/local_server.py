@@ -15,18 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-WEATHER_TOOL: dict[str, Any] = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "Get the current weather for a city.",
-        "parameters": {
-            "type": "object",
-            "properties": {"city": {"type": "string"}},
-            "required": ["city"],
-        },
-    },
-}
+from inference.smoke import WEATHER_TOOL
+
 E2E_MESSAGES = [{"role": "user", "content": "What's the weather like in Paris?"}]
 E2E_REASONING = "The user wants the weather in Paris."
 E2E_TARGET = (
