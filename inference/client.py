@@ -30,6 +30,7 @@ from inference.parsing import (
     parse_chat_response,
     parse_message,
 )
+from inference.serving import ServingConfig
 
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024  # InvokeEndpoint request and response limit
 INVOKE_TIMEOUT_S = 60  # InvokeEndpoint's own response limit
@@ -376,6 +377,7 @@ class EndpointClient:
         region: str | None = None,
         inference_component: str | None = None,
         max_model_len: int = 16_384,
+        thinking_default: bool | None = None,
         tokenizer: Any | None = None,
         max_attempts: int = 4,
         backoff_s: float = 0.5,
@@ -389,12 +391,23 @@ class EndpointClient:
         self.runtime = runtime_client or default_runtime_client(region)
         self.inference_component = inference_component
         self.max_model_len = max_model_len
+        self.thinking_default = thinking_default
         self.tokenizer = tokenizer
         self.max_attempts = max_attempts
         self.backoff_s = backoff_s
         self.max_backoff_s = max_backoff_s
         self._sleep = sleep
         self._clock = clock
+
+    @classmethod
+    def for_serving(
+        cls, endpoint_name: str, config: ServingConfig, **kwargs: Any
+    ) -> EndpointClient:
+        """A client whose token budget and thinking default come from the endpoint's config."""
+        thinking = config.thinking_default if config.supports_thinking else None
+        return cls(
+            endpoint_name, max_model_len=config.max_model_len, thinking_default=thinking, **kwargs
+        )
 
     def chat(
         self,
@@ -412,13 +425,13 @@ class EndpointClient:
 
         Without `stream` the answer is one JSON document (InvokeEndpoint must finish within
         60 s); with it, `invoke_endpoint_with_response_stream` is used and `on_delta` sees the
-        reasoning and text as they arrive.
+        reasoning and text as they arrive. `thinking` None takes the client's `thinking_default`.
         """
         body = build_chat_request(
             messages,
             tools=tools,
             tool_choice=tool_choice,
-            thinking=thinking,
+            thinking=self.thinking_default if thinking is None else thinking,
             sampling=sampling,
             stream=stream,
             extra=extra,

@@ -46,6 +46,19 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError, relevance
 
+__all__ = [
+    "ErrorKind",
+    "ParseError",
+    "ParsedCompletion",
+    "ToolCall",
+    "ToolSchemaError",
+    "Toolset",
+    "compile_tools",
+    "parse_chat_response",
+    "parse_completion",
+    "parse_message",
+]
+
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 CALL_OPEN, CALL_CLOSE = "<tool_call>", "</tool_call>"
 END_TOKENS = ("<|im_end|>", "<|endoftext|>")

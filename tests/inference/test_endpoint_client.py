@@ -351,3 +351,24 @@ def test_sse_reassembly_handles_split_utf8_and_json_lines() -> None:
     assert events[0]["choices"][0]["delta"]["content"] == "Zürich ☀"
     assert events[1] == {"token": {"text": "x"}}
     assert list(iter_sse_events([b"data: not json\n"])) == [{"_unparsed": "not json"}]
+
+
+def test_client_for_a_serving_config_takes_its_budget_and_thinking_default(
+    runtime: StubbedRuntime,
+) -> None:
+    from inference.serving import ServingConfig
+
+    config = ServingConfig(max_model_len=4096, thinking_default=False)
+    client = EndpointClient.for_serving("qwen3-tools", config, runtime_client=runtime.client)
+    assert client.max_model_len == 4096
+    body = build_chat_request(MESSAGES, thinking=False)
+    runtime.respond(
+        completion("Hi."),
+        expected={
+            "EndpointName": "qwen3-tools",
+            "Body": json.dumps(body).encode(),
+            "ContentType": "application/json",
+            "Accept": "application/json",
+        },
+    )
+    assert client.chat(MESSAGES).text == "Hi."  # enable_thinking false was sent

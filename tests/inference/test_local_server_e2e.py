@@ -19,7 +19,13 @@ from local_server import (
     post_stream,
 )
 
-from inference.client import Sampling, StreamAssembler, build_chat_request, iter_sse_events
+from inference.client import (
+    Sampling,
+    StreamAssembler,
+    build_chat_request,
+    estimate_prompt_tokens,
+    iter_sse_events,
+)
 from inference.parsing import (
     ErrorKind,
     ParsedCompletion,
@@ -136,3 +142,14 @@ def test_server_rejection_is_a_typed_error(local_server: str, memorized_model: A
     assert status == 422
     parsed = parse_chat_response(document if isinstance(document, dict) else {"error": document})
     assert [e.kind for e in parsed.errors] == [ErrorKind.MALFORMED_RESPONSE]
+
+
+def test_client_token_count_matches_the_server(local_server: str, memorized_model: Any) -> None:
+    """The prompt budget check counts what the server will count (same template, same kwargs)."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(memorized_model)
+    body = request(str(memorized_model))
+    status, document = post_json(local_server, body)
+    assert status == 200
+    assert estimate_prompt_tokens(body, tokenizer) == document["usage"]["prompt_tokens"]
