@@ -31,6 +31,7 @@ schema does not set ``additionalProperties: false``; an explicit ``additionalPro
 
 Reasoning is ``None`` when the completion has no think block and ``""`` when the block is empty
 (thinking switched off by the prompt). A ``<tool_call>`` inside reasoning is a thought, not a call.
+A call present both in ``tool_calls`` and as a raw block in ``content`` is reported once.
 """
 
 from __future__ import annotations
@@ -229,7 +230,11 @@ def _check_call(
         return ParseError(
             ErrorKind.UNKNOWN_TOOL, f"unknown tool {name!r} (offered: {offered})", raw, name
         )
-    problems = sorted(validator.iter_errors(arguments), key=relevance, reverse=True)
+    try:
+        problems = sorted(validator.iter_errors(arguments), key=relevance, reverse=True)
+    except Exception as exc:  # e.g. an unresolvable $ref: report it, never crash
+        reason = f"the schema of {name!r} could not be applied: {type(exc).__name__}: {exc}"
+        return ParseError(ErrorKind.SCHEMA_VIOLATION, reason, raw, name)
     if not problems:
         return ToolCall(name=name, arguments=arguments, raw=raw, id=call_id)
     top = problems[0]
@@ -325,6 +330,8 @@ def _scan_tool_calls(text: str, toolset: Toolset | None) -> tuple[str, list[Tool
             results.append(
                 ParseError(ErrorKind.INVALID_JSON, _json_error(exc, "tool call body"), raw)
             )
+        except RecursionError:
+            results.append(ParseError(ErrorKind.INVALID_JSON, "tool call body nests too deep", raw))
         else:
             results.append(_call_from_object(obj, raw, toolset))
         pos = end + len(CALL_CLOSE)
@@ -396,15 +403,23 @@ def _field_call(item: Any, toolset: Toolset | None) -> ToolCall | ParseError:
     call_id = item.get("id") if isinstance(item.get("id"), str) else None
     arguments: Any = function.get("arguments", {})
     if isinstance(arguments, str):
+        name = function.get("name") if isinstance(function.get("name"), str) else None
         try:
             arguments = json.loads(arguments) if arguments.strip() else {}
         except json.JSONDecodeError as exc:
-            name = function.get("name") if isinstance(function.get("name"), str) else None
             reason = _json_error(exc, "function.arguments")
             return ParseError(ErrorKind.INVALID_JSON, reason, raw, name)
+        except RecursionError:
+            return ParseError(
+                ErrorKind.INVALID_JSON, "function.arguments nests too deep", raw, name
+            )
     return _call_from_object(
         {"name": function.get("name"), "arguments": arguments}, raw, toolset, call_id
     )
+
+
+def _call_key(call: ToolCall) -> tuple[str, str]:
+    return call.name, json.dumps(call.arguments, sort_keys=True, default=str)
 
 
 def parse_message(
@@ -426,7 +441,9 @@ def parse_message(
     if not isinstance(field_calls, list):
         field_calls = [field_calls]
     results.extend(_field_call(item, toolset) for item in field_calls)
-    results.extend(from_content.tool_calls)
+    # A server that fills tool_calls and also leaves the raw block in content sends one call twice.
+    seen = {_call_key(r) for r in results if isinstance(r, ToolCall)}
+    results.extend(c for c in from_content.tool_calls if _call_key(c) not in seen)
     return _assemble(reasoning, from_content.content, results, list(from_content.errors))
 
 
