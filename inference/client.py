@@ -25,6 +25,7 @@ from inference.parsing import (
     ParsedCompletion,
     ParseError,
     ToolCall,
+    ToolSchemaError,
     Toolset,
     compile_tools,
     parse_chat_response,
@@ -162,9 +163,12 @@ def build_chat_request(
     if model is not None:
         body["model"] = model
     if tools:
-        compile_tools(tools)  # a broken schema fails here, not as a 424 from the endpoint
+        try:  # a broken schema fails here, not as a 424 from the endpoint
+            toolset = compile_tools(tools)
+        except ToolSchemaError as exc:
+            raise RequestError(str(exc)) from exc
         body["tools"] = [dict(t) for t in tools]
-        _check_tool_choice(tool_choice, compile_tools(tools).names)
+        _check_tool_choice(tool_choice, toolset.names)
         body["tool_choice"] = tool_choice
     elif tool_choice not in ("auto", "none"):
         raise RequestError("tool_choice requires tools")
@@ -576,15 +580,24 @@ class EndpointClient:
         raise AssertionError("unreachable")  # the loop returns or raises
 
     def _backoff(self, attempt: int) -> float:
-        """Exponential backoff with full jitter, capped."""
+        """Exponential backoff, capped, with jitter in its upper half (spreads retrying clients)."""
         ceiling = min(self.max_backoff_s, self.backoff_s * 2 ** (attempt - 1))
         return random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not cryptography
 
     def _payload_parts(
         self, stream: Iterable[Mapping[str, Any]], errors: list[ParseError]
     ) -> Iterator[bytes]:
-        """The bytes of each PayloadPart; a stream error event ends the stream as a ParseError."""
-        from botocore.exceptions import ReadTimeoutError
+        """The bytes of each PayloadPart; a stream error ends the stream as a ParseError.
+
+        botocore raises `EventStreamError` for ModelStreamError/InternalStreamFailure events;
+        already-decoded error events (as some test doubles and proxies give) count the same.
+        """
+        from botocore.exceptions import EventStreamError, ReadTimeoutError
+
+        def stream_error(kind: str, detail: Mapping[str, Any]) -> None:
+            raw = json.dumps(detail, default=str)
+            reason = f"{kind}: {detail.get('Message', '')}"
+            errors.append(ParseError(ErrorKind.MALFORMED_RESPONSE, reason, raw))
 
         try:
             for event in stream:
@@ -592,15 +605,11 @@ class EndpointClient:
                     yield event["PayloadPart"].get("Bytes", b"")
                 for kind in ("ModelStreamError", "InternalStreamFailure"):
                     if kind in event:
-                        detail = event[kind]
-                        errors.append(
-                            ParseError(
-                                ErrorKind.MALFORMED_RESPONSE,
-                                f"{kind}: {detail.get('Message', '')}",
-                                json.dumps(detail, default=str),
-                            )
-                        )
+                        stream_error(kind, event[kind])
                         return
+        except EventStreamError as exc:
+            error = exc.response.get("Error", {})
+            stream_error(str(error.get("Code", "EventStreamError")), error)
         except ReadTimeoutError as exc:
             raise EndpointTimeoutError(
                 _timeout_message(self.endpoint_name, streaming=True)

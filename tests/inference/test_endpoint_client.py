@@ -372,3 +372,28 @@ def test_client_for_a_serving_config_takes_its_budget_and_thinking_default(
         },
     )
     assert client.chat(MESSAGES).text == "Hi."  # enable_thinking false was sent
+
+
+def test_stream_error_raised_by_botocore_becomes_a_typed_error() -> None:
+    from botocore.exceptions import EventStreamError
+
+    def events() -> Any:
+        yield {"PayloadPart": {"Bytes": sse(chunk(content="Part"))}}
+        raise EventStreamError(
+            {"Error": {"Code": "ModelStreamError", "Message": "worker died"}},
+            "InvokeEndpointWithResponseStream",
+        )
+
+    class Streaming:
+        def invoke_endpoint_with_response_stream(self, **_: Any) -> Any:
+            return {"Body": events()}
+
+    client = EndpointClient("qwen3-tools", runtime_client=Streaming())
+    result = client.chat(MESSAGES, stream=True)
+    assert result.text == "Part"
+    assert "ModelStreamError: worker died" in result.errors[0].reason
+
+
+def test_broken_tool_schema_is_a_request_error() -> None:
+    with pytest.raises(RequestError, match="invalid JSON schema"):
+        build_chat_request(MESSAGES, tools=[{"name": "f", "parameters": {"type": "objekt"}}])
