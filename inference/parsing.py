@@ -31,7 +31,9 @@ schema does not set ``additionalProperties: false``; an explicit ``additionalPro
 
 Reasoning is ``None`` when the completion has no think block and ``""`` when the block is empty
 (thinking switched off by the prompt). A ``<tool_call>`` inside reasoning is a thought, not a call.
-A call present both in ``tool_calls`` and as a raw block in ``content`` is reported once.
+A call present both in ``tool_calls`` and as a raw block in ``content`` is reported once. Complete
+``<tool_call>`` blocks in a server's *reasoning field* count as calls when the message has no
+other call (vLLM's qwen3 reasoning parser misfiles non-thinking answers there, vllm#19513).
 """
 
 from __future__ import annotations
@@ -433,9 +435,7 @@ def parse_message(
     if not isinstance(message, Mapping):
         return _unparseable("message is not an object", message)
     from_content = parse_completion(_text_of(message.get("content")), toolset)
-    server_reasoning = message.get("reasoning_content") or message.get("reasoning")
-    pieces = [p.strip() for p in (_text_of(server_reasoning), from_content.reasoning or "") if p]
-    reasoning = "\n\n".join(p for p in pieces if p) if pieces else from_content.reasoning
+    server_reasoning = _text_of(message.get("reasoning_content") or message.get("reasoning"))
     results: list[ToolCall | ParseError] = []
     field_calls = message.get("tool_calls") or []
     if not isinstance(field_calls, list):
@@ -444,6 +444,13 @@ def parse_message(
     # A server that fills tool_calls and also leaves the raw block in content sends one call twice.
     seen = {_call_key(r) for r in results if isinstance(r, ToolCall)}
     results.extend(c for c in from_content.tool_calls if _call_key(c) not in seen)
+    if not results and not from_content.errors and CALL_OPEN in server_reasoning:
+        # vLLM's qwen3 reasoning parser can file a whole non-thinking answer, calls included,
+        # under reasoning (vllm#19513): take the calls back out rather than lose them.
+        server_reasoning, misfiled = _scan_tool_calls(server_reasoning, toolset)
+        results.extend(misfiled)
+    pieces = [p.strip() for p in (server_reasoning, from_content.reasoning or "") if p.strip()]
+    reasoning = "\n\n".join(pieces) if pieces else from_content.reasoning
     return _assemble(reasoning, from_content.content, results, list(from_content.errors))
 
 

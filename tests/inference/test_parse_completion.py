@@ -437,3 +437,15 @@ def test_pathological_inputs_are_errors_not_crashes(tools: list[dict[str, Any]])
     remote = [{"name": "f", "parameters": {"$ref": "https://example.invalid/schema.json"}}]
     parsed = parse_completion('<tool_call>\n{"name": "f", "arguments": {}}\n</tool_call>', remote)
     assert [e.kind for e in parsed.errors] == [ErrorKind.SCHEMA_VIOLATION]
+
+
+def test_calls_misfiled_under_reasoning_are_recovered(tools: list[dict[str, Any]]) -> None:
+    """vllm#19513: the qwen3 reasoning parser files a non-thinking answer as reasoning."""
+    parsed = parse_message({"content": None, "reasoning_content": "\n\n" + PARIS}, tools)
+    assert [c.name for c in parsed.tool_calls] == ["get_weather"]
+    assert parsed.reasoning is None
+    # Real reasoning next to a real call stays reasoning, and the call is not duplicated.
+    message = {"content": PARIS, "reasoning_content": "Mentions <tool_call> in passing."}
+    parsed = parse_message(message, tools)
+    assert parsed.reasoning == "Mentions <tool_call> in passing."
+    assert len(parsed.tool_calls) == 1
