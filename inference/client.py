@@ -17,7 +17,7 @@ import math
 import random
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from inference.parsing import (
@@ -491,16 +491,12 @@ class EndpointClient:
         latency = self._clock() - start
         message = assembler.message()
         parsed = parse_message(message, toolset)
-        errors = list(parsed.errors) + stream_errors
-        errors += [
+        not_json = [
             ParseError(ErrorKind.MALFORMED_RESPONSE, "stream event is not JSON", p)
             for p in assembler.problems
         ]
-        return ChatResult(
-            reasoning=parsed.reasoning,
-            text=parsed.content,
-            tool_calls=list(parsed.tool_calls),
-            errors=errors,
+        return ChatResult.from_parsed(
+            replace(parsed, errors=[*parsed.errors, *stream_errors, *not_json]),
             usage=Usage.from_json(assembler.usage),
             latency_s=latency,
             finish_reason=assembler.finish_reason,
