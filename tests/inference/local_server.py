@@ -5,15 +5,14 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import socket
-import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from harness.servers import free_port, running_server
 
 from inference.smoke import WEATHER_TOOL
 
@@ -75,17 +74,6 @@ def memorize(output: Path) -> Path:
     return output
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _get(url: str, timeout: float = 2.0) -> int:
-    with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - loopback only
-        return int(response.status)
-
-
 @contextlib.contextmanager
 def serve(model: Path, log_dir: Path) -> Iterator[str]:
     """Run `transformers serve` pinned to `model` on 127.0.0.1; stop it afterwards."""
@@ -111,32 +99,15 @@ def serve(model: Path, log_dir: Path) -> Iterator[str]:
         "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1",
         "OMP_NUM_THREADS": "1",  # two cores are shared with the rest of the suite
     }
-    log_path = log_dir / "serve.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
-        base_url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + READY_TIMEOUT_S
-            while True:
-                if process.poll() is not None:
-                    raise RuntimeError(f"transformers serve exited: {log_path.read_text()[-3000:]}")
-                with contextlib.suppress(OSError, urllib.error.URLError):
-                    if _get(f"{base_url}/health") == 200:
-                        break
-                if time.monotonic() > deadline:
-                    raise TimeoutError(
-                        f"transformers serve not ready in {READY_TIMEOUT_S:.0f} s: "
-                        f"{log_path.read_text()[-3000:]}"
-                    )
-                time.sleep(0.5)
-            yield base_url
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=5)
+    base_url = f"http://127.0.0.1:{port}"
+    with running_server(
+        command,
+        health_url=f"{base_url}/health",
+        log_path=log_dir / "serve.log",
+        env=env,
+        ready_timeout_s=READY_TIMEOUT_S,
+    ):
+        yield base_url
 
 
 def post_json(
