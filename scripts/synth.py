@@ -1,8 +1,7 @@
 """``make synth``: validate every BU config, ``cdk synth`` offline, run the gates, print a summary.
 
-Exits non-zero on a config problem, a failed synth, an unacknowledged validation finding
-(cdk-nag packs or CDK's built-in CloudFormation validation) or a cfn-lint error. ``cdk synth``
-itself exits 0 on validation failures from a Python app, hence the explicit report check.
+Exits non-zero on a config problem, a failed synth (``cdk synth`` exits 1 on any unacknowledged
+cdk-nag finding), a finding left in ``validation-report.json``, or a cfn-lint error.
 """
 
 import os
