@@ -16,8 +16,7 @@ sys.path.insert(0, str(ROOT))  # `python scripts/synth.py` runs with scripts/ on
 
 from config.loader import config_files, load_all  # noqa: E402
 from scripts.gates import (  # noqa: E402
-    LintResult,
-    cfn_lint,
+    cfn_lint_all,
     stack_templates,
     validation_findings,
     validation_lines,
@@ -43,8 +42,8 @@ def main() -> int:
     findings = validation_findings(OUTDIR)
     rows: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])  # stacks, resources, E, W
     lint_problems: list[str] = []
-    for template in stack_templates(OUTDIR):
-        result: LintResult = cfn_lint(template)
+    templates = stack_templates(OUTDIR)
+    for template, result in zip(templates, cfn_lint_all(templates), strict=True):
         row = rows[template.bu]
         row[0] += 1
         row[1] += template.resources()
