@@ -59,7 +59,7 @@ def main() -> int:
     ]
     widths = [max(len(line[i]) for line in table) for i in range(len(header))]
     for line in table:
-        print("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)))
+        print("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip())
 
     for problem in validation_lines(OUTDIR) + lint_problems:
         print(problem, file=sys.stderr)
