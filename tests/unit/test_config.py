@@ -249,3 +249,8 @@ def test_config_new_rejects_a_bad_account(tmp_path: Path) -> None:
         (tmp_path / path.name).write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
     assert config_cli(["new", "risk", "--account", "12", "--config-dir", str(tmp_path)]) == 1
     assert not (tmp_path / "risk.yaml").exists()
+
+
+def test_no_config_files_is_an_error(tmp_path: Path) -> None:
+    _, errors = load_all(config_files(tmp_path / "missing"))
+    assert [str(e) for e in errors] == ["<config>: <files>: no business-unit config files found"]
