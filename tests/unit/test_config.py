@@ -96,7 +96,14 @@ SINGLE_FILE_CASES = [
         "network.nat_gateways",
         "single",
         "network.nat_gateways",
-        "only apply when egress is 'nat'",
+        "only applies when egress is 'nat'",
+    ),
+    (
+        "public subnet while closed",
+        "network.public_subnet_prefix",
+        24,
+        "network.public_subnet_prefix",
+        "only applies when egress is 'nat'",
     ),
     ("bad nat mode", "network.nat_gateways", "two", "network.nat_gateways", "one_per_az"),
     (
