@@ -41,7 +41,11 @@ class ConfigInvalidError(Exception):
 
 
 def config_files(directory: Path = CONFIG_DIR) -> list[Path]:
-    """The BU files of a directory: every ``*.yaml``/``*.yml``, sorted for stable stage order."""
+    """The BU files of a directory: every ``*.yaml``/``*.yml``, sorted for stable stage order.
+
+    A missing directory has none (and :func:`load_all` reports that as an error)."""
+    if not directory.is_dir():
+        return []
     return sorted(p for p in directory.iterdir() if p.suffix in {".yaml", ".yml"})
 
 

@@ -132,12 +132,9 @@ class Network(_Model):
 
     @model_validator(mode="after")
     def _fits(self) -> "Network":
-        if self.egress == "closed" and {"nat_gateways", "public_subnet_prefix"} & (
-            self.model_fields_set
-        ):
-            raise FieldProblemError(
-                "nat_gateways", "nat_gateways/public_subnet_prefix only apply when egress is 'nat'"
-            )
+        nat_only = sorted({"nat_gateways", "public_subnet_prefix"} & self.model_fields_set)
+        if self.egress == "closed" and nat_only:
+            raise FieldProblemError(nat_only[0], "only applies when egress is 'nat'")
         if self.private_subnet_prefix < self.cidr.prefixlen:
             raise FieldProblemError(
                 "private_subnet_prefix",

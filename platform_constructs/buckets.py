@@ -1,5 +1,7 @@
 """Secure S3 buckets: KMS, TLS only, no public access, versioned, logged, lifecycle-managed."""
 
+from typing import Any
+
 import aws_cdk as cdk
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
@@ -35,18 +37,13 @@ class SecureBucket(Construct):
         self.bucket = s3.Bucket(
             self,
             "Bucket",
-            bucket_name=bucket_name,
+            **_baseline(bucket_name, removal_policy),
             encryption=s3.BucketEncryption.KMS,
             encryption_key=encryption_key,
             bucket_key_enabled=True,  # fewer KMS calls for checkpoint-heavy workloads
-            enforce_ssl=True,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-            versioned=True,
             server_access_logs_bucket=access_logs,
             server_access_logs_prefix=f"{bucket_name}/",
             lifecycle_rules=[_housekeeping(noncurrent_version_days)],
-            removal_policy=removal_policy,
         )
         for pack in ("HIPAA.Security", "NIST.800.53.R5"):
             acknowledge(self.bucket, f"{pack}-S3BucketReplicationEnabled", _REPLICATION_REASON)
@@ -68,18 +65,13 @@ class AccessLogBucket(Construct):
         self.bucket = s3.Bucket(
             self,
             "Bucket",
-            bucket_name=bucket_name,
+            **_baseline(bucket_name, removal_policy),
             # S3 server access logging can only deliver to SSE-S3 buckets.
             encryption=s3.BucketEncryption.S3_MANAGED,
-            enforce_ssl=True,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-            versioned=True,
             lifecycle_rules=[
                 _housekeeping(30),
                 s3.LifecycleRule(id="expire-logs", expiration=cdk.Duration.days(retention_days)),
             ],
-            removal_policy=removal_policy,
         )
         why_sse_s3 = (
             "S3 server access logs can only be delivered to a bucket with SSE-S3 (AES256) "
@@ -88,6 +80,18 @@ class AccessLogBucket(Construct):
         for pack in ("HIPAA.Security", "NIST.800.53.R5"):
             acknowledge(self.bucket, f"{pack}-S3DefaultEncryptionKMS", why_sse_s3)
             acknowledge(self.bucket, f"{pack}-S3BucketReplicationEnabled", _REPLICATION_REASON)
+
+
+def _baseline(bucket_name: str, removal_policy: cdk.RemovalPolicy) -> dict[str, Any]:
+    """What every bucket has: its derived name, TLS only, no public access, versioning."""
+    return {
+        "bucket_name": bucket_name,
+        "enforce_ssl": True,
+        "block_public_access": s3.BlockPublicAccess.BLOCK_ALL,
+        "object_ownership": s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+        "versioned": True,
+        "removal_policy": removal_policy,
+    }
 
 
 def _housekeeping(noncurrent_version_days: int) -> s3.LifecycleRule:

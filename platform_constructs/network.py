@@ -108,8 +108,31 @@ class PlatformVpc(Construct):
         self.private_subnets = ec2.SubnetSelection(subnet_type=private_type)
 
         # Flow logs: every accepted and rejected packet, to a KMS-encrypted log group.
-        region = cdk.Stack.of(self).region
-        flow_log_key.grant_encrypt_decrypt(iam.ServicePrincipal(f"logs.{region}.amazonaws.com"))
+        # The key admits CloudWatch Logs for this one log group only (encryption context).
+        stack = cdk.Stack.of(self)
+        flow_log_key.add_to_resource_policy(
+            iam.PolicyStatement(
+                principals=[iam.ServicePrincipal(f"logs.{stack.region}.amazonaws.com")],
+                actions=[
+                    "kms:Encrypt*",
+                    "kms:Decrypt*",
+                    "kms:ReEncrypt*",
+                    "kms:GenerateDataKey*",
+                    "kms:Describe*",
+                ],
+                resources=["*"],  # in a key policy, "*" is this key
+                conditions={
+                    "ArnEquals": {
+                        "kms:EncryptionContext:aws:logs:arn": stack.format_arn(
+                            service="logs",
+                            resource="log-group",
+                            resource_name=flow_log_group_name,
+                            arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+                        )
+                    }
+                },
+            )
+        )
         self.flow_log_group = logs.LogGroup(
             self,
             "FlowLogGroup",

@@ -1,8 +1,7 @@
 """``make synth``: validate every BU config, ``cdk synth`` offline, run the gates, print a summary.
 
-Exits non-zero on a config problem, a failed synth, an unacknowledged validation finding
-(cdk-nag packs or CDK's built-in CloudFormation validation) or a cfn-lint error. ``cdk synth``
-itself exits 0 on validation failures from a Python app, hence the explicit report check.
+Exits non-zero on a config problem, a failed synth (``cdk synth`` exits 1 on any unacknowledged
+cdk-nag finding), a finding left in ``validation-report.json``, or a cfn-lint error.
 """
 
 import os
@@ -17,8 +16,7 @@ sys.path.insert(0, str(ROOT))  # `python scripts/synth.py` runs with scripts/ on
 
 from config.loader import config_files, load_all  # noqa: E402
 from scripts.gates import (  # noqa: E402
-    LintResult,
-    cfn_lint,
+    cfn_lint_all,
     stack_templates,
     validation_findings,
     validation_lines,
@@ -44,8 +42,8 @@ def main() -> int:
     findings = validation_findings(OUTDIR)
     rows: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])  # stacks, resources, E, W
     lint_problems: list[str] = []
-    for template in stack_templates(OUTDIR):
-        result: LintResult = cfn_lint(template)
+    templates = stack_templates(OUTDIR)
+    for template, result in zip(templates, cfn_lint_all(templates), strict=True):
         row = rows[template.bu]
         row[0] += 1
         row[1] += template.resources()
@@ -61,7 +59,7 @@ def main() -> int:
     ]
     widths = [max(len(line[i]) for line in table) for i in range(len(header))]
     for line in table:
-        print("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)))
+        print("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip())
 
     for problem in validation_lines(OUTDIR) + lint_problems:
         print(problem, file=sys.stderr)

@@ -17,23 +17,21 @@ class BusinessUnitStage(cdk.Stage):
     def __init__(self, scope: Construct, *, config: BusinessUnitConfig, **kwargs: Any) -> None:
         env = cdk.Environment(account=config.account, region=config.region)
         super().__init__(scope, config.name, env=env, **kwargs)
-        names = config.naming
         protect = config.removal_policy == "retain"
+        common: dict[str, Any] = {"config": config, "termination_protection": protect}
         self.network = NetworkStack(
             self,
             "network",
-            config=config,
-            stack_name=names.stack("network"),
-            termination_protection=protect,
+            stack_name=config.naming.stack("network"),
             description=f"{config.name}: VPC, flow logs and VPC endpoints",
+            **common,
         )
         self.security = SecurityStack(
             self,
             "security",
-            config=config,
-            stack_name=names.stack("security"),
-            termination_protection=protect,
+            stack_name=config.naming.stack("security"),
             description=f"{config.name}: KMS keys and S3 buckets",
+            **common,
         )
         for key, value in config.tags.as_dict().items():
             cdk.Tags.of(self).add(key, value)

@@ -96,7 +96,14 @@ SINGLE_FILE_CASES = [
         "network.nat_gateways",
         "single",
         "network.nat_gateways",
-        "only apply when egress is 'nat'",
+        "only applies when egress is 'nat'",
+    ),
+    (
+        "public subnet while closed",
+        "network.public_subnet_prefix",
+        24,
+        "network.public_subnet_prefix",
+        "only applies when egress is 'nat'",
     ),
     ("bad nat mode", "network.nat_gateways", "two", "network.nat_gateways", "one_per_az"),
     (
@@ -249,3 +256,8 @@ def test_config_new_rejects_a_bad_account(tmp_path: Path) -> None:
         (tmp_path / path.name).write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
     assert config_cli(["new", "risk", "--account", "12", "--config-dir", str(tmp_path)]) == 1
     assert not (tmp_path / "risk.yaml").exists()
+
+
+def test_no_config_files_is_an_error(tmp_path: Path) -> None:
+    _, errors = load_all(config_files(tmp_path / "missing"))
+    assert [str(e) for e in errors] == ["<config>: <files>: no business-unit config files found"]
