@@ -1,7 +1,7 @@
 """Call a SageMaker LMI endpoint with OpenAI-style chat requests and get validated tool calls back.
 
 `build_chat_request` makes the request body (also sent as-is to any OpenAI-compatible server, as
-the local end-to-end test does); `EndpointClient.chat` and `.chat_stream` send it with boto3
+the local end-to-end test does); `EndpointClient.chat` sends it with boto3
 (`invoke_endpoint`, `invoke_endpoint_with_response_stream`) and return one `ChatResult`, parsed by
 `inference.parsing` so that the endpoint and the training evaluation read completions alike.
 
@@ -17,7 +17,7 @@ import math
 import random
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from inference.parsing import (
@@ -25,10 +25,13 @@ from inference.parsing import (
     ParsedCompletion,
     ParseError,
     ToolCall,
+    ToolSchemaError,
+    Toolset,
     compile_tools,
     parse_chat_response,
     parse_message,
 )
+from inference.serving import ServingConfig
 
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024  # InvokeEndpoint request and response limit
 INVOKE_TIMEOUT_S = 60  # InvokeEndpoint's own response limit
@@ -91,15 +94,16 @@ class Sampling:
     seed: int | None = None
     stop: tuple[str, ...] = ()
 
-    def to_body(self, thinking: bool | None) -> dict[str, Any]:
+    def to_body(self, thinking: bool | None, *, top_k: bool = True) -> dict[str, Any]:
         # Qwen3's model card: thinking 0.6/0.95/20, non-thinking 0.7/0.8/20 (greedy decoding loops).
         temp, top_p = (0.6, 0.95) if thinking is not False else (0.7, 0.8)
         body: dict[str, Any] = {
             "max_tokens": self.max_tokens,
             "temperature": temp if self.temperature is None else self.temperature,
             "top_p": top_p if self.top_p is None else self.top_p,
-            "top_k": 20 if self.top_k is None else self.top_k,
         }
+        if top_k:  # a vLLM extension; plain OpenAI servers reject it
+            body["top_k"] = 20 if self.top_k is None else self.top_k
         if self.presence_penalty is not None:
             body["presence_penalty"] = self.presence_penalty
         if self.seed is not None:
@@ -145,26 +149,32 @@ def build_chat_request(
     stream: bool = False,
     model: str | None = None,
     extra: Mapping[str, Any] | None = None,
+    dialect: Literal["vllm", "openai"] = "vllm",
 ) -> dict[str, Any]:
     """An OpenAI-style chat completion body; raises `RequestError` when it cannot be valid.
 
     `thinking` None leaves Qwen3's template default (thinking on, or the server's default);
     True/False sends ``chat_template_kwargs.enable_thinking``. `extra` adds server-specific fields.
+    `dialect="openai"` leaves out vLLM's extensions (``top_k``) for servers that refuse them,
+    such as ``transformers serve``; LMI endpoints run vLLM and take the default.
     """
     _check_messages(messages)
     body: dict[str, Any] = {"messages": [dict(m) for m in messages]}
     if model is not None:
         body["model"] = model
     if tools:
-        compile_tools(tools)  # a broken schema fails here, not as a 424 from the endpoint
+        try:  # a broken schema fails here, not as a 424 from the endpoint
+            toolset = compile_tools(tools)
+        except ToolSchemaError as exc:
+            raise RequestError(str(exc)) from exc
         body["tools"] = [dict(t) for t in tools]
-        _check_tool_choice(tool_choice, compile_tools(tools).names)
+        _check_tool_choice(tool_choice, toolset.names)
         body["tool_choice"] = tool_choice
     elif tool_choice not in ("auto", "none"):
         raise RequestError("tool_choice requires tools")
     if thinking is not None:
         body["chat_template_kwargs"] = {"enable_thinking": thinking}
-    body.update((sampling or Sampling()).to_body(thinking))
+    body.update((sampling or Sampling()).to_body(thinking, top_k=dialect == "vllm"))
     if stream:
         body["stream"] = True
         body["stream_options"] = {"include_usage": True}
@@ -286,8 +296,9 @@ def _sse_line(line: bytes) -> dict[str, Any] | None:
 
 
 @dataclass
-class _StreamAssembler:
-    """Folds chat.completion.chunk events into one assistant message."""
+class StreamAssembler:
+    """Folds chat.completion.chunk events (from `iter_sse_events`) into one assistant message;
+    `add` returns the text deltas of each event, `message()` the message for `parse_message`."""
 
     content: list[str] = field(default_factory=list)
     reasoning: list[str] = field(default_factory=list)
@@ -370,6 +381,7 @@ class EndpointClient:
         region: str | None = None,
         inference_component: str | None = None,
         max_model_len: int = 16_384,
+        thinking_default: bool | None = None,
         tokenizer: Any | None = None,
         max_attempts: int = 4,
         backoff_s: float = 0.5,
@@ -383,6 +395,7 @@ class EndpointClient:
         self.runtime = runtime_client or default_runtime_client(region)
         self.inference_component = inference_component
         self.max_model_len = max_model_len
+        self.thinking_default = thinking_default
         self.tokenizer = tokenizer
         self.max_attempts = max_attempts
         self.backoff_s = backoff_s
@@ -390,7 +403,16 @@ class EndpointClient:
         self._sleep = sleep
         self._clock = clock
 
-    # The two public calls share request building, checks and retries.
+    @classmethod
+    def for_serving(
+        cls, endpoint_name: str, config: ServingConfig, **kwargs: Any
+    ) -> EndpointClient:
+        """A client whose token budget and thinking default come from the endpoint's config."""
+        thinking = config.thinking_default if config.supports_thinking else None
+        return cls(
+            endpoint_name, max_model_len=config.max_model_len, thinking_default=thinking, **kwargs
+        )
+
     def chat(
         self,
         messages: Sequence[Mapping[str, Any]],
@@ -400,22 +422,35 @@ class EndpointClient:
         thinking: bool | None = None,
         sampling: Sampling | None = None,
         extra: Mapping[str, Any] | None = None,
+        stream: bool = False,
+        on_delta: Callable[[Delta], None] | None = None,
     ) -> ChatResult:
-        """One request, one JSON answer (must finish within InvokeEndpoint's 60 s)."""
+        """Send one chat request; see the module docstring for the checks and retries.
+
+        Without `stream` the answer is one JSON document (InvokeEndpoint must finish within
+        60 s); with it, `invoke_endpoint_with_response_stream` is used and `on_delta` sees the
+        reasoning and text as they arrive. `thinking` None takes the client's `thinking_default`.
+        """
         body = build_chat_request(
             messages,
             tools=tools,
             tool_choice=tool_choice,
-            thinking=thinking,
+            thinking=self.thinking_default if thinking is None else thinking,
             sampling=sampling,
+            stream=stream,
             extra=extra,
         )
         payload = self._checked_payload(body)
+        toolset = compile_tools(tools) if tools else None
+        if stream:
+            return self._streamed(payload, toolset, on_delta)
+        return self._complete(payload, toolset)
+
+    def _complete(self, payload: bytes, toolset: Toolset | None) -> ChatResult:
         start = self._clock()
         response, attempts = self._invoke("invoke_endpoint", payload, "application/json")
         raw_bytes = response["Body"].read()
         latency = self._clock() - start
-        toolset = compile_tools(tools) if tools else None
         try:
             document = json.loads(raw_bytes)
         except json.JSONDecodeError:
@@ -434,33 +469,17 @@ class EndpointClient:
             raw=document,
         )
 
-    def chat_stream(
+    def _streamed(
         self,
-        messages: Sequence[Mapping[str, Any]],
-        *,
-        tools: Sequence[Mapping[str, Any]] | None = None,
-        tool_choice: ToolChoice = "auto",
-        thinking: bool | None = None,
-        sampling: Sampling | None = None,
-        extra: Mapping[str, Any] | None = None,
-        on_delta: Callable[[Delta], None] | None = None,
+        payload: bytes,
+        toolset: Toolset | None,
+        on_delta: Callable[[Delta], None] | None,
     ) -> ChatResult:
-        """Stream the answer: `on_delta` sees reasoning and text as they arrive."""
-        body = build_chat_request(
-            messages,
-            tools=tools,
-            tool_choice=tool_choice,
-            thinking=thinking,
-            sampling=sampling,
-            stream=True,
-            extra=extra,
-        )
-        payload = self._checked_payload(body)
         start = self._clock()
         response, attempts = self._invoke(
             "invoke_endpoint_with_response_stream", payload, "text/event-stream"
         )
-        assembler = _StreamAssembler()
+        assembler = StreamAssembler()
         first: float | None = None
         stream_errors: list[ParseError] = []
         for event in iter_sse_events(self._payload_parts(response["Body"], stream_errors)):
@@ -471,18 +490,13 @@ class EndpointClient:
                     on_delta(delta)
         latency = self._clock() - start
         message = assembler.message()
-        toolset = compile_tools(tools) if tools else None
         parsed = parse_message(message, toolset)
-        errors = list(parsed.errors) + stream_errors
-        errors += [
+        not_json = [
             ParseError(ErrorKind.MALFORMED_RESPONSE, "stream event is not JSON", p)
             for p in assembler.problems
         ]
-        return ChatResult(
-            reasoning=parsed.reasoning,
-            text=parsed.content,
-            tool_calls=list(parsed.tool_calls),
-            errors=errors,
+        return ChatResult.from_parsed(
+            replace(parsed, errors=[*parsed.errors, *stream_errors, *not_json]),
             usage=Usage.from_json(assembler.usage),
             latency_s=latency,
             finish_reason=assembler.finish_reason,
@@ -562,15 +576,24 @@ class EndpointClient:
         raise AssertionError("unreachable")  # the loop returns or raises
 
     def _backoff(self, attempt: int) -> float:
-        """Exponential backoff with full jitter, capped."""
+        """Exponential backoff, capped, with jitter in its upper half (spreads retrying clients)."""
         ceiling = min(self.max_backoff_s, self.backoff_s * 2 ** (attempt - 1))
         return random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not cryptography
 
     def _payload_parts(
         self, stream: Iterable[Mapping[str, Any]], errors: list[ParseError]
     ) -> Iterator[bytes]:
-        """The bytes of each PayloadPart; a stream error event ends the stream as a ParseError."""
-        from botocore.exceptions import ReadTimeoutError
+        """The bytes of each PayloadPart; a stream error ends the stream as a ParseError.
+
+        botocore raises `EventStreamError` for ModelStreamError/InternalStreamFailure events;
+        already-decoded error events (as some test doubles and proxies give) count the same.
+        """
+        from botocore.exceptions import EventStreamError, ReadTimeoutError
+
+        def stream_error(kind: str, detail: Mapping[str, Any]) -> None:
+            raw = json.dumps(detail, default=str)
+            reason = f"{kind}: {detail.get('Message', '')}"
+            errors.append(ParseError(ErrorKind.MALFORMED_RESPONSE, reason, raw))
 
         try:
             for event in stream:
@@ -578,15 +601,11 @@ class EndpointClient:
                     yield event["PayloadPart"].get("Bytes", b"")
                 for kind in ("ModelStreamError", "InternalStreamFailure"):
                     if kind in event:
-                        detail = event[kind]
-                        errors.append(
-                            ParseError(
-                                ErrorKind.MALFORMED_RESPONSE,
-                                f"{kind}: {detail.get('Message', '')}",
-                                json.dumps(detail, default=str),
-                            )
-                        )
+                        stream_error(kind, event[kind])
                         return
+        except EventStreamError as exc:
+            error = exc.response.get("Error", {})
+            stream_error(str(error.get("Code", "EventStreamError")), error)
         except ReadTimeoutError as exc:
             raise EndpointTimeoutError(
                 _timeout_message(self.endpoint_name, streaming=True)
@@ -598,6 +617,6 @@ def _timeout_message(endpoint: str, *, streaming: bool) -> str:
         "the stream stalled; check the endpoint's CloudWatch logs"
         if streaming
         else f"InvokeEndpoint must answer within {INVOKE_TIMEOUT_S} s: lower max_tokens, switch "
-        "thinking off, or use chat_stream (invoke_endpoint_with_response_stream)"
+        "thinking off, or stream (chat(..., stream=True))"
     )
     return f"{endpoint}: no response in time; {hint}"

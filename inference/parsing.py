@@ -31,6 +31,9 @@ schema does not set ``additionalProperties: false``; an explicit ``additionalPro
 
 Reasoning is ``None`` when the completion has no think block and ``""`` when the block is empty
 (thinking switched off by the prompt). A ``<tool_call>`` inside reasoning is a thought, not a call.
+A call present both in ``tool_calls`` and as a raw block in ``content`` is reported once. Complete
+``<tool_call>`` blocks in a server's *reasoning field* count as calls when the message has no
+other call (vLLM's qwen3 reasoning parser misfiles non-thinking answers there, vllm#19513).
 """
 
 from __future__ import annotations
@@ -45,6 +48,19 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError, relevance
+
+__all__ = [
+    "ErrorKind",
+    "ParseError",
+    "ParsedCompletion",
+    "ToolCall",
+    "ToolSchemaError",
+    "Toolset",
+    "compile_tools",
+    "parse_chat_response",
+    "parse_completion",
+    "parse_message",
+]
 
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 CALL_OPEN, CALL_CLOSE = "<tool_call>", "</tool_call>"
@@ -216,7 +232,11 @@ def _check_call(
         return ParseError(
             ErrorKind.UNKNOWN_TOOL, f"unknown tool {name!r} (offered: {offered})", raw, name
         )
-    problems = sorted(validator.iter_errors(arguments), key=relevance, reverse=True)
+    try:
+        problems = sorted(validator.iter_errors(arguments), key=relevance, reverse=True)
+    except Exception as exc:  # e.g. an unresolvable $ref: report it, never crash
+        reason = f"the schema of {name!r} could not be applied: {type(exc).__name__}: {exc}"
+        return ParseError(ErrorKind.SCHEMA_VIOLATION, reason, raw, name)
     if not problems:
         return ToolCall(name=name, arguments=arguments, raw=raw, id=call_id)
     top = problems[0]
@@ -312,10 +332,19 @@ def _scan_tool_calls(text: str, toolset: Toolset | None) -> tuple[str, list[Tool
             results.append(
                 ParseError(ErrorKind.INVALID_JSON, _json_error(exc, "tool call body"), raw)
             )
+        except RecursionError:
+            results.append(ParseError(ErrorKind.INVALID_JSON, "tool call body nests too deep", raw))
         else:
             results.append(_call_from_object(obj, raw, toolset))
         pos = end + len(CALL_CLOSE)
     return "".join(kept).strip(), results
+
+
+def _unparseable(reason: str, value: Any) -> ParsedCompletion:
+    """A completion that is not even text or a message: one `malformed_response` error."""
+    raw = value if isinstance(value, str) else json.dumps(value, default=str, ensure_ascii=False)
+    error = ParseError(ErrorKind.MALFORMED_RESPONSE, reason, raw[:2000])
+    return ParsedCompletion(reasoning=None, content="", errors=[error])
 
 
 def _strip_envelope(text: str) -> str:
@@ -345,9 +374,7 @@ def parse_completion(
     """Parse raw generated text into reasoning, content and validated tool calls."""
     toolset = _resolve(tools, strict)
     if not isinstance(text, str):
-        raw = repr(text)[:2000]
-        error = ParseError(ErrorKind.MALFORMED_RESPONSE, "completion is not a string", raw)
-        return ParsedCompletion(reasoning=None, content="", errors=[error])
+        return _unparseable("completion is not a string", repr(text))
     reasoning, rest, errors = _split_reasoning(_strip_envelope(text))
     content, results = _scan_tool_calls(rest, toolset)
     return _assemble(reasoning, content, list(results), errors)
@@ -378,15 +405,23 @@ def _field_call(item: Any, toolset: Toolset | None) -> ToolCall | ParseError:
     call_id = item.get("id") if isinstance(item.get("id"), str) else None
     arguments: Any = function.get("arguments", {})
     if isinstance(arguments, str):
+        name = function.get("name") if isinstance(function.get("name"), str) else None
         try:
             arguments = json.loads(arguments) if arguments.strip() else {}
         except json.JSONDecodeError as exc:
-            name = function.get("name") if isinstance(function.get("name"), str) else None
             reason = _json_error(exc, "function.arguments")
             return ParseError(ErrorKind.INVALID_JSON, reason, raw, name)
+        except RecursionError:
+            return ParseError(
+                ErrorKind.INVALID_JSON, "function.arguments nests too deep", raw, name
+            )
     return _call_from_object(
         {"name": function.get("name"), "arguments": arguments}, raw, toolset, call_id
     )
+
+
+def _call_key(call: ToolCall) -> tuple[str, str]:
+    return call.name, json.dumps(call.arguments, sort_keys=True, default=str)
 
 
 def parse_message(
@@ -398,19 +433,24 @@ def parse_message(
     """Parse one OpenAI-style assistant message, whichever fields the server filled."""
     toolset = _resolve(tools, strict)
     if not isinstance(message, Mapping):
-        raw = json.dumps(message, default=str)[:2000]
-        error = ParseError(ErrorKind.MALFORMED_RESPONSE, "message is not an object", raw)
-        return ParsedCompletion(reasoning=None, content="", errors=[error])
+        return _unparseable("message is not an object", message)
     from_content = parse_completion(_text_of(message.get("content")), toolset)
-    server_reasoning = message.get("reasoning_content") or message.get("reasoning")
-    pieces = [p.strip() for p in (_text_of(server_reasoning), from_content.reasoning or "") if p]
-    reasoning = "\n\n".join(p for p in pieces if p) if pieces else from_content.reasoning
+    server_reasoning = _text_of(message.get("reasoning_content") or message.get("reasoning"))
     results: list[ToolCall | ParseError] = []
     field_calls = message.get("tool_calls") or []
     if not isinstance(field_calls, list):
         field_calls = [field_calls]
     results.extend(_field_call(item, toolset) for item in field_calls)
-    results.extend(from_content.tool_calls)
+    # A server that fills tool_calls and also leaves the raw block in content sends one call twice.
+    seen = {_call_key(r) for r in results if isinstance(r, ToolCall)}
+    results.extend(c for c in from_content.tool_calls if _call_key(c) not in seen)
+    if not results and not from_content.errors and CALL_OPEN in server_reasoning:
+        # vLLM's qwen3 reasoning parser can file a whole non-thinking answer, calls included,
+        # under reasoning (vllm#19513): take the calls back out rather than lose them.
+        server_reasoning, misfiled = _scan_tool_calls(server_reasoning, toolset)
+        results.extend(misfiled)
+    pieces = [p.strip() for p in (server_reasoning, from_content.reasoning or "") if p.strip()]
+    reasoning = "\n\n".join(pieces) if pieces else from_content.reasoning
     return _assemble(reasoning, from_content.content, results, list(from_content.errors))
 
 
@@ -426,10 +466,8 @@ def parse_chat_response(
     first = choices[0] if isinstance(choices, list) and choices else None
     message = first.get("message") if isinstance(first, Mapping) else None
     if not isinstance(message, Mapping):
-        raw = json.dumps(response, default=str, ensure_ascii=False)[:2000]
         reason = "response has no choices[0].message"
         if isinstance(response, Mapping) and "error" in response:
             reason += f" (server error: {json.dumps(response['error'], default=str)[:500]})"
-        error = ParseError(ErrorKind.MALFORMED_RESPONSE, reason, raw)
-        return ParsedCompletion(reasoning=None, content="", errors=[error])
+        return _unparseable(reason, response)
     return parse_message(message, toolset)

@@ -83,13 +83,13 @@ def run(
         print(f"FAIL: endpoint is {status}" + (f": {reason}" if reason else ""), file=out)
         return 1
     client = EndpointClient(endpoint, runtime_client=clients.runtime)
-    call = client.chat_stream if stream else client.chat
     try:
-        result = call(
+        result = client.chat(
             MESSAGES,
             tools=[WEATHER_TOOL],
             thinking=thinking,
             sampling=Sampling(max_tokens=max_tokens),
+            stream=stream,
         )
     except EndpointError as exc:
         print(f"FAIL: {type(exc).__name__}: {exc}", file=out)

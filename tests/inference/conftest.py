@@ -3,26 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from inference_stubs import StubbedRuntime
 
-WEATHER_TOOL: dict[str, Any] = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "Current weather for a city.",
-        "parameters": {
-            "type": "object",
-            "properties": {
-                "city": {"type": "string", "description": "City name"},
-                "unit": {"type": "string", "enum": ["celsius", "fahrenheit"], "default": "celsius"},
-            },
-            "required": ["city"],
-        },
-    },
-}
+from inference.smoke import WEATHER_TOOL
+
+# The smoke command's tool: one weather tool across the smoke test, the e2e test and tables.
 # Bare form (no "type"/"function" wrapper), as xLAM-style data carries it.
 TIME_TOOL: dict[str, Any] = {
     "name": "get_time",
@@ -47,3 +36,24 @@ def runtime() -> Iterator[StubbedRuntime]:
     with stubbed.stubber:
         yield stubbed
     stubbed.stubber.assert_no_pending_responses()
+
+
+@pytest.fixture(scope="session")
+def memorized_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny Qwen3 (offline tokenizer, real template) trained to answer one tool-calling prompt.
+
+    Random tiny weights only babble; a few dozen optimiser steps make greedy decoding of
+    `E2E_PROMPT` reproduce `E2E_TARGET` exactly, so the server's tool-call path is exercised.
+    """
+    from local_server import memorize
+
+    return memorize(tmp_path_factory.mktemp("memorized-qwen3"))
+
+
+@pytest.fixture(scope="session")
+def local_server(memorized_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`transformers serve` on loopback with the memorized model; yields its base URL."""
+    from local_server import serve
+
+    with serve(memorized_model, tmp_path_factory.mktemp("serve-logs")) as base_url:
+        yield base_url

@@ -25,7 +25,7 @@ def test_exact_single_call_with_normalised_values() -> None:
 
 def test_parallel_calls_match_in_any_order() -> None:
     predicted = [call("get_time", timezone="UTC"), call("get_weather", city="Rome")]
-    expected = [
+    expected: list[dict[str, Any]] = [
         {"name": "get_weather", "arguments": {"city": "Rome"}},
         {"name": "get_time", "arguments": '{"timezone": "UTC"}'},  # JSON-string arguments too
     ]

@@ -261,7 +261,7 @@ def test_read_timeout_names_the_60_second_limit(runtime: StubbedRuntime) -> None
             raise ReadTimeoutError(endpoint_url="https://runtime.sagemaker")
 
     client = EndpointClient("qwen3-tools", runtime_client=TimingOut())
-    with pytest.raises(EndpointTimeoutError, match=r"60 s.*chat_stream"):
+    with pytest.raises(EndpointTimeoutError, match=r"60 s.*stream=True"):
         client.chat(MESSAGES)
 
 
@@ -302,7 +302,7 @@ def test_streaming_yields_text_as_it_arrives_and_parses_the_whole(
     )
     runtime.stream(split_every(stream, 7))  # PayloadParts split lines and JSON anywhere
     seen: list[Delta] = []
-    result = client.chat_stream(MESSAGES, tools=tools, on_delta=seen.append)
+    result = client.chat(MESSAGES, tools=tools, stream=True, on_delta=seen.append)
     assert "".join(d.text for d in seen) == "".join(pieces)
     assert result.reasoning == "City is Paris."
     assert [c.arguments for c in result.tool_calls] == [{"city": "Paris"}]
@@ -326,7 +326,7 @@ def test_streamed_reasoning_field_and_tool_call_deltas(
     )
     runtime.stream(split_every(stream, 5))
     seen: list[Delta] = []
-    result = client.chat_stream(MESSAGES, tools=tools, on_delta=seen.append)
+    result = client.chat(MESSAGES, tools=tools, stream=True, on_delta=seen.append)
     assert [d.kind for d in seen] == ["reasoning", "reasoning"]
     assert result.reasoning == "Weather question."
     assert [(c.id, c.arguments) for c in result.tool_calls] == [("c1", {"city": "Paris"})]
@@ -338,7 +338,7 @@ def test_stream_error_event_becomes_a_typed_error(runtime: StubbedRuntime) -> No
         [sse(chunk(content="Partial"))[: -len(b"data: [DONE]\n\n")]],
         extra_events=[{"ModelStreamError": {"Message": "worker died", "ErrorCode": "500"}}],
     )
-    result = client.chat_stream(MESSAGES)
+    result = client.chat(MESSAGES, stream=True)
     assert result.text == "Partial"
     assert [e.kind for e in result.errors] == [ErrorKind.MALFORMED_RESPONSE]
     assert "worker died" in result.errors[0].reason
@@ -351,3 +351,49 @@ def test_sse_reassembly_handles_split_utf8_and_json_lines() -> None:
     assert events[0]["choices"][0]["delta"]["content"] == "Zürich ☀"
     assert events[1] == {"token": {"text": "x"}}
     assert list(iter_sse_events([b"data: not json\n"])) == [{"_unparsed": "not json"}]
+
+
+def test_client_for_a_serving_config_takes_its_budget_and_thinking_default(
+    runtime: StubbedRuntime,
+) -> None:
+    from inference.serving import ServingConfig
+
+    config = ServingConfig(max_model_len=4096, thinking_default=False)
+    client = EndpointClient.for_serving("qwen3-tools", config, runtime_client=runtime.client)
+    assert client.max_model_len == 4096
+    body = build_chat_request(MESSAGES, thinking=False)
+    runtime.respond(
+        completion("Hi."),
+        expected={
+            "EndpointName": "qwen3-tools",
+            "Body": json.dumps(body).encode(),
+            "ContentType": "application/json",
+            "Accept": "application/json",
+        },
+    )
+    assert client.chat(MESSAGES).text == "Hi."  # enable_thinking false was sent
+
+
+def test_stream_error_raised_by_botocore_becomes_a_typed_error() -> None:
+    from botocore.exceptions import EventStreamError
+
+    def events() -> Any:
+        yield {"PayloadPart": {"Bytes": sse(chunk(content="Part"))}}
+        raise EventStreamError(
+            {"Error": {"Code": "ModelStreamError", "Message": "worker died"}},
+            "InvokeEndpointWithResponseStream",
+        )
+
+    class Streaming:
+        def invoke_endpoint_with_response_stream(self, **_: Any) -> Any:
+            return {"Body": events()}
+
+    client = EndpointClient("qwen3-tools", runtime_client=Streaming())
+    result = client.chat(MESSAGES, stream=True)
+    assert result.text == "Part"
+    assert "ModelStreamError: worker died" in result.errors[0].reason
+
+
+def test_broken_tool_schema_is_a_request_error() -> None:
+    with pytest.raises(RequestError, match="invalid JSON schema"):
+        build_chat_request(MESSAGES, tools=[{"name": "f", "parameters": {"type": "objekt"}}])

@@ -416,3 +416,36 @@ def test_content_as_list_of_parts() -> None:
         {"content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]}
     )
     assert parsed.content == "ab"
+
+
+def test_call_in_both_field_and_content_is_reported_once(tools: list[dict[str, Any]]) -> None:
+    message = {
+        "content": PARIS,
+        "tool_calls": [_field_call("get_weather", '{"city": "Paris"}')],
+    }
+    parsed = parse_message(message, tools)
+    assert [(c.name, c.id) for c in parsed.tool_calls] == [("get_weather", "call_1")]
+
+
+def test_pathological_inputs_are_errors_not_crashes(tools: list[dict[str, Any]]) -> None:
+    deep = "<tool_call>\n" + "[" * 100_000 + "\n</tool_call>"
+    assert [e.kind for e in parse_completion(deep, tools).errors] == [ErrorKind.INVALID_JSON]
+    field = _field_call("get_weather", "[" * 100_000)
+    assert [e.kind for e in parse_message({"tool_calls": [field]}, tools).errors] == [
+        ErrorKind.INVALID_JSON
+    ]
+    remote = [{"name": "f", "parameters": {"$ref": "https://example.invalid/schema.json"}}]
+    parsed = parse_completion('<tool_call>\n{"name": "f", "arguments": {}}\n</tool_call>', remote)
+    assert [e.kind for e in parsed.errors] == [ErrorKind.SCHEMA_VIOLATION]
+
+
+def test_calls_misfiled_under_reasoning_are_recovered(tools: list[dict[str, Any]]) -> None:
+    """vllm#19513: the qwen3 reasoning parser files a non-thinking answer as reasoning."""
+    parsed = parse_message({"content": None, "reasoning_content": "\n\n" + PARIS}, tools)
+    assert [c.name for c in parsed.tool_calls] == ["get_weather"]
+    assert parsed.reasoning is None
+    # Real reasoning next to a real call stays reasoning, and the call is not duplicated.
+    message = {"content": PARIS, "reasoning_content": "Mentions <tool_call> in passing."}
+    parsed = parse_message(message, tools)
+    assert parsed.reasoning == "Mentions <tool_call> in passing."
+    assert len(parsed.tool_calls) == 1

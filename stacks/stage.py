@@ -1,0 +1,37 @@
+"""One business unit = one Stage, so `cdk deploy '<bu>/*'` deploys exactly that BU."""
+
+from typing import Any
+
+import aws_cdk as cdk
+from constructs import Construct
+
+from config.schema import BusinessUnitConfig
+from stacks.network_stack import NetworkStack
+from stacks.security_stack import SecurityStack
+
+
+class BusinessUnitStage(cdk.Stage):
+    """The BU's stacks, split by lifecycle; later issues add Studio, HyperPod, MLflow and
+    endpoint stacks here when the BU's config has that section."""
+
+    def __init__(self, scope: Construct, *, config: BusinessUnitConfig, **kwargs: Any) -> None:
+        env = cdk.Environment(account=config.account, region=config.region)
+        super().__init__(scope, config.name, env=env, **kwargs)
+        protect = config.removal_policy == "retain"
+        common: dict[str, Any] = {"config": config, "termination_protection": protect}
+        self.network = NetworkStack(
+            self,
+            "network",
+            stack_name=config.naming.stack("network"),
+            description=f"{config.name}: VPC, flow logs and VPC endpoints",
+            **common,
+        )
+        self.security = SecurityStack(
+            self,
+            "security",
+            stack_name=config.naming.stack("security"),
+            description=f"{config.name}: KMS keys and S3 buckets",
+            **common,
+        )
+        for key, value in config.tags.as_dict().items():
+            cdk.Tags.of(self).add(key, value)

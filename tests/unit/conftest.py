@@ -1,0 +1,93 @@
+"""Fixtures for config tests: a valid BU as a dict, and a writer of YAML files into tmp_path."""
+
+import copy
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+VALID: dict[str, Any] = {
+    "name": "payments",
+    "account": "333333333333",
+    "region": "us-west-2",
+    "network": {
+        "cidr": "10.80.0.0/16",
+        "availability_zones": ["us-west-2a", "us-west-2b"],
+    },
+    "tags": {"owner": "payments-ml", "cost_center": "CC-9000"},
+}
+
+
+@pytest.fixture
+def valid_bu() -> dict[str, Any]:
+    return copy.deepcopy(VALID)
+
+
+@pytest.fixture
+def write_bu(tmp_path: Path) -> Callable[..., Path]:
+    def write(raw: dict[str, Any], name: str = "bu") -> Path:
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(yaml.safe_dump(raw), encoding="utf-8")
+        return path
+
+    return write
+
+
+@pytest.fixture(scope="session")
+def construct_stacks() -> dict[str, Any]:
+    """Each construct in its own bare ``Stack()``, built once per session (jsii is slow)."""
+    import aws_cdk as cdk
+
+    from platform_constructs.buckets import AccessLogBucket, SecureBucket
+    from platform_constructs.keys import PurposeKey
+    from platform_constructs.network import PlatformVpc
+    from stacks.context import cdk_json_context
+
+    app = cdk.App(context=cdk_json_context(), builtin_cloud_formation_validation=False)
+    storage = cdk.Stack(app, "Storage")
+    key = PurposeKey(
+        storage,
+        "Key",
+        alias="alias/t/data",
+        description="test",
+        removal_policy=cdk.RemovalPolicy.RETAIN,
+    )
+    logs_bucket = AccessLogBucket(
+        storage, "Logs", bucket_name="t-access-logs", removal_policy=cdk.RemovalPolicy.RETAIN
+    )
+    SecureBucket(
+        storage,
+        "Data",
+        bucket_name="t-data",
+        encryption_key=key.key,
+        access_logs=logs_bucket.bucket,
+        removal_policy=cdk.RemovalPolicy.DESTROY,
+        noncurrent_version_days=7,
+    )
+    vpcs = {}
+    for name, nat in (("ClosedVpc", 0), ("NatVpc", 3)):
+        stack = cdk.Stack(app, name)
+        PlatformVpc(
+            stack,
+            "Network",
+            vpc_name=f"t-{name}",
+            cidr="10.1.0.0/16",
+            availability_zones=["us-east-1a", "us-east-1b", "us-east-1c"],
+            private_subnet_prefix=19,
+            nat_gateways=nat,
+            public_subnet_prefix=26,
+            flow_log_group_name=f"/t/{name}",
+            flow_log_key=PurposeKey(
+                stack,
+                "LogsKey",
+                alias="alias/t/logs",
+                description="t",
+                removal_policy=cdk.RemovalPolicy.DESTROY,
+            ).key,
+            flow_log_retention=cdk.aws_logs.RetentionDays.ONE_YEAR,
+            removal_policy=cdk.RemovalPolicy.DESTROY,
+        )
+        vpcs[name] = stack
+    return {"app": app, "Storage": storage, **vpcs}

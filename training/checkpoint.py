@@ -1,0 +1,218 @@
+"""Atomic, resumable checkpoints on a local/FSx path or S3.
+
+Layout of one checkpoint, `ROOT/step-000123/`:
+  model.safetensors   trainable weights (adapters only for LoRA, everything for full FT)
+  optimizer.pt        optimizer state (full, gathered on rank 0)
+  scheduler.pt        LR scheduler state
+  rng.pt              python/numpy/torch/cuda RNG state of every rank
+  trainer_state.json  step, data position, config fingerprint, MLflow run id (written last)
+
+It is written under `ROOT/.tmp-step-000123/` and renamed into place, so a reader never sees a
+half-written checkpoint; a kill mid-write leaves only a temp directory, cleaned on the next save.
+For `s3://bucket/prefix` the checkpoint is staged locally the same way and uploaded with
+`trainer_state.json` last, which is the marker `latest()` looks for.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+STATE = "trainer_state.json"
+_STEP_DIR = re.compile(r"^step-(\d{6,})$")
+
+
+def step_name(step: int) -> str:
+    return f"step-{step:06d}"
+
+
+def is_s3(uri: str) -> bool:
+    return uri.startswith("s3://")
+
+
+def _split_s3(uri: str) -> tuple[str, str]:
+    bucket, _, prefix = uri.removeprefix("s3://").partition("/")
+    return bucket, prefix.strip("/")
+
+
+def _s3() -> Any:
+    import boto3
+
+    return boto3.client("s3")
+
+
+def rng_state() -> dict[str, Any]:
+    state: dict[str, Any] = {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+@dataclass
+class Checkpoint:
+    """A loaded checkpoint (tensors on CPU)."""
+
+    path: str
+    weights: dict[str, torch.Tensor]
+    optimizer: dict[str, Any]
+    scheduler: dict[str, Any]
+    rng: list[dict[str, Any]]
+    state: dict[str, Any]
+
+    @property
+    def step(self) -> int:
+        return int(self.state["step"])
+
+
+def save(
+    root: str,
+    *,
+    step: int,
+    weights: dict[str, torch.Tensor],
+    optimizer: dict[str, Any],
+    scheduler: dict[str, Any],
+    rng: list[dict[str, Any]],
+    state: dict[str, Any],
+    keep_last: int,
+    staging: Path,
+) -> str:
+    """Write checkpoint `step` atomically under `root`; prune to the newest `keep_last`."""
+    from safetensors.torch import save_file
+
+    local_root = staging if is_s3(root) else Path(root)
+    local_root.mkdir(parents=True, exist_ok=True)
+    for stale in local_root.glob(".tmp-step-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    name = step_name(step)
+    tmp = local_root / f".tmp-{name}"
+    tmp.mkdir()
+    save_file({k: v.contiguous() for k, v in weights.items()}, str(tmp / "model.safetensors"))
+    torch.save(optimizer, tmp / "optimizer.pt")
+    torch.save(scheduler, tmp / "scheduler.pt")
+    torch.save(rng, tmp / "rng.pt")
+    (tmp / STATE).write_text(json.dumps({**state, "step": step}, indent=2), encoding="utf-8")
+    final = local_root / name
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+    if is_s3(root):
+        bucket, prefix = _split_s3(root)
+        client = _s3()
+        files = sorted(final.iterdir(), key=lambda f: f.name == STATE)  # marker last
+        for f in files:
+            client.upload_file(str(f), bucket, "/".join(x for x in (prefix, name, f.name) if x))
+        _prune_s3(client, bucket, prefix, keep_last)
+        _prune_local(local_root, 1)
+        return f"s3://{bucket}/{prefix + '/' if prefix else ''}{name}"
+    _prune_local(local_root, keep_last)
+    return str(final)
+
+
+def _steps_local(root: Path) -> list[int]:
+    if not root.is_dir():
+        return []
+    return sorted(
+        int(m.group(1))
+        for d in root.iterdir()
+        if (m := _STEP_DIR.match(d.name)) and (d / STATE).is_file()
+    )
+
+
+def _prune_local(root: Path, keep_last: int) -> None:
+    for step in _steps_local(root)[:-keep_last]:
+        shutil.rmtree(root / step_name(step), ignore_errors=True)
+
+
+def _steps_s3(client: Any, bucket: str, prefix: str) -> list[int]:
+    steps = []
+    paginator = client.get_paginator("list_objects_v2")
+    base = f"{prefix}/" if prefix else ""
+    for page in paginator.paginate(Bucket=bucket, Prefix=base):
+        for obj in page.get("Contents", []):
+            parts = obj["Key"][len(base) :].split("/")
+            if len(parts) == 2 and parts[1] == STATE and (m := _STEP_DIR.match(parts[0])):
+                steps.append(int(m.group(1)))
+    return sorted(steps)
+
+
+def _prune_s3(client: Any, bucket: str, prefix: str, keep_last: int) -> None:
+    base = f"{prefix}/" if prefix else ""
+    for step in _steps_s3(client, bucket, prefix)[:-keep_last]:
+        listing = client.list_objects_v2(Bucket=bucket, Prefix=f"{base}{step_name(step)}/")
+        keys = [{"Key": o["Key"]} for o in listing.get("Contents", [])]
+        if keys:
+            client.delete_objects(Bucket=bucket, Delete={"Objects": keys})
+
+
+def latest(root: str) -> str | None:
+    """The newest complete checkpoint under `root` (local path or s3 URI), or None."""
+    if is_s3(root):
+        bucket, prefix = _split_s3(root)
+        steps = _steps_s3(_s3(), bucket, prefix)
+        if not steps:
+            return None
+        return f"s3://{bucket}/{prefix + '/' if prefix else ''}{step_name(steps[-1])}"
+    steps = _steps_local(Path(root))
+    return str(Path(root) / step_name(steps[-1])) if steps else None
+
+
+def _materialise(path: str, staging: Path) -> Path:
+    if not is_s3(path):
+        return Path(path)
+    bucket, key = _split_s3(path)
+    local = staging / "download" / Path(key).name
+    if local.exists():
+        shutil.rmtree(local)
+    local.mkdir(parents=True)
+    client = _s3()
+    listing = client.list_objects_v2(Bucket=bucket, Prefix=key + "/")
+    for obj in listing.get("Contents", []):
+        client.download_file(bucket, obj["Key"], str(local / Path(obj["Key"]).name))
+    return local
+
+
+def load(path: str, *, staging: Path) -> Checkpoint:
+    from safetensors.torch import load_file
+
+    local = _materialise(path, staging)
+    if not (local / STATE).is_file():
+        raise FileNotFoundError(f"{path}: not a complete checkpoint (no {STATE})")
+    return Checkpoint(
+        path=path,
+        weights=load_file(str(local / "model.safetensors")),
+        # Our own files: optimizer/RNG state holds numpy and python objects, not just tensors.
+        optimizer=torch.load(local / "optimizer.pt", weights_only=False),
+        scheduler=torch.load(local / "scheduler.pt", weights_only=False),
+        rng=torch.load(local / "rng.pt", weights_only=False),
+        state=json.loads((local / STATE).read_text(encoding="utf-8")),
+    )
+
+
+def read_weights(path: str, *, staging: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Only the weights and trainer state (what export needs)."""
+    from safetensors.torch import load_file
+
+    local = _materialise(path, staging)
+    state = json.loads((local / STATE).read_text(encoding="utf-8"))
+    return load_file(str(local / "model.safetensors")), state

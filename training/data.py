@@ -1,0 +1,141 @@
+"""Packs in, micro-batches out: a deterministic, rank-sharded, resumable stream of packed rows.
+
+Sources: a packed directory (`training.prepare` output), or JSONL rows with `input_ids`/`labels`
+(prepare --no-pack) or `text` (continued pre-training), packed here with the same best-fit
+packer. Each epoch's order is a permutation seeded by (seed, epoch); rank r takes every
+world-th pack, truncated so every rank runs the same number of micro-batches (no collective
+hangs). The position is (epoch, cursor), saved in checkpoints, so a resumed run continues with
+exactly the packs the uninterrupted run would have seen.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from training.packing import MANIFEST, Pack, PackedDataset, pack_sequences
+
+
+def _read_jsonl(path: Path, *, tokenizer: Any, pack_length: int) -> list[tuple[Any, Any]]:
+    seqs: list[tuple[Any, Any]] = []
+    with path.open(encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            row = json.loads(line)
+            if "input_ids" in row:
+                ids = row["input_ids"]
+                labels = row.get("labels", ids)
+                if len(ids) > pack_length:
+                    raise ValueError(
+                        f"{path}:{n}: {len(ids)} tokens exceed pack_length {pack_length}; "
+                        "re-run prepare with a matching max length"
+                    )
+                seqs.append((ids, labels))
+            elif "text" in row:
+                if tokenizer is None:
+                    raise ValueError(f"{path}:{n}: raw `text` rows need a tokenizer")
+                ids = tokenizer(row["text"], add_special_tokens=False)["input_ids"]
+                ids = [*ids, tokenizer.convert_tokens_to_ids("<|endoftext|>")]
+                # Raw text longer than a pack is cut into pack-sized documents.
+                seqs.extend(
+                    (ids[i : i + pack_length], ids[i : i + pack_length])
+                    for i in range(0, len(ids), pack_length)
+                    if len(ids[i : i + pack_length]) > 1
+                )
+            else:
+                raise ValueError(f"{path}:{n}: expected `input_ids` or `text`")
+    return seqs
+
+
+class PackSource(Protocol):
+    """A `PackedDataset` or a list of packs."""
+
+    def __len__(self) -> int: ...
+    def __getitem__(self, i: int) -> Pack: ...
+
+
+def open_source(path: str | Path, *, pack_length: int, tokenizer: Any = None) -> PackSource:
+    """Packs from a packed directory or a JSONL file (packed on the fly)."""
+    p = Path(path)
+    if (p / MANIFEST).is_file():
+        return PackedDataset(p)
+    if p.is_file():
+        return pack_sequences(
+            _read_jsonl(p, tokenizer=tokenizer, pack_length=pack_length), pack_length
+        )
+    raise FileNotFoundError(f"{p}: neither a packed directory (manifest.json) nor a JSONL file")
+
+
+@dataclass
+class Rows:
+    """A micro-batch: packs concatenated into one row with their sequence lengths."""
+
+    input_ids: np.ndarray
+    labels: np.ndarray
+    seq_lens: np.ndarray
+
+
+class PackLoader:
+    """Yields `Rows` of `packs_per_micro_batch` packs for this rank, forever, epoch after epoch."""
+
+    def __init__(
+        self,
+        source: PackSource,
+        *,
+        seed: int,
+        rank: int = 0,
+        world_size: int = 1,
+        packs_per_micro_batch: int = 1,
+    ) -> None:
+        self.source = source
+        self.seed = seed
+        self.rank = rank
+        self.world_size = world_size
+        self.packs_per_micro_batch = packs_per_micro_batch
+        self.per_rank = len(source) // world_size
+        self.micro_per_epoch = self.per_rank // packs_per_micro_batch
+        if self.micro_per_epoch == 0:
+            raise ValueError(
+                f"{len(source)} packs cannot feed {world_size} ranks x "
+                f"{packs_per_micro_batch} packs per micro-batch"
+            )
+        self.epoch = 0
+        self.cursor = 0
+        self._order = self._epoch_order(0)
+
+    def _epoch_order(self, epoch: int) -> np.ndarray:
+        perm = np.random.default_rng([self.seed, epoch]).permutation(len(self.source))
+        return perm[: self.per_rank * self.world_size][self.rank :: self.world_size]
+
+    def next(self) -> Rows:
+        if self.cursor >= self.micro_per_epoch:
+            self.epoch += 1
+            self.cursor = 0
+            self._order = self._epoch_order(self.epoch)
+        k = self.packs_per_micro_batch
+        idx = self._order[self.cursor * k : (self.cursor + 1) * k]
+        self.cursor += 1
+        packs = [self.source[int(i)] for i in idx]
+        return Rows(
+            input_ids=np.concatenate([p.input_ids for p in packs]),
+            labels=np.concatenate([p.labels for p in packs]),
+            seq_lens=np.concatenate([p.seq_lens for p in packs]),
+        )
+
+    def state_dict(self) -> dict[str, int]:
+        return {"epoch": self.epoch, "cursor": self.cursor, "world_size": self.world_size}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        if state.get("world_size", self.world_size) != self.world_size:
+            raise ValueError(
+                f"checkpoint data position was for {state['world_size']} ranks, not "
+                f"{self.world_size}; exact resume needs the same world size"
+            )
+        self.epoch = int(state["epoch"])
+        self.cursor = int(state["cursor"])
+        self._order = self._epoch_order(self.epoch)

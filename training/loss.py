@@ -1,0 +1,105 @@
+"""Cross-entropy on loss-bearing positions only, with the vocabulary projection chunked.
+
+Qwen3's lm_head maps to 151,936 logits per token. A tool-calling conversation takes loss on a
+fifth of its tokens, so computing full logits spends most of the step (and most of the memory) on
+prompt tokens whose logits are thrown away. Here the trainer gathers the hidden states whose next
+token carries a label and projects only those, a chunk of rows at a time. Each chunk's gradient
+is computed in the forward pass (as Liger's fused linear cross-entropy does), so at most one
+`[chunk, vocab]` logits block is alive at any time and backward costs no recomputation.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from training.packing import IGNORE_INDEX
+
+
+def shift_targets(labels: np.ndarray, seq_lens: np.ndarray) -> np.ndarray:
+    """Per-position next-token targets inside a pack, never across a sequence boundary.
+
+    `labels` follow the Hugging Face convention (label[i] is token i, or -100), so position i
+    predicts label[i + 1]; the last position of each sequence has no target.
+    """
+    targets = np.full(labels.shape, IGNORE_INDEX, dtype=np.int64)
+    targets[:-1] = labels[1:]
+    ends = np.cumsum(seq_lens) - 1
+    targets[ends] = IGNORE_INDEX
+    return targets
+
+
+class _LinearCrossEntropy(torch.autograd.Function):
+    """sum_i CE(hidden_i @ weight.T, target_i) with gradients formed chunk by chunk."""
+
+    @staticmethod
+    def forward(  # noqa: PLR0917 - autograd passes positionally
+        ctx: Any,
+        hidden: torch.Tensor,
+        weight: torch.Tensor,
+        targets: torch.Tensor,
+        chunk_rows: int,
+        compute_dtype: torch.dtype,
+        want_grad: bool,
+    ) -> torch.Tensor:
+        need_h = want_grad and ctx.needs_input_grad[0]
+        need_w = want_grad and ctx.needs_input_grad[1]
+        w = weight.to(compute_dtype)
+        grad_h = torch.empty_like(hidden) if need_h else None
+        grad_w = torch.zeros_like(weight, dtype=torch.float32) if need_w else None
+        total = torch.zeros((), dtype=torch.float32, device=hidden.device)
+        for start in range(0, hidden.shape[0], chunk_rows):
+            h = hidden[start : start + chunk_rows].to(compute_dtype)
+            t = targets[start : start + chunk_rows]
+            logits = (h @ w.T).float()
+            lse = torch.logsumexp(logits, dim=-1)
+            rows = torch.arange(t.shape[0], device=t.device)
+            total += (lse - logits[rows, t]).sum()
+            if need_h or need_w:
+                # d(sum CE)/d(logits) = softmax - one_hot, written into the logits buffer.
+                g = logits.sub_(lse[:, None]).exp_()
+                g[rows, t] -= 1.0
+                g = g.to(compute_dtype)
+                if grad_h is not None:
+                    grad_h[start : start + chunk_rows] = (g @ w).to(hidden.dtype)
+                if grad_w is not None:
+                    grad_w += (g.T @ h).float()
+        ctx.save_for_backward(*(x for x in (grad_h, grad_w) if x is not None))
+        ctx.has = (grad_h is not None, grad_w is not None)
+        ctx.weight_dtype = weight.dtype
+        return total
+
+    @staticmethod
+    def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[Any, ...]:
+        saved = list(ctx.saved_tensors)
+        has_h, has_w = ctx.has
+        gh = gw = None
+        if has_h:
+            grad_h = saved.pop(0)
+            gh = grad_h * grad_out.to(grad_h.dtype)
+        if has_w:
+            gw = (saved.pop(0) * grad_out).to(ctx.weight_dtype)
+        return gh, gw, None, None, None, None
+
+
+def linear_cross_entropy_sum(
+    hidden: torch.Tensor,
+    weight: torch.Tensor,
+    targets: torch.Tensor,
+    *,
+    chunk_rows: int = 2048,
+    compute_dtype: torch.dtype | None = None,
+) -> torch.Tensor:
+    """Summed cross-entropy of `hidden [N, H] @ weight[V, H].T` against `targets [N]`.
+
+    The caller divides by the loss-token count of the whole optimizer step (see `train.py`).
+    """
+    if hidden.shape[0] == 0:
+        return (hidden.sum() + weight.sum()) * 0.0  # keeps the graph (DDP) with a zero loss
+    dtype = compute_dtype or hidden.dtype
+    out: torch.Tensor = _LinearCrossEntropy.apply(
+        hidden, weight, targets, chunk_rows, dtype, torch.is_grad_enabled()
+    )
+    return out

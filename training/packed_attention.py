@@ -1,0 +1,104 @@
+"""Attention over packed rows that never crosses a sequence boundary.
+
+A pack is one `[1, T]` row holding several conversations. A block-diagonal mask would make SDPA
+compute (and then discard) every cross-sequence score, `#seqs` times the useful work; instead
+`packed_sdpa` runs causal SDPA once per sequence segment, so compute scales with sum(len_i^2).
+On CUDA with `flash-attn` installed, transformers' `flash_attention_2/3` consume the same
+`cu_seq_lens_*` kwargs as varlen FlashAttention, so one call site serves both.
+
+It is registered with transformers' `AttentionInterface`; because it has no entry in the mask
+interface, transformers builds no mask at all for it (no O(T^2) mask per step).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import itertools
+from typing import Any
+
+import numpy as np
+import torch
+from torch.nn.functional import scaled_dot_product_attention as sdpa
+
+PACKED_SDPA = "packed_sdpa"
+
+
+def packed_sdpa_attention(  # noqa: PLR0917 - transformers calls it positionally
+    module: torch.nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    scaling: float | None = None,
+    dropout: float = 0.0,
+    **kwargs: Any,
+) -> tuple[torch.Tensor, None]:
+    """query `[1, H, T, D]`, key/value `[1, Hkv, T, D]` -> `[1, T, H, D]`, causal per segment.
+
+    Segment bounds come from `packed_seq_bounds` (python ints, so no device sync per layer);
+    without them the row is one causal sequence.
+    """
+    bounds: tuple[int, ...] | None = kwargs.get("packed_seq_bounds")
+    if attention_mask is not None:
+        raise ValueError("packed_sdpa takes segment bounds, not an attention mask")
+    if query.shape[0] != 1 and bounds is not None:
+        raise ValueError(f"packed rows have batch size 1, got {query.shape[0]}")
+    if key.shape[2] != query.shape[2]:
+        raise ValueError("packed_sdpa is for training (no KV cache); use sdpa to generate")
+    n_rep = query.shape[1] // key.shape[1]
+    if n_rep > 1:
+        # Materialised GQA: SDPA's enable_gqa path falls back to the slow math kernel on CPU.
+        key = key.repeat_interleave(n_rep, dim=1)
+        value = value.repeat_interleave(n_rep, dim=1)
+    p = dropout if module.training else 0.0
+    if bounds is None or len(bounds) <= 2:
+        out = sdpa(query, key, value, is_causal=True, dropout_p=p, scale=scaling)
+    else:
+        parts = [
+            sdpa(
+                query[:, :, a:b],
+                key[:, :, a:b],
+                value[:, :, a:b],
+                is_causal=True,
+                dropout_p=p,
+                scale=scaling,
+            )
+            for a, b in itertools.pairwise(bounds)
+        ]
+        out = torch.cat(parts, dim=2)
+    return out.transpose(1, 2).contiguous(), None
+
+
+def register() -> None:
+    """Make `packed_sdpa` a valid `attn_implementation` (idempotent)."""
+    from transformers import AttentionInterface
+
+    AttentionInterface.register(PACKED_SDPA, packed_sdpa_attention)
+
+
+def flash_available() -> bool:
+    return importlib.util.find_spec("flash_attn") is not None and torch.cuda.is_available()
+
+
+def resolve_attn_implementation(requested: str, device: torch.device) -> str:
+    """`auto` picks FlashAttention varlen on CUDA when installed, else per-segment SDPA."""
+    if requested == "auto":
+        return "flash_attention_2" if device.type == "cuda" and flash_available() else PACKED_SDPA
+    if requested.startswith("flash_attention") and device.type != "cuda":
+        raise ValueError(f"{requested} needs CUDA; use packed_sdpa on {device.type}")
+    return requested
+
+
+def packed_kwargs(seq_lens: np.ndarray, device: torch.device) -> dict[str, Any]:
+    """Forward kwargs describing a packed row: varlen FlashAttention and packed_sdpa both read
+    them; transformers passes unknown attention kwargs through every decoder layer."""
+    bounds = np.concatenate([[0], np.cumsum(seq_lens)]).astype(np.int64)
+    cu = torch.as_tensor(bounds, dtype=torch.int32, device=device)
+    max_len = int(seq_lens.max())
+    return {
+        "packed_seq_bounds": tuple(int(b) for b in bounds),
+        "cu_seq_lens_q": cu,
+        "cu_seq_lens_k": cu,
+        "max_length_q": max_len,
+        "max_length_k": max_len,
+    }
