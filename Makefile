@@ -10,6 +10,7 @@ CDK := node_modules/.bin/cdk
 PYTEST_ARGS ?=
 
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PYTHONDONTWRITEBYTECODE := 1
 # The app and the tests never need credentials or the network; make sure nothing asks for them.
 export AWS_EC2_METADATA_DISABLED := true

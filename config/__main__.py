@@ -1,0 +1,113 @@
+"""CLI: ``python -m config validate [FILES...]`` and ``python -m config new NAME [--from X]``."""
+
+import argparse
+import ipaddress
+import sys
+from pathlib import Path
+
+import yaml
+
+from config.loader import (
+    CONFIG_DIR,
+    ConfigError,
+    LoadedConfig,
+    config_files,
+    cross_file_errors,
+    load_all,
+    validate_raw,
+)
+from config.schema import PLATFORM, BusinessUnitConfig
+
+
+def next_free_cidr(
+    taken: list[ipaddress.IPv4Network],
+    pool: ipaddress.IPv4Network = PLATFORM.cidr_pool,
+    prefix: int = PLATFORM.new_bu_prefix,
+) -> ipaddress.IPv4Network:
+    """The first ``/prefix`` of the pool that overlaps no existing BU (in any account)."""
+    for candidate in pool.subnets(new_prefix=prefix):
+        if not any(candidate.overlaps(t) for t in taken):
+            return candidate
+    raise ValueError(f"the CIDR pool {pool} has no free /{prefix} left")
+
+
+def _print_errors(errors: list[ConfigError]) -> int:
+    for error in errors:
+        print(error, file=sys.stderr)
+    return 1
+
+
+def cmd_validate(files: list[Path]) -> int:
+    loaded, errors = load_all(files or config_files())
+    if errors:
+        return _print_errors(errors)
+    names = ", ".join(item.config.name for item in loaded)
+    print(f"ok: {len(loaded)} business units valid ({names})")
+    return 0
+
+
+def new_config(
+    name: str, base: BusinessUnitConfig, account: str | None, taken: list[ipaddress.IPv4Network]
+) -> dict[str, object]:
+    """A new BU's fields: the base's settings, a fresh CIDR, and names derived from ``name``."""
+    raw = base.model_dump(mode="json", exclude_unset=True)
+    raw["name"] = name
+    raw["account"] = account or base.account
+    raw["network"]["cidr"] = str(next_free_cidr(taken))
+    raw["tags"]["owner"] = f"{name}-ml-team"
+    return raw
+
+
+def cmd_new(name: str, source: str | None, account: str | None, directory: Path) -> int:
+    loaded, errors = load_all(config_files(directory))
+    if errors:
+        return _print_errors(errors)
+    by_name = {item.config.name: item for item in loaded}
+    if source is not None and source not in by_name:
+        print(f"--from {source}: no such BU in {directory}", file=sys.stderr)
+        return 2
+    base = by_name[source or sorted(by_name)[0]].config
+    target = directory / f"{name}.yaml"
+    if target.exists() or name in by_name:
+        print(f"{target}: name: BU {name!r} already exists", file=sys.stderr)
+        return 1
+    raw = new_config(name, base, account, [item.config.network.cidr for item in loaded])
+    new_errors = _check_new(target, raw, loaded)
+    if new_errors:
+        return _print_errors(new_errors)
+    header = (
+        f"# Business unit {name}: cloned from {base.name} by `make new-bu`.\n"
+        "# Review tags.owner and tags.cost_center; every physical name derives from `name`.\n"
+    )
+    target.write_text(header + yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
+    print(f"wrote {target} (cidr {raw['network']['cidr']})")  # type: ignore[index]
+    return 0
+
+
+def _check_new(
+    target: Path, raw: dict[str, object], loaded: list[LoadedConfig]
+) -> list[ConfigError]:
+    cfg, errors = validate_raw(str(target), raw)
+    if cfg is None:
+        return errors
+    return cross_file_errors([*loaded, LoadedConfig(target, cfg)])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m config", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    validate = sub.add_parser("validate", help="validate BU files (default: config/*.yaml)")
+    validate.add_argument("files", nargs="*", type=Path)
+    new = sub.add_parser("new", help="write config/NAME.yaml for a new BU")
+    new.add_argument("name")
+    new.add_argument("--from", dest="source", help="BU to clone (default: the first by name)")
+    new.add_argument("--account", help="12-digit account ID (default: the source BU's)")
+    new.add_argument("--config-dir", type=Path, default=CONFIG_DIR, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.command == "validate":
+        return cmd_validate(args.files)
+    return cmd_new(args.name, args.source, args.account, args.config_dir)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

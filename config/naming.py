@@ -1,0 +1,83 @@
+"""The one naming helper: every physical name is derived from a BU's name, account and region.
+
+Stacks pass these names to the constructs, so two BUs can share an account without a
+collision, and the config validator checks the longest names against AWS limits before any
+synthesis (a BU name that fits today must not break when a later stack adds a resource).
+"""
+
+from dataclasses import dataclass
+
+# Purposes that get a bucket (and a customer-managed KMS key, except access-logs: S3 server
+# access logging cannot deliver to an SSE-KMS bucket).
+BUCKET_PURPOSES = (
+    "data",
+    "models",
+    "checkpoints",
+    "mlflow-artifacts",
+    "hyperpod-lifecycle",
+    "access-logs",
+)
+KEY_PURPOSES = (*(p for p in BUCKET_PURPOSES if p != "access-logs"), "logs")
+# Roles and named resources the later stacks (Studio, HyperPod, MLflow, endpoints) will create;
+# listed here so that a BU name is checked against them today.
+RESERVED_ROLE_PURPOSES = (
+    "studio-execution",
+    "hyperpod-execution",
+    "mlflow-tracking",
+    "endpoint-execution",
+)
+RESERVED_RESOURCE_PURPOSES = ("studio", "hyperpod", "eks", "mlflow")
+STACK_UNITS = ("network", "security", "studio", "hyperpod", "mlflow", "endpoints")
+
+# AWS limits on the names we build.
+MAX_BUCKET_NAME = 63
+MAX_ROLE_NAME = 64
+MAX_STACK_NAME = 128
+MAX_KEY_ALIAS = 256
+MAX_LOG_GROUP = 512
+MAX_RESOURCE_NAME = 63  # SageMaker domain/cluster/tracking-server names, EKS cluster names
+
+
+@dataclass(frozen=True)
+class Naming:
+    """Names for one BU; ``bu`` is already validated as lowercase DNS-safe."""
+
+    bu: str
+    account: str
+    region: str
+
+    def stack(self, unit: str) -> str:
+        return f"{self.bu}-{unit}"
+
+    def bucket(self, purpose: str) -> str:
+        # Account and region make the globally unique S3 namespace collision-free.
+        return f"{self.bu}-{purpose}-{self.account}-{self.region}"
+
+    def key_alias(self, purpose: str) -> str:
+        return f"alias/{self.bu}/{purpose}"
+
+    def log_group(self, purpose: str) -> str:
+        return f"/{self.bu}/{purpose}"
+
+    def role(self, purpose: str) -> str:
+        # IAM is global: the region keeps a BU deployed to two regions collision-free.
+        return f"{self.bu}-{purpose}-{self.region}"
+
+    def resource(self, purpose: str) -> str:
+        return f"{self.bu}-{purpose}"
+
+    def limit_problems(self) -> list[str]:
+        """Every derived name that breaks an AWS limit, as human-readable reasons."""
+        checks: list[tuple[str, int]] = [
+            *((self.bucket(p), MAX_BUCKET_NAME) for p in BUCKET_PURPOSES),
+            *((self.role(p), MAX_ROLE_NAME) for p in RESERVED_ROLE_PURPOSES),
+            *((self.stack(u), MAX_STACK_NAME) for u in STACK_UNITS),
+            *((self.key_alias(p), MAX_KEY_ALIAS) for p in KEY_PURPOSES),
+            *((self.log_group(p), MAX_LOG_GROUP) for p in ("vpc-flow-logs",)),
+            *((self.resource(p), MAX_RESOURCE_NAME) for p in RESERVED_RESOURCE_PURPOSES),
+        ]
+        return [
+            f"derived name {name!r} is {len(name)} characters, over the AWS limit of {limit}"
+            for name, limit in checks
+            if len(name) > limit
+        ]

@@ -1,0 +1,21 @@
+"""Region -> availability-zone names, kept in the repo so synthesis never looks AZs up.
+
+An explicit account in a stack's env makes ``ec2.Vpc`` ask AWS for the AZs (a context
+lookup), which fails offline; the configs name their AZs and are checked against this table.
+Add a region here (from ``aws ec2 describe-availability-zones``) before a BU may use it.
+"""
+
+AVAILABILITY_ZONES: dict[str, tuple[str, ...]] = {
+    "us-east-1": tuple(f"us-east-1{s}" for s in "abcdef"),
+    "us-east-2": tuple(f"us-east-2{s}" for s in "abc"),
+    "us-west-2": tuple(f"us-west-2{s}" for s in "abcd"),
+    "ca-central-1": ("ca-central-1a", "ca-central-1b", "ca-central-1d"),
+    "eu-west-1": tuple(f"eu-west-1{s}" for s in "abc"),
+    "eu-west-2": tuple(f"eu-west-2{s}" for s in "abc"),
+    "eu-central-1": tuple(f"eu-central-1{s}" for s in "abc"),
+    "eu-north-1": tuple(f"eu-north-1{s}" for s in "abc"),
+    "ap-northeast-1": ("ap-northeast-1a", "ap-northeast-1c", "ap-northeast-1d"),
+    "ap-southeast-1": tuple(f"ap-southeast-1{s}" for s in "abc"),
+    "ap-southeast-2": tuple(f"ap-southeast-2{s}" for s in "abc"),
+    "ap-south-1": tuple(f"ap-south-1{s}" for s in "abc"),
+}

@@ -1,0 +1,250 @@
+"""The typed schema every ``config/<bu>.yaml`` is validated against (pydantic v2).
+
+Defaults that suit most business units live here, so a BU file holds only what differs.
+Models are frozen and reject unknown fields: a typo is an error, never a silent default.
+"""
+
+import ipaddress
+import re
+from typing import Annotated, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+
+from config.naming import Naming
+from config.regions import AVAILABILITY_ZONES
+
+# BU names feed S3 bucket names and DNS labels: lowercase letters, digits, single hyphens.
+BU_NAME_PATTERN = r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$"
+# Characters AWS accepts in tag keys and values across services.
+_TAG_CHARS = re.compile(r"^[\w\s.:/=+\-@]*$")
+
+# The smallest private subnet we allow: EKS pods and HyperPod ENIs each take a VPC address.
+MIN_PRIVATE_SUBNET_ADDRESSES = 1024  # a /22
+SMALLEST_VPC_PREFIX, LARGEST_VPC_PREFIX = 16, 24  # AWS VPC CIDR limits
+
+
+class FieldProblemError(ValueError):
+    """A model-level problem that belongs to one field; the loader reports ``path``."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(reason)
+        self.path = path
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+TagValue = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+
+
+class Tags(_Model):
+    """Cost-allocation tags put on every resource of the BU (owner and cost centre required)."""
+
+    owner: TagValue
+    cost_center: TagValue
+    environment: TagValue = "prod"
+    extra: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("owner", "cost_center", "environment")
+    @classmethod
+    def _tag_value(cls, value: str) -> str:
+        if not _TAG_CHARS.match(value):
+            raise ValueError("tag values may hold letters, digits, spaces and _ . : / = + - @")
+        return value
+
+    @field_validator("extra")
+    @classmethod
+    def _extra_tags(cls, tags: dict[str, str]) -> dict[str, str]:
+        for key, value in tags.items():
+            if not 1 <= len(key) <= 128 or not _TAG_CHARS.match(key):
+                raise ValueError(f"tag key {key!r}: 1-128 of letters, digits and _ . : / = + - @")
+            if key.lower().startswith("aws:"):
+                raise ValueError(f"tag key {key!r}: the aws: prefix is reserved")
+            if len(value) > 256 or not _TAG_CHARS.match(value):
+                raise ValueError(f"tag {key!r}: value must be <= 256 allowed characters")
+        return tags
+
+    def as_dict(self) -> dict[str, str]:
+        return {
+            "owner": self.owner,
+            "cost-center": self.cost_center,
+            "environment": self.environment,
+            **self.extra,
+        }
+
+
+class Network(_Model):
+    """The BU's VPC: private subnets in each listed AZ, closed to the internet by default."""
+
+    cidr: ipaddress.IPv4Network
+    availability_zones: list[str] = Field(min_length=2, max_length=6)
+    # /19 = 8,190 addresses per AZ: room for EKS pod IPs and HyperPod ENIs.
+    private_subnet_prefix: int = Field(default=19, ge=SMALLEST_VPC_PREFIX, le=28)
+    # `closed`: no internet gateway, no NAT; AWS services through VPC endpoints only.
+    egress: Literal["closed", "nat"] = "closed"
+    # Only with egress `nat`: a NAT gateway per AZ (AZ-resilient) or one shared (cheaper).
+    nat_gateways: Literal["one_per_az", "single"] = "one_per_az"
+    public_subnet_prefix: int = Field(default=26, ge=SMALLEST_VPC_PREFIX, le=28)
+    flow_log_retention_days: Literal[90, 180, 365, 731, 1827, 3653] = 365
+
+    @field_validator("cidr", mode="before")
+    @classmethod
+    def _strict_cidr(cls, value: object) -> object:
+        if isinstance(value, str):
+            try:
+                ipaddress.IPv4Network(value, strict=True)
+            except ValueError as err:
+                raise ValueError(f"not an IPv4 network CIDR: {err}") from None
+        return value
+
+    @field_validator("cidr")
+    @classmethod
+    def _cidr_range(cls, cidr: ipaddress.IPv4Network) -> ipaddress.IPv4Network:
+        if not SMALLEST_VPC_PREFIX <= cidr.prefixlen <= LARGEST_VPC_PREFIX:
+            raise ValueError(f"a VPC CIDR must be /{SMALLEST_VPC_PREFIX} to /{LARGEST_VPC_PREFIX}")
+        if not cidr.is_private:
+            raise ValueError("a VPC CIDR must be a private (RFC 1918) range")
+        return cidr
+
+    @field_validator("private_subnet_prefix")
+    @classmethod
+    def _subnet_size(cls, prefix: int) -> int:
+        if 2 ** (32 - prefix) < MIN_PRIVATE_SUBNET_ADDRESSES:
+            raise ValueError(
+                f"/{prefix} is too small for EKS pods and HyperPod ENIs; use /22 or larger"
+            )
+        return prefix
+
+    @field_validator("availability_zones")
+    @classmethod
+    def _unique_azs(cls, azs: list[str]) -> list[str]:
+        if len(set(azs)) != len(azs):
+            raise ValueError("availability zones must be unique")
+        return azs
+
+    @model_validator(mode="after")
+    def _fits(self) -> "Network":
+        if self.egress == "closed" and {"nat_gateways", "public_subnet_prefix"} & (
+            self.model_fields_set
+        ):
+            raise FieldProblemError(
+                "nat_gateways", "nat_gateways/public_subnet_prefix only apply when egress is 'nat'"
+            )
+        if self.private_subnet_prefix < self.cidr.prefixlen:
+            raise FieldProblemError(
+                "private_subnet_prefix",
+                f"/{self.private_subnet_prefix} subnets are larger than the VPC {self.cidr}",
+            )
+        needed = len(self.availability_zones) * 2 ** (32 - self.private_subnet_prefix)
+        if self.egress == "nat":
+            needed += len(self.availability_zones) * 2 ** (32 - self.public_subnet_prefix)
+        if needed > self.cidr.num_addresses:
+            raise FieldProblemError(
+                "cidr",
+                f"{len(self.availability_zones)} AZs of /{self.private_subnet_prefix} subnets "
+                f"need {needed} addresses; {self.cidr} has {self.cidr.num_addresses}",
+            )
+        return self
+
+    @property
+    def nat_gateway_count(self) -> int:
+        if self.egress == "closed":
+            return 0
+        return 1 if self.nat_gateways == "single" else len(self.availability_zones)
+
+
+# Sections the later issues fill. A BU that leaves one out gets no such stack.
+class Studio(_Model):
+    """SageMaker Studio domain (a later issue adds its fields)."""
+
+
+class HyperPod(_Model):
+    """HyperPod EKS cluster (a later issue adds its fields)."""
+
+
+class Mlflow(_Model):
+    """Managed MLflow tracking server (a later issue adds its fields)."""
+
+
+class Endpoints(_Model):
+    """LMI inference endpoints (a later issue adds its fields)."""
+
+
+class BusinessUnitConfig(_Model):
+    """Everything that differs between business units; one per ``config/<bu>.yaml``."""
+
+    name: str
+    account: str
+    region: str
+    network: Network
+    tags: Tags
+    # Stateful resources (buckets, keys, log groups) survive `cdk destroy` unless a BU opts out.
+    removal_policy: Literal["retain", "destroy"] = "retain"
+    studio: Studio | None = None
+    hyperpod: HyperPod | None = None
+    mlflow: Mlflow | None = None
+    endpoints: Endpoints | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _bu_name(cls, name: str) -> str:
+        if len(name) < 2 or not re.match(BU_NAME_PATTERN, name):
+            raise ValueError(
+                "a BU name is 2+ lowercase letters, digits and single hyphens, "
+                "starting with a letter (it prefixes bucket and DNS names)"
+            )
+        return name
+
+    @field_validator("account", mode="before")
+    @classmethod
+    def _account_id(cls, account: object) -> object:
+        if not isinstance(account, str) or not re.fullmatch(r"\d{12}", account):
+            raise ValueError(
+                f'{account!r} is not a 12-digit AWS account ID (quote it in YAML: "0123...")'
+            )
+        return account
+
+    @field_validator("region")
+    @classmethod
+    def _known_region(cls, region: str) -> str:
+        if region not in AVAILABILITY_ZONES:
+            raise ValueError(
+                f"unknown region {region!r}; known: {', '.join(sorted(AVAILABILITY_ZONES))}"
+            )
+        return region
+
+    @model_validator(mode="after")
+    def _azs_and_names(self) -> "BusinessUnitConfig":
+        known = AVAILABILITY_ZONES[self.region]
+        wrong = [az for az in self.network.availability_zones if az not in known]
+        if wrong:
+            raise FieldProblemError(
+                "network.availability_zones",
+                f"{', '.join(wrong)} not in {self.region} ({', '.join(known)})",
+            )
+        problems = self.naming.limit_problems()
+        if problems:
+            raise FieldProblemError("name", "; ".join(problems))
+        return self
+
+    @property
+    def naming(self) -> Naming:
+        return Naming(bu=self.name, account=self.account, region=self.region)
+
+
+class PlatformSettings(_Model):
+    """Settings shared by all BUs: where `config new` takes the next VPC CIDR from."""
+
+    cidr_pool: ipaddress.IPv4Network = ipaddress.IPv4Network("10.64.0.0/10")
+    new_bu_prefix: int = Field(default=16, ge=SMALLEST_VPC_PREFIX, le=LARGEST_VPC_PREFIX)
+
+
+PLATFORM = PlatformSettings()

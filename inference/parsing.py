@@ -1,0 +1,473 @@
+"""One parser for Qwen3 completions, shared by the endpoint client and the training evaluation.
+
+It turns what a model or server produced into reasoning, visible text and schema-validated tool
+calls, and reports every malformed piece as a typed `ParseError` instead of raising or dropping it.
+
+Public API (stable; additions only):
+
+    parse_completion(text, tools=None, *, strict=True) -> ParsedCompletion
+        Raw generated text: the continuation after ``<|im_start|>assistant\\n``. It may open with
+        ``<think>``, carry only the closing ``</think>`` (when the prompt opened the block), or
+        have reasoning already closed by the prompt; a trailing ``<|im_end|>``/``<|endoftext|>``
+        (and anything after it) is cut off. Calls come from ``<tool_call>{json}</tool_call>``.
+    parse_chat_response(response, tools=None, *, strict=True) -> ParsedCompletion
+        An OpenAI-style chat completion: ``choices[0].message``.
+    parse_message(message, tools=None, *, strict=True) -> ParsedCompletion
+        One OpenAI-style assistant message: ``content``, ``reasoning_content``/``reasoning`` and
+        ``tool_calls`` (``function.arguments`` a JSON string). Raw ``<think>``/``<tool_call>``
+        left in ``content`` by a server without reasoning/tool parsers are parsed as well.
+    compile_tools(tools, *, strict=True) -> Toolset
+        Pre-compiles the validators; pass the `Toolset` as ``tools`` on hot paths (it carries its
+        own `strict`). Plain lists are compiled once and cached by content.
+    ParsedCompletion(reasoning, content, tool_calls, errors); .ok, .to_dict(), .to_json()
+    ToolCall(name, arguments, raw, id=None)
+    ParseError(kind, reason, raw, tool=None); ErrorKind (a str enum, values below)
+
+Tools are accepted in OpenAI form ``{"type": "function", "function": {name, description,
+parameters}}`` or bare ``{name, description, parameters}``. With ``tools=None`` calls are parsed but
+not validated (no unknown-tool check either). With ``strict=True`` (the default, as BFCL-style
+checkers expect) an argument missing from the schema's ``properties`` is an error even when the
+schema does not set ``additionalProperties: false``; an explicit ``additionalProperties`` wins.
+
+Reasoning is ``None`` when the completion has no think block and ``""`` when the block is empty
+(thinking switched off by the prompt). A ``<tool_call>`` inside reasoning is a thought, not a call.
+A call present both in ``tool_calls`` and as a raw block in ``content`` is reported once. Complete
+``<tool_call>`` blocks in a server's *reasoning field* count as calls when the message has no
+other call (vLLM's qwen3 reasoning parser misfiles non-thinking answers there, vllm#19513).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from functools import lru_cache
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError, relevance
+
+__all__ = [
+    "ErrorKind",
+    "ParseError",
+    "ParsedCompletion",
+    "ToolCall",
+    "ToolSchemaError",
+    "Toolset",
+    "compile_tools",
+    "parse_chat_response",
+    "parse_completion",
+    "parse_message",
+]
+
+THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
+CALL_OPEN, CALL_CLOSE = "<tool_call>", "</tool_call>"
+END_TOKENS = ("<|im_end|>", "<|endoftext|>")
+_ASSISTANT_HEADER = "<|im_start|>assistant\n"
+_END_RE = re.compile("|".join(re.escape(t) for t in END_TOKENS))
+
+
+class ErrorKind(StrEnum):
+    """Why a piece of model output was rejected; values are stable strings for JSON and metrics."""
+
+    UNCLOSED_TAG = "unclosed_tag"  # <think> or <tool_call> never closed (truncated output)
+    STRAY_TAG = "stray_tag"  # a closing </tool_call> with no opening tag
+    INVALID_JSON = "invalid_json"  # the call body (or function.arguments string) is not JSON
+    NOT_AN_OBJECT = "not_an_object"  # the call body is JSON but not an object
+    MISSING_NAME = "missing_name"  # no non-empty string "name"
+    INVALID_ARGUMENTS = "invalid_arguments"  # "arguments" is not an object
+    UNKNOWN_TOOL = "unknown_tool"  # the name is not among the offered tools
+    MISSING_ARGUMENT = "missing_argument"  # a required argument is absent
+    UNEXPECTED_ARGUMENT = "unexpected_argument"  # an argument the schema does not declare
+    WRONG_TYPE = "wrong_type"  # an argument of the wrong JSON type
+    SCHEMA_VIOLATION = "schema_violation"  # any other JSON-schema failure (enum, range, ...)
+    MALFORMED_RESPONSE = "malformed_response"  # the server's JSON lacks choices/message
+
+
+class ToolSchemaError(ValueError):
+    """A tool definition given by the caller is unusable (a programming error, so it raises)."""
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """A call whose arguments passed validation (or were not validated: ``tools=None``)."""
+
+    name: str
+    arguments: dict[str, Any]
+    raw: str
+    id: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "arguments": self.arguments}
+
+
+@dataclass(frozen=True)
+class ParseError:
+    """One rejected piece of output: the raw text it came from and why it was rejected."""
+
+    kind: ErrorKind
+    reason: str
+    raw: str
+    tool: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind.value, "reason": self.reason, "raw": self.raw, "tool": self.tool}
+
+
+@dataclass(frozen=True)
+class ParsedCompletion:
+    """What the parser made of one completion."""
+
+    reasoning: str | None
+    content: str
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    errors: list[ParseError] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """No error at all: every tag closed and every call valid."""
+        return not self.errors
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "reasoning": self.reasoning,
+            "content": self.content,
+            "tool_calls": [c.to_dict() for c in self.tool_calls],
+            "errors": [e.to_dict() for e in self.errors],
+        }
+
+    def to_json(self, indent: int | None = None) -> str:
+        """The dict of `to_dict` as a JSON string (what ``python -m inference.parse`` prints)."""
+        return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
+
+
+# --- tools ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Toolset:
+    """Offered tools by name, each with a compiled Draft 2020-12 validator for its arguments."""
+
+    validators: Mapping[str, Draft202012Validator]
+    strict: bool
+
+    @property
+    def names(self) -> list[str]:
+        return sorted(self.validators)
+
+
+def _tool_name_and_parameters(tool: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    spec = tool.get("function", tool) if tool.get("type", "function") == "function" else None
+    if not isinstance(spec, Mapping):
+        raise ToolSchemaError(f"tool is neither OpenAI nor bare function form: {tool!r:.200}")
+    name = spec.get("name")
+    if not isinstance(name, str) or not name:
+        raise ToolSchemaError(f"tool without a name: {tool!r:.200}")
+    parameters = spec.get("parameters") or {"type": "object", "properties": {}}
+    if not isinstance(parameters, Mapping):
+        raise ToolSchemaError(f"tool {name!r}: parameters must be a JSON schema object")
+    return name, dict(parameters)
+
+
+def _compile(tools: Sequence[Mapping[str, Any]], strict: bool) -> Toolset:
+    validators: dict[str, Draft202012Validator] = {}
+    for tool in tools:
+        if not isinstance(tool, Mapping):
+            raise ToolSchemaError(f"tool must be an object, got {type(tool).__name__}")
+        name, schema = _tool_name_and_parameters(tool)
+        if name in validators:
+            raise ToolSchemaError(f"tool {name!r} is defined twice")
+        if strict and "additionalProperties" not in schema:
+            # BFCL-style: undeclared arguments are hallucinations even if the schema is lenient.
+            schema["additionalProperties"] = False
+        try:
+            Draft202012Validator.check_schema(schema)
+        except SchemaError as exc:
+            raise ToolSchemaError(f"tool {name!r}: invalid JSON schema: {exc.message}") from exc
+        validators[name] = Draft202012Validator(schema)
+    return Toolset(validators=validators, strict=strict)
+
+
+@lru_cache(maxsize=256)
+def _compile_cached(key: str, strict: bool) -> Toolset:
+    return _compile(json.loads(key), strict)
+
+
+def compile_tools(tools: Sequence[Mapping[str, Any]] | Toolset, *, strict: bool = True) -> Toolset:
+    """Compile (or fetch from the cache) the validators for an OpenAI-style `tools` list."""
+    if isinstance(tools, Toolset):
+        return tools
+    if isinstance(tools, str | bytes) or not isinstance(tools, Sequence):
+        raise ToolSchemaError("tools must be a list of tool definitions")
+    try:
+        key = json.dumps(list(tools), sort_keys=True)
+    except (TypeError, ValueError) as exc:
+        raise ToolSchemaError(f"tools are not JSON-serialisable: {exc}") from exc
+    return _compile_cached(key, strict)
+
+
+def _resolve(tools: Sequence[Mapping[str, Any]] | Toolset | None, strict: bool) -> Toolset | None:
+    return None if tools is None else compile_tools(tools, strict=strict)
+
+
+# --- validation of one call -------------------------------------------------------------------
+
+_KIND_BY_VALIDATOR = {
+    "required": ErrorKind.MISSING_ARGUMENT,
+    "additionalProperties": ErrorKind.UNEXPECTED_ARGUMENT,
+    "type": ErrorKind.WRONG_TYPE,
+}
+
+
+def _check_call(
+    name: str, arguments: dict[str, Any], raw: str, toolset: Toolset | None, call_id: str | None
+) -> ToolCall | ParseError:
+    if toolset is None:
+        return ToolCall(name=name, arguments=arguments, raw=raw, id=call_id)
+    validator = toolset.validators.get(name)
+    if validator is None:
+        offered = ", ".join(toolset.names) or "none"
+        return ParseError(
+            ErrorKind.UNKNOWN_TOOL, f"unknown tool {name!r} (offered: {offered})", raw, name
+        )
+    try:
+        problems = sorted(validator.iter_errors(arguments), key=relevance, reverse=True)
+    except Exception as exc:  # e.g. an unresolvable $ref: report it, never crash
+        reason = f"the schema of {name!r} could not be applied: {type(exc).__name__}: {exc}"
+        return ParseError(ErrorKind.SCHEMA_VIOLATION, reason, raw, name)
+    if not problems:
+        return ToolCall(name=name, arguments=arguments, raw=raw, id=call_id)
+    top = problems[0]
+    kind = _KIND_BY_VALIDATOR.get(str(top.validator), ErrorKind.SCHEMA_VIOLATION)
+    if top.validator in ("required", "additionalProperties") and top.path:
+        kind = ErrorKind.SCHEMA_VIOLATION  # nested objects: not an argument of the tool itself
+    details = "; ".join(
+        f"{'/'.join(map(str, p.absolute_path)) or '<arguments>'}: {p.message}" for p in problems
+    )
+    return ParseError(kind, f"arguments of {name!r} do not match its schema: {details}", raw, name)
+
+
+def _call_from_object(
+    obj: Any, raw: str, toolset: Toolset | None, call_id: str | None = None
+) -> ToolCall | ParseError:
+    """Validate one decoded ``{"name": ..., "arguments": {...}}`` object."""
+    if not isinstance(obj, dict):
+        return ParseError(
+            ErrorKind.NOT_AN_OBJECT, f"tool call is a JSON {type(obj).__name__}, not an object", raw
+        )
+    name = obj.get("name")
+    if not isinstance(name, str) or not name.strip():
+        return ParseError(ErrorKind.MISSING_NAME, "tool call has no non-empty string 'name'", raw)
+    arguments = obj.get("arguments", {})  # a zero-argument call may omit them
+    if not isinstance(arguments, dict):
+        return ParseError(
+            ErrorKind.INVALID_ARGUMENTS,
+            f"'arguments' of {name!r} is a JSON {type(arguments).__name__}, not an object",
+            raw,
+            name,
+        )
+    return _check_call(name, arguments, raw, toolset, call_id)
+
+
+def _json_error(exc: json.JSONDecodeError, what: str) -> str:
+    return f"{what} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+
+
+# --- raw text ---------------------------------------------------------------------------------
+
+
+def _split_reasoning(text: str) -> tuple[str | None, str, list[ParseError]]:
+    """Separate the think block from the rest; an unclosed block swallows the rest as reasoning."""
+    stripped = text.lstrip()
+    if stripped.startswith(THINK_OPEN):
+        body = stripped[len(THINK_OPEN) :]
+        end = body.find(THINK_CLOSE)
+        if end < 0:
+            error = ParseError(
+                ErrorKind.UNCLOSED_TAG, "<think> is never closed (output truncated?)", stripped
+            )
+            return body.strip(), "", [error]
+        return body[:end].strip(), body[end + len(THINK_CLOSE) :], []
+    end = text.find(THINK_CLOSE)
+    if end >= 0 and CALL_OPEN not in text[:end]:
+        # The prompt opened the block (thinking-mode templates do): only the close is generated.
+        return text[:end].strip(), text[end + len(THINK_CLOSE) :], []
+    return None, text, []
+
+
+def _scan_tool_calls(text: str, toolset: Toolset | None) -> tuple[str, list[ToolCall | ParseError]]:
+    """Cut every ``<tool_call>`` block out of `text`; returns the leftover text and the results."""
+    results: list[ToolCall | ParseError] = []
+    kept: list[str] = []
+    pos = 0
+    while True:
+        start = text.find(CALL_OPEN, pos)
+        segment = text[pos:] if start < 0 else text[pos:start]
+        if CALL_CLOSE in segment:
+            results.append(
+                ParseError(ErrorKind.STRAY_TAG, "</tool_call> without an opening tag", segment)
+            )
+            segment = segment.replace(CALL_CLOSE, "")
+        kept.append(segment)
+        if start < 0:
+            break
+        body_start = start + len(CALL_OPEN)
+        end = text.find(CALL_CLOSE, body_start)
+        next_open = text.find(CALL_OPEN, body_start)
+        if end < 0 or 0 <= next_open < end:
+            stop = len(text) if next_open < 0 else next_open
+            raw = text[start:stop]
+            results.append(
+                ParseError(ErrorKind.UNCLOSED_TAG, "<tool_call> is never closed", raw.strip())
+            )
+            pos = stop
+            continue
+        raw = text[start : end + len(CALL_CLOSE)]
+        body = text[body_start:end].strip()
+        try:
+            obj = json.loads(body)
+        except json.JSONDecodeError as exc:
+            results.append(
+                ParseError(ErrorKind.INVALID_JSON, _json_error(exc, "tool call body"), raw)
+            )
+        except RecursionError:
+            results.append(ParseError(ErrorKind.INVALID_JSON, "tool call body nests too deep", raw))
+        else:
+            results.append(_call_from_object(obj, raw, toolset))
+        pos = end + len(CALL_CLOSE)
+    return "".join(kept).strip(), results
+
+
+def _unparseable(reason: str, value: Any) -> ParsedCompletion:
+    """A completion that is not even text or a message: one `malformed_response` error."""
+    raw = value if isinstance(value, str) else json.dumps(value, default=str, ensure_ascii=False)
+    error = ParseError(ErrorKind.MALFORMED_RESPONSE, reason, raw[:2000])
+    return ParsedCompletion(reasoning=None, content="", errors=[error])
+
+
+def _strip_envelope(text: str) -> str:
+    if text.startswith(_ASSISTANT_HEADER):
+        text = text[len(_ASSISTANT_HEADER) :]
+    match = _END_RE.search(text)
+    return text if match is None else text[: match.start()]
+
+
+def _assemble(
+    reasoning: str | None,
+    content: str,
+    results: list[ToolCall | ParseError],
+    errors: list[ParseError],
+) -> ParsedCompletion:
+    calls = [r for r in results if isinstance(r, ToolCall)]
+    errors = errors + [r for r in results if isinstance(r, ParseError)]
+    return ParsedCompletion(reasoning=reasoning, content=content, tool_calls=calls, errors=errors)
+
+
+def parse_completion(
+    text: str,
+    tools: Sequence[Mapping[str, Any]] | Toolset | None = None,
+    *,
+    strict: bool = True,
+) -> ParsedCompletion:
+    """Parse raw generated text into reasoning, content and validated tool calls."""
+    toolset = _resolve(tools, strict)
+    if not isinstance(text, str):
+        return _unparseable("completion is not a string", repr(text))
+    reasoning, rest, errors = _split_reasoning(_strip_envelope(text))
+    content, results = _scan_tool_calls(rest, toolset)
+    return _assemble(reasoning, content, list(results), errors)
+
+
+# --- OpenAI-style responses -------------------------------------------------------------------
+
+
+def _text_of(value: Any) -> str:
+    """Message content as text: a string, None, or a list of ``{"type": "text", "text"}`` parts."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        return "".join(str(p.get("text", "")) if isinstance(p, Mapping) else str(p) for p in value)
+    return str(value)
+
+
+def _field_call(item: Any, toolset: Toolset | None) -> ToolCall | ParseError:
+    """One entry of ``message.tool_calls`` (``function.arguments`` is a JSON string)."""
+    raw = json.dumps(item, ensure_ascii=False, default=str)
+    if not isinstance(item, Mapping):
+        return ParseError(ErrorKind.NOT_AN_OBJECT, "tool_calls entry is not an object", raw)
+    function = item.get("function")
+    if not isinstance(function, Mapping):
+        return ParseError(ErrorKind.NOT_AN_OBJECT, "tool_calls entry has no 'function' object", raw)
+    call_id = item.get("id") if isinstance(item.get("id"), str) else None
+    arguments: Any = function.get("arguments", {})
+    if isinstance(arguments, str):
+        name = function.get("name") if isinstance(function.get("name"), str) else None
+        try:
+            arguments = json.loads(arguments) if arguments.strip() else {}
+        except json.JSONDecodeError as exc:
+            reason = _json_error(exc, "function.arguments")
+            return ParseError(ErrorKind.INVALID_JSON, reason, raw, name)
+        except RecursionError:
+            return ParseError(
+                ErrorKind.INVALID_JSON, "function.arguments nests too deep", raw, name
+            )
+    return _call_from_object(
+        {"name": function.get("name"), "arguments": arguments}, raw, toolset, call_id
+    )
+
+
+def _call_key(call: ToolCall) -> tuple[str, str]:
+    return call.name, json.dumps(call.arguments, sort_keys=True, default=str)
+
+
+def parse_message(
+    message: Mapping[str, Any],
+    tools: Sequence[Mapping[str, Any]] | Toolset | None = None,
+    *,
+    strict: bool = True,
+) -> ParsedCompletion:
+    """Parse one OpenAI-style assistant message, whichever fields the server filled."""
+    toolset = _resolve(tools, strict)
+    if not isinstance(message, Mapping):
+        return _unparseable("message is not an object", message)
+    from_content = parse_completion(_text_of(message.get("content")), toolset)
+    server_reasoning = _text_of(message.get("reasoning_content") or message.get("reasoning"))
+    results: list[ToolCall | ParseError] = []
+    field_calls = message.get("tool_calls") or []
+    if not isinstance(field_calls, list):
+        field_calls = [field_calls]
+    results.extend(_field_call(item, toolset) for item in field_calls)
+    # A server that fills tool_calls and also leaves the raw block in content sends one call twice.
+    seen = {_call_key(r) for r in results if isinstance(r, ToolCall)}
+    results.extend(c for c in from_content.tool_calls if _call_key(c) not in seen)
+    if not results and not from_content.errors and CALL_OPEN in server_reasoning:
+        # vLLM's qwen3 reasoning parser can file a whole non-thinking answer, calls included,
+        # under reasoning (vllm#19513): take the calls back out rather than lose them.
+        server_reasoning, misfiled = _scan_tool_calls(server_reasoning, toolset)
+        results.extend(misfiled)
+    pieces = [p.strip() for p in (server_reasoning, from_content.reasoning or "") if p.strip()]
+    reasoning = "\n\n".join(pieces) if pieces else from_content.reasoning
+    return _assemble(reasoning, from_content.content, results, list(from_content.errors))
+
+
+def parse_chat_response(
+    response: Mapping[str, Any],
+    tools: Sequence[Mapping[str, Any]] | Toolset | None = None,
+    *,
+    strict: bool = True,
+) -> ParsedCompletion:
+    """Parse an OpenAI-style chat completion (``choices[0].message``)."""
+    toolset = _resolve(tools, strict)
+    choices = response.get("choices") if isinstance(response, Mapping) else None
+    first = choices[0] if isinstance(choices, list) and choices else None
+    message = first.get("message") if isinstance(first, Mapping) else None
+    if not isinstance(message, Mapping):
+        reason = "response has no choices[0].message"
+        if isinstance(response, Mapping) and "error" in response:
+            reason += f" (server error: {json.dumps(response['error'], default=str)[:500]})"
+        return _unparseable(reason, response)
+    return parse_message(message, toolset)

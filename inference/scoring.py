@@ -1,0 +1,189 @@
+"""Score predicted tool calls against expected ones, BFCL AST-checker style.
+
+The training evaluation and any offline check of an endpoint use this one scorer, so a "correct
+call" means the same thing everywhere:
+
+    score_calls(predicted, expected, tools=None) -> CallScore
+
+A predicted call matches an expected one when the names are equal, every expected argument is
+present with an equal value, and no other argument is present (unless `tools` is given and the
+extra argument is optional in the schema with its ``default`` value). Values compare with light
+normalisation: ints and floats by numeric value (but booleans are not numbers), strings stripped
+and case-folded, lists element-wise in order, objects key by key. Parallel calls are matched
+order-insensitively (the best one-to-one assignment).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from itertools import permutations
+from typing import Any
+
+from inference.parsing import ToolCall
+
+_EXACT_ASSIGNMENT_LIMIT = 7  # permutations beyond this get expensive; match greedily instead
+
+
+@dataclass(frozen=True)
+class CallScore:
+    """How a completion's calls compare with the expected ones."""
+
+    expected: int  # expected calls
+    predicted: int  # predicted (valid) calls
+    matched: int  # one-to-one pairs that match exactly
+    name_matched: int  # one-to-one pairs with the right name, arguments right or not
+    mismatches: list[str] = field(default_factory=list)  # why each unmatched pair differs
+
+    @property
+    def exact(self) -> bool:
+        """Every expected call predicted, nothing else (a completion with no calls expected and
+        none made is exact)."""
+        return self.matched == self.expected == self.predicted
+
+    @property
+    def precision(self) -> float:
+        return self.matched / self.predicted if self.predicted else float(self.expected == 0)
+
+    @property
+    def recall(self) -> float:
+        return self.matched / self.expected if self.expected else float(self.predicted == 0)
+
+
+def values_equal(predicted: Any, expected: Any) -> bool:
+    """Equality with the normalisation BFCL's checker applies."""
+    if isinstance(expected, bool) or isinstance(predicted, bool):
+        return isinstance(expected, bool) and isinstance(predicted, bool) and predicted == expected
+    if isinstance(expected, int | float) and isinstance(predicted, int | float):
+        return math.isclose(predicted, expected, rel_tol=1e-9, abs_tol=1e-9)
+    if isinstance(expected, str) and isinstance(predicted, str):
+        return predicted.strip().casefold() == expected.strip().casefold()
+    if isinstance(expected, list) and isinstance(predicted, list):
+        return len(expected) == len(predicted) and all(
+            values_equal(p, e) for p, e in zip(predicted, expected, strict=True)
+        )
+    if isinstance(expected, Mapping) and isinstance(predicted, Mapping):
+        return set(expected) == set(predicted) and all(
+            values_equal(predicted[k], expected[k]) for k in expected
+        )
+    return bool(predicted == expected)
+
+
+def _as_pair(call: ToolCall | Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    if isinstance(call, ToolCall):
+        return call.name, call.arguments
+    name = call.get("name")
+    arguments = call.get("arguments", {})
+    if isinstance(arguments, str):
+        arguments = json.loads(arguments) if arguments.strip() else {}
+    if not isinstance(name, str) or not isinstance(arguments, Mapping):
+        raise ValueError(f"expected call needs a string name and object arguments: {call!r:.200}")
+    return name, dict(arguments)
+
+
+def _defaults(tools: Sequence[Mapping[str, Any]] | None) -> dict[str, dict[str, Any]]:
+    """Per tool, the optional arguments that declare a default."""
+    table: dict[str, dict[str, Any]] = {}
+    for tool in tools or ():
+        spec = tool.get("function", tool)
+        params = spec.get("parameters") or {}
+        required = set(params.get("required", ()))
+        table[spec.get("name", "")] = {
+            k: v["default"]
+            for k, v in (params.get("properties") or {}).items()
+            if isinstance(v, Mapping) and "default" in v and k not in required
+        }
+    return table
+
+
+def _difference(
+    predicted: tuple[str, dict[str, Any]],
+    expected: tuple[str, dict[str, Any]],
+    defaults: Mapping[str, Any],
+) -> str | None:
+    """None when the calls match, else the first reason they do not."""
+    (p_name, p_args), (e_name, e_args) = predicted, expected
+    if p_name != e_name:
+        return f"name {p_name!r} != {e_name!r}"
+    missing = sorted(set(e_args) - set(p_args))
+    if missing:
+        return f"{e_name}: missing argument(s) {', '.join(missing)}"
+    for key in sorted(set(p_args) - set(e_args)):
+        if not (key in defaults and values_equal(p_args[key], defaults[key])):
+            return f"{e_name}: unexpected argument {key!r}"
+    for key in sorted(e_args):
+        if not values_equal(p_args[key], e_args[key]):
+            return f"{e_name}: {key}={p_args[key]!r}, expected {e_args[key]!r}"
+    return None
+
+
+def score_calls(
+    predicted: Sequence[ToolCall | Mapping[str, Any]],
+    expected: Sequence[ToolCall | Mapping[str, Any]],
+    tools: Sequence[Mapping[str, Any]] | None = None,
+) -> CallScore:
+    """Compare calls one-to-one, order-insensitively; see the module docstring for the rules.
+
+    `expected` entries are ``{"name", "arguments"}`` (arguments an object or a JSON string) or
+    `ToolCall`s; a malformed expected entry raises `ValueError` (it is our data, not model output).
+    """
+    preds = [_as_pair(c) for c in predicted]
+    gold = [_as_pair(c) for c in expected]
+    defaults = _defaults(tools)
+
+    def diff(p: int, g: int) -> str | None:
+        return _difference(preds[p], gold[g], defaults.get(gold[g][0], {}))
+
+    table = [[diff(p, g) for g in range(len(gold))] for p in range(len(preds))]
+    # An exact match is worth more than a right name with wrong arguments, which beats nothing.
+    value = [
+        [2 if table[p][g] is None else int(preds[p][0] == gold[g][0]) for g in range(len(gold))]
+        for p in range(len(preds))
+    ]
+    pairs = _assign(value, len(preds), len(gold))
+    matched = sum(1 for p, g in pairs if table[p][g] is None)
+    name_matched = sum(1 for p, g in pairs if preds[p][0] == gold[g][0])
+    reasons = [r for p, g in pairs if (r := table[p][g]) is not None]
+    paired_p = {p for p, _ in pairs}
+    paired_g = {g for _, g in pairs}
+    reasons += [f"unexpected call {preds[p][0]!r}" for p in range(len(preds)) if p not in paired_p]
+    reasons += [f"missing call {gold[g][0]!r}" for g in range(len(gold)) if g not in paired_g]
+    return CallScore(
+        expected=len(gold),
+        predicted=len(preds),
+        matched=matched,
+        name_matched=name_matched,
+        mismatches=reasons,
+    )
+
+
+def _assign(value: list[list[int]], n_pred: int, n_gold: int) -> list[tuple[int, int]]:
+    """The one-to-one pairing with the highest total `value` (exact search when small)."""
+    if min(n_pred, n_gold) == 0:
+        return []
+    if max(n_pred, n_gold) <= _EXACT_ASSIGNMENT_LIMIT:
+        if n_pred <= n_gold:
+            options = (
+                list(zip(range(n_pred), gs, strict=True))
+                for gs in permutations(range(n_gold), n_pred)
+            )
+        else:
+            options = (
+                list(zip(ps, range(n_gold), strict=True))
+                for ps in permutations(range(n_pred), n_gold)
+            )
+        return sorted(max(options, key=lambda pairs: sum(value[p][g] for p, g in pairs)))
+    candidates = sorted(
+        ((value[p][g], p, g) for p in range(n_pred) for g in range(n_gold)), reverse=True
+    )
+    used_p: set[int] = set()
+    used_g: set[int] = set()
+    pairs = []
+    for _, p, g in candidates:
+        if p not in used_p and g not in used_g:
+            pairs.append((p, g))
+            used_p.add(p)
+            used_g.add(g)
+    return sorted(pairs)

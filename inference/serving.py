@@ -1,0 +1,264 @@
+"""The LMI (DJL Serving + vLLM) serving configuration for Qwen3 tool calling, as one typed object.
+
+`ServingConfig(...).to_environment()` is the container environment; the CDK endpoint stack and
+`inference/Dockerfile` both take it from here, so this module stays dependency-light (stdlib and
+pydantic; the `sagemaker` SDK is imported only inside `image_uri`). Every rejected setting names
+the option: unknown fields, a tool parser without tool calling, tensor parallelism beyond the
+instance's GPUs, and so on.
+
+    python -m inference.serving env [--instance-type ml.g6e.xlarge] [--model s3://...]
+    python -m inference.serving image-uri --region eu-west-1 [--version 0.38.0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from dataclasses import dataclass
+from typing import Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+LMI_VERSION = "0.38.0"  # the SDK table's djl-lmi version: 0.38.0-lmi29.0.0-cu130 (vLLM engine)
+MODEL_DIR = "/opt/ml/model"  # where SageMaker unpacks the Model's ModelDataUrl
+MAX_MODEL_LEN_BOUND = 131_072  # Qwen3 with YaRN rope scaling; 32,768 natively
+
+
+@dataclass(frozen=True)
+class GpuShape:
+    """The accelerators of one instance type: count and memory per GPU."""
+
+    gpus: int
+    gpu_memory_gib: int
+    gpu: str
+
+
+def _family(prefix: str, sizes: dict[str, int], memory: int, gpu: str) -> dict[str, GpuShape]:
+    return {f"ml.{prefix}.{s}": GpuShape(n, memory, gpu) for s, n in sizes.items()}
+
+
+_SINGLE = {"xlarge": 1, "2xlarge": 1, "4xlarge": 1, "8xlarge": 1, "16xlarge": 1}
+_MULTI = {"12xlarge": 4, "24xlarge": 4, "48xlarge": 8}
+INSTANCE_GPUS: dict[str, GpuShape] = {
+    **_family("g5", _SINGLE | _MULTI, 24, "A10G"),
+    **_family("g6", _SINGLE | _MULTI, 24, "L4"),
+    **_family("g6e", _SINGLE | _MULTI, 48, "L40S"),
+    "ml.p4d.24xlarge": GpuShape(8, 40, "A100"),
+    "ml.p4de.24xlarge": GpuShape(8, 80, "A100"),
+    "ml.p5.48xlarge": GpuShape(8, 80, "H100"),
+    "ml.p5e.48xlarge": GpuShape(8, 141, "H200"),
+    "ml.p5en.48xlarge": GpuShape(8, 141, "H200"),
+}
+
+# vLLM engine arguments that may pass through `extra_options` as OPTION_<NAME>. A short list on
+# purpose: anything else is a typo or belongs in a typed field.
+PASSTHROUGH_OPTIONS = frozenset(
+    {
+        "max_num_batched_tokens",
+        "enable_chunked_prefill",
+        "kv_cache_dtype",
+        "enforce_eager",
+        "seed",
+        "swap_space",
+        "max_logprobs",
+        "served_model_name",
+        "rope_scaling",
+    }
+)
+# Typed fields own these; setting them through extra_options would be a second source of truth.
+_TYPED_OPTIONS = {
+    "rolling_batch": "(fixed: vllm)",
+    "tensor_parallel_degree": "tensor_parallel_degree",
+    "max_model_len": "max_model_len",
+    "max_rolling_batch_size": "max_concurrent_sequences",
+    "gpu_memory_utilization": "gpu_memory_utilization",
+    "enable_prefix_caching": "enable_prefix_caching",
+    "dtype": "dtype",
+    "enable_auto_tool_choice": "enable_tool_calling",
+    "tool_call_parser": "tool_call_parser",
+    "reasoning_parser": "reasoning_parser",
+}
+_MODEL_RE = re.compile(r"^(s3://[a-z0-9.\-]{3,63}/\S+|/\S+|[\w.\-]+/[\w.\-]+)$")
+
+
+class ServingConfig(BaseModel):
+    """What the endpoint serves and how; the defaults fit Qwen3-4B (bf16) on one 24 GB GPU.
+
+    Sizing (Qwen3-4B: 8.1 GB of bf16 weights; 36 layers x 8 KV heads x 128 dims x 2 (K, V) x
+    2 bytes = 144 KiB of KV cache per token): on an A10G at 0.90 utilisation about 11 GB is left
+    for the cache, roughly 75k tokens, so a 16k context with 32 sequences in flight runs without
+    constant preemption; tool-calling prompts with reasoning rarely pass a few thousand tokens.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    model: str = Field(
+        default=MODEL_DIR, description="S3 prefix, absolute path, or hub id (HF_MODEL_ID)"
+    )
+    instance_type: str = Field(default="ml.g5.2xlarge", description="checks TP and memory")
+    tensor_parallel_degree: int = Field(default=1, ge=1, description="GPUs one replica spans")
+    max_model_len: int = Field(default=16_384, ge=256, le=MAX_MODEL_LEN_BOUND)
+    max_concurrent_sequences: int = Field(default=32, ge=1, le=1024)
+    gpu_memory_utilization: float = Field(default=0.90, gt=0.0, le=1.0)
+    enable_prefix_caching: bool = Field(
+        default=True, description="every request repeats the same tools system prompt"
+    )
+    dtype: Literal["bf16", "fp16", "auto"] = "bf16"
+    enable_tool_calling: bool = True
+    tool_call_parser: Literal["hermes"] | None = Field(
+        default="hermes", description="Qwen3 emits Hermes-style <tool_call> blocks"
+    )
+    reasoning_parser: Literal["qwen3", "deepseek_r1"] | None = Field(
+        default=None,
+        description="off by default: some vLLM versions break tool parsing with it (vllm#19513);"
+        " the client parses raw <think> either way",
+    )
+    supports_thinking: bool = Field(
+        default=True, description="hybrid Qwen3 models do; Qwen3-*-Instruct-2507 do not"
+    )
+    thinking_default: bool = Field(
+        default=True, description="enable_thinking sent with requests that do not choose"
+    )
+    model_weights_gib: float = Field(
+        default=8.1, gt=0, description="bf16 weights (Qwen3-4B); checked against GPU memory"
+    )
+    extra_options: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("model")
+    @classmethod
+    def _model_location(cls, value: str) -> str:
+        if not _MODEL_RE.match(value):
+            raise ValueError(f"model: {value!r} is not an s3:// prefix, absolute path or hub id")
+        return value
+
+    @field_validator("instance_type")
+    @classmethod
+    def _known_instance(cls, value: str) -> str:
+        name = value if value.startswith("ml.") else f"ml.{value}"
+        if name not in INSTANCE_GPUS:
+            raise ValueError(
+                f"instance_type: {value!r} is not a known GPU instance type "
+                f"({', '.join(sorted(INSTANCE_GPUS))})"
+            )
+        return name
+
+    @field_validator("extra_options")
+    @classmethod
+    def _passthrough(cls, value: dict[str, str]) -> dict[str, str]:
+        for key in value:
+            option = key.lower().removeprefix("option_")
+            if option in _TYPED_OPTIONS:
+                raise ValueError(
+                    f"extra_options.{key}: set it with the typed field {_TYPED_OPTIONS[option]}"
+                )
+            if option not in PASSTHROUGH_OPTIONS:
+                raise ValueError(
+                    f"extra_options.{key}: unknown option (allowed: "
+                    f"{', '.join(sorted(PASSTHROUGH_OPTIONS))})"
+                )
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        shape = self.gpu_shape
+        if self.tensor_parallel_degree > shape.gpus:
+            raise ValueError(
+                f"tensor_parallel_degree: {self.tensor_parallel_degree} exceeds the "
+                f"{shape.gpus} GPU(s) of {self.instance_type}"
+            )
+        if self.tensor_parallel_degree & (self.tensor_parallel_degree - 1):
+            raise ValueError(
+                "tensor_parallel_degree: must be a power of two (Qwen3's 8 KV heads split evenly)"
+            )
+        per_gpu = self.model_weights_gib / self.tensor_parallel_degree
+        budget = shape.gpu_memory_gib * self.gpu_memory_utilization
+        if per_gpu >= 0.8 * budget:  # leave at least a fifth of the budget for the KV cache
+            raise ValueError(
+                f"model_weights_gib: {per_gpu:.1f} GiB per GPU leaves no room for the KV cache in "
+                f"{budget:.1f} GiB ({self.instance_type}, gpu_memory_utilization "
+                f"{self.gpu_memory_utilization:g}); raise tensor_parallel_degree or the GPU size"
+            )
+        if self.tool_call_parser is not None and not self.enable_tool_calling:
+            raise ValueError("tool_call_parser: set while enable_tool_calling is false")
+        if self.enable_tool_calling and self.tool_call_parser is None:
+            raise ValueError("tool_call_parser: enable_tool_calling needs a parser (hermes)")
+        if self.reasoning_parser is not None and not self.supports_thinking:
+            raise ValueError("reasoning_parser: set for a model without thinking support")
+        if self.thinking_default and not self.supports_thinking:
+            raise ValueError("thinking_default: true for a model without thinking support")
+        return self
+
+    @property
+    def gpu_shape(self) -> GpuShape:
+        return INSTANCE_GPUS[self.instance_type]
+
+    def to_environment(self) -> dict[str, str]:
+        """The LMI container environment (every value a string, as SageMaker requires)."""
+        env = {
+            "HF_MODEL_ID": self.model,
+            "OPTION_ROLLING_BATCH": "vllm",
+            "OPTION_TENSOR_PARALLEL_DEGREE": str(self.tensor_parallel_degree),
+            "OPTION_MAX_MODEL_LEN": str(self.max_model_len),
+            "OPTION_MAX_ROLLING_BATCH_SIZE": str(self.max_concurrent_sequences),
+            "OPTION_GPU_MEMORY_UTILIZATION": f"{self.gpu_memory_utilization:g}",
+            "OPTION_ENABLE_PREFIX_CACHING": _flag(self.enable_prefix_caching),
+            "OPTION_DTYPE": self.dtype,
+        }
+        if self.enable_tool_calling and self.tool_call_parser:
+            env["OPTION_ENABLE_AUTO_TOOL_CHOICE"] = "true"
+            env["OPTION_TOOL_CALL_PARSER"] = self.tool_call_parser
+        if self.reasoning_parser:
+            env["OPTION_REASONING_PARSER"] = self.reasoning_parser
+        for key, value in sorted(self.extra_options.items()):
+            env[f"OPTION_{key.upper().removeprefix('OPTION_')}"] = value
+        return env
+
+    def request_defaults(self) -> dict[str, object]:
+        """Request fields the client adds when the caller does not choose (thinking on/off)."""
+        if not self.supports_thinking:
+            return {}
+        return {"chat_template_kwargs": {"enable_thinking": self.thinking_default}}
+
+
+def _flag(value: bool) -> str:
+    return "true" if value else "false"
+
+
+def image_uri(region: str, version: str = LMI_VERSION) -> str:
+    """The LMI image for `version` in `region`, from the sagemaker SDK's bundled image table."""
+    from sagemaker.core import image_uris  # heavy (about 3 s); only this function needs it
+
+    return str(image_uris.retrieve(framework="djl-lmi", region=region, version=version))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    env = sub.add_parser("env", help="print the container environment as JSON")
+    env.add_argument("--instance-type", default="ml.g5.2xlarge")
+    env.add_argument("--model", default=MODEL_DIR)
+    env.add_argument("--tensor-parallel-degree", type=int, default=1)
+    img = sub.add_parser("image-uri", help="print the pinned LMI image for a region")
+    img.add_argument("--region", required=True)
+    img.add_argument("--version", default=LMI_VERSION)
+    args = parser.parse_args(argv)
+    if args.command == "image-uri":
+        print(image_uri(args.region, args.version))
+        return 0
+    try:
+        config = ServingConfig(
+            instance_type=args.instance_type,
+            model=args.model,
+            tensor_parallel_degree=args.tensor_parallel_degree,
+        )
+    except ValidationError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(config.to_environment(), indent=2, sort_keys=True))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,149 @@
+"""Smoke-test a deployed endpoint: is it InService, does it reason, does it call the tool right?
+
+    python -m inference.smoke --endpoint NAME [--region R] [--no-thinking] [--stream]
+
+Prints the endpoint status, the reasoning, the parsed tool call and the latency, and exits 0 only
+when the endpoint is InService and answered a weather question with reasoning (unless
+``--no-thinking``) and a valid ``get_weather`` call for Paris; 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+from inference.client import ChatResult, EndpointClient, EndpointError, Sampling
+
+WEATHER_TOOL: dict[str, Any] = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Get the current weather for a city.",
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "city": {"type": "string", "description": "City name, e.g. Paris"},
+                "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]},
+            },
+            "required": ["city"],
+        },
+    },
+}
+MESSAGES: list[dict[str, str]] = [
+    {"role": "system", "content": "You are a helpful assistant. Use the tools when they help."},
+    {"role": "user", "content": "What's the weather like in Paris right now, in celsius?"},
+]
+
+
+@dataclass(frozen=True)
+class Clients:
+    """The boto3 clients to use (tests pass stubbed ones); `None` builds the default."""
+
+    sagemaker: Any = None
+    runtime: Any = None
+
+
+def _problems(result: ChatResult, *, want_reasoning: bool) -> list[str]:
+    problems = [f"{e.kind.value}: {e.reason}" for e in result.errors]
+    if want_reasoning and not (result.reasoning or "").strip():
+        problems.append("no reasoning in the answer")
+    calls = [c for c in result.tool_calls if c.name == "get_weather"]
+    if not calls:
+        problems.append("no valid get_weather call")
+    elif "paris" not in str(calls[0].arguments.get("city", "")).lower():
+        problems.append(f"get_weather called for {calls[0].arguments.get('city')!r}, not Paris")
+    return problems
+
+
+def run(
+    endpoint: str,
+    *,
+    clients: Clients,
+    thinking: bool = True,
+    stream: bool = False,
+    max_tokens: int = 1024,
+    out: TextIO = sys.stdout,
+) -> int:
+    """The smoke test proper; `main` only parses arguments and builds the clients."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        description = clients.sagemaker.describe_endpoint(EndpointName=endpoint)
+    except (ClientError, BotoCoreError) as exc:
+        print(f"status: unknown ({exc})", file=out)
+        return 1
+    status = description.get("EndpointStatus", "unknown")
+    print(f"status: {status}", file=out)
+    if status != "InService":
+        reason = description.get("FailureReason")
+        print(f"FAIL: endpoint is {status}" + (f": {reason}" if reason else ""), file=out)
+        return 1
+    client = EndpointClient(endpoint, runtime_client=clients.runtime)
+    try:
+        result = client.chat(
+            MESSAGES,
+            tools=[WEATHER_TOOL],
+            thinking=thinking,
+            sampling=Sampling(max_tokens=max_tokens),
+            stream=stream,
+        )
+    except EndpointError as exc:
+        print(f"FAIL: {type(exc).__name__}: {exc}", file=out)
+        return 1
+    print(f"reasoning: {(result.reasoning or '').strip() or '<none>'}", file=out)
+    for tool_call in result.tool_calls:
+        print(f"tool_call: {tool_call.name} {json.dumps(tool_call.arguments)}", file=out)
+    if not result.tool_calls:
+        print("tool_call: <none>", file=out)
+    if result.text:
+        print(f"content: {result.text}", file=out)
+    print(f"latency_s: {result.latency_s:.3f}", file=out)
+    if result.usage is not None:
+        usage = result.usage
+        print(
+            f"tokens: prompt {usage.prompt_tokens}, completion {usage.completion_tokens}", file=out
+        )
+    problems = _problems(result, want_reasoning=thinking)
+    for problem in problems:
+        print(f"FAIL: {problem}", file=out)
+    if not problems:
+        print("OK", file=out)
+    return 1 if problems else 0
+
+
+def main(
+    argv: Sequence[str] | None = None, clients: Clients | None = None, out: TextIO = sys.stdout
+) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--endpoint", required=True, help="SageMaker endpoint name")
+    parser.add_argument("--region", help="AWS region (default: the environment's)")
+    parser.add_argument("--no-thinking", action="store_true", help="ask for no reasoning")
+    parser.add_argument("--stream", action="store_true", help="use the streaming API")
+    parser.add_argument("--max-tokens", type=int, default=1024)
+    args = parser.parse_args(argv)
+    if clients is None or clients.sagemaker is None or clients.runtime is None:
+        import boto3
+
+        from inference.client import default_runtime_client
+
+        given = clients or Clients()
+        clients = Clients(
+            sagemaker=given.sagemaker or boto3.client("sagemaker", region_name=args.region),
+            runtime=given.runtime or default_runtime_client(args.region),
+        )
+    return run(
+        args.endpoint,
+        clients=clients,
+        thinking=not args.no_thinking,
+        stream=args.stream,
+        max_tokens=args.max_tokens,
+        out=out,
+    )
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Deployable units of a BU: each stack composes constructs and wires grants."""

@@ -1,0 +1,57 @@
+"""Security stack: the BU's customer-managed keys and its buckets (stateful, changes rarely)."""
+
+from typing import Any
+
+import aws_cdk as cdk
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from config.naming import BUCKET_PURPOSES
+from config.schema import BusinessUnitConfig
+from platform_constructs.buckets import AccessLogBucket, SecureBucket
+from platform_constructs.keys import PurposeKey
+from stacks._common import removal_policy
+
+# Per-purpose retention of superseded object versions (checkpoints churn fastest).
+NONCURRENT_VERSION_DAYS = {"checkpoints": 7, "hyperpod-lifecycle": 30}
+
+
+def _construct_id(purpose: str) -> str:
+    return "".join(part.capitalize() for part in purpose.split("-"))
+
+
+class SecurityStack(cdk.Stack):
+    """One KMS key and one bucket per purpose, all logging to the access-log bucket."""
+
+    def __init__(
+        self, scope: Construct, construct_id: str, *, config: BusinessUnitConfig, **kwargs: Any
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        names = config.naming
+        policy = removal_policy(config)
+        self.access_logs = AccessLogBucket(
+            self, "AccessLogs", bucket_name=names.bucket("access-logs"), removal_policy=policy
+        ).bucket
+        self.keys: dict[str, kms.IKey] = {}
+        self.buckets: dict[str, s3.IBucket] = {}
+        for purpose in BUCKET_PURPOSES:
+            if purpose == "access-logs":
+                continue
+            cid = _construct_id(purpose)
+            self.keys[purpose] = PurposeKey(
+                self,
+                f"{cid}Key",
+                alias=names.key_alias(purpose),
+                description=f"{config.name}: {purpose} bucket",
+                removal_policy=policy,
+            ).key
+            self.buckets[purpose] = SecureBucket(
+                self,
+                cid,
+                bucket_name=names.bucket(purpose),
+                encryption_key=self.keys[purpose],
+                access_logs=self.access_logs,
+                removal_policy=policy,
+                noncurrent_version_days=NONCURRENT_VERSION_DAYS.get(purpose, 90),
+            ).bucket

@@ -1,0 +1,168 @@
+"""The LMI serving-config builder: the environment it produces and the settings it refuses."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from inference.serving import INSTANCE_GPUS, LMI_VERSION, ServingConfig, image_uri, main
+
+DOCKERFILE = Path(__file__).resolve().parents[2] / "inference" / "Dockerfile"
+
+
+def test_defaults_fit_qwen3_4b_on_one_24gb_gpu() -> None:
+    config = ServingConfig()
+    assert config.gpu_shape.gpus == 1
+    assert config.gpu_shape.gpu_memory_gib == 24
+    assert config.to_environment() == {
+        "HF_MODEL_ID": "/opt/ml/model",
+        "OPTION_ROLLING_BATCH": "vllm",
+        "OPTION_TENSOR_PARALLEL_DEGREE": "1",
+        "OPTION_MAX_MODEL_LEN": "16384",
+        "OPTION_MAX_ROLLING_BATCH_SIZE": "32",
+        "OPTION_GPU_MEMORY_UTILIZATION": "0.9",
+        "OPTION_ENABLE_PREFIX_CACHING": "true",
+        "OPTION_DTYPE": "bf16",
+        "OPTION_ENABLE_AUTO_TOOL_CHOICE": "true",
+        "OPTION_TOOL_CALL_PARSER": "hermes",
+    }
+    assert config.request_defaults() == {"chat_template_kwargs": {"enable_thinking": True}}
+
+
+def test_custom_settings_reach_the_environment() -> None:
+    env = ServingConfig(
+        model="s3://models-bucket/qwen3-4b/export/",
+        instance_type="g6e.12xlarge",  # the ml. prefix is optional
+        tensor_parallel_degree=4,
+        max_model_len=32_768,
+        enable_prefix_caching=False,
+        reasoning_parser="qwen3",
+        thinking_default=False,
+        extra_options={"max_num_batched_tokens": "8192"},
+    ).to_environment()
+    assert env["HF_MODEL_ID"] == "s3://models-bucket/qwen3-4b/export/"
+    assert env["OPTION_TENSOR_PARALLEL_DEGREE"] == "4"
+    assert env["OPTION_MAX_MODEL_LEN"] == "32768"
+    assert env["OPTION_ENABLE_PREFIX_CACHING"] == "false"
+    assert env["OPTION_REASONING_PARSER"] == "qwen3"
+    assert env["OPTION_MAX_NUM_BATCHED_TOKENS"] == "8192"
+    assert all(isinstance(v, str) for v in env.values())
+
+
+def test_tool_calling_off_drops_its_options() -> None:
+    env = ServingConfig(enable_tool_calling=False, tool_call_parser=None).to_environment()
+    assert "OPTION_ENABLE_AUTO_TOOL_CHOICE" not in env
+    assert "OPTION_TOOL_CALL_PARSER" not in env
+
+
+def test_non_thinking_model_sends_no_thinking_default() -> None:
+    config = ServingConfig(supports_thinking=False, thinking_default=False)
+    assert config.request_defaults() == {}
+
+
+@pytest.mark.parametrize(
+    ("settings", "option"),
+    [
+        ({"tensor_parallel_degre": 2}, "tensor_parallel_degre"),
+        ({"instance_type": "ml.g5.2xlarge", "tensor_parallel_degree": 2}, "tensor_parallel_degree"),
+        (
+            {"instance_type": "ml.g5.12xlarge", "tensor_parallel_degree": 8},
+            "tensor_parallel_degree",
+        ),
+        (
+            {"instance_type": "ml.p4d.24xlarge", "tensor_parallel_degree": 3},
+            "tensor_parallel_degree",
+        ),
+        ({"instance_type": "ml.m5.xlarge"}, "instance_type"),
+        ({"max_model_len": 1_000_000}, "max_model_len"),
+        ({"gpu_memory_utilization": 0.0}, "gpu_memory_utilization"),
+        ({"gpu_memory_utilization": 1.2}, "gpu_memory_utilization"),
+        ({"enable_tool_calling": False}, "tool_call_parser"),
+        ({"tool_call_parser": None}, "tool_call_parser"),
+        ({"tool_call_parser": "mistral"}, "tool_call_parser"),
+        ({"supports_thinking": False, "reasoning_parser": "qwen3"}, "reasoning_parser"),
+        ({"supports_thinking": False}, "thinking_default"),
+        ({"extra_options": {"max_model_len": "4096"}}, "extra_options.max_model_len"),
+        ({"extra_options": {"OPTION_ROLLING_BATCH": "lmi-dist"}}, "OPTION_ROLLING_BATCH"),
+        ({"extra_options": {"max_num_seq": "4"}}, "extra_options.max_num_seq"),
+        ({"model": "not a location"}, "model"),
+        ({"model_weights_gib": 60.0, "instance_type": "ml.g6e.xlarge"}, "model_weights_gib"),
+    ],
+    ids=lambda v: json.dumps(v) if isinstance(v, dict) else v,
+)
+def test_rejected_settings_name_the_option(settings: dict[str, Any], option: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        ServingConfig(**settings)
+    assert option in str(info.value)
+
+
+def test_larger_models_fit_with_tensor_parallelism() -> None:
+    config = ServingConfig(
+        model_weights_gib=60.0, instance_type="ml.g6e.12xlarge", tensor_parallel_degree=4
+    )
+    assert config.to_environment()["OPTION_TENSOR_PARALLEL_DEGREE"] == "4"
+
+
+def test_config_is_frozen() -> None:
+    config = ServingConfig()
+    with pytest.raises(ValidationError):
+        config.max_model_len = 4096  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("instance", "gpus"),
+    [("ml.g5.48xlarge", 8), ("ml.g6.12xlarge", 4), ("ml.p5en.48xlarge", 8), ("ml.g6e.xlarge", 1)],
+)
+def test_instance_table(instance: str, gpus: int) -> None:
+    assert INSTANCE_GPUS[instance].gpus == gpus
+
+
+def _dockerfile_env() -> dict[str, str]:
+    text = DOCKERFILE.read_text()
+    block = text.split("ENV ", 1)[1].split("\n\n", 1)[0]
+    return dict(re.findall(r"(\w+)=(\S+)", block))
+
+
+def test_dockerfile_bakes_the_builder_defaults_and_pins_the_image() -> None:
+    assert _dockerfile_env() == ServingConfig().to_environment()
+    base = re.search(r"^ARG LMI_IMAGE=(\S+)$", DOCKERFILE.read_text(), re.MULTILINE)
+    assert base is not None
+    assert base.group(1) == image_uri("us-east-1", LMI_VERSION)
+    assert ":latest" not in DOCKERFILE.read_text()
+
+
+def test_image_uri_comes_from_the_sdk_table_per_region() -> None:
+    uri = image_uri("eu-west-1")
+    assert uri.startswith("763104351884.dkr.ecr.eu-west-1.amazonaws.com/djl-inference:")
+    assert LMI_VERSION in uri
+
+
+def test_cli_prints_the_environment(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["env", "--instance-type", "ml.g6e.12xlarge", "--tensor-parallel-degree", "2"]) == 0
+    assert json.loads(capsys.readouterr().out)["OPTION_TENSOR_PARALLEL_DEGREE"] == "2"
+    assert main(["env", "--tensor-parallel-degree", "2"]) == 2
+    assert "tensor_parallel_degree" in capsys.readouterr().err
+
+
+def test_module_imports_no_heavy_dependencies() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, inference.serving; "
+        "print(sorted(m for m in ('torch', 'boto3', 'sagemaker', 'aws_cdk', 'transformers') "
+        "if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=DOCKERFILE.parents[1],
+    ).stdout
+    assert out.strip() == "[]"

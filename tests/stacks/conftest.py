@@ -1,0 +1,62 @@
+"""One App for the whole session: every example BU plus one cloned by ``config new``,
+synthesized once; templates, nag reports and the cloud assembly are shared by all tests."""
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import aws_cdk as cdk
+import pytest
+from aws_cdk.assertions import Template
+
+from config.__main__ import main as config_cli
+from config.loader import CONFIG_DIR, config_files, load_valid
+from config.schema import BusinessUnitConfig
+from platform_constructs.gates import PACKS, register_gates
+from stacks.context import cdk_json_context
+from stacks.stage import BusinessUnitStage
+
+CLONED_BU = "risk"
+
+
+@dataclass
+class SynthesizedApp:
+    app: cdk.App
+    outdir: Path
+    configs: dict[str, BusinessUnitConfig]
+    stages: dict[str, BusinessUnitStage]
+    templates: dict[tuple[str, str], Template]  # (bu, "network" | "security")
+    nag: dict[str, cdk.PolicyValidationPluginReport]  # pack class name -> report
+
+    def template(self, bu: str, unit: str) -> Template:
+        return self.templates[(bu, unit)]
+
+
+@pytest.fixture(scope="session")
+def config_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The example configs plus a BU written by `config new`, with no edits."""
+    directory = tmp_path_factory.mktemp("config")
+    for path in config_files(CONFIG_DIR):
+        shutil.copy(path, directory / path.name)
+    assert config_cli(["new", CLONED_BU, "--from", "fraud", "--config-dir", str(directory)]) == 0
+    return directory
+
+
+@pytest.fixture(scope="session")
+def synthesized(config_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> SynthesizedApp:
+    outdir = tmp_path_factory.mktemp("cdk.out")
+    # As app.py builds it: gates registered, CDK's slow built-in validation off (cfn-lint runs).
+    app = cdk.App(
+        context=cdk_json_context(), outdir=str(outdir), builtin_cloud_formation_validation=False
+    )
+    register_gates(app)
+    configs = {c.name: c for c in load_valid(config_files(config_dir))}
+    stages = {name: BusinessUnitStage(app, config=cfg) for name, cfg in configs.items()}
+    nag = {pack.__name__: pack().validate_scope(app) for pack in PACKS}
+    app.synth()
+    templates = {
+        (name, unit): Template.from_stack(getattr(stage, unit))
+        for name, stage in stages.items()
+        for unit in ("network", "security")
+    }
+    return SynthesizedApp(app, outdir, configs, stages, templates, nag)

@@ -1,0 +1,251 @@
+"""The BU schema and loader: valid examples pass, and each kind of mistake names file and field."""
+
+import copy
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from config.__main__ import main as config_cli
+from config.__main__ import next_free_cidr
+from config.loader import (
+    CONFIG_DIR,
+    ConfigInvalidError,
+    config_files,
+    load_all,
+    load_valid,
+)
+from config.naming import BUCKET_PURPOSES, MAX_BUCKET_NAME, Naming
+from config.schema import BusinessUnitConfig
+
+
+def test_examples_are_valid_and_distinct() -> None:
+    configs = load_valid(config_files())
+    assert {c.name for c in configs} >= {"fraud", "credit", "marketing"}
+    assert all(c.removal_policy in {"retain", "destroy"} for c in configs)
+
+
+def test_defaults_live_in_the_schema(valid_bu: dict[str, Any]) -> None:
+    cfg = BusinessUnitConfig.model_validate(valid_bu)
+    assert cfg.network.egress == "closed"
+    assert cfg.network.nat_gateway_count == 0
+    assert cfg.network.private_subnet_prefix == 19
+    assert cfg.removal_policy == "retain"
+    assert (cfg.studio, cfg.hyperpod, cfg.mlflow, cfg.endpoints) == (None, None, None, None)
+
+
+def test_nat_modes_count_gateways(valid_bu: dict[str, Any]) -> None:
+    valid_bu["network"]["egress"] = "nat"
+    assert BusinessUnitConfig.model_validate(valid_bu).network.nat_gateway_count == 2
+    valid_bu["network"]["nat_gateways"] = "single"
+    assert BusinessUnitConfig.model_validate(valid_bu).network.nat_gateway_count == 1
+
+
+def test_models_are_frozen(valid_bu: dict[str, Any]) -> None:
+    cfg = BusinessUnitConfig.model_validate(valid_bu)
+    with pytest.raises(ValueError, match="frozen"):
+        cfg.name = "other"  # type: ignore[misc]
+
+
+def _set(raw: dict[str, Any], dotted: str, value: Any) -> None:
+    *parents, leaf = dotted.split(".")
+    for part in parents:
+        raw = raw[part]
+    raw[leaf] = value
+
+
+# (what is wrong, field path, value, the error's field path, words the reason must contain)
+SINGLE_FILE_CASES = [
+    ("bad CIDR", "network.cidr", "10.0.0.300/16", "network.cidr", "CIDR"),
+    ("CIDR with host bits", "network.cidr", "10.80.0.1/16", "network.cidr", "host bits"),
+    ("public CIDR", "network.cidr", "8.8.0.0/16", "network.cidr", "private"),
+    ("VPC too large", "network.cidr", "10.0.0.0/8", "network.cidr", "/16"),
+    ("unknown field", "colour", "blue", "colour", "unknown field"),
+    ("unknown nested field", "network.igw", True, "network.igw", "unknown field"),
+    (
+        "wrong AZ for region",
+        "network.availability_zones",
+        ["us-east-1a", "us-west-2a"],
+        "network.availability_zones",
+        "us-east-1a",
+    ),
+    (
+        "duplicate AZ",
+        "network.availability_zones",
+        ["us-west-2a", "us-west-2a"],
+        "network.availability_zones",
+        "unique",
+    ),
+    (
+        "one AZ only",
+        "network.availability_zones",
+        ["us-west-2a"],
+        "network.availability_zones",
+        "at least 2",
+    ),
+    ("unknown region", "region", "mars-north-1", "region", "unknown region"),
+    ("name too long", "name", "a-very-long-business-unit", "name", "over the AWS limit of 63"),
+    ("name with capitals", "name", "Payments", "name", "lowercase"),
+    ("name with double hyphen", "name", "pay--ments", "name", "single hyphens"),
+    ("short account ID", "account", "12345", "account", "12-digit"),
+    ("unquoted account ID", "account", 333333333333, "account", "12-digit"),
+    ("bad egress mode", "network.egress", "open", "network.egress", "'closed' or 'nat'"),
+    (
+        "nat settings while closed",
+        "network.nat_gateways",
+        "single",
+        "network.nat_gateways",
+        "only apply when egress is 'nat'",
+    ),
+    ("bad nat mode", "network.nat_gateways", "two", "network.nat_gateways", "one_per_az"),
+    (
+        "subnet too small",
+        "network.private_subnet_prefix",
+        24,
+        "network.private_subnet_prefix",
+        "too small",
+    ),
+    ("subnets do not fit", "network.cidr", "10.80.0.0/19", "network.cidr", "need"),
+    ("bad tag value", "tags.owner", "team<script>", "tags.owner", "tag values"),
+    ("reserved tag key", "tags.extra", {"aws:owner": "x"}, "tags.extra", "reserved"),
+    ("missing cost centre", "tags", {"owner": "x"}, "tags.cost_center", "required"),
+    ("bad removal policy", "removal_policy", "snapshot", "removal_policy", "'retain' or"),
+    (
+        "bad flow-log retention",
+        "network.flow_log_retention_days",
+        30,
+        "network.flow_log_retention_days",
+        "365",
+    ),
+    ("placeholder with unknown field", "studio", {"domain": "x"}, "studio.domain", "unknown field"),
+]
+
+
+@pytest.mark.parametrize("case", SINGLE_FILE_CASES, ids=[case[0] for case in SINGLE_FILE_CASES])
+def test_invalid_config_names_file_and_field(
+    valid_bu: dict[str, Any], write_bu: Callable[..., Path], case: tuple[Any, ...]
+) -> None:
+    _, field, value, error_path, words = case
+    _set(valid_bu, field, value)
+    path = write_bu(valid_bu)
+    _, errors = load_all([path])
+    lines = [str(e) for e in errors]
+    assert any(line.startswith(f"{path}: {error_path}: ") and words in line for line in lines), (
+        lines
+    )
+
+
+def test_yaml_syntax_error_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "broken.yaml"
+    path.write_text("name: [unclosed\n", encoding="utf-8")
+    _, errors = load_all([path])
+    assert [e.path for e in errors] == ["<yaml>"]
+    assert str(errors[0]).startswith(f"{path}: ")
+
+
+def test_duplicate_bu_name_across_files(
+    valid_bu: dict[str, Any], write_bu: Callable[..., Path]
+) -> None:
+    first = write_bu(valid_bu, "a")
+    other = copy.deepcopy(valid_bu)
+    other["network"]["cidr"] = "10.81.0.0/16"
+    second = write_bu(other, "b")
+    _, errors = load_all([first, second])
+    assert [str(e) for e in errors] == [
+        f"{second}: name: duplicate BU name 'payments' (also {first})"
+    ]
+
+
+def test_overlapping_cidrs_in_one_account_and_region(
+    valid_bu: dict[str, Any], write_bu: Callable[..., Path]
+) -> None:
+    first = write_bu(valid_bu, "a")
+    other = copy.deepcopy(valid_bu)
+    other["name"] = "lending"
+    other["network"]["cidr"] = "10.80.128.0/17"
+    other["network"]["private_subnet_prefix"] = 20
+    second = write_bu(other, "b")
+    _, errors = load_all([first, second])
+    assert len(errors) == 1
+    assert str(errors[0]).startswith(
+        f"{second}: network.cidr: 10.80.128.0/17 overlaps 10.80.0.0/16"
+    )
+
+
+def test_same_cidr_in_another_account_is_fine(
+    valid_bu: dict[str, Any], write_bu: Callable[..., Path]
+) -> None:
+    other = copy.deepcopy(valid_bu)
+    other["name"], other["account"] = "lending", "444444444444"
+    _, errors = load_all([write_bu(valid_bu, "a"), write_bu(other, "b")])
+    assert errors == []
+
+
+def test_load_valid_raises_with_every_problem(
+    valid_bu: dict[str, Any], write_bu: Callable[..., Path]
+) -> None:
+    valid_bu["account"] = "1"
+    valid_bu["region"] = "nowhere"
+    with pytest.raises(ConfigInvalidError) as caught:
+        load_valid([write_bu(valid_bu)])
+    assert {e.path for e in caught.value.errors} == {"account", "region"}
+
+
+def test_names_fit_aws_limits_for_the_longest_allowed_bu() -> None:
+    naming = Naming(bu="a" * 16, account="123456789012", region="ap-southeast-2")
+    assert naming.limit_problems() == []
+    assert max(len(naming.bucket(p)) for p in BUCKET_PURPOSES) == MAX_BUCKET_NAME
+    assert Naming(bu="a" * 17, account="123456789012", region="ap-southeast-2").limit_problems()
+
+
+def test_validate_cli_prints_one_line_per_problem(
+    valid_bu: dict[str, Any], write_bu: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    valid_bu["account"] = "abc"
+    valid_bu["network"]["egress"] = "open"
+    path = write_bu(valid_bu)
+    assert config_cli(["validate", str(path)]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err == [
+        f"{path}: account: 'abc' is not a 12-digit AWS account ID (quote it in YAML: \"0123...\")",
+        f"{path}: network.egress: Input should be 'closed' or 'nat'",
+    ]
+
+
+def test_validate_cli_accepts_the_examples(capsys: pytest.CaptureFixture[str]) -> None:
+    assert config_cli(["validate"]) == 0
+    assert "business units valid" in capsys.readouterr().out
+
+
+def test_next_free_cidr_skips_taken_ranges() -> None:
+    import ipaddress
+
+    taken = [ipaddress.IPv4Network("10.64.0.0/15"), ipaddress.IPv4Network("10.67.0.0/16")]
+    assert str(next_free_cidr(taken)) == "10.66.0.0/16"
+
+
+def test_config_new_clones_without_overlap(tmp_path: Path) -> None:
+    for path in config_files(CONFIG_DIR):
+        (tmp_path / path.name).write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
+    argv = ["new", "risk", "--from", "marketing", "--account", "555555555555"]
+    assert config_cli([*argv, "--config-dir", str(tmp_path)]) == 0
+    loaded, errors = load_all(config_files(tmp_path))
+    assert errors == []
+    new = next(item.config for item in loaded if item.config.name == "risk")
+    assert new.account == "555555555555"
+    assert new.network.egress == "nat"  # settings come from the source BU
+    assert new.tags.owner == "risk-ml-team"
+    others = [item.config.network.cidr for item in loaded if item.config.name != "risk"]
+    assert not any(new.network.cidr.overlaps(c) for c in others)
+    # A second clone with the same name is refused, and the file stays as written.
+    before = (tmp_path / "risk.yaml").read_text(encoding="utf-8")
+    assert config_cli(["new", "risk", "--config-dir", str(tmp_path)]) == 1
+    assert (tmp_path / "risk.yaml").read_text(encoding="utf-8") == before
+
+
+def test_config_new_rejects_a_bad_account(tmp_path: Path) -> None:
+    for path in config_files(CONFIG_DIR):
+        (tmp_path / path.name).write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
+    assert config_cli(["new", "risk", "--account", "12", "--config-dir", str(tmp_path)]) == 1
+    assert not (tmp_path / "risk.yaml").exists()

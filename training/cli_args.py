@@ -1,0 +1,50 @@
+"""Command lines built from argument dataclasses, so each option is declared (type, default, help)
+once and tests call `main(Args(...))` directly, as TRL's scripts do."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import types
+import typing
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+def _scalar(tp: Any) -> Any:
+    """`Path | None` -> Path: the type argparse converts to."""
+    if isinstance(tp, types.UnionType) or typing.get_origin(tp) is typing.Union:
+        (inner,) = [a for a in typing.get_args(tp) if a is not type(None)]
+        return inner
+    return tp
+
+
+def build_parser(cls: type[Any], description: str) -> argparse.ArgumentParser:
+    """An option ``--kebab-case`` per field; booleans get ``--x/--no-x``; no default: required."""
+    parser = argparse.ArgumentParser(
+        description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        flag = "--" + f.name.replace("_", "-")
+        kwargs: dict[str, Any] = {"help": f.metadata.get("help", ""), "dest": f.name}
+        if "choices" in f.metadata:
+            kwargs["choices"] = f.metadata["choices"]
+        if f.default is dataclasses.MISSING:
+            kwargs["required"] = True
+        else:
+            kwargs["default"] = f.default
+        tp = _scalar(hints[f.name])
+        if tp is bool:
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, **kwargs)
+        else:
+            parser.add_argument(flag, type=Path if tp is Path else tp, **kwargs)
+    return parser
+
+
+def parse_args(cls: type[T], description: str, argv: Sequence[str] | None = None) -> T:
+    namespace = build_parser(cls, description).parse_args(argv)
+    return cls(**vars(namespace))

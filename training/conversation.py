@@ -1,0 +1,181 @@
+"""The canonical tool-calling conversation every reader converts to and every later step consumes.
+
+One shape for all sources (OpenAI messages, xLAM, Hermes/ShareGPT), validated once, so rendering,
+evaluation and the eval split never look at a dataset's own quirks again.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, cast
+
+Role = Literal["system", "user", "assistant", "tool"]
+ROLES: frozenset[str] = frozenset({"system", "user", "assistant", "tool"})
+
+
+class ConversationError(ValueError):
+    """A record that cannot become a valid `Conversation`; `kind` is a short code for counting."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+@dataclass(frozen=True)
+class RecordError:
+    """A rejected input record: where it was, why, and its original text (nothing is lost)."""
+
+    line: int
+    kind: str
+    reason: str
+    record: str = ""
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    name: str
+    arguments: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Message:
+    role: Role
+    content: str = ""
+    reasoning: str | None = None
+    tool_calls: tuple[ToolCall, ...] = ()
+    name: str | None = None
+    tool_call_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Conversation:
+    """Messages plus the tools offered, each ``{"type": "function", "function": {...}}``."""
+
+    messages: tuple[Message, ...]
+    tools: tuple[dict[str, Any], ...] = ()
+    source_line: int = 0
+    meta: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def tool_names(self) -> frozenset[str]:
+        return frozenset(t["function"]["name"] for t in self.tools)
+
+    def template_messages(self) -> list[dict[str, Any]]:
+        """The messages as the Qwen3 template reads them (`reasoning_content`, `tool_calls`)."""
+        out = []
+        for m in self.messages:
+            d: dict[str, Any] = {"role": m.role, "content": m.content}
+            if m.reasoning is not None:
+                d["reasoning_content"] = m.reasoning
+            if m.tool_calls:
+                d["tool_calls"] = [
+                    {"type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+                    for c in m.tool_calls
+                ]
+            if m.name is not None:
+                d["name"] = m.name
+            if m.tool_call_id is not None:
+                d["tool_call_id"] = m.tool_call_id
+            out.append(d)
+        return out
+
+    def to_record(self) -> dict[str, Any]:
+        """An OpenAI `messages` record (arguments as JSON strings) that `formats` reads back."""
+        messages = []
+        for d in self.template_messages():
+            for call in d.get("tool_calls", ()):
+                call["function"]["arguments"] = json.dumps(call["function"]["arguments"])
+            messages.append(d)
+        record: dict[str, Any] = {"messages": messages, "tools": list(self.tools)}
+        if self.meta:
+            record["meta"] = dict(self.meta)
+        return record
+
+
+def normalize_tool(tool: Any) -> dict[str, Any]:
+    """A tool in OpenAI form, from that form or a bare ``{name, description, parameters}``."""
+    if not isinstance(tool, dict):
+        raise ConversationError("bad_tool", f"tool is not an object: {tool!r:.80}")
+    fn = tool.get("function", tool) if tool.get("type", "function") == "function" else None
+    if not isinstance(fn, dict) or not isinstance(fn.get("name"), str) or not fn["name"]:
+        raise ConversationError("bad_tool", f"tool has no function name: {tool!r:.80}")
+    function = {"name": fn["name"], "description": fn.get("description", "")}
+    function["parameters"] = fn.get("parameters") or {"type": "object", "properties": {}}
+    return {"type": "function", "function": function}
+
+
+def parse_arguments(raw: Any, tool: str) -> dict[str, Any]:
+    """Tool-call arguments as a dict; a JSON string is decoded. Anything else is an error."""
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw) if raw.strip() else {}
+        except json.JSONDecodeError as e:
+            raise ConversationError(
+                "arguments_not_object", f"arguments of {tool!r} are not valid JSON: {e}"
+            ) from None
+    if not isinstance(raw, dict):
+        raise ConversationError(
+            "arguments_not_object", f"arguments of {tool!r} are not a JSON object: {raw!r:.80}"
+        )
+    return raw
+
+
+def check_role(role: Any) -> Role:
+    if role not in ROLES:
+        raise ConversationError("unknown_role", f"unknown role {role!r}")
+    return cast(Role, role)
+
+
+def build(
+    messages: Sequence[Message],
+    tools: Sequence[dict[str, Any]] = (),
+    *,
+    source_line: int = 0,
+    meta: Mapping[str, Any] | None = None,
+) -> Conversation:
+    """A validated `Conversation`; raises `ConversationError` on the first problem found."""
+    conv = Conversation(tuple(messages), tuple(tools), source_line, dict(meta or {}))
+    validate(conv)
+    return conv
+
+
+def validate(conv: Conversation) -> None:
+    """Check what training relies on: known roles and tools, object arguments, calls before results.
+
+    Raises `ConversationError` whose `kind` is one of: empty, no_assistant, unknown_role,
+    unknown_tool, arguments_not_object, orphan_tool_result, duplicate_tool.
+    """
+    if not conv.messages:
+        raise ConversationError("empty", "conversation has no messages")
+    names = [t["function"]["name"] for t in conv.tools]
+    if len(set(names)) != len(names):
+        raise ConversationError("duplicate_tool", f"tools declare a name twice: {names}")
+    known = set(names)
+    open_calls = 0  # calls of the latest assistant turn not yet answered by a tool message
+    for i, m in enumerate(conv.messages):
+        check_role(m.role)
+        if m.role == "assistant":
+            for c in m.tool_calls:
+                if c.name not in known:
+                    raise ConversationError(
+                        "unknown_tool",
+                        f"message {i} calls {c.name!r}, which is not among the tools"
+                        f" {sorted(known)}",
+                    )
+                if not isinstance(c.arguments, dict):
+                    raise ConversationError(
+                        "arguments_not_object", f"message {i}: arguments of {c.name!r} not a dict"
+                    )
+            open_calls = len(m.tool_calls)
+        elif m.role == "tool":
+            if open_calls == 0:
+                raise ConversationError(
+                    "orphan_tool_result", f"message {i} is a tool result with no call before it"
+                )
+            open_calls -= 1
+        else:
+            open_calls = 0
+    if not any(m.role == "assistant" for m in conv.messages):
+        raise ConversationError("no_assistant", "conversation has no assistant turn to learn from")

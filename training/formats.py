@@ -1,0 +1,397 @@
+"""Readers for the tool-calling JSONL formats found in the wild, each yielding canonical
+`Conversation`s (or `TextDocument`s for continued pre-training) and a `RecordError` per bad line.
+
+Formats: OpenAI/HF ``messages`` (+ ``tools``), xLAM (``query``/``tools``/``answers`` as JSON
+strings), Hermes and LLaMA-Factory ShareGPT (``conversations`` with ``from``/``value``), and raw
+``text``. ``auto`` decides per record from its keys, so mixed files work.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from training.conversation import (
+    Conversation,
+    ConversationError,
+    Message,
+    RecordError,
+    ToolCall,
+    build,
+    check_role,
+    normalize_tool,
+    parse_arguments,
+)
+
+FORMATS = ("auto", "messages", "xlam", "sharegpt", "text")
+
+
+@dataclass(frozen=True)
+class TextDocument:
+    """Raw text for continued pre-training: loss on every token."""
+
+    text: str
+    source_line: int = 0
+
+
+Record = Conversation | TextDocument
+
+
+def read_jsonl(path: Path, fmt: str = "auto") -> Iterator[tuple[str, Record | RecordError]]:
+    """Stream `path` line by line: ``(raw line, record or error)``; blank lines are skipped."""
+    with path.open(encoding="utf-8") as f:
+        yield from read_lines(f, fmt)
+
+
+def read_lines(
+    lines: Iterable[str], fmt: str = "auto"
+) -> Iterator[tuple[str, Record | RecordError]]:
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    for number, line in _numbered(lines):
+        yield line, parse_line(line, number, fmt)
+
+
+def numbered_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """Non-blank lines of `path` with their 1-based line numbers, streamed."""
+    with path.open(encoding="utf-8") as f:
+        yield from _numbered(f)
+
+
+def _numbered(lines: Iterable[str]) -> Iterator[tuple[int, str]]:
+    for number, raw in enumerate(lines, start=1):
+        line = raw.rstrip("\n")
+        if line.strip():
+            yield number, line
+
+
+def parse_line(line: str, number: int, fmt: str = "auto") -> Record | RecordError:
+    """One JSONL line as a record, or a `RecordError` saying why not (never raises on bad data)."""
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError as e:
+        return RecordError(number, "malformed_json", f"line {number}: not valid JSON: {e}", line)
+    try:
+        if not isinstance(obj, dict):
+            raise ConversationError("malformed_record", "record is not a JSON object")
+        fmt = detect(obj) if fmt == "auto" else fmt
+        if missing := [k for k in REQUIRED_KEYS[fmt] if k not in obj]:
+            raise ConversationError("malformed_record", f"{fmt} record lacks {', '.join(missing)}")
+        return READERS[fmt](obj, number)
+    except ConversationError as e:
+        return RecordError(number, e.kind, f"line {number}: {e}", line)
+    except (KeyError, TypeError, AttributeError, ValueError) as e:
+        # A field of the wrong shape deep inside a record: report it, do not crash the run.
+        return RecordError(
+            number, "malformed_record", f"line {number}: {type(e).__name__}: {e}", line
+        )
+
+
+def detect(obj: dict[str, Any]) -> str:
+    if "messages" in obj:
+        return "messages"
+    if "conversations" in obj:
+        return "sharegpt"
+    if "query" in obj and "answers" in obj:
+        return "xlam"
+    if isinstance(obj.get("text"), str):
+        return "text"
+    raise ConversationError(
+        "unknown_format",
+        f"cannot tell the format from keys {sorted(obj)[:8]} (expected messages, conversations,"
+        " query+answers or text)",
+    )
+
+
+def _json_field(value: Any, what: str) -> Any:
+    """xLAM and LLaMA-Factory store lists as JSON strings; HF datasets sometimes already decode."""
+    if isinstance(value, str):
+        try:
+            return json.loads(value) if value.strip() else []
+        except json.JSONDecodeError as e:
+            raise ConversationError("malformed_record", f"{what} is not valid JSON: {e}") from None
+    return value
+
+
+def _tools(value: Any) -> list[dict[str, Any]]:
+    tools = _json_field(value, "tools") or []
+    if not isinstance(tools, list):
+        raise ConversationError("bad_tool", "tools is not a list")
+    return [normalize_tool(t) for t in tools]
+
+
+# --- OpenAI / Hugging Face messages ---------------------------------------------------------
+
+
+def _text(content: Any) -> str:
+    """Content as a string: OpenAI allows None and lists of ``{"type": "text", "text": ...}``."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(
+            p["text"] for p in content if isinstance(p, dict) and p.get("type") == "text"
+        )
+    raise ConversationError("malformed_record", f"content is not text: {content!r:.60}")
+
+
+def read_messages(obj: dict[str, Any], line: int) -> Conversation:
+    raw_messages = obj["messages"]
+    if not isinstance(raw_messages, list):
+        raise ConversationError("malformed_record", "messages is not a list")
+    messages = []
+    for m in raw_messages:
+        role = {"developer": "system"}.get(m.get("role"), m.get("role"))
+        content = _text(m.get("content"))
+        if role == "assistant":
+            reasoning = m.get("reasoning_content", m.get("reasoning"))
+            calls = [_openai_call(c) for c in m.get("tool_calls") or ()]
+            if reasoning is None or not calls:
+                # Some datasets inline `<think>`/`<tool_call>` text in the content instead.
+                text_reasoning, content, text_calls = split_assistant_text(content)
+                reasoning = reasoning if reasoning is not None else text_reasoning
+                calls = calls or text_calls
+            messages.append(Message("assistant", content, reasoning, tuple(calls)))
+        else:
+            messages.append(
+                Message(
+                    check_role(role),
+                    content,
+                    name=m.get("name"),
+                    tool_call_id=m.get("tool_call_id"),
+                )
+            )
+    return build(messages, _tools(obj.get("tools")), source_line=line, meta=_meta(obj))
+
+
+def _openai_call(call: dict[str, Any]) -> ToolCall:
+    fn = call.get("function", call)
+    name = fn["name"]
+    return ToolCall(name, parse_arguments(fn.get("arguments", {}), name))
+
+
+def _meta(obj: dict[str, Any]) -> dict[str, Any]:
+    meta = obj.get("meta")
+    return dict(meta) if isinstance(meta, dict) else {}
+
+
+# --- xLAM ----------------------------------------------------------------------------------
+
+_XLAM_TYPES = {
+    "str": "string",
+    "string": "string",
+    "int": "integer",
+    "integer": "integer",
+    "float": "number",
+    "number": "number",
+    "bool": "boolean",
+    "boolean": "boolean",
+    "list": "array",
+    "tuple": "array",
+    "set": "array",
+    "array": "array",
+    "dict": "object",
+    "object": "object",
+}
+
+
+def xlam_type_schema(type_name: str) -> tuple[dict[str, Any], bool]:
+    """JSON Schema for an xLAM type string, and whether it is optional.
+
+    ``"List[str]"`` -> array of strings, ``"Optional[int]"`` / ``"int, optional"`` -> optional
+    integer; an unknown type (``"Callable"``, ``"Any"``) gets no type constraint, not a guess.
+    """
+    t = type_name.strip()
+    optional = False
+    if t.lower().endswith(", optional"):
+        t, optional = t[: -len(", optional")].strip(), True
+    if m := re.fullmatch(r"(?i:optional)\[(.*)\]", t):
+        t, optional = m.group(1).strip(), True
+    if m := re.fullmatch(r"(?i:union)\[(.*),\s*None\]", t):
+        t, optional = m.group(1).strip(), True
+    if m := re.fullmatch(r"(\w+)\[(.*)\]", t):
+        outer, inner = m.group(1).lower(), m.group(2)
+        if _XLAM_TYPES.get(outer) == "array":
+            items, _ = xlam_type_schema(inner) if "," not in inner else ({}, False)
+            return ({"type": "array", "items": items} if items else {"type": "array"}), optional
+        t = outer
+    base = _XLAM_TYPES.get(t.lower())
+    return ({"type": base} if base else {}), optional
+
+
+def xlam_parameters(params: Any) -> dict[str, Any]:
+    """xLAM's ``{name: {type, description, default}}`` as a JSON Schema object.
+
+    Required: every parameter without a ``default`` and not marked optional.
+    """
+    if not isinstance(params, dict):
+        raise ConversationError("bad_tool", f"xLAM parameters are not an object: {params!r:.60}")
+    if params.get("type") == "object" and isinstance(params.get("properties"), dict):
+        return params  # already JSON Schema (some xLAM derivatives converted it)
+    properties: dict[str, Any] = {}
+    required = []
+    for pname, raw_spec in params.items():
+        spec = raw_spec if isinstance(raw_spec, dict) else {}
+        schema, optional = xlam_type_schema(str(spec.get("type", "")))
+        if spec.get("description"):
+            schema["description"] = spec["description"]
+        if "default" in spec:
+            schema["default"] = spec["default"]
+        elif not optional:
+            required.append(pname)
+        properties[pname] = schema
+    return {"type": "object", "properties": properties, "required": required}
+
+
+def read_xlam(obj: dict[str, Any], line: int) -> Conversation:
+    raw_tools = _json_field(obj["tools"], "tools")
+    if not isinstance(raw_tools, list):
+        raise ConversationError("bad_tool", "tools is not a list")
+    tools = [
+        normalize_tool(
+            {
+                "name": t.get("name"),
+                "description": t.get("description", ""),
+                "parameters": xlam_parameters(t.get("parameters", {})),
+            }
+        )
+        for t in raw_tools
+    ]
+    answers = _json_field(obj["answers"], "answers")
+    if not isinstance(answers, list):
+        raise ConversationError("malformed_record", "answers is not a list")
+    calls = tuple(
+        ToolCall(a["name"], parse_arguments(a.get("arguments", {}), a["name"])) for a in answers
+    )
+    messages = [Message("user", str(obj["query"])), Message("assistant", "", None, calls)]
+    meta = {"id": obj["id"]} if "id" in obj else {}
+    return build(messages, tools, source_line=line, meta=meta)
+
+
+# --- Hermes / ShareGPT / LLaMA-Factory ------------------------------------------------------
+
+_SHAREGPT_ROLES = {
+    "system": "system",
+    "human": "user",
+    "user": "user",
+    "gpt": "assistant",
+    "assistant": "assistant",
+    "function_call": "assistant",  # LLaMA-Factory: the call as JSON, its own turn
+    "tool": "tool",
+    "observation": "tool",
+    "function_response": "tool",
+}
+_THINK = re.compile(r"<think>(.*?)</think>", re.DOTALL)
+_TOOL_CALL = re.compile(r"<tool_call>(.*?)</tool_call>", re.DOTALL)
+_TOOLS = re.compile(r"<tools>(.*?)</tools>", re.DOTALL)
+_TOOL_RESPONSE = re.compile(r"<tool_response>(.*?)</tool_response>", re.DOTALL)
+
+
+def _loads_lenient(text: str, what: str) -> Any:
+    """JSON, or a Python literal: Hermes datasets often print dicts with single quotes."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        try:
+            return ast.literal_eval(text)
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
+            raise ConversationError(
+                "malformed_tool_call" if what == "tool call" else "bad_tool",
+                f"{what} is neither JSON nor a Python literal: {text.strip()[:80]!r}",
+            ) from None
+
+
+def _call_from_obj(obj: Any) -> ToolCall:
+    if not isinstance(obj, dict) or not isinstance(obj.get("name"), str):
+        raise ConversationError("malformed_tool_call", f"tool call has no name: {obj!r:.80}")
+    return ToolCall(obj["name"], parse_arguments(obj.get("arguments", {}), obj["name"]))
+
+
+def split_assistant_text(text: str) -> tuple[str | None, str, list[ToolCall]]:
+    """Hermes-style assistant text -> (reasoning, remaining content, tool calls)."""
+    if "<think>" not in text and "<tool_call>" not in text:
+        return None, text, []
+    reasoning = None
+    if m := _THINK.search(text):
+        reasoning = m.group(1).strip("\n")
+        text = text[: m.start()] + text[m.end() :]
+    calls = [
+        _call_from_obj(_loads_lenient(b.strip(), "tool call")) for b in _TOOL_CALL.findall(text)
+    ]
+    content = _TOOL_CALL.sub("", text).strip() if calls else text.strip()
+    return reasoning, content, calls
+
+
+def _tools_from_system(text: str) -> tuple[list[dict[str, Any]], str]:
+    """Tools listed inside ``<tools>…</tools>`` (a JSON list or one JSON per line); the system
+    text with that block removed, since the chat template writes its own tools section."""
+    m = _TOOLS.search(text)
+    if not m:
+        return [], text
+    body = m.group(1).strip()
+    if body.startswith("["):
+        parsed = _loads_lenient(body, "tools")
+    else:
+        parsed = [_loads_lenient(ln, "tools") for ln in body.splitlines() if ln.strip()]
+    if not isinstance(parsed, list):
+        parsed = [parsed]
+    rest = (text[: m.start()] + text[m.end() :]).strip()
+    return [normalize_tool(t) for t in parsed], rest
+
+
+def read_sharegpt(obj: dict[str, Any], line: int) -> Conversation:
+    turns = obj["conversations"]
+    if not isinstance(turns, list):
+        raise ConversationError("malformed_record", "conversations is not a list")
+    tools = _tools(obj.get("tools"))
+    messages: list[Message] = []
+    for turn in turns:
+        who, value = turn.get("from"), _text(turn.get("value"))
+        role = _SHAREGPT_ROLES.get(who) if isinstance(who, str) else None
+        if role is None:
+            raise ConversationError("unknown_role", f"unknown role {who!r}")
+        if role == "system":
+            found, value = _tools_from_system(value)
+            tools.extend(found)
+            if value:
+                messages.append(Message("system", value))
+        elif who == "function_call":
+            parsed = _loads_lenient(value, "tool call")
+            calls = [_call_from_obj(c) for c in (parsed if isinstance(parsed, list) else [parsed])]
+            messages.append(Message("assistant", "", None, tuple(calls)))
+        elif role == "assistant":
+            reasoning, content, calls = split_assistant_text(value)
+            messages.append(Message("assistant", content, reasoning, tuple(calls)))
+        elif role == "tool":
+            responses = _TOOL_RESPONSE.findall(value) or [value]
+            messages.extend(Message("tool", r.strip("\n")) for r in responses)
+        else:
+            messages.append(Message("user", value))
+    return build(messages, tools, source_line=line, meta=_meta(obj))
+
+
+def read_text(obj: dict[str, Any], line: int) -> TextDocument:
+    text = obj["text"]
+    if not isinstance(text, str) or not text:
+        raise ConversationError("empty", "text is empty or not a string")
+    return TextDocument(text, line)
+
+
+REQUIRED_KEYS = {
+    "messages": ("messages",),
+    "xlam": ("query", "tools", "answers"),
+    "sharegpt": ("conversations",),
+    "text": ("text",),
+}
+READERS: dict[str, Callable[[dict[str, Any], int], Record]] = {
+    "messages": read_messages,
+    "xlam": read_xlam,
+    "sharegpt": read_sharegpt,
+    "text": read_text,
+}

@@ -1,0 +1,356 @@
+"""Turn tool-calling JSONL (OpenAI messages, xLAM, Hermes/ShareGPT, raw text) into the training set:
+packed shards for `training.train` (or inspectable JSONL with ``--no-pack``), a quarantine of every
+rejected record with its line and reason, and a held-out evaluation split.
+
+    python -m training.prepare --input data.jsonl --output runs/data --tokenizer runs/tiny-qwen3
+
+Output (written to a temporary folder, then renamed, so a failed run never leaves half a dataset):
+``manifest.json`` + ``packs-*.safetensors`` (or ``train.jsonl``), ``quarantine.jsonl``
+(``{"line", "kind", "reason", "record"}``), ``eval.jsonl`` (held-out conversations, messages
+format) and ``stats.json``. When more than ``--max-bad-fraction`` of the records are rejected the
+run fails: the folder then holds only the quarantine and the stats, so nothing is lost and no
+trainer can pick up a dataset that silently lost its data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing
+import os
+import shutil
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import IO, Any, cast
+
+import numpy as np
+
+from training.cli_args import parse_args
+from training.conversation import Conversation, ConversationError, RecordError
+from training.formats import FORMATS, TextDocument, numbered_lines, parse_line
+from training.packing import pack_sequences, write_packs
+from training.render import Example, Rendered, encode, encode_texts, has_reasoning, render
+
+QUARANTINE = "quarantine.jsonl"
+EVAL = "eval.jsonl"
+STATS = "stats.json"
+UNPACKED = "train.jsonl"
+
+
+@dataclass(frozen=True)
+class PrepareArgs:
+    input: Path = field(metadata={"help": "JSONL file to read"})
+    output: Path = field(metadata={"help": "output folder (replaced atomically)"})
+    tokenizer: str = field(metadata={"help": "tokenizer folder or name; its chat template renders"})
+    format: str = field(
+        default="auto",
+        metadata={"help": "input format; auto decides per record", "choices": FORMATS},
+    )
+    max_length: int = field(
+        default=4096, metadata={"help": "longest sequence in tokens, also the pack length"}
+    )
+    pack: bool = field(
+        default=True, metadata={"help": "write packed shards; --no-pack writes train.jsonl"}
+    )
+    max_bad_fraction: float = field(
+        default=0.01, metadata={"help": "fail when more than this fraction of records is rejected"}
+    )
+    enable_thinking: bool = field(
+        default=True,
+        metadata={"help": "thinking mode; --no-enable-thinking trains Qwen3's non-thinking mode"},
+    )
+    eval_fraction: float = field(
+        default=0.0, metadata={"help": "fraction of conversations held out to eval.jsonl"}
+    )
+    seed: int = field(
+        default=0, metadata={"help": "seed of the (per-record, streaming) eval split"}
+    )
+    batch_size: int = field(default=256, metadata={"help": "records tokenised per batch"})
+    workers: int = field(
+        default=1, metadata={"help": "processes rendering and tokenising batches in parallel"}
+    )
+    quiet: bool = field(default=False, metadata={"help": "no progress bar"})
+
+
+# Per-record outcomes that, with the errors, add up to the records read.
+COUNTED = ("train_conversations", "eval_conversations", "text_documents")
+
+
+class TooManyBadRecordsError(RuntimeError):
+    """More records were rejected than `--max-bad-fraction` allows."""
+
+
+def held_out(line: int, seed: int, fraction: float) -> bool:
+    """A stable per-record coin: the same lines are held out on every run, without a shuffle
+    buffer, so the split streams and never leaks a conversation into both sets."""
+    if fraction <= 0:
+        return False
+    digest = hashlib.blake2b(f"{seed}:{line}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64 < fraction
+
+
+@dataclass
+class Processed:
+    """What one batch of input lines became; pure data, so worker processes can return it."""
+
+    kept: list[Example] = field(default_factory=list)
+    held_out: list[dict[str, Any]] = field(default_factory=list)  # eval records
+    errors: list[RecordError] = field(default_factory=list)
+    counts: Counter[str] = field(default_factory=Counter)
+
+
+def process_batch(lines: list[tuple[int, str]], args: PrepareArgs, tokenizer: Any) -> Processed:
+    """Parse, validate, render and tokenise a batch of ``(line number, text)``."""
+    out = Processed()
+    convs: list[tuple[str, Conversation, Rendered]] = []
+    docs: list[TextDocument] = []
+    for number, raw in lines:
+        record = parse_line(raw, number, args.format)
+        if isinstance(record, RecordError):
+            out.errors.append(record)
+        elif isinstance(record, TextDocument):
+            docs.append(record)
+        else:
+            try:
+                rendered = render(tokenizer, record, enable_thinking=args.enable_thinking)
+                convs.append((raw, record, rendered))
+            except ConversationError as e:
+                out.errors.append(RecordError(number, e.kind, f"line {number}: {e}", raw))
+    out.counts["text_documents"] += len(docs)
+    for ex in encode_texts(tokenizer, docs, max_length=args.max_length):
+        out.counts["text_chunks"] += 1
+        out.kept.append(ex)
+    results = encode(tokenizer, [r for _, _, r in convs], max_length=args.max_length)
+    for (raw, conv, _), result in zip(convs, results, strict=True):
+        line = conv.source_line
+        if isinstance(result, ConversationError):
+            out.errors.append(RecordError(line, result.kind, f"line {line}: {result}", raw))
+            continue
+        if not args.enable_thinking and has_reasoning(conv):
+            out.counts["reasoning_dropped"] += 1
+        if held_out(line, args.seed, args.eval_fraction):
+            out.counts["eval_conversations"] += 1
+            held = conv.to_record()
+            held["meta"] = {**held.get("meta", {}), "source_line": line}
+            out.held_out.append(held)
+        else:
+            out.counts["train_conversations"] += 1
+            out.kept.append(result)
+    return out
+
+
+# Worker processes inherit the arguments and the tokenizer by fork instead of pickling them.
+_WORKER: tuple[PrepareArgs, Any] | None = None
+
+
+def _init_worker(args: PrepareArgs, tokenizer: Any) -> None:
+    global _WORKER  # noqa: PLW0603 -- per-process state of a multiprocessing pool
+    _WORKER = (args, tokenizer)
+
+
+def _process_in_worker(lines: list[tuple[int, str]]) -> Processed:
+    assert _WORKER is not None  # noqa: S101
+    return process_batch(lines, *_WORKER)
+
+
+class _Run:
+    """One prepare run's open outputs and counters, fed processed batches in input order."""
+
+    def __init__(self, args: PrepareArgs, directory: Path, stack: ExitStack):
+        self.args = args
+        self.counts: Counter[str] = Counter()
+        self.bad: Counter[str] = Counter()
+        self.sequences: list[tuple[np.ndarray, np.ndarray]] = []  # kept for packing
+        self.lengths: list[int] = []
+        self.loss_tokens = 0
+        self.quarantine = stack.enter_context((directory / QUARANTINE).open("w", encoding="utf-8"))
+        self.eval_file = stack.enter_context((directory / EVAL).open("w", encoding="utf-8"))
+        self.jsonl: IO[str] | None = None
+        if not args.pack:
+            self.jsonl = stack.enter_context((directory / UNPACKED).open("w", encoding="utf-8"))
+
+    def absorb(self, batch: Processed) -> None:
+        self.counts.update(batch.counts)
+        # Errors and examples of a batch are written in line order within their own files.
+        for error in sorted(batch.errors, key=lambda e: e.line):
+            self.bad[error.kind] += 1
+            self.quarantine.write(json.dumps(asdict(error), ensure_ascii=False) + "\n")
+        for record in batch.held_out:
+            self.eval_file.write(json.dumps(record, ensure_ascii=False) + "\n")
+        for ex in batch.kept:
+            self.lengths.append(len(ex.input_ids))
+            self.loss_tokens += ex.num_loss_tokens
+            if self.jsonl is not None:
+                record = {"line": ex.source_line, "input_ids": ex.input_ids, "labels": ex.labels}
+                self.jsonl.write(json.dumps(record, separators=(",", ":")) + "\n")
+            else:
+                ids = np.asarray(ex.input_ids, dtype=np.int32)
+                self.sequences.append((ids, np.asarray(ex.labels, dtype=np.int32)))
+
+    def stats(self) -> dict[str, Any]:
+        args, counts = self.args, self.counts
+        rejected = sum(self.bad.values())
+        read = rejected + sum(counts[k] for k in COUNTED)
+        fraction = rejected / read if read else 0.0
+        return {
+            "status": "failed" if fraction > args.max_bad_fraction else "ok",
+            "input": str(args.input),
+            "tokenizer": str(args.tokenizer),
+            "format": args.format,
+            "enable_thinking": args.enable_thinking,
+            "max_length": args.max_length,
+            "records_read": read,
+            "quarantined": rejected,
+            "quarantined_by_kind": dict(sorted(self.bad.items())),
+            "bad_fraction": fraction,
+            "max_bad_fraction": args.max_bad_fraction,
+            **{
+                k: counts[k]
+                for k in (
+                    "train_conversations",
+                    "eval_conversations",
+                    "text_documents",
+                    "text_chunks",
+                    "reasoning_dropped",
+                )
+            },
+            "sequences": len(self.lengths),
+            "tokens": int(sum(self.lengths)),
+            "loss_tokens": self.loss_tokens,
+            "mean_tokens": float(np.mean(self.lengths)) if self.lengths else 0.0,
+            "max_tokens": max(self.lengths, default=0),
+        }
+
+
+def _progress(quiet: bool) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(
+        desc="prepare", unit="rec", dynamic_ncols=True, disable=quiet or not sys.stderr.isatty()
+    )
+
+
+def load_tokenizer(name: str) -> Any:
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(name)
+    if not getattr(tokenizer, "chat_template", None):
+        raise ValueError(f"tokenizer {name!r} has no chat template; masks come from rendering it")
+    return tokenizer
+
+
+def main(args: PrepareArgs, tokenizer: Any = None) -> dict[str, Any]:
+    """Prepare the dataset; return the stats (also written to ``stats.json``).
+
+    `tokenizer` overrides loading `args.tokenizer` (tests pass one they built). Raises
+    `TooManyBadRecordsError` after writing the quarantine when the bad fraction is too high,
+    and `ValueError` when nothing at all could be kept.
+    """
+    started = time.perf_counter()
+    tokenizer = tokenizer if tokenizer is not None else load_tokenizer(args.tokenizer)
+    out = args.output
+    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        with ExitStack() as stack:
+            run = _Run(args, tmp, stack)
+            bar = stack.enter_context(_progress(args.quiet))
+            batches = _batches(numbered_lines(args.input), args.batch_size)
+            if args.workers > 1:
+                pool = stack.enter_context(
+                    multiprocessing.get_context("fork").Pool(
+                        args.workers, _init_worker, (args, tokenizer)
+                    )
+                )
+                results: Iterator[Processed] = pool.imap(_process_in_worker, batches)
+            else:
+                results = (process_batch(b, args, tokenizer) for b in batches)
+            for processed in results:
+                run.absorb(processed)
+                bar.update(len(processed.errors) + sum(processed.counts[k] for k in COUNTED))
+                bar.set_postfix(kept=len(run.lengths), bad=sum(run.bad.values()), refresh=False)
+        stats = run.stats()
+        if stats["status"] == "failed":
+            for name in (UNPACKED, EVAL):
+                (tmp / name).unlink(missing_ok=True)
+        elif not run.lengths:
+            raise ValueError(
+                f"{args.input}: no record could be kept ({stats['quarantined']} rejected)"
+            )
+        elif args.pack:
+            # pack_sequences takes any int sequences; int32 arrays keep a large set compact.
+            packs = pack_sequences(cast(Any, run.sequences), args.max_length)
+            manifest = write_packs(
+                tmp,
+                packs,
+                pack_length=args.max_length,
+                metadata={k: stats[k] for k in ("input", "tokenizer", "format", "enable_thinking")},
+            )
+            stats["packs"] = len(packs)
+            stats["pack_fill"] = json.loads(manifest.read_text(encoding="utf-8"))["fill"]
+        stats["seconds"] = time.perf_counter() - started
+        stats["records_per_second"] = stats["records_read"] / stats["seconds"]
+        (tmp / STATS).write_text(json.dumps(stats, indent=2) + "\n", encoding="utf-8")
+        _replace_dir(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    if stats["status"] == "failed":
+        raise TooManyBadRecordsError(
+            f"{stats['quarantined']} of {stats['records_read']} records rejected"
+            f" ({stats['bad_fraction']:.2%} > --max-bad-fraction {args.max_bad_fraction:.2%});"
+            f" by kind: {stats['quarantined_by_kind']}; see {out / QUARANTINE}"
+        )
+    return stats
+
+
+def _batches(items: Iterator[Any], size: int) -> Iterator[list[Any]]:
+    batch = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _replace_dir(new: Path, target: Path) -> None:
+    """Swap `new` in for `target` with renames: readers see the old folder or the new one."""
+    old = target.parent / f".{target.name}.old-{os.getpid()}"
+    if target.exists():
+        os.replace(target, old)
+    os.replace(new, target)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def read_unpacked(directory: Path) -> Iterator[dict[str, Any]]:
+    """The records of a ``--no-pack`` output: ``line``, ``input_ids`` and ``labels``
+    (-100, `training.packing.IGNORE_INDEX`, where no loss is taken)."""
+    with (directory / UNPACKED).open(encoding="utf-8") as f:
+        for line in f:
+            yield json.loads(line)
+
+
+def cli(argv: list[str] | None = None) -> int:
+    args = parse_args(PrepareArgs, __doc__.splitlines()[0], argv)
+    try:
+        stats = main(args)
+    except TooManyBadRecordsError as e:
+        print(f"prepare failed: {e}", file=sys.stderr)
+        return 1
+    except (ValueError, FileNotFoundError) as e:
+        print(f"prepare failed: {e}", file=sys.stderr)
+        return 2
+    summary = {k: stats[k] for k in ("records_read", "sequences", "quarantined", "tokens")}
+    print(json.dumps({**summary, "pack_fill": stats.get("pack_fill"), "output": str(args.output)}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(cli())
