@@ -1,11 +1,11 @@
 """Packs in, micro-batches out: a deterministic, rank-sharded, resumable stream of packed rows.
 
-Sources: a packed directory (`training.prepare` output), or JSONL rows with `input_ids`/`labels`
-(prepare --no-pack) or `text` (continued pre-training), packed here with the same best-fit
-packer. Each epoch's order is a permutation seeded by (seed, epoch); rank r takes every
-world-th pack, truncated so every rank runs the same number of micro-batches (no collective
-hangs). The position is (epoch, cursor), saved in checkpoints, so a resumed run continues with
-exactly the packs the uninterrupted run would have seen.
+Sources: a packed directory (`training.prepare` output); a `prepare --no-pack` directory or any
+JSONL with `input_ids`/`labels` rows; or JSONL `text` rows (continued pre-training), packed here
+with the same best-fit packer. Each epoch's order is a permutation seeded by (seed, epoch); rank
+r takes every world-th pack, truncated so every rank runs the same number of micro-batches (no
+collective hangs). The position is (epoch, cursor), saved in checkpoints, so a resumed run
+continues with exactly the packs the uninterrupted run would have seen.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from typing import Any, Protocol
 import numpy as np
 
 from training.packing import MANIFEST, Pack, PackedDataset, pack_sequences
+
+UNPACKED = "train.jsonl"  # the file `training.prepare --no-pack` writes
 
 
 def _read_jsonl(path: Path, *, tokenizer: Any, pack_length: int) -> list[tuple[Any, Any]]:
@@ -64,6 +66,8 @@ def open_source(path: str | Path, *, pack_length: int, tokenizer: Any = None) ->
     p = Path(path)
     if (p / MANIFEST).is_file():
         return PackedDataset(p)
+    if p.is_dir() and (p / UNPACKED).is_file():  # `training.prepare --no-pack` output
+        p = p / UNPACKED
     if p.is_file():
         return pack_sequences(
             _read_jsonl(p, tokenizer=tokenizer, pack_length=pack_length), pack_length

@@ -54,16 +54,17 @@ def packed_sdpa_attention(  # noqa: PLR0917 - transformers calls it positionally
     if bounds is None or len(bounds) <= 2:
         out = sdpa(query, key, value, is_causal=True, dropout_p=p, scale=scaling)
     else:
+        # split (not slicing): its backward is one concatenation, where each slice's backward
+        # would zero-fill a full-size gradient per segment.
+        lens = [b - a for a, b in itertools.pairwise(bounds)]
         parts = [
-            sdpa(
-                query[:, :, a:b],
-                key[:, :, a:b],
-                value[:, :, a:b],
-                is_causal=True,
-                dropout_p=p,
-                scale=scaling,
+            sdpa(q, k, v, is_causal=True, dropout_p=p, scale=scaling)
+            for q, k, v in zip(
+                query.split(lens, dim=2),
+                key.split(lens, dim=2),
+                value.split(lens, dim=2),
+                strict=True,
             )
-            for a, b in itertools.pairwise(bounds)
         ]
         out = torch.cat(parts, dim=2)
     return out.transpose(1, 2).contiguous(), None

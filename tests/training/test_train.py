@@ -120,3 +120,17 @@ def test_shipped_configs_load() -> None:
     for name in ["tiny-cpu.yaml", "qwen3-4b-lora.yaml", "qwen3-4b-full.yaml"]:
         cfg = load_config(root / name)
         assert cfg.max_steps > 0
+
+
+def test_gradient_checkpointing_changes_memory_not_numbers(
+    tiny_config: Any, packed_dir: Path
+) -> None:
+    plain = train.main(tiny_config(max_steps=2, output_dir="plain"))
+    ckpt = train.main(
+        tiny_config(
+            max_steps=2, output_dir="gc", model__gradient_checkpointing=True,
+            data__eval_path=str(packed_dir), eval_every=2,
+        )
+    )  # fmt: skip
+    assert ckpt.losses == pytest.approx(plain.losses, rel=1e-5)
+    assert 0 < ckpt.metrics["eval_loss"] < ckpt.first_loss

@@ -1,0 +1,163 @@
+"""Export a training checkpoint as a standalone Hugging Face model for LMI/vLLM to load.
+
+    python -m training.export --run-dir runs/tiny-train --output runs/tiny-export
+    python -m training.export --checkpoint s3://b/ckpt/step-000200 \
+        --base-model /fsx/models/Qwen3-4B --output s3://b/models/qwen3-4b-tools/v1 \
+        [--mlflow-run-id RUN]
+
+LoRA adapters are merged into the base weights (`merge_and_unload`), so serving needs no peft.
+The output holds safetensors weights, config.json, the tokenizer with its chat template
+(`chat_template.jinja`, which vLLM's Hermes tool parser relies on) and generation_config.json with
+Qwen3's recommended sampling. LMI's `serving.properties` belongs to `inference/`, not here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from training import checkpoint
+
+# Qwen3's recommended sampling for thinking mode (the model card); greedy decoding loops.
+GENERATION_DEFAULTS = {"do_sample": True, "temperature": 0.6, "top_p": 0.95, "top_k": 20}
+_PREFIX = "causal_lm."  # PackedCausalLM's attribute holding the HF model
+
+
+@dataclass
+class ExportResult:
+    output: str  # where the model now lives (local path or s3 URI)
+    local_dir: str  # a local copy (a temp dir that is removed for s3 outputs unless kept)
+    merged_lora: bool
+    step: int
+
+
+def _strip(weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k.removeprefix(_PREFIX): v for k, v in weights.items()}
+
+
+def merged_model(
+    ckpt: str, base_model: str | None = None, *, staging: Path
+) -> tuple[Any, dict[str, Any]]:
+    """The checkpoint's weights applied to the base model, LoRA merged; returns (model, state)."""
+    from transformers import AutoModelForCausalLM
+
+    weights, state = checkpoint.read_weights(ckpt, staging=staging)
+    base = base_model or state.get("base_model")
+    if not base:
+        raise ValueError(f"{ckpt}: no base model recorded; pass --base-model")
+    model: Any = AutoModelForCausalLM.from_pretrained(
+        base, dtype="auto", attn_implementation="sdpa"
+    )
+    lora = state.get("lora")
+    weights = _strip(weights)
+    if lora:
+        from peft import LoraConfig, get_peft_model
+
+        peft_model = get_peft_model(
+            model,
+            LoraConfig(
+                r=lora["r"],
+                lora_alpha=lora["alpha"],
+                lora_dropout=0.0,
+                target_modules=list(lora["target_modules"]),
+                task_type="CAUSAL_LM",
+            ),
+        )
+        result = peft_model.load_state_dict(
+            {k: v.to(next(peft_model.parameters()).dtype) for k, v in weights.items()}, strict=False
+        )
+        if result.unexpected_keys:
+            raise ValueError(f"adapter keys not in the model: {result.unexpected_keys[:3]}")
+        missing = [k for k in result.missing_keys if "lora_" in k]
+        if missing:
+            raise ValueError(f"checkpoint lacks adapter weights: {missing[:3]}")
+        model = peft_model.merge_and_unload()
+    else:
+        model.load_state_dict(weights, strict=True)
+    model.eval()
+    return model, state
+
+
+def _generation_config(tokenizer: Any) -> Any:
+    from transformers import GenerationConfig
+
+    eos = [tokenizer.convert_tokens_to_ids(t) for t in ("<|im_end|>", "<|endoftext|>")]
+    return GenerationConfig(
+        **GENERATION_DEFAULTS,
+        eos_token_id=eos,
+        pad_token_id=tokenizer.convert_tokens_to_ids("<|endoftext|>"),
+    )
+
+
+def _upload(local: Path, uri: str) -> None:
+    import boto3
+
+    bucket, _, prefix = uri.removeprefix("s3://").partition("/")
+    client = boto3.client("s3")
+    for f in sorted(p for p in local.rglob("*") if p.is_file()):
+        key = "/".join(x for x in (prefix.strip("/"), f.relative_to(local).as_posix()) if x)
+        client.upload_file(str(f), bucket, key)
+
+
+def main(
+    checkpoint_path: str,
+    output: str,
+    *,
+    base_model: str | None = None,
+    mlflow_run_id: str | None = None,
+    tracking_uri: str = "",
+) -> ExportResult:
+    """Merge, write the serving layout to `output` (local or s3://), optionally log to MLflow."""
+    from transformers import AutoTokenizer
+
+    with tempfile.TemporaryDirectory() as tmp:
+        model, state = merged_model(checkpoint_path, base_model, staging=Path(tmp))
+        base = base_model or state["base_model"]
+        to_s3 = output.startswith("s3://")
+        local = Path(tempfile.mkdtemp(prefix="export-")) if to_s3 else Path(output)
+        local.mkdir(parents=True, exist_ok=True)
+        model.config.use_cache = True
+        model.save_pretrained(local)
+        tokenizer = AutoTokenizer.from_pretrained(base)
+        tokenizer.save_pretrained(local)
+        if not (local / "chat_template.jinja").is_file():
+            (local / "chat_template.jinja").write_text(tokenizer.chat_template, encoding="utf-8")
+        _generation_config(tokenizer).save_pretrained(local)
+    if to_s3:
+        _upload(local, output)
+    if mlflow_run_id:
+        from training.tracking import log_to_run
+
+        log_to_run(mlflow_run_id, tracking_uri=tracking_uri, artifacts=local, artifact_path="model")
+    if to_s3:
+        shutil.rmtree(local, ignore_errors=True)
+    return ExportResult(
+        output=output, local_dir=str(local), merged_lora=bool(state.get("lora")), step=state["step"]
+    )
+
+
+def cli(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--checkpoint", help="a step-NNNNNN directory or s3 URI")
+    src.add_argument("--run-dir", help="a training output_dir: exports its latest checkpoint")
+    p.add_argument("--base-model", help="defaults to the base recorded in the checkpoint")
+    p.add_argument("--output", required=True, help="local directory or s3://bucket/prefix")
+    p.add_argument("--mlflow-run-id", help="log the exported model as artifacts of this run")
+    a = p.parse_args(argv)
+    ckpt = a.checkpoint or checkpoint.latest(str(Path(a.run_dir) / "checkpoints"))
+    if ckpt is None:
+        raise SystemExit(f"{a.run_dir}: no checkpoint found")
+    result = main(ckpt, a.output, base_model=a.base_model, mlflow_run_id=a.mlflow_run_id)
+    print(result.output)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(cli())
