@@ -453,7 +453,7 @@ def write(path: Path, conversations: list[Conversation]) -> Path:
     return path
 
 
-def main(argv: list[str] | None = None) -> int:
+def cli(argv: list[str] | None = None) -> int:
     import argparse
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -461,10 +461,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--mean-tokens", type=int, default=800)
+    parser.add_argument("--tools", nargs="+", choices=sorted(INTENTS), help="restrict the catalog")
+    parser.add_argument("--max-tools", type=int, default=max(TOOL_COUNTS))
     args = parser.parse_args(argv)
-    print(write(args.output, generate(args.n, args.seed, mean_tokens=args.mean_tokens)))
+    convs = generate(
+        args.n, args.seed, mean_tokens=args.mean_tokens, tools=args.tools, max_tools=args.max_tools
+    )
+    print(write(args.output, convs))
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(cli())
