@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -285,18 +285,18 @@ def _translate(r: random.Random) -> Intent:
     )
 
 
-INTENTS: tuple[Callable[[random.Random], Intent], ...] = (
-    _weather,
-    _currency,
-    _flights,
-    _order,
-    _calendar,
-    _email,
-    _stock,
-    _time,
-    _hotel,
-    _translate,
-)
+INTENTS: dict[str, Callable[[random.Random], Intent]] = {  # tool name -> its requests
+    "get_weather": _weather,
+    "convert_currency": _currency,
+    "search_flights": _flights,
+    "get_order_status": _order,
+    "create_calendar_event": _calendar,
+    "send_email": _email,
+    "get_stock_price": _stock,
+    "get_time": _time,
+    "book_hotel": _hotel,
+    "translate_text": _translate,
+}
 CHITCHAT = (
     ("Hi there!", "Hello! How can I help you today?"),
     ("Thanks, that's all.", "You're welcome! Have a great day."),
@@ -338,7 +338,9 @@ def _estimate_tokens(conv: Conversation) -> int:
     return int(TEMPLATE_TOKENS + (chars - prose) * TOKENS_PER_CHAR + prose * PROSE_TOKENS_PER_CHAR)
 
 
-def _conversation(r: random.Random) -> tuple[list[Message], list[str], str]:
+def _conversation(
+    r: random.Random, intents: list[Callable[[random.Random], Intent]]
+) -> tuple[list[Message], list[str], str]:
     """Messages (after the system turn), the tools they need, and the scenario's name."""
     roll = r.random()
     think = r.random() < 0.3
@@ -346,7 +348,8 @@ def _conversation(r: random.Random) -> tuple[list[Message], list[str], str]:
         ask, answer = r.choice(CHITCHAT)
         return [Message("user", ask), Message("assistant", answer)], [], "no_call"
     if roll < 0.35:
-        a, b = r.sample(INTENTS, 2) if r.random() < 0.6 else [r.choice(INTENTS)] * 2
+        two_tools = len(intents) > 1 and r.random() < 0.6
+        a, b = r.sample(intents, 2) if two_tools else [r.choice(intents)] * 2
         first, second = a(r), b(r)
         while second.call == first.call:
             second = b(r)
@@ -358,7 +361,7 @@ def _conversation(r: random.Random) -> tuple[list[Message], list[str], str]:
             [first.call.name, second.call.name],
             "parallel",
         )
-    intent = r.choice(INTENTS)(r)
+    intent = r.choice(intents)(r)
     why = intent.why if think else None
     call = Message("assistant", "", why, (intent.call,))
     if roll < 0.6:
@@ -381,13 +384,23 @@ def generate(
     *,
     mean_tokens: int = 800,
     count_tokens: Callable[[Conversation], int] | None = None,
+    tools: Sequence[str] | None = None,
+    max_tools: int = max(TOOL_COUNTS),
 ) -> list[Conversation]:
     """`n` conversations, the same for the same `seed`, of `mean_tokens` rendered tokens on average.
 
     Lengths are estimated for the tiny tokenizer; pass `count_tokens` (`rendered_length(tok)`)
     to hit `mean_tokens` for another one. Filler only lengthens: below the natural length
     (about 720 tiny-tokenizer tokens, mostly tool schemas) a smaller target changes nothing.
+
+    `tools` restricts the catalog (requests and distractors) and `max_tools` caps the tools
+    offered per conversation: an easier, shorter set (``tools=["get_weather", "get_time"],
+    max_tools=2, mean_tokens=0``, about 300 tokens) that a tiny model learns in fewer steps.
     """
+    names_allowed = list(tools or INTENTS)
+    if unknown := set(names_allowed) - set(INTENTS):
+        raise ValueError(f"unknown tools {sorted(unknown)}; the catalog has {sorted(INTENTS)}")
+    intents = [INTENTS[name] for name in names_allowed]
     r = random.Random(seed)  # noqa: S311 -- reproducible data, not secrets
     measure = count_tokens or _estimate_tokens
     empty = measure(_bare(POLICY_HEADER))
@@ -395,15 +408,15 @@ def generate(
     total, out = 0, []
     for i in range(n):
         system = "You are the assistant of Contoso Travel & Retail."
-        messages, needed, kind = _conversation(r)
-        distractors = [t for t in TOOLS_BY_NAME if t not in needed]
-        count = r.choices(TOOL_COUNTS, TOOL_COUNT_WEIGHTS)[0]
+        messages, needed, kind = _conversation(r, intents)
+        distractors = [t for t in names_allowed if t not in needed]
+        count = min(r.choices(TOOL_COUNTS, TOOL_COUNT_WEIGHTS)[0], max_tools)
         names = list(dict.fromkeys(needed)) + r.sample(
-            distractors, max(0, count - len(set(needed)))
+            distractors, min(len(distractors), max(0, count - len(set(needed))))
         )
         r.shuffle(names)
-        tools = [TOOLS_BY_NAME[name] for name in names]
-        conv = build([Message("system", system), *messages], tools, meta={"kind": kind})
+        offered = [TOOLS_BY_NAME[name] for name in names]
+        conv = build([Message("system", system), *messages], offered, meta={"kind": kind})
         # Aim each conversation at a spread around the mean, correcting the running total so
         # the mean lands on target even when some conversations are already long.
         target = r.uniform(0.6, 1.4) * mean_tokens + (mean_tokens * i - total) * 0.5
@@ -415,7 +428,7 @@ def generate(
             budget -= policy_tokens[sentence]
         if policy:
             system = system + POLICY_HEADER + "\n".join(f"- {s}" for s in policy)
-            conv = build([Message("system", system), *messages], tools, meta={"kind": kind})
+            conv = build([Message("system", system), *messages], offered, meta={"kind": kind})
         total += measure(conv)
         out.append(conv)
     return out
@@ -440,7 +453,7 @@ def write(path: Path, conversations: list[Conversation]) -> Path:
     return path
 
 
-def main(argv: list[str] | None = None) -> int:
+def cli(argv: list[str] | None = None) -> int:
     import argparse
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -448,10 +461,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--mean-tokens", type=int, default=800)
+    parser.add_argument("--tools", nargs="+", choices=sorted(INTENTS), help="restrict the catalog")
+    parser.add_argument("--max-tools", type=int, default=max(TOOL_COUNTS))
     args = parser.parse_args(argv)
-    print(write(args.output, generate(args.n, args.seed, mean_tokens=args.mean_tokens)))
+    convs = generate(
+        args.n, args.seed, mean_tokens=args.mean_tokens, tools=args.tools, max_tools=args.max_tools
+    )
+    print(write(args.output, convs))
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(cli())

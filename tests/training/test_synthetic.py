@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import Counter
 
 import numpy as np
+import pytest
 from data_fixtures import tiny_tokenizer
 
 from training import synthetic
@@ -70,3 +71,23 @@ def test_exact_token_counting_hits_any_target():
     count = synthetic.rendered_length(tok)
     convs = synthetic.generate(60, seed=4, mean_tokens=1200, count_tokens=count)
     assert abs(np.mean([count(c) for c in convs]) - 1200) < 40
+
+
+def test_an_easier_shorter_set_for_quick_learning():
+    tok = tiny_tokenizer()
+    convs = synthetic.generate(60, seed=1, tools=["get_weather", "get_time"], max_tools=2,
+                               mean_tokens=0)  # fmt: skip
+    assert all(c.tool_names <= {"get_weather", "get_time"} for c in convs)
+    assert all(len(c.tools) <= 2 for c in convs)
+    assert np.mean([len(encode_conversation(tok, c).input_ids) for c in convs]) < 450
+    with pytest.raises(ValueError, match="unknown tools"):
+        synthetic.generate(1, tools=["launch_rocket"])
+
+
+def test_cli_writes_the_requested_set(tmp_path):
+    out = tmp_path / "s.jsonl"
+    argv = ["--output", str(out), "--n", "5", "--tools", "get_time", "--max-tools", "1"]
+    assert synthetic.cli(argv) == 0
+    convs = [c for _, c in read_jsonl(out)]
+    assert len(convs) == 5
+    assert all(c.tool_names == {"get_time"} for c in convs)
