@@ -76,11 +76,12 @@ class _LinearCrossEntropy(torch.autograd.Function):
         saved = list(ctx.saved_tensors)
         has_h, has_w = ctx.has
         gh = gw = None
+        # Scaled in place: the saved buffers are used once, and a copy of a [vocab, hidden]
+        # gradient is what would set the peak.
         if has_h:
-            grad_h = saved.pop(0)
-            gh = grad_h * grad_out.to(grad_h.dtype)
+            gh = saved.pop(0).mul_(grad_out)
         if has_w:
-            gw = (saved.pop(0) * grad_out).to(ctx.weight_dtype)
+            gw = saved.pop(0).mul_(grad_out).to(ctx.weight_dtype)
         return gh, gw, None, None, None, None
 
 
