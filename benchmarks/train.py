@@ -137,7 +137,7 @@ def _run_ours(workdir: Path, shape: str, steps: int, warmup: int, budget: int) -
             "model": {"name_or_path": str(workdir / f"model-{shape}")},
             "data": {"path": str(workdir / "packs"), "pack_length": MICRO_TOKENS},
             "optim": {"lr": 1e-4, "grad_accum": budget // MICRO_TOKENS},
-            "checkpoint": {"resume": "never"},
+            "checkpoint": {"resume": "never", "enabled": False},  # TRL saves nothing either
             "mlflow": {"tracking_uri": "", "log_system_metrics": False},
         },
     )  # fmt: skip
@@ -275,10 +275,10 @@ def table(results: dict[tuple[str, str], list[dict[str, Any]]], shapes: list[str
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="shape A only, 1 step: a sanity run")
-    p.add_argument("--steps", type=int, default=3, help="measured optimizer steps per run")
+    p.add_argument("--steps", type=int, default=2, help="measured optimizer steps per run")
     p.add_argument("--warmup", type=int, default=1, help="unmeasured steps first")
     p.add_argument("--rounds", type=int, default=1, help="runs per variant (median)")
-    p.add_argument("--budget", type=int, default=8192, help="tokens per optimizer step")
+    p.add_argument("--budget", type=int, default=4096, help="tokens per optimizer step")
     p.add_argument("--conversations", type=int, default=400)
     p.add_argument("--shapes", default="A,B")
     p.add_argument("--child", choices=VARIANTS, help=argparse.SUPPRESS)

@@ -106,6 +106,9 @@ class CheckpointConfig:
         default="",
         metadata=_help("Local/FSx directory or s3://bucket/prefix; empty: OUTPUT_DIR/checkpoints."),
     )
+    enabled: bool = field(
+        default=True, metadata=_help("false: never save (benchmarks, throwaway runs).")
+    )
     every_n_steps: int = field(default=0, metadata=_help("Save every N steps (0: only at end)."))
     keep_last: int = field(default=3, metadata=_help("Keep the newest K checkpoints."))
     resume: str = field(

@@ -64,23 +64,24 @@ class _LinearCrossEntropy(torch.autograd.Function):
                 g = g.to(compute_dtype)
                 if grad_h is not None:
                     grad_h[start : start + chunk_rows] = (g @ w).to(hidden.dtype)
-                if grad_w is not None:
+                if grad_w is not None and g.dtype == torch.float32:
+                    grad_w.addmm_(g.T, h)  # in place: no [vocab, hidden] temporary
+                elif grad_w is not None:
                     grad_w += (g.T @ h).float()
-        ctx.save_for_backward(*(x for x in (grad_h, grad_w) if x is not None))
-        ctx.has = (grad_h is not None, grad_w is not None)
+        # Kept as plain attributes (they are neither inputs nor outputs), so backward can hand
+        # them to autograd as the only reference: AccumulateGrad then adopts the lm_head gradient
+        # instead of copying a [vocab, hidden] tensor.
+        ctx.grads = [grad_h, grad_w]
         ctx.weight_dtype = weight.dtype
         return total
 
     @staticmethod
     def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[Any, ...]:
-        saved = list(ctx.saved_tensors)
-        has_h, has_w = ctx.has
-        gh = gw = None
-        if has_h:
-            grad_h = saved.pop(0)
-            gh = grad_h * grad_out.to(grad_h.dtype)
-        if has_w:
-            gw = (saved.pop(0) * grad_out).to(ctx.weight_dtype)
+        grad_h, grad_w = ctx.grads
+        ctx.grads = [None, None]  # used once; scaled in place rather than copied
+        gh = grad_h.mul_(grad_out) if grad_h is not None else None
+        gw = grad_w.mul_(grad_out).to(ctx.weight_dtype) if grad_w is not None else None
+        del grad_h, grad_w
         return gh, gw, None, None, None, None
 
 

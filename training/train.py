@@ -297,7 +297,8 @@ class Recipe:
                 if self.world.is_main:
                     self.tracker.log_metrics(ev, step=self.step)
             every = cfg.checkpoint.every_n_steps
-            if (every and self.step % every == 0) or self.step == cfg.max_steps:
+            due = (every and self.step % every == 0) or self.step == cfg.max_steps
+            if cfg.checkpoint.enabled and due:
                 self.save_checkpoint()
         if bar is not None:
             bar.close()

@@ -72,7 +72,11 @@ def test_cpt_on_raw_text_jsonl(tiny_config: Any, tmp_path: Path) -> None:
 
 
 def test_unpacked_jsonl_is_packed_on_the_fly(tiny_config: Any, jsonl_file: Path) -> None:
-    result = train.main(tiny_config(max_steps=3, data__path=str(jsonl_file)))
+    result = train.main(
+        tiny_config(max_steps=3, data__path=str(jsonl_file), checkpoint__enabled=False)
+    )
+    assert result.checkpoint_path is None  # checkpointing off: nothing written
+    assert not (Path(result.output_dir) / "checkpoints").exists()
     assert result.steps == 3
     assert result.final_loss < result.first_loss
 
