@@ -17,7 +17,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from training.formats import TextDocument
 from training.packing import MANIFEST, Pack, PackedDataset, pack_sequences
+from training.render import encode_texts
 
 UNPACKED = "train.jsonl"  # the file `training.prepare --no-pack` writes
 
@@ -41,14 +43,11 @@ def _read_jsonl(path: Path, *, tokenizer: Any, pack_length: int) -> list[tuple[A
             elif "text" in row:
                 if tokenizer is None:
                     raise ValueError(f"{path}:{n}: raw `text` rows need a tokenizer")
-                ids = tokenizer(row["text"], add_special_tokens=False)["input_ids"]
-                ids = [*ids, tokenizer.convert_tokens_to_ids("<|endoftext|>")]
-                # Raw text longer than a pack is cut into pack-sized documents.
-                seqs.extend(
-                    (ids[i : i + pack_length], ids[i : i + pack_length])
-                    for i in range(0, len(ids), pack_length)
-                    if len(ids[i : i + pack_length]) > 1
-                )
+                # The same encoding as `prepare --format text`: text + end-of-text, cut into
+                # pack-sized documents.
+                docs = [TextDocument(row["text"], n)]
+                examples = encode_texts(tokenizer, docs, max_length=pack_length)
+                seqs.extend((ex.input_ids, ex.labels) for ex in examples)
             else:
                 raise ValueError(f"{path}:{n}: expected `input_ids` or `text`")
     return seqs

@@ -198,7 +198,8 @@ def encode_conversation(
 
 def encode_texts(tokenizer: Any, docs: Sequence[TextDocument], *, max_length: int) -> list[Example]:
     """Continued pre-training: each document + end-of-text, loss on every token, cut into
-    `max_length` chunks (a long document is data, not an error)."""
+    `max_length` chunks (a long document is data, not an error). A 1-token tail is dropped:
+    it has no next token to predict."""
     if not docs:
         return []
     eos = tokenizer.convert_tokens_to_ids("<|endoftext|>")
@@ -208,5 +209,6 @@ def encode_texts(tokenizer: Any, docs: Sequence[TextDocument], *, max_length: in
         ids = [*doc_ids, eos]
         for i in range(0, len(ids), max_length):
             chunk = ids[i : i + max_length]
-            out.append(Example(chunk, list(chunk), doc.source_line))
+            if len(chunk) > 1:
+                out.append(Example(chunk, list(chunk), doc.source_line))
     return out
