@@ -9,6 +9,12 @@ costs about a tenth of the body, as in Qwen3-4B). Shape B: the same body with Qw
 vocabulary, where logits dominate. Each measurement runs in a fresh subprocess (peak RSS is its
 own); variants alternate within a round to spread machine noise evenly. Timings stay out of
 tests; this prints a markdown table.
+
+Peak RSS includes a floor every variant pays: python + torch + transformers, the fp32 weights,
+their gradients and AdamW's two moments. A `floor` child measures it (same model, gradients
+filled, one fused AdamW step, no forward), and the table also reports each variant's peak minus
+that floor: what the training step itself adds (activations, logits, temporaries, and whatever
+freed memory the allocator keeps).
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 VARIANTS = ("ours", "trl_padded", "trl_packed")
+FLOOR = "floor"
 SHAPES: dict[str, dict[str, Any]] = {
     "A": {"vocab_size": None, "label": "A (h256 x 8, 2k vocab)"},
     "B": {"vocab_size": 151_936, "label": "B (h256 x 8, 151,936 vocab)"},
@@ -213,6 +220,20 @@ def _run_trl(
     }
 
 
+def _run_floor(workdir: Path, shape: str) -> dict[str, Any]:
+    """Weights + gradients + AdamW state and nothing else: the memory no trainer can avoid."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(workdir / f"model-{shape}", dtype=torch.float32)
+    params = [p for p in model.parameters() if p.requires_grad]
+    for p in params:
+        p.grad = torch.full_like(p, 1e-3)  # written, so resident (zeros could stay untouched)
+    opt = torch.optim.AdamW(params, lr=1e-4, fused=True)  # fused: no per-tensor temporaries
+    opt.step()
+    return {"params": sum(p.numel() for p in params)}
+
+
 def child(args: argparse.Namespace) -> None:
     workdir = Path(args.workdir)
     torch_threads = os.environ.get("BENCH_THREADS")
@@ -220,7 +241,9 @@ def child(args: argparse.Namespace) -> None:
         import torch
 
         torch.set_num_threads(int(torch_threads))
-    if args.child == "ours":
+    if args.child == FLOOR:
+        r = _run_floor(workdir, args.shape)
+    elif args.child == "ours":
         r = _run_ours(workdir, args.shape, args.steps, args.warmup, args.budget)
     else:
         r = _run_trl(
@@ -249,8 +272,8 @@ def measure(workdir: Path, variant: str, shape: str, a: argparse.Namespace) -> d
 def table(results: dict[tuple[str, str], list[dict[str, Any]]], shapes: list[str]) -> str:
     lines = [
         "| shape | variant | loss tokens/s | vs TRL padded | real fraction | peak RSS MiB"
-        " | vs TRL padded |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        " | vs TRL padded | step MiB above floor | vs TRL padded |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
 
     def tps(v: str, shape: str) -> float:
@@ -260,15 +283,22 @@ def table(results: dict[tuple[str, str], list[dict[str, Any]]], shapes: list[str
         return max(r["peak_rss_mb"] for r in results[(v, shape)])
 
     for shape in shapes:
+        floor = statistics.median(r["peak_rss_mb"] for r in results[(FLOOR, shape)])
         base_t, base_m = tps("trl_padded", shape), rss("trl_padded", shape)
+        base_s = base_m - floor
         for v in VARIANTS:
             rs = results[(v, shape)]
             real = sum(r["real_tokens"] for r in rs) / sum(r["computed_tokens"] for r in rs)
+            step = rss(v, shape) - floor
             lines.append(
                 f"| {SHAPES[shape]['label']} | {v} | {tps(v, shape):,.0f} "
                 f"| {tps(v, shape) / base_t:.2f}x | {real:.3f} | {rss(v, shape):,.0f} "
-                f"| {rss(v, shape) / base_m:.2f}x |"
+                f"| {rss(v, shape) / base_m:.2f}x | {step:,.0f} | {step / base_s:.2f}x |"
             )
+        lines.append(
+            f"| {SHAPES[shape]['label']} | floor (weights, grads, AdamW; no forward) | | | "
+            f"| {floor:,.0f} | | 0 | |"
+        )
     return "\n".join(lines)
 
 
@@ -281,7 +311,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--budget", type=int, default=4096, help="tokens per optimizer step")
     p.add_argument("--conversations", type=int, default=400)
     p.add_argument("--shapes", default="A,B")
-    p.add_argument("--child", choices=VARIANTS, help=argparse.SUPPRESS)
+    p.add_argument("--child", choices=(*VARIANTS, FLOOR), help=argparse.SUPPRESS)
     p.add_argument("--shape", help=argparse.SUPPRESS)
     p.add_argument("--workdir", help=argparse.SUPPRESS)
     a = p.parse_args(argv)
@@ -306,6 +336,9 @@ def main(argv: list[str] | None = None) -> int:
         for shape in shapes:
             for r in range(a.rounds):
                 order = VARIANTS if r % 2 == 0 else tuple(reversed(VARIANTS))
+                res = measure(workdir, FLOOR, shape, a)
+                results.setdefault((FLOOR, shape), []).append(res)
+                print(f"  {shape} floor: rss {res['peak_rss_mb']:,.0f} MiB", flush=True)
                 for v in order:
                     t0 = time.perf_counter()
                     res = measure(workdir, v, shape, a)

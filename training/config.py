@@ -41,9 +41,10 @@ class ModelConfig:
         default=False, metadata=_help("Recompute decoder layers in backward to save activations.")
     )
     loss_chunk_rows: int = field(
-        default=2048,
+        default=256,
         metadata=_help(
-            "Loss-bearing rows per lm_head chunk: peak logits memory is rows x vocab x 4 bytes."
+            "Loss-bearing rows per lm_head chunk: peak logits memory is rows x vocab x 4 bytes"
+            " (256 x 151,936 = 155 MB)."
         ),
     )
 

@@ -54,12 +54,18 @@ class _LinearCrossEntropy(torch.autograd.Function):
             h = hidden[start : start + chunk_rows].to(compute_dtype)
             t = targets[start : start + chunk_rows]
             logits = (h @ w.T).float()
-            lse = torch.logsumexp(logits, dim=-1)
             rows = torch.arange(t.shape[0], device=t.device)
-            total += (lse - logits[rows, t]).sum()
+            # One [rows, vocab] buffer: torch.logsumexp would allocate a second one for
+            # exp(logits - max), so the max-shifted exponentials are formed in place instead.
+            target_logit = logits[rows, t]
+            row_max = logits.amax(dim=-1, keepdim=True)
+            probs = logits.sub_(row_max).exp_()
+            sum_exp = probs.sum(dim=-1, keepdim=True)
+            lse = (sum_exp.log() + row_max).squeeze(1)
+            total += (lse - target_logit).sum()
             if need_h or need_w:
-                # d(sum CE)/d(logits) = softmax - one_hot, written into the logits buffer.
-                g = logits.sub_(lse[:, None]).exp_()
+                # d(sum CE)/d(logits) = softmax - one_hot, still in the same buffer.
+                g = probs.div_(sum_exp)
                 g[rows, t] -= 1.0
                 g = g.to(compute_dtype)
                 if grad_h is not None:
