@@ -23,12 +23,16 @@ def _scalar(tp: Any) -> Any:
 
 
 def build_parser(cls: type[Any], description: str) -> argparse.ArgumentParser:
-    """An option ``--kebab-case`` per field; booleans get ``--x/--no-x``; no default: required."""
+    """An option ``--kebab-case`` per field; booleans get ``--x/--no-x``; no default: required.
+
+    Fields with ``metadata={"cli": False}`` get no option (the caller adds its own)."""
     parser = argparse.ArgumentParser(
         description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
+        if not f.metadata.get("cli", True):
+            continue
         flag = "--" + f.name.replace("_", "-")
         kwargs: dict[str, Any] = {"help": f.metadata.get("help", ""), "dest": f.name}
         if "choices" in f.metadata:

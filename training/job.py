@@ -11,7 +11,6 @@ in its team's Kueue queue; the node selector keeps it off nodes that failed heal
 
 from __future__ import annotations
 
-import argparse
 import re
 import sys
 from collections.abc import Mapping
@@ -19,6 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kubernetes import client as k8s
+
+from training.cli_args import build_parser
 
 GROUP = "sagemaker.amazonaws.com"
 VERSION = "v1"
@@ -30,6 +31,10 @@ _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _MIG_PROFILE = re.compile(r"^[1-7]g\.\d+gb$")
 
 
+def _help(text: str) -> dict[str, str]:
+    return {"help": text}
+
+
 class JobSpecError(ValueError):
     """A job setting the manifest cannot honour; the message names the setting."""
 
@@ -38,21 +43,39 @@ class JobSpecError(ValueError):
 class JobSpec:
     """What differs between training jobs; everything else is a fixed, safe default."""
 
-    name: str  # DNS-1123 label: it names the job and its pods
-    image: str  # the training image (training/Dockerfile), pinned by digest or tag
-    config: str  # path of the training YAML inside the container (e.g. on FSx)
-    nodes: int = 1
-    gpus_per_node: int = 8  # p5.48xlarge / p4d.24xlarge have 8
-    instance_type: str | None = "ml.p5.48xlarge"
-    team: str | None = None  # task-governance team: namespace and queue hyperpod-ns-<team>
-    namespace: str | None = None  # defaults to the team's namespace, else "default"
-    priority_class: str | None = None  # a Kueue WorkloadPriorityClass defined for the cluster
-    mig_profile: str | None = None  # e.g. "1g.10gb": request MIG slices instead of whole GPUs
-    efa_per_node: int = 0  # EFA interfaces to request (32 on p5.48xlarge, 4 on p4d.24xlarge)
-    fsx_claim: str | None = "fsx-claim"  # PVC of the cluster's FSx for Lustre, mounted at /fsx
-    service_account: str | None = None  # with an IAM role (pod identity) for S3 and MLflow
-    max_retries: int = 3  # whole-job restarts after the in-place recoveries are exhausted
-    env: Mapping[str, str] = field(default_factory=dict)
+    name: str = field(metadata=_help("DNS-1123 label: names the job and its pods"))
+    image: str = field(metadata=_help("the training image (training/Dockerfile), tag or digest"))
+    config: str = field(metadata=_help("training YAML path inside the container (e.g. on FSx)"))
+    nodes: int = field(default=1, metadata=_help("nodes (replicas)"))
+    gpus_per_node: int = field(default=8, metadata=_help("GPUs per node (8 on p5/p4d)"))
+    instance_type: str | None = field(
+        default="ml.p5.48xlarge", metadata=_help("node selector; empty for any instance type")
+    )
+    team: str | None = field(
+        default=None, metadata=_help("task-governance team: namespace, queue hyperpod-ns-<team>")
+    )
+    namespace: str | None = field(
+        default=None, metadata=_help("defaults to the team's namespace, else 'default'")
+    )
+    priority_class: str | None = field(
+        default=None, metadata=_help("a Kueue WorkloadPriorityClass defined for the cluster")
+    )
+    mig_profile: str | None = field(
+        default=None, metadata=_help("e.g. 1g.10gb: request MIG slices instead of whole GPUs")
+    )
+    efa_per_node: int = field(
+        default=0, metadata=_help("EFA interfaces (32 on p5.48xlarge, 4 on p4d.24xlarge)")
+    )
+    fsx_claim: str | None = field(
+        default="fsx-claim", metadata=_help("PVC of the FSx for Lustre volume, mounted at /fsx")
+    )
+    service_account: str | None = field(
+        default=None, metadata=_help("with an IAM role (pod identity) for S3 and MLflow")
+    )
+    max_retries: int = field(
+        default=3, metadata=_help("whole-job restarts after in-place recoveries are exhausted")
+    )
+    env: Mapping[str, str] = field(default_factory=dict, metadata={"cli": False})
 
     def __post_init__(self) -> None:
         if not (_DNS_LABEL.match(self.name) and len(self.name) <= 63):
@@ -182,60 +205,31 @@ def submit(manifest: Mapping[str, Any], api: Any | None = None) -> dict[str, Any
 
 
 def main(argv: list[str] | None = None, api: Any | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Build or submit a HyperPod training job.")
-    parser.add_argument("--name", required=True)
-    parser.add_argument("--image", required=True)
-    parser.add_argument("--config", required=True, help="training YAML path inside the container")
-    parser.add_argument("--nodes", type=int, default=1)
-    parser.add_argument("--gpus-per-node", type=int, default=8)
-    parser.add_argument("--instance-type", default="ml.p5.48xlarge")
-    parser.add_argument("--team")
-    parser.add_argument("--namespace")
-    parser.add_argument("--priority-class")
-    parser.add_argument("--mig-profile")
-    parser.add_argument("--efa-per-node", type=int, default=0)
-    parser.add_argument("--fsx-claim", default="fsx-claim")
-    parser.add_argument("--service-account")
-    parser.add_argument("--max-retries", type=int, default=3)
+    parser = build_parser(JobSpec, "Build or submit a HyperPod training job.")
     parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--output", help="write the manifest here (YAML) instead of stdout")
     parser.add_argument("--submit", action="store_true", help="create the job on the cluster")
-    args = parser.parse_args(argv)
+    options = vars(parser.parse_args(argv))
+    output, submit_job = options.pop("output"), options.pop("submit")
     try:
-        env = dict(item.split("=", 1) for item in args.env)
+        env = dict(item.split("=", 1) for item in options.pop("env"))
     except ValueError:
         parser.error("--env takes KEY=VALUE")
     try:
-        spec = JobSpec(
-            name=args.name,
-            image=args.image,
-            config=args.config,
-            nodes=args.nodes,
-            gpus_per_node=args.gpus_per_node,
-            instance_type=args.instance_type or None,
-            team=args.team,
-            namespace=args.namespace,
-            priority_class=args.priority_class,
-            mig_profile=args.mig_profile,
-            efa_per_node=args.efa_per_node,
-            fsx_claim=args.fsx_claim or None,
-            service_account=args.service_account,
-            max_retries=args.max_retries,
-            env=env,
-        )
+        spec = JobSpec(**options, env=env)
     except JobSpecError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     manifest = build_manifest(spec)
-    if args.submit:
+    if submit_job:
         created = submit(manifest, api)
         print(f"created {KIND} {created['metadata']['namespace']}/{created['metadata']['name']}")
         return 0
     import yaml
 
     text = yaml.safe_dump(manifest, sort_keys=False)
-    if args.output:
-        with open(args.output, "w", encoding="utf-8") as fh:
+    if output:
+        with open(output, "w", encoding="utf-8") as fh:
             fh.write(text)
     else:
         sys.stdout.write(text)
