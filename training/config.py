@@ -41,10 +41,10 @@ class ModelConfig:
         default=False, metadata=_help("Recompute decoder layers in backward to save activations.")
     )
     loss_chunk_rows: int = field(
-        default=256,
+        default=128,
         metadata=_help(
             "Loss-bearing rows per lm_head chunk: peak logits memory is rows x vocab x 4 bytes"
-            " (256 x 151,936 = 155 MB)."
+            " (128 x 151,936 = 78 MB)."
         ),
     )
 

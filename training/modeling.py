@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from training import packed_attention
+from training import host_memory, packed_attention
 from training.config import TrainConfig
 from training.loss import linear_cross_entropy_sum, shift_targets
 from training.packing import IGNORE_INDEX
@@ -89,6 +89,8 @@ class PackedCausalLM(nn.Module):
 
     def forward(self, batch: MicroBatch) -> torch.Tensor:
         hidden = self.hidden_states(batch).index_select(0, batch.loss_positions)
+        if hidden.device.type == "cpu":
+            host_memory.release_freed_heap()  # before the step's largest blocks are allocated
         return linear_cross_entropy_sum(
             hidden,
             self.base().lm_head.weight,
