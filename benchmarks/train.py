@@ -6,9 +6,11 @@ Same data for every variant (tool-calling conversations, ~800 tokens, tool schem
 turn, assistant-only loss with TRL's own `{% generation %}` masks), same token budget per
 optimizer step. Shape A: hidden 256, 8 layers, the test tokenizer's 2k vocabulary (the LM head
 costs about a tenth of the body, as in Qwen3-4B). Shape B: the same body with Qwen3's 151,936-row
-vocabulary, where logits dominate. Each measurement runs in a fresh subprocess (peak RSS is its
-own); variants alternate within a round to spread machine noise evenly. Timings stay out of
-tests; this prints a markdown table.
+vocabulary, where logits dominate. Gradient checkpointing is the same for every variant: on by
+default, as in TRL's `SFTConfig` and our production configs (`--gradient-checkpointing off` for
+the other setting). Each measurement runs in a fresh subprocess (peak RSS is its own); variants
+alternate within a round to spread machine noise evenly. Timings stay out of tests; this prints
+a markdown table.
 
 Peak RSS includes a floor every variant pays: python + torch + transformers, the fp32 weights,
 their gradients and AdamW's two moments. A `floor` child measures it (same model, gradients
@@ -132,7 +134,9 @@ def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _run_ours(workdir: Path, shape: str, steps: int, warmup: int, budget: int) -> dict[str, Any]:
+def _run_ours(
+    workdir: Path, shape: str, steps: int, warmup: int, budget: int, *, gc: bool
+) -> dict[str, Any]:
     from training import train
     from training.config import TrainConfig, from_dict
 
@@ -141,7 +145,9 @@ def _run_ours(workdir: Path, shape: str, steps: int, warmup: int, budget: int) -
         TrainConfig,
         {
             "output_dir": str(out), "max_steps": warmup + steps, "progress_bar": False,
-            "model": {"name_or_path": str(workdir / f"model-{shape}")},
+            "model": {
+                "name_or_path": str(workdir / f"model-{shape}"), "gradient_checkpointing": gc,
+            },
             "data": {"path": str(workdir / "packs"), "pack_length": MICRO_TOKENS},
             "optim": {"lr": 1e-4, "grad_accum": budget // MICRO_TOKENS},
             "checkpoint": {"resume": "never", "enabled": False},  # TRL saves nothing either
@@ -161,7 +167,7 @@ def _run_ours(workdir: Path, shape: str, steps: int, warmup: int, budget: int) -
 
 
 def _run_trl(
-    workdir: Path, shape: str, steps: int, warmup: int, budget: int, *, packed: bool
+    workdir: Path, shape: str, steps: int, warmup: int, budget: int, *, packed: bool, gc: bool
 ) -> dict[str, Any]:
     import datasets
     import torch
@@ -186,7 +192,7 @@ def _run_trl(
         gradient_accumulation_steps=accum, learning_rate=1e-4, logging_steps=1,
         save_strategy="no", report_to=[], use_cpu=True, dataloader_num_workers=0,
         assistant_only_loss=True, max_length=MICRO_TOKENS, packing=packed,
-        bf16=False, seed=0, disable_tqdm=True,
+        bf16=False, seed=0, disable_tqdm=True, gradient_checkpointing=gc,
     )  # fmt: skip
     ends: list[float] = []
 
@@ -241,14 +247,15 @@ def child(args: argparse.Namespace) -> None:
         import torch
 
         torch.set_num_threads(int(torch_threads))
+    gc = args.gradient_checkpointing == "on"
     if args.child == FLOOR:
         r = _run_floor(workdir, args.shape)
     elif args.child == "ours":
-        r = _run_ours(workdir, args.shape, args.steps, args.warmup, args.budget)
+        r = _run_ours(workdir, args.shape, args.steps, args.warmup, args.budget, gc=gc)
     else:
         r = _run_trl(
             workdir, args.shape, args.steps, args.warmup, args.budget,
-            packed=args.child == "trl_packed",
+            packed=args.child == "trl_packed", gc=gc,
         )  # fmt: skip
     r["peak_rss_mb"] = _rss_mb()
     print("RESULT " + json.dumps(r), flush=True)
@@ -259,7 +266,7 @@ def measure(workdir: Path, variant: str, shape: str, a: argparse.Namespace) -> d
     cmd = [
         sys.executable, "-m", "benchmarks.train", "--child", variant, "--shape", shape,
         "--workdir", str(workdir), "--steps", str(a.steps), "--warmup", str(a.warmup),
-        "--budget", str(a.budget),
+        "--budget", str(a.budget), "--gradient-checkpointing", a.gradient_checkpointing,
     ]  # fmt: skip
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
@@ -284,9 +291,11 @@ def table(results: dict[tuple[str, str], list[dict[str, Any]]], shapes: list[str
 
     for shape in shapes:
         floor = statistics.median(r["peak_rss_mb"] for r in results[(FLOOR, shape)])
-        base_t, base_m = tps("trl_padded", shape), rss("trl_padded", shape)
+        have = [v for v in VARIANTS if (v, shape) in results]
+        base = "trl_padded" if "trl_padded" in have else have[0]
+        base_t, base_m = tps(base, shape), rss(base, shape)
         base_s = base_m - floor
-        for v in VARIANTS:
+        for v in have:
             rs = results[(v, shape)]
             real = sum(r["real_tokens"] for r in rs) / sum(r["computed_tokens"] for r in rs)
             step = rss(v, shape) - floor
@@ -311,6 +320,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--budget", type=int, default=4096, help="tokens per optimizer step")
     p.add_argument("--conversations", type=int, default=400)
     p.add_argument("--shapes", default="A,B")
+    p.add_argument(
+        "--gradient-checkpointing", choices=("on", "off"), default="on",
+        help="for every variant alike; on is TRL SFTConfig's default and our production configs'",
+    )  # fmt: skip
+    p.add_argument("--variants", default=",".join(VARIANTS), help="a subset, for exploring")
     p.add_argument("--child", choices=(*VARIANTS, FLOOR), help=argparse.SUPPRESS)
     p.add_argument("--shape", help=argparse.SUPPRESS)
     p.add_argument("--workdir", help=argparse.SUPPRESS)
@@ -329,13 +343,15 @@ def main(argv: list[str] | None = None) -> int:
             f"data: {stats['conversations']} conversations, mean {stats['mean_tokens']:.0f} tokens,"
             f" loss-bearing fraction {stats['loss_fraction']:.3f}; budget {a.budget} tokens/step,"
             f" {a.warmup} warm-up + {a.steps} measured steps, {a.rounds} round(s),"
+            f" gradient checkpointing {a.gradient_checkpointing} for every variant,"
             f" torch threads {os.environ.get('BENCH_THREADS', 'default')}",
             flush=True,
         )
         results: dict[tuple[str, str], list[dict[str, Any]]] = {}
         for shape in shapes:
             for r in range(a.rounds):
-                order = VARIANTS if r % 2 == 0 else tuple(reversed(VARIANTS))
+                variants = tuple(a.variants.split(","))
+                order = variants if r % 2 == 0 else tuple(reversed(variants))
                 res = measure(workdir, FLOOR, shape, a)
                 results.setdefault((FLOOR, shape), []).append(res)
                 print(f"  {shape} floor: rss {res['peak_rss_mb']:,.0f} MiB", flush=True)
