@@ -4,9 +4,10 @@ On the CPU, tensors are plain `malloc` blocks. glibc serves the 2-25 MB activati
 layer from its heap once its dynamic mmap threshold has grown (it does after the first large
 free), and keeps those pages when the tensors are freed. The lm_head phase that follows then
 maps fresh `[rows, vocab]` logits blocks and a `[vocab, hidden]` gradient beside them, so resident
-memory holds both. `malloc_trim(0)` returns every whole free page of every arena (madvise); it
-takes microseconds, and a freed page costs one page fault when reused. Measured on the 151,936
-vocabulary shape of `make bench-train`: 250-280 MiB less peak RSS, no measurable step time.
+memory holds both. `malloc_trim(0)` returns every whole free page of every arena (madvise), and
+a freed page costs one page fault when reused. Measured on `make bench-train`'s shapes: 11-18 ms
+a call inside a step (about 1.5% of a shape-A step, 0.8% of shape B, inside run-to-run noise),
+and 245-285 MiB less peak RSS at the 151,936 vocabulary.
 """
 
 from __future__ import annotations
