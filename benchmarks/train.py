@@ -276,10 +276,14 @@ def measure(workdir: Path, variant: str, shape: str, a: argparse.Namespace) -> d
     raise RuntimeError(f"{variant}/{shape} failed:\n{proc.stderr[-3000:]}")
 
 
-def table(results: dict[tuple[str, str], list[dict[str, Any]]], shapes: list[str]) -> str:
+def table(
+    results: dict[tuple[str, str], list[dict[str, Any]]], shapes: list[str], variants: list[str]
+) -> str:
+    base = "trl_padded" if "trl_padded" in variants else variants[0]  # the baseline
+    vs = f"vs {base}"
     lines = [
-        "| shape | variant | loss tokens/s | vs TRL padded | real fraction | peak RSS MiB"
-        " | vs TRL padded | step MiB above floor | vs TRL padded |",
+        f"| shape | variant | loss tokens/s | {vs} | real fraction | peak RSS MiB"
+        f" | {vs} | step MiB above floor | {vs} |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
 
@@ -291,18 +295,17 @@ def table(results: dict[tuple[str, str], list[dict[str, Any]]], shapes: list[str
 
     for shape in shapes:
         floor = statistics.median(r["peak_rss_mb"] for r in results[(FLOOR, shape)])
-        have = [v for v in VARIANTS if (v, shape) in results]
-        base = "trl_padded" if "trl_padded" in have else have[0]
         base_t, base_m = tps(base, shape), rss(base, shape)
         base_s = base_m - floor
-        for v in have:
+        for v in variants:
             rs = results[(v, shape)]
             real = sum(r["real_tokens"] for r in rs) / sum(r["computed_tokens"] for r in rs)
             step = rss(v, shape) - floor
             lines.append(
                 f"| {SHAPES[shape]['label']} | {v} | {tps(v, shape):,.0f} "
                 f"| {tps(v, shape) / base_t:.2f}x | {real:.3f} | {rss(v, shape):,.0f} "
-                f"| {rss(v, shape) / base_m:.2f}x | {step:,.0f} | {step / base_s:.2f}x |"
+                f"| {rss(v, shape) / base_m:.2f}x | {step:,.0f} "
+                f"| {f'{step / base_s:.2f}x' if base_s > 0 else 'n/a'} |"
             )
         lines.append(
             f"| {SHAPES[shape]['label']} | floor (weights, grads, AdamW; no forward) | | | "
@@ -333,6 +336,13 @@ def main(argv: list[str] | None = None) -> int:
         child(a)
         return 0
     shapes = a.shapes.split(",")
+    variants = [v for v in VARIANTS if v in a.variants.split(",")]  # table order
+    unknown = set(a.variants.split(",")) - set(VARIANTS)
+    if unknown or not variants:
+        p.error(f"--variants: {','.join(sorted(unknown)) or 'none given'}; choose from {VARIANTS}")
+    bad_shapes = set(shapes) - set(SHAPES)
+    if bad_shapes:
+        p.error(f"--shapes: {','.join(sorted(bad_shapes))}; choose from {tuple(SHAPES)}")
     if a.quick:
         a.steps, a.warmup, a.rounds, a.budget, shapes = 1, 1, 1, 4096, ["A"]
     with tempfile.TemporaryDirectory() as tmp:
@@ -350,8 +360,7 @@ def main(argv: list[str] | None = None) -> int:
         results: dict[tuple[str, str], list[dict[str, Any]]] = {}
         for shape in shapes:
             for r in range(a.rounds):
-                variants = tuple(a.variants.split(","))
-                order = variants if r % 2 == 0 else tuple(reversed(variants))
+                order = variants if r % 2 == 0 else variants[::-1]
                 res = measure(workdir, FLOOR, shape, a)
                 results.setdefault((FLOOR, shape), []).append(res)
                 print(f"  {shape} floor: rss {res['peak_rss_mb']:,.0f} MiB", flush=True)
@@ -365,7 +374,7 @@ def main(argv: list[str] | None = None) -> int:
                         flush=True,
                     )
         print()
-        print(table(results, shapes))
+        print(table(results, shapes, variants))
     return 0
 
 
