@@ -66,6 +66,10 @@ class Naming:
     def resource(self, purpose: str) -> str:
         return f"{self.bu}-{purpose}"
 
+    def parameter(self, name: str) -> str:
+        """An SSM parameter the BU's stacks publish for clients (see ``config.parameters``)."""
+        return f"/{self.bu}/{name}"
+
     def limit_problems(self) -> list[str]:
         """Every derived name that breaks an AWS limit, as human-readable reasons."""
         checks: list[tuple[str, int]] = [

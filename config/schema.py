@@ -9,16 +9,21 @@ import re
 from typing import Annotated, Literal
 
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     StringConstraints,
     field_validator,
     model_validator,
 )
 
+from config.base import FieldProblemError, StrictModel
+from config.endpoints import Endpoints
+from config.hyperpod import HyperPod
+from config.mlflow import Mlflow
 from config.naming import Naming
 from config.regions import AVAILABILITY_ZONES
+from config.studio import Studio
+
+__all__ = ["BusinessUnitConfig", "FieldProblemError", "PlatformSettings"]
 
 # BU names feed S3 bucket names and DNS labels: lowercase letters, digits, single hyphens.
 BU_NAME_PATTERN = r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$"
@@ -30,22 +35,10 @@ MIN_PRIVATE_SUBNET_ADDRESSES = 1024  # a /22
 SMALLEST_VPC_PREFIX, LARGEST_VPC_PREFIX = 16, 24  # AWS VPC CIDR limits
 
 
-class FieldProblemError(ValueError):
-    """A model-level problem that belongs to one field; the loader reports ``path``."""
-
-    def __init__(self, path: str, reason: str) -> None:
-        super().__init__(reason)
-        self.path = path
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
 TagValue = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 
 
-class Tags(_Model):
+class Tags(StrictModel):
     """Cost-allocation tags put on every resource of the BU (owner and cost centre required)."""
 
     owner: TagValue
@@ -81,7 +74,7 @@ class Tags(_Model):
         }
 
 
-class Network(_Model):
+class Network(StrictModel):
     """The BU's VPC: private subnets in each listed AZ, closed to the internet by default."""
 
     cidr: ipaddress.IPv4Network
@@ -158,24 +151,7 @@ class Network(_Model):
         return 1 if self.nat_gateways == "single" else len(self.availability_zones)
 
 
-# Sections the later issues fill. A BU that leaves one out gets no such stack.
-class Studio(_Model):
-    """SageMaker Studio domain (a later issue adds its fields)."""
-
-
-class HyperPod(_Model):
-    """HyperPod EKS cluster (a later issue adds its fields)."""
-
-
-class Mlflow(_Model):
-    """Managed MLflow tracking server (a later issue adds its fields)."""
-
-
-class Endpoints(_Model):
-    """LMI inference endpoints (a later issue adds its fields)."""
-
-
-class BusinessUnitConfig(_Model):
+class BusinessUnitConfig(StrictModel):
     """Everything that differs between business units; one per ``config/<bu>.yaml``."""
 
     name: str
@@ -185,6 +161,8 @@ class BusinessUnitConfig(_Model):
     tags: Tags
     # Stateful resources (buckets, keys, log groups) survive `cdk destroy` unless a BU opts out.
     removal_policy: Literal["retain", "destroy"] = "retain"
+    # Optional sections, one module each (config/<section>.py); a BU that leaves one out gets
+    # no such stack. Rules that span sections live in `_cross_section` below.
     studio: Studio | None = None
     hyperpod: HyperPod | None = None
     mlflow: Mlflow | None = None
@@ -232,12 +210,18 @@ class BusinessUnitConfig(_Model):
             raise FieldProblemError("name", "; ".join(problems))
         return self
 
+    @model_validator(mode="after")
+    def _cross_section(self) -> "BusinessUnitConfig":
+        """Rules that need two sections (an endpoint on HyperPod needs a ``hyperpod`` section,
+        a MIG slice must exist on the cluster, ...). Raise FieldProblemError with the full path."""
+        return self
+
     @property
     def naming(self) -> Naming:
         return Naming(bu=self.name, account=self.account, region=self.region)
 
 
-class PlatformSettings(_Model):
+class PlatformSettings(StrictModel):
     """Settings shared by all BUs: where `config new` takes the next VPC CIDR from."""
 
     cidr_pool: ipaddress.IPv4Network = ipaddress.IPv4Network("10.64.0.0/10")

@@ -41,7 +41,10 @@ class NetworkStack(cdk.Stack):
             flow_log_retention=log_retention(net.flow_log_retention_days),
             removal_policy=policy,
         )
+        # What the other stacks attach to: the VPC, its private subnets and the endpoints' group.
         self.vpc = self.network.vpc
+        self.private_subnets = self.network.private_subnets
+        self.endpoint_security_group = self.network.endpoint_security_group
 
     @property
     def availability_zones(self) -> list[str]:

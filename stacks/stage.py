@@ -33,5 +33,12 @@ class BusinessUnitStage(cdk.Stage):
             description=f"{config.name}: KMS keys and S3 buckets",
             **common,
         )
+        # Each later section adds its stack here, only when the BU's config has the section,
+        # and passes the constructs it needs as typed arguments (never a name lookup):
+        #   mlflow    -> takes network + security; exposes MlflowAccess (platform_constructs.access)
+        #   studio    -> takes network + security + the MlflowAccess (or None)
+        #   hyperpod  -> takes network + security + the MlflowAccess (or None)
+        #   training  -> takes network + security + the MlflowAccess (or None)
+        #   endpoints -> takes network + security (+ the hyperpod stack for its HyperPod target)
         for key, value in config.tags.as_dict().items():
             cdk.Tags.of(self).add(key, value)

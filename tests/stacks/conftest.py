@@ -25,7 +25,7 @@ class SynthesizedApp:
     outdir: Path
     configs: dict[str, BusinessUnitConfig]
     stages: dict[str, BusinessUnitStage]
-    templates: dict[tuple[str, str], Template]  # (bu, "network" | "security")
+    templates: dict[tuple[str, str], Template]  # (bu, stack id: "network", "security", ...)
     nag: dict[str, cdk.PolicyValidationPluginReport]  # pack class name -> report
 
     def template(self, bu: str, unit: str) -> Template:
@@ -55,8 +55,9 @@ def synthesized(config_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> S
     nag = {pack.__name__: pack().validate_scope(app) for pack in PACKS}
     app.synth()
     templates = {
-        (name, unit): Template.from_stack(getattr(stage, unit))
+        (name, stack.node.id): Template.from_stack(stack)
         for name, stage in stages.items()
-        for unit in ("network", "security")
+        for stack in stage.node.children
+        if isinstance(stack, cdk.Stack)
     }
     return SynthesizedApp(app, outdir, configs, stages, templates, nag)

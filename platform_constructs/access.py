@@ -1,0 +1,16 @@
+"""Small interfaces that let one stack grant access to what another owns, without importing it.
+
+The MLflow stack implements :class:`MlflowAccess`; the Studio, HyperPod and training stacks take
+one as a constructor argument (``None`` when the BU has no ``mlflow`` section) and call it on
+the roles they create, so the MLflow data-plane actions are written in exactly one place.
+"""
+
+from typing import Protocol
+
+from aws_cdk import aws_iam as iam
+
+
+class MlflowAccess(Protocol):
+    def grant_access(self, grantee: iam.IGrantable) -> iam.Grant:
+        """Let ``grantee`` log runs, read them and register models on this BU's MLflow only."""
+        ...
