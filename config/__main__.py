@@ -38,7 +38,10 @@ def _print_errors(errors: list[ConfigError]) -> int:
 
 
 def cmd_validate(files: list[Path]) -> int:
-    loaded, errors = load_all(files or config_files())
+    """Validate ``files`` (default: every config); a named file is still checked against the
+    other BUs of its directory (names, CIDR overlaps), since it will be deployed beside them."""
+    context = sorted({other for f in files for other in config_files(f.parent)})
+    loaded, errors = load_all(files or config_files(), context=context)
     if errors:
         return _print_errors(errors)
     names = ", ".join(item.config.name for item in loaded)
@@ -90,7 +93,7 @@ def _check_new(
     cfg, errors = validate_raw(str(target), raw)
     if cfg is None:
         return errors
-    return cross_file_errors([*loaded, LoadedConfig(target, cfg)])
+    return cross_file_errors([*loaded, LoadedConfig(target, cfg)], focus=[target])
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,7 +4,7 @@ Every problem becomes one ``file: field.path: reason`` line. The CLI, ``app.py``
 share this one code path, so what ``make validate`` accepts is exactly what synthesizes.
 """
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,9 +65,17 @@ def _pydantic_errors(file: str, err: ValidationError) -> list[ConfigError]:
     return out
 
 
+def display_path(path: Path) -> str:
+    """``path`` as a user typed it: relative to the working directory when inside it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
 def load_file(path: Path) -> tuple[BusinessUnitConfig | None, list[ConfigError]]:
     """Parse and validate one file on its own."""
-    file = str(path)
+    file = display_path(path)
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as err:
@@ -87,16 +95,31 @@ def validate_raw(file: str, raw: object) -> tuple[BusinessUnitConfig | None, lis
         return None, _pydantic_errors(file, err)
 
 
-def cross_file_errors(loaded: Iterable[LoadedConfig]) -> list[ConfigError]:
-    """Rules that span files: unique names, no overlapping CIDRs in one account and region."""
+def cross_file_errors(
+    loaded: Iterable[LoadedConfig], focus: Collection[Path] = ()
+) -> list[ConfigError]:
+    """Rules that span files: unique names, no overlapping CIDRs in one account and region.
+
+    A clash is reported against the later file of the pair, or against the ``focus`` file (the
+    one being validated or written) when only one of the two is in focus, so the message names
+    the file the user is changing.
+    """
     errors: list[ConfigError] = []
     seen: list[LoadedConfig] = []
-    for item in loaded:
-        cfg, file = item.config, str(item.file)
-        for other in seen:
+    focused = {p.resolve() for p in focus}
+    for current in loaded:
+        for earlier in seen:
+            item, other = current, earlier
+            if earlier.file.resolve() in focused and current.file.resolve() not in focused:
+                item, other = earlier, current
+            cfg, file = item.config, display_path(item.file)
             if other.config.name == cfg.name:
                 errors.append(
-                    ConfigError(file, "name", f"duplicate BU name {cfg.name!r} (also {other.file})")
+                    ConfigError(
+                        file,
+                        "name",
+                        f"duplicate BU name {cfg.name!r} (also {display_path(other.file)})",
+                    )
                 )
             same_place = (other.config.account, other.config.region) == (cfg.account, cfg.region)
             if same_place and other.config.network.cidr.overlaps(cfg.network.cidr):
@@ -105,15 +128,22 @@ def cross_file_errors(loaded: Iterable[LoadedConfig]) -> list[ConfigError]:
                         file,
                         "network.cidr",
                         f"{cfg.network.cidr} overlaps {other.config.network.cidr} of BU "
-                        f"{other.config.name!r} ({other.file}) in {cfg.account}/{cfg.region}",
+                        f"{other.config.name!r} ({display_path(other.file)}) in "
+                        f"{cfg.account}/{cfg.region}",
                     )
                 )
-        seen.append(item)
+        seen.append(current)
     return errors
 
 
-def load_all(paths: Sequence[Path]) -> tuple[list[LoadedConfig], list[ConfigError]]:
-    """Every valid config and every problem; a set is usable only when the problems are empty."""
+def load_all(
+    paths: Sequence[Path], *, context: Sequence[Path] = ()
+) -> tuple[list[LoadedConfig], list[ConfigError]]:
+    """Every valid config and every problem; a set is usable only when the problems are empty.
+
+    ``context`` files (the rest of the directory when one file is validated) are checked against
+    ``paths`` for clashes, but their own problems are not reported and they are not returned.
+    """
     loaded: list[LoadedConfig] = []
     errors: list[ConfigError] = []
     if not paths:
@@ -123,7 +153,15 @@ def load_all(paths: Sequence[Path]) -> tuple[list[LoadedConfig], list[ConfigErro
         errors.extend(problems)
         if cfg is not None:
             loaded.append(LoadedConfig(path, cfg))
-    errors.extend(cross_file_errors(loaded))
+    named = {p.resolve() for p in paths}
+    others = [
+        LoadedConfig(path, cfg)
+        for path in dict.fromkeys(context)
+        if path.resolve() not in named
+        for cfg in [load_file(path)[0]]
+        if cfg is not None
+    ]
+    errors.extend(cross_file_errors([*others, *loaded], focus=paths if context else ()))
     return loaded, errors
 
 

@@ -261,3 +261,36 @@ def test_config_new_rejects_a_bad_account(tmp_path: Path) -> None:
 def test_no_config_files_is_an_error(tmp_path: Path) -> None:
     _, errors = load_all(config_files(tmp_path / "missing"))
     assert [str(e) for e in errors] == ["<config>: <files>: no business-unit config files found"]
+
+
+def test_validating_one_file_checks_it_against_its_directory(
+    valid_bu: dict[str, Any],
+    write_bu: Callable[..., Path],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The newcomer ('a', sorted first) is named, not the untouched BU, relative to the cwd."""
+    existing = write_bu(valid_bu, "z-existing")
+    newcomer = copy.deepcopy(valid_bu)
+    newcomer["name"] = "lending"
+    newcomer["network"]["cidr"] = "10.80.128.0/17"
+    newcomer["network"]["private_subnet_prefix"] = 20
+    path = write_bu(newcomer, "a-new")
+    monkeypatch.chdir(path.parent)
+    assert config_cli(["validate", path.name]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err == [
+        "a-new.yaml: network.cidr: 10.80.128.0/17 overlaps 10.80.0.0/16 of BU 'payments' "
+        f"({existing.name}) in 333333333333/us-west-2"
+    ]
+
+
+def test_validating_one_file_ignores_other_files_own_problems(
+    valid_bu: dict[str, Any], write_bu: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    broken = copy.deepcopy(valid_bu)
+    broken["name"], broken["account"] = "broken", "nope"
+    write_bu(broken, "broken")
+    path = write_bu(valid_bu, "good")
+    assert config_cli(["validate", str(path)]) == 0
+    assert "1 business units valid (payments)" in capsys.readouterr().out
