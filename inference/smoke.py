@@ -118,23 +118,37 @@ def run(
 def main(
     argv: Sequence[str] | None = None, clients: Clients | None = None, out: TextIO = sys.stdout
 ) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m inference.smoke", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--endpoint", required=True, help="SageMaker endpoint name")
     parser.add_argument("--region", help="AWS region (default: the environment's)")
     parser.add_argument("--no-thinking", action="store_true", help="ask for no reasoning")
     parser.add_argument("--stream", action="store_true", help="use the streaming API")
-    parser.add_argument("--max-tokens", type=int, default=1024)
+    parser.add_argument(
+        "--max-tokens",
+        type=int,
+        default=1024,
+        help="completion budget; reasoning counts against it (default: %(default)s)",
+    )
     args = parser.parse_args(argv)
     if clients is None or clients.sagemaker is None or clients.runtime is None:
         import boto3
+        from botocore.exceptions import NoRegionError
 
         from inference.client import default_runtime_client
 
         given = clients or Clients()
-        clients = Clients(
-            sagemaker=given.sagemaker or boto3.client("sagemaker", region_name=args.region),
-            runtime=given.runtime or default_runtime_client(args.region),
-        )
+        try:
+            clients = Clients(
+                sagemaker=given.sagemaker or boto3.client("sagemaker", region_name=args.region),
+                runtime=given.runtime or default_runtime_client(args.region),
+            )
+        except NoRegionError:
+            parser.error(
+                "no AWS region: pass --region (the endpoint's region, e.g. --region us-east-1) "
+                "or set AWS_REGION"
+            )
     return run(
         args.endpoint,
         clients=clients,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -140,3 +141,17 @@ def test_model_error_fails(control: tuple[Any, Stubber], runtime: StubbedRuntime
     code, out = smoke(control, runtime)
     assert code == 1
     assert "FAIL: ModelError" in out
+
+
+def test_missing_region_is_a_one_line_usage_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    for var in ("AWS_REGION", "AWS_DEFAULT_REGION"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    with pytest.raises(SystemExit) as caught:
+        main(["--endpoint", "e"])
+    assert caught.value.code == 2
+    err = capsys.readouterr().err
+    assert "no AWS region: pass --region" in err
+    assert "Traceback" not in err
