@@ -9,12 +9,12 @@ parsed without errors, 1 when it has errors, 2 on bad usage (unreadable or inval
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
 from typing import Any, TextIO
 
+from inference.cli import command_parser
 from inference.parsing import (
     ParsedCompletion,
     ToolSchemaError,
@@ -38,7 +38,7 @@ def parse_any(text: str, tools: Any) -> ParsedCompletion:
 
 
 def main(argv: list[str] | None = None, stdin: TextIO | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = command_parser("inference.parse", __doc__)
     parser.add_argument("--tools", type=Path, help="JSON file with the OpenAI-style tools list")
     parser.add_argument("--input", type=Path, help="read the completion from here, not stdin")
     parser.add_argument("--lenient", action="store_true", help="allow arguments not in the schema")

@@ -12,7 +12,6 @@ instance's GPUs, and so on.
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 import sys
@@ -20,6 +19,8 @@ from dataclasses import dataclass
 from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from inference.cli import command_parser
 
 LMI_VERSION = "0.38.0"  # the SDK table's djl-lmi version: 0.38.0-lmi29.0.0-cu130 (vLLM engine)
 MODEL_DIR = "/opt/ml/model"  # where SageMaker unpacks the Model's ModelDataUrl
@@ -234,7 +235,7 @@ def image_uri(region: str, version: str = LMI_VERSION) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = command_parser("inference.serving", __doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     env = sub.add_parser("env", help="print the container environment as JSON")
     env.add_argument("--instance-type", default="ml.g5.2xlarge")

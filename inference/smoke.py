@@ -9,13 +9,13 @@ when the endpoint is InService and answered a weather question with reasoning (u
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO
 
+from inference.cli import command_parser
 from inference.client import ChatResult, EndpointClient, EndpointError, Sampling
 
 WEATHER_TOOL: dict[str, Any] = {
@@ -118,9 +118,7 @@ def run(
 def main(
     argv: Sequence[str] | None = None, clients: Clients | None = None, out: TextIO = sys.stdout
 ) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m inference.smoke", description=__doc__.splitlines()[0]
-    )
+    parser = command_parser("inference.smoke", __doc__)
     parser.add_argument("--endpoint", required=True, help="SageMaker endpoint name")
     parser.add_argument("--region", help="AWS region (default: the environment's)")
     parser.add_argument("--no-thinking", action="store_true", help="ask for no reasoning")

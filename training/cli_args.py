@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+from inference.cli import HelpFormatter, command_parser
+
 T = TypeVar("T")
 
 
@@ -22,13 +24,18 @@ def _scalar(tp: Any) -> Any:
     return tp
 
 
-def build_parser(cls: type[Any], description: str) -> argparse.ArgumentParser:
+def build_parser(
+    cls: type[Any], description: str, *, module: str | None = None
+) -> argparse.ArgumentParser:
     """An option ``--kebab-case`` per field; booleans get ``--x/--no-x``; no default: required.
 
-    Fields with ``metadata={"cli": False}`` get no option (the caller adds its own)."""
-    parser = argparse.ArgumentParser(
-        description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter
-    )
+    ``description`` is a module docstring (its first paragraph is used) when ``module`` names
+    the command. Fields with ``metadata={"cli": False}`` get no option (the caller adds its own).
+    """
+    if module is not None:
+        parser = command_parser(module, description)
+    else:
+        parser = argparse.ArgumentParser(description=description, formatter_class=HelpFormatter)
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
         if not f.metadata.get("cli", True):
@@ -49,8 +56,10 @@ def build_parser(cls: type[Any], description: str) -> argparse.ArgumentParser:
     return parser
 
 
-def parse_args(cls: type[T], description: str, argv: Sequence[str] | None = None) -> T:
-    parser = build_parser(cls, description)
+def parse_args(
+    cls: type[T], description: str, argv: Sequence[str] | None = None, *, module: str | None = None
+) -> T:
+    parser = build_parser(cls, description, module=module)
     namespace = parser.parse_args(argv)
     try:
         return cls(**vars(namespace))

@@ -382,7 +382,7 @@ def main(args: EvaluateArgs, completers: dict[str, Completer] | None = None) -> 
 
 
 def cli(argv: list[str] | None = None) -> int:
-    args = parse_args(EvaluateArgs, __doc__.splitlines()[0], argv)
+    args = parse_args(EvaluateArgs, __doc__, argv, module="training.evaluate")
     try:
         report = main(args)
     except (ValueError, FileNotFoundError, OSError) as e:

@@ -13,7 +13,6 @@ Qwen3's recommended sampling. LMI's `serving.properties` belongs to `inference/`
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from typing import Any
 import torch
 
 from training import checkpoint
+from training.cli_args import command_parser
 
 # Qwen3's recommended sampling for thinking mode (the model card); greedy decoding loops.
 GENERATION_DEFAULTS = {"do_sample": True, "temperature": 0.6, "top_p": 0.95, "top_k": 20}
@@ -143,7 +143,7 @@ def main(
 
 
 def cli(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = command_parser("training.export", __doc__)
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--checkpoint", help="a step-NNNNNN directory or s3 URI")
     src.add_argument("--run-dir", help="a training output_dir: exports its latest checkpoint")

@@ -347,7 +347,7 @@ def read_unpacked(directory: Path) -> Iterator[dict[str, Any]]:
 
 
 def cli(argv: list[str] | None = None) -> int:
-    args = parse_args(PrepareArgs, __doc__.splitlines()[0], argv)
+    args = parse_args(PrepareArgs, __doc__, argv, module="training.prepare")
     try:
         stats = main(args)
     except TooManyBadRecordsError as e:

@@ -454,15 +454,19 @@ def write(path: Path, conversations: list[Conversation]) -> Path:
 
 
 def cli(argv: list[str] | None = None) -> int:
-    import argparse
+    from training.cli_args import command_parser
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--output", type=Path, required=True)
-    parser.add_argument("--n", type=int, default=1000)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--mean-tokens", type=int, default=800)
+    parser = command_parser("training.synthetic", __doc__)
+    parser.add_argument("--output", type=Path, required=True, help="JSONL file to write")
+    parser.add_argument("--n", type=int, default=1000, help="number of conversations")
+    parser.add_argument("--seed", type=int, default=0, help="same seed, same data")
+    parser.add_argument(
+        "--mean-tokens", type=int, default=800, help="target mean rendered length (tokens)"
+    )
     parser.add_argument("--tools", nargs="+", choices=sorted(INTENTS), help="restrict the catalog")
-    parser.add_argument("--max-tools", type=int, default=max(TOOL_COUNTS))
+    parser.add_argument(
+        "--max-tools", type=int, default=max(TOOL_COUNTS), help="most tools one conversation offers"
+    )
     args = parser.parse_args(argv)
     convs = generate(
         args.n, args.seed, mean_tokens=args.mean_tokens, tools=args.tools, max_tools=args.max_tools

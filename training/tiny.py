@@ -10,12 +10,13 @@ model class are the production ones, so masks, packing and parsing are exercised
 
 from __future__ import annotations
 
-import argparse
 import json
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
+
+from training.cli_args import command_parser
 
 # Qwen3's added tokens, in Qwen3's order. `special=False` ones (tool and think tags) survive
 # `decode(skip_special_tokens=True)`, exactly as with the real tokenizer, which the parsers rely on.
@@ -187,7 +188,7 @@ def save_tiny(output: Path, shape: TinyShape = TinyShape(), vocab_size: int = 20
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = command_parser("training.tiny", __doc__)
     parser.add_argument("--output", type=Path, required=True)
     parser.add_argument("--vocab-size", type=int, default=2048)
     args = parser.parse_args(argv)

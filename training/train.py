@@ -16,7 +16,6 @@ world size; this way the gradient is the same however the step's tokens are spli
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import math
@@ -31,6 +30,7 @@ import numpy as np
 import torch
 
 from training import checkpoint, distributed
+from training.cli_args import command_parser
 from training.config import TrainConfig, dump_config, load_config
 from training.data import PackLoader, open_source
 from training.modeling import MicroBatch, PackedCausalLM, load_causal_lm, make_micro_batch
@@ -381,7 +381,7 @@ def main(config: TrainConfig) -> TrainResult:
 
 
 def parse_args(argv: list[str] | None = None) -> TrainConfig:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = command_parser("training.train", __doc__)
     parser.add_argument("--config", type=Path, required=True, help="YAML file (TrainConfig)")
     parser.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE",

@@ -1,0 +1,53 @@
+"""Every user-facing command's --help: its usage line says how to run it, its description is a
+whole first paragraph (not a sentence cut at a line break), and no option claims a default of
+None."""
+
+import importlib
+
+import pytest
+
+from inference.cli import summary
+
+COMMANDS = {
+    "training.prepare": "cli",
+    "training.evaluate": "cli",
+    "training.export": "cli",
+    "training.synthetic": "cli",
+    "training.tiny": "main",
+    "training.train": "cli",
+    "inference.parse": "main",
+    "inference.serving": "main",
+    "inference.smoke": "main",
+}
+
+
+@pytest.mark.parametrize("module", sorted(COMMANDS))
+def test_help_names_the_command_and_ends_its_sentences(
+    module: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    mod = importlib.import_module(module)
+    with pytest.raises(SystemExit) as done:
+        getattr(mod, COMMANDS[module])(["--help"])
+    assert done.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"usage: python -m {module} ")
+    description = summary(mod.__doc__)
+    assert description[-1] in ".?)`", f"{module}: first paragraph ends mid-sentence: {description}"
+    assert " ".join(description.split()[:6]) in " ".join(out.split())
+    assert "(default: None)" not in out
+
+
+def test_every_option_of_synthetic_has_help(capsys: pytest.CaptureFixture[str]) -> None:
+    from training.synthetic import cli
+
+    with pytest.raises(SystemExit):
+        cli(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for flag, words in [
+        ("--output OUTPUT", "JSONL file to write"),
+        ("--n N", "number of conversations"),
+        ("--seed SEED", "same seed, same data"),
+        ("--mean-tokens MEAN_TOKENS", "target mean rendered length"),
+        ("--max-tools MAX_TOOLS", "most tools one conversation offers"),
+    ]:
+        assert f"{flag} {words}" in text
