@@ -27,6 +27,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from training.file_modes import honour_umask
+
 STATE = "trainer_state.json"
 _STEP_DIR = re.compile(r"^step-(\d{6,})$")
 
@@ -111,6 +113,7 @@ def save(
     torch.save(optimizer, tmp / "optimizer.pt")
     torch.save(scheduler, tmp / "scheduler.pt")
     torch.save(rng, tmp / "rng.pt")
+    honour_umask(tmp)
     (tmp / STATE).write_text(json.dumps({**state, "step": step}, indent=2), encoding="utf-8")
     final = local_root / name
     if final.exists():

@@ -23,6 +23,7 @@ import torch
 
 from training import checkpoint
 from training.cli_args import command_parser
+from training.file_modes import honour_umask
 
 # Qwen3's recommended sampling for thinking mode (the model card); greedy decoding loops.
 GENERATION_DEFAULTS = {"do_sample": True, "temperature": 0.6, "top_p": 0.95, "top_k": 20}
@@ -129,6 +130,7 @@ def main(
         if not (local / "chat_template.jinja").is_file():
             (local / "chat_template.jinja").write_text(tokenizer.chat_template, encoding="utf-8")
         _generation_config(tokenizer).save_pretrained(local)
+        honour_umask(local)
     if to_s3:
         _upload(local, output)
     if mlflow_run_id:

@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from training.file_modes import honour_umask
+
 IGNORE_INDEX = -100
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -132,6 +134,7 @@ def write_packs(
         name = f"packs-{s:05d}.safetensors"
         tmp = directory / f".{name}.tmp"
         save_file(tensors, str(tmp))
+        honour_umask(tmp)
         os.replace(tmp, directory / name)
         shards.append({"file": name, "packs": len(chunk)})
     num_tokens = sum(p.num_tokens for p in packs)

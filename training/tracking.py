@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,12 @@ class Tracker:
         self.config = config
         self.uri = resolve_uri(config) if enabled else ""
         self.run_id: str | None = None
+        if enabled and not self.uri:
+            print(
+                "MLflow tracking is off: no mlflow.tracking_uri in the config and no "
+                "MLFLOW_TRACKING_URI in the environment",
+                file=sys.stderr,
+            )
 
     @property
     def active(self) -> bool:

@@ -62,3 +62,15 @@ def test_flatten_nested_config() -> None:
     assert flatten({"a": {"b": 1, "c": {"d": [1]}}, "e": "x"}) == {
         "a.b": "1", "a.c.d": "[1]", "e": "x",
     }  # fmt: skip
+
+
+def test_tracking_off_is_said_once_on_the_main_rank(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from training.tracking import Tracker
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert not Tracker(MlflowConfig(), enabled=True).active
+    assert "MLflow tracking is off" in capsys.readouterr().err
+    Tracker(MlflowConfig(), enabled=False)  # other ranks stay quiet
+    assert capsys.readouterr().err == ""
