@@ -38,6 +38,7 @@ from inference.scoring import CallScore, score_calls
 from training.cli_args import parse_args
 from training.conversation import Conversation
 from training.formats import read_jsonl
+from training.model_dirs import local_dir
 from training.render import render_text
 
 # Output that cannot be read at all; the other kinds are about arguments against the schema.
@@ -247,6 +248,7 @@ def load_model(path: str) -> Any:
     """A causal LM for generation on the CPU or the first GPU; LoRA adapter folders work too."""
     import torch
 
+    local_dir(path, what="model")
     if (Path(path) / "adapter_config.json").is_file():
         from peft import AutoPeftModelForCausalLM
 
@@ -342,7 +344,9 @@ def main(args: EvaluateArgs, completers: dict[str, Completer] | None = None) -> 
     """
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(args.tokenizer or args.model)
+    tokenizer = AutoTokenizer.from_pretrained(
+        local_dir(args.tokenizer or args.model, what="--tokenizer" if args.tokenizer else "--model")
+    )
     cases = build_cases(
         tokenizer, load_conversations(args.data), enable_thinking=args.enable_thinking
     )[: args.max_cases]

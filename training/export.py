@@ -14,6 +14,7 @@ Qwen3's recommended sampling. LMI's `serving.properties` belongs to `inference/`
 from __future__ import annotations
 
 import shutil
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ import torch
 from training import checkpoint
 from training.cli_args import command_parser
 from training.file_modes import honour_umask
+from training.model_dirs import local_dir
 
 # Qwen3's recommended sampling for thinking mode (the model card); greedy decoding loops.
 GENERATION_DEFAULTS = {"do_sample": True, "temperature": 0.6, "top_p": 0.95, "top_k": 20}
@@ -53,7 +55,7 @@ def merged_model(
     if not base:
         raise ValueError(f"{ckpt}: no base model recorded; pass --base-model")
     model: Any = AutoModelForCausalLM.from_pretrained(
-        base, dtype="auto", attn_implementation="sdpa"
+        local_dir(base, what="base model"), dtype="auto", attn_implementation="sdpa"
     )
     lora = state.get("lora")
     weights = _strip(weights)
@@ -156,7 +158,11 @@ def cli(argv: list[str] | None = None) -> int:
     ckpt = a.checkpoint or checkpoint.latest(str(Path(a.run_dir) / "checkpoints"))
     if ckpt is None:
         raise SystemExit(f"{a.run_dir}: no checkpoint found")
-    result = main(ckpt, a.output, base_model=a.base_model, mlflow_run_id=a.mlflow_run_id)
+    try:
+        result = main(ckpt, a.output, base_model=a.base_model, mlflow_run_id=a.mlflow_run_id)
+    except FileNotFoundError as e:
+        print(f"export failed: {e}", file=sys.stderr)
+        return 2
     print(result.output)
     return 0
 

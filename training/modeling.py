@@ -18,6 +18,7 @@ from torch import nn
 from training import host_memory, packed_attention
 from training.config import TrainConfig
 from training.loss import linear_cross_entropy_sum, shift_targets
+from training.model_dirs import local_dir
 from training.packing import IGNORE_INDEX
 
 
@@ -110,11 +111,10 @@ def load_causal_lm(config: TrainConfig, device: torch.device, *, bf16: bool) -> 
 
     packed_attention.register()
     impl = packed_attention.resolve_attn_implementation(config.model.attn_implementation, device)
-    tokenizer = AutoTokenizer.from_pretrained(config.model.name_or_path)
+    path = local_dir(config.model.name_or_path, what="model.name_or_path")
+    tokenizer = AutoTokenizer.from_pretrained(path)
     dtype = torch.bfloat16 if (bf16 and config.lora.enabled) else torch.float32
-    model: Any = AutoModelForCausalLM.from_pretrained(
-        config.model.name_or_path, attn_implementation=impl, dtype=dtype
-    )
+    model: Any = AutoModelForCausalLM.from_pretrained(path, attn_implementation=impl, dtype=dtype)
     model.config.use_cache = False
     if config.lora.enabled:
         from peft import LoraConfig, get_peft_model

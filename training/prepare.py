@@ -33,6 +33,7 @@ import numpy as np
 from training.cli_args import parse_args
 from training.conversation import Conversation, ConversationError, RecordError
 from training.formats import FORMATS, TextDocument, numbered_lines, parse_line
+from training.model_dirs import local_dir
 from training.packing import pack_sequences, write_packs
 from training.render import Example, Rendered, encode, encode_texts, has_reasoning, render
 
@@ -247,7 +248,7 @@ def _progress(quiet: bool) -> Any:
 def load_tokenizer(name: str) -> Any:
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(name)
+    tokenizer = AutoTokenizer.from_pretrained(local_dir(name, what="--tokenizer"))
     if not getattr(tokenizer, "chat_template", None):
         raise ValueError(f"tokenizer {name!r} has no chat template; masks come from rendering it")
     return tokenizer

@@ -21,6 +21,7 @@ import json
 import math
 import os
 import random
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -392,7 +393,12 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
 
 
 def cli(argv: list[str] | None = None) -> int:
-    result = main(parse_args(argv))
+    config = parse_args(argv)
+    try:
+        result = main(config)
+    except FileNotFoundError as e:  # a missing model folder or dataset: say which, no traceback
+        print(f"train failed: {e}", file=sys.stderr)
+        return 2
     if os.environ.get("RANK", "0") == "0":
         print(json.dumps({"final_loss": result.final_loss, "checkpoint": result.checkpoint_path}))
     return 0
