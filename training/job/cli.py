@@ -238,11 +238,11 @@ def _cluster(options: dict[str, Any], expect: str | None, region: str | None) ->
 def _run(options: dict[str, Any], clients: Clients) -> int:
     command = options["command"]
     if command in ("render", "submit") and options["backend"] == "training-job":
-        request, found = _training_job(options, clients)
+        request, bu_values = _training_job(options, clients)
         if command == "render":
             _write(json.dumps(request, indent=2) + "\n", options.get("output"))
             return 0
-        arn = managed.submit_training_job(clients.sagemaker_for(found.region), request)
+        arn = managed.submit_training_job(clients.sagemaker_for(bu_values.region), request)
         print(f"created training job {request['TrainingJobName']}: {arn}")
         return 0
     if command in ("render", "submit"):
