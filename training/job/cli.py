@@ -203,6 +203,7 @@ def _training_job(
         spot=options["spot"],
         max_run_hours=options["max_run_hours"],
         max_wait_hours=options["max_wait_hours"],
+        overrides=options["set"],  # already in config_yaml; listed so the console shows them
         environment=env,
     )
     request = managed.training_job_request(spec, found, name=managed.job_name(found, spec.run))
@@ -298,3 +299,56 @@ def main(argv: list[str] | None = None, *, ssm: Any = None, sagemaker: Any = Non
     except (platform.PlatformLookupError, ClusterError) as err:
         print(f"error: {err}", file=sys.stderr)
         return RUNTIME_ERROR
+
+
+def prepare_main(argv: list[str], *, ssm: Any = None, sagemaker: Any = None) -> int:
+    """`python -m training.prepare ... --backend processing`: the same preparation as a
+    SageMaker Processing job with the BU's image, reading and writing its data bucket."""
+    parser = argparse.ArgumentParser(prog="python -m training.prepare --backend processing")
+    parser.add_argument("--backend", choices=("local", "processing"), required=True)
+    parser.add_argument("--bu", help="business unit whose SSM parameters to read")
+    parser.add_argument("--region")
+    parser.add_argument("--name", default="prepare", help="names the job: <bu>-<name>-<time>")
+    parser.add_argument("--tag", help="image tag (default: this checkout's git SHA)")
+    parser.add_argument("--instance-type", default="ml.m5.4xlarge")
+    parser.add_argument("--volume-gb", type=int, default=100)
+    parser.add_argument("--max-run-hours", type=float, default=12.0)
+    parser.add_argument("--input", required=True, help="s3://<data bucket>/.../records.jsonl")
+    parser.add_argument("--output", required=True, help="s3://<data bucket>/prefix/")
+    parser.add_argument("--tokenizer", required=True, help="s3:// prefix or a path in the image")
+    options, prepare_args = parser.parse_known_args(argv)
+    if options.backend == "local":
+        from training import prepare
+
+        rest = ["--input", options.input, "--output", options.output]
+        return prepare.cli([*rest, "--tokenizer", options.tokenizer, *prepare_args])
+    clients = Clients(ssm=ssm, sagemaker=sagemaker)
+    try:
+        if not options.bu:
+            raise JobSpecError("--bu: required for --backend processing")
+        found = platform.read(
+            clients.ssm_for(options.region), options.bu, platform.PROCESSING_JOB_NAMES
+        )
+        spec = managed.ProcessingJobSpec(
+            run=options.name,
+            input=options.input,
+            output=options.output,
+            tokenizer=options.tokenizer,
+            prepare_args=prepare_args,
+            image_tag=_tag(vars(options)),
+            instance_type=options.instance_type,
+            volume_gb=options.volume_gb,
+            max_run_hours=options.max_run_hours,
+        )
+        request = managed.processing_job_request(
+            spec, found, name=managed.job_name(found, spec.run)
+        )
+        arn = managed.submit_processing_job(clients.sagemaker_for(found.region), request)
+    except (JobSpecError, managed.ManagedJobError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return USAGE_ERROR
+    except platform.PlatformLookupError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return RUNTIME_ERROR
+    print(f"created processing job {request['ProcessingJobName']}: {arn}")
+    return 0

@@ -200,9 +200,8 @@ def processing_job_request(
     ]
     tokenizer = spec.tokenizer
     if tokenizer.startswith("s3://"):
-        allowed = {data, platform.values.get(p.MODELS_BUCKET, data)}
-        bucket = (_S3.match(tokenizer) or [None, None])[1]
-        if bucket not in allowed:
+        match = _S3.match(tokenizer)
+        if not match or match.group(1) not in {data, platform[p.MODELS_BUCKET]}:
             raise ManagedJobError(f"--tokenizer: {tokenizer!r} is outside this BU's buckets")
         inputs.append(
             {

@@ -121,6 +121,7 @@ PROCESSING_JOB_NAMES = [
     p.TRAINING_VOLUME_KEY_ARN,
     p.DATA_BUCKET,
     p.DATA_KEY_ARN,
+    p.MODELS_BUCKET,  # the tokenizer usually sits with the base weights
 ]
 
 
