@@ -385,3 +385,10 @@ def test_unreachable_cluster_and_wrong_context_are_explained(tmp_path: Path, cap
     err = capsys.readouterr().err
     assert "not this BU's EKS cluster 'fraud-eks'" in err
     assert f"aws eks update-kubeconfig --name {EKS} --region {REGION}" in err
+
+
+def test_a_local_config_is_validated_before_rendering(tmp_path: Path, capsys) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("optim:\n  lrr: 1\n")
+    assert main(["render", "--name", "j", "--image", "i:1", "--config", str(bad)]) == 2
+    assert "--config:" in capsys.readouterr().err

@@ -171,10 +171,20 @@ def _hyperpod_spec(
     return JobSpec(**values, env=env, overrides=tuple(options["set"])), found
 
 
+def _validated_config(path: str, overrides: list[str]) -> Any:
+    """The trainer's own validation, before any job exists."""
+    from training.config import load_config
+
+    try:
+        return load_config(path, overrides)
+    except (OSError, ValueError, TypeError, KeyError) as err:
+        raise JobSpecError(f"--config: {err}") from err
+
+
 def _training_job(
     options: dict[str, Any], clients: Clients
 ) -> tuple[dict[str, Any], platform.BuPlatform]:
-    from training.config import dump_config, load_config
+    from training.config import dump_config
 
     if not options["bu"]:
         raise JobSpecError("--bu: required for --backend training-job")
@@ -186,10 +196,7 @@ def _training_job(
     if "MLFLOW_TRACKING_URI" in env:
         names.remove(p.MLFLOW_TRACKING_ARN)
     found = platform.read(clients.ssm_for(options["region"]), options["bu"], names)
-    try:  # the same validation the trainer does, before anything is created
-        config = load_config(options["config"], options["set"])
-    except (OSError, ValueError, TypeError, KeyError) as err:
-        raise JobSpecError(f"--config: {err}") from err
+    config = _validated_config(options["config"], options["set"])
     spec = managed.TrainingJobSpec(
         run=options["name"],
         config_yaml=dump_config(config),
@@ -248,6 +255,8 @@ def _run(options: dict[str, Any], clients: Clients) -> int:
         return 0
     if command in ("render", "submit"):
         spec, found = _hyperpod_spec(options, clients)
+        if Path(spec.config).is_file():  # e.g. /fsx mounted in the space: check it here too
+            _validated_config(spec.config, list(spec.overrides))
         manifest = build_manifest(spec)
         crd.validate(manifest)
         if command == "render":
