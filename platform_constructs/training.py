@@ -164,7 +164,7 @@ class ManagedJobAccess(Construct):
             ),
             iam.PolicyStatement(
                 sid="UseOwnBucketKeys",
-                actions=["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey"],
+                actions=["kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey"],
                 resources=[k.key_arn for k in (*bucket_keys, volume_key)],
             ),
             iam.PolicyStatement(
