@@ -290,7 +290,10 @@ def test_submit_status_logs_cancel_through_the_kubernetes_client(tmp_path: Path,
     with fake_kube_server(state) as url:
         kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", url, EKS_ARN)
         assert _main("submit", kubeconfig, "--mig-profile", "1g.10gb", "--gpus-per-node", "2") == 0
-        assert "created HyperPodPyTorchJob hyperpod-ns-nlp/j1" in capsys.readouterr().out
+        assert (
+            "created HyperPodPyTorchJob hyperpod-ns-nlp/j1 on HyperPod cluster fraud-hyperpod"
+            in capsys.readouterr().out
+        )
         posted = state.jobs[("hyperpod-ns-nlp", "j1")]
         assert crd.problems(posted) == []
         assert posted["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == (

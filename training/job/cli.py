@@ -274,7 +274,8 @@ def _run(options: dict[str, Any], clients: Clients) -> int:
                 cluster.check_accelerator(spec.accelerator, spec.gpus_per_node, spec.nodes)
         created = cluster.submit(manifest)
         meta = created["metadata"]
-        print(f"created {KIND} {meta['namespace']}/{meta['name']}")
+        on = f" on HyperPod cluster {found[p.HYPERPOD_CLUSTER_NAME]}" if found else ""
+        print(f"created {KIND} {meta['namespace']}/{meta['name']}{on}")
         return 0
     namespace, expect, region = _where(options, clients)
     cluster = _cluster(options, expect, region)
