@@ -79,3 +79,22 @@ def test_repository_and_key_follow_the_removal_policy(synthesized, bu: str, poli
     for resource_type in ("AWS::ECR::Repository", "AWS::KMS::Key"):
         for resource in template.find_resources(resource_type).values():
             assert resource["DeletionPolicy"] == policy
+
+
+@pytest.mark.parametrize("bu", EXAMPLES)
+def test_cost_allocation_tags_on_the_training_resources(synthesized, bu: str) -> None:
+    expected = [{"Key": k, "Value": v} for k, v in synthesized.configs[bu].tags.as_dict().items()]
+    resources = synthesized.template(bu, "training").to_json()["Resources"].values()
+    tagged = [r for r in resources if "Tags" in r.get("Properties", {})]
+    assert {r["Type"] for r in tagged} >= {
+        "AWS::ECR::Repository",
+        "AWS::IAM::Role",
+        "AWS::KMS::Key",
+        "AWS::EC2::SecurityGroup",
+    }
+    for resource in tagged:
+        tags = resource["Properties"]["Tags"]
+        if isinstance(tags, dict):  # SSM parameters take a map
+            assert all(tags.get(t["Key"]) == t["Value"] for t in expected), resource["Type"]
+        else:
+            assert all(t in tags for t in expected), (resource["Type"], tags)
