@@ -17,7 +17,7 @@ BUCKET_PURPOSES = (
     "hyperpod-lifecycle",
     "access-logs",
 )
-KEY_PURPOSES = (*(p for p in BUCKET_PURPOSES if p != "access-logs"), "logs")
+KEY_PURPOSES = (*(p for p in BUCKET_PURPOSES if p != "access-logs"), "logs", "training")
 # Roles and named resources the later stacks (Studio, HyperPod, MLflow, endpoints) will create;
 # listed here so that a BU name is checked against them today.
 RESERVED_ROLE_PURPOSES = (
@@ -25,9 +25,18 @@ RESERVED_ROLE_PURPOSES = (
     "hyperpod-execution",
     "mlflow-tracking",
     "endpoint-execution",
+    "training-job",
 )
-RESERVED_RESOURCE_PURPOSES = ("studio", "hyperpod", "eks", "mlflow")
-STACK_UNITS = ("network", "security", "studio", "hyperpod", "mlflow", "endpoints")
+RESERVED_RESOURCE_PURPOSES = ("studio", "hyperpod", "eks", "mlflow", "training")
+STACK_UNITS = (
+    "network",
+    "security",
+    "studio",
+    "hyperpod",
+    "mlflow",
+    "endpoints",
+    "training",
+)
 
 # AWS limits on the names we build.
 MAX_BUCKET_NAME = 63

@@ -21,18 +21,37 @@ TEAM_QUEUE = "queue"  # Kueue LocalQueue name
 TEAM_SERVICE_ACCOUNT = "service-account"
 TEAM_FSX_CLAIM = "fsx-claim"  # PersistentVolumeClaim name in the team namespace
 
-# Published by the training stack (the BU's image repository and managed-job role).
+# Published by the training stack (the BU's image repository, managed-job role and network).
 TRAINING_IMAGE_URI = "training/image-uri"  # repository URI; the tag is the git SHA
 TRAINING_JOB_ROLE_ARN = "training/job-role-arn"
 TRAINING_SUBNET_IDS = "training/subnet-ids"  # comma-separated private subnet IDs
 TRAINING_SECURITY_GROUP_ID = "training/security-group-id"
+TRAINING_VOLUME_KEY_ARN = "training/volume-key-arn"  # KMS key of managed jobs' ML storage volumes
 
-# Published by the security stack's buckets (names clients need to build S3 URIs).
+# Published by the training stack from the security stack's buckets and keys (names and keys
+# clients need to build S3 URIs and ask for SSE-KMS with the bucket's own key).
 DATA_BUCKET = "storage/data-bucket"
 MODELS_BUCKET = "storage/models-bucket"
 CHECKPOINTS_BUCKET = "storage/checkpoints-bucket"
+DATA_KEY_ARN = "storage/data-key-arn"
+MODELS_KEY_ARN = "storage/models-key-arn"
 
 
 def team_parameter(name: str, team: str) -> str:
     """A team-scoped parameter name: ``hyperpod/teams/<team>/<name>``."""
     return f"hyperpod/teams/{team}/{name}"
+
+
+# Which stack unit (``Naming.stack(unit)``) publishes each group of names, so a client can say
+# which stack to deploy when a parameter is missing.
+_PUBLISHER = {
+    "mlflow": "mlflow",
+    "hyperpod": "hyperpod",
+    "training": "training",
+    "storage": "training",
+}
+
+
+def publishing_unit(name: str) -> str:
+    """``hyperpod/teams/nlp/queue`` -> ``hyperpod``; ``storage/data-bucket`` -> ``training``."""
+    return _PUBLISHER[name.split("/", 1)[0]]

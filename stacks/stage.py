@@ -8,6 +8,7 @@ from constructs import Construct
 from config.schema import BusinessUnitConfig
 from stacks.network_stack import NetworkStack
 from stacks.security_stack import SecurityStack
+from stacks.training_stack import TrainingStack
 
 
 class BusinessUnitStage(cdk.Stage):
@@ -38,7 +39,18 @@ class BusinessUnitStage(cdk.Stage):
         #   mlflow    -> takes network + security; exposes MlflowAccess (platform_constructs.access)
         #   studio    -> takes network + security + the MlflowAccess (or None)
         #   hyperpod  -> takes network + security + the MlflowAccess (or None)
-        #   training  -> takes network + security + the MlflowAccess (or None)
         #   endpoints -> takes network + security (+ the hyperpod stack for its HyperPod target)
+        # Every BU gets one: the image repository and managed-job role are useful without any
+        # optional section. The MLflow stack (when built before it) grants its role access.
+        self.training = TrainingStack(
+            self,
+            "training",
+            stack_name=config.naming.stack("training"),
+            description=f"{config.name}: training image, managed-job role and parameters",
+            network=self.network,
+            security=self.security,
+            mlflow=getattr(self, "mlflow", None),
+            **common,
+        )
         for key, value in config.tags.as_dict().items():
             cdk.Tags.of(self).add(key, value)

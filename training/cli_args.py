@@ -36,6 +36,12 @@ def build_parser(
         parser = command_parser(module, description)
     else:
         parser = argparse.ArgumentParser(description=description, formatter_class=HelpFormatter)
+    add_arguments(parser, cls)
+    return parser
+
+
+def add_arguments(parser: argparse.ArgumentParser | Any, cls: type[Any]) -> None:
+    """Add ``cls``'s options to an existing parser or argument group (subcommands share them)."""
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
         if not f.metadata.get("cli", True):
@@ -53,7 +59,6 @@ def build_parser(
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, **kwargs)
         else:
             parser.add_argument(flag, type=Path if tp is Path else tp, **kwargs)
-    return parser
 
 
 def parse_args(

@@ -3,6 +3,8 @@ packed shards for `training.train` (or inspectable JSONL with ``--no-pack``), a 
 rejected record with its line and reason, and a held-out evaluation split.
 
     python -m training.prepare --input data.jsonl --output runs/data --tokenizer runs/tiny-qwen3
+    python -m training.prepare --backend processing --bu fraud --input s3://... --output s3://... \
+        --tokenizer s3://...      # the same, as a SageMaker Processing job (training.job.cli)
 
 Output (written to a temporary folder, then renamed, so a failed run never leaves half a dataset):
 ``manifest.json`` + ``packs-*.safetensors`` (or ``train.jsonl``), ``quarantine.jsonl``
@@ -348,6 +350,11 @@ def read_unpacked(directory: Path) -> Iterator[dict[str, Any]]:
 
 
 def cli(argv: list[str] | None = None) -> int:
+    given = sys.argv[1:] if argv is None else argv
+    if any(a == "--backend" or a.startswith("--backend=") for a in given):
+        from training.job.cli import prepare_main
+
+        return prepare_main(list(given))
     args = parse_args(PrepareArgs, __doc__, argv, module="training.prepare")
     try:
         stats = main(args)

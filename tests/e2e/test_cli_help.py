@@ -15,6 +15,7 @@ COMMANDS = {
     "training.synthetic": "cli",
     "training.tiny": "main",
     "training.train": "cli",
+    "training.job.cli": "main",
     "inference.parse": "main",
     "inference.serving": "main",
     "inference.smoke": "main",
@@ -30,7 +31,7 @@ def test_help_names_the_command_and_ends_its_sentences(
         getattr(mod, COMMANDS[module])(["--help"])
     assert done.value.code == 0
     out = capsys.readouterr().out
-    assert out.startswith(f"usage: python -m {module} ")
+    assert out.startswith(f"usage: python -m {module.removesuffix('.cli')} ")
     description = summary(mod.__doc__)
     assert description[-1] in ".?)`", f"{module}: first paragraph ends mid-sentence: {description}"
     assert " ".join(description.split()[:6]) in " ".join(out.split())

@@ -1,26 +1,55 @@
-"""HyperPod job manifests: the shape the training operator and Kueue expect; bad specs refused."""
+"""HyperPod jobs: manifests the training operator accepts (checked against its vendored schema),
+values read from the BU's SSM parameters (botocore Stubber), and the job's life (submit, status,
+logs, cancel) driven through the real `kubernetes` client against a small fake API server that
+each test starts on 127.0.0.1 (tests/harness/fake_kube.py)."""
 
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import boto3
 import pytest
 import yaml
+from botocore.stub import Stubber
+from harness.fake_kube import FakeCluster, fake_kube_server, write_kubeconfig
 from kubernetes import client as k8s
 
-from training.job import JobSpec, JobSpecError, build_manifest, main
+from config import parameters as p
+from training.job import JobSpec, JobSpecError, build_manifest, crd, main
+from training.job.platform import hyperpod_names
 
+BU, TEAM, REGION = "fraud", "nlp", "us-east-1"
+EKS = "fraud-eks"
+EKS_ARN = f"arn:aws:eks:{REGION}:111111111111:cluster/{EKS}"
+REPO = f"111111111111.dkr.ecr.{REGION}.amazonaws.com/fraud-training"
+MLFLOW = f"arn:aws:sagemaker:{REGION}:111111111111:mlflow-tracking-server/fraud-mlflow"
+# What the HyperPod stack publishes for team nlp: values here, names from the contract.
+PUBLISHED = {
+    p.EKS_CLUSTER_NAME: EKS,
+    p.HYPERPOD_CLUSTER_NAME: "fraud-hyperpod",
+    p.TRAINING_IMAGE_URI: REPO,
+    p.MLFLOW_TRACKING_ARN: MLFLOW,
+    p.team_parameter(p.TEAM_NAMESPACE, TEAM): "hyperpod-ns-nlp",
+    p.team_parameter(p.TEAM_QUEUE, TEAM): "hyperpod-ns-nlp-localqueue",
+    p.team_parameter(p.TEAM_SERVICE_ACCOUNT, TEAM): "nlp-trainer",
+    p.team_parameter(p.TEAM_FSX_CLAIM, TEAM): "nlp-fsx",
+}
 SPEC = JobSpec(
     name="qwen3-lora-001",
-    image="123456789012.dkr.ecr.us-east-1.amazonaws.com/qwen3-train:1.0",
+    image=f"{REPO}:abc123",
     config="/fsx/configs/qwen3-4b-lora.yaml",
     nodes=2,
-    team="fraud",
+    namespace="hyperpod-ns-fraud",
+    queue="hyperpod-ns-fraud-localqueue",
     priority_class="training-priority",
     efa_per_node=32,
-    env={
-        "MLFLOW_TRACKING_URI": "arn:aws:sagemaker:us-east-1:123456789012:mlflow-tracking-server/x"
-    },
+    fsx_claim="fsx-claim",
+    env={"MLFLOW_TRACKING_URI": MLFLOW},
 )
 
 
-def _pod_template(manifest):
+def _pod_template(manifest: dict[str, Any]) -> k8s.V1PodTemplateSpec:
     """Round-trip the template through the kubernetes client's own deserializer."""
     api = k8s.ApiClient()
     return api._ApiClient__deserialize(
@@ -28,7 +57,63 @@ def _pod_template(manifest):
     )
 
 
-def test_manifest_is_a_hyperpod_pytorch_job_in_the_team_queue():
+def _stub_ssm(values: dict[str, str], names: list[str], missing: tuple[str, ...] = ()) -> Any:
+    """An SSM client whose one GetParameters call must ask for exactly ``names``."""
+    ssm = boto3.client("ssm", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
+    stubber = Stubber(ssm)
+    full = [f"/{BU}/{n}" for n in names]
+    response: dict[str, Any] = {
+        "Parameters": [
+            {"Name": f"/{BU}/{n}", "Type": "String", "Value": values[n]}
+            for n in names
+            if n not in missing
+        ]
+    }
+    if missing:  # the API leaves the list out when every name exists
+        response["InvalidParameters"] = [f"/{BU}/{n}" for n in missing]
+    stubber.add_response("get_parameters", response, {"Names": full})
+    stubber.activate()
+    ssm.stubber = stubber  # kept for assert_no_pending_responses
+    return ssm
+
+
+# --- the manifest and its schema -------------------------------------------------------------
+CASES = {
+    "single-node": JobSpec(name="one", image="img:1", config="c.yaml"),
+    "multi-node": SPEC,
+    "mig": JobSpec(
+        name="small", image="img:1", config="c.yaml", gpus_per_node=2, mig_profile="1g.10gb"
+    ),
+    "team-queue": JobSpec(
+        name="q",
+        image="img:1",
+        config="c.yaml",
+        namespace="hyperpod-ns-nlp",
+        queue="hyperpod-ns-nlp-localqueue",
+        service_account="nlp-trainer",
+        fsx_claim="nlp-fsx",
+        overrides=("max_steps=10",),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_rendered_jobs_match_the_operator_schema(case: str) -> None:
+    assert crd.problems(build_manifest(CASES[case])) == []
+
+
+def test_schema_rejects_a_typo_and_a_wrong_type_naming_the_path() -> None:
+    manifest = build_manifest(SPEC)
+    manifest["spec"]["replicaSpec"] = manifest["spec"].pop("replicaSpecs")
+    manifest["spec"]["runPolicy"]["jobMaxRetryCount"] = "three"
+    found = crd.problems(manifest)
+    assert "spec: Additional properties are not allowed ('replicaSpec' was unexpected)" in found
+    assert any(f.startswith("spec.runPolicy.jobMaxRetryCount: 'three'") for f in found)
+    with pytest.raises(crd.ManifestSchemaError, match="replicaSpec"):
+        crd.validate(manifest)
+
+
+def test_manifest_is_a_hyperpod_pytorch_job_in_the_given_queue() -> None:
     m = build_manifest(SPEC)
     assert m["apiVersion"] == "sagemaker.amazonaws.com/v1"
     assert m["kind"] == "HyperPodPyTorchJob"
@@ -40,30 +125,33 @@ def test_manifest_is_a_hyperpod_pytorch_job_in_the_team_queue():
     assert m["spec"]["runPolicy"]["jobMaxRetryCount"] == 3
 
 
-def test_container_runs_hyperpodrun_on_healthy_nodes_with_gpus_efa_and_fsx():
+def test_container_runs_the_entry_point_under_hyperpodrun_with_gpus_efa_and_fsx() -> None:
     template = _pod_template(build_manifest(SPEC))
     pod = template.spec
     (container,) = pod.containers
-    assert container.command[:3] == ["hyperpodrun", "--nnodes=2", "--nproc-per-node=8"]
-    assert container.command[-2:] == ["-m", "training.train"]
+    assert container.command == [
+        "hyperpodrun",
+        "--nnodes=2",
+        "--nproc-per-node=8",
+        "-m",
+        "training.entrypoint",
+        "train",
+    ]
     assert container.args == ["--config", "/fsx/configs/qwen3-4b-lora.yaml"]
     assert container.resources.limits == {"nvidia.com/gpu": "8", "vpc.amazonaws.com/efa": "32"}
     assert container.resources.requests == container.resources.limits
     assert pod.node_selector["sagemaker.amazonaws.com/node-health-status"] == "Schedulable"
     assert pod.node_selector["node.kubernetes.io/instance-type"] == "ml.p5.48xlarge"
     assert {v.name: v.persistent_volume_claim for v in pod.volumes}["fsx"].claim_name == "fsx-claim"
-    assert {e.name: e.value for e in container.env}["MLFLOW_TRACKING_URI"].startswith(
-        "arn:aws:sagemaker"
-    )
+    assert {e.name: e.value for e in container.env}["MLFLOW_TRACKING_URI"] == MLFLOW
     assert template.metadata.labels["kueue.x-k8s.io/queue-name"] == "hyperpod-ns-fraud-localqueue"
 
 
-def test_mig_profile_requests_slices_instead_of_whole_gpus():
-    spec = JobSpec(
-        name="small", image="img", config="c.yaml", gpus_per_node=2, mig_profile="1g.10gb"
-    )
-    (container,) = _pod_template(build_manifest(spec)).spec.containers
+def test_mig_profile_requests_slices_on_nodes_whose_layout_is_applied() -> None:
+    pod = _pod_template(build_manifest(CASES["mig"])).spec
+    (container,) = pod.containers
     assert container.resources.limits == {"nvidia.com/mig-1g.10gb": "2"}
+    assert pod.node_selector["nvidia.com/mig.config.state"] == "success"
 
 
 @pytest.mark.parametrize(
@@ -71,50 +159,241 @@ def test_mig_profile_requests_slices_instead_of_whole_gpus():
     [
         ({"name": "Bad_Name"}, "name"),
         ({"name": "x" * 64}, "name"),
+        ({"image": ""}, "image"),
+        ({"namespace": "Team NS"}, "namespace"),
         ({"nodes": 0}, "nodes"),
         ({"gpus_per_node": 0}, "gpus_per_node"),
-        ({"team": "Fraud Team"}, "team"),
         ({"mig_profile": "big"}, "mig_profile"),
     ],
 )
-def test_bad_specs_name_the_setting(kwargs, field):
+def test_bad_specs_name_the_setting(kwargs: dict[str, Any], field: str) -> None:
     base = {"name": "ok", "image": "img", "config": "c.yaml"}
     with pytest.raises(JobSpecError, match=f"^{field}"):
         JobSpec(**{**base, **kwargs})
 
 
-def test_cli_writes_yaml_and_submits_through_the_custom_objects_api(tmp_path, capsys):
+# --- --bu/--team: the BU's parameters ------------------------------------------------------
+def test_bu_and_team_fill_every_cluster_specific_value(tmp_path: Path) -> None:
+    ssm = _stub_ssm(PUBLISHED, hyperpod_names(TEAM))
     out = tmp_path / "job.yaml"
-    assert (
-        main(
-            [
-                "--name",
-                "j1",
-                "--image",
-                "img",
-                "--config",
-                "c.yaml",
-                "--team",
-                "credit",
-                "--output",
-                str(out),
-            ]
-        )
-        == 0
+    argv = ["render", "--bu", BU, "--team", TEAM, "--name", "j1", "--config", "c.yaml"]
+    assert main([*argv, "--tag", "abc123", "--output", str(out)], ssm=ssm) == 0
+    ssm.stubber.assert_no_pending_responses()
+    manifest = yaml.safe_load(out.read_text())
+    assert crd.problems(manifest) == []
+    assert manifest["metadata"]["namespace"] == "hyperpod-ns-nlp"
+    assert manifest["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == (
+        "hyperpod-ns-nlp-localqueue"
     )
-    assert yaml.safe_load(out.read_text())["metadata"]["namespace"] == "hyperpod-ns-credit"
+    pod = _pod_template(manifest).spec
+    assert pod.service_account_name == "nlp-trainer"
+    assert {v.name: v.persistent_volume_claim for v in pod.volumes}["fsx"].claim_name == "nlp-fsx"
+    (container,) = pod.containers
+    assert container.image == f"{REPO}:abc123"
+    assert {e.name: e.value for e in container.env}["MLFLOW_TRACKING_URI"] == MLFLOW
 
-    calls = []
 
-    class FakeCustomObjects:  # the cluster side; the manifest and the call are the real ones
-        def create_namespaced_custom_object(self, **kwargs):
-            calls.append(kwargs)
-            return kwargs["body"]
+def test_explicit_flags_win_over_the_published_values(tmp_path: Path) -> None:
+    ssm = _stub_ssm(PUBLISHED, hyperpod_names(TEAM))
+    out = tmp_path / "job.yaml"
+    argv = ["render", "--bu", BU, "--team", TEAM, "--name", "j1", "--config", "c.yaml"]
+    argv += ["--tag", "t", "--namespace", "scratch", "--image", "mine:1", "--output", str(out)]
+    assert main(argv, ssm=ssm) == 0
+    manifest = yaml.safe_load(out.read_text())
+    assert manifest["metadata"]["namespace"] == "scratch"
+    assert _pod_template(manifest).spec.containers[0].image == "mine:1"
+    assert _pod_template(manifest).spec.service_account_name == "nlp-trainer"  # not overridden
 
-    argv = ["--name", "j1", "--image", "img", "--config", "c.yaml", "--team", "credit", "--submit"]
-    assert main(argv, api=FakeCustomObjects()) == 0
-    assert calls[0]["plural"] == "hyperpodpytorchjobs"
-    assert calls[0]["group"] == "sagemaker.amazonaws.com"
-    assert calls[0]["namespace"] == "hyperpod-ns-credit"
-    assert "created HyperPodPyTorchJob hyperpod-ns-credit/j1" in capsys.readouterr().out
-    assert main(["--name", "BAD", "--image", "i", "--config", "c"]) == 2
+
+def test_missing_parameters_name_the_parameter_and_its_stack(capsys) -> None:
+    missing = (p.team_parameter(p.TEAM_QUEUE, TEAM), p.MLFLOW_TRACKING_ARN)
+    ssm = _stub_ssm(PUBLISHED, hyperpod_names(TEAM), missing=missing)
+    argv = ["render", "--bu", BU, "--team", TEAM, "--name", "j1", "--config", "c", "--tag", "t"]
+    assert main(argv, ssm=ssm) == 1
+    err = capsys.readouterr().err
+    assert "/fraud/hyperpod/teams/nlp/queue (published by stack fraud-hyperpod)" in err
+    assert "/fraud/mlflow/tracking-arn (published by stack fraud-mlflow)" in err
+
+
+def test_parameter_access_denied_is_explained(capsys) -> None:
+    ssm = boto3.client("ssm", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
+    stubber = Stubber(ssm)
+    stubber.add_client_error(
+        "get_parameters", service_error_code="AccessDeniedException", service_message="no"
+    )
+    stubber.activate()
+    argv = ["render", "--bu", BU, "--team", TEAM, "--name", "j1", "--config", "c", "--tag", "t"]
+    assert main(argv, ssm=ssm) == 1
+    err = capsys.readouterr().err
+    assert "AccessDeniedException" in err
+    assert "ssm:GetParameters on /fraud/*" in err
+
+
+def test_bu_without_team_is_a_usage_error(capsys) -> None:
+    assert main(["render", "--bu", BU, "--name", "j", "--config", "c"]) == 2
+    assert "--team" in capsys.readouterr().err
+
+
+# --- the job's life against a fake API server on 127.0.0.1 --------------------------------
+def _cluster_state() -> FakeCluster:
+    state = FakeCluster(
+        namespaces={"hyperpod-ns-nlp"}, queues={("hyperpod-ns-nlp", "hyperpod-ns-nlp-localqueue")}
+    )
+    state.nodes = [
+        {
+            "metadata": {"name": f"hyperpod-i-{i}"},
+            "status": {"allocatable": {"nvidia.com/mig-1g.10gb": "7", "cpu": "96"}},
+        }
+        for i in range(2)
+    ]
+    return state
+
+
+def _pod(name: str, node: str, restarts: int) -> dict[str, Any]:
+    return {
+        "metadata": {"name": name, "labels": {"HPJob": "j1"}},
+        "spec": {"nodeName": node, "containers": [{"name": "trainer", "image": "i"}]},
+        "status": {
+            "phase": "Running",
+            "containerStatuses": [
+                {
+                    "name": "trainer",
+                    "restartCount": restarts,
+                    "ready": True,
+                    "image": "i",
+                    "imageID": "",
+                }
+            ],
+        },
+    }
+
+
+def _argv(command: str, kubeconfig: Path, *extra: str) -> list[str]:
+    argv = [command, "--bu", BU, "--team", TEAM, "--name", "j1", "--kubeconfig", str(kubeconfig)]
+    if command == "submit":
+        argv += ["--config", "c.yaml", "--tag", "abc123"]
+    return [*argv, *extra]
+
+
+def _names(command: str) -> list[str]:
+    if command == "submit":
+        return hyperpod_names(TEAM)
+    return [p.EKS_CLUSTER_NAME, p.team_parameter(p.TEAM_NAMESPACE, TEAM)]
+
+
+def _main(command: str, kubeconfig: Path, *extra: str) -> int:
+    return main(_argv(command, kubeconfig, *extra), ssm=_stub_ssm(PUBLISHED, _names(command)))
+
+
+def test_submit_status_logs_cancel_through_the_kubernetes_client(tmp_path: Path, capsys) -> None:
+    state = _cluster_state()
+    with fake_kube_server(state) as url:
+        kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", url, EKS_ARN)
+        assert _main("submit", kubeconfig, "--mig-profile", "1g.10gb", "--gpus-per-node", "2") == 0
+        assert (
+            "created HyperPodPyTorchJob hyperpod-ns-nlp/j1 on HyperPod cluster fraud-hyperpod"
+            in capsys.readouterr().out
+        )
+        posted = state.jobs[("hyperpod-ns-nlp", "j1")]
+        assert crd.problems(posted) == []
+        assert posted["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == (
+            "hyperpod-ns-nlp-localqueue"
+        )
+        checked = [path for method, path, _ in state.requests if method == "GET"]
+        assert "/api/v1/namespaces/hyperpod-ns-nlp" in checked
+        assert (
+            "/apis/kueue.x-k8s.io/v1beta1/namespaces/hyperpod-ns-nlp/localqueues/"
+            "hyperpod-ns-nlp-localqueue"
+        ) in checked
+        assert "/api/v1/nodes" in checked
+
+        posted["status"] = {
+            "conditions": [
+                {"type": "Created", "status": "True"},
+                {"type": "Running", "status": "True"},
+            ],
+            "restartCount": 1,
+        }
+        state.pods["hyperpod-ns-nlp"] = [
+            _pod("j1-pod-1", "hyperpod-i-1", 0),
+            _pod("j1-pod-0", "hyperpod-i-0", 2),
+        ]
+        state.logs = {"j1-pod-0": "step 1 loss 2.5\nstep 2 loss 2.1\n", "j1-pod-1": "rank 1\n"}
+        assert _main("status", kubeconfig) == 0
+        out = capsys.readouterr().out
+        assert "hyperpod-ns-nlp/j1: Running, 1 job restart(s), 2 pod(s)" in out
+        assert "j1-pod-0  Running  node=hyperpod-i-0  restarts=2" in out
+        assert "j1-pod-1  Running  node=hyperpod-i-1  restarts=0" in out
+
+        assert _main("logs", kubeconfig) == 0
+        assert capsys.readouterr().out == "step 1 loss 2.5\nstep 2 loss 2.1\n"  # rank 0 only
+
+        assert _main("cancel", kubeconfig) == 0
+        assert ("hyperpod-ns-nlp", "j1") not in state.jobs
+        assert _main("cancel", kubeconfig) == 1
+        assert "no HyperPodPyTorchJob hyperpod-ns-nlp/j1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("break_it", "extra", "message"),
+    [
+        (lambda s: s.namespaces.clear(), (), "namespace 'hyperpod-ns-nlp' does not exist"),
+        (lambda s: s.queues.clear(), (), "LocalQueue 'hyperpod-ns-nlp-localqueue' does not exist"),
+        (
+            lambda s: None,
+            ("--mig-profile", "3g.40gb", "--gpus-per-node", "1"),
+            "nvidia.com/mig-3g.40gb x 1 per node is not offered on 1 node(s) (0 qualify); "
+            "the cluster's GPU resources: nvidia.com/mig-1g.10gb: 14",
+        ),
+        (
+            lambda s: s.jobs.update({("hyperpod-ns-nlp", "j1"): {}}),
+            (),
+            "HyperPodPyTorchJob hyperpod-ns-nlp/j1 already exists",
+        ),
+    ],
+    ids=["namespace", "queue", "mig", "exists"],
+)
+def test_submit_errors_are_clear(tmp_path: Path, capsys, break_it, extra, message) -> None:
+    state = _cluster_state()
+    break_it(state)
+    with fake_kube_server(state) as url:
+        kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", url, EKS_ARN)
+        assert _main("submit", kubeconfig, *extra) == 1
+    assert message in capsys.readouterr().err
+    posted = [path for method, path, _ in state.requests if method == "POST"]
+    # A failed pre-flight check creates nothing; only the name clash gets as far as the create.
+    assert len(posted) == (1 if "already exists" in message else 0)
+
+
+def test_forbidden_cluster_reads_are_skipped_with_a_warning(tmp_path: Path, capsys) -> None:
+    state = _cluster_state()
+    state.forbidden = {"namespaces", "nodes"}  # a namespace-scoped access entry
+    with fake_kube_server(state) as url:
+        kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", url, EKS_ARN)
+        assert _main("submit", kubeconfig, "--mig-profile", "1g.10gb") == 0
+    err = capsys.readouterr().err
+    assert "not allowed to read namespace" in err
+    assert "not allowed to list nodes" in err
+
+
+def test_unreachable_cluster_and_wrong_context_are_explained(tmp_path: Path, capsys) -> None:
+    with fake_kube_server(FakeCluster()) as url:
+        closed = url  # the server stops when the block ends: nothing listens there any more
+    kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", closed, EKS_ARN)
+    assert _main("status", kubeconfig) == 1
+    err = capsys.readouterr().err
+    assert f"cannot reach the cluster API at {closed}" in err
+    assert "private" in err
+
+    other = write_kubeconfig(tmp_path / "other", closed, f"arn:aws:eks:{REGION}:1:cluster/x")
+    assert _main("status", other) == 1
+    err = capsys.readouterr().err
+    assert "not this BU's EKS cluster 'fraud-eks'" in err
+    assert f"aws eks update-kubeconfig --name {EKS} --region {REGION}" in err
+
+
+def test_a_local_config_is_validated_before_rendering(tmp_path: Path, capsys) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("optim:\n  lrr: 1\n")
+    assert main(["render", "--name", "j", "--image", "i:1", "--config", str(bad)]) == 2
+    assert "--config:" in capsys.readouterr().err

@@ -1,0 +1,35 @@
+"""SSM parameters a stack publishes for clients: names from ``config.parameters``, never typed."""
+
+from collections.abc import Mapping
+
+from aws_cdk import aws_ssm as ssm
+from constructs import Construct
+
+
+def _construct_id(name: str) -> str:
+    """``/fraud/training/image-uri`` -> ``TrainingImageUri`` (the same in every BU)."""
+    local = name.lstrip("/").split("/", 1)[-1]
+    return "".join(part.capitalize() for part in local.replace("/", "-").split("-"))
+
+
+class PublishedParameters(Construct):
+    """One String parameter per entry of ``values`` (full parameter name -> value or token).
+
+    Plain String parameters, not SecureString: they hold names, IDs and ARNs that a data
+    scientist may read, never secrets, and CloudFormation cannot create SecureStrings.
+    """
+
+    def __init__(
+        self, scope: Construct, construct_id: str, *, values: Mapping[str, str], description: str
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.parameters: dict[str, ssm.StringParameter] = {
+            name: ssm.StringParameter(
+                self,
+                _construct_id(name),
+                parameter_name=name,
+                string_value=value,
+                description=f"{description}: {name.rsplit('/', 1)[-1]}",
+            )
+            for name, value in values.items()
+        }

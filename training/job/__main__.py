@@ -1,0 +1,3 @@
+from training.job.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,365 @@
+"""`python -m training.job {render,submit,status,logs,cancel}`: a training job's whole life.
+
+    python -m training.job submit --bu fraud --team nlp --name qwen3-lora --nodes 2 \\
+        --config /fsx/configs/qwen3-4b-lora.yaml            # HyperPod, through your kubeconfig
+    python -m training.job status --bu fraud --team nlp --name qwen3-lora
+    python -m training.job logs   --bu fraud --team nlp --name qwen3-lora   # follows rank 0
+    python -m training.job submit --backend training-job --bu fraud --name qwen3-lora \\
+        --config training/configs/qwen3-4b-lora.yaml --data s3://... --base-model s3://...
+
+With ``--bu`` (and ``--team`` for HyperPod) every cluster-specific value (EKS cluster, team
+namespace and queue, service account, FSx claim, MLflow ARN, image, role, subnets, keys) comes
+from the BU's SSM parameters; a flag given explicitly wins. Every HyperPod job is validated
+against the training operator's schema before it leaves the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from config import parameters as p
+from inference.cli import HelpFormatter, command_parser
+from training.cli_args import add_arguments
+from training.job import crd, managed, platform
+from training.job.cluster import ClusterError, HyperPodCluster, connect
+from training.job.manifest import KIND, JobSpec, JobSpecError, build_manifest
+
+COMMANDS = ("render", "submit", "status", "logs", "cancel")
+BACKENDS = ("hyperpod", "training-job")
+# JobSpec fields a BU/team parameter fills when the flag is not given.
+_FILLED = ("image", "namespace", "queue", "service_account", "fsx_claim")
+USAGE_ERROR, RUNTIME_ERROR = 2, 1
+
+
+@dataclass(frozen=True)
+class ManagedOptions:
+    """Training Job settings (``--backend training-job``); ``--nodes`` is the instance count."""
+
+    data: str = field(default="", metadata={"help": "train channel: s3:// prefix of prepared data"})
+    base_model: str = field(
+        default="", metadata={"help": "model channel: s3:// prefix of the HF weights to tune"}
+    )
+    eval_data: str = field(default="", metadata={"help": "optional eval channel (s3:// prefix)"})
+    spot: bool = field(default=False, metadata={"help": "managed spot training (checkpointed)"})
+    max_run_hours: float = field(default=24.0, metadata={"help": "stopping condition"})
+    max_wait_hours: float = field(default=48.0, metadata={"help": "spot: waiting plus running"})
+    volume_gb: int = field(default=500, metadata={"help": "ML storage volume per instance"})
+
+
+def _parser() -> argparse.ArgumentParser:
+    top = command_parser("training.job", __doc__)
+    sub = top.add_subparsers(dest="command", required=True)
+    for command in COMMANDS:
+        cmd = sub.add_parser(command, formatter_class=HelpFormatter)
+        where = cmd.add_argument_group("where: the BU's published values, or explicit flags")
+        where.add_argument("--bu", help="business unit whose SSM parameters to read")
+        where.add_argument("--team", help="task-governance team (HyperPod)")
+        where.add_argument("--region", help="AWS region of the BU (default: your AWS config)")
+        where.add_argument("--kubeconfig", help="kubeconfig file (default: ~/.kube/config)")
+        where.add_argument("--context", help="kubeconfig context (default: the current one)")
+        if command in ("render", "submit"):
+            cmd.add_argument("--backend", choices=BACKENDS, default="hyperpod")
+            add_arguments(cmd.add_argument_group("job"), JobSpec)
+            cmd.add_argument("--tag", help="image tag (default: this checkout's git SHA)")
+            cmd.add_argument("--env", action="append", default=[], metavar="KEY=VALUE")
+            cmd.add_argument(
+                "--set", action="append", default=[], metavar="KEY=VALUE",
+                help="training config override (training.train --set)",
+            )  # fmt: skip
+            add_arguments(cmd.add_argument_group("training job"), ManagedOptions)
+        else:
+            cmd.add_argument("--name", required=True, help="the job's name")
+            cmd.add_argument("--namespace", help="default: the team's namespace")
+        if command == "render":
+            cmd.add_argument("--output", help="write here instead of stdout")
+        if command == "submit":
+            cmd.add_argument(
+                "--preflight", action=argparse.BooleanOptionalAction, default=True,
+                help="check namespace, queue and MIG slices on the cluster first",
+            )  # fmt: skip
+        if command == "logs":
+            cmd.add_argument("--follow", action=argparse.BooleanOptionalAction, default=True)
+    # Unset flags read as None, so "given explicitly" is known and wins over a parameter.
+    for action in (a for c in sub.choices.values() for a in c._actions):
+        if action.dest in _FILLED:
+            action.default = None
+    return top
+
+
+def _key_values(items: list[str], flag: str) -> dict[str, str]:
+    pairs = [item.partition("=") for item in items]
+    bad = [k for k, sep, _ in pairs if not sep or not k]
+    if bad:
+        raise JobSpecError(f"{flag} takes KEY=VALUE")
+    return {k: v for k, _, v in pairs}
+
+
+def _git_sha() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, timeout=10
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def _tag(options: dict[str, Any]) -> str:
+    tag = options.get("tag") or _git_sha()
+    if not tag:
+        raise JobSpecError("--tag: not in a git checkout; give the image tag (a git SHA)")
+    return str(tag)
+
+
+@dataclass
+class Clients:
+    """AWS clients, injected by tests (Stubber); created from the default session otherwise."""
+
+    ssm: Any = None
+    sagemaker: Any = None
+
+    def ssm_for(self, region: str | None) -> Any:
+        if self.ssm is None:
+            self.ssm = platform.ssm_client(region)
+        return self.ssm
+
+    def sagemaker_for(self, region: str) -> Any:
+        if self.sagemaker is None:
+            self.sagemaker = managed.sagemaker_client(region)
+        return self.sagemaker
+
+
+def _hyperpod_spec(
+    options: dict[str, Any], clients: Clients
+) -> tuple[JobSpec, platform.BuPlatform | None]:
+    env = _key_values(options["env"], "--env")
+    bu, team = options["bu"], options["team"]
+    values: dict[str, Any] = {
+        f.name: options[f.name] for f in fields(JobSpec) if f.metadata.get("cli", True)
+    }
+    found: platform.BuPlatform | None = None
+    if bu:
+        if not team:
+            raise JobSpecError("--team: required with --bu for a HyperPod job")
+        names = platform.hyperpod_names(team)
+        if "MLFLOW_TRACKING_URI" in env:
+            names.remove(p.MLFLOW_TRACKING_ARN)
+        found = platform.read(clients.ssm_for(options["region"]), bu, names, team=team)
+        filled = {
+            "image": lambda: f"{found[p.TRAINING_IMAGE_URI]}:{_tag(options)}",
+            "namespace": lambda: found.team_value(p.TEAM_NAMESPACE),
+            "queue": lambda: found.team_value(p.TEAM_QUEUE),
+            "service_account": lambda: found.team_value(p.TEAM_SERVICE_ACCOUNT),
+            "fsx_claim": lambda: found.team_value(p.TEAM_FSX_CLAIM),
+        }
+        for name, value in filled.items():
+            if values.get(name) is None:
+                values[name] = value()
+        if p.MLFLOW_TRACKING_ARN in found.values:
+            env.setdefault("MLFLOW_TRACKING_URI", found[p.MLFLOW_TRACKING_ARN])
+    elif values.get("image") is None and options.get("tag"):
+        raise JobSpecError("--tag needs --bu (the BU's repository) or a full --image")
+    defaults = {f.name: f.default for f in fields(JobSpec)}
+    for name in _FILLED:
+        if values.get(name) is None:
+            values[name] = defaults[name]
+    return JobSpec(**values, env=env, overrides=tuple(options["set"])), found
+
+
+def _validated_config(path: str, overrides: list[str]) -> Any:
+    """The trainer's own validation, before any job exists."""
+    from training.config import load_config
+
+    try:
+        return load_config(path, overrides)
+    except (OSError, ValueError, TypeError, KeyError) as err:
+        raise JobSpecError(f"--config: {err}") from err
+
+
+def _training_job(
+    options: dict[str, Any], clients: Clients
+) -> tuple[dict[str, Any], platform.BuPlatform]:
+    from training.config import dump_config
+
+    if not options["bu"]:
+        raise JobSpecError("--bu: required for --backend training-job")
+    for flag in ("data", "base_model"):
+        if not options[flag]:
+            raise JobSpecError(f"--{flag.replace('_', '-')}: required for --backend training-job")
+    env = _key_values(options["env"], "--env")
+    names = list(platform.TRAINING_JOB_NAMES)
+    if "MLFLOW_TRACKING_URI" in env:
+        names.remove(p.MLFLOW_TRACKING_ARN)
+    found = platform.read(clients.ssm_for(options["region"]), options["bu"], names)
+    config = _validated_config(options["config"], options["set"])
+    spec = managed.TrainingJobSpec(
+        run=options["name"],
+        config_yaml=dump_config(config),
+        train_data=options["data"],
+        base_model=options["base_model"],
+        eval_data=options["eval_data"] or None,
+        image_tag=_tag(options),
+        instance_type=options["instance_type"] or "ml.p5.48xlarge",
+        instance_count=options["nodes"],
+        volume_gb=options["volume_gb"],
+        spot=options["spot"],
+        max_run_hours=options["max_run_hours"],
+        max_wait_hours=options["max_wait_hours"],
+        overrides=options["set"],  # already in config_yaml; listed so the console shows them
+        environment=env,
+    )
+    request = managed.training_job_request(spec, found, name=managed.job_name(found, spec.run))
+    return request, found
+
+
+def _where(options: dict[str, Any], clients: Clients) -> tuple[str, str | None, str | None]:
+    """Namespace, expected EKS cluster and region for status/logs/cancel."""
+    if options["bu"]:
+        names = [p.EKS_CLUSTER_NAME]
+        if not options["namespace"]:
+            if not options["team"]:
+                raise JobSpecError("--team (or --namespace): required with --bu")
+            names.append(p.team_parameter(p.TEAM_NAMESPACE, options["team"]))
+        found = platform.read(
+            clients.ssm_for(options["region"]), options["bu"], names, team=options["team"]
+        )
+        namespace = options["namespace"] or found.team_value(p.TEAM_NAMESPACE)
+        return namespace, found[p.EKS_CLUSTER_NAME], found.region
+    return options["namespace"] or "default", None, options["region"]
+
+
+def _cluster(options: dict[str, Any], expect: str | None, region: str | None) -> HyperPodCluster:
+    api = connect(
+        kubeconfig=options["kubeconfig"],
+        context=options["context"],
+        expect_cluster=expect,
+        region=region,
+    )
+    return HyperPodCluster(api)
+
+
+def _run(options: dict[str, Any], clients: Clients) -> int:
+    command = options["command"]
+    if command in ("render", "submit") and options["backend"] == "training-job":
+        request, bu_values = _training_job(options, clients)
+        if command == "render":
+            _write(json.dumps(request, indent=2) + "\n", options.get("output"))
+            return 0
+        arn = managed.submit_training_job(clients.sagemaker_for(bu_values.region), request)
+        print(f"created training job {request['TrainingJobName']}: {arn}")
+        return 0
+    if command in ("render", "submit"):
+        spec, found = _hyperpod_spec(options, clients)
+        if Path(spec.config).is_file():  # e.g. /fsx mounted in the space: check it here too
+            _validated_config(spec.config, list(spec.overrides))
+        manifest = build_manifest(spec)
+        crd.validate(manifest)
+        if command == "render":
+            import yaml
+
+            _write(yaml.safe_dump(manifest, sort_keys=False), options.get("output"))
+            return 0
+        expect = found[p.EKS_CLUSTER_NAME] if found else None
+        cluster = _cluster(options, expect, found.region if found else options["region"])
+        if options["preflight"]:
+            cluster.check_namespace(spec.namespace)
+            if spec.queue:
+                cluster.check_queue(spec.namespace, spec.queue)
+            if spec.mig_profile:
+                cluster.check_accelerator(spec.accelerator, spec.gpus_per_node, spec.nodes)
+        created = cluster.submit(manifest)
+        meta = created["metadata"]
+        on = f" on HyperPod cluster {found[p.HYPERPOD_CLUSTER_NAME]}" if found else ""
+        print(f"created {KIND} {meta['namespace']}/{meta['name']}{on}")
+        return 0
+    namespace, expect, region = _where(options, clients)
+    cluster = _cluster(options, expect, region)
+    if command == "status":
+        cluster.status(namespace, options["name"]).render(sys.stdout)
+    elif command == "logs":
+        for chunk in cluster.logs(namespace, options["name"], follow=options["follow"]):
+            sys.stdout.write(chunk)
+            sys.stdout.flush()
+    else:
+        cluster.cancel(namespace, options["name"])
+        print(f"deleted {KIND} {namespace}/{options['name']}")
+    return 0
+
+
+def _write(text: str, output: str | None) -> None:
+    if output:
+        Path(output).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+
+
+def main(argv: list[str] | None = None, *, ssm: Any = None, sagemaker: Any = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    options = vars(_parser().parse_args(args))
+    try:
+        return _run(options, Clients(ssm=ssm, sagemaker=sagemaker))
+    except (JobSpecError, crd.ManifestSchemaError, managed.ManagedJobError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return USAGE_ERROR
+    except (platform.PlatformLookupError, ClusterError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return RUNTIME_ERROR
+
+
+def prepare_main(argv: list[str], *, ssm: Any = None, sagemaker: Any = None) -> int:
+    """`python -m training.prepare ... --backend processing`: the same preparation as a
+    SageMaker Processing job with the BU's image, reading and writing its data bucket."""
+    parser = argparse.ArgumentParser(prog="python -m training.prepare --backend processing")
+    parser.add_argument("--backend", choices=("local", "processing"), required=True)
+    parser.add_argument("--bu", help="business unit whose SSM parameters to read")
+    parser.add_argument("--region")
+    parser.add_argument("--name", default="prepare", help="names the job: <bu>-<name>-<time>")
+    parser.add_argument("--tag", help="image tag (default: this checkout's git SHA)")
+    parser.add_argument("--instance-type", default="ml.m5.4xlarge")
+    parser.add_argument("--volume-gb", type=int, default=100)
+    parser.add_argument("--max-run-hours", type=float, default=12.0)
+    parser.add_argument("--input", required=True, help="s3://<data bucket>/.../records.jsonl")
+    parser.add_argument("--output", required=True, help="s3://<data bucket>/prefix/")
+    parser.add_argument("--tokenizer", required=True, help="s3:// prefix or a path in the image")
+    options, prepare_args = parser.parse_known_args(argv)
+    if options.backend == "local":
+        from training import prepare
+
+        rest = ["--input", options.input, "--output", options.output]
+        return prepare.cli([*rest, "--tokenizer", options.tokenizer, *prepare_args])
+    clients = Clients(ssm=ssm, sagemaker=sagemaker)
+    try:
+        if not options.bu:
+            raise JobSpecError("--bu: required for --backend processing")
+        found = platform.read(
+            clients.ssm_for(options.region), options.bu, platform.PROCESSING_JOB_NAMES
+        )
+        spec = managed.ProcessingJobSpec(
+            run=options.name,
+            input=options.input,
+            output=options.output,
+            tokenizer=options.tokenizer,
+            prepare_args=prepare_args,
+            image_tag=_tag(vars(options)),
+            instance_type=options.instance_type,
+            volume_gb=options.volume_gb,
+            max_run_hours=options.max_run_hours,
+        )
+        request = managed.processing_job_request(
+            spec, found, name=managed.job_name(found, spec.run)
+        )
+        arn = managed.submit_processing_job(clients.sagemaker_for(found.region), request)
+    except (JobSpecError, managed.ManagedJobError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return USAGE_ERROR
+    except platform.PlatformLookupError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return RUNTIME_ERROR
+    print(f"created processing job {request['ProcessingJobName']}: {arn}")
+    return 0
