@@ -14,7 +14,7 @@ from constructs import Construct
 from config import parameters
 from config.schema import BusinessUnitConfig
 from platform_constructs.mlflow import ManagedMlflow
-from stacks._common import removal_policy
+from stacks._common import named_bucket, removal_policy
 from stacks.security_stack import SecurityStack
 
 
@@ -34,12 +34,15 @@ class MlflowStack(cdk.Stack):
             raise ValueError(f"{config.name}: an MLflow stack needs the config's mlflow section")
         names = config.naming
         tracking_server = section.kind == "tracking_server"
+        artifacts = named_bucket(
+            self, "ArtifactStore", config=config, security=security, purpose="mlflow-artifacts"
+        )
         self.mlflow = ManagedMlflow(
             self,
             "Mlflow",
             name=names.resource("mlflow"),
             kind=section.kind,
-            artifact_bucket=security.buckets["mlflow-artifacts"],
+            artifact_bucket=artifacts,
             role_name=names.role("mlflow-tracking"),
             automatic_model_registration=section.automatic_model_registration,
             size=section.size,
@@ -55,9 +58,7 @@ class MlflowStack(cdk.Stack):
             ),
             parameters.MLFLOW_ARTIFACT_BUCKET: (
                 "ArtifactBucket",
-                # The derived name, not the security stack's export (an output may not re-export
-                # an import).
-                names.bucket("mlflow-artifacts"),
+                artifacts.bucket_name,
                 "Bucket holding MLflow artifacts (under artifacts/)",
             ),
         }

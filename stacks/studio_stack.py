@@ -21,7 +21,7 @@ from platform_constructs.studio_people import (
     StudioUserProfile,
 )
 from platform_constructs.studio_role import StudioExecutionRole
-from stacks._common import log_retention, removal_policy
+from stacks._common import log_retention, named_bucket, removal_policy
 from stacks.network_stack import NetworkStack
 from stacks.security_stack import SecurityStack
 
@@ -73,9 +73,19 @@ class StudioStack(cdk.Stack):
             self, "ExecutionRole", role_name=names.role("studio-execution")
         )
         role = self.execution.role
-        security.buckets["data"].grant_read_write(role)
-        security.buckets["models"].grant_read_write(role)
-        security.buckets["checkpoints"].grant_read(role)
+        buckets = {
+            purpose: named_bucket(
+                self,
+                f"{purpose.capitalize()}Bucket",
+                config=config,
+                security=security,
+                purpose=purpose,
+            )
+            for purpose in ("data", "models", "checkpoints")
+        }
+        buckets["data"].grant_read_write(role)
+        buckets["models"].grant_read_write(role)
+        buckets["checkpoints"].grant_read(role)
         if mlflow is not None:
             mlflow.grant_access(role)
             mlflow.grant_ui(role)
@@ -107,7 +117,7 @@ class StudioStack(cdk.Stack):
         for purpose, write in (("data", True), ("models", True), ("checkpoints", False)):
             acknowledge_bucket_grant(
                 grants,
-                bucket=security.buckets[purpose],
+                bucket=buckets[purpose],
                 write=write,
                 why=f"Studio users {'read and write' if write else 'read'} the BU's {purpose}.",
             )
