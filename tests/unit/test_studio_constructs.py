@@ -33,12 +33,14 @@ from stacks.context import cdk_json_context
 USER_ID = "9067a1b2c3-4f1e2d3c-5b6a-4798-8a9b-0c1d2e3f4a5b"
 GROUP_ID = "9067a1b2c3-1c2d3e4f-5a6b-4c7d-8e9f-a0b1c2d3e4f5"
 ENV = cdk.Environment(account="123456789012", region="us-east-1")
+SAGEMAKER = "sagemaker.amazonaws.com"
 
 
 @dataclass
 class Built:
     studio: cdk.Stack
     mlflow: dict[str, cdk.Stack]
+    tip_off: cdk.Stack
 
     def template(self, stack: cdk.Stack) -> Template:
         return Template.from_stack(stack)
@@ -161,7 +163,34 @@ def built() -> Built:
                 "test workload role: its only inline policy is the MLflow grant under test",
             )
         mlflow_stacks[kind] = ml
-    return Built(stack, mlflow_stacks)
+    # The same domain with trusted identity propagation turned off in config.
+    off = cdk.Stack(app, "TipOff", env=ENV)
+    StudioDomain(
+        off,
+        "Domain",
+        domain_name="t-studio",
+        vpc=ec2.Vpc.from_vpc_attributes(
+            off,
+            "Vpc",
+            vpc_id="vpc-12345678",
+            availability_zones=["us-east-1a"],
+            isolated_subnet_ids=["subnet-12345678"],
+        ),
+        subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED),
+        vpc_cidr="10.1.0.0/16",
+        encryption_key=PurposeKey(
+            off, "Key", alias="alias/t/studio", description="t", removal_policy=_DESTROY
+        ).key,
+        execution_role=iam.Role(off, "Role", assumed_by=iam.ServicePrincipal(SAGEMAKER)),
+        jupyterlab=ide,
+        code_editor=ide,
+        max_ebs_size_gb=100,
+        trusted_identity_propagation=False,
+        log_group_name="/t/studio",
+        log_retention=cdk.aws_logs.RetentionDays.ONE_YEAR,
+        removal_policy=_DESTROY,
+    )
+    return Built(stack, mlflow_stacks, off)
 
 
 def test_domain_signs_in_with_identity_center_inside_the_vpc(built: Built) -> None:
@@ -234,14 +263,17 @@ def test_app_security_group_admits_only_itself(built: Built) -> None:
         assert (props["FromPort"], props["ToPort"]) == (8192, 65535)
 
 
-def _custom_resource(built: Built) -> dict[str, Any]:
-    (resource,) = built.template(built.studio).find_resources("Custom::AWS").values()
+def _custom_resource(built: Built, stack: cdk.Stack | None = None) -> dict[str, Any]:
+    template = built.template(stack or built.studio)
+    (resource,) = template.find_resources("Custom::AWS").values()
     return resource
 
 
-def _sdk_call(built: Built, event: str, domain_id: str) -> dict[str, Any]:
+def _sdk_call(
+    built: Built, event: str, domain_id: str, stack: cdk.Stack | None = None
+) -> dict[str, Any]:
     """The JSON the provider receives, with the domain ID substituted as CloudFormation would."""
-    parts = _custom_resource(built)["Properties"][event]["Fn::Join"][1]
+    parts = _custom_resource(built, stack)["Properties"][event]["Fn::Join"][1]
     text = "".join(p if isinstance(p, str) else domain_id for p in parts)
     call: dict[str, Any] = json.loads(text)
     return call
@@ -267,6 +299,13 @@ def test_tip_switch_calls_update_domain_on_create_and_update_only(built: Built) 
             },
         }
         assert call["physicalResourceId"] == {"id": "d-abcdef123456"}  # same resource on update
+
+
+def test_tip_switch_turns_it_off_when_config_does(built: Built) -> None:
+    for event in ("Create", "Update"):
+        call = _sdk_call(built, event, "d-abcdef123456", built.tip_off)
+        settings = call["parameters"]["DomainSettingsForUpdate"]
+        assert settings == {"TrustedIdentityPropagationSettings": {"Status": "DISABLED"}}
 
 
 def test_tip_parameters_are_a_valid_update_domain_request(built: Built) -> None:
