@@ -8,7 +8,8 @@ synthesis (a BU name that fits today must not break when a later stack adds a re
 from dataclasses import dataclass
 
 # Purposes that get a bucket (and a customer-managed KMS key, except access-logs: S3 server
-# access logging cannot deliver to an SSE-KMS bucket).
+# access logging cannot deliver to an SSE-KMS bucket). The `studio` key (Studio stack) encrypts
+# the domain's home EFS, its spaces' EBS volumes and the Studio stack's log group.
 BUCKET_PURPOSES = (
     "data",
     "models",
@@ -17,7 +18,12 @@ BUCKET_PURPOSES = (
     "hyperpod-lifecycle",
     "access-logs",
 )
-KEY_PURPOSES = (*(p for p in BUCKET_PURPOSES if p != "access-logs"), "logs", "training")
+KEY_PURPOSES = (
+    *(p for p in BUCKET_PURPOSES if p != "access-logs"),
+    "logs",
+    "studio",
+    "training",
+)
 # Roles and named resources the later stacks (Studio, HyperPod, MLflow, endpoints) will create;
 # listed here so that a BU name is checked against them today.
 RESERVED_ROLE_PURPOSES = (
@@ -37,6 +43,10 @@ STACK_UNITS = (
     "endpoints",
     "training",
 )
+
+# The Stage tags every resource with its BU's name: IAM conditions match resources whose ARN
+# holds a generated ID, not our name (a HyperPod cluster's ARN ends in its cluster ID).
+BU_TAG_KEY = "business-unit"
 
 # AWS limits on the names we build.
 MAX_BUCKET_NAME = 63
@@ -86,7 +96,7 @@ class Naming:
             *((self.role(p), MAX_ROLE_NAME) for p in RESERVED_ROLE_PURPOSES),
             *((self.stack(u), MAX_STACK_NAME) for u in STACK_UNITS),
             *((self.key_alias(p), MAX_KEY_ALIAS) for p in KEY_PURPOSES),
-            *((self.log_group(p), MAX_LOG_GROUP) for p in ("vpc-flow-logs",)),
+            *((self.log_group(p), MAX_LOG_GROUP) for p in ("vpc-flow-logs", "studio")),
             *((self.resource(p), MAX_RESOURCE_NAME) for p in RESERVED_RESOURCE_PURPOSES),
         ]
         return [

@@ -14,3 +14,11 @@ class MlflowAccess(Protocol):
     def grant_access(self, grantee: iam.IGrantable) -> iam.Grant:
         """Let ``grantee`` log runs, read them and register models on this BU's MLflow only."""
         ...
+
+
+class MlflowUiAccess(MlflowAccess, Protocol):
+    """What Studio needs on top: people open the MLflow UI (workloads never do)."""
+
+    def grant_ui(self, grantee: iam.IGrantable) -> iam.Grant:
+        """Let ``grantee`` open this BU's MLflow UI through a presigned URL."""
+        ...

@@ -1,6 +1,7 @@
 """Customer-managed KMS keys, one per purpose, rotation on."""
 
 import aws_cdk as cdk
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
@@ -28,3 +29,32 @@ class PurposeKey(Construct):
             pending_window=cdk.Duration.days(30),
             removal_policy=removal_policy,
         )
+
+
+def admit_log_group(key: kms.IKey, *, log_group_name: str) -> None:
+    """Let CloudWatch Logs use ``key`` for the one log group ``log_group_name`` (the encryption
+    context names the log group, so no other log group can use this key)."""
+    stack = cdk.Stack.of(key)
+    key.add_to_resource_policy(
+        iam.PolicyStatement(
+            principals=[iam.ServicePrincipal(f"logs.{stack.region}.amazonaws.com")],
+            actions=[
+                "kms:Encrypt*",
+                "kms:Decrypt*",
+                "kms:ReEncrypt*",
+                "kms:GenerateDataKey*",
+                "kms:Describe*",
+            ],
+            resources=["*"],  # in a key policy, "*" is this key
+            conditions={
+                "ArnEquals": {
+                    "kms:EncryptionContext:aws:logs:arn": stack.format_arn(
+                        service="logs",
+                        resource="log-group",
+                        resource_name=log_group_name,
+                        arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+                    )
+                }
+            },
+        )
+    )

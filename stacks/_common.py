@@ -1,9 +1,16 @@
 """Translations from config values to CDK values, shared by the stacks."""
 
+from typing import TYPE_CHECKING
+
 import aws_cdk as cdk
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
 
 from config.schema import BusinessUnitConfig
+
+if TYPE_CHECKING:  # the security stack imports this module
+    from stacks.security_stack import SecurityStack
 
 
 def removal_policy(config: BusinessUnitConfig) -> cdk.RemovalPolicy:
@@ -25,3 +32,31 @@ _RETENTION = {
 def log_retention(days: int) -> logs.RetentionDays:
     """The schema only admits the day counts CloudWatch Logs offers, all listed here."""
     return _RETENTION[days]
+
+
+def named_bucket(
+    scope: Construct,
+    construct_id: str,
+    *,
+    config: BusinessUnitConfig,
+    security: "SecurityStack",
+    purpose: str,
+) -> s3.IBucket:
+    """The security stack's ``purpose`` bucket, referenced by its derived name (and with its key)
+    for grants made in another stack.
+
+    cdk-nag names a grant's object wildcard after the bucket ARN as written: ``<Id.Arn>/*`` when
+    it checks constructs, the export name (``<bu>-security:ExportsOutput...``) when it checks the
+    synthesized template, so a cross-stack ARN cannot be acknowledged by one finding. The name
+    is the same one the security stack gave the bucket (both come from ``config.naming``), and
+    the key reference keeps the deploy order.
+    """
+    name = config.naming.bucket(purpose)
+    stack = cdk.Stack.of(scope)
+    return s3.Bucket.from_bucket_attributes(
+        scope,
+        construct_id,
+        bucket_name=name,
+        bucket_arn=stack.format_arn(service="s3", region="", account="", resource=name),
+        encryption_key=security.keys[purpose],
+    )

@@ -1,0 +1,188 @@
+"""The execution role a BU's Studio apps run as: the signed-in user's identity travels with its
+sessions (trusted identity propagation), and it reaches only this BU's domain, spaces, HyperPod
+cluster and endpoints. S3, KMS and MLflow come from the owners' grants (the stack wires them)."""
+
+import aws_cdk as cdk
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_sagemaker as sagemaker
+from constructs import Construct
+
+from platform_constructs.gates import acknowledge
+from platform_constructs.grant_findings import nag_form
+
+SAGEMAKER = "sagemaker.amazonaws.com"
+# Studio apps write their logs here (a log group SageMaker creates per account and region).
+STUDIO_LOG_GROUP = "/aws/sagemaker/studio"
+
+
+class StudioExecutionRole(Construct):
+    """One role for the BU's domain, user profiles and spaces.
+
+    Its trust policy lets SageMaker assume it, set the caller's Identity Center context
+    (``sts:SetContext``, trusted identity propagation) and the user-profile name as source
+    identity (``sts:SetSourceIdentity``), so CloudTrail names the person behind every call.
+    """
+
+    def __init__(self, scope: Construct, construct_id: str, *, role_name: str) -> None:
+        super().__init__(scope, construct_id)
+        self.role = iam.Role(
+            self,
+            "Role",
+            role_name=role_name,
+            assumed_by=iam.ServicePrincipal(SAGEMAKER),
+            description="Studio apps of this BU: data, models, MLflow, HyperPod, endpoints",
+        )
+        trust = self.role.assume_role_policy
+        if trust is None:  # an iam.Role always has one; keeps the type checker honest
+            raise TypeError("iam.Role without a trust policy")
+        trust.add_statements(
+            iam.PolicyStatement(
+                actions=["sts:SetContext", "sts:SetSourceIdentity"],
+                principals=[iam.ServicePrincipal(SAGEMAKER)],
+            )
+        )
+        # Each wildcard resource of the role's own policy, with why (acknowledged by name).
+        self._wildcards: dict[str, str] = {
+            "*": "List APIs (ListApps, ListSpaces, ListTags, ListClusters) support no "
+            "resource-level permissions; every other action here names this BU's resources",
+        }
+        self.policy = iam.ManagedPolicy(
+            self,
+            "Policy",
+            description="Studio apps: this domain's spaces and apps, this BU's cluster/endpoints",
+            roles=[self.role],
+        )
+
+    def allow_domain(self, domain: sagemaker.CfnDomain) -> None:
+        """Studio's own calls (open/close apps, read the profile and spaces) on this domain
+        only, and remote IDE sessions into the caller's own spaces only."""
+        stack = cdk.Stack.of(self)
+        domain_id, domain_arn = domain.attr_domain_id, domain.attr_domain_arn
+
+        def arn(resource: str, name: str) -> str:
+            return stack.format_arn(service="sagemaker", resource=resource, resource_name=name)
+
+        logs_arn = stack.format_arn(
+            service="logs",
+            resource="log-group",
+            resource_name=f"{STUDIO_LOG_GROUP}:*",
+            arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+        )
+        self.policy.add_statements(
+            iam.PolicyStatement(
+                sid="OwnSpacesRemoteSessions",
+                actions=["sagemaker:StartSession"],
+                resources=[arn("space", f"{domain_id}/*")],
+                # SageMaker tags every space with its owner's profile ARN; the policy variable
+                # is the profile the session belongs to (developer guide, "Set up remote access").
+                conditions={
+                    "ArnLike": {
+                        "sagemaker:ResourceTag/sagemaker:user-profile-arn": arn(
+                            "user-profile", f"{domain_id}/${{sagemaker:UserProfileName}}"
+                        )
+                    }
+                },
+            ),
+            iam.PolicyStatement(
+                sid="StudioAppsInThisDomain",
+                actions=[
+                    "sagemaker:CreateApp",
+                    "sagemaker:DeleteApp",
+                    "sagemaker:DescribeApp",
+                    "sagemaker:DescribeSpace",
+                    "sagemaker:UpdateSpace",
+                    "sagemaker:DescribeUserProfile",
+                    "sagemaker:DescribeDomain",
+                ],
+                resources=[
+                    domain_arn,
+                    arn("app", f"{domain_id}/*"),
+                    arn("space", f"{domain_id}/*"),
+                    arn("user-profile", f"{domain_id}/*"),
+                ],
+            ),
+            iam.PolicyStatement(
+                sid="StudioListings",
+                # List APIs support no resource-level permissions (Resource must be "*").
+                actions=["sagemaker:ListApps", "sagemaker:ListSpaces", "sagemaker:ListTags"],
+                resources=["*"],
+            ),
+            iam.PolicyStatement(
+                sid="StudioAppLogs",
+                actions=[
+                    "logs:CreateLogGroup",
+                    "logs:CreateLogStream",
+                    "logs:PutLogEvents",
+                    "logs:DescribeLogStreams",
+                ],
+                resources=[logs_arn],
+            ),
+        )
+        self._wildcards.update(
+            {
+                arn("space", f"{domain_id}/*"): "remote IDE sessions and Studio's space reads: "
+                "spaces of this domain only, StartSession further narrowed by condition to the "
+                "caller's own spaces",
+                arn("app", f"{domain_id}/*"): "Studio opens and closes the JupyterLab/Code "
+                "Editor apps of this domain's spaces; Studio names the apps",
+                arn("user-profile", f"{domain_id}/*"): "Studio reads the signed-in user's "
+                "profile; profiles of this domain only, one per configured user",
+                logs_arn: "Studio apps create one log stream per app in SageMaker's own Studio "
+                "log group; stream names are generated at app start",
+            }
+        )
+
+    def allow_bu_workloads(self, *, hyperpod_tag: tuple[str, str], endpoint_prefix: str) -> None:
+        """Describe this BU's HyperPod cluster and invoke this BU's endpoints.
+
+        A HyperPod cluster ARN ends in a generated ID (``cluster/[a-z0-9]{12}``), not its name,
+        so the cluster is matched by the BU tag the Stage puts on every resource.
+        """
+        stack = cdk.Stack.of(self)
+        tag_key, tag_value = hyperpod_tag
+        clusters = stack.format_arn(service="sagemaker", resource="cluster", resource_name="*")
+        endpoints = stack.format_arn(
+            service="sagemaker", resource="endpoint", resource_name=f"{endpoint_prefix}*"
+        )
+        self.policy.add_statements(
+            iam.PolicyStatement(
+                sid="ThisBuHyperPodCluster",
+                actions=[
+                    "sagemaker:DescribeCluster",
+                    "sagemaker:ListClusterNodes",
+                    "sagemaker:DescribeClusterNode",
+                ],
+                resources=[clusters],
+                conditions={"StringEquals": {f"aws:ResourceTag/{tag_key}": tag_value}},
+            ),
+            iam.PolicyStatement(
+                sid="FindClusters",
+                actions=["sagemaker:ListClusters"],  # no resource-level permissions
+                resources=["*"],
+            ),
+            iam.PolicyStatement(
+                sid="ThisBuEndpoints",
+                actions=[
+                    "sagemaker:InvokeEndpoint",
+                    "sagemaker:InvokeEndpointWithResponseStream",
+                    "sagemaker:DescribeEndpoint",
+                ],
+                resources=[endpoints],
+            ),
+        )
+        self._wildcards.update(
+            {
+                clusters: "HyperPod cluster ARNs end in a generated ID, not the name; the "
+                "statement is limited by condition to clusters tagged with this BU's name",
+                endpoints: "every endpoint of this BU is named <bu>-<name> by the naming "
+                "helper; endpoints come and go with the endpoints stack, so the BU prefix is "
+                "the stable scope",
+            }
+        )
+
+    def acknowledge_wildcards(self) -> None:
+        """One acknowledgement per wildcard finding of this role's own policy, each with why
+        (call after the allow_* methods)."""
+        for resource, reason in self._wildcards.items():
+            finding = f"AwsSolutions-IAM5[Resource::{nag_form(self.policy, resource)}]"
+            acknowledge(self.policy, finding, reason)

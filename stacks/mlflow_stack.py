@@ -1,0 +1,81 @@
+"""MLflow stack: the BU's managed MLflow and where clients find it (outputs, SSM parameters).
+
+Its own stack because it outlives Studio changes: Studio, HyperPod and training stacks get
+MLflow access through :meth:`MlflowStack.grant_access` (``access.MlflowAccess``).
+"""
+
+from typing import Any
+
+import aws_cdk as cdk
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_ssm as ssm
+from constructs import Construct
+
+from config import parameters
+from config.schema import BusinessUnitConfig
+from platform_constructs.mlflow import ManagedMlflow
+from stacks._common import named_bucket, removal_policy
+from stacks.security_stack import SecurityStack
+
+
+class MlflowStack(cdk.Stack):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: BusinessUnitConfig,
+        security: SecurityStack,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        section = config.mlflow
+        if section is None:
+            raise ValueError(f"{config.name}: an MLflow stack needs the config's mlflow section")
+        names = config.naming
+        tracking_server = section.kind == "tracking_server"
+        artifacts = named_bucket(
+            self, "ArtifactStore", config=config, security=security, purpose="mlflow-artifacts"
+        )
+        self.mlflow = ManagedMlflow(
+            self,
+            "Mlflow",
+            name=names.resource("mlflow"),
+            kind=section.kind,
+            artifact_bucket=artifacts,
+            role_name=names.role("mlflow-tracking"),
+            automatic_model_registration=section.automatic_model_registration,
+            size=section.size,
+            mlflow_version=section.mlflow_version if tracking_server else None,
+            weekly_maintenance_window_start=section.weekly_maintenance_window_start,
+            removal_policy=removal_policy(config),
+        )
+        published = {
+            parameters.MLFLOW_TRACKING_ARN: (
+                "TrackingArn",
+                self.mlflow.arn,
+                "MLFLOW_TRACKING_URI for the sagemaker-mlflow plugin",
+            ),
+            parameters.MLFLOW_ARTIFACT_BUCKET: (
+                "ArtifactBucket",
+                artifacts.bucket_name,
+                "Bucket holding MLflow artifacts (under artifacts/)",
+            ),
+        }
+        for name, (output_id, value, description) in published.items():
+            ssm.StringParameter(
+                self,
+                f"{output_id}Parameter",
+                parameter_name=names.parameter(name),
+                string_value=value,
+                description=f"{config.name}: {description}",
+            )
+            cdk.CfnOutput(self, output_id, value=value, description=description)
+
+    def grant_access(self, grantee: iam.IGrantable) -> iam.Grant:
+        """``MlflowAccess``: this BU's MLflow data plane and artifacts, nothing else."""
+        return self.mlflow.grant_access(grantee)
+
+    def grant_ui(self, grantee: iam.IGrantable) -> iam.Grant:
+        """The MLflow UI (a presigned URL), for people."""
+        return self.mlflow.grant_ui(grantee)

@@ -1,0 +1,209 @@
+"""Studio stack: the BU's SageMaker Studio domain, its execution role, who may sign in and
+their spaces (changes whenever a team changes; the network, keys and MLflow stay put)."""
+
+from typing import Any
+
+import aws_cdk as cdk
+from constructs import Construct
+
+from config.naming import BU_TAG_KEY
+from config.schema import BusinessUnitConfig
+from config.studio import SPACE_SUFFIXES, AppDefaults
+from platform_constructs.access import MlflowUiAccess
+from platform_constructs.gates import acknowledge
+from platform_constructs.grant_findings import acknowledge_bucket_grant
+from platform_constructs.keys import PurposeKey
+from platform_constructs.studio_domain import IdeSettings, StudioDomain
+from platform_constructs.studio_people import (
+    ApplicationAssignment,
+    SpaceSpec,
+    StudioSpace,
+    StudioUserProfile,
+)
+from platform_constructs.studio_role import StudioExecutionRole
+from stacks._common import log_retention, named_bucket, removal_policy
+from stacks.network_stack import NetworkStack
+from stacks.security_stack import SecurityStack
+
+APP_TYPES = {"jupyterlab": "JupyterLab", "code_editor": "CodeEditor"}
+
+
+def _ide(app: AppDefaults) -> IdeSettings:
+    return IdeSettings(
+        instance_type=app.instance_type,
+        ebs_size_gb=app.ebs_size_gb,
+        idle_timeout_minutes=app.idle_timeout_minutes,
+        min_idle_timeout_minutes=app.min_idle_timeout_minutes,
+        max_idle_timeout_minutes=app.max_idle_timeout_minutes,
+    )
+
+
+def _construct_id(name: str) -> str:
+    return "".join(part.capitalize() for part in name.replace("_", "-").split("-"))
+
+
+class StudioStack(cdk.Stack):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: BusinessUnitConfig,
+        network: NetworkStack,
+        security: SecurityStack,
+        mlflow: MlflowUiAccess | None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        studio = config.studio
+        if studio is None or studio.identity_center is None:
+            raise ValueError(f"{config.name}: a Studio stack needs the config's studio section")
+        names = config.naming
+        policy = removal_policy(config)
+        self.key = PurposeKey(
+            self,
+            "StudioKey",
+            alias=names.key_alias("studio"),
+            description=f"{config.name}: Studio home EFS, space EBS volumes, Studio logs",
+            removal_policy=policy,
+        ).key
+
+        # One execution role for the domain, its profiles and spaces.
+        self.execution = StudioExecutionRole(
+            self, "ExecutionRole", role_name=names.role("studio-execution")
+        )
+        role = self.execution.role
+        buckets = {
+            purpose: named_bucket(
+                self,
+                f"{purpose.capitalize()}Bucket",
+                config=config,
+                security=security,
+                purpose=purpose,
+            )
+            for purpose in ("data", "models", "checkpoints")
+        }
+        buckets["data"].grant_read_write(role)
+        buckets["models"].grant_read_write(role)
+        buckets["checkpoints"].grant_read(role)
+        if mlflow is not None:
+            mlflow.grant_access(role)
+            mlflow.grant_ui(role)
+
+        self.studio = StudioDomain(
+            self,
+            "Studio",
+            domain_name=names.resource("studio"),
+            vpc=network.vpc,
+            subnets=network.private_subnets,
+            vpc_cidr=str(config.network.cidr),
+            encryption_key=self.key,
+            execution_role=role,
+            jupyterlab=_ide(studio.jupyterlab),
+            code_editor=_ide(studio.code_editor),
+            max_ebs_size_gb=studio.max_ebs_size_gb,
+            trusted_identity_propagation=studio.trusted_identity_propagation,
+            log_group_name=names.log_group("studio"),
+            log_retention=log_retention(config.network.flow_log_retention_days),
+            removal_policy=policy,
+        )
+        domain = self.studio.domain
+        self.execution.allow_domain(domain)
+        self.execution.allow_bu_workloads(
+            hyperpod_tag=(BU_TAG_KEY, config.name), endpoint_prefix=names.resource("")
+        )
+        self.execution.acknowledge_wildcards()
+        grants = role.node.find_child("DefaultPolicy")
+        for purpose, write in (("data", True), ("models", True), ("checkpoints", False)):
+            acknowledge_bucket_grant(
+                grants,
+                bucket=buckets[purpose],
+                write=write,
+                why=f"Studio users {'read and write' if write else 'read'} the BU's {purpose}.",
+            )
+        for pack in ("HIPAA.Security", "NIST.800.53.R5"):
+            acknowledge(
+                grants,
+                f"{pack}-IAMNoInlinePolicy",
+                "CDK's bucket, key and MLflow grants to the Studio role (this BU's data and "
+                "models buckets, its checkpoints read-only, its MLflow); inline by design.",
+            )
+        app_arn = domain.attr_single_sign_on_application_arn
+
+        # People: a profile and an assignment each, private JupyterLab and Code Editor spaces.
+        self.profiles: dict[str, StudioUserProfile] = {}
+        self.spaces: dict[str, StudioSpace] = {}
+        for user in studio.users:
+            profile = StudioUserProfile(
+                self,
+                f"User{_construct_id(user.profile)}",
+                domain_id=self.studio.domain_id,
+                application_arn=app_arn,
+                profile_name=user.profile,
+                user_name=user.user_name,
+                user_id=user.user_id,
+                removal_policy=policy,
+            )
+            # Profiles after the TIP switch: UpdateDomain must not race profile creation.
+            profile.node.add_dependency(self.studio.trusted_identity_propagation)
+            self.profiles[user.user_name] = profile
+            for kind, suffix in SPACE_SUFFIXES.items():
+                app = studio.jupyterlab if kind == "jupyterlab" else studio.code_editor
+                self._space(
+                    SpaceSpec(
+                        name=f"{user.profile}-{suffix}",
+                        app=APP_TYPES[kind],  # type: ignore[arg-type]
+                        instance_type=app.instance_type,
+                        ebs_size_gb=app.ebs_size_gb,
+                        owner_profile=user.profile,
+                        shared=False,
+                        remote_access=studio.remote_access,
+                    ),
+                    profile,
+                    policy,
+                )
+        for space in studio.shared_spaces:
+            owner = self.profiles[space.owner]
+            self._space(
+                SpaceSpec(
+                    name=space.name,
+                    app=APP_TYPES[space.app],  # type: ignore[arg-type]
+                    instance_type=studio.instance_type_of(space),
+                    ebs_size_gb=studio.ebs_size_of(space),
+                    owner_profile=owner.profile_name,
+                    shared=True,
+                    remote_access=space.remote_access,
+                ),
+                owner,
+                policy,
+            )
+        for group in studio.groups:
+            ApplicationAssignment(
+                self,
+                f"Group{_construct_id(group.name)}",
+                application_arn=app_arn,
+                principal_id=group.group_id,
+                principal_type="GROUP",
+            )
+
+        center = studio.identity_center
+        outputs = {
+            "DomainId": (self.studio.domain_id, "Studio domain ID"),
+            "DomainUrl": (domain.attr_url, "Studio URL (sign in through the access portal)"),
+            "AccessPortalUrl": (center.portal_url, "IAM Identity Center access portal"),
+            "IdentityCenterInstanceArn": (center.instance_arn, "Identity Center instance"),
+            "IdentityCenterApplicationArn": (app_arn, "The domain's Identity Center application"),
+            "ExecutionRoleArn": (role.role_arn, "Studio execution role"),
+        }
+        for output_id, (value, description) in outputs.items():
+            cdk.CfnOutput(self, output_id, value=value, description=description)
+
+    def _space(self, spec: SpaceSpec, owner: StudioUserProfile, policy: cdk.RemovalPolicy) -> None:
+        self.spaces[spec.name] = StudioSpace(
+            self,
+            f"Space{_construct_id(spec.name)}",
+            domain_id=self.studio.domain_id,
+            spec=spec,
+            owner=owner.profile,
+            removal_policy=policy,
+        )

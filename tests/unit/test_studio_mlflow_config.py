@@ -1,0 +1,274 @@
+"""The ``studio`` and ``mlflow`` sections: defaults, derived names, and every kind of bad input
+reported as ``file: field.path: reason`` before anything is synthesized."""
+
+import copy
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from config.loader import load_all
+from config.schema import BusinessUnitConfig
+from config.studio import MAX_PROFILE_NAME, profile_name_for
+
+STORE = "d-9067a1b2c3"
+ALICE_ID = "9067a1b2c3-4f1e2d3c-5b6a-4798-8a9b-0c1d2e3f4a5b"
+BOB_ID = "9067a1b2c3-6a7b8c9d-0e1f-4a2b-9c3d-4e5f6a7b8c9d"
+STUDIO: dict[str, Any] = {
+    "identity_center": {
+        "instance_arn": "arn:aws:sso:::instance/ssoins-7223a1b2c3d4e5f6",
+        "identity_store_id": STORE,
+    },
+    "users": [
+        {"user_name": "alice.ng@example.com", "user_id": ALICE_ID},
+        {"user_name": "bob@example.com", "user_id": BOB_ID},
+    ],
+    "groups": [{"name": "team", "group_id": "9067a1b2c3-1c2d3e4f-5a6b-4c7d-8e9f-a0b1c2d3e4f5"}],
+    "shared_spaces": [{"name": "team-notebooks", "owner": "alice.ng@example.com"}],
+}
+
+
+@pytest.fixture
+def bu(valid_bu: dict[str, Any]) -> dict[str, Any]:
+    return {**valid_bu, "studio": copy.deepcopy(STUDIO), "mlflow": {}}
+
+
+def test_defaults_suit_most_bus(bu: dict[str, Any]) -> None:
+    cfg = BusinessUnitConfig.model_validate(bu)
+    studio, mlflow = cfg.studio, cfg.mlflow
+    assert studio is not None
+    assert mlflow is not None
+    assert studio.trusted_identity_propagation is True
+    assert studio.remote_access is True
+    assert studio.jupyterlab.instance_type == "ml.m5.large"  # 8 GiB: remote access works
+    assert (studio.jupyterlab.idle_timeout_minutes, studio.code_editor.idle_timeout_minutes) == (
+        60,
+        60,
+    )
+    assert [u.profile for u in studio.users] == ["alice-ng", "bob"]
+    assert studio.identity_center is not None
+    assert studio.identity_center.portal_url == f"https://{STORE}.awsapps.com/start"
+    assert (mlflow.kind, mlflow.automatic_model_registration) == ("app", False)
+
+
+def test_profile_names_derive_from_the_user_name() -> None:
+    assert profile_name_for("Jane.Doe+ml@corp.example") == "jane-doe-ml"
+    assert profile_name_for("svc_batch") == "svc-batch"
+
+
+def test_a_tracking_server_takes_size_and_version(bu: dict[str, Any]) -> None:
+    bu["mlflow"] = {"kind": "tracking_server", "size": "Large", "mlflow_version": "2.16.2"}
+    mlflow = BusinessUnitConfig.model_validate(bu).mlflow
+    assert mlflow is not None
+    assert (mlflow.size, mlflow.mlflow_version) == ("Large", "2.16.2")
+
+
+def _set(raw: dict[str, Any], dotted: str, value: Any) -> None:
+    *parents, leaf = dotted.split(".")
+    node: Any = raw
+    for part in parents:
+        node = node[int(part)] if isinstance(node, list) else node[part]
+    if value is DELETE:
+        del node[leaf]
+    elif isinstance(node, list):
+        node[int(leaf)] = value
+    else:
+        node[leaf] = value
+
+
+DELETE = object()
+LONG_NAME = "x" * (MAX_PROFILE_NAME + 1) + "@example.com"
+# (what is wrong, field to set, value, the error's field path, words the reason must contain)
+CASES = [
+    (
+        "studio without Identity Center",
+        "studio.identity_center",
+        DELETE,
+        "studio.identity_center",
+        "IAM Identity Center",
+    ),
+    (
+        "bad instance ARN",
+        "studio.identity_center.instance_arn",
+        "arn:aws:sso:::instance/ins-123",
+        "studio.identity_center.instance_arn",
+        "not an Identity Center instance ARN",
+    ),
+    (
+        "bad identity store ID",
+        "studio.identity_center.identity_store_id",
+        "store-1",
+        "studio.identity_center.identity_store_id",
+        "not an identity store ID",
+    ),
+    (
+        "duplicate user",
+        "studio.users.1.user_name",
+        "Alice.Ng@example.com",
+        "studio.users.1.user_name",
+        "duplicate user",
+    ),
+    (
+        "duplicate user ID",
+        "studio.users.1.user_id",
+        ALICE_ID,
+        "studio.users.1.user_id",
+        "duplicate user",
+    ),
+    (
+        "user name where the user ID belongs",
+        "studio.users.0.user_id",
+        "alice.ng@example.com",
+        "studio.users.0.user_id",
+        "not an Identity Center user ID",
+    ),
+    (
+        "user of another identity store",
+        "studio.users.0.user_id",
+        "93670f1e2d-4f1e2d3c-5b6a-4798-8a9b-0c1d2e3f4a5b",
+        "studio.users.0.user_id",
+        f"not {STORE}",
+    ),
+    (
+        "profile name Studio refuses",
+        "studio.users.0.profile_name",
+        "alice_ng",
+        "studio.users.0.profile_name",
+        "Studio accepts letters, digits and hyphens",
+    ),
+    (
+        "derived profile name too long",
+        "studio.users.0.user_name",
+        LONG_NAME,
+        "studio.users.0.user_name",
+        f"at most {MAX_PROFILE_NAME} characters",
+    ),
+    (
+        "remote access on a too-small instance",
+        "studio.jupyterlab",
+        {"instance_type": "ml.t3.medium"},
+        "studio.jupyterlab.instance_type",
+        "needs at least 8 GiB",
+    ),
+    (
+        "unknown instance type",
+        "studio.code_editor",
+        {"instance_type": "ml.m5.huge"},
+        "studio.code_editor.instance_type",
+        "unknown Studio instance type",
+    ),
+    (
+        "idle limit out of range",
+        "studio.jupyterlab",
+        {"idle_timeout_minutes": 30},
+        "studio.jupyterlab.idle_timeout_minutes",
+        "greater than or equal to 60",
+    ),
+    (
+        "idle default outside the user range",
+        "studio.code_editor",
+        {"idle_timeout_minutes": 600, "max_idle_timeout_minutes": 480},
+        "studio.code_editor.idle_timeout_minutes",
+        "must lie between",
+    ),
+    (
+        "disk over the domain maximum",
+        "studio.jupyterlab",
+        {"ebs_size_gb": 500},
+        "studio.jupyterlab.ebs_size_gb",
+        "over max_ebs_size_gb",
+    ),
+    (
+        "shared space owned by a stranger",
+        "studio.shared_spaces.0.owner",
+        "mallory@example.com",
+        "studio.shared_spaces.0.owner",
+        "not one of studio.users",
+    ),
+    (
+        "shared space name taken by a private space",
+        "studio.shared_spaces.0.name",
+        "bob-jupyterlab",
+        "studio.shared_spaces.0.name",
+        "already taken",
+    ),
+    (
+        "remote shared space on a too-small instance",
+        "studio.shared_spaces.0",
+        {
+            "name": "team",
+            "owner": "bob@example.com",
+            "instance_type": "ml.c5.large",
+            "remote_access": True,
+        },
+        "studio.shared_spaces.0.instance_type",
+        "needs at least 8 GiB",
+    ),
+    ("unknown field in studio", "studio.domain_name", "x", "studio.domain_name", "unknown field"),
+    (
+        "unknown field in a studio user",
+        "studio.users.0.email",
+        "x",
+        "studio.users.0.email",
+        "unknown field",
+    ),
+    ("MLflow kind unknown", "mlflow.kind", "serverless", "mlflow.kind", "'app' or"),
+    (
+        "unknown MLflow size",
+        "mlflow",
+        {"kind": "tracking_server", "size": "XLarge"},
+        "mlflow.size",
+        "'Small', 'Medium' or 'Large'",
+    ),
+    (
+        "size on a serverless app",
+        "mlflow",
+        {"kind": "app", "size": "Small"},
+        "mlflow.size",
+        "only applies to kind 'tracking_server'",
+    ),
+    (
+        "bad MLflow version",
+        "mlflow",
+        {"kind": "tracking_server", "mlflow_version": "latest"},
+        "mlflow.mlflow_version",
+        "should match pattern",
+    ),
+    (
+        "bad maintenance window",
+        "mlflow.weekly_maintenance_window_start",
+        "Sunday 3am",
+        "mlflow.weekly_maintenance_window_start",
+        "should match pattern",
+    ),
+    ("unknown field in mlflow", "mlflow.tracking_uri", "x", "mlflow.tracking_uri", "unknown field"),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case[0] for case in CASES])
+def test_invalid_section_names_file_and_field(
+    bu: dict[str, Any], write_bu: Callable[..., Path], case: tuple[Any, ...]
+) -> None:
+    _, field, value, error_path, words = case
+    _set(bu, field, value)
+    path = write_bu(bu)
+    loaded, errors = load_all([path])
+    assert loaded == []  # nothing to synthesize from
+    lines = [str(e) for e in errors]
+    assert any(line.startswith(f"{path}: {error_path}: ") and words in line for line in lines), (
+        lines
+    )
+
+
+def test_the_examples_validate_with_both_sections() -> None:
+    from config.loader import config_files, load_valid
+
+    configs = {c.name: c for c in load_valid(config_files())}
+    users = {}
+    for name in ("fraud", "credit", "marketing"):
+        cfg = configs[name]
+        assert cfg.studio is not None, name
+        assert cfg.mlflow is not None, name
+        users[name] = {u.user_name for u in cfg.studio.users}
+    assert len({frozenset(u) for u in users.values()}) == 3  # a different team per BU
