@@ -8,12 +8,12 @@ from pathlib import Path
 import aws_cdk as cdk
 import pytest
 from aws_cdk.assertions import Template
+from harness.cdk_context import cdk_json_context
 
 from config.__main__ import main as config_cli
 from config.loader import CONFIG_DIR, config_files, load_valid
 from config.schema import BusinessUnitConfig
 from platform_constructs.gates import PACKS, register_gates
-from stacks.context import cdk_json_context
 from stacks.stage import BusinessUnitStage
 
 CLONED_BU = "risk"

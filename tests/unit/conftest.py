@@ -39,11 +39,11 @@ def write_bu(tmp_path: Path) -> Callable[..., Path]:
 def construct_stacks() -> dict[str, Any]:
     """Each construct in its own bare ``Stack()``, built once per session (jsii is slow)."""
     import aws_cdk as cdk
+    from harness.cdk_context import cdk_json_context
 
     from platform_constructs.buckets import AccessLogBucket, SecureBucket
     from platform_constructs.keys import PurposeKey
     from platform_constructs.network import PlatformVpc
-    from stacks.context import cdk_json_context
 
     app = cdk.App(context=cdk_json_context(), builtin_cloud_formation_validation=False)
     storage = cdk.Stack(app, "Storage")
