@@ -1,0 +1,132 @@
+"""cfn-lint over synthesized templates: each in its stack's region, in parallel, cached by content.
+
+The CDK policy-validation plugin (``gates.CfnLintPlugin``) runs this on every synthesis. No CDK
+import here: worker processes only need cfn-lint.
+
+Cost: cfn-lint spends about 2 s of CPU per template (JSON-schema validation of every resource,
+not start-up), so the linter (1) forks its workers when the gates are registered, so that
+importing cfn-lint overlaps with building the app, (2) lints templates in parallel, one worker
+per core, and (3) optionally keeps each result under the SHA-256 of (cfn-lint version, region,
+template bytes): an unchanged stack is never linted twice, and any byte of difference misses.
+"""
+
+import hashlib
+import json
+import multiprocessing
+import os
+import tempfile
+from collections.abc import Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import cfnlint.version
+
+CFN_LINT_VERSION: str = cfnlint.version.__version__
+# cfn-lint's own default region, for a stack synthesized without an explicit region.
+DEFAULT_REGION = "us-east-1"
+MAX_WORKERS = 8  # past this, forking and importing cfn-lint costs more than it saves
+_LEVELS = {"E": "error", "W": "warning"}  # anything else (I...) is informational
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One cfn-lint match, as plain data (it crosses process boundaries and the cache)."""
+
+    rule: str  # e.g. "E3012"
+    level: str  # "error", "warning" or "info"
+    message: str
+    path: tuple[str, ...]  # e.g. ("Resources", "Vpc", "Properties", "CidrBlock")
+
+    @property
+    def logical_id(self) -> str | None:
+        return self.path[1] if len(self.path) > 1 and self.path[0] == "Resources" else None
+
+    @property
+    def location(self) -> str:
+        return "/".join(self.path[2:]) if self.logical_id else "/".join(self.path)
+
+
+def lint_template(template_path: str, region: str) -> list[Finding]:
+    """cfn-lint one template against the registry schemas of ``region``."""
+    from cfnlint.api import lint
+
+    text = Path(template_path).read_text(encoding="utf-8")
+    return [
+        Finding(
+            rule=match.rule.id,
+            level=_LEVELS.get(match.rule.id[0], "info"),
+            message=match.message,
+            path=tuple(str(part) for part in getattr(match, "path", None) or ()),
+        )
+        for match in lint(text, regions=[region])
+    ]
+
+
+def _warm_up() -> None:
+    """Import cfn-lint and load its rules and schemas in a worker before any template exists."""
+    from cfnlint.api import lint
+
+    lint('{"Resources": {"B": {"Type": "AWS::S3::Bucket"}}}', regions=[DEFAULT_REGION])
+
+
+class TemplateLinter:
+    """A pool of cfn-lint workers, started at construction, used by :meth:`lint`."""
+
+    def __init__(self, *, workers: int | None = None, cache_dir: Path | None = None) -> None:
+        self.cache_dir = cache_dir
+        self.workers = max(1, min(workers or os.cpu_count() or 1, MAX_WORKERS))
+        self._pool: ProcessPoolExecutor | None = None
+        self._warming: list[Future[None]] = []
+        if self.workers > 1:
+            # fork: a worker must not re-import the app's __main__ (it would start jsii again).
+            context = multiprocessing.get_context("fork")
+            self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=context)
+            self._warming = [self._pool.submit(_warm_up) for _ in range(self.workers)]
+
+    def lint(self, jobs: Sequence[tuple[Path, str]]) -> list[list[Finding]]:
+        """Findings per ``(template path, region)`` job, in order; cached results reused."""
+        keys = [self._key(path, region) for path, region in jobs]
+        results: list[list[Finding] | None] = [self._cached(key) for key in keys]
+        missing = [i for i, result in enumerate(results) if result is None]
+        if self._pool is None:
+            fresh = [lint_template(str(jobs[i][0]), jobs[i][1]) for i in missing]
+        else:
+            futures = [
+                self._pool.submit(lint_template, str(jobs[i][0]), jobs[i][1]) for i in missing
+            ]
+            fresh = [future.result() for future in futures]
+        for i, findings in zip(missing, fresh, strict=True):
+            results[i] = findings
+            self._store(keys[i], findings)
+        return [result or [] for result in results]
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def _key(self, path: Path, region: str) -> str:
+        digest = hashlib.sha256(f"cfn-lint {CFN_LINT_VERSION}\n{region}\n".encode())
+        digest.update(path.read_bytes())
+        return digest.hexdigest()
+
+    def _cached(self, key: str) -> list[Finding] | None:
+        if self.cache_dir is None:
+            return None
+        try:
+            raw = json.loads((self.cache_dir / f"{key}.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None  # absent or half-written: lint again
+        return [Finding(**{**item, "path": tuple(item["path"])}) for item in raw]
+
+    def _store(self, key: str, findings: list[Finding]) -> None:
+        if self.cache_dir is None:
+            return
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        # Write then rename: two synths at once never read a partial entry.
+        with tempfile.NamedTemporaryFile(
+            "w", dir=self.cache_dir, suffix=".tmp", delete=False, encoding="utf-8"
+        ) as handle:
+            json.dump([asdict(finding) for finding in findings], handle)
+        Path(handle.name).replace(self.cache_dir / f"{key}.json")
