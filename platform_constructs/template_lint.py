@@ -13,10 +13,10 @@ template bytes): an unchanged stack is never linted twice, and any byte of diffe
 import hashlib
 import json
 import multiprocessing
+import multiprocessing.pool
 import os
 import tempfile
 from collections.abc import Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -71,40 +71,44 @@ def _warm_up() -> None:
 
 
 class TemplateLinter:
-    """A pool of cfn-lint workers, started at construction, used by :meth:`lint`."""
+    """cfn-lint workers, forked and warming up at construction; :meth:`lint` uses them."""
 
     def __init__(self, *, workers: int | None = None, cache_dir: Path | None = None) -> None:
         self.cache_dir = cache_dir
         self.workers = max(1, min(workers or os.cpu_count() or 1, MAX_WORKERS))
-        self._pool: ProcessPoolExecutor | None = None
-        self._warming: list[Future[None]] = []
+        self._pool: multiprocessing.pool.Pool | None = None
         if self.workers > 1:
             # fork: a worker must not re-import the app's __main__ (it would start jsii again).
             context = multiprocessing.get_context("fork")
-            self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=context)
-            self._warming = [self._pool.submit(_warm_up) for _ in range(self.workers)]
+            self._pool = context.Pool(self.workers, initializer=_warm_up)
+        self._used = False
 
     def lint(self, jobs: Sequence[tuple[Path, str]]) -> list[list[Finding]]:
         """Findings per ``(template path, region)`` job, in order; cached results reused."""
         keys = [self._key(path, region) for path, region in jobs]
         results: list[list[Finding] | None] = [self._cached(key) for key in keys]
         missing = [i for i, result in enumerate(results) if result is None]
-        if self._pool is None:
-            fresh = [lint_template(str(jobs[i][0]), jobs[i][1]) for i in missing]
+        args = [(str(jobs[i][0]), jobs[i][1]) for i in missing]
+        if self._pool is None or not missing:
+            fresh = [lint_template(*arg) for arg in args]
         else:
-            futures = [
-                self._pool.submit(lint_template, str(jobs[i][0]), jobs[i][1]) for i in missing
-            ]
-            fresh = [future.result() for future in futures]
+            self._used = True
+            fresh = self._pool.starmap(lint_template, args, chunksize=1)
         for i, findings in zip(missing, fresh, strict=True):
             results[i] = findings
             self._store(keys[i], findings)
         return [result or [] for result in results]
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+        """Stop the workers; ones that were never needed (all cached) are not waited for."""
+        if self._pool is None:
+            return
+        if self._used:
+            self._pool.close()
+        else:
+            self._pool.terminate()
+        self._pool.join()
+        self._pool = None
 
     def _key(self, path: Path, region: str) -> str:
         digest = hashlib.sha256(f"cfn-lint {CFN_LINT_VERSION}\n{region}\n".encode())
