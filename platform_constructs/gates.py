@@ -61,10 +61,7 @@ class CfnLintPlugin:
     def validate(self, context: cdk.IPolicyValidationContext) -> cdk.PolicyValidationPluginReport:
         stacks = list(context.stack_templates)
         jobs = [(Path(s.template_path), s.region or DEFAULT_REGION) for s in stacks]
-        try:
-            results = self._linter.lint(jobs)
-        finally:
-            self._linter.close()  # one synthesis per app; free the workers now
+        results = self._linter.lint(jobs)
         self.results = {path: findings for (path, _), findings in zip(jobs, results, strict=True)}
         violations = [
             _violation(path, finding)

@@ -1,6 +1,7 @@
-"""Customer-managed KMS keys, one per purpose, rotation on."""
+"""Customer-managed KMS keys, one per purpose, rotation on; the key's owner writes its policy."""
 
 import aws_cdk as cdk
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
@@ -27,4 +28,32 @@ class PurposeKey(Construct):
             # The longest window: a destroyed BU's data stays recoverable for 30 days.
             pending_window=cdk.Duration.days(30),
             removal_policy=removal_policy,
+        )
+
+    def admit_log_group(self, log_group_name: str) -> None:
+        """Let CloudWatch Logs of this stack's region use the key for one log group only (the
+        ``aws:logs:arn`` encryption context), as a log group encrypted with it requires."""
+        stack = cdk.Stack.of(self)
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                principals=[iam.ServicePrincipal(f"logs.{stack.region}.amazonaws.com")],
+                actions=[
+                    "kms:Encrypt*",
+                    "kms:Decrypt*",
+                    "kms:ReEncrypt*",
+                    "kms:GenerateDataKey*",
+                    "kms:Describe*",
+                ],
+                resources=["*"],  # in a key policy, "*" is this key
+                conditions={
+                    "ArnEquals": {
+                        "kms:EncryptionContext:aws:logs:arn": stack.format_arn(
+                            service="logs",
+                            resource="log-group",
+                            resource_name=log_group_name,
+                            arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+                        )
+                    }
+                },
+            )
         )

@@ -4,18 +4,20 @@ The CDK policy-validation plugin (``gates.CfnLintPlugin``) runs this on every sy
 import here: worker processes only need cfn-lint.
 
 Cost: cfn-lint spends about 2 s of CPU per template (JSON-schema validation of every resource,
-not start-up), so the linter (1) forks its workers when the gates are registered, so that
-importing cfn-lint overlaps with building the app, (2) lints templates in parallel, one worker
-per core, and (3) optionally keeps each result under the SHA-256 of (cfn-lint version, region,
-template bytes): an unchanged stack is never linted twice, and any byte of difference misses.
+not start-up), plus about 2 s once to import it and load its rules. So the linter (1) loads
+cfn-lint in a background thread from the moment the gates are registered, while the app is
+built (the Python side mostly waits on jsii then), (2) lints the templates in workers forked
+afterwards, which inherit the loaded cfn-lint, one per core, and (3) optionally keeps each
+result under the SHA-256 of (cfn-lint version, region, template bytes): an unchanged stack is
+never linted twice, and any byte of difference misses.
 """
 
 import hashlib
 import json
 import multiprocessing
-import multiprocessing.pool
 import os
 import tempfile
+import threading
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -64,24 +66,23 @@ def lint_template(template_path: str, region: str) -> list[Finding]:
 
 
 def _warm_up() -> None:
-    """Import cfn-lint and load its rules and schemas in a worker before any template exists."""
+    """Import cfn-lint and load its rules and schemas (cached in-process) before any template
+    exists; workers forked afterwards inherit all of it."""
     from cfnlint.api import lint
 
     lint('{"Resources": {"B": {"Type": "AWS::S3::Bucket"}}}', regions=[DEFAULT_REGION])
 
 
 class TemplateLinter:
-    """cfn-lint workers, forked and warming up at construction; :meth:`lint` uses them."""
+    """Lints templates in forked workers; cfn-lint itself is loaded once, in the background,
+    from construction on (the app is being built meanwhile, mostly waiting on jsii)."""
 
     def __init__(self, *, workers: int | None = None, cache_dir: Path | None = None) -> None:
         self.cache_dir = cache_dir
         self.workers = max(1, min(workers or os.cpu_count() or 1, MAX_WORKERS))
-        self._pool: multiprocessing.pool.Pool | None = None
-        if self.workers > 1:
-            # fork: a worker must not re-import the app's __main__ (it would start jsii again).
-            context = multiprocessing.get_context("fork")
-            self._pool = context.Pool(self.workers, initializer=_warm_up)
-        self._used = False
+        # A daemon thread: an app whose templates are all cached never waits for it.
+        self._warming = threading.Thread(target=_warm_up, name="cfn-lint-warm-up", daemon=True)
+        self._warming.start()
 
     def lint(self, jobs: Sequence[tuple[Path, str]]) -> list[list[Finding]]:
         """Findings per ``(template path, region)`` job, in order; cached results reused."""
@@ -89,26 +90,20 @@ class TemplateLinter:
         results: list[list[Finding] | None] = [self._cached(key) for key in keys]
         missing = [i for i, result in enumerate(results) if result is None]
         args = [(str(jobs[i][0]), jobs[i][1]) for i in missing]
-        if self._pool is None or not missing:
-            fresh = [lint_template(*arg) for arg in args]
-        else:
-            self._used = True
-            fresh = self._pool.starmap(lint_template, args, chunksize=1)
+        fresh: list[list[Finding]] = []
+        if args:
+            self._warming.join()  # fork only once no other thread runs (and cfn-lint is loaded)
+            workers = min(self.workers, len(args))
+            if workers == 1:
+                fresh = [lint_template(*arg) for arg in args]
+            else:
+                # fork: a worker must not re-import the app's __main__ (that would start jsii).
+                with multiprocessing.get_context("fork").Pool(workers) as pool:
+                    fresh = pool.starmap(lint_template, args, chunksize=1)
         for i, findings in zip(missing, fresh, strict=True):
             results[i] = findings
             self._store(keys[i], findings)
         return [result or [] for result in results]
-
-    def close(self) -> None:
-        """Stop the workers; ones that were never needed (all cached) are not waited for."""
-        if self._pool is None:
-            return
-        if self._used:
-            self._pool.close()
-        else:
-            self._pool.terminate()
-        self._pool.join()
-        self._pool = None
 
     def _key(self, path: Path, region: str) -> str:
         digest = hashlib.sha256(f"cfn-lint {CFN_LINT_VERSION}\n{region}\n".encode())
