@@ -196,14 +196,15 @@ def _cascade(replaced: dict[str, str], paired: dict[str, CreateOnly]) -> None:
                     break
 
 
-def compare_stack(base: Stack, head: Stack) -> list[Finding]:
-    """Stateful resources of ``base`` that deploying ``head`` over it would remove or replace."""
+def compare_stack(base: Stack, head: Stack, *, stateful_only: bool = True) -> list[Finding]:
+    """Stateful resources of ``base`` that deploying ``head`` over it would remove or replace
+    (``stateful_only=False``: every resource)."""
     replaced, paired = _direct_replacements(base, head)  # every type: replacement cascades
     _cascade(replaced, paired)
     findings = []
     for logical_id, old in base.resources.items():
         resource_type = str(old.get("Type"))
-        if resource_type not in STATEFUL_TYPES:
+        if stateful_only and resource_type not in STATEFUL_TYPES:
             continue
         if logical_id not in head.resources:
             kept = old.get("DeletionPolicy") in {"Retain", "RetainExceptOnCreate", "Snapshot"}
@@ -217,14 +218,16 @@ def compare_stack(base: Stack, head: Stack) -> list[Finding]:
     return findings
 
 
-def compare(base: list[Stack], head: list[Stack]) -> tuple[list[Finding], list[str]]:
+def compare(
+    base: list[Stack], head: list[Stack], *, stateful_only: bool = True
+) -> tuple[list[Finding], list[str]]:
     """Findings over every stack both sides synthesize, and notes on stacks only one has
     (``cdk deploy`` never deletes a stack the app stopped synthesizing)."""
     heads = {stack.key: stack for stack in head}
     findings, notes = [], []
     for stack in base:
         if stack.key in heads:
-            findings += compare_stack(stack, heads[stack.key])
+            findings += compare_stack(stack, heads[stack.key], stateful_only=stateful_only)
         else:
             notes.append(
                 f"{stack.name} ({stack.account}/{stack.region}) is no longer synthesized: "
@@ -311,6 +314,22 @@ def read_acknowledgements(path: Path) -> dict[str, str]:
     return acknowledged
 
 
+def _both_sides(args: argparse.Namespace) -> tuple[list[Stack], list[Stack]]:
+    with tempfile.TemporaryDirectory(prefix="replacements-") as tmp:
+        work = Path(tmp)
+        if args.base_outdir:
+            base_stacks = read_assembly(args.base_outdir)
+        elif args.base_config:
+            base_stacks = synthesize(ROOT, work / "base.out", args.base_config)
+        else:
+            base_stacks = synthesize(checkout(args.base, work), work / "base.out")
+        if args.head_outdir:
+            head_stacks = read_assembly(args.head_outdir)
+        else:
+            head_stacks = synthesize(ROOT, work / "head.out", args.head_config)
+    return base_stacks, head_stacks
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m scripts.replacements", description=__doc__.split("\n\n")[0]
@@ -323,21 +342,13 @@ def main(argv: list[str] | None = None) -> int:
     head.add_argument("--head-config", type=Path, help="config dir of the head (default config/)")
     head.add_argument("--head-outdir", type=Path, help="an already synthesized head assembly")
     parser.add_argument("--acknowledged", type=Path, default=ACK_FILE, help="acknowledgements")
+    parser.add_argument(
+        "--all", action="store_true", help="also list replaced or removed stateless resources"
+    )
     args = parser.parse_args(argv)
     try:
         acknowledged = read_acknowledgements(args.acknowledged)
-        with tempfile.TemporaryDirectory(prefix="replacements-") as tmp:
-            work = Path(tmp)
-            if args.base_outdir:
-                base_stacks = read_assembly(args.base_outdir)
-            elif args.base_config:
-                base_stacks = synthesize(ROOT, work / "base.out", args.base_config)
-            else:
-                base_stacks = synthesize(checkout(args.base, work), work / "base.out")
-            if args.head_outdir:
-                head_stacks = read_assembly(args.head_outdir)
-            else:
-                head_stacks = synthesize(ROOT, work / "head.out", args.head_config)
+        base_stacks, head_stacks = _both_sides(args)
     except (RuntimeError, ValueError, subprocess.CalledProcessError) as err:
         detail = getattr(err, "stderr", None) or ""
         print(f"replacements: {err}{detail and chr(10) + detail}", file=sys.stderr)
@@ -345,6 +356,10 @@ def main(argv: list[str] | None = None) -> int:
     findings, notes = compare(base_stacks, head_stacks)
     for note in notes:
         print(f"note: {note}")
+    if args.all:
+        for finding in compare(base_stacks, head_stacks, stateful_only=False)[0]:
+            if finding.resource_type not in STATEFUL_TYPES:
+                print(f"stateless: {finding}")
     blocking = [f for f in findings if f.resource not in acknowledged]
     for finding in findings:
         if finding.resource in acknowledged:

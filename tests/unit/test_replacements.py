@@ -228,3 +228,11 @@ def test_base_ref_is_extracted_with_the_shared_installs(tmp_path: Path) -> None:
     assert (tree / "cdk.json").is_file()
     for name in replacements.SHARED_PATHS:
         assert (tree / name).resolve() == (replacements.ROOT / name).resolve()
+
+
+def test_stateless_replacements_are_listed_only_on_request() -> None:
+    old = {"Sg": {"Type": "AWS::EC2::SecurityGroup", "Properties": {"GroupDescription": "a"}}}
+    new = {"Sg": {"Type": "AWS::EC2::SecurityGroup", "Properties": {"GroupDescription": "b"}}}
+    assert compare_stack(_stack(old), _stack(new)) == []
+    (finding,) = compare_stack(_stack(old), _stack(new), stateful_only=False)
+    assert (finding.logical_id, finding.change) == ("Sg", "replaced")
