@@ -27,7 +27,7 @@ import cfnlint.version
 CFN_LINT_VERSION: str = cfnlint.version.__version__
 # cfn-lint's own default region, for a stack synthesized without an explicit region.
 DEFAULT_REGION = "us-east-1"
-MAX_WORKERS = 8  # past this, forking and importing cfn-lint costs more than it saves
+MAX_WORKERS = 8  # each worker is a fork of the app process (memory); few apps need more
 _LEVELS = {"E": "error", "W": "warning"}  # anything else (I...) is informational
 
 
@@ -115,9 +115,9 @@ class TemplateLinter:
             return None
         try:
             raw = json.loads((self.cache_dir / f"{key}.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return None  # absent or half-written: lint again
-        return [Finding(**{**item, "path": tuple(item["path"])}) for item in raw]
+            return [Finding(**{**item, "path": tuple(item["path"])}) for item in raw]
+        except (OSError, ValueError, TypeError, KeyError):
+            return None  # absent, half-written or from another layout: lint again
 
     def _store(self, key: str, findings: list[Finding]) -> None:
         if self.cache_dir is None:
