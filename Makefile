@@ -20,8 +20,8 @@ export TRANSFORMERS_OFFLINE := 1
 export HF_HUB_DISABLE_TELEMETRY := 1
 export MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR := false
 
-.PHONY: help install install-cdk synth validate new-bu test test-all lint format typecheck \
-        bench-synth bench-train bench-inference push-training-image clean
+.PHONY: help install install-cdk synth validate new-bu replacements test test-all lint format \
+        typecheck bench-synth bench-train bench-inference push-training-image clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -53,6 +53,10 @@ validate: install-cdk ## Validate the business-unit configs (FILES=... to pick s
 new-bu: install-cdk ## Write config/$(NAME).yaml for a new business unit (FROM=existing ACCOUNT=id optional)
 	@test -n "$(NAME)" || { echo "usage: make new-bu NAME=name [FROM=existing] [ACCOUNT=123456789012]"; exit 2; }
 	$(PY) -m config new $(NAME) $(if $(FROM),--from $(FROM)) $(if $(ACCOUNT),--account $(ACCOUNT))
+
+BASE ?= origin/main
+replacements: install-cdk ## Stateful resources this change would remove or replace vs BASE (default origin/main)
+	$(PY) -m scripts.replacements --base $(BASE)
 
 # --- images ---------------------------------------------------------------------------------
 push-training-image: $(VENV)/.stamp-cdk ## Build training/Dockerfile, push it to BU=name's ECR repository tagged with the git SHA (REGION=, TAG= optional)

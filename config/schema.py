@@ -33,6 +33,13 @@ _TAG_CHARS = re.compile(r"^[\w\s.:/=+\-@]*$")
 # The smallest private subnet we allow: EKS pods and HyperPod ENIs each take a VPC address.
 MIN_PRIVATE_SUBNET_ADDRESSES = 1024  # a /22
 SMALLEST_VPC_PREFIX, LARGEST_VPC_PREFIX = 16, 24  # AWS VPC CIDR limits
+# The ranges a BU's VPC may use: RFC 1918 only. `ipaddress.is_private` also admits loopback,
+# link-local, benchmarking (198.18.0.0/15) and documentation ranges, none of which a VPC can
+# route. 100.64.0.0/10 (RFC 6598 shared space) is left out on purpose: it is the range EKS
+# custom networking adds as a secondary CIDR for pod IPs, so the primary stays clear of it.
+VPC_RANGES = tuple(
+    ipaddress.IPv4Network(net) for net in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
+)
 
 
 TagValue = Annotated[str, StringConstraints(min_length=1, max_length=256)]
@@ -103,8 +110,9 @@ class Network(StrictModel):
     def _cidr_range(cls, cidr: ipaddress.IPv4Network) -> ipaddress.IPv4Network:
         if not SMALLEST_VPC_PREFIX <= cidr.prefixlen <= LARGEST_VPC_PREFIX:
             raise ValueError(f"a VPC CIDR must be /{SMALLEST_VPC_PREFIX} to /{LARGEST_VPC_PREFIX}")
-        if not cidr.is_private:
-            raise ValueError("a VPC CIDR must be a private (RFC 1918) range")
+        if not any(cidr.subnet_of(allowed) for allowed in VPC_RANGES):
+            ranges = ", ".join(str(allowed) for allowed in VPC_RANGES)
+            raise ValueError(f"a VPC CIDR must lie inside an RFC 1918 range ({ranges})")
         return cidr
 
     @field_validator("private_subnet_prefix")

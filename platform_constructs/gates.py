@@ -1,16 +1,29 @@
-"""The security gates: the three cdk-nag packs on every synth, and one-finding acknowledgements.
+"""The synthesis gates: the three cdk-nag packs and cfn-lint on every synth, and one-finding
+acknowledgements.
 
-cdk-nag 3 runs as a CDK policy-validation plugin (``Validations.of(app).add_plugins``): the
-report fails ``cdk synth`` on any unacknowledged finding, warnings included.
+Both run as CDK policy-validation plugins (``Validations.of(app).add_plugins``), so ``cdk synth``,
+``cdk deploy``, ``make synth`` and the tests apply the same gates: the report fails synthesis on
+any unacknowledged cdk-nag finding (warnings included) and on any cfn-lint error (cfn-lint
+warnings are reported without failing).
 """
 
 import re
+from pathlib import Path
 
 import aws_cdk as cdk
+import jsii
 from cdk_nag import AwsSolutionsChecks, HIPAASecurityChecks, NagPack, NIST80053R5Checks
 from constructs import IConstruct
 
+from platform_constructs.template_lint import (
+    CFN_LINT_VERSION,
+    DEFAULT_REGION,
+    Finding,
+    TemplateLinter,
+)
+
 PACKS: tuple[type[NagPack], ...] = (AwsSolutionsChecks, HIPAASecurityChecks, NIST80053R5Checks)
+CFN_LINT_PLUGIN = "cfn-lint"
 
 # One rule id, optionally scoped to one finding: `AwsSolutions-IAM5[Action::s3:*]`.
 _FINDING = re.compile(
@@ -19,9 +32,74 @@ _FINDING = re.compile(
 MIN_REASON_LENGTH = 40
 
 
-def register_gates(app: cdk.App) -> None:
-    """Run every pack over the whole app at synth time."""
-    cdk.Validations.of(app).add_plugins(*(pack(app) for pack in PACKS))
+@jsii.implements(cdk.IPolicyValidationPlugin)
+class CfnLintPlugin:
+    """cfn-lint over every template of the app, each in its stack's region.
+
+    Errors fail synthesis (severity ``error``, so an unrelated acknowledgement never flips the
+    report to success); warnings are reported as ``warning`` violations. Informational matches
+    are left out. cfn-lint findings cannot be acknowledged: fix the template.
+    """
+
+    def __init__(self, *, cache_dir: Path | None = None, workers: int | None = None) -> None:
+        self._linter = TemplateLinter(workers=workers, cache_dir=cache_dir)
+        # What the last validation linted, every finding included (tests read it).
+        self.results: dict[Path, list[Finding]] = {}
+
+    @property
+    def name(self) -> str:
+        return CFN_LINT_PLUGIN
+
+    @property
+    def version(self) -> str:
+        return CFN_LINT_VERSION
+
+    @property
+    def rule_ids(self) -> list[str] | None:
+        return None  # every rule cfn-lint ships, by default configuration
+
+    def validate(self, context: cdk.IPolicyValidationContext) -> cdk.PolicyValidationPluginReport:
+        stacks = list(context.stack_templates)
+        jobs = [(Path(s.template_path), s.region or DEFAULT_REGION) for s in stacks]
+        results = self._linter.lint(jobs)
+        self.results = {path: findings for (path, _), findings in zip(jobs, results, strict=True)}
+        violations = [
+            _violation(path, finding)
+            for (path, _), findings in zip(jobs, results, strict=True)
+            for finding in findings
+            if finding.level != "info"
+        ]
+        return cdk.PolicyValidationPluginReport(
+            success=not any(v.severity == "error" for v in violations),
+            violations=violations,
+            plugin_version=CFN_LINT_VERSION,
+        )
+
+
+def _violation(template: Path, finding: Finding) -> cdk.PolicyViolation:
+    resource = cdk.PolicyViolatingResource(
+        template_path=str(template),
+        resource_logical_id=finding.logical_id,
+        locations=[finding.location],
+    )
+    return cdk.PolicyViolation(
+        rule_name=finding.rule,
+        description=finding.message,
+        severity=finding.level,
+        violating_resources=[resource],
+    )
+
+
+def register_gates(app: cdk.App, *, lint_cache: Path | None = None) -> CfnLintPlugin:
+    """Run every nag pack and cfn-lint over the whole app at synth time; returns the cfn-lint
+    plugin (its ``results`` say what it linted).
+
+    ``lint_cache``: a directory that keeps cfn-lint results by template content (app.py passes
+    ``.cache/cfn-lint``); ``None`` lints every template afresh.
+    """
+    linter = CfnLintPlugin(cache_dir=lint_cache)
+    cdk.Validations.of(app).add_plugins(*(pack(app) for pack in PACKS), linter)
+    return linter
 
 
 def acknowledge(construct: IConstruct, finding: str, reason: str) -> None:

@@ -1,4 +1,4 @@
-"""Customer-managed KMS keys, one per purpose, rotation on."""
+"""Customer-managed KMS keys, one per purpose, rotation on; the key's owner writes its policy."""
 
 import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
@@ -30,31 +30,30 @@ class PurposeKey(Construct):
             removal_policy=removal_policy,
         )
 
-
-def admit_log_group(key: kms.IKey, *, log_group_name: str) -> None:
-    """Let CloudWatch Logs use ``key`` for the one log group ``log_group_name`` (the encryption
-    context names the log group, so no other log group can use this key)."""
-    stack = cdk.Stack.of(key)
-    key.add_to_resource_policy(
-        iam.PolicyStatement(
-            principals=[iam.ServicePrincipal(f"logs.{stack.region}.amazonaws.com")],
-            actions=[
-                "kms:Encrypt*",
-                "kms:Decrypt*",
-                "kms:ReEncrypt*",
-                "kms:GenerateDataKey*",
-                "kms:Describe*",
-            ],
-            resources=["*"],  # in a key policy, "*" is this key
-            conditions={
-                "ArnEquals": {
-                    "kms:EncryptionContext:aws:logs:arn": stack.format_arn(
-                        service="logs",
-                        resource="log-group",
-                        resource_name=log_group_name,
-                        arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
-                    )
-                }
-            },
+    def admit_log_group(self, log_group_name: str) -> None:
+        """Let CloudWatch Logs of this stack's region use the key for one log group only (the
+        ``aws:logs:arn`` encryption context), as a log group encrypted with it requires."""
+        stack = cdk.Stack.of(self)
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                principals=[iam.ServicePrincipal(f"logs.{stack.region}.amazonaws.com")],
+                actions=[
+                    "kms:Encrypt*",
+                    "kms:Decrypt*",
+                    "kms:ReEncrypt*",
+                    "kms:GenerateDataKey*",
+                    "kms:Describe*",
+                ],
+                resources=["*"],  # in a key policy, "*" is this key
+                conditions={
+                    "ArnEquals": {
+                        "kms:EncryptionContext:aws:logs:arn": stack.format_arn(
+                            service="logs",
+                            resource="log-group",
+                            resource_name=log_group_name,
+                            arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+                        )
+                    }
+                },
+            )
         )
-    )

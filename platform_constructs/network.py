@@ -1,11 +1,18 @@
-"""The BU's VPC: private subnets over explicit AZs, encrypted flow logs, and the endpoints a
-network without internet access needs to reach SageMaker, EKS and the services around them."""
+"""The BU's network, one construct per job: the VPC (private subnets over explicit AZs), its
+encrypted flow logs, and the endpoints a network without internet access needs to reach
+SageMaker, EKS and the services around them.
+
+Construct ids: ``NetworkStack`` nests the flow logs and endpoints under the ``PlatformVpc``
+and each of them names its main resource ``Default``, which CDK leaves out of logical IDs. So
+the log group, the endpoints' security group and the endpoints keep the logical IDs they had
+when one construct built all three, and a deployed BU updates in place (``make replacements``
+against the old code reports no stateful change).
+"""
 
 from collections.abc import Sequence
 
 import aws_cdk as cdk
 from aws_cdk import aws_ec2 as ec2
-from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from constructs import Construct
@@ -55,10 +62,6 @@ class PlatformVpc(Construct):
         private_subnet_prefix: int,
         nat_gateways: int,
         public_subnet_prefix: int,
-        flow_log_group_name: str,
-        flow_log_key: kms.IKey,
-        flow_log_retention: logs.RetentionDays,
-        removal_policy: cdk.RemovalPolicy,
     ) -> None:
         super().__init__(scope, construct_id)
         private_type = (
@@ -107,45 +110,39 @@ class PlatformVpc(Construct):
                 )
         self.private_subnets = ec2.SubnetSelection(subnet_type=private_type)
 
-        # Flow logs: every accepted and rejected packet, to a KMS-encrypted log group.
-        # The key admits CloudWatch Logs for this one log group only (encryption context).
-        stack = cdk.Stack.of(self)
-        flow_log_key.add_to_resource_policy(
-            iam.PolicyStatement(
-                principals=[iam.ServicePrincipal(f"logs.{stack.region}.amazonaws.com")],
-                actions=[
-                    "kms:Encrypt*",
-                    "kms:Decrypt*",
-                    "kms:ReEncrypt*",
-                    "kms:GenerateDataKey*",
-                    "kms:Describe*",
-                ],
-                resources=["*"],  # in a key policy, "*" is this key
-                conditions={
-                    "ArnEquals": {
-                        "kms:EncryptionContext:aws:logs:arn": stack.format_arn(
-                            service="logs",
-                            resource="log-group",
-                            resource_name=flow_log_group_name,
-                            arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
-                        )
-                    }
-                },
-            )
-        )
-        self.flow_log_group = logs.LogGroup(
+
+class VpcFlowLogs(Construct):
+    """Every accepted and rejected packet of a VPC, to a KMS-encrypted log group.
+
+    The key's owner must admit CloudWatch Logs for this log group
+    (``PurposeKey.admit_log_group``): this construct never edits a key policy it does not own.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        vpc: ec2.IVpc,
+        log_group_name: str,
+        encryption_key: kms.IKey,
+        retention: logs.RetentionDays,
+        removal_policy: cdk.RemovalPolicy,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.log_group = logs.LogGroup(
             self,
-            "FlowLogGroup",
-            log_group_name=flow_log_group_name,
-            encryption_key=flow_log_key,
-            retention=flow_log_retention,
+            "Default",  # hidden from the logical ID: see the module docstring
+            log_group_name=log_group_name,
+            encryption_key=encryption_key,
+            retention=retention,
             removal_policy=removal_policy,
         )
         self.flow_log = ec2.FlowLog(
             self,
             "FlowLog",
-            resource_type=ec2.FlowLogResourceType.from_vpc(self.vpc),
-            destination=ec2.FlowLogDestination.to_cloud_watch_logs(self.flow_log_group),
+            resource_type=ec2.FlowLogResourceType.from_vpc(vpc),
+            destination=ec2.FlowLogDestination.to_cloud_watch_logs(self.log_group),
             traffic_type=ec2.FlowLogTrafficType.ALL,
         )
         for pack in ("HIPAA.Security", "NIST.800.53.R5"):
@@ -156,29 +153,44 @@ class PlatformVpc(Construct):
                 "this one role, and an inline policy cannot be attached to any other principal.",
             )
 
-        # One security group for all interface endpoints: HTTPS from inside the VPC only.
-        self.endpoint_security_group = ec2.SecurityGroup(
+
+class VpcEndpoints(Construct):
+    """The S3 gateway endpoint and every interface endpoint of :data:`INTERFACE_ENDPOINTS`,
+    behind one security group that admits HTTPS from the VPC's CIDR only."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        vpc: ec2.Vpc,
+        cidr: str,
+        subnets: ec2.SubnetSelection,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.security_group = ec2.SecurityGroup(
             self,
-            "EndpointSecurityGroup",
-            vpc=self.vpc,
+            "Default",  # hidden from the logical ID: see the module docstring
+            vpc=vpc,
             description="Interface VPC endpoints: HTTPS from the VPC CIDR only",
             allow_all_outbound=False,
         )
-        self.endpoint_security_group.add_ingress_rule(
+        self.security_group.add_ingress_rule(
             # The literal CIDR (not the VPC's GetAtt) so the nag rules can evaluate the peer.
             ec2.Peer.ipv4(cidr),
             ec2.Port.tcp(HTTPS),
             "HTTPS from the VPC",
         )
-        self.s3_endpoint = self.vpc.add_gateway_endpoint(
-            "S3", service=ec2.GatewayVpcEndpointAwsService.S3, subnets=[self.private_subnets]
+        # The VPC's own helpers place the endpoints under the VPC construct.
+        self.s3_endpoint = vpc.add_gateway_endpoint(
+            "S3", service=ec2.GatewayVpcEndpointAwsService.S3, subnets=[subnets]
         )
         self.interface_endpoints = {
-            endpoint_id: self.vpc.add_interface_endpoint(
+            endpoint_id: vpc.add_interface_endpoint(
                 endpoint_id,
                 service=service,
-                subnets=self.private_subnets,
-                security_groups=[self.endpoint_security_group],
+                subnets=subnets,
+                security_groups=[self.security_group],
                 open=False,  # the group above admits the VPC; no duplicate rule per endpoint
                 private_dns_enabled=True,
             )

@@ -19,7 +19,6 @@ from aws_cdk import custom_resources as cr
 from constructs import Construct
 
 from platform_constructs.gates import acknowledge
-from platform_constructs.keys import admit_log_group
 
 HTTPS, NFS = 443, 2049
 # Studio's JupyterLab/Code Editor servers and their kernels talk over these ports inside the
@@ -148,8 +147,8 @@ class StudioDomain(Construct):
         self.domain_id = self.domain.attr_domain_id
         self.domain_arn = self.domain.attr_domain_arn
 
-        # The TIP switch's function logs here, encrypted with the domain's key.
-        admit_log_group(encryption_key, log_group_name=log_group_name)
+        # The TIP switch's function logs here, encrypted with the domain's key (whose owner
+        # admits CloudWatch Logs for this log group: PurposeKey.admit_log_group).
         self.log_group = logs.LogGroup(
             self,
             "CustomResourceLogs",

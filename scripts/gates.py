@@ -1,17 +1,17 @@
-"""Read a synthesized cloud assembly: its stacks, the cdk-nag report, and cfn-lint over each
-template. Shared by ``make synth`` and the test suite so both apply the same gate."""
+"""Read a synthesized cloud assembly: its stacks and the gates' report (``validation-report.json``,
+which the cdk-nag packs and the cfn-lint plugin write on every synth). Shared by ``make synth``
+and the test suite so both read the same gate."""
 
 import json
-import os
 from collections import Counter
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from cfnlint.api import lint
+from platform_constructs.gates import CFN_LINT_PLUGIN
 
-# The report lists a plugin only when it found something; every listed violation fails the
-# gate, whether from a cdk-nag pack or from CDK's built-in CloudFormation validation.
+# The report lists a plugin only when it found something. Every violation of a cdk-nag pack
+# fails the gate; of cfn-lint, the `error` ones (its warnings are listed and counted).
 
 
 @dataclass(frozen=True)
@@ -26,10 +26,17 @@ class StackTemplate:
 
 
 @dataclass
-class LintResult:
-    errors: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    infos: list[str] = field(default_factory=list)
+class GateReport:
+    """Per BU (the first segment of a construct path): nag findings, cfn-lint errors/warnings."""
+
+    nag: Counter[str] = field(default_factory=Counter)
+    lint_errors: Counter[str] = field(default_factory=Counter)
+    lint_warnings: Counter[str] = field(default_factory=Counter)
+    lines: list[str] = field(default_factory=list)
+
+    @property
+    def failed(self) -> bool:
+        return sum(self.nag.values()) + sum(self.lint_errors.values()) > 0
 
 
 def stack_templates(outdir: Path) -> list[StackTemplate]:
@@ -57,47 +64,44 @@ def stack_templates(outdir: Path) -> list[StackTemplate]:
     return out
 
 
-def cfn_lint(template: StackTemplate) -> LintResult:
-    """cfn-lint against the CloudFormation schemas of the stack's own region."""
-    result = LintResult()
-    for match in lint(template.path.read_text(encoding="utf-8"), regions=[template.region]):
-        line = f"{template.path.name}: {match.rule.id} {match.message}"
-        {"E": result.errors, "W": result.warnings}.get(match.rule.id[0], result.infos).append(line)
-    return result
+def _where(construct: dict[str, Any]) -> tuple[str, str]:
+    """(BU, readable location) of one violating construct."""
+    path = construct.get("constructPath")
+    resource = construct.get("cloudFormationResource") or {}
+    if path:
+        return path.split("/", 1)[0], path
+    # A finding outside any resource (e.g. template-level): name the template file.
+    template = str(resource.get("templatePath", "?"))
+    bu = template.split("/", 1)[0].removeprefix("assembly-") if "/" in template else "?"
+    return bu, template
 
 
-def cfn_lint_all(templates: list[StackTemplate]) -> list[LintResult]:
-    """cfn-lint every template, one process per core (about 2 s of CPU per template)."""
-    workers = min(len(templates), os.cpu_count() or 1)
-    if workers <= 1:
-        return [cfn_lint(t) for t in templates]
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(cfn_lint, templates))
-
-
-def validation_findings(outdir: Path) -> Counter[str]:
-    """Unacknowledged findings per BU from every plugin of ``validation-report.json``."""
+def gate_report(outdir: Path) -> GateReport:
+    """Unacknowledged findings of every plugin of ``validation-report.json``."""
+    report = GateReport()
     report_path = outdir / "validation-report.json"
-    per_bu: Counter[str] = Counter()
     if not report_path.exists():
-        return per_bu
-    report = json.loads(report_path.read_text(encoding="utf-8"))
-    for plugin in report["pluginReports"]:
+        return report
+    raw = json.loads(report_path.read_text(encoding="utf-8"))
+    for plugin in raw["pluginReports"]:
+        name = plugin["pluginName"]
         for violation in plugin["violations"]:
+            severity = violation.get("severity", "error")
             for construct in violation["violatingConstructs"]:
-                per_bu[construct["constructPath"].split("/", 1)[0]] += 1
-    return per_bu
+                bu, where = _where(construct)
+                if name != CFN_LINT_PLUGIN:
+                    report.nag[bu] += 1
+                elif severity == "warning":
+                    report.lint_warnings[bu] += 1
+                else:
+                    report.lint_errors[bu] += 1
+                line = f"{name}: {violation['ruleName']} at {where}"
+                if name == CFN_LINT_PLUGIN:
+                    line += f" ({severity}: {violation.get('description', '')})"
+                report.lines.append(line)
+    return report
 
 
 def validation_lines(outdir: Path) -> list[str]:
     """One line per unacknowledged finding: plugin, rule, construct path."""
-    report_path = outdir / "validation-report.json"
-    if not report_path.exists():
-        return []
-    report = json.loads(report_path.read_text(encoding="utf-8"))
-    return [
-        f"{plugin['pluginName']}: {v['ruleName']} at {c['constructPath']}"
-        for plugin in report["pluginReports"]
-        for v in plugin["violations"]
-        for c in v["violatingConstructs"]
-    ]
+    return gate_report(outdir).lines

@@ -1,28 +1,25 @@
-"""``make synth``: validate every BU config, ``cdk synth`` offline, run the gates, print a summary.
+"""``make synth``: validate every BU config, ``cdk synth`` offline, read the gates, print a summary.
 
-Exits non-zero on a config problem, a failed synth (``cdk synth`` exits 1 on any unacknowledged
-cdk-nag finding), a finding left in ``validation-report.json``, or a cfn-lint error.
+``cdk synth`` itself runs every gate (the cdk-nag packs and cfn-lint are policy-validation
+plugins, ``platform_constructs.gates``) and exits 1 on an unacknowledged nag finding or a cfn-lint
+error; this script adds the config check up front and the per-BU table from the gates' report.
 """
 
 import os
 import shutil
 import subprocess
 import sys
-from collections import defaultdict
+from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # `python scripts/synth.py` runs with scripts/ on the path
 
 from config.loader import config_files, load_all  # noqa: E402
-from scripts.gates import (  # noqa: E402
-    cfn_lint_all,
-    stack_templates,
-    validation_findings,
-    validation_lines,
-)
+from scripts.gates import gate_report, stack_templates  # noqa: E402
 
 OUTDIR = ROOT / "cdk.out"
+PACKS = "cdk-nag AwsSolutions, HIPAA Security, NIST 800-53 r5; cfn-lint"
 
 
 def main() -> int:
@@ -35,37 +32,43 @@ def main() -> int:
     env = {**os.environ, "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20"}
     cdk = ROOT / "node_modules" / ".bin" / "cdk"
     synth = subprocess.run(
-        [str(cdk), "synth", "--quiet", "--output", str(OUTDIR)], cwd=ROOT, env=env, check=False
+        [str(cdk), "synth", "--quiet", "--output", str(OUTDIR)],
+        cwd=ROOT,
+        env=env,
+        check=False,
+        stderr=subprocess.PIPE,  # the findings are read from the report below instead
+        text=True,
     )
-    if synth.returncode != 0:
-        return synth.returncode
-    findings = validation_findings(OUTDIR)
-    rows: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])  # stacks, resources, E, W
-    lint_problems: list[str] = []
-    templates = stack_templates(OUTDIR)
-    for template, result in zip(templates, cfn_lint_all(templates), strict=True):
-        row = rows[template.bu]
-        row[0] += 1
-        row[1] += template.resources()
-        row[2] += len(result.errors)
-        row[3] += len(result.warnings)
-        lint_problems += result.errors + result.warnings
+    if not (OUTDIR / "validation-report.json").exists():
+        sys.stderr.write(synth.stderr)  # the app failed before the gates ran: say why
+        return synth.returncode or 1
+    report = gate_report(OUTDIR)
+    stacks: Counter[str] = Counter()
+    resources: Counter[str] = Counter()
+    for template in stack_templates(OUTDIR):
+        stacks[template.bu] += 1
+        resources[template.bu] += template.resources()
 
     header = ("BU", "stacks", "resources", "nag findings", "cfn-lint errors/warnings")
     table: list[tuple[str, ...]] = [header]
     table += [
-        (bu, str(s), str(r), str(findings.get(bu, 0)), f"{e}/{w}")
-        for bu, (s, r, e, w) in sorted(rows.items())
+        (
+            bu,
+            str(stacks[bu]),
+            str(resources[bu]),
+            str(report.nag[bu]),
+            f"{report.lint_errors[bu]}/{report.lint_warnings[bu]}",
+        )
+        for bu in sorted(stacks)
     ]
     widths = [max(len(line[i]) for line in table) for i in range(len(header))]
     for line in table:
         print("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip())
 
-    for problem in validation_lines(OUTDIR) + lint_problems:
-        print(problem, file=sys.stderr)
-    failed = sum(findings.values()) > 0 or any(row[2] for row in rows.values())
-    packs = "cdk-nag AwsSolutions, HIPAA Security, NIST 800-53 r5; cfn-lint"
-    print(f"gates: FAILED ({packs})" if failed else f"gates: passed ({packs})")
+    for finding in report.lines:
+        print(finding, file=sys.stderr)
+    failed = report.failed or synth.returncode != 0
+    print(f"gates: FAILED ({PACKS})" if failed else f"gates: passed ({PACKS})")
     return 1 if failed else 0
 
 

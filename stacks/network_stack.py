@@ -7,7 +7,7 @@ from constructs import Construct
 
 from config.schema import BusinessUnitConfig
 from platform_constructs.keys import PurposeKey
-from platform_constructs.network import PlatformVpc
+from platform_constructs.network import PlatformVpc, VpcEndpoints, VpcFlowLogs
 from stacks._common import log_retention, removal_policy
 
 
@@ -20,13 +20,17 @@ class NetworkStack(cdk.Stack):
         names, net = config.naming, config.network
         policy = removal_policy(config)
         # The flow-log key lives with the network: it must exist before the VPC logs a packet.
-        self.logs_key = PurposeKey(
+        # This stack owns it, so this stack writes its policy.
+        flow_log_group_name = names.log_group("vpc-flow-logs")
+        logs_key = PurposeKey(
             self,
             "LogsKey",
             alias=names.key_alias("logs"),
             description=f"{config.name}: VPC flow logs and platform log groups",
             removal_policy=policy,
-        ).key
+        )
+        logs_key.admit_log_group(flow_log_group_name)
+        self.logs_key = logs_key.key
         self.network = PlatformVpc(
             self,
             "Network",
@@ -36,15 +40,29 @@ class NetworkStack(cdk.Stack):
             private_subnet_prefix=net.private_subnet_prefix,
             nat_gateways=net.nat_gateway_count,
             public_subnet_prefix=net.public_subnet_prefix,
-            flow_log_group_name=names.log_group("vpc-flow-logs"),
-            flow_log_key=self.logs_key,
-            flow_log_retention=log_retention(net.flow_log_retention_days),
+        )
+        # Nested under the VPC construct with these ids so that the deployed resources keep
+        # their logical IDs (platform_constructs/network.py says how).
+        self.flow_logs = VpcFlowLogs(
+            self.network,
+            "FlowLogGroup",
+            vpc=self.network.vpc,
+            log_group_name=flow_log_group_name,
+            encryption_key=self.logs_key,
+            retention=log_retention(net.flow_log_retention_days),
             removal_policy=policy,
+        )
+        self.endpoints = VpcEndpoints(
+            self.network,
+            "EndpointSecurityGroup",
+            vpc=self.network.vpc,
+            cidr=str(net.cidr),
+            subnets=self.network.private_subnets,
         )
         # What the other stacks attach to: the VPC, its private subnets and the endpoints' group.
         self.vpc = self.network.vpc
         self.private_subnets = self.network.private_subnets
-        self.endpoint_security_group = self.network.endpoint_security_group
+        self.endpoint_security_group = self.endpoints.security_group
 
     @property
     def availability_zones(self) -> list[str]:

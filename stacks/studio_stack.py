@@ -60,13 +60,15 @@ class StudioStack(cdk.Stack):
             raise ValueError(f"{config.name}: a Studio stack needs the config's studio section")
         names = config.naming
         policy = removal_policy(config)
-        self.key = PurposeKey(
+        studio_key = PurposeKey(
             self,
             "StudioKey",
             alias=names.key_alias("studio"),
             description=f"{config.name}: Studio home EFS, space EBS volumes, Studio logs",
             removal_policy=policy,
-        ).key
+        )
+        studio_key.admit_log_group(names.log_group("studio"))
+        self.key = studio_key.key
 
         # One execution role for the domain, its profiles and spaces.
         self.execution = StudioExecutionRole(

@@ -8,12 +8,12 @@ from pathlib import Path
 import aws_cdk as cdk
 import pytest
 from aws_cdk.assertions import Template
+from harness.cdk_context import cdk_json_context
 
 from config.__main__ import main as config_cli
 from config.loader import CONFIG_DIR, config_files, load_valid
 from config.schema import BusinessUnitConfig
-from platform_constructs.gates import PACKS, register_gates
-from stacks.context import cdk_json_context
+from platform_constructs.gates import PACKS, CfnLintPlugin, register_gates
 from stacks.stage import BusinessUnitStage
 
 CLONED_BU = "risk"
@@ -27,6 +27,7 @@ class SynthesizedApp:
     stages: dict[str, BusinessUnitStage]
     templates: dict[tuple[str, str], Template]  # (bu, stack id: "network", "security", ...)
     nag: dict[str, cdk.PolicyValidationPluginReport]  # pack class name -> report
+    lint: CfnLintPlugin  # the cfn-lint gate that ran in app.synth(); .results per template
 
     def template(self, bu: str, unit: str) -> Template:
         return self.templates[(bu, unit)]
@@ -45,11 +46,12 @@ def config_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def synthesized(config_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> SynthesizedApp:
     outdir = tmp_path_factory.mktemp("cdk.out")
-    # As app.py builds it: gates registered, CDK's slow built-in validation off (cfn-lint runs).
+    # As app.py builds it: gates registered (cfn-lint among them, so app.synth() lints every
+    # template once, uncached), CDK's slow built-in validation off.
     app = cdk.App(
         context=cdk_json_context(), outdir=str(outdir), builtin_cloud_formation_validation=False
     )
-    register_gates(app)
+    lint = register_gates(app)
     configs = {c.name: c for c in load_valid(config_files(config_dir))}
     stages = {name: BusinessUnitStage(app, config=cfg) for name, cfg in configs.items()}
     nag = {pack.__name__: pack().validate_scope(app) for pack in PACKS}
@@ -60,4 +62,4 @@ def synthesized(config_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> S
         for stack in stage.node.children
         if isinstance(stack, cdk.Stack)
     }
-    return SynthesizedApp(app, outdir, configs, stages, templates, nag)
+    return SynthesizedApp(app, outdir, configs, stages, templates, nag, lint)

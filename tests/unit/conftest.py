@@ -39,11 +39,11 @@ def write_bu(tmp_path: Path) -> Callable[..., Path]:
 def construct_stacks() -> dict[str, Any]:
     """Each construct in its own bare ``Stack()``, built once per session (jsii is slow)."""
     import aws_cdk as cdk
+    from harness.cdk_context import cdk_json_context
 
     from platform_constructs.buckets import AccessLogBucket, SecureBucket
     from platform_constructs.keys import PurposeKey
-    from platform_constructs.network import PlatformVpc
-    from stacks.context import cdk_json_context
+    from platform_constructs.network import PlatformVpc, VpcEndpoints, VpcFlowLogs
 
     app = cdk.App(context=cdk_json_context(), builtin_cloud_formation_validation=False)
     storage = cdk.Stack(app, "Storage")
@@ -69,7 +69,15 @@ def construct_stacks() -> dict[str, Any]:
     vpcs = {}
     for name, nat in (("ClosedVpc", 0), ("NatVpc", 3)):
         stack = cdk.Stack(app, name)
-        PlatformVpc(
+        logs_key = PurposeKey(
+            stack,
+            "LogsKey",
+            alias="alias/t/logs",
+            description="t",
+            removal_policy=cdk.RemovalPolicy.DESTROY,
+        )
+        logs_key.admit_log_group(f"/t/{name}")  # as NetworkStack does: the key's owner
+        network = PlatformVpc(
             stack,
             "Network",
             vpc_name=f"t-{name}",
@@ -78,16 +86,46 @@ def construct_stacks() -> dict[str, Any]:
             private_subnet_prefix=19,
             nat_gateways=nat,
             public_subnet_prefix=26,
-            flow_log_group_name=f"/t/{name}",
-            flow_log_key=PurposeKey(
-                stack,
-                "LogsKey",
-                alias="alias/t/logs",
-                description="t",
-                removal_policy=cdk.RemovalPolicy.DESTROY,
-            ).key,
-            flow_log_retention=cdk.aws_logs.RetentionDays.ONE_YEAR,
+        )
+        VpcFlowLogs(
+            stack,
+            "FlowLogs",
+            vpc=network.vpc,
+            log_group_name=f"/t/{name}",
+            encryption_key=logs_key.key,
+            retention=cdk.aws_logs.RetentionDays.ONE_YEAR,
             removal_policy=cdk.RemovalPolicy.DESTROY,
         )
+        VpcEndpoints(
+            stack, "Endpoints", vpc=network.vpc, cidr="10.1.0.0/16", subnets=network.private_subnets
+        )
         vpcs[name] = stack
+    # Flow logs with a key nobody admitted CloudWatch Logs to: the construct must leave the
+    # key's policy alone (its owner writes it).
+    foreign = cdk.Stack(app, "ForeignKey")
+    VpcFlowLogs(
+        foreign,
+        "FlowLogs",
+        vpc=PlatformVpc(
+            foreign,
+            "Network",
+            vpc_name="t-foreign",
+            cidr="10.2.0.0/16",
+            availability_zones=["us-east-1a", "us-east-1b"],
+            private_subnet_prefix=19,
+            nat_gateways=0,
+            public_subnet_prefix=26,
+        ).vpc,
+        log_group_name="/t/foreign",
+        encryption_key=PurposeKey(
+            foreign,
+            "Key",
+            alias="alias/t/foreign",
+            description="t",
+            removal_policy=cdk.RemovalPolicy.DESTROY,
+        ).key,
+        retention=cdk.aws_logs.RetentionDays.ONE_YEAR,
+        removal_policy=cdk.RemovalPolicy.DESTROY,
+    )
+    vpcs["ForeignKey"] = foreign
     return {"app": app, "Storage": storage, **vpcs}

@@ -59,7 +59,17 @@ def _set(raw: dict[str, Any], dotted: str, value: Any) -> None:
 SINGLE_FILE_CASES = [
     ("bad CIDR", "network.cidr", "10.0.0.300/16", "network.cidr", "CIDR"),
     ("CIDR with host bits", "network.cidr", "10.80.0.1/16", "network.cidr", "host bits"),
-    ("public CIDR", "network.cidr", "8.8.0.0/16", "network.cidr", "private"),
+    ("public CIDR", "network.cidr", "8.8.0.0/16", "network.cidr", "RFC 1918"),
+    # `ipaddress.is_private` admits these; a VPC cannot use them.
+    ("loopback CIDR", "network.cidr", "127.0.0.0/16", "network.cidr", "RFC 1918"),
+    ("link-local CIDR", "network.cidr", "169.254.0.0/16", "network.cidr", "RFC 1918"),
+    ("benchmarking CIDR", "network.cidr", "198.18.0.0/16", "network.cidr", "RFC 1918"),
+    ("documentation CIDR", "network.cidr", "192.0.2.0/24", "network.cidr", "RFC 1918"),
+    ("this-network CIDR", "network.cidr", "0.0.0.0/16", "network.cidr", "RFC 1918"),
+    ("reserved class E CIDR", "network.cidr", "240.0.0.0/16", "network.cidr", "RFC 1918"),
+    # RFC 6598 shared space: kept free for EKS pod secondary CIDRs (README, network.cidr).
+    ("shared-address CIDR", "network.cidr", "100.64.0.0/16", "network.cidr", "RFC 1918"),
+    ("straddles 172.16.0.0/12", "network.cidr", "172.15.0.0/16", "network.cidr", "RFC 1918"),
     ("VPC too large", "network.cidr", "10.0.0.0/8", "network.cidr", "/16"),
     ("unknown field", "colour", "blue", "colour", "unknown field"),
     ("unknown nested field", "network.igw", True, "network.igw", "unknown field"),
@@ -294,3 +304,11 @@ def test_validating_one_file_ignores_other_files_own_problems(
     path = write_bu(valid_bu, "good")
     assert config_cli(["validate", str(path)]) == 0
     assert "1 business units valid (payments)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "cidr", ["10.255.0.0/16", "172.16.0.0/16", "172.31.0.0/16", "192.168.0.0/16"]
+)
+def test_every_rfc1918_range_is_accepted(valid_bu: dict[str, Any], cidr: str) -> None:
+    valid_bu["network"]["cidr"] = cidr
+    assert str(BusinessUnitConfig.model_validate(valid_bu).network.cidr) == cidr

@@ -15,7 +15,7 @@ from platform_constructs.network import INTERFACE_ENDPOINTS
 def templates(construct_stacks: dict[str, Any]) -> dict[str, Template]:
     return {
         name: Template.from_stack(construct_stacks[name])
-        for name in ("Storage", "ClosedVpc", "NatVpc")
+        for name in ("Storage", "ClosedVpc", "NatVpc", "ForeignKey")
     }
 
 
@@ -127,13 +127,39 @@ def test_closed_vpc_has_isolated_subnets_only(templates: dict[str, Template]) ->
     assert len(closed.find_resources("AWS::EC2::VPCEndpoint")) == len(INTERFACE_ENDPOINTS) + 1
 
 
+def _only(template: Template, resource_type: str) -> str:
+    (logical_id,) = template.find_resources(resource_type)
+    return logical_id
+
+
 def test_nat_vpc_one_gateway_per_az(templates: dict[str, Template]) -> None:
     nat = templates["NatVpc"]
-    nat.has_resource_properties("AWS::EC2::InternetGateway", {})
-    assert len(nat.find_resources("AWS::EC2::NatGateway")) == 3
+    # The internet gateway is attached to this VPC, and the public subnets route through it.
+    igw, vpc = _only(nat, "AWS::EC2::InternetGateway"), _only(nat, "AWS::EC2::VPC")
     nat.has_resource_properties(
-        "AWS::EC2::Route", {"DestinationCidrBlock": "0.0.0.0/0", "NatGatewayId": Match.any_value()}
+        "AWS::EC2::VPCGatewayAttachment", {"InternetGatewayId": {"Ref": igw}, "VpcId": {"Ref": vpc}}
     )
+    public_routes = nat.find_resources(
+        "AWS::EC2::Route", {"Properties": {"GatewayId": {"Ref": igw}}}
+    )
+    assert len(public_routes) == 3
+    assert all(
+        r["Properties"]["DestinationCidrBlock"] == "0.0.0.0/0" for r in public_routes.values()
+    )
+    gateways = nat.find_resources("AWS::EC2::NatGateway")
+    assert len(gateways) == 3
+    # Each private subnet's default route goes to a NAT gateway, never to the IGW.
+    private_routes = nat.find_resources(
+        "AWS::EC2::Route", {"Properties": {"NatGatewayId": Match.any_value()}}
+    )
+    assert {r["Properties"]["NatGatewayId"]["Ref"] for r in private_routes.values()} == set(
+        gateways
+    )
+    public_subnets = nat.find_resources(
+        "AWS::EC2::Subnet", {"Properties": {"CidrBlock": Match.string_like_regexp("/26$")}}
+    )
+    assert len(public_subnets) == 3
+    assert all(s["Properties"]["MapPublicIpOnLaunch"] is False for s in public_subnets.values())
 
 
 def test_flow_log_key_admits_the_logs_service(templates: dict[str, Template]) -> None:
@@ -156,7 +182,12 @@ def test_flow_log_key_admits_the_logs_service(templates: dict[str, Template]) ->
                                 "Action": Match.array_with(["kms:Decrypt*", "kms:Encrypt*"]),
                                 "Condition": {
                                     "ArnEquals": {
-                                        "kms:EncryptionContext:aws:logs:arn": Match.any_value()
+                                        "kms:EncryptionContext:aws:logs:arn": {
+                                            "Fn::Join": [
+                                                "",
+                                                Match.array_with([":log-group:/t/ClosedVpc"]),
+                                            ]
+                                        }
                                     }
                                 },
                             }
@@ -168,7 +199,17 @@ def test_flow_log_key_admits_the_logs_service(templates: dict[str, Template]) ->
     )
 
 
-@pytest.mark.parametrize("name", ["Storage", "ClosedVpc", "NatVpc"])
+def test_flow_logs_leave_a_key_they_do_not_own_alone(templates: dict[str, Template]) -> None:
+    foreign = templates["ForeignKey"]
+    foreign.has_resource_properties(
+        "AWS::Logs::LogGroup", {"LogGroupName": "/t/foreign", "KmsKeyId": Match.any_value()}
+    )
+    (key,) = foreign.find_resources("AWS::KMS::Key").values()
+    principals = [s.get("Principal", {}) for s in key["Properties"]["KeyPolicy"]["Statement"]]
+    assert all("Service" not in principal for principal in principals), principals
+
+
+@pytest.mark.parametrize("name", ["Storage", "ClosedVpc", "NatVpc"])  # ForeignKey: see above
 @pytest.mark.parametrize("pack", PACKS, ids=lambda p: p.__name__)
 def test_constructs_pass_every_pack(construct_stacks: dict[str, Any], name: str, pack: Any) -> None:
     report = pack().validate_scope(construct_stacks[name])

@@ -14,12 +14,13 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from aws_cdk.assertions import Match, Template
 from botocore.stub import Stubber
+from harness.cdk_context import cdk_json_context
 
 from platform_constructs.buckets import AccessLogBucket, SecureBucket
 from platform_constructs.gates import PACKS, acknowledge
 from platform_constructs.keys import PurposeKey
 from platform_constructs.mlflow import APP_ACTIONS, TRACKING_SERVER_ACTIONS, ManagedMlflow
-from platform_constructs.network import PlatformVpc
+from platform_constructs.network import PlatformVpc, VpcFlowLogs
 from platform_constructs.studio_domain import IdeSettings, StudioDomain
 from platform_constructs.studio_people import (
     ApplicationAssignment,
@@ -28,7 +29,6 @@ from platform_constructs.studio_people import (
     StudioUserProfile,
 )
 from platform_constructs.studio_role import StudioExecutionRole
-from stacks.context import cdk_json_context
 
 USER_ID = "9067a1b2c3-4f1e2d3c-5b6a-4798-8a9b-0c1d2e3f4a5b"
 GROUP_ID = "9067a1b2c3-1c2d3e4f-5a6b-4c7d-8e9f-a0b1c2d3e4f5"
@@ -69,9 +69,12 @@ _DESTROY = cdk.RemovalPolicy.DESTROY
 def built() -> Built:
     app = cdk.App(context=cdk_json_context(), builtin_cloud_formation_validation=False)
     stack = cdk.Stack(app, "Studio", env=ENV)
-    key = PurposeKey(
+    studio_key = PurposeKey(
         stack, "StudioKey", alias="alias/t/studio", description="t", removal_policy=_DESTROY
-    ).key
+    )
+    for group in ("/t/studio", "/t/flow-logs"):  # as the owning stacks do
+        studio_key.admit_log_group(group)
+    key = studio_key.key
     vpc = PlatformVpc(
         stack,
         "Network",
@@ -81,11 +84,16 @@ def built() -> Built:
         private_subnet_prefix=19,
         nat_gateways=0,
         public_subnet_prefix=26,
-        flow_log_group_name="/t/flow-logs",
-        flow_log_key=key,
-        flow_log_retention=cdk.aws_logs.RetentionDays.ONE_YEAR,
-        removal_policy=_DESTROY,
     ).vpc
+    VpcFlowLogs(
+        stack,
+        "FlowLogs",
+        vpc=vpc,
+        log_group_name="/t/flow-logs",
+        encryption_key=key,
+        retention=cdk.aws_logs.RetentionDays.ONE_YEAR,
+        removal_policy=_DESTROY,
+    )
     execution = StudioExecutionRole(stack, "Execution", role_name="t-studio-execution")
     ide = IdeSettings("ml.m5.large", 20, 60, 60, 480)
     domain = StudioDomain(

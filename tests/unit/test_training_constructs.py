@@ -12,11 +12,11 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from aws_cdk.assertions import Match, Template
+from harness.cdk_context import cdk_json_context
 
 from platform_constructs.gates import PACKS
 from platform_constructs.keys import PurposeKey
 from platform_constructs.training import ManagedJobAccess, TrainingImageRepository
-from stacks.context import cdk_json_context
 
 
 class FakeMlflow:

@@ -1,4 +1,4 @@
-"""The feature flags of ``cdk.json``, for apps built outside the CDK CLI (tests, benchmarks).
+"""The feature flags of ``cdk.json``, for apps the tests build in-process.
 
 The CLI passes them itself; an in-process ``cdk.App()`` must get the same ones, or it builds
 different resources (e.g. ACL-based access logging instead of a bucket policy).
@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-CDK_JSON = Path(__file__).resolve().parent.parent / "cdk.json"
+CDK_JSON = Path(__file__).resolve().parents[2] / "cdk.json"
 
 
 def cdk_json_context() -> dict[str, Any]:

@@ -1,0 +1,385 @@
+"""``make replacements``: which stateful resources would a deploy of this change destroy?
+
+Synthesizes the base (a git ref, extracted with ``git archive`` into a temporary directory that
+reuses this checkout's .venv and node_modules; or another config directory) and the working
+tree, offline, pairs resources by stack and logical ID, and reports every stateful resource that
+would be
+
+* removed: its logical ID is gone from the stack (a renamed construct id, purpose or stack),
+* replaced: its type changed, a create-only property changed (CloudFormation can only create a
+  new one and delete the old), or a create-only property refers to a resource being replaced.
+
+Create-only properties come from the CloudFormation registry schemas that cfn-lint ships, for the
+stack's region. "Stateful" is :data:`STATEFUL_TYPES`. Exits 1 on any finding not acknowledged in
+``replacements-acknowledged.yaml`` (see the README's "PR check"), 2 on a usage or synth error.
+
+    python -m scripts.replacements --base origin/main
+    python -m scripts.replacements --base-config old-config/ --head-config config/
+"""
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from cfnlint.data import AdditionalSpecs
+from cfnlint.helpers import load_resource
+from cfnlint.schema import PROVIDER_SCHEMA_MANAGER
+from cfnlint.schema._exceptions import ResourceNotFoundError
+
+ROOT = Path(__file__).resolve().parent.parent
+ACK_FILE = ROOT / "replacements-acknowledged.yaml"
+MIN_REASON_LENGTH = 40
+SHARED_PATHS = (".venv", "node_modules")  # the base worktree reuses this checkout's installs
+
+# Stateful = losing the resource loses data or a running platform. Two sources:
+# 1. cfn-lint's own list of data-holding types (data/AdditionalSpecs/StatefulResources.json,
+#    the list its rule I3011 uses): buckets, keys, log groups, file systems, databases, ...
+# 2. what this platform adds: types whose replacement takes down what runs in them, or whose
+#    name other systems use. Chosen by asking "does a new, empty one of these break users?":
+PLATFORM_STATEFUL_TYPES = frozenset(
+    {
+        "AWS::EC2::VPC",  # every subnet, ENI, endpoint and cluster in it goes with it
+        "AWS::EC2::Subnet",  # EKS, HyperPod and Studio ENIs live in them
+        "AWS::KMS::Alias",  # clients, policies (kms:RequestAlias) and other stacks name keys by it
+        "AWS::SageMaker::Domain",  # Studio, and the EFS home volume the domain owns
+        "AWS::SageMaker::UserProfile",  # a user's home directory on the domain's EFS
+        "AWS::SageMaker::Space",  # a space's EBS storage
+        "AWS::EKS::Cluster",  # the HyperPod orchestrator and every workload on it
+        "AWS::SageMaker::Cluster",  # HyperPod: running nodes and jobs
+        "AWS::SageMaker::MlflowTrackingServer",  # experiment and model-registry metadata
+        "AWS::SageMaker::MlflowApp",
+        "AWS::SageMaker::ModelPackageGroup",  # registered model versions
+        "AWS::ECR::Repository",  # training and serving images
+    }
+)
+STATEFUL_TYPES = (
+    frozenset(load_resource(AdditionalSpecs, "StatefulResources.json")["ResourceTypes"])
+    | PLATFORM_STATEFUL_TYPES
+)
+
+
+@dataclass(frozen=True)
+class Stack:
+    """One synthesized stack, keyed by what CloudFormation identifies it by."""
+
+    account: str
+    region: str
+    name: str
+    resources: Mapping[str, Any]  # logical ID -> template resource
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.account, self.region, self.name)
+
+
+@dataclass(frozen=True)
+class Finding:
+    stack: str
+    logical_id: str
+    resource_type: str
+    change: str  # "removed" or "replaced"
+    reason: str
+
+    @property
+    def resource(self) -> str:
+        return f"{self.stack}/{self.logical_id}"
+
+    def __str__(self) -> str:
+        return f"{self.resource} ({self.resource_type}) {self.change}: {self.reason}"
+
+
+def create_only_properties(resource_type: str, region: str) -> list[tuple[str, ...]]:
+    """The registry schema's ``createOnlyProperties`` as paths under ``Properties``."""
+    try:
+        schema = PROVIDER_SCHEMA_MANAGER.get_resource_schema(region, resource_type).schema
+    except ResourceNotFoundError:
+        return []  # a custom resource, or a type unknown in this region: nothing to compare
+    paths = []
+    for pointer in schema.get("createOnlyProperties", []):
+        parts = pointer.split("/")[1:]  # "/properties/VpcConfig/SubnetIds"
+        if parts and parts[0] == "properties":
+            paths.append(tuple(parts[1:]))
+    return paths
+
+
+_MISSING = object()
+
+
+def _lookup(properties: Any, path: tuple[str, ...]) -> Any:
+    value = properties
+    for part in path:
+        if not isinstance(value, dict):
+            return value  # a list or intrinsic on the way: compare the whole subtree
+        value = value.get(part, _MISSING)
+        if value is _MISSING:
+            return _MISSING
+    return value
+
+
+def _references(value: Any) -> set[str]:
+    """Logical IDs a template value refers to (Ref, Fn::GetAtt, Fn::Sub)."""
+    found: set[str] = set()
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            if key == "Ref" and isinstance(inner, str):
+                found.add(inner)
+            elif key == "Fn::GetAtt":
+                target = inner[0] if isinstance(inner, list) else str(inner).split(".", 1)[0]
+                found.add(str(target))
+            elif key == "Fn::Sub":
+                text = inner[0] if isinstance(inner, list) else inner
+                found |= {m.split(".", 1)[0] for m in re.findall(r"\$\{([^!}][^}]*)\}", str(text))}
+                found |= _references(inner[1] if isinstance(inner, list) else None)
+            else:
+                found |= _references(inner)
+    elif isinstance(value, list):
+        for inner in value:
+            found |= _references(inner)
+    return found
+
+
+def _show(value: Any) -> str:
+    return "(absent)" if value is _MISSING else json.dumps(value, sort_keys=True)
+
+
+CreateOnly = list[tuple[tuple[str, ...], Any]]  # (path under Properties, the head's value)
+
+
+def _direct_replacements(base: Stack, head: Stack) -> tuple[dict[str, str], dict[str, CreateOnly]]:
+    """Resources of both sides whose type or a create-only property changed (logical ID ->
+    why), and every paired resource's create-only values (for the cascade)."""
+    replaced: dict[str, str] = {}
+    paired: dict[str, CreateOnly] = {}
+    for logical_id, old in base.resources.items():
+        new = head.resources.get(logical_id)
+        if new is None:
+            continue
+        if old.get("Type") != new.get("Type"):
+            replaced[logical_id] = f"type {old.get('Type')} -> {new.get('Type')}"
+            continue
+        old_props, new_props = old.get("Properties", {}), new.get("Properties", {})
+        changes, create_only = [], []
+        for path in create_only_properties(old["Type"], base.region):
+            before, after = _lookup(old_props, path), _lookup(new_props, path)
+            create_only.append((path, after))
+            if before != after:
+                changes.append(f"{'.'.join(path)} {_show(before)} -> {_show(after)}")
+        paired[logical_id] = create_only
+        if changes:
+            replaced[logical_id] = "create-only " + "; ".join(changes)
+    return replaced, paired
+
+
+def _cascade(replaced: dict[str, str], paired: dict[str, CreateOnly]) -> None:
+    """A create-only property that refers to a replaced resource gets a new value (a new VPC
+    ID, key ARN, ...): that resource is replaced too, transitively."""
+    grew = True
+    while grew:
+        grew = False
+        for logical_id, create_only in paired.items():
+            if logical_id in replaced:
+                continue
+            for path, value in create_only:
+                hit = sorted(_references(value) & set(replaced))
+                if hit:
+                    replaced[logical_id] = f"{'.'.join(path)} refers to {hit[0]}, which is replaced"
+                    grew = True
+                    break
+
+
+def compare_stack(base: Stack, head: Stack, *, stateful_only: bool = True) -> list[Finding]:
+    """Stateful resources of ``base`` that deploying ``head`` over it would remove or replace
+    (``stateful_only=False``: every resource)."""
+    replaced, paired = _direct_replacements(base, head)  # every type: replacement cascades
+    _cascade(replaced, paired)
+    findings = []
+    for logical_id, old in base.resources.items():
+        resource_type = str(old.get("Type"))
+        if stateful_only and resource_type not in STATEFUL_TYPES:
+            continue
+        if logical_id not in head.resources:
+            kept = old.get("DeletionPolicy") in {"Retain", "RetainExceptOnCreate", "Snapshot"}
+            reason = "logical ID no longer in the stack"
+            reason += " (DeletionPolicy keeps it, orphaned)" if kept else " (deleted)"
+            findings.append(Finding(base.name, logical_id, resource_type, "removed", reason))
+        elif logical_id in replaced:
+            findings.append(
+                Finding(base.name, logical_id, resource_type, "replaced", replaced[logical_id])
+            )
+    return findings
+
+
+def compare(
+    base: list[Stack], head: list[Stack], *, stateful_only: bool = True
+) -> tuple[list[Finding], list[str]]:
+    """Findings over every stack both sides synthesize, and notes on stacks only one has
+    (``cdk deploy`` never deletes a stack the app stopped synthesizing)."""
+    heads = {stack.key: stack for stack in head}
+    findings, notes = [], []
+    for stack in base:
+        if stack.key in heads:
+            findings += compare_stack(stack, heads[stack.key], stateful_only=stateful_only)
+        else:
+            notes.append(
+                f"{stack.name} ({stack.account}/{stack.region}) is no longer synthesized: "
+                "cdk deploy leaves it as it is; cdk destroy of the old app would delete it"
+            )
+    return findings, notes
+
+
+# --- cloud assemblies -------------------------------------------------------------------------
+
+
+def read_assembly(outdir: Path) -> list[Stack]:
+    """Every stack of a cloud assembly, nested stage assemblies included."""
+    manifest = json.loads((outdir / "manifest.json").read_text(encoding="utf-8"))
+    stacks = []
+    for artifact in manifest["artifacts"].values():
+        if artifact["type"] == "cdk:cloud-assembly":
+            stacks += read_assembly(outdir / artifact["properties"]["directoryName"])
+        elif artifact["type"] == "aws:cloudformation:stack":
+            _, _, env = artifact["environment"].partition("aws://")
+            account, _, region = env.partition("/")
+            props = artifact["properties"]
+            template = json.loads((outdir / props["templateFile"]).read_text(encoding="utf-8"))
+            name = props.get("stackName") or artifact.get("displayName", "?")
+            stacks.append(Stack(account, region, name, template.get("Resources", {})))
+    return stacks
+
+
+def synthesize(app_dir: Path, outdir: Path, config_dir: Path | None = None) -> list[Stack]:
+    """``cdk synth`` offline in ``app_dir``. A gate failure still writes the templates, and the
+    gates are ``make synth``'s job, so only a missing assembly is an error here."""
+    command = [str(app_dir / "node_modules" / ".bin" / "cdk"), "synth", "--quiet"]
+    command += ["--output", str(outdir), "-c", f"lint_cache={ROOT / '.cache' / 'cfn-lint'}"]
+    if config_dir is not None:
+        command += ["-c", f"config_dir={config_dir.resolve()}"]
+    env = {**os.environ, "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20"}
+    env.setdefault("CDK_DISABLE_VERSION_CHECK", "true")
+    result = subprocess.run(
+        command, cwd=app_dir, env=env, capture_output=True, text=True, check=False
+    )
+    if not (outdir / "manifest.json").exists():
+        raise RuntimeError(f"cdk synth in {app_dir} wrote no assembly:\n{result.stderr[-4000:]}")
+    return read_assembly(outdir)
+
+
+def checkout(ref: str, into: Path) -> Path:
+    """The tree of ``ref`` (``git archive``: read-only for the repository) under ``into``,
+    sharing this checkout's .venv and node_modules."""
+    tree = into / "base"
+    tree.mkdir()
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", "--format=tar", ref],
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(["tar", "-x", "-C", str(tree)], input=archive.stdout, check=True)
+    for name in SHARED_PATHS:
+        if (ROOT / name).exists():
+            (tree / name).symlink_to((ROOT / name).resolve())
+    return tree
+
+
+# --- acknowledgements -------------------------------------------------------------------------
+
+
+def read_acknowledgements(path: Path) -> dict[str, str]:
+    """``resource`` (``<stack name>/<logical ID>``) -> reason; a vague or malformed entry is an
+    error, so the file cannot wave a change through without saying why."""
+    if not path.exists():
+        return {}
+    raw = yaml.safe_load(path.read_text(encoding="utf-8")) or []
+    if not isinstance(raw, list):
+        raise ValueError(f"{path}: expected a list of {{resource, reason}} entries")
+    acknowledged = {}
+    for i, entry in enumerate(raw):
+        if not isinstance(entry, dict) or set(entry) != {"resource", "reason"}:
+            raise ValueError(f"{path}: entry {i}: needs exactly `resource` and `reason`")
+        resource, reason = str(entry["resource"]), str(entry["reason"])
+        if "/" not in resource:
+            raise ValueError(f"{path}: entry {i}: resource is <stack name>/<logical ID>")
+        if len(reason.strip()) < MIN_REASON_LENGTH:
+            raise ValueError(f"{path}: {resource}: give a specific reason, not {reason!r}")
+        acknowledged[resource] = reason
+    return acknowledged
+
+
+def _both_sides(args: argparse.Namespace) -> tuple[list[Stack], list[Stack]]:
+    with tempfile.TemporaryDirectory(prefix="replacements-") as tmp:
+        work = Path(tmp)
+        if args.base_outdir:
+            base_stacks = read_assembly(args.base_outdir)
+        elif args.base_config:
+            base_stacks = synthesize(ROOT, work / "base.out", args.base_config)
+        else:
+            base_stacks = synthesize(checkout(args.base, work), work / "base.out")
+        if args.head_outdir:
+            head_stacks = read_assembly(args.head_outdir)
+        else:
+            head_stacks = synthesize(ROOT, work / "head.out", args.head_config)
+    return base_stacks, head_stacks
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m scripts.replacements", description=__doc__.split("\n\n")[0]
+    )
+    base = parser.add_mutually_exclusive_group(required=True)
+    base.add_argument("--base", metavar="REF", help="git ref to compare the working tree with")
+    base.add_argument("--base-config", type=Path, help="config dir of the base (this code)")
+    base.add_argument("--base-outdir", type=Path, help="an already synthesized base assembly")
+    head = parser.add_mutually_exclusive_group()
+    head.add_argument("--head-config", type=Path, help="config dir of the head (default config/)")
+    head.add_argument("--head-outdir", type=Path, help="an already synthesized head assembly")
+    parser.add_argument("--acknowledged", type=Path, default=ACK_FILE, help="acknowledgements")
+    parser.add_argument(
+        "--all", action="store_true", help="also list replaced or removed stateless resources"
+    )
+    args = parser.parse_args(argv)
+    try:
+        acknowledged = read_acknowledgements(args.acknowledged)
+        base_stacks, head_stacks = _both_sides(args)
+    except (RuntimeError, ValueError, subprocess.CalledProcessError) as err:
+        detail = getattr(err, "stderr", None) or ""
+        print(f"replacements: {err}{detail and chr(10) + detail}", file=sys.stderr)
+        return 2
+    findings, notes = compare(base_stacks, head_stacks)
+    for note in notes:
+        print(f"note: {note}")
+    if args.all:
+        for finding in compare(base_stacks, head_stacks, stateful_only=False)[0]:
+            if finding.resource_type not in STATEFUL_TYPES:
+                print(f"stateless: {finding}")
+    blocking = [f for f in findings if f.resource not in acknowledged]
+    for finding in findings:
+        if finding.resource in acknowledged:
+            print(f"acknowledged: {finding}\n    reason: {acknowledged[finding.resource]}")
+    for finding in blocking:
+        print(f"STATEFUL: {finding}")
+    stale = sorted(set(acknowledged) - {f.resource for f in findings})
+    for resource in stale:
+        print(f"note: {args.acknowledged.name} lists {resource}, which this change does not touch")
+    compared = len({s.key for s in base_stacks} & {s.key for s in head_stacks})
+    if blocking:
+        print(
+            f"replacements: FAILED, {len(blocking)} stateful resource(s) removed or replaced "
+            f"across {compared} stack(s); if intended, list each in {args.acknowledged.name} "
+            "with a reason (README: PR check)"
+        )
+        return 1
+    print(f"replacements: passed ({compared} stack(s), {len(findings)} acknowledged)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
