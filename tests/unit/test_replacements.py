@@ -93,7 +93,10 @@ def test_renaming_a_bucket_purpose_removes_its_bucket_key_and_alias(
         ("AWS::KMS::Key", "removed"),
         ("AWS::KMS::Alias", "removed"),
     }
-    assert all(f.stack == "guard-security" and f.logical_id.startswith("HyperpodLifecycle") for f in findings)
+    assert all(
+        f.stack == "guard-security" and f.logical_id.startswith("HyperpodLifecycle")
+        for f in findings
+    )
     assert all(
         "DeletionPolicy keeps it" in f.reason for f in findings if "Alias" not in f.resource_type
     )
