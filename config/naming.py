@@ -25,8 +25,14 @@ RESERVED_ROLE_PURPOSES = (
     "hyperpod-execution",
     "mlflow-tracking",
     "endpoint-execution",
+    # HyperPod stack: EKS control plane, kubectl handler, add-on identities (team roles are
+    # `hyperpod-team-<team>`, checked with the team's name by the hyperpod schema).
+    "hyperpod-eks",
+    "hyperpod-kubectl",
+    "hyperpod-training-operator",
+    "hyperpod-observability",
 )
-RESERVED_RESOURCE_PURPOSES = ("studio", "hyperpod", "eks", "mlflow")
+RESERVED_RESOURCE_PURPOSES = ("studio", "hyperpod", "eks", "mlflow", "hyperpod-metrics")
 STACK_UNITS = ("network", "security", "studio", "hyperpod", "mlflow", "endpoints")
 
 # AWS limits on the names we build.

@@ -6,6 +6,7 @@ import aws_cdk as cdk
 from constructs import Construct
 
 from config.schema import BusinessUnitConfig
+from stacks.hyperpod_stack import HyperPodStack
 from stacks.network_stack import NetworkStack
 from stacks.security_stack import SecurityStack
 
@@ -33,6 +34,17 @@ class BusinessUnitStage(cdk.Stage):
             description=f"{config.name}: KMS keys and S3 buckets",
             **common,
         )
+        if config.hyperpod is not None:
+            self.hyperpod = HyperPodStack(
+                self,
+                "hyperpod",
+                stack_name=config.naming.stack("hyperpod"),
+                description=f"{config.name}: HyperPod cluster on private EKS, teams and quotas",
+                network=self.network,
+                security=self.security,
+                mlflow=getattr(self, "mlflow", None),
+                **common,
+            )
         # Each later section adds its stack here, only when the BU's config has the section,
         # and passes the constructs it needs as typed arguments (never a name lookup):
         #   mlflow    -> takes network + security; exposes MlflowAccess (platform_constructs.access)
