@@ -34,6 +34,8 @@ INTERFACE_ENDPOINTS: dict[str, ec2.InterfaceVpcEndpointAwsService] = {
     "Ssm": _SVC.SSM,
     "SecretsManager": _SVC.SECRETS_MANAGER,
     "Fsx": _SVC.FSX,
+    # The EKS kubectl provider's framework function invokes its handler from the VPC.
+    "Lambda": _SVC.LAMBDA,
 }
 HTTPS = 443
 

@@ -31,6 +31,7 @@ ENDPOINT_SERVICES = [
     "ssm",
     "secretsmanager",
     "fsx",
+    "lambda",
 ]
 
 
