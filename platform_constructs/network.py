@@ -35,7 +35,7 @@ INTERFACE_ENDPOINTS: dict[str, ec2.InterfaceVpcEndpointAwsService] = {
     "SecretsManager": _SVC.SECRETS_MANAGER,
     "Fsx": _SVC.FSX,
     # The EKS kubectl provider's framework function invokes its handler from the VPC.
-    "Lambda": _SVC.LAMBDA,
+    "Lambda": _SVC.LAMBDA_,
 }
 HTTPS = 443
 
