@@ -21,7 +21,7 @@ export HF_HUB_DISABLE_TELEMETRY := 1
 export MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR := false
 
 .PHONY: help install install-cdk synth validate new-bu test test-all lint format typecheck \
-        bench-synth bench-train bench-inference clean
+        bench-synth bench-train bench-inference clean stage-hyperpod-chart
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -53,6 +53,10 @@ validate: install-cdk ## Validate the business-unit configs (FILES=... to pick s
 new-bu: install-cdk ## Write config/$(NAME).yaml for a new business unit (FROM=existing ACCOUNT=id optional)
 	@test -n "$(NAME)" || { echo "usage: make new-bu NAME=name [FROM=existing] [ACCOUNT=123456789012]"; exit 2; }
 	$(PY) -m config new $(NAME) $(if $(FROM),--from $(FROM)) $(if $(ACCOUNT),--account $(ACCOUNT))
+
+stage-hyperpod-chart: install-cdk ## Once, with internet: push HyperPod's pinned chart to BU=name's ECR (VERIFY=1 checks)
+	@test -n "$(BU)" || { echo "usage: make stage-hyperpod-chart BU=name [VERIFY=1] [DRY_RUN=1]"; exit 2; }
+	$(PY) -m scripts.stage_hyperpod_chart --bu $(BU) $(if $(VERIFY),--verify) $(if $(DRY_RUN),--dry-run)
 
 # --- quality gate ----------------------------------------------------------------------------
 lint: install ## ruff lint + format check
