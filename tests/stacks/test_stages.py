@@ -32,6 +32,7 @@ ENDPOINT_SERVICES = [
     "secretsmanager",
     "fsx",
     "lambda",
+    "aps-workspaces",
 ]
 
 
