@@ -170,6 +170,14 @@ class HyperPodCluster(Construct):
         )
         lifecycle_bucket.grant_read(self.execution_role, f"{LIFECYCLE_PREFIX}/*")
         volume_key.grant_encrypt_decrypt(self.execution_role)
+        # EBS attaches the encrypted node volumes through a grant on the key.
+        self.execution_role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["kms:CreateGrant"],
+                resources=[volume_key.key_arn],
+                conditions={"Bool": {"kms:GrantIsForAWSResource": "true"}},
+            )
+        )
         policy = self.execution_role.node.find_child("DefaultPolicy")
         acknowledge(
             policy,

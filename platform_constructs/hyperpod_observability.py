@@ -93,6 +93,13 @@ class MetricsWorkspace(Construct):
                 )
             )
             key.grant_decrypt(reader)
+            for pack in ("HIPAA.Security", "NIST.800.53.R5"):
+                acknowledge(
+                    reader.node.find_child("DefaultPolicy"),
+                    f"{pack}-IAMNoInlinePolicy",
+                    "Grafana's data-source role may only query this one Prometheus workspace and "
+                    "decrypt with its key; the policy is written for this role alone.",
+                )
             self.grafana = grafana.CfnWorkspace(
                 self,
                 "Grafana",

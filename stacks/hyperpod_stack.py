@@ -11,6 +11,7 @@ from typing import Any
 import aws_cdk as cdk
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_eks_v2 as eks
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
@@ -19,6 +20,7 @@ from config import parameters as params
 from config.hyperpod import ADDON_NAMES
 from config.schema import BusinessUnitConfig
 from platform_constructs.access import MlflowAccess
+from platform_constructs.gates import acknowledge
 from platform_constructs.hyperpod_cluster import HyperPodCluster, efa_security_group
 from platform_constructs.hyperpod_eks import HyperPodEksCluster, pod_identity_role
 from platform_constructs.hyperpod_observability import (
@@ -45,6 +47,7 @@ from stacks.security_stack import SecurityStack
 
 TRAINING_OPERATOR_NAMESPACE = "aws-hyperpod"
 TRAINING_OPERATOR_SERVICE_ACCOUNT = "hp-training-operator-controller-manager"
+TRAINING_OPERATOR_POLICY = "AmazonSageMakerHyperPodTrainingOperatorAccess"
 
 
 def chart_repository(config: BusinessUnitConfig) -> str:
@@ -119,6 +122,16 @@ class HyperPodStack(cdk.Stack):
         # Add-on identities, each a separate association (see platform_constructs.hyperpod_eks).
         operator_role = pod_identity_role(
             self, "TrainingOperatorRole", role_name=names.role("hyperpod-training-operator")
+        )
+        operator_role.add_managed_policy(
+            iam.ManagedPolicy.from_aws_managed_policy_name(TRAINING_OPERATOR_POLICY)
+        )
+        acknowledge(
+            operator_role,
+            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/"
+            f"{TRAINING_OPERATOR_POLICY}]",
+            "The AWS-managed policy HyperPod documents for its training operator (describe the "
+            "cluster and its nodes for job auto-resume); AWS versions it with the add-on.",
         )
         self.eks.bind_service_account(
             "TrainingOperatorIdentity",

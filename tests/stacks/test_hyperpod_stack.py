@@ -106,6 +106,22 @@ def test_separate_pod_identity_associations(synthesized, bu: str) -> None:
         "AWS::IAM::Role",
         {
             "RoleName": f"{bu}-hyperpod-training-operator-{synthesized.configs[bu].region}",
+            "ManagedPolicyArns": [
+                Match.object_like(
+                    {
+                        "Fn::Join": [
+                            "",
+                            Match.array_with(
+                                [
+                                    Match.string_like_regexp(
+                                        "AmazonSageMakerHyperPodTrainingOperatorAccess"
+                                    )
+                                ]
+                            ),
+                        ]
+                    }
+                )
+            ],
             "AssumeRolePolicyDocument": {
                 "Statement": Match.array_with(
                     [

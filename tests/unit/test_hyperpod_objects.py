@@ -73,3 +73,54 @@ def test_team_objects_bind_the_claim_to_its_own_volume() -> None:
     assert claim["spec"]["volumeName"] == "fsx-nlp"
     assert claim["metadata"]["namespace"] == "hyperpod-ns-nlp"
     assert claim["spec"]["storageClassName"] == ""  # static binding, no provisioner
+
+
+def test_optional_grafana_reads_only_the_workspace() -> None:
+    import aws_cdk as cdk
+    from aws_cdk import aws_iam as iam
+    from aws_cdk import aws_kms as kms
+    from aws_cdk.assertions import Match, Template
+
+    from platform_constructs.gates import PACKS
+    from platform_constructs.hyperpod_observability import MetricsWorkspace
+
+    app = cdk.App()
+    stack = cdk.Stack(
+        app, "Metrics", env=cdk.Environment(account="111111111111", region="us-east-1")
+    )
+    key = kms.Key(stack, "Key", enable_key_rotation=True)
+    collector = iam.Role(
+        stack, "Collector", assumed_by=iam.ServicePrincipal("pods.eks.amazonaws.com")
+    )
+    MetricsWorkspace(
+        stack, "M", alias="t-metrics", key=key, collector_role=collector, grafana_name="t-metrics"
+    )
+    template = Template.from_stack(stack)
+    template.has_resource_properties(
+        "AWS::Grafana::Workspace",
+        {
+            "AuthenticationProviders": ["AWS_SSO"],
+            "AccountAccessType": "CURRENT_ACCOUNT",
+            "DataSources": ["PROMETHEUS"],
+            "RoleArn": Match.any_value(),
+        },
+    )
+    template.has_resource_properties(
+        "AWS::IAM::Policy",
+        {
+            "PolicyDocument": {
+                "Statement": Match.array_with(
+                    [
+                        Match.object_like(
+                            {
+                                "Action": "aps:RemoteWrite",
+                                "Resource": {"Fn::GetAtt": [Match.any_value(), "Arn"]},
+                            }
+                        )
+                    ]
+                )
+            }
+        },
+    )
+    for pack in PACKS:
+        assert [v.rule_name for v in pack().validate_scope(stack).violations] == []
