@@ -306,18 +306,22 @@ class Fsx(StrictModel):
 
 
 MetricLevel = Literal["BASIC", "ADVANCED"]
-Toggle = Literal["ENABLED", "DISABLED"]
 
 
 class Observability(StrictModel):
-    """The observability add-on's metric levels, written to the BU's Prometheus workspace."""
+    """The observability add-on's metric levels (its ``metricsProvider`` groups), written to
+    the BU's Prometheus workspace; ADVANCED adds per-GPU and per-task detail at more cost."""
 
+    training_metrics: MetricLevel = "BASIC"
+    inference_metrics: MetricLevel = "BASIC"
+    task_governance_metrics: MetricLevel = "BASIC"
+    scaling_metrics: MetricLevel = "BASIC"
+    cluster_metrics: MetricLevel = "BASIC"  # the add-on's `customMetrics`
     node_metrics: MetricLevel = "BASIC"
-    accelerated_compute_metrics: MetricLevel = "ADVANCED"
-    network_metrics: Toggle = "ENABLED"
-    job_metrics: Toggle = "ENABLED"
-    cluster_metrics: Toggle = "ENABLED"
-    collection_interval_seconds: int = Field(default=30, ge=10, le=300)
+    accelerated_compute_metrics: MetricLevel = "ADVANCED"  # GPU and MIG-slice metrics
+    network_metrics: MetricLevel = "BASIC"
+    scrape_interval_seconds: int = Field(default=30, ge=10, le=300)
+    logging: bool = True
     grafana: bool = False  # an Amazon Managed Grafana workspace (needs IAM Identity Center)
 
 

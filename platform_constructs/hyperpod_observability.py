@@ -3,7 +3,6 @@ HyperPod observability add-on writes to, and optionally a Managed Grafana worksp
 
 import json
 
-import aws_cdk as cdk
 from aws_cdk import aws_aps as aps
 from aws_cdk import aws_grafana as grafana
 from aws_cdk import aws_iam as iam
@@ -18,25 +17,39 @@ NAMESPACE = "hyperpod-observability"
 SERVICE_ACCOUNT = "hyperpod-observability-operator-otel-collector"
 
 
-def addon_configuration(settings: Observability, *, remote_write_url: str) -> str:
+# Config field -> the add-on's metricsProvider group (the shape public HyperPod templates use).
+METRIC_GROUPS = {
+    "training_metrics": "trainingMetrics",
+    "inference_metrics": "inferenceMetrics",
+    "task_governance_metrics": "taskGovernanceMetrics",
+    "scaling_metrics": "scalingMetrics",
+    "cluster_metrics": "customMetrics",
+    "node_metrics": "nodeMetrics",
+    "accelerated_compute_metrics": "acceleratedComputeMetrics",
+    "network_metrics": "networkMetrics",
+}
+
+
+def addon_configuration(
+    settings: Observability,
+    *,
+    prometheus_endpoint: str,
+    workspace_arn: str,
+    grafana: tuple[str, str] | None,
+) -> str:
     """ConfigurationValues for the observability add-on: where to write, at which levels."""
-    interval = settings.collection_interval_seconds
-
-    def level(value: str) -> dict[str, object]:
-        return {"level": value, "collectionIntervalSeconds": interval}
-
-    return json.dumps(
-        {
-            "prometheus": {"remoteWriteUrl": remote_write_url},
-            "metricsProvider": {
-                "nodeMetrics": level(settings.node_metrics),
-                "acceleratedComputeMetrics": level(settings.accelerated_compute_metrics),
-                "networkMetrics": level(settings.network_metrics),
-                "jobMetrics": level(settings.job_metrics),
-                "clusterMetrics": level(settings.cluster_metrics),
-            },
-        }
-    )
+    values = settings.model_dump()
+    config: dict[str, object] = {
+        "ampWorkspace": {"prometheusEndpoint": prometheus_endpoint, "arn": workspace_arn},
+        "metricsProvider": {
+            group: {"level": values[field], "scrapeInterval": settings.scrape_interval_seconds}
+            for field, group in METRIC_GROUPS.items()
+        },
+        "logging": {"enabled": settings.logging},
+    }
+    if grafana is not None:
+        config["amgWorkspace"] = {"workspaceName": grafana[0], "arn": grafana[1]}
+    return json.dumps(config)
 
 
 class MetricsWorkspace(Construct):
@@ -52,9 +65,6 @@ class MetricsWorkspace(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         self.workspace = aps.CfnWorkspace(self, "Prometheus", alias=alias, kms_key_arn=key.key_arn)
-        self.remote_write_url = cdk.Fn.join(
-            "", [self.workspace.attr_prometheus_endpoint, "api/v1/remote_write"]
-        )
         collector_role.add_to_principal_policy(
             iam.PolicyStatement(actions=["aps:RemoteWrite"], resources=[self.workspace.attr_arn])
         )

@@ -194,10 +194,22 @@ class HyperPodStack(cdk.Stack):
             collector_role=collector_role,
             grafana_name=names.resource("hyperpod-metrics") if hp.observability.grafana else None,
         )
+        grafana = None
+        if self.metrics.grafana is not None:
+            grafana_arn = self.format_arn(
+                service="grafana",
+                resource="/workspaces",
+                resource_name=self.metrics.grafana.attr_id,
+            )
+            grafana = (names.resource("hyperpod-metrics"), grafana_arn)
+        # Tokens inside the JSON string resolve to an Fn::Join at synthesis.
         self.addons[
             "amazon-sagemaker-hyperpod-observability"
         ].configuration_values = addon_configuration(
-            hp.observability, remote_write_url=self.metrics.remote_write_url
+            hp.observability,
+            prometheus_endpoint=self.metrics.workspace.attr_prometheus_endpoint,
+            workspace_arn=self.metrics.workspace.attr_arn,
+            grafana=grafana,
         )
 
         self.fsx = LustreFileSystem(

@@ -124,3 +124,28 @@ def test_optional_grafana_reads_only_the_workspace() -> None:
     )
     for pack in PACKS:
         assert [v.rule_name for v in pack().validate_scope(stack).violations] == []
+
+
+def test_observability_addon_configuration_levels_from_config() -> None:
+    import json
+
+    from config.hyperpod import Observability
+    from platform_constructs.hyperpod_observability import METRIC_GROUPS, addon_configuration
+
+    settings = Observability(node_metrics="ADVANCED", scrape_interval_seconds=60)
+    values = json.loads(
+        addon_configuration(
+            settings, prometheus_endpoint="https://e/", workspace_arn="arn:w", grafana=None
+        )
+    )
+    assert values["ampWorkspace"] == {"prometheusEndpoint": "https://e/", "arn": "arn:w"}
+    assert set(values["metricsProvider"]) == set(METRIC_GROUPS.values())
+    assert values["metricsProvider"]["nodeMetrics"] == {"level": "ADVANCED", "scrapeInterval": 60}
+    assert values["metricsProvider"]["acceleratedComputeMetrics"]["level"] == "ADVANCED"
+    assert "amgWorkspace" not in values
+    with_grafana = json.loads(
+        addon_configuration(
+            settings, prometheus_endpoint="e", workspace_arn="w", grafana=("g", "arn:g")
+        )
+    )
+    assert with_grafana["amgWorkspace"] == {"workspaceName": "g", "arn": "arn:g"}
