@@ -21,7 +21,8 @@ export HF_HUB_DISABLE_TELEMETRY := 1
 export MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR := false
 
 .PHONY: help install install-cdk synth validate new-bu replacements test test-all lint format \
-        typecheck bench-synth bench-train bench-inference push-training-image clean
+        typecheck bench-synth bench-train bench-inference push-training-image stage-hyperpod-chart \
+        clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -62,6 +63,10 @@ replacements: install-cdk ## Stateful resources this change would remove or repl
 push-training-image: $(VENV)/.stamp-cdk ## Build training/Dockerfile, push it to BU=name's ECR repository tagged with the git SHA (REGION=, TAG= optional)
 	@test -n "$(BU)" || { echo "usage: make push-training-image BU=name [REGION=us-east-1] [TAG=sha]"; exit 2; }
 	$(PY) scripts/push_training_image.py --bu $(BU) $(if $(REGION),--region $(REGION)) $(if $(TAG),--tag $(TAG))
+
+stage-hyperpod-chart: install-cdk ## Once, with internet: push HyperPod's pinned chart to BU=name's ECR (VERIFY=1 checks)
+	@test -n "$(BU)" || { echo "usage: make stage-hyperpod-chart BU=name [VERIFY=1] [DRY_RUN=1]"; exit 2; }
+	$(PY) -m scripts.stage_hyperpod_chart --bu $(BU) $(if $(VERIFY),--verify) $(if $(DRY_RUN),--dry-run)
 
 # --- quality gate ----------------------------------------------------------------------------
 lint: install ## ruff lint + format check

@@ -1,10 +1,480 @@
-"""The ``hyperpod`` section of a BU config.
+"""The ``hyperpod`` section of a BU config: a HyperPod cluster orchestrated by private EKS.
 
-HyperPod cluster orchestrated by EKS: add-ons, instance groups, MIG, teams, FSx (issue: HyperPod).
+Every version that reaches the cluster (Kubernetes, each EKS add-on, the dependencies chart) is
+pinned here, so a deploy never picks up drift. The validators prove what the cluster promises:
+MIG profiles exist on their instance type, and the teams' quotas (whole GPUs and each MIG slice
+type) fit what the instance groups provide, so no quota leaves jobs pending forever.
 """
 
-from config.base import StrictModel
+import re
+from collections import Counter, defaultdict
+from typing import Annotated, Literal
+
+from pydantic import Field, StringConstraints, field_validator, model_validator
+
+from config.accelerators import GPUS_PER_INSTANCE, MIG_PROFILES, mig_profiles
+from config.base import FieldProblemError, StrictModel
+
+# HyperPod supports Kubernetes 1.28-1.34 (AWS docs, HyperPod EKS prerequisites); the kubectl
+# Lambda layer pinned in requirements.txt (kubectl 1.33) manages servers one minor either side.
+KUBERNETES_VERSIONS = ("1.32", "1.33", "1.34")
+KUBECTL_LAYER_VERSION = "1.33"
+
+# What `aws eks describe-addon-versions` prints, e.g. v1.19.5-eksbuild.1.
+AddonVersion = Annotated[
+    str, StringConstraints(pattern=r"^v\d+\.\d+\.\d+-eksbuild\.\d+$", max_length=64)
+]
+# Lowercase DNS label that also fits `hyperpod-ns-<team>-localqueue` and the role name.
+TeamName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$")]
+MAX_TEAM_NAME = 18  # the longest BU name + `-hyperpod-team-<team>-<region>` fits 64
+GroupName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$")]
+MAX_GROUP_NAME = 40
+IamRoleName = Annotated[str, StringConstraints(pattern=r"^[\w+=,.@-]{1,64}$")]
+
+
+DeepHealthCheck = Literal["InstanceStress", "InstanceConnectivity"]
+DEEP_HEALTH_CHECKS: tuple[DeepHealthCheck, ...] = ("InstanceStress", "InstanceConnectivity")
+
+
+class Addons(StrictModel):
+    """One pinned version per EKS add-on (``aws eks describe-addon-versions --addon-name X
+    --kubernetes-version V``). Upgrading one is a reviewed one-line change."""
+
+    vpc_cni: AddonVersion = "v1.20.4-eksbuild.2"
+    coredns: AddonVersion = "v1.12.3-eksbuild.1"
+    kube_proxy: AddonVersion = "v1.33.3-eksbuild.6"
+    eks_pod_identity_agent: AddonVersion = "v1.3.8-eksbuild.2"
+    aws_fsx_csi_driver: AddonVersion = "v1.6.0-eksbuild.1"
+    cert_manager: AddonVersion = "v1.18.2-eksbuild.2"
+    hyperpod_training_operator: AddonVersion = "v1.2.0-eksbuild.1"
+    hyperpod_task_governance: AddonVersion = "v1.5.0-eksbuild.1"
+    hyperpod_observability: AddonVersion = "v1.0.4-eksbuild.1"
+
+
+# Field of `Addons` -> the EKS add-on name.
+ADDON_NAMES = {
+    "vpc_cni": "vpc-cni",
+    "coredns": "coredns",
+    "kube_proxy": "kube-proxy",
+    "eks_pod_identity_agent": "eks-pod-identity-agent",
+    "aws_fsx_csi_driver": "aws-fsx-csi-driver",
+    "cert_manager": "cert-manager",
+    "hyperpod_training_operator": "amazon-sagemaker-hyperpod-training-operator",
+    "hyperpod_task_governance": "amazon-sagemaker-hyperpod-taskgovernance",
+    "hyperpod_observability": "amazon-sagemaker-hyperpod-observability",
+}
+
+
+class DependenciesChart(StrictModel):
+    """HyperPod's dependencies Helm chart, staged once into this BU's private ECR as an OCI
+    artifact (``make stage-hyperpod-chart BU=<bu>``) and installed from there by version;
+    the digest is what the staging step produced and verifies (ECR tags are immutable)."""
+
+    version: Annotated[str, StringConstraints(pattern=r"^\d+\.\d+\.\d+$")] = "0.1.0"
+    digest: Annotated[str, StringConstraints(pattern=r"^sha256:[0-9a-f]{64}$")]
+    # The sagemaker-hyperpod-cli commit the chart is packaged from (used by the staging step).
+    source_commit: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{40}$")]
+
+
+class InstanceGroup(StrictModel):
+    """Fields every instance group has."""
+
+    instance_type: Annotated[str, StringConstraints(pattern=r"^ml\.[a-z0-9-]+\.[a-z0-9]+$")]
+    count: int = Field(default=1, ge=1, le=6758)
+    ebs_volume_gb: int = Field(default=500, ge=1, le=16384)  # at /opt/sagemaker
+    threads_per_core: Literal[1, 2] = 1
+
+
+class SystemGroup(InstanceGroup):
+    """The small CPU group that runs cluster services (Kueue, cert-manager, operators)."""
+
+    instance_type: Annotated[str, StringConstraints(pattern=r"^ml\.[a-z0-9-]+\.[a-z0-9]+$")] = (
+        "ml.m5.2xlarge"
+    )
+    count: int = Field(default=2, ge=1, le=6758)
+    ebs_volume_gb: int = Field(default=100, ge=1, le=16384)
+
+
+class MixedMig(StrictModel):
+    """A mixed MIG layout: profile -> instances per GPU (e.g. ``{3g.40gb: 1, 4g.40gb: 1}``)."""
+
+    profiles: dict[str, int] = Field(min_length=1)
+
+    @property
+    def label(self) -> str:
+        parts = "-".join(f"{n}-{p}" for p, n in sorted(self.profiles.items()))
+        return f"mixed-{parts}"
+
+
+class GpuGroup(InstanceGroup):
+    """A GPU group: whole GPUs, or MIG slices when ``mig`` names a layout."""
+
+    name: GroupName
+    # `all-<profile>` (every GPU cut the same way) or a mixed layout.
+    mig: str | MixedMig | None = None
+    deep_health_checks: list[DeepHealthCheck] = Field(
+        default_factory=lambda: list(DEEP_HEALTH_CHECKS)
+    )
+    # More than one instance type: a flexible instance group (InstanceRequirements).
+    alternative_instance_types: list[str] = Field(default_factory=list, max_length=19)
+
+    @field_validator("name")
+    @classmethod
+    def _name_length(cls, name: str) -> str:
+        if len(name) > MAX_GROUP_NAME:
+            raise ValueError(f"at most {MAX_GROUP_NAME} characters")
+        return name
+
+    @model_validator(mode="after")
+    def _gpu_and_mig(self) -> "GpuGroup":
+        if self.instance_type not in GPUS_PER_INSTANCE:
+            raise FieldProblemError(
+                "instance_type",
+                f"{self.instance_type} is not a GPU type this platform knows; known: "
+                + ", ".join(sorted(GPUS_PER_INSTANCE)),
+            )
+        if self.mig is None:
+            return self
+        if self.alternative_instance_types:
+            raise FieldProblemError(
+                "mig", "MIG does not work on a flexible instance group (alternative_instance_types)"
+            )
+        offered = mig_profiles(self.instance_type)
+        if not offered:
+            raise FieldProblemError(
+                "mig",
+                f"{self.instance_type} does not support MIG; MIG types: "
+                + ", ".join(sorted(MIG_PROFILES)),
+            )
+        allowed = ", ".join(offered)
+        if isinstance(self.mig, str):
+            profile = self.mig.removeprefix("all-")
+            if not self.mig.startswith("all-") or profile not in offered:
+                raise FieldProblemError(
+                    "mig",
+                    f"{self.mig!r} is not a layout of {self.instance_type}: use all-<profile> "
+                    f"or a mixed layout, with profiles {allowed}",
+                )
+            return self
+        unknown = sorted(set(self.mig.profiles) - set(offered))
+        if unknown:
+            raise FieldProblemError(
+                "mig.profiles",
+                f"{', '.join(unknown)} not offered by {self.instance_type}; allowed: {allowed}",
+            )
+        if any(n < 1 for n in self.mig.profiles.values()):
+            raise FieldProblemError("mig.profiles", "each profile needs 1 or more instances")
+        compute = sum(offered[p].compute * n for p, n in self.mig.profiles.items())
+        memory = sum(offered[p].memory_eighths * n for p, n in self.mig.profiles.items())
+        if compute > 7 or memory > 8:
+            raise FieldProblemError(
+                "mig.profiles",
+                f"the layout needs {compute}/7 compute and {memory}/8 memory slices of one GPU",
+            )
+        return self
+
+    @property
+    def gpus(self) -> int:
+        return GPUS_PER_INSTANCE[self.instance_type] * self.count
+
+    @property
+    def mig_label(self) -> str | None:
+        """The value of the node label ``nvidia.com/mig.config``."""
+        if self.mig is None:
+            return None
+        return self.mig if isinstance(self.mig, str) else self.mig.label
+
+    def slices_per_gpu(self) -> dict[str, int]:
+        """MIG profile -> instances per GPU in this group's layout (empty without MIG)."""
+        if self.mig is None:
+            return {}
+        if isinstance(self.mig, str):
+            profile = self.mig.removeprefix("all-")
+            return {profile: mig_profiles(self.instance_type)[profile].slices}
+        return dict(self.mig.profiles)
+
+
+class Team(StrictModel):
+    """A team: its namespace ``hyperpod-ns-<name>``, quota behaviour and fair-share weight."""
+
+    name: TeamName
+    fair_share_weight: int = Field(default=50, ge=0, le=100)
+    sharing: Literal["LendAndBorrow", "Lend", "DontLend"] = "LendAndBorrow"
+    # Percent of its quota a LendAndBorrow team may borrow from idle capacity.
+    borrow_limit_percent: int = Field(default=50, ge=1, le=500)
+    preempt: Literal["LowerPriority", "Never"] = "LowerPriority"
+
+    @field_validator("name")
+    @classmethod
+    def _name_length(cls, name: str) -> str:
+        if len(name) > MAX_TEAM_NAME:
+            raise ValueError(f"at most {MAX_TEAM_NAME} characters (it names a role and queue)")
+        return name
+
+    @property
+    def namespace(self) -> str:
+        return f"hyperpod-ns-{self.name}"  # HyperPod task governance's convention
+
+    @property
+    def queue(self) -> str:
+        return f"hyperpod-ns-{self.name}-localqueue"
+
+
+class MigQuota(StrictModel):
+    profile: str
+    count: int = Field(ge=1)
+
+
+class Quota(StrictModel):
+    """What one team is guaranteed on one instance type: whole GPUs and/or MIG slices."""
+
+    team: TeamName
+    instance_type: str
+    gpus: int = Field(default=0, ge=0)
+    mig: MigQuota | None = None
+
+    @model_validator(mode="after")
+    def _something(self) -> "Quota":
+        if self.gpus == 0 and self.mig is None:
+            raise FieldProblemError("gpus", "a quota needs gpus >= 1 or a mig slice count")
+        return self
+
+
+class PriorityClass(StrictModel):
+    name: Annotated[str, StringConstraints(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")]
+    weight: int = Field(ge=0, le=100)
+
+
+def _default_priorities() -> list[PriorityClass]:
+    return [
+        PriorityClass(name="inference", weight=100),
+        PriorityClass(name="training", weight=70),
+        PriorityClass(name="experimentation", weight=30),
+    ]
+
+
+class Scheduler(StrictModel):
+    """The cluster's one ClusterSchedulerConfig."""
+
+    priority_classes: list[PriorityClass] = Field(
+        default_factory=_default_priorities, min_length=1, max_length=10
+    )
+    fair_share: bool = True
+    idle_resource_sharing: bool = True
+
+    @field_validator("priority_classes")
+    @classmethod
+    def _unique(cls, classes: list[PriorityClass]) -> list[PriorityClass]:
+        dupes = [n for n, c in Counter(p.name for p in classes).items() if c > 1]
+        if dupes:
+            raise ValueError(f"duplicate priority class {', '.join(dupes)}")
+        return classes
+
+
+# FSx for Lustre throughput (MB/s per TiB) each deployment type offers.
+FSX_THROUGHPUT: dict[str, tuple[int, ...]] = {
+    "PERSISTENT_1": (50, 100, 200),
+    "PERSISTENT_2": (125, 250, 500, 1000),
+    "SCRATCH_2": (),
+}
+
+
+class Fsx(StrictModel):
+    """FSx for Lustre for datasets and checkpoints, in the cluster's subnet."""
+
+    deployment_type: Literal["PERSISTENT_1", "PERSISTENT_2", "SCRATCH_2"] = "PERSISTENT_2"
+    storage_capacity_gib: int = Field(default=1200, ge=1200)
+    throughput_mbps_per_tib: int | None = 250
+
+    @model_validator(mode="after")
+    def _offered(self) -> "Fsx":
+        offered = FSX_THROUGHPUT[self.deployment_type]
+        if not offered and self.throughput_mbps_per_tib is not None:
+            raise FieldProblemError(
+                "throughput_mbps_per_tib",
+                f"{self.deployment_type} has no throughput setting; leave it null",
+            )
+        if offered and self.throughput_mbps_per_tib not in offered:
+            raise FieldProblemError(
+                "throughput_mbps_per_tib",
+                f"{self.throughput_mbps_per_tib} not offered for {self.deployment_type}; "
+                f"choose {', '.join(map(str, offered))}",
+            )
+        if self.storage_capacity_gib != 1200 and self.storage_capacity_gib % 2400:
+            raise FieldProblemError("storage_capacity_gib", "1200 GiB or a multiple of 2400 GiB")
+        return self
+
+
+MetricLevel = Literal["BASIC", "ADVANCED"]
+
+
+class Observability(StrictModel):
+    """The observability add-on's metric levels (its ``metricsProvider`` groups), written to
+    the BU's Prometheus workspace; ADVANCED adds per-GPU and per-task detail at more cost."""
+
+    training_metrics: MetricLevel = "BASIC"
+    inference_metrics: MetricLevel = "BASIC"
+    task_governance_metrics: MetricLevel = "BASIC"
+    scaling_metrics: MetricLevel = "BASIC"
+    cluster_metrics: MetricLevel = "BASIC"  # the add-on's `customMetrics`
+    node_metrics: MetricLevel = "BASIC"
+    accelerated_compute_metrics: MetricLevel = "ADVANCED"  # GPU and MIG-slice metrics
+    network_metrics: MetricLevel = "BASIC"
+    scrape_interval_seconds: int = Field(default=30, ge=10, le=300)
+    logging: bool = True
+    grafana: bool = False  # an Amazon Managed Grafana workspace (needs IAM Identity Center)
 
 
 class HyperPod(StrictModel):
-    """Placeholder until its issue lands: an empty mapping is accepted."""
+    """A HyperPod EKS cluster: control plane, add-ons, instance groups, teams and storage."""
+
+    kubernetes_version: str = "1.33"
+    # IAM role names in the BU's account that administer the cluster (EKS cluster admin).
+    admin_roles: list[IamRoleName] = Field(min_length=1)
+    # The AZ of the HyperPod nodes and FSx (EFA wants one AZ); default: the BU's first AZ.
+    availability_zone: str | None = None
+    addons: Addons = Field(default_factory=Addons)
+    dependencies_chart: DependenciesChart
+    system_group: SystemGroup = Field(default_factory=SystemGroup)
+    gpu_groups: list[GpuGroup] = Field(min_length=1)
+    teams: list[Team] = Field(min_length=1)
+    quotas: list[Quota] = Field(default_factory=list)
+    scheduler: Scheduler = Field(default_factory=Scheduler)
+    fsx: Fsx = Field(default_factory=Fsx)
+    observability: Observability = Field(default_factory=Observability)
+
+    @field_validator("kubernetes_version")
+    @classmethod
+    def _supported(cls, version: str) -> str:
+        if version not in KUBERNETES_VERSIONS:
+            raise ValueError(
+                f"Kubernetes {version} is not supported here; "
+                f"choose {', '.join(KUBERNETES_VERSIONS)}"
+            )
+        return version
+
+    @field_validator("gpu_groups")
+    @classmethod
+    def _unique_groups(cls, groups: list[GpuGroup]) -> list[GpuGroup]:
+        dupes = [n for n, c in Counter(g.name for g in groups).items() if c > 1]
+        if dupes or "system" in {g.name for g in groups}:
+            raise ValueError(f"group names must be unique and not 'system': {dupes or 'system'}")
+        return groups
+
+    @field_validator("teams")
+    @classmethod
+    def _unique_teams(cls, teams: list[Team]) -> list[Team]:
+        dupes = [n for n, c in Counter(t.name for t in teams).items() if c > 1]
+        if dupes:
+            raise ValueError(f"duplicate team {', '.join(dupes)}")
+        return teams
+
+    @model_validator(mode="after")
+    def _kube_proxy_matches(self) -> "HyperPod":
+        match = re.match(r"^v(\d+\.\d+)\.", self.addons.kube_proxy)
+        if match and match.group(1) != self.kubernetes_version:
+            raise FieldProblemError(
+                "addons.kube_proxy",
+                f"{self.addons.kube_proxy} is for Kubernetes {match.group(1)}; the cluster "
+                f"runs {self.kubernetes_version}",
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _quotas_fit(self) -> "HyperPod":
+        for problem in quota_problems(self):
+            raise problem
+        return self
+
+    def mig_profiles_offered(self) -> frozenset[str]:
+        """Every MIG profile some instance group of this cluster provides (e.g. ``1g.18gb``)."""
+        return frozenset(p for g in self.gpu_groups for p in g.slices_per_gpu())
+
+    def capacity(self) -> tuple[dict[str, int], dict[tuple[str, str], int]]:
+        """Whole GPUs per instance type, and MIG slices per (instance type, profile)."""
+        whole: dict[str, int] = defaultdict(int)
+        slices: dict[tuple[str, str], int] = defaultdict(int)
+        for group in self.gpu_groups:
+            per_gpu = group.slices_per_gpu()
+            if not per_gpu:
+                whole[group.instance_type] += group.gpus
+            for profile, n in per_gpu.items():
+                slices[(group.instance_type, profile)] += n * group.gpus
+        return dict(whole), dict(slices)
+
+    def quotas_of(self, team: str) -> list[Quota]:
+        return [q for q in self.quotas if q.team == team]
+
+
+def quota_problems(cfg: HyperPod) -> list[FieldProblemError]:
+    """Every quota that cannot be honoured, in config order: unknown team or type, a profile
+    the type's groups do not provide, or a sum over teams beyond the groups' capacity."""
+    problems: list[FieldProblemError] = []
+    teams = {t.name for t in cfg.teams}
+    types = sorted({g.instance_type for g in cfg.gpu_groups})
+    whole, slices = cfg.capacity()
+    seen: set[tuple[str, str]] = set()
+    used_whole: dict[str, int] = defaultdict(int)
+    used_slices: dict[tuple[str, str], int] = defaultdict(int)
+    for i, quota in enumerate(cfg.quotas):
+        path = f"quotas.{i}"
+        if quota.team not in teams:
+            problems.append(
+                FieldProblemError(
+                    f"{path}.team",
+                    f"unknown team {quota.team!r}; teams: {', '.join(sorted(teams))}",
+                )
+            )
+            continue
+        if quota.instance_type not in types:
+            problems.append(
+                FieldProblemError(
+                    f"{path}.instance_type",
+                    f"no GPU group of type {quota.instance_type}; groups have {', '.join(types)}",
+                )
+            )
+            continue
+        if (quota.team, quota.instance_type) in seen:
+            problems.append(
+                FieldProblemError(
+                    path, f"team {quota.team!r} already has a quota on {quota.instance_type}"
+                )
+            )
+            continue
+        seen.add((quota.team, quota.instance_type))
+        if quota.gpus:
+            used_whole[quota.instance_type] += quota.gpus
+            have = whole.get(quota.instance_type, 0)
+            if used_whole[quota.instance_type] > have:
+                problems.append(
+                    FieldProblemError(
+                        f"{path}.gpus",
+                        f"team {quota.team!r}: quotas need {used_whole[quota.instance_type]} whole "
+                        f"GPUs of {quota.instance_type}, the groups provide {have} (short by "
+                        f"{used_whole[quota.instance_type] - have})",
+                    )
+                )
+        if quota.mig is not None:
+            key = (quota.instance_type, quota.mig.profile)
+            have = slices.get(key, 0)
+            if not have:
+                offered = sorted(p for (t, p) in slices if t == quota.instance_type)
+                problems.append(
+                    FieldProblemError(
+                        f"{path}.mig.profile",
+                        f"no {quota.instance_type} group is partitioned into "
+                        f"{quota.mig.profile}; its groups provide {', '.join(offered) or 'no MIG'}",
+                    )
+                )
+                continue
+            used_slices[key] += quota.mig.count
+            if used_slices[key] > have:
+                problems.append(
+                    FieldProblemError(
+                        f"{path}.mig.count",
+                        f"team {quota.team!r}: quotas need {used_slices[key]} mig-"
+                        f"{quota.mig.profile} slices of {quota.instance_type}, the groups provide "
+                        f"{have} (short by {used_slices[key] - have})",
+                    )
+                )
+    return problems

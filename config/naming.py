@@ -32,8 +32,14 @@ RESERVED_ROLE_PURPOSES = (
     "mlflow-tracking",
     "endpoint-execution",
     "training-job",
+    # HyperPod stack: EKS control plane, kubectl handler, add-on identities (team roles are
+    # `hyperpod-team-<team>`, checked with the team's name by the hyperpod schema).
+    "hyperpod-eks",
+    "hyperpod-kubectl",
+    "hyperpod-training-operator",
+    "hyperpod-observability",
 )
-RESERVED_RESOURCE_PURPOSES = ("studio", "hyperpod", "eks", "mlflow", "training")
+RESERVED_RESOURCE_PURPOSES = ("studio", "hyperpod", "eks", "mlflow", "training", "hyperpod-metrics")
 STACK_UNITS = (
     "network",
     "security",

@@ -222,6 +222,14 @@ class BusinessUnitConfig(StrictModel):
     def _cross_section(self) -> "BusinessUnitConfig":
         """Rules that need two sections (an endpoint on HyperPod needs a ``hyperpod`` section,
         a MIG slice must exist on the cluster, ...). Raise FieldProblemError with the full path."""
+        if self.hyperpod is not None:
+            azs = self.network.availability_zones
+            if self.hyperpod.availability_zone not in (None, *azs):
+                raise FieldProblemError(
+                    "hyperpod.availability_zone",
+                    f"{self.hyperpod.availability_zone} is not one of the BU's AZs "
+                    f"({', '.join(azs)})",
+                )
         return self
 
     @property

@@ -41,6 +41,10 @@ INTERFACE_ENDPOINTS: dict[str, ec2.InterfaceVpcEndpointAwsService] = {
     "Ssm": _SVC.SSM,
     "SecretsManager": _SVC.SECRETS_MANAGER,
     "Fsx": _SVC.FSX,
+    # The EKS kubectl provider's framework function invokes its handler from the VPC.
+    "Lambda": _SVC.LAMBDA_,
+    # HyperPod's observability add-on remote-writes GPU metrics to Managed Prometheus.
+    "PrometheusWorkspaces": _SVC.PROMETHEUS_WORKSPACES,
 }
 HTTPS = 443
 

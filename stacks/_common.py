@@ -7,10 +7,18 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from config.naming import BU_TAG_KEY
 from config.schema import BusinessUnitConfig
 
 if TYPE_CHECKING:  # the security stack imports this module
     from stacks.security_stack import SecurityStack
+
+
+def stage_tags(config: BusinessUnitConfig) -> dict[str, str]:
+    """The tags the Stage puts on every resource: cost allocation, and the BU's name (IAM
+    conditions scope by it where an ARN cannot). Raw ``CfnResource``s, which ``cdk.Tags``
+    skips, take these explicitly."""
+    return {**config.tags.as_dict(), BU_TAG_KEY: config.name}
 
 
 def removal_policy(config: BusinessUnitConfig) -> cdk.RemovalPolicy:

@@ -5,8 +5,9 @@ from typing import Any
 import aws_cdk as cdk
 from constructs import Construct
 
-from config.naming import BU_TAG_KEY
 from config.schema import BusinessUnitConfig
+from stacks._common import stage_tags
+from stacks.hyperpod_stack import HyperPodStack
 from stacks.mlflow_stack import MlflowStack
 from stacks.network_stack import NetworkStack
 from stacks.security_stack import SecurityStack
@@ -37,13 +38,10 @@ class BusinessUnitStage(cdk.Stage):
             description=f"{config.name}: KMS keys and S3 buckets",
             **common,
         )
-        # Each later section adds its stack here, only when the BU's config has the section,
-        # and passes the constructs it needs as typed arguments (never a name lookup):
-        #   mlflow    -> takes network + security; exposes MlflowAccess (platform_constructs.access)
-        #   studio    -> takes network + security + the MlflowAccess (or None)
-        #   hyperpod  -> takes network + security + the MlflowAccess (or None)
-        #   endpoints -> takes network + security (+ the hyperpod stack for its HyperPod target)
-        # MLflow first: Studio (and later HyperPod and training) get access through it.
+        # Each optional section adds its stack only when the BU's config has the section, and
+        # stacks get what they need as typed arguments (never a name lookup). MLflow comes
+        # first: Studio's, HyperPod's and training's roles get their access through it
+        # (platform_constructs.access.MlflowAccess).
         self.mlflow: MlflowStack | None = None
         if config.mlflow is not None:
             self.mlflow = MlflowStack(
@@ -66,6 +64,18 @@ class BusinessUnitStage(cdk.Stage):
                 mlflow=self.mlflow,
                 **common,
             )
+        self.hyperpod: HyperPodStack | None = None
+        if config.hyperpod is not None:
+            self.hyperpod = HyperPodStack(
+                self,
+                "hyperpod",
+                stack_name=config.naming.stack("hyperpod"),
+                description=f"{config.name}: HyperPod cluster on private EKS, teams and quotas",
+                network=self.network,
+                security=self.security,
+                mlflow=self.mlflow,
+                **common,
+            )
         # Every BU gets one: the image repository and managed-job role are useful without any
         # optional section. The MLflow stack grants its role access.
         self.training = TrainingStack(
@@ -78,7 +88,5 @@ class BusinessUnitStage(cdk.Stage):
             mlflow=self.mlflow,
             **common,
         )
-        for key, value in config.tags.as_dict().items():
+        for key, value in stage_tags(config).items():
             cdk.Tags.of(self).add(key, value)
-        # The BU's name on every resource: IAM conditions scope by it where an ARN cannot.
-        cdk.Tags.of(self).add(BU_TAG_KEY, config.name)

@@ -1,0 +1,122 @@
+"""GPU and cluster metrics: an Amazon Managed Service for Prometheus workspace (KMS) that the
+HyperPod observability add-on writes to, and optionally a Managed Grafana workspace on top."""
+
+import json
+
+from aws_cdk import aws_aps as aps
+from aws_cdk import aws_grafana as grafana
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from constructs import Construct
+
+from config.hyperpod import Observability
+from platform_constructs.gates import acknowledge
+
+# The add-on's collector runs under this service account (DESIGN.md, verified add-on facts).
+NAMESPACE = "hyperpod-observability"
+SERVICE_ACCOUNT = "hyperpod-observability-operator-otel-collector"
+
+
+# Config field -> the add-on's metricsProvider group (the shape public HyperPod templates use).
+METRIC_GROUPS = {
+    "training_metrics": "trainingMetrics",
+    "inference_metrics": "inferenceMetrics",
+    "task_governance_metrics": "taskGovernanceMetrics",
+    "scaling_metrics": "scalingMetrics",
+    "cluster_metrics": "customMetrics",
+    "node_metrics": "nodeMetrics",
+    "accelerated_compute_metrics": "acceleratedComputeMetrics",
+    "network_metrics": "networkMetrics",
+}
+
+
+def addon_configuration(
+    settings: Observability,
+    *,
+    prometheus_endpoint: str,
+    workspace_arn: str,
+    grafana: tuple[str, str] | None,
+) -> str:
+    """ConfigurationValues for the observability add-on: where to write, at which levels."""
+    values = settings.model_dump()
+    config: dict[str, object] = {
+        "ampWorkspace": {"prometheusEndpoint": prometheus_endpoint, "arn": workspace_arn},
+        "metricsProvider": {
+            group: {"level": values[field], "scrapeInterval": settings.scrape_interval_seconds}
+            for field, group in METRIC_GROUPS.items()
+        },
+        "logging": {"enabled": settings.logging},
+    }
+    if grafana is not None:
+        config["amgWorkspace"] = {"workspaceName": grafana[0], "arn": grafana[1]}
+    return json.dumps(config)
+
+
+class MetricsWorkspace(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        alias: str,
+        key: kms.IKey,
+        collector_role: iam.IRole,
+        grafana_name: str | None,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.workspace = aps.CfnWorkspace(self, "Prometheus", alias=alias, kms_key_arn=key.key_arn)
+        collector_role.add_to_principal_policy(
+            iam.PolicyStatement(actions=["aps:RemoteWrite"], resources=[self.workspace.attr_arn])
+        )
+        key.grant_encrypt_decrypt(collector_role)
+        policy = collector_role.node.find_child("DefaultPolicy")
+        for action in ("kms:GenerateDataKey*", "kms:ReEncrypt*"):
+            acknowledge(
+                policy,
+                f"AwsSolutions-IAM5[Action::{action}]",
+                "CDK's encrypt/decrypt grant on the one key of the Prometheus workspace the "
+                "collector writes to; these are its envelope-encryption calls.",
+            )
+        for pack in ("HIPAA.Security", "NIST.800.53.R5"):
+            acknowledge(
+                policy,
+                f"{pack}-IAMNoInlinePolicy",
+                "The collector role's policy (remote-write to one workspace, its key) is written "
+                "for this role alone; an inline policy cannot be attached elsewhere.",
+            )
+        self.grafana: grafana.CfnWorkspace | None = None
+        if grafana_name is not None:
+            reader = iam.Role(
+                self,
+                "GrafanaRole",
+                assumed_by=iam.ServicePrincipal("grafana.amazonaws.com"),
+            )
+            reader.add_to_policy(
+                iam.PolicyStatement(
+                    actions=[
+                        "aps:QueryMetrics",
+                        "aps:GetSeries",
+                        "aps:GetLabels",
+                        "aps:GetMetricMetadata",
+                    ],
+                    resources=[self.workspace.attr_arn],
+                )
+            )
+            key.grant_decrypt(reader)
+            for pack in ("HIPAA.Security", "NIST.800.53.R5"):
+                acknowledge(
+                    reader.node.find_child("DefaultPolicy"),
+                    f"{pack}-IAMNoInlinePolicy",
+                    "Grafana's data-source role may only query this one Prometheus workspace and "
+                    "decrypt with its key; the policy is written for this role alone.",
+                )
+            self.grafana = grafana.CfnWorkspace(
+                self,
+                "Grafana",
+                name=grafana_name,
+                account_access_type="CURRENT_ACCOUNT",
+                authentication_providers=["AWS_SSO"],
+                permission_type="CUSTOMER_MANAGED",
+                role_arn=reader.role_arn,
+                data_sources=["PROMETHEUS"],
+            )

@@ -1,0 +1,301 @@
+"""What runs on the HyperPod cluster for the BU's teams: per-team identity and storage claims, the
+pinned dependencies chart, and the MIG manager's layouts.
+
+Kubernetes objects are built with the ``kubernetes`` client's models (typed, the same objects
+``kubectl`` would send) and applied through the cluster's kubectl provider, one manifest per
+team so a team's objects change together.
+"""
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import aws_cdk as cdk
+import yaml
+from aws_cdk import aws_eks_v2 as eks
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+from kubernetes import client as k8s
+
+from config.hyperpod import GpuGroup, Team
+from platform_constructs.access import MlflowAccess
+from platform_constructs.gates import acknowledge
+from platform_constructs.hyperpod_eks import HyperPodEksCluster, pod_identity_role
+
+SERVICE_ACCOUNT = "training"  # in each team namespace
+FSX_CLAIM = "fsx-claim"
+MIG_CONFIG_MAP = "platform-mig-config"
+CHART_NAME = "hyperpod-helm-chart"  # the `name` in HyperPod's Chart.yaml; helm push appends it
+CHART_NAMESPACE = "kube-system"
+CHART_RELEASE = "dependencies"
+_API = k8s.ApiClient()
+
+
+def to_manifest(obj: Any) -> dict[str, Any]:
+    """A kubernetes client model as the plain dict kubectl applies."""
+    result: dict[str, Any] = _API.sanitize_for_serialization(obj)
+    return result
+
+
+def team_objects(
+    team: Team, *, pv_name: str, fsx_id: str, fsx_dns: str, fsx_mount: str, capacity_gib: int
+) -> list[dict[str, Any]]:
+    """The namespace (task governance creates it too; apply is idempotent), the workload
+    service account, and a static FSx for Lustre volume with its claim."""
+    labels = {"platform/team": team.name}
+    namespace = k8s.V1Namespace(
+        api_version="v1",
+        kind="Namespace",
+        metadata=k8s.V1ObjectMeta(name=team.namespace, labels=labels),
+    )
+    account = k8s.V1ServiceAccount(
+        api_version="v1",
+        kind="ServiceAccount",
+        metadata=k8s.V1ObjectMeta(name=SERVICE_ACCOUNT, namespace=team.namespace, labels=labels),
+    )
+    volume = k8s.V1PersistentVolume(
+        api_version="v1",
+        kind="PersistentVolume",
+        metadata=k8s.V1ObjectMeta(name=pv_name, labels=labels),
+        spec=k8s.V1PersistentVolumeSpec(
+            capacity={"storage": f"{capacity_gib}Gi"},
+            access_modes=["ReadWriteMany"],
+            persistent_volume_reclaim_policy="Retain",
+            storage_class_name="",
+            # Only this team's claim may bind this volume.
+            claim_ref=k8s.V1ObjectReference(namespace=team.namespace, name=FSX_CLAIM),
+            csi=k8s.V1CSIPersistentVolumeSource(
+                driver="fsx.csi.aws.com",
+                volume_handle=fsx_id,
+                volume_attributes={"dnsname": fsx_dns, "mountname": fsx_mount},
+            ),
+            mount_options=["flock"],
+        ),
+    )
+    claim = k8s.V1PersistentVolumeClaim(
+        api_version="v1",
+        kind="PersistentVolumeClaim",
+        metadata=k8s.V1ObjectMeta(name=FSX_CLAIM, namespace=team.namespace, labels=labels),
+        spec=k8s.V1PersistentVolumeClaimSpec(
+            access_modes=["ReadWriteMany"],
+            storage_class_name="",
+            volume_name=pv_name,
+            resources=k8s.V1VolumeResourceRequirements(requests={"storage": f"{capacity_gib}Gi"}),
+        ),
+    )
+    return [to_manifest(o) for o in (namespace, account, volume, claim)]
+
+
+def mig_config_map(groups: Sequence[GpuGroup]) -> dict[str, Any]:
+    """The MIG manager's layouts: every layout a group's ``nvidia.com/mig.config`` label names."""
+    configs: dict[str, Any] = {"all-disabled": [{"devices": "all", "mig-enabled": False}]}
+    for group in groups:
+        if group.mig_label:
+            configs[group.mig_label] = [
+                {"devices": "all", "mig-enabled": True, "mig-devices": group.slices_per_gpu()}
+            ]
+    data = yaml.safe_dump({"version": "v1", "mig-configs": configs}, sort_keys=True)
+    return to_manifest(
+        k8s.V1ConfigMap(
+            api_version="v1",
+            kind="ConfigMap",
+            metadata=k8s.V1ObjectMeta(name=MIG_CONFIG_MAP, namespace=CHART_NAMESPACE),
+            data={"config.yaml": data},
+        )
+    )
+
+
+def chart_values(*, mig: bool) -> dict[str, Any]:
+    """Values for HyperPod's dependencies chart: what the EKS add-ons already provide is off;
+    with MIG groups the GPU operator's MIG manager replaces the standalone device plugin."""
+    return {
+        "cert-manager": {"enabled": False},  # the cert-manager add-on
+        "mlflow": {"enabled": False},  # SageMaker MLflow, not an in-cluster server
+        "inferenceOperators": {"enabled": False},  # the HyperPod inference add-on
+        "health-monitoring-agent": {"enabled": True},
+        "deep-health-check": {"enabled": True},
+        "job-auto-restart": {"enabled": True},
+        "aws-efa-k8s-device-plugin": {"devicePlugin": {"enabled": True}},
+        "nvidia-device-plugin": {"devicePlugin": {"enabled": not mig}},
+        "gpu-operator": {
+            "enabled": mig,
+            "mig": {"strategy": "mixed"},
+            "driver": {"enabled": False},  # HyperPod AMIs ship the driver
+            "migManager": {
+                "enabled": mig,
+                "config": {"create": False, "name": MIG_CONFIG_MAP, "default": "all-disabled"},
+            },
+        },
+    }
+
+
+class DependenciesChart(Construct):
+    """HyperPod's dependencies chart from this BU's private ECR (an OCI artifact staged once by
+    ``make stage-hyperpod-chart``), never from git or a public repository at deploy time."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        eks_cluster: eks.Cluster,
+        repository_name: str,
+        version: str,
+        digest: str,
+        gpu_groups: Sequence[GpuGroup],
+        after: Sequence[cdk.CfnResource],
+    ) -> None:
+        super().__init__(scope, construct_id)
+        stack = cdk.Stack.of(self)
+        mig = any(g.mig_label for g in gpu_groups)
+        self.repository_url = (
+            f"oci://{stack.account}.dkr.ecr.{stack.region}.{stack.url_suffix}/{repository_name}"
+        )
+        self.mig_config = eks.KubernetesManifest(
+            self,
+            "MigConfig",
+            cluster=eks_cluster,  # type: ignore[arg-type]  # jsii protocol gap
+            manifest=[mig_config_map(gpu_groups)],
+        )
+        values = chart_values(mig=mig)
+        # The digest the staging step verified; a different artifact under this version is
+        # impossible (immutable tags) and visible in the release values if anyone retags.
+        values["platform"] = {"chartDigest": digest}
+        self.chart = eks.HelmChart(
+            self,
+            "Chart",
+            cluster=eks_cluster,  # type: ignore[arg-type]  # jsii protocol gap
+            repository=self.repository_url,
+            chart=CHART_NAME,
+            version=version,
+            release=CHART_RELEASE,
+            namespace=CHART_NAMESPACE,
+            values=values,
+            wait=False,
+            atomic=True,
+            timeout=cdk.Duration.minutes(15),
+        )
+        self.chart.node.add_dependency(self.mig_config)
+        for dependency in after:
+            self.chart.node.add_dependency(dependency)
+
+
+class TeamWorkloads(Construct):
+    """Per team: a workload role reachable only from the team's service account, with the
+    data bucket readable, the team's checkpoint and model prefixes writable, and MLflow."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        eks_cluster: HyperPodEksCluster,
+        teams: Sequence[Team],
+        role_names: Mapping[str, str],
+        pv_names: Mapping[str, str],
+        data_bucket: s3.IBucket,
+        checkpoints_bucket: s3.IBucket,
+        models_bucket: s3.IBucket,
+        fsx_id: str,
+        fsx_dns: str,
+        fsx_mount: str,
+        fsx_capacity_gib: int,
+        mlflow: MlflowAccess | None,
+        after: Sequence[cdk.CfnResource],
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.roles: dict[str, iam.Role] = {}
+        self.manifests: dict[str, eks.KubernetesManifest] = {}
+        for team in teams:
+            role = pod_identity_role(self, f"Role-{team.name}", role_name=role_names[team.name])
+            data_bucket.grant_read(role)
+            checkpoints_bucket.grant_read_write(role, f"{team.name}/*")
+            models_bucket.grant_read_write(role, f"{team.name}/*")
+            if mlflow is not None:
+                mlflow.grant_access(role)
+            _acknowledge_workload_policy(
+                role, team.name, data_bucket, checkpoints_bucket, models_bucket
+            )
+            eks_cluster.bind_service_account(
+                f"Identity-{team.name}",
+                role=role,
+                namespace=team.namespace,
+                service_account=SERVICE_ACCOUNT,
+            )
+            manifest = cdk_manifest(
+                self,
+                f"Objects-{team.name}",
+                cluster=eks_cluster.cluster,
+                objects=team_objects(
+                    team,
+                    pv_name=pv_names[team.name],
+                    fsx_id=fsx_id,
+                    fsx_dns=fsx_dns,
+                    fsx_mount=fsx_mount,
+                    capacity_gib=fsx_capacity_gib,
+                ),
+            )
+            for dependency in after:
+                manifest.node.add_dependency(dependency)
+            self.roles[team.name] = role
+            self.manifests[team.name] = manifest
+
+
+def cdk_manifest(
+    scope: Construct, construct_id: str, *, cluster: eks.Cluster, objects: list[dict[str, Any]]
+) -> eks.KubernetesManifest:
+    # overwrite: the namespace may already exist (task governance creates it with the quota).
+    return eks.KubernetesManifest(
+        scope,
+        construct_id,
+        cluster=cluster,  # type: ignore[arg-type]  # jsii protocol gap
+        manifest=objects,
+        overwrite=True,
+    )
+
+
+# Findings the CDK grants raise on a workload role, each with why it is the narrowest form.
+_WORKLOAD_FINDINGS = {
+    "Action::s3:GetObject*": "CDK's read grant (GetObject, GetObjectVersion, tagging) on the "
+    "BU's own data/checkpoint/model buckets; no other bucket is named.",
+    "Action::s3:GetBucket*": "CDK's read grant needs GetBucketLocation/Versioning on the BU's "
+    "own buckets so SDKs can resolve them; no other bucket is named.",
+    "Action::s3:List*": "Listing the BU's data bucket and the team's prefixes is how a training "
+    "job finds shards and its latest checkpoint; only these buckets are named.",
+    "Action::s3:DeleteObject*": "A job rotates old checkpoints (save_total_limit) and replaces "
+    "exports, only under its own team prefix of the checkpoints and models buckets.",
+    "Action::s3:Abort*": "Large checkpoint uploads are multipart; aborting a failed one is "
+    "allowed only under the team's own prefixes.",
+    "Action::kms:GenerateDataKey*": "Writing SSE-KMS objects needs data keys from the BU's "
+    "checkpoints and models keys only (no other key is named).",
+    "Action::kms:ReEncrypt*": "CDK's read-write grant on the BU's checkpoint and model keys; "
+    "S3 re-encrypts on copy within the team's prefixes.",
+}
+
+
+def _acknowledge_workload_policy(
+    role: iam.Role,
+    team: str,
+    data: s3.IBucket,
+    checkpoints: s3.IBucket,
+    models: s3.IBucket,
+) -> None:
+    policy = role.node.find_child("DefaultPolicy")
+    partition = cdk.Stack.of(role).partition
+    findings = dict(_WORKLOAD_FINDINGS)
+    findings[f"Resource::arn:{partition}:s3:::{data.bucket_name}/*"] = (
+        "Every team reads the BU's whole data bucket (shared datasets); it cannot write it."
+    )
+    for bucket in (checkpoints, models):
+        findings[f"Resource::arn:{partition}:s3:::{bucket.bucket_name}/{team}/*"] = (
+            f"Team {team} reads and writes only its own prefix of this bucket."
+        )
+    for finding, reason in findings.items():
+        acknowledge(policy, f"AwsSolutions-IAM5[{finding}]", reason)
+    for pack in ("HIPAA.Security", "NIST.800.53.R5"):
+        acknowledge(
+            policy,
+            f"{pack}-IAMNoInlinePolicy",
+            "CDK grants write this role's policy for this one team role only; an inline policy "
+            "cannot be attached to another principal by mistake.",
+        )

@@ -1,0 +1,292 @@
+"""HyperPod stack: the BU's private EKS control plane, its HyperPod cluster, the teams on it.
+
+One stack, not one per lifecycle: the HyperPod cluster, its quotas and the team objects all
+reference the EKS cluster, and splitting them would only add cross-stack exports that pin the
+EKS cluster in place. Stateful data lives elsewhere (S3 in the security stack; FSx here is a
+cache of datasets and checkpoints and is retained with the BU's removal policy).
+"""
+
+from typing import Any
+
+import aws_cdk as cdk
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_eks_v2 as eks
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_ssm as ssm
+from constructs import Construct
+
+from config import parameters as params
+from config.hyperpod import ADDON_NAMES
+from config.schema import BusinessUnitConfig
+from platform_constructs.access import MlflowAccess
+from platform_constructs.gates import acknowledge
+from platform_constructs.hyperpod_cluster import HyperPodCluster, efa_security_group
+from platform_constructs.hyperpod_eks import HyperPodEksCluster, pod_identity_role
+from platform_constructs.hyperpod_observability import (
+    NAMESPACE as OBSERVABILITY_NAMESPACE,
+)
+from platform_constructs.hyperpod_observability import (
+    SERVICE_ACCOUNT as OBSERVABILITY_SERVICE_ACCOUNT,
+)
+from platform_constructs.hyperpod_observability import (
+    MetricsWorkspace,
+    addon_configuration,
+)
+from platform_constructs.hyperpod_workloads import (
+    FSX_CLAIM,
+    SERVICE_ACCOUNT,
+    DependenciesChart,
+    TeamWorkloads,
+)
+from platform_constructs.keys import PurposeKey
+from platform_constructs.lustre import LustreFileSystem
+from stacks._common import removal_policy, stage_tags
+from stacks.network_stack import NetworkStack
+from stacks.security_stack import SecurityStack
+
+TRAINING_OPERATOR_NAMESPACE = "aws-hyperpod"
+TRAINING_OPERATOR_SERVICE_ACCOUNT = "hp-training-operator-controller-manager"
+TRAINING_OPERATOR_POLICY = "AmazonSageMakerHyperPodTrainingOperatorAccess"
+
+
+def chart_repository(config: BusinessUnitConfig) -> str:
+    """The BU's ECR repository for the dependencies chart (``make stage-hyperpod-chart``)."""
+    return f"{config.name}/hyperpod-helm-chart"
+
+
+class HyperPodStack(cdk.Stack):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: BusinessUnitConfig,
+        network: NetworkStack,
+        security: SecurityStack,
+        mlflow: MlflowAccess | None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        hp = config.hyperpod
+        if hp is None:
+            raise ValueError(f"{config.name}: the HyperPod stack needs a hyperpod section")
+        names = config.naming
+        policy = removal_policy(config)
+        az = hp.availability_zone or config.network.availability_zones[0]
+        node_subnets = ec2.SubnetSelection(
+            subnet_type=network.private_subnets.subnet_type, availability_zones=[az]
+        )
+
+        # The BU's buckets by their derived names (the same names the security stack gave
+        # them), with its keys: grants then name the bucket, not a hashed cross-stack export.
+        buckets = {
+            p: s3.Bucket.from_bucket_attributes(
+                self,
+                f"Bucket-{p}",
+                bucket_name=names.bucket(p),
+                encryption_key=security.keys[p],
+            )
+            for p in ("data", "checkpoints", "models", "hyperpod-lifecycle")
+        }
+        self.key = PurposeKey(
+            self,
+            "Key",
+            alias=names.key_alias("hyperpod"),
+            description=f"{config.name}: EKS secrets, node volumes, FSx and metrics of HyperPod",
+            removal_policy=policy,
+        ).key
+        self.security_group = efa_security_group(self, "ClusterSecurityGroup", vpc=network.vpc)
+
+        versions = {ADDON_NAMES[field]: v for field, v in hp.addons.model_dump().items()}
+        self.eks = HyperPodEksCluster(
+            self,
+            "Eks",
+            cluster_name=names.resource("eks"),
+            cluster_role_name=names.role("hyperpod-eks"),
+            kubectl_role_name=names.role("hyperpod-kubectl"),
+            kubernetes_version=hp.kubernetes_version,
+            vpc=network.vpc,
+            subnets=network.private_subnets,
+            security_group=self.security_group,
+            secrets_key=self.key,
+            admin_role_arns=[
+                self.format_arn(service="iam", region="", resource="role", resource_name=r)
+                for r in hp.admin_roles
+            ],
+            addon_versions=versions,
+        )
+        self.eks_cluster = self.eks.cluster
+        self.addons = self.eks.addons
+
+        # Add-on identities, each a separate association (see platform_constructs.hyperpod_eks).
+        operator_role = pod_identity_role(
+            self, "TrainingOperatorRole", role_name=names.role("hyperpod-training-operator")
+        )
+        operator_role.add_managed_policy(
+            iam.ManagedPolicy.from_aws_managed_policy_name(TRAINING_OPERATOR_POLICY)
+        )
+        acknowledge(
+            operator_role,
+            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/"
+            f"{TRAINING_OPERATOR_POLICY}]",
+            "The AWS-managed policy HyperPod documents for its training operator (describe the "
+            "cluster and its nodes for job auto-resume); AWS versions it with the add-on.",
+        )
+        self.eks.bind_service_account(
+            "TrainingOperatorIdentity",
+            role=operator_role,
+            namespace=TRAINING_OPERATOR_NAMESPACE,
+            service_account=TRAINING_OPERATOR_SERVICE_ACCOUNT,
+        )
+        collector_role = pod_identity_role(
+            self, "ObservabilityRole", role_name=names.role("hyperpod-observability")
+        )
+        self.eks.bind_service_account(
+            "ObservabilityIdentity",
+            role=collector_role,
+            namespace=OBSERVABILITY_NAMESPACE,
+            service_account=OBSERVABILITY_SERVICE_ACCOUNT,
+        )
+
+        self.hyperpod = HyperPodCluster(
+            self,
+            "HyperPod",
+            cluster_name=names.resource("hyperpod"),
+            execution_role_name=names.role("hyperpod-execution"),
+            eks_cluster_arn=self.eks_cluster.cluster_arn,
+            vpc=network.vpc,
+            subnets=node_subnets,
+            security_group=self.security_group,
+            lifecycle_bucket=buckets["hyperpod-lifecycle"],
+            volume_key=self.key,
+            system_group=hp.system_group,
+            gpu_groups=hp.gpu_groups,
+        )
+        self.cluster = self.hyperpod.cluster
+        # HyperPod nodes join through an access entry of type HYPERPOD_LINUX for the role.
+        eks.AccessEntry(
+            self,
+            "HyperPodNodes",
+            cluster=self.eks_cluster,  # type: ignore[arg-type]  # jsii protocol gap
+            principal=self.hyperpod.execution_role.role_arn,
+            access_entry_type=eks.AccessEntryType.HYPERPOD_LINUX,
+            access_policies=[],
+        )
+        # The nodes run the add-ons' pods: the cluster waits for the networking add-ons.
+        for name in ("vpc-cni", "kube-proxy", "coredns", "eks-pod-identity-agent"):
+            self.cluster.node.add_dependency(self.addons[name])
+
+        quotas, scheduler = self.hyperpod.add_task_governance(
+            quota_names={t.name: names.resource(f"quota-{t.name}") for t in hp.teams},
+            scheduler_name=names.resource("scheduler"),
+            teams=hp.teams,
+            quotas=hp.quotas,
+            scheduler=hp.scheduler,
+            after=[self.addons["amazon-sagemaker-hyperpod-taskgovernance"]],
+            tags=stage_tags(config),
+        )
+
+        self.metrics = MetricsWorkspace(
+            self,
+            "Metrics",
+            alias=names.resource("hyperpod-metrics"),
+            key=self.key,
+            collector_role=collector_role,
+            grafana_name=names.resource("hyperpod-metrics") if hp.observability.grafana else None,
+        )
+        grafana = None
+        if self.metrics.grafana is not None:
+            grafana_arn = self.format_arn(
+                service="grafana",
+                resource="/workspaces",
+                resource_name=self.metrics.grafana.attr_id,
+            )
+            grafana = (names.resource("hyperpod-metrics"), grafana_arn)
+        # Tokens inside the JSON string resolve to an Fn::Join at synthesis.
+        self.addons[
+            "amazon-sagemaker-hyperpod-observability"
+        ].configuration_values = addon_configuration(
+            hp.observability,
+            prometheus_endpoint=self.metrics.workspace.attr_prometheus_endpoint,
+            workspace_arn=self.metrics.workspace.attr_arn,
+            grafana=grafana,
+        )
+
+        self.fsx = LustreFileSystem(
+            self,
+            "Fsx",
+            vpc=network.vpc,
+            subnet=network.vpc.select_subnets(
+                subnet_type=network.private_subnets.subnet_type, availability_zones=[az]
+            ).subnets[0],
+            security_group=self.security_group,
+            key=self.key,
+            deployment_type=hp.fsx.deployment_type,
+            storage_capacity_gib=hp.fsx.storage_capacity_gib,
+            throughput_mbps_per_tib=hp.fsx.throughput_mbps_per_tib,
+            removal_policy=policy,
+        ).file_system
+
+        self.chart = DependenciesChart(
+            self,
+            "Dependencies",
+            eks_cluster=self.eks_cluster,
+            repository_name=chart_repository(config),
+            version=hp.dependencies_chart.version,
+            digest=hp.dependencies_chart.digest,
+            gpu_groups=hp.gpu_groups,
+            after=[self.addons["cert-manager"], self.cluster],
+        )
+        self.teams = TeamWorkloads(
+            self,
+            "Teams",
+            eks_cluster=self.eks,
+            teams=hp.teams,
+            role_names={t.name: names.role(f"hyperpod-team-{t.name}") for t in hp.teams},
+            pv_names={t.name: f"fsx-{t.name}" for t in hp.teams},
+            data_bucket=buckets["data"],
+            checkpoints_bucket=buckets["checkpoints"],
+            models_bucket=buckets["models"],
+            fsx_id=self.fsx.file_system_id,
+            fsx_dns=self.fsx.dns_name,
+            fsx_mount=self.fsx.mount_name,
+            fsx_capacity_gib=hp.fsx.storage_capacity_gib,
+            mlflow=mlflow,
+            after=[*quotas.values(), self.addons["aws-fsx-csi-driver"]],
+        )
+        del scheduler
+
+        published = {
+            params.HYPERPOD_CLUSTER_NAME: names.resource("hyperpod"),
+            params.HYPERPOD_CLUSTER_ARN: self.cluster.attr_cluster_arn,
+            params.EKS_CLUSTER_NAME: self.eks_cluster.cluster_name,
+            params.PROMETHEUS_WORKSPACE: self.metrics.workspace.attr_prometheus_endpoint,
+        }
+        if self.metrics.grafana is not None:
+            published[params.GRAFANA_URL] = self.metrics.grafana.attr_endpoint
+        for team in hp.teams:
+            published[params.team_parameter(params.TEAM_NAMESPACE, team.name)] = team.namespace
+            published[params.team_parameter(params.TEAM_QUEUE, team.name)] = team.queue
+            published[params.team_parameter(params.TEAM_SERVICE_ACCOUNT, team.name)] = (
+                SERVICE_ACCOUNT
+            )
+            published[params.team_parameter(params.TEAM_FSX_CLAIM, team.name)] = FSX_CLAIM
+        for name, value in published.items():
+            ssm.StringParameter(
+                self,
+                "Parameter-" + name.replace("/", "-"),
+                parameter_name=names.parameter(name),
+                string_value=value,
+            )
+        cdk.CfnOutput(self, "HyperPodClusterName", value=names.resource("hyperpod"))
+        cdk.CfnOutput(self, "EksClusterName", value=self.eks_cluster.cluster_name)
+        cdk.CfnOutput(
+            self,
+            "KubeconfigCommand",
+            value=f"aws eks update-kubeconfig --region {config.region} "
+            f"--name {names.resource('eks')}",
+        )
+        cdk.CfnOutput(
+            self, "PrometheusEndpoint", value=self.metrics.workspace.attr_prometheus_endpoint
+        )

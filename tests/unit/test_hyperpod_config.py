@@ -1,0 +1,400 @@
+"""The ``hyperpod`` section: defaults, each kind of bad input (file: field.path: reason), and the
+capacity arithmetic that proves the teams' quotas can be scheduled."""
+
+import copy
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from config.accelerators import GPUS_PER_INSTANCE, MIG_PROFILES
+from config.hyperpod import ADDON_NAMES, HyperPod, Quota, quota_problems
+from config.loader import load_all
+from config.schema import BusinessUnitConfig
+
+DIGEST = "sha256:" + "ab" * 32
+HYPERPOD: dict[str, Any] = {
+    "admin_roles": ["platform-admin"],
+    "dependencies_chart": {"version": "0.1.0", "digest": DIGEST, "source_commit": "c" * 40},
+    "gpu_groups": [
+        {"name": "mig", "instance_type": "ml.p5en.48xlarge", "count": 1, "mig": "all-1g.18gb"},
+        {"name": "whole", "instance_type": "ml.p5.48xlarge", "count": 2},
+    ],
+    "teams": [{"name": "nlp"}, {"name": "vision"}],
+    "quotas": [
+        {"team": "nlp", "instance_type": "ml.p5.48xlarge", "gpus": 8},
+        {"team": "vision", "instance_type": "ml.p5.48xlarge", "gpus": 8},
+        {
+            "team": "nlp",
+            "instance_type": "ml.p5en.48xlarge",
+            "mig": {"profile": "1g.18gb", "count": 28},
+        },
+    ],
+}
+
+
+@pytest.fixture
+def bu_with_hyperpod(valid_bu: dict[str, Any]) -> dict[str, Any]:
+    valid_bu["hyperpod"] = copy.deepcopy(HYPERPOD)
+    return valid_bu
+
+
+def _set(raw: dict[str, Any], dotted: str, value: Any) -> None:
+    *parents, leaf = dotted.split(".")
+    node: Any = raw
+    for part in parents:
+        node = node[int(part)] if isinstance(node, list) else node[part]
+    if isinstance(node, list):
+        node[int(leaf)] = value
+    else:
+        node[leaf] = value
+
+
+def test_defaults_pin_every_addon_and_the_supported_kubernetes(
+    bu_with_hyperpod: dict[str, Any],
+) -> None:
+    hp = BusinessUnitConfig.model_validate(bu_with_hyperpod).hyperpod
+    assert hp is not None
+    assert hp.kubernetes_version == "1.33"
+    versions = hp.addons.model_dump()
+    assert set(versions) == set(ADDON_NAMES)
+    assert all(v.startswith("v") and "-eksbuild." in v for v in versions.values())
+    assert hp.addons.kube_proxy.startswith("v1.33.")
+    assert hp.system_group.instance_type == "ml.m5.2xlarge"
+    assert [t.namespace for t in hp.teams] == ["hyperpod-ns-nlp", "hyperpod-ns-vision"]
+    assert hp.teams[0].queue == "hyperpod-ns-nlp-localqueue"
+    assert hp.fsx.deployment_type == "PERSISTENT_2"
+    assert hp.gpu_groups[0].mig_label == "all-1g.18gb"
+
+
+def test_mig_profiles_offered_is_what_the_groups_provide(bu_with_hyperpod: dict[str, Any]) -> None:
+    hp = BusinessUnitConfig.model_validate(bu_with_hyperpod).hyperpod
+    assert hp is not None
+    assert hp.mig_profiles_offered() == frozenset({"1g.18gb"})
+    bu_with_hyperpod["hyperpod"]["gpu_groups"][1]["mig"] = {
+        "profiles": {"3g.40gb": 1, "4g.40gb": 1}
+    }
+    bu_with_hyperpod["hyperpod"]["quotas"] = []
+    hp = BusinessUnitConfig.model_validate(bu_with_hyperpod).hyperpod
+    assert hp is not None
+    assert hp.mig_profiles_offered() == frozenset({"1g.18gb", "3g.40gb", "4g.40gb"})
+    assert hp.gpu_groups[1].mig_label == "mixed-1-3g.40gb-1-4g.40gb"
+
+
+def test_accelerator_tables_agree() -> None:
+    for instance_type, profiles in MIG_PROFILES.items():
+        assert GPUS_PER_INSTANCE[instance_type] == 8
+        for profile in profiles.values():
+            assert profile.compute * profile.slices <= 7
+            assert profile.memory_eighths * profile.slices <= 8
+
+
+H = "hyperpod"
+# (what is wrong, field path, value, the error's field path, words the reason must contain)
+HYPERPOD_CASES = [
+    (
+        "MIG profile not on that type",
+        f"{H}.gpu_groups.0.mig",
+        "all-1g.10gb",
+        f"{H}.gpu_groups.0.mig",
+        "1g.18gb, 1g.35gb",  # the message lists the allowed profiles
+    ),
+    (
+        "MIG on a non-MIG type",
+        f"{H}.gpu_groups.1",
+        {"name": "g5", "instance_type": "ml.g5.48xlarge", "mig": "all-1g.10gb"},
+        f"{H}.gpu_groups.1.mig",
+        "does not support MIG",
+    ),
+    (
+        "MIG on a flexible group",
+        f"{H}.gpu_groups.0.alternative_instance_types",
+        ["ml.p5e.48xlarge"],
+        f"{H}.gpu_groups.0.mig",
+        "flexible instance group",
+    ),
+    (
+        "mixed layout larger than a GPU",
+        f"{H}.gpu_groups.0.mig",
+        {"profiles": {"4g.71gb": 2}},
+        f"{H}.gpu_groups.0.mig.profiles",
+        "8/7 compute",
+    ),
+    (
+        "whole-GPU quota over capacity",
+        f"{H}.quotas.1.gpus",
+        9,
+        f"{H}.quotas.1.gpus",
+        "team 'vision': quotas need 17 whole GPUs of ml.p5.48xlarge, the groups provide 16 "
+        "(short by 1)",
+    ),
+    (
+        "MIG slice quota over capacity",
+        f"{H}.quotas.2.mig.count",
+        57,
+        f"{H}.quotas.2.mig.count",
+        "team 'nlp': quotas need 57 mig-1g.18gb slices of ml.p5en.48xlarge, the groups provide "
+        "56 (short by 1)",
+    ),
+    (
+        "MIG quota on a profile no group has",
+        f"{H}.quotas.2.mig.profile",
+        "3g.71gb",
+        f"{H}.quotas.2.mig.profile",
+        "provide 1g.18gb",
+    ),
+    (
+        "unknown team in a quota",
+        f"{H}.quotas.0.team",
+        "speech",
+        f"{H}.quotas.0.team",
+        "unknown team",
+    ),
+    (
+        "quota on a type without a group",
+        f"{H}.quotas.0.instance_type",
+        "ml.p4d.24xlarge",
+        f"{H}.quotas.0.instance_type",
+        "no GPU group of type ml.p4d.24xlarge",
+    ),
+    ("zero GPU groups", f"{H}.gpu_groups", [], f"{H}.gpu_groups", "at least 1"),
+    (
+        "Kubernetes version not supported",
+        f"{H}.kubernetes_version",
+        "1.27",
+        f"{H}.kubernetes_version",
+        "choose 1.32, 1.33, 1.34",
+    ),
+    (
+        "kube-proxy for another Kubernetes",
+        f"{H}.kubernetes_version",
+        "1.32",
+        f"{H}.addons.kube_proxy",
+        "is for Kubernetes 1.33",
+    ),
+    (
+        "add-on version of the wrong shape",
+        f"{H}.addons",
+        {"cert_manager": "1.18.2"},
+        f"{H}.addons.cert_manager",
+        "eksbuild",
+    ),
+    (
+        "instance count below 1",
+        f"{H}.gpu_groups.1.count",
+        0,
+        f"{H}.gpu_groups.1.count",
+        "or equal to 1",
+    ),
+    (
+        "EBS size out of range",
+        f"{H}.gpu_groups.1.ebs_volume_gb",
+        20000,
+        f"{H}.gpu_groups.1.ebs_volume_gb",
+        "16384",
+    ),
+    (
+        "FSx throughput not offered",
+        f"{H}.fsx",
+        {"deployment_type": "PERSISTENT_1", "throughput_mbps_per_tib": 250},
+        f"{H}.fsx.throughput_mbps_per_tib",
+        "choose 50, 100, 200",
+    ),
+    (
+        "FSx capacity not a valid size",
+        f"{H}.fsx",
+        {"storage_capacity_gib": 3000},
+        f"{H}.fsx.storage_capacity_gib",
+        "2400",
+    ),
+    (
+        "chart digest not a sha256",
+        f"{H}.dependencies_chart.digest",
+        "latest",
+        f"{H}.dependencies_chart.digest",
+        "sha256",
+    ),
+    ("no admin role", f"{H}.admin_roles", [], f"{H}.admin_roles", "at least 1"),
+    ("AZ outside the BU", f"{H}.availability_zone", "us-west-2c", f"{H}.availability_zone", "AZs"),
+    ("team name too long", f"{H}.teams.0.name", "a" * 19, f"{H}.teams.0.name", "at most 18"),
+    ("duplicate team", f"{H}.teams.1.name", "nlp", f"{H}.teams", "duplicate team nlp"),
+    ("unknown field in hyperpod", f"{H}.nodes", 3, f"{H}.nodes", "unknown field"),
+    (
+        "unknown field in a GPU group",
+        f"{H}.gpu_groups.0.gpus",
+        8,
+        f"{H}.gpu_groups.0.gpus",
+        "unknown field",
+    ),
+    ("unknown field in a team", f"{H}.teams.0.queue", "q", f"{H}.teams.0.queue", "unknown field"),
+    ("unknown field in a quota", f"{H}.quotas.0.cpus", 4, f"{H}.quotas.0.cpus", "unknown field"),
+    (
+        "unknown field in addons",
+        f"{H}.addons",
+        {"kueue": "v1.0.0-eksbuild.1"},
+        f"{H}.addons.kueue",
+        "unknown field",
+    ),
+    ("unknown field in fsx", f"{H}.fsx", {"size": 1200}, f"{H}.fsx.size", "unknown field"),
+    (
+        "unknown field in observability",
+        f"{H}.observability",
+        {"dcgm": True},
+        f"{H}.observability.dcgm",
+        "unknown field",
+    ),
+    (
+        "unknown field in the chart",
+        f"{H}.dependencies_chart.url",
+        "https://github.com/aws/sagemaker-hyperpod-cli",
+        f"{H}.dependencies_chart.url",
+        "unknown field",
+    ),
+    (
+        "unknown field in the scheduler",
+        f"{H}.scheduler",
+        {"preemption": True},
+        f"{H}.scheduler.preemption",
+        "unknown field",
+    ),
+    (
+        "unknown field in the system group",
+        f"{H}.system_group",
+        {"gpus": 0},
+        f"{H}.system_group.gpus",
+        "unknown field",
+    ),
+]
+
+
+@pytest.mark.parametrize("case", HYPERPOD_CASES, ids=[c[0] for c in HYPERPOD_CASES])
+def test_invalid_hyperpod_config_names_file_and_field(
+    bu_with_hyperpod: dict[str, Any], write_bu: Callable[..., Path], case: tuple[Any, ...]
+) -> None:
+    _, field, value, error_path, words = case
+    _set(bu_with_hyperpod, field, value)
+    path = write_bu(bu_with_hyperpod)
+    loaded, errors = load_all([path])
+    assert loaded == []  # nothing to synthesize
+    lines = [str(e) for e in errors]
+    assert any(line.startswith(f"{path}: {error_path}: ") and words in line for line in lines), (
+        lines
+    )
+
+
+P5 = {"name": "whole", "instance_type": "ml.p5.48xlarge", "count": 2}  # 16 H100
+P5EN_ALL_1G = {"name": "mig", "instance_type": "ml.p5en.48xlarge", "mig": "all-1g.18gb"}  # 56
+P5EN_ALL_3G = {"name": "mig3", "instance_type": "ml.p5en.48xlarge", "mig": "all-3g.71gb"}  # 16
+P4D_MIXED = {  # 8 GPUs x (1 x 3g.20gb + 1 x 4g.20gb), twice
+    "name": "mixed",
+    "instance_type": "ml.p4d.24xlarge",
+    "count": 2,
+    "mig": {"profiles": {"3g.20gb": 1, "4g.20gb": 1}},
+}
+# (case, groups, quotas as (team, type, gpus, mig profile, mig count), problems expected)
+CAPACITY_TABLE = [
+    (
+        "whole GPUs exactly used",
+        [P5],
+        [("nlp", "ml.p5.48xlarge", 8, None, 0), ("vision", "ml.p5.48xlarge", 8, None, 0)],
+        [],
+    ),
+    (
+        "whole GPUs one short",
+        [P5],
+        [("nlp", "ml.p5.48xlarge", 10, None, 0), ("vision", "ml.p5.48xlarge", 7, None, 0)],
+        [
+            "team 'vision': quotas need 17 whole GPUs of ml.p5.48xlarge, the groups provide 16 (short by 1)"  # noqa: E501
+        ],
+    ),
+    (
+        "all-1g slices: 7 per GPU x 8",
+        [P5EN_ALL_1G],
+        [
+            ("nlp", "ml.p5en.48xlarge", 0, "1g.18gb", 50),
+            ("vision", "ml.p5en.48xlarge", 0, "1g.18gb", 6),
+        ],
+        [],
+    ),
+    (
+        "all-1g slices over",
+        [P5EN_ALL_1G],
+        [
+            ("nlp", "ml.p5en.48xlarge", 0, "1g.18gb", 50),
+            ("vision", "ml.p5en.48xlarge", 0, "1g.18gb", 7),
+        ],
+        [
+            "team 'vision': quotas need 57 mig-1g.18gb slices of ml.p5en.48xlarge, the groups provide 56 (short by 1)"  # noqa: E501
+        ],
+    ),
+    (
+        "all-3g slices: 2 per GPU",
+        [P5EN_ALL_3G],
+        [("nlp", "ml.p5en.48xlarge", 0, "3g.71gb", 16)],
+        [],
+    ),
+    (
+        "two layouts of one type add up per profile",
+        [P5EN_ALL_1G, P5EN_ALL_3G],
+        [
+            ("nlp", "ml.p5en.48xlarge", 0, "1g.18gb", 56),
+            ("vision", "ml.p5en.48xlarge", 0, "3g.71gb", 17),
+        ],
+        [
+            "team 'vision': quotas need 17 mig-3g.71gb slices of ml.p5en.48xlarge, the groups provide 16 (short by 1)"  # noqa: E501
+        ],
+    ),
+    (
+        "a MIG group offers no whole GPUs",
+        [P5EN_ALL_1G],
+        [("nlp", "ml.p5en.48xlarge", 1, None, 0)],
+        [
+            "team 'nlp': quotas need 1 whole GPUs of ml.p5en.48xlarge, the groups provide 0 (short by 1)"  # noqa: E501
+        ],
+    ),
+    (
+        "mixed layout: each profile once per GPU",
+        [P4D_MIXED],
+        [
+            ("nlp", "ml.p4d.24xlarge", 0, "3g.20gb", 16),
+            ("vision", "ml.p4d.24xlarge", 0, "4g.20gb", 16),
+        ],
+        [],
+    ),
+    (
+        "mixed layout over for one profile",
+        [P4D_MIXED],
+        [("nlp", "ml.p4d.24xlarge", 0, "4g.20gb", 17)],
+        [
+            "team 'nlp': quotas need 17 mig-4g.20gb slices of ml.p4d.24xlarge, the groups provide 16 (short by 1)"  # noqa: E501
+        ],
+    ),
+    (
+        "whole and MIG on separate types",
+        [P5, P5EN_ALL_1G],
+        [("nlp", "ml.p5.48xlarge", 16, None, 0), ("nlp", "ml.p5en.48xlarge", 0, "1g.18gb", 56)],
+        [],
+    ),
+]
+
+
+@pytest.mark.parametrize("case", CAPACITY_TABLE, ids=[c[0] for c in CAPACITY_TABLE])
+def test_capacity_arithmetic(case: tuple[Any, ...]) -> None:
+    _, groups, rows, expected = case
+    raw = {**copy.deepcopy(HYPERPOD), "gpu_groups": groups, "quotas": []}
+    hp = HyperPod.model_validate(raw)
+    quotas = []
+    for team, instance_type, gpus, profile, count in rows:
+        quota: dict[str, Any] = {"team": team, "instance_type": instance_type, "gpus": gpus}
+        if profile:
+            quota["mig"] = {"profile": profile, "count": count}
+        quotas.append(quota)
+    with_quotas = hp.model_copy(update={"quotas": [Quota.model_validate(q) for q in quotas]})
+    assert [str(p) for p in quota_problems(with_quotas)] == expected
+    # The same quotas through the schema: rejected exactly when the arithmetic says so.
+    if expected:
+        with pytest.raises(ValueError, match="short by"):
+            HyperPod.model_validate({**raw, "quotas": quotas})
+    else:
+        assert HyperPod.model_validate({**raw, "quotas": quotas}).quotas
