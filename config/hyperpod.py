@@ -8,3 +8,6 @@ from config.base import StrictModel
 
 class HyperPod(StrictModel):
     """Placeholder until its issue lands: an empty mapping is accepted."""
+
+    def mig_profiles_offered(self) -> frozenset[str]:
+        return frozenset()

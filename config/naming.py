@@ -15,9 +15,10 @@ BUCKET_PURPOSES = (
     "checkpoints",
     "mlflow-artifacts",
     "hyperpod-lifecycle",
+    "inference-capture",
     "access-logs",
 )
-KEY_PURPOSES = (*(p for p in BUCKET_PURPOSES if p != "access-logs"), "logs")
+KEY_PURPOSES = (*(p for p in BUCKET_PURPOSES if p != "access-logs"), "logs", "endpoint-alarms")
 # Roles and named resources the later stacks (Studio, HyperPod, MLflow, endpoints) will create;
 # listed here so that a BU name is checked against them today.
 RESERVED_ROLE_PURPOSES = (

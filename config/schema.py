@@ -214,6 +214,8 @@ class BusinessUnitConfig(StrictModel):
     def _cross_section(self) -> "BusinessUnitConfig":
         """Rules that need two sections (an endpoint on HyperPod needs a ``hyperpod`` section,
         a MIG slice must exist on the cluster, ...). Raise FieldProblemError with the full path."""
+        if self.endpoints is not None:
+            self.endpoints.check(naming=self.naming, hyperpod=self.hyperpod)
         return self
 
     @property

@@ -6,6 +6,7 @@ import aws_cdk as cdk
 from constructs import Construct
 
 from config.schema import BusinessUnitConfig
+from stacks.endpoints_stack import EndpointsStack
 from stacks.network_stack import NetworkStack
 from stacks.security_stack import SecurityStack
 
@@ -40,5 +41,15 @@ class BusinessUnitStage(cdk.Stage):
         #   hyperpod  -> takes network + security + the MlflowAccess (or None)
         #   training  -> takes network + security + the MlflowAccess (or None)
         #   endpoints -> takes network + security (+ the hyperpod stack for its HyperPod target)
+        if config.endpoints is not None:
+            self.endpoints = EndpointsStack(
+                self,
+                "endpoints",
+                stack_name=config.naming.stack("endpoints"),
+                description=f"{config.name}: LMI endpoints, autoscaling and alarms",
+                network=self.network,
+                security=self.security,
+                **common,
+            )
         for key, value in config.tags.as_dict().items():
             cdk.Tags.of(self).add(key, value)
