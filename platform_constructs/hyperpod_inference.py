@@ -129,12 +129,13 @@ class HyperPodInferenceOperator(Construct):
                 "inline policy cannot be attached to any other principal.",
             )
 
-        self.metrics_server = eks.Addon(
+        self.metrics_server = eks.CfnAddon(
             self,
             "MetricsServer",
-            cluster=cluster,
+            cluster_name=cluster.cluster_name,
             addon_name="metrics-server",
             addon_version=versions.metrics_server,
+            resolve_conflicts="OVERWRITE",
         )
         self.s3_csi_driver = eks.CfnAddon(
             self,
@@ -158,4 +159,5 @@ class HyperPodInferenceOperator(Construct):
         )
         # The operator's pods need its dependencies' APIs (volumes, HPA metrics) at start-up.
         self.inference_operator.node.add_dependency(self.metrics_server, self.s3_csi_driver)
-        self.s3_csi_driver.node.add_dependency(cluster)
+        for addon in (self.metrics_server, self.s3_csi_driver):
+            addon.node.add_dependency(cluster)
