@@ -1,4 +1,5 @@
-"""Helpers for the local end-to-end test: a memorized tiny Qwen3 and `transformers serve`."""
+"""Helpers for the local end-to-end test: a memorized tiny Qwen3 and `transformers serve`
+(`serve` is the shared harness's `transformers_serve`, also used by the training e2e)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ __all__ = [
     "E2E_MESSAGES",
     "E2E_REASONING",
     "E2E_TARGET",
+    "WEATHER_TOOL",
     "memorize",
     "post_json",
     "post_stream",
