@@ -1,10 +1,269 @@
-"""The ``endpoints`` section of a BU config.
+"""The ``endpoints`` section of a BU config: LMI endpoints on SageMaker real-time or on HyperPod.
 
-LMI inference endpoints on SageMaker or HyperPod (issue: endpoints).
+Each endpoint names an exported model (an S3 prefix in the BU's models bucket, as
+``training.export`` writes it) and the serving options of ``inference.serving``, which validates
+them: a wrong option or a tensor-parallel degree beyond the instance's GPUs is refused by that
+one code path, with the option's name. Rules that need other sections (the models bucket's
+name, the HyperPod cluster's MIG layout) are checked by :meth:`Endpoints.check`, which
+``BusinessUnitConfig._cross_section`` calls.
 """
 
-from config.base import StrictModel
+import re
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+
+from config.base import FieldProblemError, StrictModel
+from inference.serving import MODEL_DIR, ServingConfig
+
+if TYPE_CHECKING:
+    from config.hyperpod import HyperPod
+    from config.naming import Naming
+
+# Endpoint names become SageMaker endpoint names and Kubernetes object names (DNS-1123 labels).
+ENDPOINT_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+MAX_ENDPOINT_NAME = 63  # SageMaker endpoint names and Kubernetes names alike
+_S3_PREFIX = re.compile(r"^s3://(?P<bucket>[a-z0-9.\-]{3,63})/(?P<key>\S+)$")
+_KEY_PREFIX = re.compile(r"^[A-Za-z0-9!_.*'()\-]+(/[A-Za-z0-9!_.*'()\-]+)*/?$")
+_MIG_PROFILE = re.compile(r"^[1-7]g\.(?P<gib>\d+)gb$")
+# Options the endpoint owns itself; setting them under `serving` would be a second source.
+_ENDPOINT_OWNED = {"model": "model", "instance_type": "instance_type"}
+_OPTION_PREFIX = re.compile(r"^(?P<field>[a-z_]+(?:\.[A-Za-z_]+)?): (?P<reason>.+)$", re.S)
+
+
+class Autoscaling(StrictModel):
+    """Target tracking on concurrent requests per model copy (what an LLM server saturates on).
+
+    Scale-out reacts within minutes; scale-in waits ``scale_in_cooldown_seconds`` so a lull
+    between bursts does not remove an instance that takes ~10 minutes to come back.
+    """
+
+    min_capacity: int = Field(default=1, ge=1, le=100)
+    max_capacity: int = Field(default=2, ge=1, le=100)
+    # None: 75 % of serving.max_concurrent_sequences (the batch vLLM keeps in flight).
+    target_concurrent_requests: int | None = Field(default=None, ge=1)
+    scale_in_cooldown_seconds: int = Field(default=900, ge=60, le=3600)
+    scale_out_cooldown_seconds: int = Field(default=180, ge=0, le=3600)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "Autoscaling":
+        if self.min_capacity > self.max_capacity:
+            raise FieldProblemError(
+                "min_capacity",
+                f"{self.min_capacity} is over max_capacity {self.max_capacity}",
+            )
+        return self
+
+
+class Alarms(StrictModel):
+    """CloudWatch alarm thresholds; latencies in milliseconds, error rates in percent."""
+
+    model_latency_p90_ms: int = Field(default=30_000, ge=100, le=600_000)
+    overhead_latency_p90_ms: int = Field(default=200, ge=1, le=60_000)
+    error_4xx_rate_percent: float = Field(default=5.0, gt=0, le=100)
+    error_5xx_rate_percent: float = Field(default=1.0, gt=0, le=100)
+    period_seconds: Literal[60, 300] = 60
+    evaluation_periods: int = Field(default=5, ge=1, le=60)
+    datapoints_to_alarm: int = Field(default=3, ge=1, le=60)
+
+    @model_validator(mode="after")
+    def _datapoints(self) -> "Alarms":
+        if self.datapoints_to_alarm > self.evaluation_periods:
+            raise FieldProblemError(
+                "datapoints_to_alarm",
+                f"{self.datapoints_to_alarm} is over evaluation_periods {self.evaluation_periods}",
+            )
+        return self
+
+
+class DataCapture(StrictModel):
+    """Requests and responses sampled into the BU's ``inference-capture`` bucket (KMS)."""
+
+    enabled: bool = True
+    sampling_percent: int = Field(default=20, ge=1, le=100)
+
+
+class Endpoint(StrictModel):
+    """One served model: where it is, how LMI serves it, where it runs, how it scales."""
+
+    name: str = Field(description="endpoint name is <bu>-<name>")
+    # Where training.export wrote the model: a key prefix inside the BU's models bucket, or the
+    # full s3://<models bucket>/<prefix>/ (a prefix keeps `config new` clones valid unedited).
+    model: str
+    target: Literal["sagemaker", "hyperpod"] = "sagemaker"
+    instance_type: str = "ml.g5.2xlarge"
+    # HyperPod only: serve from one MIG slice (e.g. 3g.40gb) instead of whole GPUs.
+    mig_profile: str | None = None
+    serving: dict[str, Any] = Field(
+        default_factory=dict, description="inference.serving.ServingConfig options"
+    )
+    autoscaling: Autoscaling = Field(default_factory=Autoscaling)
+    alarms: Alarms = Field(default_factory=Alarms)
+    data_capture: DataCapture = Field(default_factory=DataCapture)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not ENDPOINT_NAME.match(value):
+            raise ValueError(f"{value!r} is not lowercase letters, digits and hyphens")
+        return value
+
+    @field_validator("model")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        if value.startswith("s3://"):
+            if not _S3_PREFIX.match(value):
+                raise ValueError(f"{value!r} is not an s3://bucket/prefix/ URI")
+        elif not _KEY_PREFIX.match(value):
+            raise ValueError(
+                f"{value!r} is neither s3://<models bucket>/<prefix>/ nor a key prefix "
+                "inside the models bucket (like qwen3-4b-tools/v1/)"
+            )
+        # An uncompressed model is an S3 prefix; SageMaker's S3Prefix data type wants the slash.
+        return value if value.endswith("/") else f"{value}/"
+
+    def model_key(self, naming: "Naming") -> str:
+        """The model's key prefix inside the BU's models bucket (ending in '/')."""
+        return self.model.removeprefix(f"s3://{naming.bucket('models')}/")
+
+    def model_uri(self, naming: "Naming") -> str:
+        return f"s3://{naming.bucket('models')}/{self.model_key(naming)}"
+
+    @field_validator("instance_type")
+    @classmethod
+    def _ml_prefix(cls, value: str) -> str:
+        return value if value.startswith("ml.") else f"ml.{value}"
+
+    @field_validator("mig_profile")
+    @classmethod
+    def _mig(cls, value: str | None) -> str | None:
+        if value is not None and not _MIG_PROFILE.match(value):
+            raise ValueError(f"{value!r} is not a MIG profile like '3g.40gb'")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Endpoint":
+        for key in self.serving:
+            if key in _ENDPOINT_OWNED:
+                raise FieldProblemError(
+                    f"serving.{key}", f"set on the endpoint ({_ENDPOINT_OWNED[key]}), not here"
+                )
+        config = self.serving_config()  # raises with the option's name
+        if self.mig_profile is not None:
+            if self.target != "hyperpod":
+                raise FieldProblemError("mig_profile", "MIG slices exist only on HyperPod")
+            self._check_mig(config, self.mig_profile)
+        target = self.autoscaling.target_concurrent_requests
+        if target is not None and target > config.max_concurrent_sequences:
+            raise FieldProblemError(
+                "autoscaling.target_concurrent_requests",
+                f"{target} is over serving.max_concurrent_sequences "
+                f"{config.max_concurrent_sequences}: the target could never be reached",
+            )
+        return self
+
+    @staticmethod
+    def _check_mig(config: ServingConfig, profile: str) -> None:
+        if config.tensor_parallel_degree != 1:
+            raise FieldProblemError(
+                "serving.tensor_parallel_degree", "a MIG slice is one device: use 1"
+            )
+        budget = mig_memory_gib(profile) * config.gpu_memory_utilization
+        if config.model_weights_gib >= 0.8 * budget:
+            raise FieldProblemError(
+                "mig_profile",
+                f"{profile} holds {budget:.1f} GiB at gpu_memory_utilization "
+                f"{config.gpu_memory_utilization:g}; {config.model_weights_gib:g} GiB of weights "
+                "leave no room for the KV cache",
+            )
+
+    def serving_config(self) -> ServingConfig:
+        """The typed LMI config. SageMaker copies the uncompressed model to MODEL_DIR before
+        the container starts, so LMI loads from disk (and network isolation holds); on HyperPod
+        the operator mounts the prefix at the same path."""
+        try:
+            return ServingConfig(model=MODEL_DIR, instance_type=self.instance_type, **self.serving)
+        except ValidationError as err:
+            raise _serving_problem(err) from None
+
+    @property
+    def target_concurrency(self) -> int:
+        """Concurrent requests per instance that target tracking holds."""
+        given = self.autoscaling.target_concurrent_requests
+        return given or max(1, round(0.75 * self.serving_config().max_concurrent_sequences))
+
+
+def mig_memory_gib(profile: str) -> int:
+    """GPU memory of a MIG slice: `3g.40gb` -> 40."""
+    return int(profile.rsplit(".", 1)[1].removesuffix("gb"))
+
+
+def _serving_problem(err: ValidationError) -> FieldProblemError:
+    """The first problem ServingConfig found, as `serving.<option>: reason`."""
+    first = err.errors()[0]
+    loc = ".".join(str(p) for p in first["loc"])
+    reason = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "extra_forbidden":
+        reason = "unknown serving option (not in inference.serving.ServingConfig)"
+    named = _OPTION_PREFIX.match(reason)
+    if named:  # serving's own messages start with the option's name
+        loc, reason = named["field"], named["reason"]
+    if loc == "instance_type":
+        return FieldProblemError("instance_type", reason)
+    return FieldProblemError(f"serving.{loc}" if loc else "serving", reason)
+
+
+class HyperPodInferenceAddons(StrictModel):
+    """EKS add-on versions the HyperPod inference operator needs (pinned, upgraded on purpose)."""
+
+    inference_operator: str = "v1.0.0-eksbuild.1"
+    s3_csi_driver: str = "v1.15.0-eksbuild.1"
+    metrics_server: str = "v0.7.2-eksbuild.3"
 
 
 class Endpoints(StrictModel):
-    """Placeholder until its issue lands: an empty mapping is accepted."""
+    """The BU's endpoints; names are unique and become ``<bu>-<name>``."""
+
+    items: list[Endpoint] = Field(min_length=1)
+    hyperpod_addons: HyperPodInferenceAddons = Field(default_factory=HyperPodInferenceAddons)
+
+    @model_validator(mode="after")
+    def _unique(self) -> "Endpoints":
+        seen: set[str] = set()
+        for i, item in enumerate(self.items):
+            if item.name in seen:
+                raise FieldProblemError(f"items.{i}.name", f"duplicate endpoint name {item.name!r}")
+            seen.add(item.name)
+        return self
+
+    def on(self, target: str) -> list[Endpoint]:
+        return [e for e in self.items if e.target == target]
+
+    def check(self, *, naming: "Naming", hyperpod: "HyperPod | None") -> None:
+        """Rules that need the rest of the BU config; raises FieldProblemError (full path)."""
+        bucket = naming.bucket("models")
+        for i, item in enumerate(self.items):
+            path = f"endpoints.items.{i}"
+            match = _S3_PREFIX.match(item.model)
+            if match is not None and match["bucket"] != bucket:
+                raise FieldProblemError(
+                    f"{path}.model",
+                    f"{item.model!r} is outside this BU's models bucket s3://{bucket}/",
+                )
+            full = naming.resource(item.name)
+            if len(full) > MAX_ENDPOINT_NAME:
+                raise FieldProblemError(
+                    f"{path}.name", f"endpoint name {full!r} is over {MAX_ENDPOINT_NAME} characters"
+                )
+            if item.target == "hyperpod" and hyperpod is None:
+                raise FieldProblemError(
+                    f"{path}.target", "hyperpod target, but this BU has no hyperpod section"
+                )
+            if item.mig_profile is not None and hyperpod is not None:
+                offered = hyperpod.mig_profiles_offered()
+                if item.mig_profile not in offered:
+                    raise FieldProblemError(
+                        f"{path}.mig_profile",
+                        f"{item.mig_profile} is not on the HyperPod cluster's MIG layout "
+                        f"(offered: {', '.join(sorted(offered)) or 'none'})",
+                    )

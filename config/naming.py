@@ -16,6 +16,7 @@ BUCKET_PURPOSES = (
     "checkpoints",
     "mlflow-artifacts",
     "hyperpod-lifecycle",
+    "inference-capture",
     "access-logs",
 )
 KEY_PURPOSES = (
@@ -23,6 +24,7 @@ KEY_PURPOSES = (
     "logs",
     "studio",
     "training",
+    "endpoint-alarms",
 )
 # Roles and named resources the later stacks (Studio, HyperPod, MLflow, endpoints) will create;
 # listed here so that a BU name is checked against them today.
@@ -38,6 +40,7 @@ RESERVED_ROLE_PURPOSES = (
     "hyperpod-kubectl",
     "hyperpod-training-operator",
     "hyperpod-observability",
+    "hyperpod-inference",
 )
 RESERVED_RESOURCE_PURPOSES = ("studio", "hyperpod", "eks", "mlflow", "training", "hyperpod-metrics")
 STACK_UNITS = (

@@ -230,6 +230,8 @@ class BusinessUnitConfig(StrictModel):
                     f"{self.hyperpod.availability_zone} is not one of the BU's AZs "
                     f"({', '.join(azs)})",
                 )
+        if self.endpoints is not None:
+            self.endpoints.check(naming=self.naming, hyperpod=self.hyperpod)
         return self
 
     @property

@@ -8,15 +8,18 @@ instance's GPUs, and so on.
 
     python -m inference.serving env [--instance-type ml.g6e.xlarge] [--model s3://...]
     python -m inference.serving image-uri --region eu-west-1 [--version 0.38.0]
+    python -m inference.serving image-table   # after bumping LMI_VERSION and the SDK
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import sys
 from dataclasses import dataclass
-from typing import Literal, Self
+from pathlib import Path
+from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -34,6 +37,9 @@ class GpuShape:
     gpus: int
     gpu_memory_gib: int
     gpu: str
+    # Local NVMe instance storage, encrypted by the instance's hardware module; SageMaker then
+    # refuses a KmsKeyId for the endpoint volume. Every type below has it.
+    instance_storage: bool = True
 
 
 def _family(prefix: str, sizes: dict[str, int], memory: int, gpu: str) -> dict[str, GpuShape]:
@@ -228,10 +234,45 @@ def _flag(value: bool) -> str:
 
 
 def image_uri(region: str, version: str = LMI_VERSION) -> str:
-    """The LMI image for `version` in `region`, from the sagemaker SDK's bundled image table."""
-    from sagemaker.core import image_uris  # heavy (about 3 s); only this function needs it
+    """The LMI image for `version` in `region`, from the sagemaker SDK's bundled image table.
+
+    The pinned version is read from `lmi_images.json`, the SDK table's entry for it copied into
+    the repo (`python -m inference.serving image-table` rewrites it; a test keeps it equal to the
+    SDK's answer), so the CDK app resolves images without the SDK installed and without its
+    3 s import. Other versions ask the SDK.
+    """
+    table = pinned_image_table()
+    if version == table["version"] and region in table["registries"]:
+        account = table["registries"][region]
+        return f"{account}.dkr.ecr.{region}.amazonaws.com/{table['repository']}:{table['tag']}"
+    from sagemaker.core import image_uris  # heavy (about 3 s); only this path needs it
 
     return str(image_uris.retrieve(framework="djl-lmi", region=region, version=version))
+
+
+IMAGE_TABLE = Path(__file__).resolve().with_name("lmi_images.json")
+
+
+@functools.cache
+def pinned_image_table() -> dict[str, Any]:
+    """`{version, repository, tag, registries: {region: account}}` for LMI_VERSION."""
+    table: dict[str, Any] = json.loads(IMAGE_TABLE.read_text(encoding="utf-8"))
+    return table
+
+
+def sdk_image_table(version: str = LMI_VERSION) -> dict[str, Any]:
+    """The SDK's djl-lmi entry for `version`, in `lmi_images.json`'s shape: regions whose
+    registry is on amazonaws.com (China, ISO and sovereign partitions keep asking the SDK)."""
+    from sagemaker.core import image_uris
+
+    entry = image_uris.config_for_framework("djl-lmi")["versions"][version]
+    table = {"version": version, "repository": entry["repository"], "tag": entry["tag_prefix"]}
+    registries = {}
+    for region, account in sorted(entry["registries"].items()):
+        expected = f"{account}.dkr.ecr.{region}.amazonaws.com/{table['repository']}:{table['tag']}"
+        if image_uris.retrieve(framework="djl-lmi", region=region, version=version) == expected:
+            registries[region] = account
+    return {**table, "registries": registries}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -244,7 +285,13 @@ def main(argv: list[str] | None = None) -> int:
     img = sub.add_parser("image-uri", help="print the pinned LMI image for a region")
     img.add_argument("--region", required=True)
     img.add_argument("--version", default=LMI_VERSION)
+    sub.add_parser("image-table", help=f"rewrite {IMAGE_TABLE.name} from the installed SDK")
     args = parser.parse_args(argv)
+    if args.command == "image-table":
+        text = json.dumps(sdk_image_table(), indent=2) + "\n"
+        IMAGE_TABLE.write_text(text, encoding="utf-8")
+        print(f"wrote {IMAGE_TABLE}")
+        return 0
     if args.command == "image-uri":
         print(image_uri(args.region, args.version))
         return 0

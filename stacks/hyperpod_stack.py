@@ -6,7 +6,7 @@ EKS cluster in place. Stateful data lives elsewhere (S3 in the security stack; F
 cache of datasets and checkpoints and is retained with the BU's removal policy).
 """
 
-from typing import Any
+from typing import Any, cast
 
 import aws_cdk as cdk
 from aws_cdk import aws_ec2 as ec2
@@ -20,9 +20,10 @@ from config import parameters as params
 from config.hyperpod import ADDON_NAMES
 from config.schema import BusinessUnitConfig
 from platform_constructs.access import MlflowAccess
-from platform_constructs.gates import acknowledge
+from platform_constructs.gates import accept_role_depends_on, acknowledge
 from platform_constructs.hyperpod_cluster import HyperPodCluster, efa_security_group
 from platform_constructs.hyperpod_eks import HyperPodEksCluster, pod_identity_role
+from platform_constructs.hyperpod_inference import AddonVersions, HyperPodInferenceOperator
 from platform_constructs.hyperpod_observability import (
     NAMESPACE as OBSERVABILITY_NAMESPACE,
 )
@@ -177,6 +178,8 @@ class HyperPodStack(cdk.Stack):
         for name in ("vpc-cni", "kube-proxy", "coredns", "eks-pod-identity-agent"):
             self.cluster.node.add_dependency(self.addons[name])
 
+        self.inference = self._inference_operator(config, security)
+
         quotas, scheduler = self.hyperpod.add_task_governance(
             quota_names={t.name: names.resource(f"quota-{t.name}") for t in hp.teams},
             scheduler_name=names.resource("scheduler"),
@@ -290,3 +293,37 @@ class HyperPodStack(cdk.Stack):
         cdk.CfnOutput(
             self, "PrometheusEndpoint", value=self.metrics.workspace.attr_prometheus_endpoint
         )
+
+    def _inference_operator(
+        self, config: BusinessUnitConfig, security: SecurityStack
+    ) -> HyperPodInferenceOperator | None:
+        """The HyperPod inference operator, when an endpoint of the BU is served here."""
+        if config.endpoints is None or not config.endpoints.on("hyperpod"):
+            return None
+        names = config.naming
+        operator = HyperPodInferenceOperator(
+            self,
+            "InferenceOperator",
+            cluster=self.eks_cluster,
+            role_name=names.role("hyperpod-inference"),
+            versions=AddonVersions(**config.endpoints.hyperpod_addons.model_dump()),
+            models_bucket_name=names.bucket("models"),
+            models_key=security.keys["models"],
+        )
+        # Its pods run on the HyperPod nodes; it needs cert-manager and the FSx CSI driver.
+        for name in ("cert-manager", "aws-fsx-csi-driver"):
+            operator.inference_operator.node.add_dependency(self.addons[name])
+        for addon in operator.addons:
+            addon.node.add_dependency(self.cluster)
+        # The IRSA trust's condition key holds the cluster's OIDC issuer, known only at deploy
+        # time, so CDK renders it with CfnJson: a CDK-written provider (a raw CfnResource role
+        # and Lambda that cdk.Tags skips and cdk-nag does not see). Tag it like the rest, and
+        # accept cfn-lint's W3005 on it as on every CDK-written function.
+        provider = self.node.try_find_child("AWSCDKCfnUtilsProviderCustomResourceProvider")
+        if provider is not None:
+            tags = [{"Key": k, "Value": v} for k, v in stage_tags(config).items()]
+            role, handler = (provider.node.find_child(c) for c in ("Role", "Handler"))
+            for resource in (role, handler):
+                cast(cdk.CfnResource, resource).add_property_override("Tags", tags)
+            accept_role_depends_on(cast(cdk.CfnResource, handler))
+        return operator

@@ -7,6 +7,7 @@ from constructs import Construct
 
 from config.schema import BusinessUnitConfig
 from stacks._common import stage_tags
+from stacks.endpoints_stack import EndpointsStack
 from stacks.hyperpod_stack import HyperPodStack
 from stacks.mlflow_stack import MlflowStack
 from stacks.network_stack import NetworkStack
@@ -88,5 +89,16 @@ class BusinessUnitStage(cdk.Stage):
             mlflow=self.mlflow,
             **common,
         )
+        self.endpoints: EndpointsStack | None = None
+        if config.endpoints is not None:
+            self.endpoints = EndpointsStack(
+                self,
+                "endpoints",
+                stack_name=config.naming.stack("endpoints"),
+                description=f"{config.name}: LMI endpoints, autoscaling and alarms",
+                network=self.network,
+                security=self.security,
+                **common,
+            )
         for key, value in stage_tags(config).items():
             cdk.Tags.of(self).add(key, value)

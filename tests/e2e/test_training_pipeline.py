@@ -155,3 +155,60 @@ def test_export_reloads_and_generates_a_parseable_tool_call(pipeline: Pipeline) 
         if calls >= 3:
             break
     assert calls >= 3, "the exported model should emit valid tool calls for held-out prompts"
+
+
+def test_exported_model_served_locally_answers_the_endpoint_clients_request(
+    pipeline: Pipeline, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The exported model behind `transformers serve` (the local stand-in for LMI), asked
+    through `inference.client.EndpointClient` exactly as the deployed fraud endpoint would be:
+    same client, same ServingConfig defaults, same body (the shim drops only vLLM's top_k)."""
+    import json
+
+    from harness.sagemaker_runtime import LocalRuntime
+    from harness.servers import transformers_serve
+
+    from config.loader import CONFIG_DIR, load_file
+    from inference.client import EndpointClient, EndpointError, Sampling, build_chat_request
+
+    fraud, _ = load_file(CONFIG_DIR / "fraud.yaml")
+    assert fraud is not None
+    assert fraud.endpoints is not None
+    item = fraud.endpoints.on("sagemaker")[0]
+    endpoint_name = fraud.naming.resource(item.name)
+    records = [json.loads(line) for line in pipeline.eval_data.read_text().splitlines()]
+    greedy = Sampling(temperature=0.0, top_p=1.0, max_tokens=64, seed=0)
+    valid = tried = 0
+    with transformers_serve(pipeline.export_dir, tmp_path_factory.mktemp("serve")) as url:
+        runtime = LocalRuntime(url, model=str(pipeline.export_dir))
+        client = EndpointClient.for_serving(
+            endpoint_name, item.serving_config(), runtime_client=runtime
+        )
+        for record in records:
+            messages = record["messages"]
+            cut = next(
+                (
+                    i
+                    for i, m in enumerate(messages)
+                    if m["role"] == "assistant" and m.get("tool_calls")
+                ),
+                None,
+            )
+            if cut is None:
+                continue
+            tried += 1
+            try:
+                result = client.chat(messages[:cut], tools=record["tools"], sampling=greedy)
+            except EndpointError:  # transformers serve answers 500 on a malformed <tool_call>
+                continue
+            valid += bool(result.tool_calls and not result.errors)
+            if valid >= 3 or tried >= 12:
+                break
+    # What reached the "endpoint" is what build_chat_request makes for a deployed LMI endpoint.
+    first = runtime.payloads[0]
+    assert first == build_chat_request(
+        first["messages"], tools=first["tools"], thinking=item.serving_config().thinking_default,
+        sampling=greedy,
+    )  # fmt: skip
+    assert first["top_k"] == 20  # vLLM's dialect, as LMI receives it
+    assert valid >= 2, f"{valid} valid tool calls in {tried} requests"

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -57,3 +59,45 @@ def running_server(
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(timeout=5)
+
+
+TRANSFORMERS_READY_TIMEOUT_S = 120.0
+
+
+@contextlib.contextmanager
+def transformers_serve(model: Path, log_dir: Path) -> Iterator[str]:
+    """Run `transformers serve` pinned to `model` on 127.0.0.1 (CPU, offline); yield its URL.
+
+    The local stand-in for an LMI container: an OpenAI-compatible chat server for a model
+    directory as `training.export` writes it."""
+    port = free_port()
+    command = [
+        str(Path(sys.executable).with_name("transformers")),
+        "serve",
+        str(model),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--device",
+        "cpu",
+        "--default-seed",
+        "0",
+    ]
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "HF_HUB_DISABLE_TELEMETRY": "1",
+        "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1",
+        "OMP_NUM_THREADS": "1",  # two cores are shared with the rest of the suite
+    }
+    base_url = f"http://127.0.0.1:{port}"
+    with running_server(
+        command,
+        health_url=f"{base_url}/health",
+        log_path=log_dir / "serve.log",
+        env=env,
+        ready_timeout_s=TRANSFORMERS_READY_TIMEOUT_S,
+    ):
+        yield base_url

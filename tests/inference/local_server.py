@@ -1,18 +1,16 @@
-"""Helpers for the local end-to-end test: a memorized tiny Qwen3 and `transformers serve`."""
+"""Helpers for the local end-to-end test: a memorized tiny Qwen3 and `transformers serve`
+(`serve` is the shared harness's `transformers_serve`, also used by the training e2e)."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from harness.servers import free_port, running_server
+from harness.servers import transformers_serve as serve
 
 from inference.smoke import WEATHER_TOOL
 
@@ -22,8 +20,17 @@ E2E_TARGET = (
     f"<think>\n{E2E_REASONING}\n</think>\n\n<tool_call>\n"
     '{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call><|im_end|>'
 )
-READY_TIMEOUT_S = 120.0
 MAX_STEPS = 400
+__all__ = [
+    "E2E_MESSAGES",
+    "E2E_REASONING",
+    "E2E_TARGET",
+    "WEATHER_TOOL",
+    "memorize",
+    "post_json",
+    "post_stream",
+    "serve",
+]
 
 
 def memorize(output: Path) -> Path:
@@ -72,42 +79,6 @@ def memorize(output: Path) -> Path:
     tokenizer.save_pretrained(output)
     model.save_pretrained(output)
     return output
-
-
-@contextlib.contextmanager
-def serve(model: Path, log_dir: Path) -> Iterator[str]:
-    """Run `transformers serve` pinned to `model` on 127.0.0.1; stop it afterwards."""
-    port = free_port()
-    command = [
-        str(Path(sys.executable).with_name("transformers")),
-        "serve",
-        str(model),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--device",
-        "cpu",
-        "--default-seed",
-        "0",
-    ]
-    env = {
-        **os.environ,
-        "HF_HUB_OFFLINE": "1",
-        "TRANSFORMERS_OFFLINE": "1",
-        "HF_HUB_DISABLE_TELEMETRY": "1",
-        "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1",
-        "OMP_NUM_THREADS": "1",  # two cores are shared with the rest of the suite
-    }
-    base_url = f"http://127.0.0.1:{port}"
-    with running_server(
-        command,
-        health_url=f"{base_url}/health",
-        log_path=log_dir / "serve.log",
-        env=env,
-        ready_timeout_s=READY_TIMEOUT_S,
-    ):
-        yield base_url
 
 
 def post_json(

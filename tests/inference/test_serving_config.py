@@ -166,3 +166,18 @@ def test_module_imports_no_heavy_dependencies() -> None:
         cwd=DOCKERFILE.parents[1],
     ).stdout
     assert out.strip() == "[]"
+
+
+def test_pinned_image_table_equals_the_sdk_for_every_region() -> None:
+    """`lmi_images.json` (read by the CDK app without the SDK) is the SDK's own table entry."""
+    from sagemaker.core import image_uris
+
+    from config.regions import AVAILABILITY_ZONES
+    from inference.serving import pinned_image_table, sdk_image_table
+
+    table = pinned_image_table()
+    assert table == sdk_image_table(LMI_VERSION)
+    assert set(AVAILABILITY_ZONES) <= set(table["registries"])
+    for region in table["registries"]:
+        sdk = image_uris.retrieve(framework="djl-lmi", region=region, version=LMI_VERSION)
+        assert image_uri(region) == sdk

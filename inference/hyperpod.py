@@ -1,0 +1,245 @@
+"""The same LMI model on a HyperPod EKS cluster: an `InferenceEndpointConfig` for the HyperPod
+inference operator, rendered from the same `ServingConfig` the SageMaker endpoint uses.
+
+`worker.environmentVariables` is `ServingConfig.to_environment()` and `worker.image` is
+`inference.serving.image_uri(region)`, so both targets run the same container with the same
+options. `endpointName` makes the operator register a SageMaker endpoint, so
+`python -m inference.smoke --endpoint <bu>-<name>` checks either target. Objects are built
+with the `kubernetes` client's models and checked against the operator's published CRD schema
+(`inference/crds/`) before they are applied.
+
+    python -m inference.hyperpod render --config config/fraud.yaml --endpoint qwen3-tools-hp
+    python -m inference.hyperpod apply  --config config/fraud.yaml --endpoint qwen3-tools-hp
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client as k8s
+
+from inference.serving import MODEL_DIR, ServingConfig
+
+GROUP = "inference.sagemaker.aws.amazon.com"
+VERSION = "v1"
+KIND = "InferenceEndpointConfig"
+PLURAL = "inferenceendpointconfigs"
+SCHEMA = Path(__file__).resolve().parent / "crds" / "inferenceendpointconfig-v1.schema.json"
+LMI_PORT = 8080  # DJL Serving's port: /ping and /invocations
+MIG_READY = "nvidia.com/mig.config.state"  # node label the MIG manager sets to "success"
+
+
+class RenderError(ValueError):
+    """A setting the operator's resource cannot express; the message names it."""
+
+
+@dataclass(frozen=True)
+class HyperPodEndpoint:
+    """Everything the resource needs; `inference.hyperpod.main` builds it from a BU config."""
+
+    endpoint_name: str  # <bu>-<name>: the SageMaker endpoint, the model and the object name
+    namespace: str
+    serving: ServingConfig
+    image: str
+    bucket: str
+    region: str
+    model_prefix: str  # key prefix inside `bucket`
+    replicas: int = 1
+    mig_profile: str | None = None  # serve from one MIG slice instead of whole GPUs
+
+
+def _resources(spec: HyperPodEndpoint) -> k8s.V1ResourceRequirements:
+    if spec.mig_profile is not None:
+        if spec.serving.tensor_parallel_degree != 1:
+            raise RenderError("tensor_parallel_degree: a MIG slice is one device: use 1")
+        accelerators = {f"nvidia.com/mig-{spec.mig_profile}": "1"}
+    else:
+        accelerators = {"nvidia.com/gpu": str(spec.serving.tensor_parallel_degree)}
+    return k8s.V1ResourceRequirements(requests=accelerators, limits=accelerators)
+
+
+def _mig_affinity(spec: HyperPodEndpoint) -> k8s.V1NodeAffinity:
+    """Nodes of the instance type whose MIG layout has been applied (mutually exclusive with
+    the resource's `instanceType`, so the type moves in here)."""
+    return k8s.V1NodeAffinity(
+        required_during_scheduling_ignored_during_execution=k8s.V1NodeSelector(
+            node_selector_terms=[
+                k8s.V1NodeSelectorTerm(
+                    match_expressions=[
+                        k8s.V1NodeSelectorRequirement(
+                            key="node.kubernetes.io/instance-type",
+                            operator="In",
+                            values=[spec.serving.instance_type],
+                        ),
+                        k8s.V1NodeSelectorRequirement(
+                            key=MIG_READY, operator="In", values=["success"]
+                        ),
+                    ]
+                )
+            ]
+        )
+    )
+
+
+def build_endpoint_config(spec: HyperPodEndpoint) -> dict[str, Any]:
+    """The `InferenceEndpointConfig` as a plain dict (for `CustomObjectsApi` or YAML)."""
+    if spec.replicas < 1:
+        raise RenderError(f"replicas: must be at least 1, got {spec.replicas}")
+    api = k8s.ApiClient()
+    environment = spec.serving.to_environment()
+    if environment["HF_MODEL_ID"] != MODEL_DIR:
+        raise RenderError(f"model: the operator mounts the model at {MODEL_DIR}; leave it there")
+    worker = {
+        "image": spec.image,
+        "modelInvocationPort": {"containerPort": LMI_PORT, "name": "http"},
+        # The operator mounts the S3 prefix (Mountpoint CSI, prefetched) here.
+        "modelVolumeMount": {"name": "model-weights", "mountPath": MODEL_DIR},
+        "resources": api.sanitize_for_serialization(_resources(spec)),
+        "environmentVariables": [
+            api.sanitize_for_serialization(k8s.V1EnvVar(name=k, value=v))
+            for k, v in environment.items()
+        ],
+    }
+    body: dict[str, Any] = {
+        "modelName": spec.endpoint_name,
+        "endpointName": spec.endpoint_name,
+        "replicas": spec.replicas,
+        "modelSourceConfig": {
+            "modelSourceType": "s3",
+            "s3Storage": {"bucketName": spec.bucket, "region": spec.region},
+            "modelLocation": spec.model_prefix.rstrip("/"),
+            "prefetchEnabled": True,
+        },
+        "worker": worker,
+    }
+    if spec.mig_profile is None:
+        body["instanceType"] = spec.serving.instance_type
+    else:
+        body["nodeAffinity"] = api.sanitize_for_serialization(_mig_affinity(spec))
+    metadata = k8s.V1ObjectMeta(
+        name=spec.endpoint_name,
+        namespace=spec.namespace,
+        labels={"app.kubernetes.io/name": "lmi", "app.kubernetes.io/instance": spec.endpoint_name},
+    )
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": KIND,
+        "metadata": api.sanitize_for_serialization(metadata),
+        "spec": body,
+    }
+
+
+@functools.cache
+def crd_schema() -> dict[str, Any]:
+    """The operator's published v1 schema (see inference/crds/README.md for its source)."""
+    schema: dict[str, Any] = json.loads(SCHEMA.read_text(encoding="utf-8"))
+    return schema
+
+
+def validate(manifest: Mapping[str, Any]) -> list[str]:
+    """Every way `manifest` breaks the CRD's schema, as `path: message` lines (none: valid)."""
+    import jsonschema
+
+    validator = jsonschema.Draft7Validator(crd_schema())
+    problems = []
+    for error in sorted(validator.iter_errors(dict(manifest)), key=lambda e: list(e.path)):
+        path = ".".join(str(p) for p in error.absolute_path) or "<root>"
+        problems.append(f"{path}: {error.message}")
+    return problems
+
+
+def apply(manifest: Mapping[str, Any], api: Any | None = None) -> tuple[str, dict[str, Any]]:
+    """Create the resource, or replace it when it exists; returns ("created"|"replaced", obj)."""
+    if api is None:
+        from kubernetes import config as kube_config
+
+        kube_config.load_kube_config()
+        api = k8s.CustomObjectsApi()
+    from kubernetes.client.exceptions import ApiException
+
+    namespace, name = manifest["metadata"]["namespace"], manifest["metadata"]["name"]
+    where = {"group": GROUP, "version": VERSION, "namespace": namespace, "plural": PLURAL}
+    try:
+        return "created", api.create_namespaced_custom_object(**where, body=dict(manifest))
+    except ApiException as exc:
+        if exc.status != 409:  # anything but "already exists"
+            raise
+    current = api.get_namespaced_custom_object(**where, name=name)
+    body = {**manifest, "metadata": {**manifest["metadata"]}}
+    body["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
+    return "replaced", api.replace_namespaced_custom_object(**where, name=name, body=body)
+
+
+def from_bu_config(path: Path, endpoint: str, namespace: str) -> HyperPodEndpoint:
+    """The endpoint `endpoint` of the BU config at `path`, validated like `make validate`."""
+    from config.loader import load_file  # the CLI's entry only: inference never needs config
+
+    cfg, errors = load_file(path)
+    if cfg is None:
+        raise RenderError("\n".join(str(e) for e in errors))
+    items = {e.name: e for e in (cfg.endpoints.items if cfg.endpoints else [])}
+    if endpoint not in items:
+        raise RenderError(f"{path}: no endpoint {endpoint!r} (have: {', '.join(items) or 'none'})")
+    item = items[endpoint]
+    if item.target != "hyperpod":
+        raise RenderError(f"{endpoint}: target is {item.target}; `cdk deploy` creates it")
+    from inference.serving import image_uri
+
+    return HyperPodEndpoint(
+        endpoint_name=cfg.naming.resource(item.name),
+        namespace=namespace,
+        serving=item.serving_config(),
+        image=image_uri(cfg.region),
+        bucket=cfg.naming.bucket("models"),
+        region=cfg.region,
+        model_prefix=item.model_key(cfg.naming),
+        replicas=item.autoscaling.min_capacity,
+        mig_profile=item.mig_profile,
+    )
+
+
+def main(argv: list[str] | None = None, api: Any | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m inference.hyperpod", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, text in (("render", "print the resource as YAML"), ("apply", "create/replace it")):
+        command = sub.add_parser(name, help=text)
+        command.add_argument("--config", type=Path, required=True, help="config/<bu>.yaml")
+        command.add_argument("--endpoint", required=True, help="endpoint name in the config")
+        command.add_argument("--namespace", default="default")
+    sub.choices["render"].add_argument("--output", type=Path, help="write here, not stdout")
+    args = parser.parse_args(argv)
+    try:
+        manifest = build_endpoint_config(from_bu_config(args.config, args.endpoint, args.namespace))
+    except RenderError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    problems = validate(manifest)
+    if problems:  # a builder bug or a CRD change: never send what the operator would refuse
+        for problem in problems:
+            print(f"error: {KIND} {problem}", file=sys.stderr)
+        return 1
+    if args.command == "apply":
+        action, obj = apply(manifest, api)
+        meta = obj["metadata"]
+        print(f"{action} {KIND} {meta['namespace']}/{meta['name']}")
+        print(f"then: python -m inference.smoke --endpoint {meta['name']}")
+        return 0
+    import yaml
+
+    text = yaml.safe_dump(manifest, sort_keys=False)
+    if args.output:
+        args.output.write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

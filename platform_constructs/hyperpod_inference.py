@@ -1,0 +1,163 @@
+"""The HyperPod inference operator on a BU's EKS cluster: its IRSA execution role and the EKS
+add-ons it runs on (`amazon-sagemaker-hyperpod-inference`, the Mountpoint S3 CSI driver,
+metrics-server), each at a version pinned in config.
+
+The operator's add-on uses IRSA, so the cluster needs an IAM OIDC provider: this construct
+creates a native ``AWS::IAM::OIDCProvider`` unless the caller passes the cluster's own.
+cert-manager and the FSx CSI driver, which the operator also needs, belong to the HyperPod
+stack that owns the cluster (training needs them too).
+"""
+
+from dataclasses import dataclass
+
+import aws_cdk as cdk
+from aws_cdk import aws_eks_v2 as eks
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from constructs import Construct
+
+from platform_constructs.gates import acknowledge
+
+OPERATOR_NAMESPACE = "hyperpod-inference-system"
+OPERATOR_SERVICE_ACCOUNT = "hyperpod-inference-controller-manager"
+S3_CSI_SERVICE_ACCOUNT = ("kube-system", "s3-csi-driver-sa")
+OPERATOR_MANAGED_POLICY = "AmazonSageMakerHyperPodInferenceAccess"
+
+
+@dataclass(frozen=True)
+class AddonVersions:
+    """EKS add-on versions (``config.endpoints.HyperPodInferenceAddons``)."""
+
+    inference_operator: str
+    s3_csi_driver: str
+    metrics_server: str
+
+
+class HyperPodInferenceOperator(Construct):
+    """The inference operator's role and add-ons on ``cluster``.
+
+    ``models_bucket_name``/``models_key``: the BU's models bucket, the only one the operator's
+    S3 mounts may read (the operator mounts an endpoint's ``modelSourceConfig`` prefix).
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        cluster: eks.Cluster,
+        role_name: str,
+        versions: AddonVersions,
+        models_bucket_name: str,
+        models_key: kms.IKey,
+        oidc_provider: iam.IOidcProvider | None = None,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        # A native AWS::IAM::OIDCProvider: eks_v2's `cluster.open_id_connect_provider` is the
+        # deprecated Lambda-backed one. Pass the cluster's own when another construct made it.
+        self.oidc_provider = oidc_provider or eks.OidcProviderNative(
+            self, "OidcProvider", url=cluster.cluster_open_id_connect_issuer_url
+        )
+        stack = cdk.Stack.of(self)
+        issuer = self.oidc_provider.oidc_provider_issuer  # the issuer URL without https://
+
+        def service_account(namespace: str, name: str, cid: str) -> iam.WebIdentityPrincipal:
+            # Token keys ("<issuer>:sub") need CfnJson to become a JSON object key.
+            conditions = cdk.CfnJson(
+                self,
+                cid,
+                value={
+                    f"{issuer}:sub": f"system:serviceaccount:{namespace}:{name}",
+                    f"{issuer}:aud": "sts.amazonaws.com",
+                },
+            )
+            return iam.WebIdentityPrincipal(
+                self.oidc_provider.oidc_provider_arn, {"StringEquals": conditions}
+            )
+
+        self.execution_role = iam.Role(
+            self,
+            "ExecutionRole",
+            role_name=role_name,
+            description="HyperPod inference operator (IRSA) and the endpoints it registers",
+            assumed_by=iam.CompositePrincipal(
+                iam.ServicePrincipal("sagemaker.amazonaws.com"),
+                service_account(OPERATOR_NAMESPACE, OPERATOR_SERVICE_ACCOUNT, "OperatorSubject"),
+            ),
+            managed_policies=[
+                iam.ManagedPolicy.from_aws_managed_policy_name(OPERATOR_MANAGED_POLICY)
+            ],
+        )
+        acknowledge(
+            self.execution_role,
+            f"AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/{OPERATOR_MANAGED_POLICY}]",
+            "AWS's policy for the HyperPod inference operator, maintained with the operator's "
+            "releases (endpoint registration, ALB, ACM, CloudWatch); a copy would drift.",
+        )
+
+        # The Mountpoint S3 CSI driver reads model prefixes for the operator's volumes.
+        self.s3_csi_role = iam.Role(
+            self,
+            "S3CsiRole",
+            description="Mountpoint S3 CSI driver: read the BU's models bucket",
+            assumed_by=service_account(*S3_CSI_SERVICE_ACCOUNT, "S3CsiSubject"),
+        )
+        objects = stack.format_arn(
+            service="s3", region="", account="", resource=models_bucket_name, resource_name="*"
+        )
+        bucket = stack.format_arn(service="s3", region="", account="", resource=models_bucket_name)
+        self.s3_csi_role.add_to_policy(
+            iam.PolicyStatement(actions=["s3:ListBucket"], resources=[bucket])
+        )
+        self.s3_csi_role.add_to_policy(
+            iam.PolicyStatement(actions=["s3:GetObject"], resources=[objects])
+        )
+        models_key.grant_decrypt(self.s3_csi_role)
+        policy = self.s3_csi_role.node.find_child("DefaultPolicy")
+        if not cdk.Token.is_unresolved(objects):
+            acknowledge(
+                policy,
+                f"AwsSolutions-IAM5[Resource::{objects}]",
+                "Read-only access to the models bucket's objects: any endpoint's model prefix "
+                "may be mounted, and the bucket holds only exported models.",
+            )
+        for pack in ("HIPAA.Security", "NIST.800.53.R5"):
+            acknowledge(
+                policy,
+                f"{pack}-IAMNoInlinePolicy",
+                "The S3 CSI driver role's own read grant on the models bucket and its key; an "
+                "inline policy cannot be attached to any other principal.",
+            )
+
+        self.metrics_server = eks.CfnAddon(
+            self,
+            "MetricsServer",
+            cluster_name=cluster.cluster_name,
+            addon_name="metrics-server",
+            addon_version=versions.metrics_server,
+            resolve_conflicts="OVERWRITE",
+        )
+        self.s3_csi_driver = eks.CfnAddon(
+            self,
+            "S3CsiDriver",
+            cluster_name=cluster.cluster_name,
+            addon_name="aws-mountpoint-s3-csi-driver",
+            addon_version=versions.s3_csi_driver,
+            service_account_role_arn=self.s3_csi_role.role_arn,
+            resolve_conflicts="OVERWRITE",
+        )
+        self.inference_operator = eks.CfnAddon(
+            self,
+            "InferenceOperator",
+            cluster_name=cluster.cluster_name,
+            addon_name="amazon-sagemaker-hyperpod-inference",
+            addon_version=versions.inference_operator,
+            # Fn::Join, not Stack.to_json_string: that adds a CfnUtils custom-resource Lambda.
+            configuration_values=cdk.Fn.join(
+                "", ['{"executionRoleArn":"', self.execution_role.role_arn, '"}']
+            ),
+            resolve_conflicts="OVERWRITE",
+        )
+        # The operator's pods need its dependencies' APIs (volumes, HPA metrics) at start-up.
+        self.inference_operator.node.add_dependency(self.metrics_server, self.s3_csi_driver)
+        self.addons = (self.metrics_server, self.s3_csi_driver, self.inference_operator)

@@ -1,0 +1,153 @@
+"""Endpoints stack: the BU's LMI endpoints on SageMaker real-time hosting (changes often).
+
+Every container environment is `inference.serving`'s output for the endpoint's config and
+every image comes from `inference.serving.image_uri`, so the stack states no LMI option or
+image URI of its own. HyperPod-target endpoints are not CloudFormation resources: the stack
+only prints the `python -m inference.hyperpod apply` command that creates them on the cluster.
+"""
+
+from typing import Any
+
+import aws_cdk as cdk
+from constructs import Construct
+
+from config.endpoints import Endpoint
+from config.schema import BusinessUnitConfig
+from inference.serving import image_uri
+from platform_constructs.endpoints import (
+    AlarmThresholds,
+    AlarmTopic,
+    Capture,
+    EndpointAlarms,
+    EndpointAutoscaling,
+    EndpointExecutionRole,
+    LmiEndpoint,
+    ModelSource,
+    Scaling,
+)
+from platform_constructs.keys import PurposeKey
+from stacks._common import removal_policy
+from stacks.network_stack import NetworkStack
+from stacks.security_stack import SecurityStack
+
+
+def _construct_id(name: str) -> str:
+    return "".join(part.capitalize() for part in name.split("-"))
+
+
+def smoke_command(endpoint_name: str, region: str) -> str:
+    return f"python -m inference.smoke --endpoint {endpoint_name} --region {region}"
+
+
+class EndpointsStack(cdk.Stack):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: BusinessUnitConfig,
+        network: NetworkStack,
+        security: SecurityStack,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        if config.endpoints is None:
+            raise ValueError(f"{config.name}: no endpoints section; the Stage adds no such stack")
+        names = config.naming
+        self.image_uri = image_uri(config.region)
+        self.alarm_key = PurposeKey(
+            self,
+            "AlarmsKey",
+            alias=names.key_alias("endpoint-alarms"),
+            description=f"{config.name}: endpoint alarm notifications (SNS)",
+            removal_policy=removal_policy(config),
+        ).key
+        self.alarm_topic = AlarmTopic(
+            self, "Alarms", topic_name=names.resource("endpoint-alarms"), key=self.alarm_key
+        ).topic
+        cdk.CfnOutput(self, "AlarmTopicArn", value=self.alarm_topic.topic_arn)
+        self.role = EndpointExecutionRole(
+            self,
+            "ExecutionRole",
+            role_name=names.role("endpoint-execution"),
+            image_uri=self.image_uri,
+        )
+        self.endpoints: dict[str, LmiEndpoint] = {}
+        for item in config.endpoints.on("sagemaker"):
+            self._sagemaker_endpoint(config, item, network, security)
+        for item in config.endpoints.on("hyperpod"):
+            cdk.CfnOutput(
+                self,
+                f"{_construct_id(item.name)}HyperPodApply",
+                description=f"create {names.resource(item.name)} on the HyperPod cluster",
+                value=f"python -m inference.hyperpod apply --config config/{config.name}.yaml "
+                f"--endpoint {item.name}",
+            )
+
+    def _sagemaker_endpoint(
+        self,
+        config: BusinessUnitConfig,
+        item: Endpoint,
+        network: NetworkStack,
+        security: SecurityStack,
+    ) -> None:
+        names = config.naming
+        endpoint_name = names.resource(item.name)
+        serving = item.serving_config()
+        cid = _construct_id(item.name)
+        capture = None
+        if item.data_capture.enabled:
+            capture = Capture(
+                bucket_name=names.bucket("inference-capture"),
+                key=security.keys["inference-capture"],
+                prefix=f"{endpoint_name}/",
+                sampling_percent=item.data_capture.sampling_percent,
+            )
+        endpoint = LmiEndpoint(
+            self,
+            cid,
+            endpoint_name=endpoint_name,
+            image_uri=self.image_uri,
+            environment=serving.to_environment(),
+            instance_type=serving.instance_type,
+            model=ModelSource(
+                bucket_name=names.bucket("models"),
+                prefix=item.model_key(names),
+                key=security.keys["models"],
+            ),
+            role=self.role,
+            vpc=network.vpc,
+            subnets=network.private_subnets,
+            capture=capture,
+            # Types with local NVMe encrypt it in hardware and refuse a volume key.
+            volume_key=None if serving.gpu_shape.instance_storage else security.keys["models"],
+            initial_instance_count=item.autoscaling.min_capacity,
+        )
+        scaling = item.autoscaling
+        EndpointAutoscaling(
+            self,
+            f"{cid}Scaling",
+            endpoint=endpoint,
+            scaling=Scaling(
+                min_capacity=scaling.min_capacity,
+                max_capacity=scaling.max_capacity,
+                target_concurrent_requests=item.target_concurrency,
+                scale_in_cooldown_seconds=scaling.scale_in_cooldown_seconds,
+                scale_out_cooldown_seconds=scaling.scale_out_cooldown_seconds,
+            ),
+        )
+        EndpointAlarms(
+            self,
+            f"{cid}Alarms",
+            endpoint=endpoint,
+            thresholds=AlarmThresholds(**item.alarms.model_dump()),
+            topic=self.alarm_topic,
+        )
+        cdk.CfnOutput(self, f"{cid}EndpointName", value=endpoint_name)
+        cdk.CfnOutput(
+            self,
+            f"{cid}SmokeCommand",
+            description="run after cdk deploy, once the endpoint is InService",
+            value=smoke_command(endpoint_name, config.region),
+        )
+        self.endpoints[item.name] = endpoint

@@ -1,0 +1,260 @@
+"""The ``endpoints`` section: valid endpoints pass, and each mistake names file and field.
+
+The serving options are validated by ``inference.serving.ServingConfig`` itself, so these cases
+also prove the config carries no second copy of LMI's rules.
+"""
+
+import copy
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from harness.bu_configs import HYPERPOD
+
+from config.endpoints import Endpoint
+from config.hyperpod import HyperPod
+from config.loader import load_all
+from config.schema import BusinessUnitConfig
+from inference.serving import ServingConfig
+
+BUCKET = "payments-models-333333333333-us-west-2"  # the VALID BU's models bucket
+
+
+def endpoint(**fields: Any) -> dict[str, Any]:
+    return {"name": "qwen3", "model": "qwen3-4b-tools/v1/", **fields}
+
+
+def with_endpoints(raw: dict[str, Any], *items: dict[str, Any], **section: Any) -> dict[str, Any]:
+    raw["endpoints"] = {"items": list(items), **section}
+    return raw
+
+
+def errors_of(write_bu: Callable[..., Path], raw: dict[str, Any]) -> list[str]:
+    path = write_bu(raw)
+    loaded, errors = load_all([path])
+    assert errors, "the config should have been rejected"
+    assert loaded == []  # nothing to synthesize
+    return [str(e).removeprefix(f"{path}: ") for e in errors]
+
+
+def test_defaults_serve_qwen3_4b_on_one_gpu(valid_bu: dict[str, Any]) -> None:
+    cfg = BusinessUnitConfig.model_validate(with_endpoints(valid_bu, endpoint()))
+    assert cfg.endpoints is not None
+    item = cfg.endpoints.items[0]
+    assert (item.target, item.instance_type) == ("sagemaker", "ml.g5.2xlarge")
+    assert item.model_uri(cfg.naming) == f"s3://{BUCKET}/qwen3-4b-tools/v1/"
+    assert item.serving_config() == ServingConfig(instance_type="ml.g5.2xlarge")
+    assert item.target_concurrency == 24  # 75 % of the 32 sequences vLLM keeps in flight
+    assert item.autoscaling.scale_in_cooldown_seconds > item.autoscaling.scale_out_cooldown_seconds
+
+
+def test_full_uri_in_the_bu_bucket_and_serving_options(valid_bu: dict[str, Any]) -> None:
+    raw = with_endpoints(
+        valid_bu,
+        endpoint(
+            model=f"s3://{BUCKET}/qwen3/v2",
+            instance_type="g6e.12xlarge",
+            serving={"tensor_parallel_degree": 4, "max_model_len": 32768},
+        ),
+    )
+    item = BusinessUnitConfig.model_validate(raw).endpoints.items[0]  # type: ignore[union-attr]
+    assert item.model == f"s3://{BUCKET}/qwen3/v2/"  # an S3Prefix ends in '/'
+    env = item.serving_config().to_environment()
+    assert env["OPTION_TENSOR_PARALLEL_DEGREE"] == "4"
+    assert env["HF_MODEL_ID"] == "/opt/ml/model"  # SageMaker copies the prefix there
+
+
+# (what is wrong, endpoint fields or section, the error line after "file: ")
+CASES: list[tuple[str, dict[str, Any], str]] = [
+    (
+        "model prefix outside the BU's bucket",
+        endpoint(model="s3://fraud-models-111111111111-us-east-1/qwen3/v1/"),
+        "endpoints.items.0.model: 's3://fraud-models-111111111111-us-east-1/qwen3/v1/' is "
+        f"outside this BU's models bucket s3://{BUCKET}/",
+    ),
+    (
+        "min over max",
+        endpoint(autoscaling={"min_capacity": 3, "max_capacity": 2}),
+        "endpoints.items.0.autoscaling.min_capacity: 3 is over max_capacity 2",
+    ),
+    (
+        "unknown instance type",
+        endpoint(instance_type="ml.m5.xlarge"),
+        "endpoints.items.0.instance_type: 'ml.m5.xlarge' is not a known GPU instance type",
+    ),
+    (
+        "TP over the instance's GPUs",
+        endpoint(serving={"tensor_parallel_degree": 4}),
+        "endpoints.items.0.serving.tensor_parallel_degree: 4 exceeds the 1 GPU(s) of ml.g5.2xlarge",
+    ),
+    (
+        "hyperpod target without a hyperpod section",
+        endpoint(target="hyperpod"),
+        "endpoints.items.0.target: hyperpod target, but this BU has no hyperpod section",
+    ),
+    (
+        "unknown field",
+        endpoint(replicas=2),
+        "endpoints.items.0.replicas: unknown field (not in the schema)",
+    ),
+    (
+        "unknown serving option",
+        endpoint(serving={"max_tokens": 512}),
+        "endpoints.items.0.serving.max_tokens: unknown serving option",
+    ),
+    (
+        "serving option owned by a typed field",
+        endpoint(serving={"extra_options": {"max_model_len": "4096"}}),
+        "endpoints.items.0.serving.extra_options.max_model_len: set it with the typed field "
+        "max_model_len",
+    ),
+    (
+        "model set under serving",
+        endpoint(serving={"model": "Qwen/Qwen3-4B"}),
+        "endpoints.items.0.serving.model: set on the endpoint (model), not here",
+    ),
+    (
+        "tool parser without tool calling",
+        endpoint(serving={"enable_tool_calling": False}),
+        "endpoints.items.0.serving.tool_call_parser: set while enable_tool_calling is false",
+    ),
+    (
+        "MIG slice on SageMaker",
+        endpoint(mig_profile="3g.40gb"),
+        "endpoints.items.0.mig_profile: MIG slices exist only on HyperPod",
+    ),
+    (
+        "bad model location",
+        endpoint(model="/fsx/models/qwen3"),
+        "endpoints.items.0.model: '/fsx/models/qwen3' is neither s3://<models bucket>/<prefix>/",
+    ),
+    (
+        "name not a DNS label",
+        endpoint(name="Qwen3_Tools"),
+        "endpoints.items.0.name: 'Qwen3_Tools' is not lowercase letters, digits and hyphens",
+    ),
+    (
+        "endpoint name over 63 characters",
+        endpoint(name="q" * 60),
+        f"endpoints.items.0.name: endpoint name 'payments-{'q' * 60}' is over 63 characters",
+    ),
+    (
+        "autoscaling target beyond the batch",
+        endpoint(autoscaling={"target_concurrent_requests": 64}),
+        "endpoints.items.0.autoscaling.target_concurrent_requests: 64 is over "
+        "serving.max_concurrent_sequences 32",
+    ),
+    (
+        "datapoints over periods",
+        endpoint(alarms={"evaluation_periods": 2, "datapoints_to_alarm": 3}),
+        "endpoints.items.0.alarms.datapoints_to_alarm: 3 is over evaluation_periods 2",
+    ),
+    (
+        "sampling over 100 percent",
+        endpoint(data_capture={"sampling_percent": 150}),
+        "endpoints.items.0.data_capture.sampling_percent: Input should be less than or equal "
+        "to 100",
+    ),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+def test_invalid_endpoint_names_file_and_field(
+    valid_bu: dict[str, Any], write_bu: Callable[..., Path], case: tuple[str, Any, str]
+) -> None:
+    _, item, expected = case
+    lines = errors_of(write_bu, with_endpoints(valid_bu, item))
+    assert len(lines) == 1, lines
+    assert lines[0].startswith(expected), lines[0]
+
+
+def test_duplicate_endpoint_name(valid_bu: dict[str, Any], write_bu: Callable[..., Path]) -> None:
+    raw = with_endpoints(valid_bu, endpoint(), endpoint(model="qwen3/v2/"))
+    assert errors_of(write_bu, raw) == ["endpoints.items.1.name: duplicate endpoint name 'qwen3'"]
+
+
+def test_empty_endpoint_list(valid_bu: dict[str, Any], write_bu: Callable[..., Path]) -> None:
+    lines = errors_of(write_bu, with_endpoints(valid_bu))
+    assert lines == ["endpoints.items: List should have at least 1 item after validation, not 0"]
+
+
+@pytest.fixture
+def cluster_offers(monkeypatch: pytest.MonkeyPatch) -> Callable[[set[str]], None]:
+    """Stand-in for the HyperPod branch's MIG layout (same signature, patched per test)."""
+
+    def offer(profiles: set[str]) -> None:
+        monkeypatch.setattr(HyperPod, "mig_profiles_offered", lambda self: frozenset(profiles))
+
+    return offer
+
+
+def hyperpod_bu(valid_bu: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    valid_bu["hyperpod"] = copy.deepcopy(HYPERPOD)
+    item = endpoint(target="hyperpod", instance_type="ml.p5.48xlarge", **fields)
+    return with_endpoints(valid_bu, item)
+
+
+def test_mig_slice_not_on_the_cluster(
+    valid_bu: dict[str, Any], write_bu: Callable[..., Path], cluster_offers: Any
+) -> None:
+    cluster_offers({"1g.10gb", "7g.80gb"})
+    lines = errors_of(write_bu, hyperpod_bu(valid_bu, mig_profile="3g.40gb"))
+    assert lines == [
+        "endpoints.items.0.mig_profile: 3g.40gb is not on the HyperPod cluster's MIG layout "
+        "(offered: 1g.10gb, 7g.80gb)"
+    ]
+
+
+def test_mig_slice_checked_against_the_real_layout(
+    valid_bu: dict[str, Any], write_bu: Callable[..., Path]
+) -> None:
+    # No stand-in: the section's p5en group is cut all-1g.18gb, so only that slice exists.
+    lines = errors_of(write_bu, hyperpod_bu(valid_bu, mig_profile="3g.40gb"))
+    assert lines == [
+        "endpoints.items.0.mig_profile: 3g.40gb is not on the HyperPod cluster's MIG layout "
+        "(offered: 1g.18gb)"
+    ]
+
+
+def test_mig_slice_on_the_cluster_is_accepted(
+    valid_bu: dict[str, Any], cluster_offers: Any
+) -> None:
+    cluster_offers({"3g.40gb"})
+    cfg = BusinessUnitConfig.model_validate(hyperpod_bu(valid_bu, mig_profile="3g.40gb"))
+    item = cfg.endpoints.items[0]  # type: ignore[union-attr]
+    assert (item.target, item.mig_profile) == ("hyperpod", "3g.40gb")
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        (
+            {"mig_profile": "1g.10gb"},
+            "endpoints.items.0.mig_profile: 1g.10gb holds 9.0 GiB at gpu_memory_utilization 0.9",
+        ),
+        (
+            {"mig_profile": "3g.40gb", "serving": {"tensor_parallel_degree": 2}},
+            "endpoints.items.0.serving.tensor_parallel_degree: a MIG slice is one device: use 1",
+        ),
+    ],
+)
+def test_mig_slice_must_hold_the_model(
+    valid_bu: dict[str, Any],
+    write_bu: Callable[..., Path],
+    cluster_offers: Any,
+    fields: dict[str, Any],
+    expected: str,
+) -> None:
+    cluster_offers({"1g.10gb", "3g.40gb"})
+    lines = errors_of(write_bu, hyperpod_bu(valid_bu, **fields))
+    assert len(lines) == 1, lines
+    assert lines[0].startswith(expected), lines
+
+
+def test_serving_config_is_the_inference_one() -> None:
+    item = Endpoint(name="e", model="m/", instance_type="g6.12xlarge", serving={"dtype": "fp16"})
+    config = item.serving_config()
+    assert isinstance(config, ServingConfig)
+    assert config.instance_type == "ml.g6.12xlarge"
+    assert config.dtype == "fp16"

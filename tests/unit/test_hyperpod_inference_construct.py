@@ -1,0 +1,162 @@
+"""`HyperPodInferenceOperator` in a bare stack against an `aws_eks_v2.Cluster` the test creates:
+the IRSA role's trust, the pinned add-ons and their order, the S3 CSI driver's read-only role."""
+
+import json
+
+import aws_cdk as cdk
+import pytest
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_eks_v2 as eks
+from aws_cdk.assertions import Match, Template
+from cdk_nag import AwsSolutionsChecks
+from harness.cdk_context import cdk_json_context
+
+from config.endpoints import HyperPodInferenceAddons
+from platform_constructs.hyperpod_inference import AddonVersions, HyperPodInferenceOperator
+from platform_constructs.keys import PurposeKey
+
+PINNED = HyperPodInferenceAddons()
+
+
+@pytest.fixture(scope="module")
+def built() -> tuple[cdk.Stack, HyperPodInferenceOperator]:
+    app = cdk.App(context=cdk_json_context(), builtin_cloud_formation_validation=False)
+    env = cdk.Environment(account="123456789012", region="us-east-1")
+    stack = cdk.Stack(app, "Operator", env=env)
+    vpc = ec2.Vpc(stack, "Vpc", availability_zones=["us-east-1a", "us-east-1b"])
+    cluster = eks.Cluster(stack, "Cluster", version=eks.KubernetesVersion.V1_33, vpc=vpc)
+    key = PurposeKey(
+        stack, "Models", alias="alias/t/models", description="t",
+        removal_policy=cdk.RemovalPolicy.DESTROY,
+    ).key  # fmt: skip
+    operator = HyperPodInferenceOperator(
+        stack,
+        "Inference",
+        cluster=cluster,
+        role_name="t-hyperpod-inference-us-east-1",
+        versions=AddonVersions(**PINNED.model_dump()),
+        models_bucket_name="t-models-123456789012-us-east-1",
+        models_key=key,
+    )
+    return stack, operator
+
+
+@pytest.fixture(scope="module")
+def template(built: tuple[cdk.Stack, HyperPodInferenceOperator]) -> Template:
+    return Template.from_stack(built[0])
+
+
+def test_execution_role_trusts_sagemaker_and_the_operators_service_account(
+    template: Template,
+) -> None:
+    template.has_resource_properties(
+        "AWS::IAM::Role",
+        {
+            "RoleName": "t-hyperpod-inference-us-east-1",
+            "AssumeRolePolicyDocument": {
+                "Statement": Match.array_with(
+                    [
+                        Match.object_like(
+                            {
+                                "Action": "sts:AssumeRole",
+                                "Principal": {"Service": "sagemaker.amazonaws.com"},
+                            }
+                        ),
+                        Match.object_like(
+                            {
+                                "Action": "sts:AssumeRoleWithWebIdentity",
+                                "Principal": {"Federated": Match.any_value()},
+                                "Condition": {"StringEquals": Match.any_value()},
+                            }
+                        ),
+                    ]
+                )
+            },
+            "ManagedPolicyArns": [
+                Match.object_like(
+                    {
+                        "Fn::Join": [
+                            "",
+                            Match.array_with(
+                                [Match.string_like_regexp("AmazonSageMakerHyperPodInferenceAccess")]
+                            ),
+                        ]
+                    }
+                )
+            ],
+        },
+    )
+    # The subject/audience keys are built from the issuer token, so they sit in a CfnJson.
+    conditions = [
+        r["Properties"]["Value"] for r in template.find_resources("Custom::AWSCDKCfnJson").values()
+    ]
+    rendered = json.dumps(conditions)
+    assert (
+        "system:serviceaccount:hyperpod-inference-system:hyperpod-inference-controller-manager"
+        in rendered
+    )
+    assert "system:serviceaccount:kube-system:s3-csi-driver-sa" in rendered
+    assert rendered.count("sts.amazonaws.com") == 2
+
+
+def test_the_cluster_has_an_oidc_provider(template: Template) -> None:
+    template.has_resource_properties("AWS::IAM::OIDCProvider", {"Url": Match.any_value()})
+
+
+def test_addons_are_pinned_and_the_operator_waits_for_its_dependencies(
+    template: Template,
+) -> None:
+    addons = template.find_resources("AWS::EKS::Addon")
+    by_name = {a["Properties"]["AddonName"]: (lid, a) for lid, a in addons.items()}
+    assert by_name["amazon-sagemaker-hyperpod-inference"][1]["Properties"]["AddonVersion"] == (
+        PINNED.inference_operator
+    )
+    assert by_name["aws-mountpoint-s3-csi-driver"][1]["Properties"]["AddonVersion"] == (
+        PINNED.s3_csi_driver
+    )
+    assert by_name["metrics-server"][1]["Properties"]["AddonVersion"] == PINNED.metrics_server
+    operator = by_name["amazon-sagemaker-hyperpod-inference"][1]
+    assert {by_name["metrics-server"][0], by_name["aws-mountpoint-s3-csi-driver"][0]} <= set(
+        operator["DependsOn"]
+    )
+    config = operator["Properties"]["ConfigurationValues"]
+    assert "executionRoleArn" in json.dumps(config)
+    template.has_resource_properties(
+        "AWS::EKS::Addon",
+        {
+            "AddonName": "aws-mountpoint-s3-csi-driver",
+            "ServiceAccountRoleArn": {"Fn::GetAtt": [Match.string_like_regexp("S3CsiRole"), "Arn"]},
+        },
+    )
+
+
+def test_s3_csi_role_only_reads_the_models_bucket(template: Template) -> None:
+    template.has_resource_properties(
+        "AWS::IAM::Policy",
+        {
+            "Roles": [{"Ref": Match.string_like_regexp("S3CsiRole")}],
+            "PolicyDocument": {
+                "Statement": [
+                    {
+                        "Action": "s3:ListBucket",
+                        "Effect": "Allow",
+                        "Resource": "arn:aws:s3:::t-models-123456789012-us-east-1",
+                    },
+                    {
+                        "Action": "s3:GetObject",
+                        "Effect": "Allow",
+                        "Resource": "arn:aws:s3:::t-models-123456789012-us-east-1/*",
+                    },
+                    {"Action": "kms:Decrypt", "Effect": "Allow", "Resource": Match.any_value()},
+                ]
+            },
+        },
+    )
+
+
+def test_the_constructs_own_findings_are_acknowledged(
+    built: tuple[cdk.Stack, HyperPodInferenceOperator],
+) -> None:
+    # The cluster the test builds has findings of its own; only this construct's count here.
+    report = AwsSolutionsChecks().validate_scope(built[1])
+    assert [v.rule_name for v in report.violations] == []
