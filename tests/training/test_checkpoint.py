@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import moto
 import pytest
 import torch
 
@@ -47,8 +48,41 @@ def test_local_checkpoints_are_atomic_and_pruned(tmp_path: Path) -> None:
     assert ckpt.weights["w"].tolist() == [3.0, 3.0, 3.0]
 
 
+class _RunsCode:
+    """Pickles as a call to os.mkdir: unpickling it would run code (creating `marker`)."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[Any, tuple[str]]:
+        return os.mkdir, (str(self.marker),)
+
+
+@pytest.mark.parametrize("name", ["optimizer.pt", "scheduler.pt", "rng.pt"])
+def test_a_checkpoint_carrying_a_pickled_callable_is_refused_unexecuted(
+    tmp_path: Path, name: str
+) -> None:
+    path = Path(_save(str(tmp_path / "ckpt"), 1, tmp_path / "staging"))
+    marker = tmp_path / "code-ran"
+    torch.save({"state": {}, "param_groups": [], "payload": _RunsCode(marker)}, path / name)
+    with pytest.raises(checkpoint.UnsafeCheckpointError, match=f"{name}: refused"):
+        checkpoint.load(str(path), staging=tmp_path / "staging")
+    assert not marker.exists(), "loading the checkpoint ran its pickled code"
+
+
+def test_rng_state_round_trips_through_a_safe_load(tmp_path: Path) -> None:
+    import random
+
+    import numpy as np
+
+    path = Path(_save(str(tmp_path / "ckpt"), 1, tmp_path / "staging"))
+    expected = (random.random(), np.random.rand(), torch.rand(1).item())  # noqa: S311
+    ckpt = checkpoint.load(str(path), staging=tmp_path / "staging")
+    checkpoint.set_rng_state(ckpt.rng[0])
+    assert (random.random(), np.random.rand(), torch.rand(1).item()) == expected  # noqa: S311
+
+
 def test_s3_checkpoints_round_trip(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    moto = pytest.importorskip("moto")
     import boto3
 
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
