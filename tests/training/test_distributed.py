@@ -39,7 +39,7 @@ def test_ranks_read_disjoint_shards(sequences: Any) -> None:
 
 @pytest.mark.parametrize(
     ("strategy", "lora"),
-    [("ddp", True), pytest.param("fsdp2", False, id="fsdp2", marks=pytest.mark.slow)],
+    [("ddp", True), ("fsdp2", False)],
 )
 def test_torchrun_two_processes_match_one(
     tiny_config: Any, tmp_path: Path, strategy: str, lora: bool
