@@ -138,11 +138,10 @@ def _run_ours(
     workdir: Path, shape: str, steps: int, warmup: int, budget: int, *, gc: bool
 ) -> dict[str, Any]:
     from training import train
-    from training.config import TrainConfig, from_dict
+    from training.config import validate_config
 
     out = Path(tempfile.mkdtemp(dir=workdir))
-    cfg = from_dict(
-        TrainConfig,
+    cfg = validate_config(
         {
             "output_dir": str(out), "max_steps": warmup + steps, "progress_bar": False,
             "model": {

@@ -108,7 +108,7 @@ def jsonl_file(tmp_path_factory: pytest.TempPathFactory, tiny_tokenizer: Any) ->
 
 def build_tiny_config(model_dir: Path, data: Path, out: Path, **overrides: Any) -> Any:
     """A `TrainConfig` for the tiny model; `overrides` are dotted keys (`optim__lr` style)."""
-    from training.config import TrainConfig, apply_overrides, from_dict
+    from training.config import apply_overrides, validate_config
 
     base: dict[str, Any] = {
         "output_dir": str(out),
@@ -122,9 +122,7 @@ def build_tiny_config(model_dir: Path, data: Path, out: Path, **overrides: Any) 
         "mlflow": {"tracking_uri": "", "log_system_metrics": False},
     }
     apply_overrides(base, [f"{k.replace('__', '.')}={json.dumps(v)}" for k, v in overrides.items()])
-    config = from_dict(TrainConfig, base)
-    config.validate()
-    return config
+    return validate_config(base)
 
 
 @pytest.fixture
