@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import moto
 import pytest
 import torch
 
@@ -65,7 +66,6 @@ def test_export_reloads_with_the_trained_logits(
 
 
 def test_export_to_s3(tiny_config: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    moto = pytest.importorskip("moto")
     import boto3
 
     for k, v in {"AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "testing",
