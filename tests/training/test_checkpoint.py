@@ -152,8 +152,10 @@ def test_resume_refuses_other_data_but_not_a_moved_copy(
 
 
 def test_pack_length_differing_from_the_prepared_data_is_an_error(tiny_config: Any) -> None:
-    with pytest.raises(ValueError, match=r"packed to 512 tokens per pack but data\.pack_length"):
-        train.main(tiny_config(max_steps=1, data__pack_length=1024))
+    with pytest.raises(
+        ValueError, match=r"packed to \d+ tokens per pack but data\.pack_length is 4096; re-run"
+    ):
+        train.main(tiny_config(max_steps=1, data__pack_length=4096))
 
 
 def _last_loss_per_step(path: Path) -> dict[int, float]:
