@@ -33,11 +33,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from training.tiny import QWEN3_VOCAB_SIZE
+
 VARIANTS = ("ours", "trl_padded", "trl_packed")
 FLOOR = "floor"
 SHAPES: dict[str, dict[str, Any]] = {
     "A": {"vocab_size": None, "label": "A (h256 x 8, 2k vocab)"},
-    "B": {"vocab_size": 151_936, "label": "B (h256 x 8, 151,936 vocab)"},
+    "B": {"vocab_size": QWEN3_VOCAB_SIZE, "label": "B (h256 x 8, 151,936 vocab)"},
 }
 MICRO_TOKENS = 2048  # tokens per forward pass (pack length); budget / this = micro-batches per step
 

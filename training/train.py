@@ -54,7 +54,6 @@ class TrainResult:
     checkpoint_path: str | None
     run_id: str | None
     output_dir: str
-    tokens_per_s: float
     metrics: dict[str, float] = field(default_factory=dict)
 
 
@@ -431,7 +430,6 @@ class Recipe:
             checkpoint_path=self.last_checkpoint,
             run_id=self.run_id,
             output_dir=str(self.out),
-            tokens_per_s=self.last_metrics.get("tokens_per_s", 0.0),
             metrics=dict(self.last_metrics),
         )
 
