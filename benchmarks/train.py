@@ -64,7 +64,7 @@ def build(workdir: Path, n: int, seed: int = 0) -> dict[str, Any]:
     # The project's one generator (tests and the e2e run use it too). Tools as a JSON string:
     # Arrow cannot unify differently shaped schemas across rows, and TRL decodes the string.
     rows = [
-        {**r, "tools": json.dumps(r["tools"])}
+        {"messages": r["messages"], "tools": json.dumps(r["tools"])}
         for r in (c.to_record() for c in synthetic.generate(n, seed, mean_tokens=800))
     ]
     with (workdir / "conversations.jsonl").open("w", encoding="utf-8") as f:
