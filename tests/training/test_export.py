@@ -7,10 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import moto
+import numpy as np
 import pytest
 import torch
 
-from training import export, train
+from training import export, packed_attention, train
 from training.modeling import PackedCausalLM, load_causal_lm
 
 
@@ -56,7 +57,9 @@ def test_export_reloads_with_the_trained_logits(
         return_tensors="pt", return_dict=True,
     )["input_ids"]  # fmt: skip
     with torch.no_grad():
-        want = trained.base()(input_ids=ids).logits
+        # packed_sdpa needs segment bounds, even for a row holding one sequence.
+        one = packed_attention.packed_kwargs(np.array([ids.shape[1]]), torch.device("cpu"))
+        want = trained.base()(input_ids=ids, **one).logits
         got = reloaded(input_ids=ids).logits
         torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
         untrained = AutoModelForCausalLM.from_pretrained(cfg.model.name_or_path)(input_ids=ids)
