@@ -43,6 +43,10 @@ from training.modeling import MicroBatch, PackedCausalLM, load_causal_lm, make_m
 from training.tracking import Tracker
 
 
+class CannotResumeError(ValueError):
+    """The checkpoint belongs to another run (other data or settings); the message says why."""
+
+
 @dataclass
 class TrainResult:
     """What a caller (tests, the e2e pipeline) needs from a finished run."""
@@ -210,7 +214,7 @@ class Recipe:
                 if isinstance(theirs, dict)
                 else "the checkpoint records no data fingerprint"
             )
-            raise ValueError(
+            raise CannotResumeError(
                 f"{path} was trained on different data than {self.cfg.data.path} holds "
                 f"(checkpoint -> now: {diff}; it read {state.get('data_path', '?')}); resuming "
                 "would not continue that run. Use a new output_dir or checkpoint.resume=never."
@@ -229,7 +233,7 @@ class Recipe:
             return
         listing = "\n  ".join(changed)
         if not self.cfg.checkpoint.resume_with_changed_settings:
-            raise ValueError(
+            raise CannotResumeError(
                 f"{path} was written with other settings; resuming would not continue that run:"
                 f"\n  {listing}\nUse a new output_dir, checkpoint.resume=never, or "
                 "checkpoint.resume_with_changed_settings=true to continue with the new values."
@@ -462,7 +466,11 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
 
 
 def cli(argv: list[str] | None = None) -> int:
-    result = main(parse_args(argv))
+    try:
+        result = main(parse_args(argv))
+    except CannotResumeError as e:
+        print(f"train: {e}", file=sys.stderr)
+        return 2
     if os.environ.get("RANK", "0") == "0":
         print(json.dumps({"final_loss": result.final_loss, "checkpoint": result.checkpoint_path}))
     return 0

@@ -103,8 +103,15 @@ def test_s3_checkpoints_round_trip(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         assert ckpt.weights["w"].tolist() == [3.0, 3.0, 3.0]
 
 
-def test_resume_refuses_changed_settings_naming_each(tiny_config: Any) -> None:
+def test_resume_refuses_changed_settings_naming_each(
+    tiny_config: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     train.main(tiny_config(max_steps=2))
+    changed = tmp_path / "changed.yaml"
+    changed.write_text(dump_config(tiny_config(max_steps=3)))
+    capsys.readouterr()
+    assert train.cli(["--config", str(changed)]) == 2  # a one-line refusal, not a traceback
+    assert "max_steps: 2 -> 3" in capsys.readouterr().err.split("train: ", 1)[1]
     with pytest.raises(ValueError, match="other settings") as refused:
         train.main(tiny_config(max_steps=4, optim__lr=1e-3, lora__enabled=True))
     message = str(refused.value)
