@@ -2,15 +2,15 @@
 
     python -m benchmarks.train [--quick] [--steps 3] [--rounds 1] [--budget 8192]
 
-Same data for every variant (tool-calling conversations, ~800 tokens, tool schemas in the system
-turn, assistant-only loss with TRL's own `{% generation %}` masks), same token budget per
-optimizer step. Shape A: hidden 256, 8 layers, the test tokenizer's 2k vocabulary (the LM head
-costs about a tenth of the body, as in Qwen3-4B). Shape B: the same body with Qwen3's 151,936-row
-vocabulary, where logits dominate. Gradient checkpointing is the same for every variant: on by
-default, as in TRL's `SFTConfig` and our production configs (`--gradient-checkpointing off` for
-the other setting). Each measurement runs in a fresh subprocess (peak RSS is its own); variants
-alternate within a round to spread machine noise evenly. Timings stay out of tests; this prints
-a markdown table.
+Same data for every variant (`training.synthetic` tool-calling conversations, ~800 tokens, tool
+schemas in the system turn, assistant-only loss with TRL's own `{% generation %}` masks), same
+token budget per optimizer step. Shape A: hidden 256, 8 layers, the test tokenizer's 2k vocabulary
+(the LM head costs about a tenth of the body, as in Qwen3-4B). Shape B: the same body with Qwen3's
+151,936-row vocabulary, where logits dominate. Gradient checkpointing is the same for every
+variant: on by default, as in TRL's `SFTConfig` and our production configs
+(`--gradient-checkpointing off` for the other setting). Each measurement runs in a fresh subprocess
+(peak RSS is its own); variants alternate within a round to spread machine noise evenly. Timings
+stay out of tests; this prints a markdown table.
 
 Peak RSS includes a floor every variant pays: python + torch + transformers, the fp32 weights,
 their gradients and AdamW's two moments. A `floor` child measures it (same model, gradients
@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import resource
 import statistics
 import subprocess
@@ -34,66 +33,22 @@ import time
 from pathlib import Path
 from typing import Any
 
+from training.tiny import QWEN3_VOCAB_SIZE
+
 VARIANTS = ("ours", "trl_padded", "trl_packed")
 FLOOR = "floor"
 SHAPES: dict[str, dict[str, Any]] = {
     "A": {"vocab_size": None, "label": "A (h256 x 8, 2k vocab)"},
-    "B": {"vocab_size": 151_936, "label": "B (h256 x 8, 151,936 vocab)"},
+    "B": {"vocab_size": QWEN3_VOCAB_SIZE, "label": "B (h256 x 8, 151,936 vocab)"},
 }
 MICRO_TOKENS = 2048  # tokens per forward pass (pack length); budget / this = micro-batches per step
-
-_WORDS = [
-    *("weather", "city", "temperature", "order", "status", "customer", "account", "balance"),
-    *("transfer", "amount", "currency", "date", "time", "search", "query", "results"),
-    *("flight", "hotel", "book", "cancel", "email", "send", "subject", "body", "report"),
-]
-_CITIES = ["Paris", "London", "Tokyo", "Berlin", "Madrid", "Rome", "Sydney", "Toronto"]
-
-
-def _tool(rng: random.Random, i: int) -> dict[str, Any]:
-    words = rng.sample(_WORDS, 4)
-    props = {
-        w: {"type": rng.choice(["string", "integer", "boolean"]), "description": f"The {w} to {v}."}
-        for w, v in zip(words, rng.sample(_WORDS, 4), strict=True)
-    }
-    return {
-        "type": "function",
-        "function": {
-            "name": f"{words[0]}_{words[1]}_{i}",
-            "description": f"Get the {words[0]} of a {words[1]} for the {words[2]} and {words[3]}.",
-            "parameters": {"type": "object", "properties": props, "required": words[:2]},
-        },
-    }
-
-
-def conversation(rng: random.Random) -> dict[str, Any]:
-    """One tool-calling exchange: tools in the system turn, a call, its result, an answer."""
-    tools = [_tool(rng, i) for i in range(rng.randint(1, 5))]
-    fn = rng.choice(tools)["function"]
-    args = {k: rng.choice(_CITIES) for k in fn["parameters"]["required"]}
-    city = rng.choice(_CITIES)
-    result = {"status": "ok", "city": city, "value": rng.randint(0, 999)}
-    answer = " ".join(rng.choice(_WORDS) for _ in range(rng.randint(30, 150)))
-    messages = [
-        {"role": "system", "content": "You are a helpful assistant for the travel desk."},
-        {"role": "user", "content": f"Please {fn['description'].lower()} in {city}."},
-        {
-            "role": "assistant",
-            "content": "",
-            "tool_calls": [
-                {"type": "function", "function": {"name": fn["name"], "arguments": args}}
-            ],
-        },
-        {"role": "tool", "content": json.dumps(result)},
-        {"role": "assistant", "content": f"The {fn['name']} result for {city}: {answer}."},
-    ]
-    return {"messages": messages, "tools": json.dumps(tools)}
 
 
 def build(workdir: Path, n: int, seed: int = 0) -> dict[str, Any]:
     """Models for both shapes, the conversations (JSONL, for TRL) and their packs (for us)."""
     from trl.chat_template_utils import get_training_chat_template
 
+    from training import synthetic
     from training.packing import IGNORE_INDEX, pack_sequences, write_packs
     from training.tiny import TinyShape, build_model, build_tokenizer
 
@@ -106,8 +61,12 @@ def build(workdir: Path, n: int, seed: int = 0) -> dict[str, Any]:
         )  # fmt: skip
         tok.save_pretrained(workdir / f"model-{name}")
         build_model(tok, shape).save_pretrained(workdir / f"model-{name}")
-    rng = random.Random(seed)  # noqa: S311 - benchmark data, not secrets
-    rows = [conversation(rng) for _ in range(n)]
+    # The project's one generator (tests and the e2e run use it too). Tools as a JSON string:
+    # Arrow cannot unify differently shaped schemas across rows, and TRL decodes the string.
+    rows = [
+        {"messages": r["messages"], "tools": json.dumps(r["tools"])}
+        for r in (c.to_record() for c in synthetic.generate(n, seed, mean_tokens=800))
+    ]
     with (workdir / "conversations.jsonl").open("w", encoding="utf-8") as f:
         f.writelines(json.dumps(r) + "\n" for r in rows)
     template = get_training_chat_template(tok)
@@ -138,11 +97,10 @@ def _run_ours(
     workdir: Path, shape: str, steps: int, warmup: int, budget: int, *, gc: bool
 ) -> dict[str, Any]:
     from training import train
-    from training.config import TrainConfig, from_dict
+    from training.config import validate_config
 
     out = Path(tempfile.mkdtemp(dir=workdir))
-    cfg = from_dict(
-        TrainConfig,
+    cfg = validate_config(
         {
             "output_dir": str(out), "max_steps": warmup + steps, "progress_bar": False,
             "model": {

@@ -11,19 +11,10 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
-from config.schema import BusinessUnitConfig, FieldProblemError
+from config.base import ConfigError, validation_errors
+from config.schema import BusinessUnitConfig
 
 CONFIG_DIR = Path(__file__).resolve().parent
-
-
-@dataclass(frozen=True)
-class ConfigError:
-    file: str
-    path: str
-    reason: str
-
-    def __str__(self) -> str:
-        return f"{self.file}: {self.path}: {self.reason}"
 
 
 @dataclass(frozen=True)
@@ -47,22 +38,6 @@ def config_files(directory: Path = CONFIG_DIR) -> list[Path]:
     if not directory.is_dir():
         return []
     return sorted(p for p in directory.iterdir() if p.suffix in {".yaml", ".yml"})
-
-
-def _pydantic_errors(file: str, err: ValidationError) -> list[ConfigError]:
-    out = []
-    for item in err.errors():
-        loc = [str(part) for part in item["loc"]]
-        cause = (item.get("ctx") or {}).get("error")
-        if isinstance(cause, FieldProblemError):
-            loc.append(cause.path)
-            reason = str(cause)
-        else:
-            reason = item["msg"].removeprefix("Value error, ")
-            if item["type"] == "extra_forbidden":
-                reason = "unknown field (not in the schema)"
-        out.append(ConfigError(file, ".".join(loc) or "<root>", reason))
-    return out
 
 
 def display_path(path: Path) -> str:
@@ -92,7 +67,7 @@ def validate_raw(file: str, raw: object) -> tuple[BusinessUnitConfig | None, lis
     try:
         return BusinessUnitConfig.model_validate(raw), []
     except ValidationError as err:
-        return None, _pydantic_errors(file, err)
+        return None, validation_errors(file, err)
 
 
 def cross_file_errors(

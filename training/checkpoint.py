@@ -5,7 +5,13 @@ Layout of one checkpoint, `ROOT/step-000123/`:
   optimizer.pt        optimizer state (full, gathered on rank 0)
   scheduler.pt        LR scheduler state
   rng.pt              python/numpy/torch/cuda RNG state of every rank
-  trainer_state.json  step, data position, config fingerprint, MLflow run id (written last)
+  trainer_state.json  step, data position, settings and data fingerprints, MLflow run id
+                      (written last)
+
+A checkpoint may come from shared storage or S3, so loading it must never run code: weights are
+safetensors, and the `.pt` files hold only tensors, numbers, strings and containers, read with
+`torch.load(weights_only=True)` and nothing added to its allowlist (the numpy RNG state is stored
+as a list of ints for that reason). A file carrying any other pickled object is refused.
 
 It is written under `ROOT/.tmp-step-000123/` and renamed into place, so a reader never sees a
 half-written checkpoint; a kill mid-write leaves only a temp directory, cleaned on the next save.
@@ -17,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import random
 import re
 import shutil
@@ -53,9 +60,15 @@ def _s3() -> Any:
 
 
 def rng_state() -> dict[str, Any]:
+    """Every generator's state in types `torch.load(weights_only=True)` accepts."""
+    numpy_state = np.random.get_state(legacy=False)
+    numpy_state["state"] = {
+        "key": numpy_state["state"]["key"].tolist(),
+        "pos": int(numpy_state["state"]["pos"]),
+    }
     state: dict[str, Any] = {
         "python": random.getstate(),
-        "numpy": np.random.get_state(),
+        "numpy": numpy_state,
         "torch": torch.get_rng_state(),
     }
     if torch.cuda.is_available():
@@ -65,7 +78,12 @@ def rng_state() -> dict[str, Any]:
 
 def set_rng_state(state: dict[str, Any]) -> None:
     random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    numpy_state = dict(state["numpy"])
+    numpy_state["state"] = {
+        "key": np.asarray(numpy_state["state"]["key"], dtype=np.uint32),
+        "pos": numpy_state["state"]["pos"],
+    }
+    np.random.set_state(numpy_state)
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -195,6 +213,22 @@ def _materialise(path: str, staging: Path) -> Path:
     return local
 
 
+class UnsafeCheckpointError(ValueError):
+    """A checkpoint file holds a pickled object that is not plain data: it is never unpickled."""
+
+
+def _load_data(path: Path) -> Any:
+    """Tensors and plain containers only; anything else (a callable, a class) is refused."""
+    try:
+        return torch.load(path, weights_only=True, map_location="cpu")
+    except pickle.UnpicklingError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UnsafeCheckpointError(
+            f"{path}: refused: it holds a pickled object other than tensors and plain "
+            f"containers, which loading would execute (a tampered or foreign checkpoint?): {first}"
+        ) from None
+
+
 def load(path: str, *, staging: Path) -> Checkpoint:
     from safetensors.torch import load_file
 
@@ -204,10 +238,9 @@ def load(path: str, *, staging: Path) -> Checkpoint:
     return Checkpoint(
         path=path,
         weights=load_file(str(local / "model.safetensors")),
-        # Our own files: optimizer/RNG state holds numpy and python objects, not just tensors.
-        optimizer=torch.load(local / "optimizer.pt", weights_only=False),
-        scheduler=torch.load(local / "scheduler.pt", weights_only=False),
-        rng=torch.load(local / "rng.pt", weights_only=False),
+        optimizer=_load_data(local / "optimizer.pt"),
+        scheduler=_load_data(local / "scheduler.pt"),
+        rng=_load_data(local / "rng.pt"),
         state=json.loads((local / STATE).read_text(encoding="utf-8")),
     )
 

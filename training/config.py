@@ -1,281 +1,299 @@
 """Typed training configuration: one YAML file maps onto `TrainConfig`, every field documented.
 
 `load_config(path, overrides=["optim.lr=1e-4", ...])` reads YAML, applies dotted overrides (YAML
-typed, so `5` is an int and `true` a bool) and validates; unknown keys are errors, not typos
-silently ignored.
+typed, so `5` is an int and `true` a bool) and validates with pydantic, like the business-unit
+configs in `config/`: unknown keys and wrong types are errors, reported the same way, one
+`file: field.path: reason` line each (`config.base.validation_errors`).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, TypeVar, get_args, get_origin, get_type_hints
+from typing import Annotated, Any, Literal
 
 import yaml
+from pydantic import BeforeValidator, ConfigDict, Field, Strict, ValidationError, model_validator
+
+from config.base import ConfigError, FieldProblemError, StrictModel, validation_errors
 
 AttnImpl = Literal["auto", "packed_sdpa", "flash_attention_2", "flash_attention_3"]
 ALL_LINEAR = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
-def _help(text: str) -> dict[str, str]:
-    return {"help": text}
-
-
-@dataclass
-class ModelConfig:
-    name_or_path: str = field(
-        default="",
-        metadata=_help("Hugging Face model directory (weights + tokenizer); local or FSx path."),
-    )
-    attn_implementation: AttnImpl = field(
-        default="auto",
-        metadata=_help(
-            "Attention over packs. `auto`: FlashAttention varlen on CUDA when installed, else "
-            "`packed_sdpa` (SDPA per sequence segment; never crosses a boundary)."
-        ),
-    )
-    gradient_checkpointing: bool = field(
-        default=False, metadata=_help("Recompute decoder layers in backward to save activations.")
-    )
-    loss_chunk_rows: int = field(
-        default=128,
-        metadata=_help(
-            "Loss-bearing rows per lm_head chunk: peak logits memory is rows x vocab x 4 bytes"
-            " (128 x 151,936 = 78 MB)."
-        ),
-    )
-
-
-@dataclass
-class LoraConfig:
-    enabled: bool = field(default=False, metadata=_help("LoRA (peft) instead of full fine-tuning."))
-    r: int = field(default=16, metadata=_help("Adapter rank."))
-    alpha: int = field(default=32, metadata=_help("Scaling numerator: updates scale by alpha/r."))
-    dropout: float = field(default=0.05, metadata=_help("Dropout on the adapter input."))
-    target_modules: list[str] = field(
-        default_factory=lambda: list(ALL_LINEAR),
-        metadata=_help("Default: every linear layer of the decoder body; lm_head stays frozen."),
-    )
-
-
-@dataclass
-class DataConfig:
-    path: str = field(
-        default="",
-        metadata=_help(
-            "A packed directory (`training.prepare` output, manifest.json) or a JSONL file with "
-            "`input_ids`/`labels` (prepare --no-pack) or `text` (continued pre-training)."
-        ),
-    )
-    mode: Literal["sft", "cpt"] = field(
-        default="sft",
-        metadata=_help("`sft`: loss where labels != -100; `cpt`: loss on every token (raw text)."),
-    )
-    pack_length: int = field(
-        default=4096,
-        metadata=_help("Token budget per pack for JSONL input (a packed dir carries its own)."),
-    )
-    packs_per_micro_batch: int = field(
-        default=1,
-        metadata=_help("Packs laid end to end into one [1, T] row per forward pass."),
-    )
-    eval_path: str = field(default="", metadata=_help("Optional held-out data in the same format."))
-
-
-@dataclass
-class OptimConfig:
-    lr: float = field(default=2e-4, metadata=_help("Peak learning rate (AdamW)."))
-    weight_decay: float = field(default=0.0, metadata=_help("Decoupled weight decay."))
-    betas: tuple[float, float] = field(default=(0.9, 0.999), metadata=_help("AdamW betas."))
-    eps: float = field(default=1e-8, metadata=_help("AdamW epsilon."))
-    warmup_steps: int = field(default=0, metadata=_help("Linear warm-up optimizer steps."))
-    min_lr_ratio: float = field(
-        default=0.0, metadata=_help("Cosine decays to lr x this at max_steps.")
-    )
-    max_grad_norm: float = field(
-        default=1.0, metadata=_help("Clip the global grad norm (0 disables).")
-    )
-    grad_accum: int = field(default=1, metadata=_help("Micro-batches per optimizer step."))
-
-
-@dataclass
-class CheckpointConfig:
-    dir: str = field(
-        default="",
-        metadata=_help("Local/FSx directory or s3://bucket/prefix; empty: OUTPUT_DIR/checkpoints."),
-    )
-    enabled: bool = field(
-        default=True, metadata=_help("false: never save (benchmarks, throwaway runs).")
-    )
-    every_n_steps: int = field(default=0, metadata=_help("Save every N steps (0: only at end)."))
-    keep_last: int = field(default=3, metadata=_help("Keep the newest K checkpoints."))
-    resume: str = field(
-        default="auto",
-        metadata=_help("`auto`: resume from the latest checkpoint if any; `never`; or a path."),
-    )
-
-
-@dataclass
-class MlflowConfig:
-    tracking_uri: str = field(
-        default="",
-        metadata=_help("Overrides MLFLOW_TRACKING_URI; http(s)://, file path or SageMaker ARN."),
-    )
-    experiment: str = field(default="qwen3-tool-calling", metadata=_help("Experiment name."))
-    run_name: str = field(default="", metadata=_help("Run name; empty lets MLflow pick."))
-    log_system_metrics: bool = field(
-        default=True, metadata=_help("CPU/GPU/memory metrics via psutil (and pynvml on GPU).")
-    )
-
-
-@dataclass
-class DistributedConfig:
-    strategy: Literal["auto", "none", "ddp", "fsdp2"] = field(
-        default="auto",
-        metadata=_help(
-            "`auto`: none for one process, ddp for LoRA, fsdp2 for full fine-tuning under torchrun."
-        ),
-    )
-    fsdp_reshard_after_forward: bool = field(
-        default=True, metadata=_help("FSDP2: free gathered weights after forward (ZeRO-3).")
-    )
-
-
-@dataclass
-class TrainConfig:
-    output_dir: str = field(
-        default="runs/train", metadata=_help("Metrics, default checkpoints, config copy.")
-    )
-    seed: int = field(default=0, metadata=_help("Seeds python, numpy, torch and the data order."))
-    max_steps: int = field(default=100, metadata=_help("Optimizer steps to run."))
-    log_every: int = field(default=1, metadata=_help("Log metrics every N steps."))
-    eval_every: int = field(default=0, metadata=_help("Evaluate loss on eval_path every N steps."))
-    precision: Literal["auto", "fp32", "bf16"] = field(
-        default="auto",
-        metadata=_help("`auto`: bf16 autocast on CUDA, fp32 on CPU; `bf16` without CUDA fails."),
-    )
-    device: Literal["auto", "cpu", "cuda"] = field(default="auto", metadata=_help("Device."))
-    num_threads: int = field(default=0, metadata=_help("torch CPU threads (0: torch default)."))
-    deterministic: bool = field(
-        default=False, metadata=_help("torch.use_deterministic_algorithms (exact resume tests).")
-    )
-    progress_bar: bool = field(default=True, metadata=_help("tqdm bar on rank 0."))
-    model: ModelConfig = field(default_factory=ModelConfig)
-    lora: LoraConfig = field(default_factory=LoraConfig)
-    data: DataConfig = field(default_factory=DataConfig)
-    optim: OptimConfig = field(default_factory=OptimConfig)
-    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
-    mlflow: MlflowConfig = field(default_factory=MlflowConfig)
-    distributed: DistributedConfig = field(default_factory=DistributedConfig)
-
-    def validate(self) -> None:
-        """Fail fast on settings the recipe cannot honour."""
-        if not self.model.name_or_path:
-            raise ValueError("model.name_or_path is required")
-        if not self.data.path:
-            raise ValueError("data.path is required")
-        for name, value in [
-            ("max_steps", self.max_steps),
-            ("optim.grad_accum", self.optim.grad_accum),
-            ("data.packs_per_micro_batch", self.data.packs_per_micro_batch),
-            ("data.pack_length", self.data.pack_length),
-            ("model.loss_chunk_rows", self.model.loss_chunk_rows),
-            ("log_every", self.log_every),
-        ]:
-            if value < 1:
-                raise ValueError(f"{name} must be >= 1, got {value}")
-        if self.optim.warmup_steps > self.max_steps:
-            raise ValueError("optim.warmup_steps exceeds max_steps")
-        if self.checkpoint.keep_last < 1:
-            raise ValueError("checkpoint.keep_last must be >= 1")
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    def fingerprint(self) -> str:
-        """Hash of the settings a resumed run must share (model, LoRA, data, seed, batch shape).
-
-        Step count, logging, checkpoint cadence and tracking may change between attempts.
-        """
-        d = self.to_dict()
-        keep = {
-            "seed": d["seed"],
-            "model": {k: v for k, v in d["model"].items() if k == "name_or_path"},
-            "lora": d["lora"],
-            "data": {k: v for k, v in d["data"].items() if k != "eval_path"},
-            "grad_accum": d["optim"]["grad_accum"],
-        }
-        return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()[:16]
-
-
-T = TypeVar("T")
-
-
-def _coerce(tp: Any, value: Any, where: str) -> Any:  # noqa: PLR0911 - one branch per type
-    origin = get_origin(tp)
-    if dataclasses.is_dataclass(tp) and isinstance(tp, type):
-        if not isinstance(value, dict):
-            raise TypeError(f"{where}: expected a mapping, got {value!r}")
-        return from_dict(tp, value, where)
-    if origin is Literal:
-        if value not in get_args(tp):
-            raise ValueError(f"{where}: {value!r} is not one of {get_args(tp)}")
-        return value
-    if origin is list:
-        if not isinstance(value, list):
-            raise TypeError(f"{where}: expected a list, got {value!r}")
-        return [_coerce(get_args(tp)[0], v, where) for v in value]
-    if origin is tuple:
-        return tuple(_coerce(a, v, where) for a, v in zip(get_args(tp), value, strict=True))
-    if tp is float and isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    if tp is float and isinstance(value, str):
-        return float(value)  # YAML reads `1e-4` (no dot) as a string
-    if tp in (int, str, bool) and not isinstance(value, tp):
-        raise TypeError(f"{where}: expected {tp.__name__}, got {value!r}")
-    if tp is int and isinstance(value, bool):
-        raise TypeError(f"{where}: expected int, got {value!r}")
+def _yaml_number(value: Any) -> Any:
+    """YAML 1.1 reads `1e-4` (no dot) as a string; a numeric string is still a number."""
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value  # pydantic reports it
     return value
 
 
-def from_dict(cls: type[T], data: dict[str, Any], where: str = "config") -> T:
-    """Build dataclass `cls` from a mapping, rejecting unknown keys and wrong types."""
-    hints = get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    unknown = set(data) - names
-    if unknown:
-        raise ValueError(f"{where}: unknown keys {sorted(unknown)}; known: {sorted(names)}")
-    kwargs = {k: _coerce(hints[k], v, f"{where}.{k}") for k, v in data.items()}
-    return cls(**kwargs)
+Float = Annotated[float, BeforeValidator(_yaml_number)]
+Count = Annotated[int, Field(ge=1)]
+
+
+class _Section(StrictModel):
+    """Strict types (`"5"` is not an int, `1` is not a bool); frozen; unknown keys rejected."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class ModelConfig(_Section):
+    name_or_path: str = Field(
+        min_length=1,
+        description="Hugging Face model directory (weights + tokenizer); local or FSx path.",
+    )
+    attn_implementation: AttnImpl = Field(
+        default="auto",
+        description="Attention over packs. `auto`: FlashAttention varlen on CUDA when installed, "
+        "else `packed_sdpa` (SDPA per sequence segment; never crosses a boundary).",
+    )
+    gradient_checkpointing: bool = Field(
+        default=False, description="Recompute decoder layers in backward to save activations."
+    )
+    loss_chunk_rows: Count = Field(
+        default=128,
+        description="Loss-bearing rows per lm_head chunk: peak logits memory is rows x vocab x 4 "
+        "bytes (128 x 151,936 = 78 MB).",
+    )
+
+
+class LoraConfig(_Section):
+    enabled: bool = Field(default=False, description="LoRA (peft) instead of full fine-tuning.")
+    r: Count = Field(default=16, description="Adapter rank.")
+    alpha: Count = Field(default=32, description="Scaling numerator: updates scale by alpha/r.")
+    dropout: Float = Field(default=0.05, ge=0.0, lt=1.0, description="Dropout on adapter input.")
+    target_modules: list[str] = Field(
+        default_factory=lambda: list(ALL_LINEAR),
+        min_length=1,
+        description="Default: every linear layer of the decoder body; lm_head stays frozen.",
+    )
+
+
+class DataConfig(_Section):
+    path: str = Field(
+        min_length=1,
+        description="A packed directory (`training.prepare` output, manifest.json) or a JSONL "
+        "file with `input_ids`/`labels` (prepare --no-pack) or `text` (continued pre-training).",
+    )
+    mode: Literal["sft", "cpt"] = Field(
+        default="sft",
+        description="`sft`: loss where labels != -100; `cpt`: loss on every token (raw text).",
+    )
+    pack_length: Count = Field(
+        default=4096,
+        description="Token budget per pack. JSONL input is packed to it; a packed directory must "
+        "have been prepared with it (`prepare --max-length`), or training refuses to start.",
+    )
+    packs_per_micro_batch: Count = Field(
+        default=1, description="Packs laid end to end into one [1, T] row per forward pass."
+    )
+    eval_path: str = Field(default="", description="Optional held-out data in the same format.")
+
+
+class OptimConfig(_Section):
+    lr: Float = Field(default=2e-4, gt=0.0, description="Peak learning rate (AdamW).")
+    weight_decay: Float = Field(default=0.0, ge=0.0, description="Decoupled weight decay.")
+    betas: Annotated[tuple[Float, Float], Strict(False)] = Field(
+        default=(0.9, 0.999), description="AdamW betas."
+    )
+    eps: Float = Field(default=1e-8, gt=0.0, description="AdamW epsilon.")
+    warmup_steps: int = Field(default=0, ge=0, description="Linear warm-up optimizer steps.")
+    min_lr_ratio: Float = Field(
+        default=0.0, ge=0.0, le=1.0, description="Cosine decays to lr x this at max_steps."
+    )
+    max_grad_norm: Float = Field(
+        default=1.0, ge=0.0, description="Clip the global grad norm (0 disables)."
+    )
+    grad_accum: Count = Field(default=1, description="Micro-batches per optimizer step.")
+
+
+class CheckpointConfig(_Section):
+    dir: str = Field(
+        default="",
+        description="Local/FSx directory or s3://bucket/prefix; empty: OUTPUT_DIR/checkpoints.",
+    )
+    enabled: bool = Field(default=True, description="false: never save (benchmarks, throwaway).")
+    every_n_steps: int = Field(default=0, ge=0, description="Save every N steps (0: only at end).")
+    keep_last: Count = Field(default=3, description="Keep the newest K checkpoints.")
+    resume: str = Field(
+        default="auto",
+        min_length=1,
+        description="`auto`: resume from the latest checkpoint if any; `never`; or a path.",
+    )
+    resume_with_changed_settings: bool = Field(
+        default=False,
+        description="true: resume although seed, max_steps, model, LoRA, data layout or optimizer "
+        "settings differ from the checkpoint's; the new values apply from the resumed step. "
+        "Different data content is refused either way.",
+    )
+
+
+class MlflowConfig(_Section):
+    tracking_uri: str = Field(
+        default="",
+        description="Overrides MLFLOW_TRACKING_URI; http(s)://, file path or SageMaker ARN.",
+    )
+    experiment: str = Field(default="qwen3-tool-calling", description="Experiment name.")
+    run_name: str = Field(default="", description="Run name; empty lets MLflow pick.")
+    log_system_metrics: bool = Field(
+        default=True, description="CPU/GPU/memory metrics via psutil (and pynvml on GPU)."
+    )
+
+
+class DistributedConfig(_Section):
+    strategy: Literal["auto", "none", "ddp", "fsdp2"] = Field(
+        default="auto",
+        description="`auto`: none for one process, ddp for LoRA, fsdp2 for full fine-tuning "
+        "under torchrun.",
+    )
+    fsdp_reshard_after_forward: bool = Field(
+        default=True, description="FSDP2: free gathered weights after forward (ZeRO-3)."
+    )
+
+
+# Settings a resumed run must share with the checkpoint: they decide which packs come next, the
+# optimizer's trajectory and the schedule's shape (a new max_steps reshapes the cosine mid-run, a
+# new lr would be overridden by the restored optimizer state). Logging, checkpoint cadence,
+# evaluation, tracking, threads and the data *path* may change (data content is fingerprinted
+# separately, see `training.data.fingerprint`).
+RESUME_SETTINGS = ("seed", "max_steps", "model.name_or_path", "lora", "data", "optim")
+_NOT_RESUME_SETTINGS = ("data.path", "data.eval_path")
+
+
+class TrainConfig(_Section):
+    output_dir: str = Field(
+        default="runs/train", description="Metrics, default checkpoints, config copy."
+    )
+    seed: int = Field(default=0, description="Seeds python, numpy, torch and the data order.")
+    max_steps: Count = Field(default=100, description="Optimizer steps to run.")
+    log_every: Count = Field(default=1, description="Log metrics every N steps.")
+    eval_every: int = Field(
+        default=0, ge=0, description="Evaluate loss on eval_path every N steps (0: at the end)."
+    )
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        default="auto",
+        description="`auto`: bf16 autocast on CUDA, fp32 on CPU; `bf16` without CUDA fails.",
+    )
+    device: Literal["auto", "cpu", "cuda"] = Field(default="auto", description="Device.")
+    num_threads: int = Field(default=0, ge=0, description="torch CPU threads (0: torch default).")
+    deterministic: bool = Field(
+        default=False, description="torch.use_deterministic_algorithms (exact resume tests)."
+    )
+    progress_bar: bool = Field(default=True, description="tqdm bar on rank 0.")
+    model: ModelConfig
+    lora: LoraConfig = Field(default_factory=LoraConfig)
+    data: DataConfig
+    optim: OptimConfig = Field(default_factory=OptimConfig)
+    checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
+    mlflow: MlflowConfig = Field(default_factory=MlflowConfig)
+    distributed: DistributedConfig = Field(default_factory=DistributedConfig)
+
+    @model_validator(mode="after")
+    def _fits_the_run(self) -> TrainConfig:
+        if self.optim.warmup_steps > self.max_steps:
+            raise FieldProblemError(
+                "optim.warmup_steps",
+                f"{self.optim.warmup_steps} warm-up steps exceed max_steps ({self.max_steps})",
+            )
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+    def resume_settings(self) -> dict[str, Any]:
+        """The `RESUME_SETTINGS`, flattened to dotted keys (what a checkpoint records)."""
+        flat = _flatten(self.to_dict())
+        return {
+            k: v
+            for k, v in flat.items()
+            if any(k == s or k.startswith(s + ".") for s in RESUME_SETTINGS)
+            and k not in _NOT_RESUME_SETTINGS
+        }
+
+    def fingerprint(self) -> str:
+        """Hash of `resume_settings()`."""
+        blob = json.dumps(self.resume_settings(), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def changed_settings(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    """`key: old -> new` for each resume setting that differs (sorted by key)."""
+    return [
+        f"{k}: {before.get(k, '<unset>')!r} -> {after.get(k, '<unset>')!r}"
+        for k in sorted(set(before) | set(after))
+        if before.get(k, "<unset>") != after.get(k, "<unset>")
+    ]
+
+
+class TrainConfigError(ValueError):
+    """Every problem with a training config, one `file: field.path: reason` line each."""
+
+    def __init__(self, errors: list[ConfigError]) -> None:
+        super().__init__("\n".join(str(e) for e in errors))
+        self.errors = errors
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Apply `a.b=value` overrides (values parsed as YAML) to a nested mapping."""
     for item in overrides:
         key, sep, raw = item.partition("=")
-        if not sep:
+        if not sep or not key.strip():
             raise ValueError(f"override {item!r} is not key=value")
         node = data
         parts = key.strip().split(".")
-        for p in parts[:-1]:
+        for i, p in enumerate(parts[:-1]):
             node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise ValueError(f"override {item!r}: {'.'.join(parts[: i + 1])} is not a section")
         node[parts[-1]] = yaml.safe_load(raw)
     return data
 
 
+def validate_config(data: Any, file: str = "<config>") -> TrainConfig:
+    """`data` (parsed YAML) as a `TrainConfig`, or `TrainConfigError` listing every problem."""
+    if not isinstance(data, dict):
+        raise TrainConfigError([ConfigError(file, "<root>", "expected a mapping of fields")])
+    try:
+        return TrainConfig.model_validate(data)
+    except ValidationError as err:
+        raise TrainConfigError(validation_errors(file, err)) from None
+
+
 def load_config(path: str | Path | None, overrides: list[str] | None = None) -> TrainConfig:
-    data: dict[str, Any] = {}
+    file = str(path) if path is not None else "<overrides>"
+    data: Any = {}
     if path is not None:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-    config = from_dict(TrainConfig, apply_overrides(data, list(overrides or [])))
-    config.validate()
-    return config
+        try:
+            data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        except OSError as err:
+            reason = f"cannot read: {err.strerror}"
+            raise TrainConfigError([ConfigError(file, "<file>", reason)]) from None
+        except yaml.YAMLError as err:
+            reason = f"not valid YAML: {err}".replace("\n", " ")
+            raise TrainConfigError([ConfigError(file, "<yaml>", reason)]) from None
+    if isinstance(data, dict):
+        try:
+            apply_overrides(data, list(overrides or []))
+        except ValueError as err:
+            raise TrainConfigError([ConfigError(file, "<override>", str(err))]) from None
+    return validate_config(data, file)
 
 
 def dump_config(config: TrainConfig) -> str:
-    d = config.to_dict()
-    d["optim"]["betas"] = list(d["optim"]["betas"])
-    return yaml.safe_dump(d, sort_keys=False)
+    return yaml.safe_dump(config.to_dict(), sort_keys=False)

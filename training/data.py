@@ -10,6 +10,7 @@ continues with exactly the packs the uninterrupted run would have seen.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,10 +62,21 @@ class PackSource(Protocol):
 
 
 def open_source(path: str | Path, *, pack_length: int, tokenizer: Any = None) -> PackSource:
-    """Packs from a packed directory or a JSONL file (packed on the fly)."""
+    """Packs from a packed directory or a JSONL file (packed on the fly to `pack_length`).
+
+    A packed directory must have been packed to `pack_length`: a different budget would change
+    the tokens per step behind the config's back, so it is an error, never silently ignored.
+    """
     p = Path(path)
     if (p / MANIFEST).is_file():
-        return PackedDataset(p)
+        packed = PackedDataset(p)
+        if packed.pack_length != pack_length:
+            raise ValueError(
+                f"{p}: packed to {packed.pack_length} tokens per pack but data.pack_length is "
+                f"{pack_length}; re-run `python -m training.prepare ... --max-length "
+                f"{pack_length}` or set data.pack_length={packed.pack_length}"
+            )
+        return packed
     if p.is_dir() and (p / UNPACKED).is_file():  # `training.prepare --no-pack` output
         p = p / UNPACKED
     if p.is_file():
@@ -72,6 +84,26 @@ def open_source(path: str | Path, *, pack_length: int, tokenizer: Any = None) ->
             _read_jsonl(p, tokenizer=tokenizer, pack_length=pack_length), pack_length
         )
     raise FileNotFoundError(f"{p}: neither a packed directory (manifest.json) nor a JSONL file")
+
+
+def fingerprint(source: PackSource) -> dict[str, Any]:
+    """What the packs hold, wherever they live: a digest of every pack's tokens, labels and
+    sequence lengths in order, with the counts that name a difference in a message."""
+    digest = hashlib.sha256()
+    tokens = loss_tokens = 0
+    for i in range(len(source)):
+        pack = source[i]
+        digest.update(np.asarray([pack.num_tokens, len(pack.seq_lens)], dtype=np.int64).tobytes())
+        for array in (pack.input_ids, pack.labels, pack.seq_lens):
+            digest.update(np.ascontiguousarray(array, dtype=np.int32).tobytes())
+        tokens += pack.num_tokens
+        loss_tokens += pack.num_loss_tokens
+    return {
+        "packs": len(source),
+        "tokens": tokens,
+        "loss_tokens": loss_tokens,
+        "sha256": digest.hexdigest()[:16],
+    }
 
 
 @dataclass

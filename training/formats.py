@@ -8,7 +8,6 @@ strings), Hermes and LLaMA-Factory ShareGPT (``conversations`` with ``from``/``v
 
 from __future__ import annotations
 
-import ast
 import json
 import re
 from collections.abc import Callable, Iterable, Iterator
@@ -16,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from inference.parsing import CALL_OPEN, THINK_OPEN, ErrorKind, parse_completion
+from inference.parsing import CALL_CLOSE, CALL_OPEN, THINK_OPEN, ErrorKind, parse_completion
 from training.conversation import (
     Conversation,
     ConversationError,
@@ -290,55 +289,25 @@ _SHAREGPT_ROLES = {
     "observation": "tool",
     "function_response": "tool",
 }
-_TOOL_CALL = re.compile(r"<tool_call>(.*?)</tool_call>", re.DOTALL)
 _TOOLS = re.compile(r"<tools>(.*?)</tools>", re.DOTALL)
 _TOOL_RESPONSE = re.compile(r"<tool_response>(.*?)</tool_response>", re.DOTALL)
 
 
-def _loads_lenient(text: str, what: str) -> Any:
-    """JSON, or a Python literal: Hermes datasets often print dicts with single quotes."""
+def _json(text: str, what: str) -> Any:
     try:
         return json.loads(text)
-    except json.JSONDecodeError:
-        try:
-            return ast.literal_eval(text)
-        except (ValueError, SyntaxError, MemoryError, RecursionError):
-            raise ConversationError(
-                "malformed_tool_call" if what == "tool call" else "bad_tool",
-                f"{what} is neither JSON nor a Python literal: {text.strip()[:80]!r}",
-            ) from None
-
-
-def _call_from_obj(obj: Any) -> ToolCall:
-    if not isinstance(obj, dict) or not isinstance(obj.get("name"), str):
-        raise ConversationError("malformed_tool_call", f"tool call has no name: {obj!r:.80}")
-    return ToolCall(obj["name"], parse_arguments(obj.get("arguments", {}), obj["name"]))
-
-
-def _json_bodies(text: str) -> str:
-    """Rewrite Python-literal ``<tool_call>`` bodies (Hermes prints dicts with single quotes) as
-    JSON, so the one completion parser in `inference.parsing` can read them."""
-
-    def fix(m: re.Match[str]) -> str:
-        body = m.group(1)
-        try:
-            json.loads(body)
-        except json.JSONDecodeError:
-            try:
-                return f"<tool_call>\n{json.dumps(ast.literal_eval(body.strip()))}\n</tool_call>"
-            except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-                pass  # left as is: the parser reports it
-        return m.group(0)
-
-    return _TOOL_CALL.sub(fix, text)
+    except json.JSONDecodeError as e:
+        raise ConversationError("bad_tool", f"{what} is not valid JSON: {e}") from None
 
 
 def split_assistant_text(text: str) -> tuple[str | None, str, list[ToolCall]]:
     """Assistant text with inline ``<think>``/``<tool_call>`` -> (reasoning, content, calls),
-    read by the same parser as model output; any malformed piece rejects the record."""
-    if THINK_OPEN not in text and CALL_OPEN not in text:
+    read by the one parser of model output (`inference.parsing`). Any call it rejects (a
+    Python-literal body, an unclosed tag, arguments that are not an object) quarantines the
+    record with the parser's reason: nothing is guessed at."""
+    if THINK_OPEN not in text and CALL_OPEN not in text and CALL_CLOSE not in text:
         return None, text, []
-    parsed = parse_completion(_json_bodies(text))  # tools are checked later, by `validate`
+    parsed = parse_completion(text)  # tools are checked later, by `validate`
     if parsed.errors:
         e = parsed.errors[0]
         kind = (
@@ -346,12 +315,24 @@ def split_assistant_text(text: str) -> tuple[str | None, str, list[ToolCall]]:
             if e.kind == ErrorKind.INVALID_ARGUMENTS
             else "malformed_tool_call"
         )
-        raise ConversationError(kind, f"{e.reason}: {e.raw[:80]!r}")
+        raise ConversationError(kind, f"{e.kind}: {e.reason}: {e.raw[:80]!r}")
     return (
         parsed.reasoning,
         parsed.content,
         [ToolCall(c.name, c.arguments) for c in parsed.tool_calls],
     )
+
+
+def _function_call_turn(value: str) -> tuple[ToolCall, ...]:
+    """LLaMA-Factory's ``function_call`` turn: one call object (or a list of them) as JSON,
+    read by the same parser as a ``<tool_call>`` block (which reports a body that is not JSON)."""
+    try:
+        body = json.loads(value)
+    except json.JSONDecodeError:
+        body = None
+    bodies = [json.dumps(b) for b in body] if isinstance(body, list) else [value]
+    _, _, calls = split_assistant_text("".join(f"{CALL_OPEN}\n{b}\n{CALL_CLOSE}" for b in bodies))
+    return tuple(calls)
 
 
 def _tools_from_system(text: str) -> tuple[list[dict[str, Any]], str]:
@@ -362,9 +343,9 @@ def _tools_from_system(text: str) -> tuple[list[dict[str, Any]], str]:
         return [], text
     body = m.group(1).strip()
     if body.startswith("["):
-        parsed = _loads_lenient(body, "tools")
+        parsed = _json(body, "tools")
     else:
-        parsed = [_loads_lenient(ln, "tools") for ln in body.splitlines() if ln.strip()]
+        parsed = [_json(ln, "tools") for ln in body.splitlines() if ln.strip()]
     if not isinstance(parsed, list):
         parsed = [parsed]
     rest = (text[: m.start()] + text[m.end() :]).strip()
@@ -388,9 +369,7 @@ def read_sharegpt(obj: dict[str, Any], line: int) -> Conversation:
             if value:
                 messages.append(Message("system", value))
         elif who == "function_call":
-            parsed = _loads_lenient(value, "tool call")
-            calls = [_call_from_obj(c) for c in (parsed if isinstance(parsed, list) else [parsed])]
-            messages.append(Message("assistant", "", None, tuple(calls)))
+            messages.append(Message("assistant", "", None, _function_call_turn(value)))
         elif role == "assistant":
             reasoning, content, calls = split_assistant_text(value)
             messages.append(Message("assistant", content, reasoning, tuple(calls)))

@@ -33,7 +33,6 @@ class MicroBatch:
     attn_kwargs: dict[str, Any]
     num_tokens: int
     num_loss_tokens: int
-    num_sequences: int
 
 
 def make_micro_batch(
@@ -57,7 +56,6 @@ def make_micro_batch(
         attn_kwargs=packed_attention.packed_kwargs(seq_lens, device),
         num_tokens=int(input_ids.shape[0]),
         num_loss_tokens=int(where.shape[0]),
-        num_sequences=int(seq_lens.shape[0]),
     )
 
 
@@ -137,10 +135,3 @@ def load_causal_lm(config: TrainConfig, device: torch.device, *, bf16: bool) -> 
     model.to(device)
     model.train()
     return model, tokenizer
-
-
-def trainable_state_dict(causal_lm: nn.Module) -> dict[str, torch.Tensor]:
-    """Parameters that train (all for full FT, adapters only for LoRA), detached on CPU."""
-    return {
-        n: p.detach().cpu().contiguous() for n, p in causal_lm.named_parameters() if p.requires_grad
-    }

@@ -35,23 +35,34 @@ def packed_sdpa_attention(  # noqa: PLR0917 - transformers calls it positionally
 ) -> tuple[torch.Tensor, None]:
     """query `[1, H, T, D]`, key/value `[1, Hkv, T, D]` -> `[1, T, H, D]`, causal per segment.
 
-    Segment bounds come from `packed_seq_bounds` (python ints, so no device sync per layer);
-    without them the row is one causal sequence.
+    Segment bounds come from `packed_seq_bounds` (python ints, so no device sync per layer; see
+    `packed_kwargs`). They are required: without them a packed row would silently attend as one
+    causal sequence, each conversation seeing the ones before it.
     """
     bounds: tuple[int, ...] | None = kwargs.get("packed_seq_bounds")
     if attention_mask is not None:
         raise ValueError("packed_sdpa takes segment bounds, not an attention mask")
-    if query.shape[0] != 1 and bounds is not None:
+    if bounds is None:
+        raise ValueError(
+            "packed_sdpa needs packed_seq_bounds (training.packed_attention.packed_kwargs); "
+            "without them the row would attend as one sequence across conversation boundaries"
+        )
+    if query.shape[0] != 1:
         raise ValueError(f"packed rows have batch size 1, got {query.shape[0]}")
     if key.shape[2] != query.shape[2]:
         raise ValueError("packed_sdpa is for training (no KV cache); use sdpa to generate")
+    if len(bounds) < 2 or bounds[0] != 0 or bounds[-1] != query.shape[2]:
+        raise ValueError(
+            f"packed_seq_bounds must run from 0 to the row length {query.shape[2]}, "
+            f"got {bounds[:3]}...{bounds[-1:]}"
+        )
     n_rep = query.shape[1] // key.shape[1]
     if n_rep > 1:
         # Materialised GQA: SDPA's enable_gqa path falls back to the slow math kernel on CPU.
         key = key.repeat_interleave(n_rep, dim=1)
         value = value.repeat_interleave(n_rep, dim=1)
     p = dropout if module.training else 0.0
-    if bounds is None or len(bounds) <= 2:
+    if len(bounds) == 2:
         out = sdpa(query, key, value, is_causal=True, dropout_p=p, scale=scaling)
     else:
         # split (not slicing): its backward is one concatenation, where each slice's backward

@@ -34,6 +34,7 @@ import numpy as np
 
 from training.cli_args import parse_args
 from training.conversation import Conversation, ConversationError, RecordError
+from training.data import UNPACKED
 from training.formats import FORMATS, TextDocument, numbered_lines, parse_line
 from training.model_dirs import local_dir
 from training.packing import pack_sequences, write_packs
@@ -42,7 +43,6 @@ from training.render import Example, Rendered, encode, encode_texts, has_reasoni
 QUARANTINE = "quarantine.jsonl"
 EVAL = "eval.jsonl"
 STATS = "stats.json"
-UNPACKED = "train.jsonl"
 
 
 @dataclass(frozen=True)
@@ -339,14 +339,6 @@ def _replace_dir(new: Path, target: Path) -> None:
         os.replace(target, old)
     os.replace(new, target)
     shutil.rmtree(old, ignore_errors=True)
-
-
-def read_unpacked(directory: Path) -> Iterator[dict[str, Any]]:
-    """The records of a ``--no-pack`` output: ``line``, ``input_ids`` and ``labels``
-    (-100, `training.packing.IGNORE_INDEX`, where no loss is taken)."""
-    with (directory / UNPACKED).open(encoding="utf-8") as f:
-        for line in f:
-            yield json.loads(line)
 
 
 def cli(argv: list[str] | None = None) -> int:

@@ -30,12 +30,21 @@ from typing import Any
 import numpy as np
 import torch
 
-from training import checkpoint, distributed
+from training import checkpoint, data, distributed
 from training.cli_args import command_parser
-from training.config import TrainConfig, dump_config, load_config
-from training.data import PackLoader, open_source
+from training.config import (
+    TrainConfig,
+    TrainConfigError,
+    changed_settings,
+    dump_config,
+    load_config,
+)
 from training.modeling import MicroBatch, PackedCausalLM, load_causal_lm, make_micro_batch
 from training.tracking import Tracker
+
+
+class CannotResumeError(ValueError):
+    """The checkpoint belongs to another run (other data or settings); the message says why."""
 
 
 @dataclass
@@ -49,7 +58,6 @@ class TrainResult:
     checkpoint_path: str | None
     run_id: str | None
     output_dir: str
-    tokens_per_s: float
     metrics: dict[str, float] = field(default_factory=dict)
 
 
@@ -134,10 +142,11 @@ class Recipe:
             self.optimizer,
             cosine_with_warmup(cfg.optim.warmup_steps, cfg.max_steps, cfg.optim.min_lr_ratio),
         )
-        source = open_source(
+        source = data.open_source(
             cfg.data.path, pack_length=cfg.data.pack_length, tokenizer=self.tokenizer
         )
-        self.loader = PackLoader(
+        self.data_fingerprint = data.fingerprint(source)
+        self.loader = data.PackLoader(
             source,
             seed=cfg.seed,
             rank=self.world.rank,
@@ -145,7 +154,7 @@ class Recipe:
             packs_per_micro_batch=cfg.data.packs_per_micro_batch,
         )
         self.eval_source = (
-            open_source(
+            data.open_source(
                 cfg.data.eval_path, pack_length=cfg.data.pack_length, tokenizer=self.tokenizer
             )
             if cfg.data.eval_path
@@ -169,23 +178,84 @@ class Recipe:
         if path is None:
             return None
         ckpt = checkpoint.load(path, staging=self.staging / f"rank{self.world.rank}")
-        if ckpt.state["fingerprint"] != self.cfg.fingerprint():
-            raise ValueError(
-                f"{path} was written by a run with a different model/LoRA/data/seed/grad_accum "
-                "configuration; resuming would not continue that run. Use a new output_dir or "
-                "checkpoint.resume=never."
-            )
+        self._check_resumable(path, ckpt.state)
         distributed.load_full_state(
             self.model, self.optimizer, ckpt.weights, ckpt.optimizer, strategy=self.strategy
         )
         self.scheduler.load_state_dict(ckpt.scheduler)
+        if self.cfg.checkpoint.resume_with_changed_settings:
+            self._apply_optim_settings()
         self.loader.load_state_dict(ckpt.state["data"][self.world.rank])
         checkpoint.set_rng_state(ckpt.rng[self.world.rank])
         self.step = ckpt.step
+        if self.world.is_main:
+            print(
+                f"resuming from {path} (step {self.step} of {self.cfg.max_steps})",
+                file=sys.stderr,
+                flush=True,
+            )
         self.losses = list(ckpt.state.get("losses", []))
         self.last_checkpoint = path
         run_id: str | None = ckpt.state.get("mlflow_run_id")
         return run_id
+
+    def _check_resumable(self, path: str, state: dict[str, Any]) -> None:
+        """Refuse a checkpoint of another run: different data content, or changed settings
+        (unless `checkpoint.resume_with_changed_settings`), naming every difference."""
+        ours = self.data_fingerprint
+        theirs = state.get("data_fingerprint")
+        if theirs != ours:
+            diff = (
+                "; ".join(
+                    f"{k} {theirs.get(k)!r} -> {ours.get(k)!r}"
+                    for k in ours
+                    if theirs.get(k) != ours.get(k)
+                )
+                if isinstance(theirs, dict)
+                else "the checkpoint records no data fingerprint"
+            )
+            raise CannotResumeError(
+                f"{path} was trained on different data than {self.cfg.data.path} holds "
+                f"(checkpoint -> now: {diff}; it read {state.get('data_path', '?')}); resuming "
+                "would not continue that run. Use a new output_dir or checkpoint.resume=never."
+            )
+        before = state.get("settings")
+        changed = (
+            changed_settings(before, self.cfg.resume_settings())
+            if isinstance(before, dict)
+            else (
+                []
+                if state.get("fingerprint") == self.cfg.fingerprint()
+                else ["(the checkpoint records only a fingerprint of its settings)"]
+            )
+        )
+        if not changed:
+            return
+        listing = "\n  ".join(changed)
+        if not self.cfg.checkpoint.resume_with_changed_settings:
+            raise CannotResumeError(
+                f"{path} was written with other settings; resuming would not continue that run:"
+                f"\n  {listing}\nUse a new output_dir, checkpoint.resume=never, or "
+                "checkpoint.resume_with_changed_settings=true to continue with the new values."
+            )
+        if self.world.is_main:
+            print(
+                f"resuming {path} with changed settings (new values apply from here):\n  {listing}",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    def _apply_optim_settings(self) -> None:
+        """After a restore, put this config's optimizer settings and schedule in force."""
+        o = self.cfg.optim
+        self.scheduler.base_lrs = [o.lr for _ in self.optimizer.param_groups]
+        factor = cosine_with_warmup(o.warmup_steps, self.cfg.max_steps, o.min_lr_ratio)
+        for group in self.optimizer.param_groups:
+            group.update(
+                betas=o.betas, eps=o.eps, weight_decay=o.weight_decay, initial_lr=o.lr,
+                lr=o.lr * factor(self.scheduler.last_epoch),
+            )  # fmt: skip
+        self.scheduler._last_lr = [g["lr"] for g in self.optimizer.param_groups]
 
     # -- train -----------------------------------------------------------------------------------
     def _autocast(self) -> contextlib.AbstractContextManager[Any]:
@@ -249,8 +319,6 @@ class Recipe:
             "grad_norm": grad_norm,
             "tokens_per_s": tokens / elapsed,
             "loss_tokens_per_s": loss_tokens / elapsed,
-            # Packs are variable-length rows: no pad token is ever computed.
-            "real_token_fraction": 1.0,
             "loss_token_fraction": loss_tokens / max(tokens, 1.0),
             "step_time_s": elapsed,
         }
@@ -333,6 +401,9 @@ class Recipe:
                 state={
                     "data": data,
                     "fingerprint": self.cfg.fingerprint(),
+                    "settings": self.cfg.resume_settings(),
+                    "data_fingerprint": self.data_fingerprint,
+                    "data_path": self.cfg.data.path,
                     "mlflow_run_id": self.run_id,
                     "losses": self.losses,
                     "base_model": self.cfg.model.name_or_path,
@@ -363,7 +434,6 @@ class Recipe:
             checkpoint_path=self.last_checkpoint,
             run_id=self.run_id,
             output_dir=str(self.out),
-            tokens_per_s=self.last_metrics.get("tokens_per_s", 0.0),
             metrics=dict(self.last_metrics),
         )
 
@@ -389,13 +459,19 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
         help="dotted override, YAML-typed, e.g. --set optim.lr=1e-4 (repeatable)",
     )  # fmt: skip
     args = parser.parse_args(argv)
-    return load_config(args.config, args.set)
+    try:
+        return load_config(args.config, args.set)
+    except TrainConfigError as e:
+        parser.exit(2, f"{e}\n")
 
 
 def cli(argv: list[str] | None = None) -> int:
     config = parse_args(argv)
     try:
         result = main(config)
+    except CannotResumeError as e:
+        print(f"train: {e}", file=sys.stderr)
+        return 2
     except FileNotFoundError as e:  # a missing model folder or dataset: say which, no traceback
         print(f"train failed: {e}", file=sys.stderr)
         return 2

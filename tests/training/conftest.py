@@ -1,74 +1,31 @@
 """Trainer test fixtures: a tiny Qwen3 on disk and packed tool-calling data built from it.
 
-The data is tokenised with the real Qwen3 chat template; labels mask everything before the final
-assistant turn (a simple rule, enough for trainer tests; `training.render` owns exact masks).
+The conversations come from `training.synthetic` (the one generator the e2e run and the training
+benchmark use too), in its short, easy form: one or two tools, about 330 tokens each, so two
+share a `PACK_LENGTH` pack and every trainer test crosses a sequence boundary. `training.render`
+tokenises them with the real Qwen3 chat template and its exact assistant-only loss mask.
 """
 
 from __future__ import annotations
 
 import json
-import random
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from training.packing import IGNORE_INDEX, pack_sequences, write_packs
+from training import synthetic
+from training.packing import pack_sequences, write_packs
+from training.render import encode_conversation
 from training.tiny import save_tiny
 
-CITIES = ["Paris", "London", "Tokyo", "Berlin", "Madrid", "Rome", "Sydney", "Toronto"]
-TOOLS = [
-    {
-        "type": "function",
-        "function": {
-            "name": "get_weather",
-            "description": "Get the weather of a city.",
-            "parameters": {
-                "type": "object",
-                "properties": {"city": {"type": "string"}, "unit": {"type": "string"}},
-                "required": ["city"],
-            },
-        },
-    }
-]
-
-
-def conversation(rng: random.Random) -> list[dict[str, Any]]:
-    city = rng.choice(CITIES)
-    unit = rng.choice(["celsius", "fahrenheit"])
-    filler = " ".join(rng.choice(CITIES) for _ in range(rng.randint(2, 40)))
-    return [
-        {"role": "system", "content": f"You are a tool assistant. {filler}"},
-        {"role": "user", "content": f"What is the weather in {city} in {unit}?"},
-        {
-            "role": "assistant",
-            "content": "",
-            "tool_calls": [
-                {
-                    "type": "function",
-                    "function": {"name": "get_weather", "arguments": {"city": city, "unit": unit}},
-                }
-            ],
-        },
-    ]
-
-
-def tokenize(tokenizer: Any, messages: list[dict[str, Any]]) -> tuple[list[int], list[int]]:
-    full = tokenizer.apply_chat_template(messages, tools=TOOLS, tokenize=False)
-    prompt = tokenizer.apply_chat_template(
-        messages[:-1], tools=TOOLS, tokenize=False, add_generation_prompt=True
-    )
-    assert full.startswith(prompt)
-    p_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
-    ids = tokenizer(full, add_special_tokens=False)["input_ids"]
-    assert ids[: len(p_ids)] == p_ids
-    labels = [IGNORE_INDEX] * len(p_ids) + ids[len(p_ids) :]
-    return ids, labels
+PACK_LENGTH = 768
+SHORT = {"tools": ["get_weather", "get_time"], "max_tools": 1, "mean_tokens": 0}
 
 
 def make_sequences(tokenizer: Any, n: int, seed: int = 0) -> list[tuple[list[int], list[int]]]:
-    rng = random.Random(seed)  # noqa: S311 - test data, not secrets
-    return [tokenize(tokenizer, conversation(rng)) for _ in range(n)]
+    examples = [encode_conversation(tokenizer, c) for c in synthetic.generate(n, seed, **SHORT)]
+    return [(e.input_ids, e.labels) for e in examples]
 
 
 @pytest.fixture(scope="session")
@@ -85,12 +42,12 @@ def tiny_tokenizer(tiny_model_dir: Path) -> Any:
 
 @pytest.fixture(scope="session")
 def packed_dir(tmp_path_factory: pytest.TempPathFactory, tiny_tokenizer: Any) -> Path:
-    """~200 conversations packed into 512-token budgets."""
+    """200 conversations packed two to a `PACK_LENGTH`-token budget (100 packs)."""
     out = tmp_path_factory.mktemp("packed")
     write_packs(
         out,
-        pack_sequences(make_sequences(tiny_tokenizer, 200), 512),
-        pack_length=512,
+        pack_sequences(make_sequences(tiny_tokenizer, 200), PACK_LENGTH),
+        pack_length=PACK_LENGTH,
         packs_per_shard=16,
     )
     return out
@@ -108,7 +65,7 @@ def jsonl_file(tmp_path_factory: pytest.TempPathFactory, tiny_tokenizer: Any) ->
 
 def build_tiny_config(model_dir: Path, data: Path, out: Path, **overrides: Any) -> Any:
     """A `TrainConfig` for the tiny model; `overrides` are dotted keys (`optim__lr` style)."""
-    from training.config import TrainConfig, apply_overrides, from_dict
+    from training.config import apply_overrides, validate_config
 
     base: dict[str, Any] = {
         "output_dir": str(out),
@@ -117,14 +74,12 @@ def build_tiny_config(model_dir: Path, data: Path, out: Path, **overrides: Any) 
         "num_threads": 1,
         "progress_bar": False,
         "model": {"name_or_path": str(model_dir)},
-        "data": {"path": str(data), "pack_length": 512},
+        "data": {"path": str(data), "pack_length": PACK_LENGTH},
         "optim": {"lr": 3e-3, "warmup_steps": 1, "grad_accum": 2},
         "mlflow": {"tracking_uri": "", "log_system_metrics": False},
     }
     apply_overrides(base, [f"{k.replace('__', '.')}={json.dumps(v)}" for k, v in overrides.items()])
-    config = from_dict(TrainConfig, base)
-    config.validate()
-    return config
+    return validate_config(base)
 
 
 @pytest.fixture

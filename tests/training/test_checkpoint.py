@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import moto
 import pytest
 import torch
 
@@ -47,8 +48,41 @@ def test_local_checkpoints_are_atomic_and_pruned(tmp_path: Path) -> None:
     assert ckpt.weights["w"].tolist() == [3.0, 3.0, 3.0]
 
 
+class _RunsCode:
+    """Pickles as a call to os.mkdir: unpickling it would run code (creating `marker`)."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[Any, tuple[str]]:
+        return os.mkdir, (str(self.marker),)
+
+
+@pytest.mark.parametrize("name", ["optimizer.pt", "scheduler.pt", "rng.pt"])
+def test_a_checkpoint_carrying_a_pickled_callable_is_refused_unexecuted(
+    tmp_path: Path, name: str
+) -> None:
+    path = Path(_save(str(tmp_path / "ckpt"), 1, tmp_path / "staging"))
+    marker = tmp_path / "code-ran"
+    torch.save({"state": {}, "param_groups": [], "payload": _RunsCode(marker)}, path / name)
+    with pytest.raises(checkpoint.UnsafeCheckpointError, match=f"{name}: refused"):
+        checkpoint.load(str(path), staging=tmp_path / "staging")
+    assert not marker.exists(), "loading the checkpoint ran its pickled code"
+
+
+def test_rng_state_round_trips_through_a_safe_load(tmp_path: Path) -> None:
+    import random
+
+    import numpy as np
+
+    path = Path(_save(str(tmp_path / "ckpt"), 1, tmp_path / "staging"))
+    expected = (random.random(), np.random.rand(), torch.rand(1).item())  # noqa: S311
+    ckpt = checkpoint.load(str(path), staging=tmp_path / "staging")
+    checkpoint.set_rng_state(ckpt.rng[0])
+    assert (random.random(), np.random.rand(), torch.rand(1).item()) == expected  # noqa: S311
+
+
 def test_s3_checkpoints_round_trip(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    moto = pytest.importorskip("moto")
     import boto3
 
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
@@ -69,10 +103,66 @@ def test_s3_checkpoints_round_trip(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         assert ckpt.weights["w"].tolist() == [3.0, 3.0, 3.0]
 
 
-def test_resume_refuses_a_different_run(tiny_config: Any) -> None:
+def test_resume_refuses_changed_settings_naming_each(
+    tiny_config: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     train.main(tiny_config(max_steps=2))
-    with pytest.raises(ValueError, match="different model/LoRA/data"):
-        train.main(tiny_config(max_steps=4, lora__enabled=True))
+    changed = tmp_path / "changed.yaml"
+    changed.write_text(dump_config(tiny_config(max_steps=3)))
+    capsys.readouterr()
+    assert train.cli(["--config", str(changed)]) == 2  # a one-line refusal, not a traceback
+    assert "max_steps: 2 -> 3" in capsys.readouterr().err.split("train: ", 1)[1]
+    with pytest.raises(ValueError, match="other settings") as refused:
+        train.main(tiny_config(max_steps=4, optim__lr=1e-3, lora__enabled=True))
+    message = str(refused.value)
+    assert "max_steps: 2 -> 4" in message
+    assert "optim.lr: 0.003 -> 0.001" in message
+    assert "lora.enabled: False -> True" in message
+    assert "checkpoint.resume_with_changed_settings=true" in message
+
+
+def test_resume_with_changed_settings_allowed_applies_the_new_values(
+    tiny_config: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    first = train.main(tiny_config(max_steps=2))
+    capsys.readouterr()
+    cfg = tiny_config(max_steps=4, optim__lr=1e-3, checkpoint__resume_with_changed_settings=True)
+    result = train.main(cfg)
+    err = capsys.readouterr().err
+    assert f"resuming from {first.checkpoint_path} (step 2 of 4)" in err
+    assert "max_steps: 2 -> 4" in err
+    assert "optim.lr: 0.003 -> 0.001" in err
+    assert result.steps == 4
+    rows = {json.loads(x)["step"]: json.loads(x) for x in (Path(cfg.output_dir) / "metrics.jsonl")
+            .read_text().splitlines()}  # fmt: skip
+    # Step 3 runs at the new peak lr on the new 4-step cosine (warm-up 1): 1e-3 * f(2).
+    factor = train.cosine_with_warmup(1, 4, 0.0)
+    assert rows[3]["lr"] == pytest.approx(1e-3 * factor(2))
+
+
+def test_resume_refuses_other_data_but_not_a_moved_copy(
+    tiny_config: Any, packed_dir: Path, jsonl_file: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    first = train.main(tiny_config(max_steps=2))
+    with pytest.raises(ValueError, match="trained on different data") as refused:
+        train.main(tiny_config(max_steps=2, data__path=str(jsonl_file)))
+    message = str(refused.value)
+    assert "packs " in message
+    assert "sha256 " in message
+    assert str(packed_dir) in message  # the data the checkpoint read
+    moved = shutil.copytree(packed_dir, tmp_path / "moved")
+    again = train.main(tiny_config(max_steps=2, data__path=str(moved)))
+    assert again.checkpoint_path == first.checkpoint_path  # resumed at step 2: nothing to do
+    assert again.losses == first.losses
+
+
+def test_pack_length_differing_from_the_prepared_data_is_an_error(tiny_config: Any) -> None:
+    with pytest.raises(
+        ValueError, match=r"packed to \d+ tokens per pack but data\.pack_length is 4096; re-run"
+    ):
+        train.main(tiny_config(max_steps=1, data__pack_length=4096))
 
 
 def _last_loss_per_step(path: Path) -> dict[int, float]:
@@ -118,18 +208,22 @@ def test_sigkill_then_resume_reproduces_the_uninterrupted_losses(
     killed_at = max(_last_loss_per_step(Path(cfg.output_dir) / "metrics.jsonl"))
     assert killed_at < steps, "the run finished before it could be killed"
 
+    resume_point = checkpoint.latest(str(Path(cfg.output_dir) / "checkpoints"))
+    assert resume_point is not None
+    resume_step = int(resume_point.rsplit("-", 1)[1])
+    assert every <= resume_step <= killed_at
     resumed = _launch(cfg, tmp_path / "killed.yaml")
-    assert resumed.wait(timeout=300) == 0, resumed.stderr.read().decode() if resumed.stderr else ""
+    _, stderr = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, stderr.decode()
+    assert f"resuming from {resume_point} (step {resume_step} of {steps})" in stderr.decode()
     assert reference.wait(timeout=300) == 0
     ref = _last_loss_per_step(Path(tiny_config(output_dir="ref").output_dir) / "metrics.jsonl")
     got = _last_loss_per_step(Path(cfg.output_dir) / "metrics.jsonl")
     assert sorted(got) == list(range(1, steps + 1))
-    resumed_from = checkpoint.latest(str(Path(cfg.output_dir) / "checkpoints"))
-    assert resumed_from is not None
     # Every step after the checkpoint the resumed run restarted from matches bit for bit.
     torch.testing.assert_close(
-        torch.tensor([got[s] for s in range(every + 1, steps + 1)], dtype=torch.float64),
-        torch.tensor([ref[s] for s in range(every + 1, steps + 1)], dtype=torch.float64),
+        torch.tensor([got[s] for s in range(resume_step + 1, steps + 1)], dtype=torch.float64),
+        torch.tensor([ref[s] for s in range(resume_step + 1, steps + 1)], dtype=torch.float64),
         rtol=1e-9,
         atol=0,
     )

@@ -20,17 +20,23 @@ CONFIG = {  # the tiny model, a couple of steps; paths are the contract's to fil
     "device": "cpu",
     "precision": "fp32",
     "model": {"name_or_path": "set-by-the-model-channel"},
-    "data": {"path": "set-by-the-train-channel", "pack_length": 512},
+    "data": {"path": "set-by-the-train-channel"},  # pack_length: the channel's
     "optim": {"lr": 3e-3, "warmup_steps": 1, "grad_accum": 1},
     "checkpoint": {"every_n_steps": 1, "keep_last": 2, "resume": "auto"},
     "mlflow": {"tracking_uri": "", "log_system_metrics": False},
 }
 
 
+def _pack_length(packed: Path) -> int:
+    return int(json.loads((packed / "manifest.json").read_text())["pack_length"])
+
+
 def _opt_ml(root: Path, model: Path, data: Path, **hyperparameters: str) -> Path:
     """The tree SageMaker builds before `docker run IMAGE train`."""
     config = root / "input" / "config"
     config.mkdir(parents=True)
+    if (data / "manifest.json").is_file():  # the training config must agree with the packs
+        hyperparameters = {"data.pack_length": str(_pack_length(data)), **hyperparameters}
     (config / "hyperparameters.json").write_text(
         json.dumps({"config_yaml": yaml.safe_dump(CONFIG), **hyperparameters})
     )
@@ -76,9 +82,11 @@ def test_sagemaker_training_contract_trains_checkpoints_exports_and_resumes(
     assert _steps(opt_ml) == [1, 2]
 
     # The same run resubmitted (SageMaker restores /opt/ml/checkpoints from the run's S3
-    # prefix): checkpoint.resume=auto continues at step 3, it does not start over.
+    # prefix): checkpoint.resume=auto continues at step 3, it does not start over. A longer
+    # run is a changed setting, so the resubmission says it means it.
     hps = opt_ml / "input" / "config" / "hyperparameters.json"
-    hps.write_text(json.dumps({**json.loads(hps.read_text()), "max_steps": "3"}))
+    extended = {"max_steps": "3", "checkpoint.resume_with_changed_settings": "true"}
+    hps.write_text(json.dumps({**json.loads(hps.read_text()), **extended}))
     assert entrypoint.main(["train"], environ=environ, opt_ml=opt_ml) == 0
     assert _steps(opt_ml) == [1, 2, 3]
 
@@ -146,7 +154,7 @@ def test_launcher_contract_runs_the_trainer_as_hyperpodrun_starts_it(
     out = tmp_path / "run"
     argv = ["train", "--config", str(config), "--set", "max_steps=2"]
     argv += ["--set", f"model.name_or_path={tiny_model_dir}", "--set", f"data.path={packed_dir}"]
-    argv += ["--set", f"output_dir={out}"]
+    argv += ["--set", f"output_dir={out}", "--set", f"data.pack_length={_pack_length(packed_dir)}"]
     assert entrypoint.main(argv, environ=launcher, opt_ml=tmp_path / "no-opt-ml") == 0
     assert (out / "checkpoints" / "step-000002").is_dir()
 

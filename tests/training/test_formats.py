@@ -62,21 +62,21 @@ XLAM = {
     ),
 }
 
-# Hermes function-calling-v1 style: Python-literal dicts, tools inside the system prompt.
+# Hermes (Hermes-2-Pro format): tools inside the system prompt, JSON call bodies.
 HERMES = {
     "conversations": [
         {
             "from": "system",
             "value": "You are a function calling AI model. Here are the available tools: <tools> "
-            "[{'type': 'function', 'function': {'name': 'get_stock', 'description': 'Stock "
-            "level.', 'parameters': {'type': 'object', 'properties': {'product_id': {'type': "
-            "'string'}}, 'required': ['product_id']}}}] </tools> Call them in <tool_call> tags.",
+            '[{"type": "function", "function": {"name": "get_stock", "description": "Stock '
+            'level.", "parameters": {"type": "object", "properties": {"product_id": {"type": '
+            '"string"}}, "required": ["product_id"]}}}] </tools> Call them in <tool_call> tags.',
         },
         {"from": "human", "value": "How many P12345 are in stock?"},
         {
             "from": "gpt",
-            "value": "<think>\nCheck stock.\n</think>\n<tool_call>\n{'arguments': {'product_id': "
-            "'P12345'}, 'name': 'get_stock'}\n</tool_call>",
+            "value": '<think>\nCheck stock.\n</think>\n<tool_call>\n{"arguments": {"product_id": '
+            '"P12345"}, "name": "get_stock"}\n</tool_call>',
         },
         {
             "from": "tool",
@@ -181,6 +181,16 @@ def test_llama_factory_sharegpt():
     assert conv.tools == (WEATHER_TOOL,)
 
 
+def test_llama_factory_parallel_function_call_turn():
+    calls = [{"name": "get_weather", "arguments": {"city": c}} for c in ("Oslo", "Rome")]
+    turns = [{"from": "human", "value": "Oslo and Rome?"}]
+    turns.append({"from": "function_call", "value": json.dumps(calls)})
+    conv = parse({**LLAMA_FACTORY, "conversations": turns})
+    assert conv.messages[1].tool_calls == tuple(
+        ToolCall("get_weather", {"city": c}) for c in ("Oslo", "Rome")
+    )
+
+
 def test_hermes_parallel_calls_and_responses():
     record = {
         "conversations": [
@@ -262,6 +272,37 @@ BAD = [
     ),
     ("malformed_record", [1, 2], "not a JSON object"),
     ("malformed_tool_call", _hermes_gpt("<tool_call>\n{'name': 'get_weather'"), "never closed"),
+    # hermes-function-calling-v1 prints Python dicts: quarantined with the parser's reason.
+    (
+        "malformed_tool_call",
+        _hermes_gpt(
+            "<tool_call>\n{'arguments': {'city': 'Paris'}, 'name': 'get_weather'}\n</tool_call>"
+        ),
+        "invalid_json: tool call body is not valid JSON: Expecting property name enclosed in "
+        "double quotes",
+    ),
+    (
+        "bad_tool",
+        {
+            "conversations": [
+                {"from": "system", "value": "<tools> [{'name': 'get_weather'}] </tools>"},
+                {"from": "human", "value": "q"},
+                {"from": "gpt", "value": "a"},
+            ]
+        },
+        "tools is not valid JSON",
+    ),
+    (
+        "malformed_tool_call",
+        {
+            "conversations": [
+                {"from": "human", "value": "q"},
+                {"from": "function_call", "value": "{'name': 'x'}"},
+            ],
+            "tools": [WEATHER_TOOL],
+        },
+        "invalid_json: tool call body is not valid JSON",
+    ),
     (
         "arguments_not_object",
         _hermes_gpt('<tool_call>{"name": "get_weather", "arguments": [1]}</tool_call>'),

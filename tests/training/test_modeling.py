@@ -110,3 +110,56 @@ def test_flash_attention_needs_cuda() -> None:
     assert (
         packed_attention.resolve_attn_implementation("auto", torch.device("cpu")) == "packed_sdpa"
     )
+
+
+def _qkv(t: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    torch.manual_seed(0)
+    return torch.randn(1, 4, t, 8), torch.randn(1, 2, t, 8), torch.randn(1, 2, t, 8)
+
+
+def test_packed_attention_without_sequence_bounds_raises() -> None:
+    """No bounds would make the pack one causal sequence, each conversation seeing the last."""
+    q, k, v = _qkv(6)
+    module = torch.nn.Module()
+    with pytest.raises(ValueError, match="needs packed_seq_bounds"):
+        packed_attention.packed_sdpa_attention(module, q, k, v, None)
+    with pytest.raises(ValueError, match="from 0 to the row length 6"):
+        packed_attention.packed_sdpa_attention(module, q, k, v, None, packed_seq_bounds=(0, 4))
+    out, _ = packed_attention.packed_sdpa_attention(
+        module, q, k, v, None, packed_seq_bounds=(0, 4, 6)
+    )
+    # The second segment attends only to itself: the same as running it alone.
+    alone, _ = packed_attention.packed_sdpa_attention(
+        module, q[:, :, 4:], k[:, :, 4:], v[:, :, 4:], None, packed_seq_bounds=(0, 2)
+    )
+    torch.testing.assert_close(out[:, 4:], alone)
+
+
+def test_bf16_linear_cross_entropy_matches_torch_within_bf16_tolerance() -> None:
+    """The GPU path (compute_dtype=bf16), run on the CPU against F.cross_entropy.
+
+    Reference: the same bf16 matmul torch autocast would run, logits upcast to fp32 for the
+    softmax, gradients by autograd; ours forms them chunk by chunk in the forward. Tolerances:
+    the loss sums the same fp32 values in another order (1e-4 relative); gradients pass through
+    bf16 (8 mantissa bits, relative step 2**-8 = 0.0039) and are accumulated in a different
+    order, so entries agree to 1e-2 relative plus 1e-2 absolute; against exact fp32 math the loss
+    is within 2e-2.
+    """
+    torch.manual_seed(0)
+    h = torch.randn(67, 32, requires_grad=True)
+    w = (torch.randn(301, 32) * 0.2).requires_grad_()
+    t = torch.randint(0, 301, (67,))
+    loss = linear_cross_entropy_sum(h, w, t, chunk_rows=16, compute_dtype=torch.bfloat16)
+    loss.backward()
+    gh, gw = h.grad, w.grad
+    assert gh is not None
+    assert gw is not None
+    assert (gh.dtype, gw.dtype) == (h.dtype, w.dtype)  # fp32 master weights keep fp32 grads
+    h.grad = w.grad = None
+    ref = cross_entropy((h.bfloat16() @ w.bfloat16().T).float(), t, reduction="sum")
+    ref.backward()
+    torch.testing.assert_close(loss, ref, rtol=1e-4, atol=0)
+    torch.testing.assert_close(gh, h.grad, rtol=1e-2, atol=1e-2)
+    torch.testing.assert_close(gw, w.grad, rtol=1e-2, atol=1e-2)
+    exact = cross_entropy(h.detach() @ w.detach().T, t, reduction="sum")
+    torch.testing.assert_close(loss.detach(), exact, rtol=2e-2, atol=0)

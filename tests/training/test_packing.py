@@ -18,9 +18,11 @@ def test_best_fit_places_every_item_once_within_capacity():
 
 
 def test_best_fit_prefers_tightest_bin():
-    # 6 fits exactly next to the 4; first-fit would have put it with the 3 (bin of 7).
-    assert best_fit([7, 4, 3], 10) == [[0, 2], [1]]
-    assert sorted(map(sorted, best_fit([5, 5, 4, 6], 10))) == [[0, 1], [2, 3]]
+    # Longest first: 8 opens a bin (2 free), 6 another (4 free), 3 joins the 6 (1 free). The 1
+    # fits both; best-fit puts it in the tightest (1 free), filling that bin exactly and leaving
+    # 2 tokens of room beside the 8. First-fit decreasing would put it beside the 8 instead:
+    # [[0, 3], [1, 2]].
+    assert sorted(map(sorted, best_fit([1, 3, 6, 8], 10))) == [[0, 1, 2], [3]]
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,8 @@ import json
 import subprocess
 import sys
 from dataclasses import replace
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -14,6 +16,7 @@ from data_fixtures import tiny_tokenizer, tiny_tokenizer_dir, tool_conversation,
 
 from training import synthetic
 from training.conversation import Conversation
+from training.data import UNPACKED
 from training.formats import read_jsonl
 from training.packing import IGNORE_INDEX, PackedDataset
 from training.prepare import (
@@ -24,9 +27,14 @@ from training.prepare import (
     TooManyBadRecordsError,
     cli,
     main,
-    read_unpacked,
 )
 from training.render import encode_conversation
+
+
+def read_unpacked(directory: Path) -> list[dict[str, Any]]:
+    """The records of a ``--no-pack`` output (one JSON object a line)."""
+    lines = (directory / UNPACKED).read_text(encoding="utf-8").splitlines()
+    return [json.loads(line) for line in lines]
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,9 @@ def test_run_is_logged_and_resume_continues_it(
     cfg = {"mlflow__tracking_uri": mlflow_server, "mlflow__experiment": "trainer-test"}
     first = train.main(tiny_config(max_steps=3, **cfg))
     assert first.run_id
-    second = train.main(tiny_config(max_steps=5, **cfg))
+    second = train.main(
+        tiny_config(max_steps=5, checkpoint__resume_with_changed_settings=True, **cfg)
+    )
     assert second.run_id == first.run_id
 
     client = MlflowClient(mlflow_server)
@@ -28,7 +30,7 @@ def test_run_is_logged_and_resume_continues_it(
     assert run.info.status == "FINISHED"
     assert run.data.params["optim.lr"] == "0.003"
     assert run.data.params["model.attn_implementation"] == "auto"
-    for key in ("loss", "lr", "grad_norm", "tokens_per_s", "real_token_fraction"):
+    for key in ("loss", "lr", "grad_norm", "tokens_per_s", "loss_token_fraction"):
         history = client.get_metric_history(first.run_id, key)
         assert [m.step for m in history] == [1, 2, 3, 4, 5], key
     losses = [m.value for m in client.get_metric_history(first.run_id, "loss")]

@@ -12,8 +12,12 @@ import torch
 from safetensors.torch import load_file
 
 from training import train
-from training.config import load_config
+from training.config import TrainConfigError, dump_config, load_config
+from training.modeling import PackedCausalLM, load_causal_lm, make_micro_batch
+from training.packing import pack_sequences
 from training.train import cosine_with_warmup
+
+CONFIGS = Path(__file__).resolve().parents[2] / "training" / "configs"
 
 
 def _weights(path: Path) -> dict[str, torch.Tensor]:
@@ -37,7 +41,7 @@ def test_full_finetune_loss_falls_and_every_parameter_changes(
         json.loads(x) for x in (Path(result.output_dir) / "metrics.jsonl").read_text().splitlines()
     ]
     assert [r["step"] for r in rows] == list(range(1, 13))
-    assert all(r["real_token_fraction"] == 1.0 and 0 < r["loss_token_fraction"] < 1 for r in rows)
+    assert all(0 < r["loss_token_fraction"] < 1 for r in rows)
     assert rows[0]["lr"] < rows[1]["lr"]  # warm-up
 
 
@@ -99,17 +103,45 @@ def test_cosine_schedule_warms_up_then_decays() -> None:
     assert all(a >= b for a, b in itertools.pairwise(values[4:]))
 
 
-def test_config_rejects_unknown_keys_and_impossible_settings(tmp_path: Path) -> None:
+def test_a_bad_config_gets_one_file_field_reason_line_per_problem(tmp_path: Path) -> None:
+    """The same `file: field.path: reason` lines as the business-unit configs in config/."""
     cfg = tmp_path / "c.yaml"
-    cfg.write_text("model: {name_or_path: m, lora_r: 3}\ndata: {path: d}\n")
-    with pytest.raises(ValueError, match="unknown keys"):
+    cfg.write_text(
+        "model: {name_or_path: m, lora_r: 3}\ndata: {path: d}\nmax_steps: 0\n"
+        "precision: fp16\noptim: {lr: fast, grad_accum: '2'}\nlora: {enabled: 1}\n"
+    )
+    with pytest.raises(TrainConfigError) as err:
         load_config(cfg)
-    cfg.write_text("model: {name_or_path: m}\ndata: {path: d}\nmax_steps: 0\n")
-    with pytest.raises(ValueError, match="max_steps"):
+    assert str(err.value).splitlines() == [
+        f"{cfg}: max_steps: Input should be greater than or equal to 1",
+        f"{cfg}: precision: Input should be 'auto', 'fp32' or 'bf16'",
+        f"{cfg}: model.lora_r: unknown field (not in the schema)",
+        f"{cfg}: lora.enabled: Input should be a valid boolean",
+        f"{cfg}: optim.lr: Input should be a valid number",
+        f"{cfg}: optim.grad_accum: Input should be a valid integer",
+    ]
+    cfg.write_text("model: {name_or_path: m}\ndata: {path: d}\nmax_steps: 3\n")
+    with pytest.raises(TrainConfigError, match=r"optim\.warmup_steps: 5 warm-up steps exceed"):
+        load_config(cfg, ["optim.warmup_steps=5"])
+    cfg.write_text("model: {name_or_path: m}\n")
+    with pytest.raises(TrainConfigError, match=r"c\.yaml: data: Field required"):
         load_config(cfg)
-    cfg.write_text("model: {name_or_path: m}\ndata: {path: d}\nprecision: fp16\n")
-    with pytest.raises(ValueError, match="not one of"):
-        load_config(cfg)
+
+
+def test_train_cli_reports_config_errors_and_applies_set_overrides(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model: {name_or_path: m}\ndata: {path: d, pack_lenght: 8}\n")
+    with pytest.raises(SystemExit) as exit_info:
+        train.parse_args(["--config", str(bad)])
+    assert exit_info.value.code == 2
+    assert f"{bad}: data.pack_lenght: unknown field (not in the schema)" in capsys.readouterr().err
+    cfg = train.parse_args(
+        ["--config", str(CONFIGS / "tiny-cpu.yaml"), "--set", "optim.lr=1e-4",
+         "--set", "lora.enabled=true", "--set", "optim.betas=[0.9, 0.95]"]
+    )  # fmt: skip
+    assert (cfg.optim.lr, cfg.lora.enabled, cfg.optim.betas) == (1e-4, True, (0.9, 0.95))
 
 
 def test_bf16_without_cuda_fails_fast(tiny_config: Any) -> None:
@@ -119,22 +151,62 @@ def test_bf16_without_cuda_fails_fast(tiny_config: Any) -> None:
         train.main(tiny_config(precision="bf16"))
 
 
-def test_shipped_configs_load() -> None:
-    root = Path(__file__).resolve().parents[2] / "training" / "configs"
-    for name in ["tiny-cpu.yaml", "qwen3-4b-lora.yaml", "qwen3-4b-full.yaml"]:
-        cfg = load_config(root / name)
-        assert cfg.max_steps > 0
-
-
-def test_gradient_checkpointing_changes_memory_not_numbers(
-    tiny_config: Any, packed_dir: Path
+@pytest.mark.parametrize(
+    ("name", "gpus", "lora", "strategy"),
+    [
+        ("tiny-cpu.yaml", 1, False, "auto"),
+        ("qwen3-4b-lora.yaml", 8, True, "ddp"),
+        ("qwen3-4b-full.yaml", 8, False, "fsdp2"),
+    ],
+)
+def test_shipped_configs_load_round_trip_and_keep_their_stated_batch(
+    name: str, gpus: int, lora: bool, strategy: str
 ) -> None:
-    plain = train.main(tiny_config(max_steps=2, output_dir="plain"))
-    ckpt = train.main(
-        tiny_config(
-            max_steps=2, output_dir="gc", model__gradient_checkpointing=True,
-            data__eval_path=str(packed_dir), eval_every=2,
-        )
+    cfg = load_config(CONFIGS / name)
+    assert (cfg.lora.enabled, cfg.distributed.strategy) == (lora, strategy)
+    # The comments' tokens per optimizer step: 4,096 (tiny) and 262k per 8-GPU node (4B).
+    d = cfg.data
+    tokens = d.pack_length * d.packs_per_micro_batch * cfg.optim.grad_accum * gpus
+    assert tokens == (4096 if gpus == 1 else 262_144)
+
+
+def test_a_config_survives_dump_and_load(tmp_path: Path) -> None:
+    cfg = load_config(CONFIGS / "qwen3-4b-full.yaml")
+    path = tmp_path / "again.yaml"
+    path.write_text(dump_config(cfg))
+    assert load_config(path) == cfg
+    assert load_config(path).fingerprint() == cfg.fingerprint()
+
+
+def _saved_activation_bytes(config: Any, pack: Any) -> int:
+    """Bytes autograd keeps for backward after one forward, parameters excluded."""
+    model, _ = load_causal_lm(config, torch.device("cpu"), bf16=False)
+    module = PackedCausalLM(model, chunk_rows=128, compute_dtype=None)
+    batch = make_micro_batch(pack.input_ids, pack.labels, pack.seq_lens, torch.device("cpu"))
+    saved: dict[int, int] = {}
+
+    def keep(t: torch.Tensor) -> torch.Tensor:
+        saved[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(keep, lambda t: t):
+        module(batch)
+    params = {p.untyped_storage().data_ptr() for p in module.parameters()}
+    return sum(n for ptr, n in saved.items() if ptr not in params)
+
+
+def test_gradient_checkpointing_saves_activations_and_keeps_the_numbers(
+    tiny_config: Any, packed_dir: Path, sequences: Any
+) -> None:
+    (pack,) = pack_sequences(sequences(4, seed=5), 4096)
+    plain_cfg = tiny_config(max_steps=2, output_dir="plain")
+    gc_cfg = tiny_config(
+        max_steps=2, output_dir="gc", model__gradient_checkpointing=True,
+        data__eval_path=str(packed_dir), eval_every=2,
     )  # fmt: skip
+    # Only each decoder layer's input survives the forward (measured: ~16 MB -> ~1.2 MB here).
+    assert _saved_activation_bytes(gc_cfg, pack) < _saved_activation_bytes(plain_cfg, pack) / 4
+    plain = train.main(plain_cfg)
+    ckpt = train.main(gc_cfg)
     assert ckpt.losses == pytest.approx(plain.losses, rel=1e-5)
     assert 0 < ckpt.metrics["eval_loss"] < ckpt.first_loss
