@@ -259,6 +259,14 @@ class Endpoints(StrictModel):
                 raise FieldProblemError(
                     f"{path}.target", "hyperpod target, but this BU has no hyperpod section"
                 )
+            if item.target == "hyperpod" and hyperpod is not None:
+                types = sorted({g.instance_type for g in hyperpod.gpu_groups})
+                if item.instance_type not in types:
+                    raise FieldProblemError(
+                        f"{path}.instance_type",
+                        f"{item.instance_type} is in none of the HyperPod cluster's GPU groups "
+                        f"({', '.join(types)}): its pods would never schedule",
+                    )
             if item.mig_profile is not None and hyperpod is not None:
                 offered = hyperpod.mig_profiles_offered()
                 if item.mig_profile not in offered:

@@ -258,3 +258,14 @@ def test_serving_config_is_the_inference_one() -> None:
     assert isinstance(config, ServingConfig)
     assert config.instance_type == "ml.g6.12xlarge"
     assert config.dtype == "fp16"
+
+
+def test_hyperpod_endpoint_on_an_instance_type_the_cluster_lacks(
+    valid_bu: dict[str, Any], write_bu: Callable[..., Path]
+) -> None:
+    raw = hyperpod_bu(valid_bu)
+    raw["endpoints"]["items"][0]["instance_type"] = "ml.g5.12xlarge"
+    assert errors_of(write_bu, raw) == [
+        "endpoints.items.0.instance_type: ml.g5.12xlarge is in none of the HyperPod cluster's "
+        "GPU groups (ml.p5.48xlarge, ml.p5en.48xlarge): its pods would never schedule"
+    ]
