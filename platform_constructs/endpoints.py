@@ -20,6 +20,7 @@ from aws_cdk import aws_sagemaker as sagemaker
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
+from platform_constructs import vpc_enis
 from platform_constructs.gates import acknowledge
 
 VARIANT = "AllTraffic"
@@ -135,15 +136,8 @@ class EndpointExecutionRole(Construct):
                 sid="EcrTokenAndVpcEnis",
                 actions=[
                     "ecr:GetAuthorizationToken",
-                    "ec2:CreateNetworkInterface",
-                    "ec2:CreateNetworkInterfacePermission",
-                    "ec2:DeleteNetworkInterface",
-                    "ec2:DeleteNetworkInterfacePermission",
-                    "ec2:DescribeNetworkInterfaces",
-                    "ec2:DescribeVpcs",
-                    "ec2:DescribeDhcpOptions",
-                    "ec2:DescribeSubnets",
-                    "ec2:DescribeSecurityGroups",
+                    *vpc_enis.MANAGE_ACTIONS,
+                    *vpc_enis.DESCRIBE_ACTIONS,
                 ],
                 resources=["*"],  # see the acknowledgement below
             )

@@ -16,6 +16,7 @@ from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct, IConstruct
 
 from config.hyperpod import GpuGroup, Quota, Scheduler, SystemGroup, Team
+from platform_constructs import vpc_enis
 from platform_constructs.gates import accept_role_depends_on, acknowledge, acknowledge_cdk_function
 
 LIFECYCLE_DIR = Path(__file__).resolve().parent / "hyperpod_lifecycle"
@@ -128,15 +129,8 @@ class HyperPodCluster(Construct):
         self.execution_role.add_to_policy(
             iam.PolicyStatement(
                 actions=[
-                    "ec2:CreateNetworkInterface",
-                    "ec2:CreateNetworkInterfacePermission",
-                    "ec2:DeleteNetworkInterface",
-                    "ec2:DeleteNetworkInterfacePermission",
-                    "ec2:DescribeNetworkInterfaces",
-                    "ec2:DescribeVpcs",
-                    "ec2:DescribeDhcpOptions",
-                    "ec2:DescribeSubnets",
-                    "ec2:DescribeSecurityGroups",
+                    *vpc_enis.MANAGE_ACTIONS,
+                    *vpc_enis.DESCRIBE_ACTIONS,
                     "ec2:DetachNetworkInterface",
                     "ec2:CreateTags",
                 ],

@@ -11,6 +11,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from platform_constructs import vpc_enis
 from platform_constructs.access import MlflowAccess
 from platform_constructs.gates import acknowledge
 
@@ -184,24 +185,12 @@ class ManagedJobAccess(Construct):
             ),
             iam.PolicyStatement(
                 sid="EcrLoginAndVpcDescribe",
-                actions=[
-                    "ecr:GetAuthorizationToken",
-                    "ec2:DescribeNetworkInterfaces",
-                    "ec2:DescribeVpcs",
-                    "ec2:DescribeSubnets",
-                    "ec2:DescribeSecurityGroups",
-                    "ec2:DescribeDhcpOptions",
-                ],
+                actions=["ecr:GetAuthorizationToken", *vpc_enis.DESCRIBE_ACTIONS],
                 resources=["*"],  # these actions have no resource-level permissions
             ),
             iam.PolicyStatement(
                 sid="JobEnisInThisVpc",
-                actions=[
-                    "ec2:CreateNetworkInterface",
-                    "ec2:CreateNetworkInterfacePermission",
-                    "ec2:DeleteNetworkInterface",
-                    "ec2:DeleteNetworkInterfacePermission",
-                ],
+                actions=list(vpc_enis.MANAGE_ACTIONS),
                 resources=["*"],  # ENIs do not exist yet; the condition pins them to this VPC
                 conditions={"ArnEquals": {"ec2:Vpc": vpc_arn}},
             ),
