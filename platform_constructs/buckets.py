@@ -7,7 +7,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from platform_constructs.gates import acknowledge
+from platform_constructs.gates import COMPLIANCE_PACKS, acknowledge_each
 
 _REPLICATION_REASON = (
     "Single-region BU platform: durability comes from S3's multi-AZ storage plus versioning; "
@@ -45,8 +45,7 @@ class SecureBucket(Construct):
             server_access_logs_prefix=f"{bucket_name}/",
             lifecycle_rules=[_housekeeping(noncurrent_version_days)],
         )
-        for pack in ("HIPAA.Security", "NIST.800.53.R5"):
-            acknowledge(self.bucket, f"{pack}-S3BucketReplicationEnabled", _REPLICATION_REASON)
+        acknowledge_each(self.bucket, _replication_findings())
 
 
 class AccessLogBucket(Construct):
@@ -77,9 +76,12 @@ class AccessLogBucket(Construct):
             "S3 server access logs can only be delivered to a bucket with SSE-S3 (AES256) "
             "default encryption; SSE-KMS targets are not supported by the logging service."
         )
-        for pack in ("HIPAA.Security", "NIST.800.53.R5"):
-            acknowledge(self.bucket, f"{pack}-S3DefaultEncryptionKMS", why_sse_s3)
-            acknowledge(self.bucket, f"{pack}-S3BucketReplicationEnabled", _REPLICATION_REASON)
+        findings = {f"{pack}-S3DefaultEncryptionKMS": why_sse_s3 for pack in COMPLIANCE_PACKS}
+        acknowledge_each(self.bucket, findings | _replication_findings())
+
+
+def _replication_findings() -> dict[str, str]:
+    return {f"{pack}-S3BucketReplicationEnabled": _REPLICATION_REASON for pack in COMPLIANCE_PACKS}
 
 
 def _baseline(bucket_name: str, removal_policy: cdk.RemovalPolicy) -> dict[str, Any]:

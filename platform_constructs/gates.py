@@ -8,6 +8,7 @@ warnings are reported without failing).
 """
 
 import re
+from collections.abc import Mapping
 from pathlib import Path
 
 import aws_cdk as cdk
@@ -23,6 +24,8 @@ from platform_constructs.template_lint import (
 )
 
 PACKS: tuple[type[NagPack], ...] = (AwsSolutionsChecks, HIPAASecurityChecks, NIST80053R5Checks)
+# The rule prefixes of the two compliance packs, which share most rule names.
+COMPLIANCE_PACKS = ("HIPAA.Security", "NIST.800.53.R5")
 CFN_LINT_PLUGIN = "cfn-lint"
 
 # One rule id, optionally scoped to one finding: `AwsSolutions-IAM5[Action::s3:*]`.
@@ -39,8 +42,10 @@ class CfnLintPlugin:
     are left out. cfn-lint findings cannot be acknowledged: fix the template.
     """
 
-    def __init__(self, *, cache_dir: Path | None = None, workers: int | None = None) -> None:
-        self._linter = TemplateLinter(workers=workers, cache_dir=cache_dir)
+    def __init__(
+        self, *, cache_dir: Path | None = None, workers: int | None = None, early: bool = False
+    ) -> None:
+        self._linter = TemplateLinter(workers=workers, cache_dir=cache_dir, early=early)
         # What the last validation linted, every finding included (tests read it).
         self.results: dict[Path, list[Finding]] = {}
 
@@ -55,6 +60,15 @@ class CfnLintPlugin:
     @property
     def rule_ids(self) -> list[str] | None:
         return None  # every rule cfn-lint ships, by default configuration
+
+    def lint_early(self, stage: cdk.Stage) -> None:
+        """Synthesize ``stage`` now and start linting its templates (with ``early=True``), so
+        the app's next stage is built while these are linted. ``app.synth()`` later reuses
+        this stage's assembly (CDK synthesizes a stage once) and validates the same bytes."""
+        assembly = stage.synth()
+        self._linter.submit(
+            [(Path(s.template_full_path), s.environment.region) for s in assembly.stacks]
+        )
 
     def validate(self, context: cdk.IPolicyValidationContext) -> cdk.PolicyValidationPluginReport:
         stacks = list(context.stack_templates)
@@ -88,25 +102,38 @@ def _violation(template: Path, finding: Finding) -> cdk.PolicyViolation:
     )
 
 
-def register_gates(app: cdk.App, *, lint_cache: Path | None = None) -> CfnLintPlugin:
+def register_gates(
+    app: cdk.App, *, lint_cache: Path | None = None, early: bool = False
+) -> CfnLintPlugin:
     """Run every nag pack and cfn-lint over the whole app at synth time; returns the cfn-lint
-    plugin (its ``results`` say what it linted).
+    plugin (its ``results`` say what it linted; its ``lint_early`` overlaps linting a stage
+    with building the next when ``early``).
 
     ``lint_cache``: a directory that keeps cfn-lint results by template content (app.py passes
     ``.cache/cfn-lint``); ``None`` lints every template afresh.
     """
-    linter = CfnLintPlugin(cache_dir=lint_cache)
+    linter = CfnLintPlugin(cache_dir=lint_cache, early=early)
     cdk.Validations.of(app).add_plugins(*(pack(app) for pack in PACKS), linter)
     return linter
 
 
 def acknowledge(construct: IConstruct, finding: str, reason: str) -> None:
     """Acknowledge ONE finding on ONE construct (and its children) with a specific reason."""
-    if not _FINDING.match(finding):
-        raise ValueError(f"acknowledge one nag rule id (optionally [finding]), got {finding!r}")
-    if len(reason) < MIN_REASON_LENGTH:
-        raise ValueError(f"{finding}: give a specific reason, not {reason!r}")
-    cdk.Validations.of(construct).acknowledge(cdk.Acknowledgment(id=finding, reason=reason))
+    acknowledge_each(construct, {finding: reason})
+
+
+def acknowledge_each(construct: IConstruct, findings: Mapping[str, str]) -> None:
+    """``acknowledge`` for several findings on one construct, each with its own reason, in one
+    jsii call (a BU acknowledges a few hundred findings; one call each cost ~0.1 s per BU)."""
+    for finding, reason in findings.items():
+        if not _FINDING.match(finding):
+            raise ValueError(f"acknowledge one nag rule id (optionally [finding]), got {finding!r}")
+        if len(reason) < MIN_REASON_LENGTH:
+            raise ValueError(f"{finding}: give a specific reason, not {reason!r}")
+    if findings:
+        cdk.Validations.of(construct).acknowledge(
+            *(cdk.Acknowledgment(id=finding, reason=reason) for finding, reason in findings.items())
+        )
 
 
 def acknowledge_cdk_function(construct: IConstruct, what: str) -> None:
@@ -140,8 +167,7 @@ def acknowledge_cdk_function(construct: IConstruct, what: str) -> None:
             f"{what}: CDK writes this function role's policy for it alone (its own log group, "
             "the one resource it manages); it cannot be attached to another principal."
         )
-    for finding, reason in reasons.items():
-        acknowledge(construct, finding, reason)
+    acknowledge_each(construct, reasons)
 
 
 def accept_role_depends_on(function: cdk.CfnResource) -> None:

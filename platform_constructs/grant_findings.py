@@ -8,7 +8,7 @@ import aws_cdk as cdk
 from aws_cdk import aws_s3 as s3
 from constructs import IConstruct
 
-from platform_constructs.gates import acknowledge
+from platform_constructs.gates import acknowledge_each
 
 # The action families `grant_read` / `grant_read_write` write (bucket and its KMS key).
 S3_READ_ACTIONS = ("s3:GetBucket*", "s3:GetObject*", "s3:List*")
@@ -49,13 +49,12 @@ def acknowledge_bucket_grant(
 ) -> None:
     """Acknowledge the findings of ``bucket.grant_read[_write](..., objects)`` on ``policy``."""
     resource = nag_form(policy, bucket.arn_for_objects(objects))
-    acknowledge(
-        policy,
-        f"AwsSolutions-IAM5[Resource::{resource}]",
-        f"Objects of one bucket of this BU, by CDK's grant: {why}",
-    )
     actions: Iterable[str] = (
         (*S3_READ_WRITE_ACTIONS, *KMS_READ_WRITE_ACTIONS) if write else S3_READ_ACTIONS
     )
-    for action in actions:
-        acknowledge(policy, f"AwsSolutions-IAM5[Action::{action}]", _ACTION_REASON)
+    findings = {
+        f"AwsSolutions-IAM5[Resource::{resource}]": "Objects of one bucket of this BU, by CDK's "
+        f"grant: {why}"
+    }
+    findings |= {f"AwsSolutions-IAM5[Action::{action}]": _ACTION_REASON for action in actions}
+    acknowledge_each(policy, findings)

@@ -17,7 +17,12 @@ from constructs import Construct, IConstruct
 
 from config.hyperpod import GpuGroup, Quota, Scheduler, SystemGroup, Team
 from platform_constructs import vpc_enis
-from platform_constructs.gates import accept_role_depends_on, acknowledge, acknowledge_cdk_function
+from platform_constructs.gates import (
+    accept_role_depends_on,
+    acknowledge,
+    acknowledge_cdk_function,
+    acknowledge_each,
+)
 
 LIFECYCLE_DIR = Path(__file__).resolve().parent / "hyperpod_lifecycle"
 LIFECYCLE_PREFIX = "lifecycle/eks"
@@ -255,8 +260,7 @@ class HyperPodCluster(Construct):
             "Action::s3:Abort*": "CDK's write grant lets the upload abort its own failed "
             "multipart uploads into the lifecycle bucket only.",
         }
-        for finding, reason in findings.items():
-            acknowledge(policy, f"AwsSolutions-IAM5[{finding}]", reason)
+        acknowledge_each(policy, {f"AwsSolutions-IAM5[{f}]": why for f, why in findings.items()})
         _acknowledge_key_use(policy, "the lifecycle bucket's objects")
 
     def add_task_governance(
@@ -348,8 +352,9 @@ def _acknowledge_bucket_read(policy: IConstruct, bucket: s3.IBucket, prefix: str
         f"Resource::arn:{stack.partition}:s3:::{bucket.bucket_name}/{prefix}": f"{who} read "
         "every script under the lifecycle prefix; script names change with the repository.",
     }
-    for finding, reason in findings.items():
-        acknowledge(policy, f"AwsSolutions-IAM5[{finding}]", reason)
+    acknowledge_each(
+        policy, {f"AwsSolutions-IAM5[{finding}]": reason for finding, reason in findings.items()}
+    )
 
 
 def _acknowledge_key_use(policy: IConstruct, what: str) -> None:
@@ -357,5 +362,10 @@ def _acknowledge_key_use(policy: IConstruct, what: str) -> None:
         f"CDK's encrypt/decrypt grant on one customer-managed key for {what}; "
         "GenerateDataKey*/ReEncrypt* are the envelope-encryption calls, on that key only."
     )
-    for action in ("kms:GenerateDataKey*", "kms:ReEncrypt*"):
-        acknowledge(policy, f"AwsSolutions-IAM5[Action::{action}]", reason)
+    acknowledge_each(
+        policy,
+        {
+            f"AwsSolutions-IAM5[Action::{action}]": reason
+            for action in ("kms:GenerateDataKey*", "kms:ReEncrypt*")
+        },
+    )

@@ -19,7 +19,7 @@ from kubernetes import client as k8s
 
 from config.hyperpod import GpuGroup, Team
 from platform_constructs.access import MlflowAccess
-from platform_constructs.gates import acknowledge
+from platform_constructs.gates import acknowledge_each
 from platform_constructs.hyperpod_eks import HyperPodEksCluster, pod_identity_role
 
 SERVICE_ACCOUNT = "training"  # in each team namespace
@@ -290,12 +290,10 @@ def _acknowledge_workload_policy(
         findings[f"Resource::arn:{partition}:s3:::{bucket.bucket_name}/{team}/*"] = (
             f"Team {team} reads and writes only its own prefix of this bucket."
         )
-    for finding, reason in findings.items():
-        acknowledge(policy, f"AwsSolutions-IAM5[{finding}]", reason)
+    acknowledged = {f"AwsSolutions-IAM5[{finding}]": reason for finding, reason in findings.items()}
     for pack in ("HIPAA.Security", "NIST.800.53.R5"):
-        acknowledge(
-            policy,
-            f"{pack}-IAMNoInlinePolicy",
+        acknowledged[f"{pack}-IAMNoInlinePolicy"] = (
             "CDK grants write this role's policy for this one team role only; an inline policy "
-            "cannot be attached to another principal by mistake.",
+            "cannot be attached to another principal by mistake."
         )
+    acknowledge_each(policy, acknowledged)

@@ -18,7 +18,7 @@ from aws_cdk import aws_sagemaker as sagemaker
 from aws_cdk import custom_resources as cr
 from constructs import Construct
 
-from platform_constructs.gates import acknowledge
+from platform_constructs.gates import acknowledge, acknowledge_each
 
 HTTPS, NFS = 443, 2049
 # Studio's JupyterLab/Code Editor servers and their kernels talk over these ports inside the
@@ -241,9 +241,14 @@ class StudioDomain(Construct):
                 "reserving concurrency would take capacity from the account for an idle function."
             ),
         }
-        for pack in ("HIPAA.Security", "NIST.800.53.R5"):
-            for rule, reason in reasons.items():
-                acknowledge(function, f"{pack}-{rule}", reason)
+        acknowledge_each(
+            function,
+            {
+                f"{pack}-{rule}": reason
+                for pack in ("HIPAA.Security", "NIST.800.53.R5")
+                for rule, reason in reasons.items()
+            },
+        )
         # CDK's Function adds DependsOn its role on top of the Role GetAtt (a construct-level
         # dependency this code cannot remove); cfn-lint W3005 reports the redundancy, and only
         # that check is skipped, on this one resource.
@@ -255,13 +260,16 @@ class StudioDomain(Construct):
             "AWSLambdaBasicExecutionRole": "write its own log stream",
             "AWSLambdaVPCAccessExecutionRole": "create and delete its ENIs in the private subnets",
         }
-        for name, why in managed.items():
-            acknowledge(
-                function.role,
-                f"AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/{name}]",
-                f"CDK's AwsCustomResource provider role: the AWS-managed {name} lets the function "
-                f"{why}; its only other permission is UpdateDomain on this domain.",
-            )
+        service_role = "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role"
+        acknowledge_each(
+            function.role,
+            {
+                f"{service_role}/{name}]": f"CDK's AwsCustomResource provider role: the "
+                f"AWS-managed {name} lets the function {why}; its only other permission is "
+                "UpdateDomain on this domain."
+                for name, why in managed.items()
+            },
+        )
         policy = switch.node.find_child("CustomResourcePolicy")
         for pack in ("HIPAA.Security", "NIST.800.53.R5"):
             acknowledge(

@@ -7,7 +7,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
-from platform_constructs.gates import acknowledge
+from platform_constructs.gates import acknowledge_each
 from platform_constructs.grant_findings import nag_form
 
 SAGEMAKER = "sagemaker.amazonaws.com"
@@ -183,6 +183,10 @@ class StudioExecutionRole(Construct):
     def acknowledge_wildcards(self) -> None:
         """One acknowledgement per wildcard finding of this role's own policy, each with why
         (call after the allow_* methods)."""
-        for resource, reason in self._wildcards.items():
-            finding = f"AwsSolutions-IAM5[Resource::{nag_form(self.policy, resource)}]"
-            acknowledge(self.policy, finding, reason)
+        acknowledge_each(
+            self.policy,
+            {
+                f"AwsSolutions-IAM5[Resource::{nag_form(self.policy, resource)}]": reason
+                for resource, reason in self._wildcards.items()
+            },
+        )

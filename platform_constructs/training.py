@@ -13,7 +13,7 @@ from constructs import Construct
 
 from platform_constructs import vpc_enis
 from platform_constructs.access import MlflowAccess
-from platform_constructs.gates import acknowledge
+from platform_constructs.gates import acknowledge, acknowledge_each
 
 HTTPS = 443
 # SageMaker writes a job's container logs to these groups, one stream per `<job name>/<host>`.
@@ -233,8 +233,9 @@ class ManagedJobAccess(Construct):
             )
             for arn in log_streams
         ]
-        for finding, reason in findings:
-            acknowledge(self.policy, f"AwsSolutions-IAM5[{finding}]", reason)
+        acknowledge_each(
+            self.policy, {f"AwsSolutions-IAM5[{finding}]": reason for finding, reason in findings}
+        )
 
         if mlflow is not None:
             mlflow.grant_access(self.role)

@@ -106,3 +106,68 @@ def test_results_are_cached_by_template_content_and_region(
     template.write_text(template.read_text(encoding="utf-8") + " ", encoding="utf-8")
     with pytest.raises(AssertionError, match="linted again"):
         TemplateLinter(workers=1, cache_dir=cache).lint([(template, "us-east-1")])
+
+
+def test_one_rule_set_for_many_templates_finds_what_cfn_lint_finds_afresh(tmp_path: Path) -> None:
+    """The linter builds cfn-lint's rule set once per process; linting a broken template, a
+    clean one and the broken one again (other regions between) matches `cfnlint.api.lint`."""
+    from cfnlint.api import lint
+
+    broken = (
+        '{"Resources": {"B": {"Type": "AWS::S3::Bucket", "Properties": {"BucketName": 3, '
+        '"Nope": 1}}, "V": {"Type": "AWS::EC2::VPC", "Properties": {"CidrBlock": "10.0.0.0/33"}}}}'
+    )
+    clean = '{"Resources": {"T": {"Type": "AWS::SNS::Topic"}}}'
+    unparsable = '{"Resources": '
+    cases = [(broken, "eu-west-1"), (clean, "us-east-1"), (unparsable, "us-east-1")]
+    cases += [(broken, "us-west-2")]
+    for number, (text, region) in enumerate(cases):
+        path = tmp_path / f"{number}.template.json"
+        path.write_text(text, encoding="utf-8")
+        ours = [(f.rule, f.message) for f in template_lint.lint_template(str(path), region)]
+        fresh = [(m.rule.id, m.message) for m in lint(text, regions=[region])]
+        assert ours == fresh
+    assert {rule for rule, _ in ours} == {"E3002", "E3031"}
+
+
+def _bad_stage(app: cdk.App, name: str) -> cdk.Stage:
+    stage = cdk.Stage(app, name, env=cdk.Environment(account="111111111111", region="us-east-1"))
+    cdk.CfnResource(
+        cdk.Stack(stage, "Net"),
+        "Group",
+        type="AWS::EC2::SecurityGroup",
+        properties={"GroupDescription": "test", "SecurityGroupIngress": [BAD_INGRESS]},
+    )
+    return stage
+
+
+def test_a_stage_linted_early_still_fails_the_app_synth(tmp_path: Path) -> None:
+    """app.py's path: each stage is synthesized and submitted to the early workers while the
+    next is built; the app's synth then validates with those results."""
+    app = cdk.App(outdir=str(tmp_path / "out"), builtin_cloud_formation_validation=False)
+    plugin = register_gates(app, lint_cache=tmp_path / "cache", early=True)
+    plugin.lint_early(_bad_stage(app, "first"))
+    env = cdk.Environment(account="111111111111", region="us-east-1")
+    clean = cdk.Stage(app, "second", env=env)
+    cdk.CfnResource(cdk.Stack(clean, "Topics"), "Topic", type="AWS::SNS::Topic")
+    plugin.lint_early(clean)
+    with pytest.raises(RuntimeError, match="ValidationFailed"):
+        app.synth()
+    rules = {path.parent.name: [f.rule for f in fs] for path, fs in plugin.results.items()}
+    assert rules == {"assembly-first": ["E3012"], "assembly-second": []}
+
+
+def test_early_workers_start_only_for_a_template_the_cache_lacks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = tmp_path / "cache"
+    for attempt in ("prime", "cached"):
+        app = cdk.App(outdir=str(tmp_path / attempt), builtin_cloud_formation_validation=False)
+        plugin = CfnLintPlugin(cache_dir=cache, early=True)
+        cdk.Validations.of(app).add_plugins(plugin)
+        plugin.lint_early(_bad_stage(app, "only"))
+        if attempt == "cached":
+            assert plugin._linter._pool is None  # every template hit the cache: no fork
+        with pytest.raises(RuntimeError, match="ValidationFailed"):
+            app.synth()
+        assert [f.rule for fs in plugin.results.values() for f in fs] == ["E3012"]
