@@ -20,7 +20,7 @@ from config.endpoints import Endpoints
 from config.hyperpod import HyperPod
 from config.mlflow import Mlflow
 from config.naming import Naming
-from config.regions import AVAILABILITY_ZONES
+from config.regions import AVAILABILITY_ZONES, HYPERPOD_REGIONS, HYPERPOD_RESOURCE_TYPES
 from config.studio import Studio
 
 __all__ = ["BusinessUnitConfig", "FieldProblemError", "PlatformSettings"]
@@ -223,6 +223,14 @@ class BusinessUnitConfig(StrictModel):
         """Rules that need two sections (an endpoint on HyperPod needs a ``hyperpod`` section,
         a MIG slice must exist on the cluster, ...). Raise FieldProblemError with the full path."""
         if self.hyperpod is not None:
+            if self.region not in HYPERPOD_REGIONS:
+                raise FieldProblemError(
+                    "hyperpod",
+                    f"CloudFormation in {self.region} lacks some of "
+                    f"{', '.join(HYPERPOD_RESOURCE_TYPES)} (HyperPod task governance is not in "
+                    f"every region); a BU with a hyperpod section needs one of "
+                    f"{', '.join(sorted(HYPERPOD_REGIONS))}",
+                )
             azs = self.network.availability_zones
             if self.hyperpod.availability_zone not in (None, *azs):
                 raise FieldProblemError(

@@ -1,5 +1,6 @@
 """A valid ``hyperpod`` section for config tests (MIG and whole-GPU groups, two teams)."""
 
+import copy
 from typing import Any
 
 DIGEST = "sha256:" + "ab" * 32
@@ -21,3 +22,12 @@ HYPERPOD: dict[str, Any] = {
         },
     ],
 }
+
+
+def add_hyperpod(raw: dict[str, Any], region: str = "us-east-1") -> dict[str, Any]:
+    """``raw`` with the HYPERPOD section, moved to a region whose CloudFormation has every
+    HyperPod resource type (config.regions.HYPERPOD_REGIONS)."""
+    raw["region"] = region
+    raw["network"]["availability_zones"] = [f"{region}a", f"{region}b"]
+    raw["hyperpod"] = copy.deepcopy(HYPERPOD)
+    return raw

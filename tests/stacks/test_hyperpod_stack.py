@@ -1,15 +1,18 @@
 """The HyperPod stack of every BU with a ``hyperpod`` section: intent checked with Match."""
 
 import json
+from pathlib import Path
 from typing import Any
 
+import cfnlint
 import pytest
 from aws_cdk.assertions import Match, Template
 
 from config import parameters as params
 from config.hyperpod import ADDON_NAMES
+from config.regions import AVAILABILITY_ZONES, HYPERPOD_RESOURCE_TYPES
 
-HYPERPOD_BUS = ["fraud", "credit", "risk"]  # risk: cloned from fraud by `config new`
+HYPERPOD_BUS = ["fraud", "credit", "marketing", "risk"]  # risk: cloned from fraud by `config new`
 
 
 def _hp(synthesized: Any, bu: str) -> tuple[Template, Any]:
@@ -401,3 +404,18 @@ def test_workload_roles_scoped_grants_and_mlflow(synthesized) -> None:
 def _actions(statement: dict[str, Any]) -> list[str]:
     action = statement["Action"]
     return [action] if isinstance(action, str) else list(action)
+
+
+@pytest.mark.parametrize("bu", HYPERPOD_BUS)
+def test_every_type_some_region_lacks_is_in_the_hyperpod_region_table(synthesized, bu) -> None:
+    """config.regions.HYPERPOD_REGIONS is right only if HYPERPOD_RESOURCE_TYPES lists every
+    type of this stack that one of the known regions' registries (cfn-lint's) lacks."""
+    providers = Path(cfnlint.__file__).parent / "data" / "schemas" / "providers"
+    registries = [
+        set(json.loads((providers / f"{region}.json").read_text(encoding="utf-8")))
+        for region in AVAILABILITY_ZONES
+    ]
+    resources = synthesized.template(bu, "hyperpod").to_json()["Resources"]
+    types = {r["Type"] for r in resources.values()}
+    regional = {t for t in types if t.startswith("AWS::") and any(t not in r for r in registries)}
+    assert regional <= set(HYPERPOD_RESOURCE_TYPES)

@@ -4,13 +4,12 @@ The serving options are validated by ``inference.serving.ServingConfig`` itself,
 also prove the config carries no second copy of LMI's rules.
 """
 
-import copy
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from harness.bu_configs import HYPERPOD
+from harness.bu_configs import add_hyperpod
 
 from config.endpoints import Endpoint
 from config.hyperpod import HyperPod
@@ -190,7 +189,7 @@ def cluster_offers(monkeypatch: pytest.MonkeyPatch) -> Callable[[set[str]], None
 
 
 def hyperpod_bu(valid_bu: dict[str, Any], **fields: Any) -> dict[str, Any]:
-    valid_bu["hyperpod"] = copy.deepcopy(HYPERPOD)
+    add_hyperpod(valid_bu)
     item = endpoint(target="hyperpod", instance_type="ml.p5.48xlarge", **fields)
     return with_endpoints(valid_bu, item)
 

@@ -2,23 +2,25 @@
 capacity arithmetic that proves the teams' quotas can be scheduled."""
 
 import copy
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import cfnlint
 import pytest
-from harness.bu_configs import HYPERPOD
+from harness.bu_configs import HYPERPOD, add_hyperpod
 
 from config.accelerators import GPUS_PER_INSTANCE, MIG_PROFILES
 from config.hyperpod import ADDON_NAMES, HyperPod, Quota, quota_problems
 from config.loader import load_all
+from config.regions import AVAILABILITY_ZONES, HYPERPOD_REGIONS, HYPERPOD_RESOURCE_TYPES
 from config.schema import BusinessUnitConfig
 
 
 @pytest.fixture
 def bu_with_hyperpod(valid_bu: dict[str, Any]) -> dict[str, Any]:
-    valid_bu["hyperpod"] = copy.deepcopy(HYPERPOD)
-    return valid_bu
+    return add_hyperpod(valid_bu)
 
 
 def _set(raw: dict[str, Any], dotted: str, value: Any) -> None:
@@ -379,3 +381,32 @@ def test_capacity_arithmetic(case: tuple[Any, ...]) -> None:
             HyperPod.model_validate({**raw, "quotas": quotas})
     else:
         assert HyperPod.model_validate({**raw, "quotas": quotas}).quotas
+
+
+def test_a_region_without_hyperpod_in_cloudformation_is_refused(
+    bu_with_hyperpod: dict[str, Any], write_bu: Callable[..., Path]
+) -> None:
+    bu_with_hyperpod["region"] = "eu-west-1"
+    bu_with_hyperpod["network"]["availability_zones"] = ["eu-west-1a", "eu-west-1b"]
+    path = write_bu(bu_with_hyperpod)
+    loaded, errors = load_all([path])
+    assert loaded == []
+    assert [str(e) for e in errors] == [
+        f"{path}: hyperpod: CloudFormation in eu-west-1 lacks some of "
+        f"{', '.join(HYPERPOD_RESOURCE_TYPES)} (HyperPod task governance is not in every "
+        "region); a BU with a hyperpod section needs one of ap-south-1, eu-central-1, us-east-1"
+    ]
+    del bu_with_hyperpod["hyperpod"]  # the same BU without a cluster is fine there
+    assert load_all([write_bu(bu_with_hyperpod)])[1] == []
+
+
+def test_hyperpod_regions_are_those_whose_registry_has_every_hyperpod_type() -> None:
+    """Recomputed from the registry schemas the cfn-lint gate checks against."""
+    providers = Path(cfnlint.__file__).parent / "data" / "schemas" / "providers"
+    offered = {
+        region
+        for region in AVAILABILITY_ZONES
+        if set(HYPERPOD_RESOURCE_TYPES)
+        <= set(json.loads((providers / f"{region}.json").read_text(encoding="utf-8")))
+    }
+    assert offered == HYPERPOD_REGIONS
