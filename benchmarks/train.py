@@ -49,7 +49,7 @@ def build(workdir: Path, n: int, seed: int = 0) -> dict[str, Any]:
     from trl.chat_template_utils import get_training_chat_template
 
     from training import synthetic
-    from training.packing import IGNORE_INDEX, pack_sequences, write_packs
+    from training.data.packing import IGNORE_INDEX, pack_sequences, write_packs
     from training.tiny import TinyShape, build_model, build_tokenizer
 
     tok = build_tokenizer()

@@ -160,7 +160,7 @@ class DistributedConfig(_Section):
 # optimizer's trajectory and the schedule's shape (a new max_steps reshapes the cosine mid-run, a
 # new lr would be overridden by the restored optimizer state). Logging, checkpoint cadence,
 # evaluation, tracking, threads and the data *path* may change (data content is fingerprinted
-# separately, see `training.data.fingerprint`).
+# separately, see `training.data.stream.fingerprint`).
 RESUME_SETTINGS = ("seed", "max_steps", "model.name_or_path", "lora", "data", "optim")
 _NOT_RESUME_SETTINGS = ("data.path", "data.eval_path")
 

@@ -135,7 +135,8 @@ def torchrun_command(
 
 
 def sagemaker_training(environ: Mapping[str, str], opt_ml: Path) -> int:
-    from training import checkpoint, export, train
+    from training import export, train
+    from training.loop import checkpoint
 
     with tempfile.TemporaryDirectory() as tmp:
         argv, checkpoints = training_arguments(environ, opt_ml, Path(tmp))

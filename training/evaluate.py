@@ -36,10 +36,10 @@ from typing import Any
 from inference.parsing import ErrorKind, ParsedCompletion, parse_completion
 from inference.scoring import CallScore, score_calls
 from training.cli_args import parse_args
-from training.conversation import Conversation
-from training.formats import read_jsonl
-from training.model_dirs import local_dir
-from training.render import render_text
+from training.data.conversation import Conversation
+from training.data.formats import read_jsonl
+from training.data.render import render_text
+from training.model.dirs import local_dir
 
 # Output that cannot be read at all; the other kinds are about arguments against the schema.
 SYNTAX_ERRORS = frozenset(

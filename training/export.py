@@ -22,10 +22,10 @@ from typing import Any
 
 import torch
 
-from training import checkpoint
 from training.cli_args import command_parser
 from training.file_modes import honour_umask
-from training.model_dirs import local_dir
+from training.loop import checkpoint
+from training.model.dirs import local_dir
 
 # Qwen3's recommended sampling for thinking mode (the model card); greedy decoding loops.
 GENERATION_DEFAULTS = {"do_sample": True, "temperature": 0.6, "top_p": 0.95, "top_k": 20}
@@ -136,7 +136,7 @@ def main(
     if to_s3:
         _upload(local, output)
     if mlflow_run_id:
-        from training.tracking import log_to_run
+        from training.loop.tracking import log_to_run
 
         log_to_run(mlflow_run_id, tracking_uri=tracking_uri, artifacts=local, artifact_path="model")
     if to_s3:

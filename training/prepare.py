@@ -33,12 +33,12 @@ from typing import IO, Any, cast
 import numpy as np
 
 from training.cli_args import parse_args
-from training.conversation import Conversation, ConversationError, RecordError
-from training.data import UNPACKED
-from training.formats import FORMATS, TextDocument, numbered_lines, parse_line
-from training.model_dirs import local_dir
-from training.packing import pack_sequences, write_packs
-from training.render import Example, Rendered, encode, encode_texts, has_reasoning, render
+from training.data.conversation import Conversation, ConversationError, RecordError
+from training.data.formats import FORMATS, TextDocument, numbered_lines, parse_line
+from training.data.packing import pack_sequences, write_packs
+from training.data.render import Example, Rendered, encode, encode_texts, has_reasoning, render
+from training.data.stream import UNPACKED
+from training.model.dirs import local_dir
 
 QUARANTINE = "quarantine.jsonl"
 EVAL = "eval.jsonl"

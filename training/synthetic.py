@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from training.conversation import Conversation, Message, ToolCall, build
+from training.data.conversation import Conversation, Message, ToolCall, build
 
 
 def _tool(name: str, description: str, properties: dict[str, Any], required: list[str]) -> dict:
@@ -436,7 +436,7 @@ def generate(
 
 def rendered_length(tokenizer: Any) -> Callable[[Conversation], int]:
     """`count_tokens` for `generate`: the exact rendered length with `tokenizer` (slower)."""
-    from training.render import render_text
+    from training.data.render import render_text
 
     return lambda conv: len(tokenizer(render_text(tokenizer, conv))["input_ids"])
 

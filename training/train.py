@@ -30,7 +30,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from training import checkpoint, data, distributed
 from training.cli_args import command_parser
 from training.config import (
     TrainConfig,
@@ -39,8 +38,10 @@ from training.config import (
     dump_config,
     load_config,
 )
-from training.modeling import MicroBatch, PackedCausalLM, load_causal_lm, make_micro_batch
-from training.tracking import Tracker
+from training.data import stream
+from training.loop import checkpoint, distributed
+from training.loop.tracking import Tracker
+from training.model.modeling import MicroBatch, PackedCausalLM, load_causal_lm, make_micro_batch
 
 
 class CannotResumeError(ValueError):
@@ -142,11 +143,11 @@ class Recipe:
             self.optimizer,
             cosine_with_warmup(cfg.optim.warmup_steps, cfg.max_steps, cfg.optim.min_lr_ratio),
         )
-        source = data.open_source(
+        source = stream.open_source(
             cfg.data.path, pack_length=cfg.data.pack_length, tokenizer=self.tokenizer
         )
-        self.data_fingerprint = data.fingerprint(source)
-        self.loader = data.PackLoader(
+        self.data_fingerprint = stream.fingerprint(source)
+        self.loader = stream.PackLoader(
             source,
             seed=cfg.seed,
             rank=self.world.rank,
@@ -154,7 +155,7 @@ class Recipe:
             packs_per_micro_batch=cfg.data.packs_per_micro_batch,
         )
         self.eval_source = (
-            data.open_source(
+            stream.open_source(
                 cfg.data.eval_path, pack_length=cfg.data.pack_length, tokenizer=self.tokenizer
             )
             if cfg.data.eval_path

@@ -2,8 +2,9 @@
 
 The conversations come from `training.synthetic` (the one generator the e2e run and the training
 benchmark use too), in its short, easy form: one or two tools, about 330 tokens each, so two
-share a `PACK_LENGTH` pack and every trainer test crosses a sequence boundary. `training.render`
-tokenises them with the real Qwen3 chat template and its exact assistant-only loss mask.
+share a `PACK_LENGTH` pack and every trainer test crosses a sequence boundary.
+`training.data.render` tokenises them with the real Qwen3 chat template and its exact
+assistant-only loss mask.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from typing import Any
 import pytest
 
 from training import synthetic
-from training.packing import pack_sequences, write_packs
-from training.render import encode_conversation
+from training.data.packing import pack_sequences, write_packs
+from training.data.render import encode_conversation
 from training.tiny import save_tiny
 
 PACK_LENGTH = 768

@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from training.conversation import Conversation, Message, ToolCall, build
+from training.data.conversation import Conversation, Message, ToolCall, build
 from training.tiny import build_model, build_tokenizer
 
 WEATHER_TOOL = {

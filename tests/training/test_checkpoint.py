@@ -15,8 +15,9 @@ import moto
 import pytest
 import torch
 
-from training import checkpoint, train
+from training import train
 from training.config import dump_config
+from training.loop import checkpoint
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -19,8 +19,8 @@ import pytest
 
 from training import train
 from training.config import dump_config
-from training.data import PackLoader
-from training.packing import pack_sequences
+from training.data.packing import pack_sequences
+from training.data.stream import PackLoader
 
 REPO = Path(__file__).resolve().parents[2]
 

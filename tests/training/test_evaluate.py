@@ -17,7 +17,7 @@ from data_fixtures import (
 )
 
 from training import synthetic
-from training.conversation import Message, ToolCall, build
+from training.data.conversation import Message, ToolCall, build
 from training.evaluate import (
     EvaluateArgs,
     build_cases,

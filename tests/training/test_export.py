@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-from training import export, packed_attention, train
-from training.modeling import PackedCausalLM, load_causal_lm
+from training import export, train
+from training.model import packed_attention
+from training.model.modeling import PackedCausalLM, load_causal_lm
 
 
 def _trained(tiny_config: Any, **kw: Any) -> tuple[Any, Any]:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from training.data.packing import pack_sequences, write_packs
 from training.file_modes import honour_umask
-from training.packing import pack_sequences, write_packs
 
 
 @pytest.fixture

@@ -8,8 +8,8 @@ import json
 import pytest
 from data_fixtures import WEATHER_TOOL, tool_conversation, write_jsonl
 
-from training.conversation import Conversation, Message, RecordError, ToolCall
-from training.formats import TextDocument, parse_line, read_jsonl, xlam_type_schema
+from training.data.conversation import Conversation, Message, RecordError, ToolCall
+from training.data.formats import TextDocument, parse_line, read_jsonl, xlam_type_schema
 
 OPENAI = {
     "messages": [

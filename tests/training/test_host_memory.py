@@ -10,12 +10,12 @@ import textwrap
 
 import pytest
 
-from training import host_memory
+from training.loop import host_memory
 
 CHILD = textwrap.dedent(
     """
     import json
-    from training.host_memory import release_freed_heap
+    from training.loop.host_memory import release_freed_heap
 
     def rss_mib():
         with open("/proc/self/status") as f:

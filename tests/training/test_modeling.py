@@ -10,10 +10,10 @@ import pytest
 import torch
 from torch.nn.functional import cross_entropy
 
-from training import packed_attention
-from training.loss import linear_cross_entropy_sum, shift_targets
-from training.modeling import PackedCausalLM, make_micro_batch
-from training.packing import IGNORE_INDEX, pack_sequences
+from training.data.packing import IGNORE_INDEX, pack_sequences
+from training.model import packed_attention
+from training.model.loss import linear_cross_entropy_sum, shift_targets
+from training.model.modeling import PackedCausalLM, make_micro_batch
 
 
 def _model(path: Path, impl: str) -> Any:

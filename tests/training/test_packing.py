@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from training.packing import IGNORE_INDEX, PackedDataset, best_fit, pack_sequences, write_packs
+from training.data.packing import IGNORE_INDEX, PackedDataset, best_fit, pack_sequences, write_packs
 
 
 def test_best_fit_places_every_item_once_within_capacity():

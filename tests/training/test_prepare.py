@@ -15,10 +15,11 @@ import pytest
 from data_fixtures import tiny_tokenizer, tiny_tokenizer_dir, tool_conversation, write_jsonl
 
 from training import synthetic
-from training.conversation import Conversation
-from training.data import UNPACKED
-from training.formats import read_jsonl
-from training.packing import IGNORE_INDEX, PackedDataset
+from training.data.conversation import Conversation
+from training.data.formats import read_jsonl
+from training.data.packing import IGNORE_INDEX, PackedDataset
+from training.data.render import encode_conversation
+from training.data.stream import UNPACKED
 from training.prepare import (
     EVAL,
     QUARANTINE,
@@ -28,7 +29,6 @@ from training.prepare import (
     cli,
     main,
 )
-from training.render import encode_conversation
 
 
 def read_unpacked(directory: Path) -> list[dict[str, Any]]:

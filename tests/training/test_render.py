@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from data_fixtures import WEATHER_TOOL, tiny_tokenizer, tool_conversation
 
-from training.conversation import ConversationError, Message, ToolCall, build
-from training.formats import TextDocument
-from training.packing import IGNORE_INDEX
-from training.render import (
+from training.data.conversation import ConversationError, Message, ToolCall, build
+from training.data.formats import TextDocument
+from training.data.packing import IGNORE_INDEX
+from training.data.render import (
     EMPTY_THINK,
     encode_conversation,
     encode_texts,

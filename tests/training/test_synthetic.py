@@ -10,8 +10,8 @@ import pytest
 from data_fixtures import tiny_tokenizer
 
 from training import synthetic
-from training.formats import read_jsonl
-from training.render import encode_conversation
+from training.data.formats import read_jsonl
+from training.data.render import encode_conversation
 
 
 def test_same_seed_same_data_other_seed_other_data():

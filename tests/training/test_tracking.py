@@ -9,7 +9,7 @@ import pytest
 
 from training import train
 from training.config import MlflowConfig
-from training.tracking import flatten, log_to_run, resolve_uri
+from training.loop.tracking import flatten, log_to_run, resolve_uri
 
 
 def test_run_is_logged_and_resume_continues_it(
@@ -69,7 +69,7 @@ def test_flatten_nested_config() -> None:
 def test_tracking_off_is_said_once_on_the_main_rank(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from training.tracking import Tracker
+    from training.loop.tracking import Tracker
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     assert not Tracker(MlflowConfig(), enabled=True).active

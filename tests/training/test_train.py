@@ -13,8 +13,8 @@ from safetensors.torch import load_file
 
 from training import train
 from training.config import TrainConfigError, dump_config, load_config
-from training.modeling import PackedCausalLM, load_causal_lm, make_micro_batch
-from training.packing import pack_sequences
+from training.data.packing import pack_sequences
+from training.model.modeling import PackedCausalLM, load_causal_lm, make_micro_batch
 from training.train import cosine_with_warmup
 
 CONFIGS = Path(__file__).resolve().parents[2] / "training" / "configs"

@@ -22,9 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from training.conversation import Conversation, ConversationError
-from training.formats import TextDocument
-from training.packing import IGNORE_INDEX
+from training.data.conversation import Conversation, ConversationError
+from training.data.formats import TextDocument
+from training.data.packing import IGNORE_INDEX
 
 ASSISTANT_HEADER = "<|im_start|>assistant\n"
 TURN_END = "<|im_end|>"

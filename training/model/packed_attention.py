@@ -44,7 +44,7 @@ def packed_sdpa_attention(  # noqa: PLR0917 - transformers calls it positionally
         raise ValueError("packed_sdpa takes segment bounds, not an attention mask")
     if bounds is None:
         raise ValueError(
-            "packed_sdpa needs packed_seq_bounds (training.packed_attention.packed_kwargs); "
+            "packed_sdpa needs packed_seq_bounds (training.model.packed_attention.packed_kwargs); "
             "without them the row would attend as one sequence across conversation boundaries"
         )
     if query.shape[0] != 1:

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from training.packing import IGNORE_INDEX
+from training.data.packing import IGNORE_INDEX
 
 
 def shift_targets(labels: np.ndarray, seq_lens: np.ndarray) -> np.ndarray:

@@ -18,9 +18,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from training.formats import TextDocument
-from training.packing import MANIFEST, Pack, PackedDataset, pack_sequences
-from training.render import encode_texts
+from training.data.formats import TextDocument
+from training.data.packing import MANIFEST, Pack, PackedDataset, pack_sequences
+from training.data.render import encode_texts
 
 UNPACKED = "train.jsonl"  # the file `training.prepare --no-pack` writes
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from inference.parsing import CALL_CLOSE, CALL_OPEN, THINK_OPEN, ErrorKind, parse_completion
-from training.conversation import (
+from training.data.conversation import (
     Conversation,
     ConversationError,
     Message,

@@ -15,11 +15,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from training import host_memory, packed_attention
 from training.config import TrainConfig
-from training.loss import linear_cross_entropy_sum, shift_targets
-from training.model_dirs import local_dir
-from training.packing import IGNORE_INDEX
+from training.data.packing import IGNORE_INDEX
+from training.loop import host_memory
+from training.model import packed_attention
+from training.model.dirs import local_dir
+from training.model.loss import linear_cross_entropy_sum, shift_targets
 
 
 @dataclass
