@@ -16,6 +16,13 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
             return action.help
         return super()._get_help_string(action)
 
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        """A one-line description is wrapped; text with its own line breaks (a table in an
+        epilog) is kept as written."""
+        if "\n" in text:
+            return "".join(indent + line for line in text.splitlines(keepends=True))
+        return super()._fill_text(text, width, indent)
+
 
 def summary(doc: str | None) -> str:
     """A module docstring's first paragraph as one line, never a sentence cut at a line break."""

@@ -14,7 +14,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BeforeValidator, ConfigDict, Field, Strict, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    ValidationError,
+    model_validator,
+)
 
 from config.base import ConfigError, FieldProblemError, StrictModel, validation_errors
 
@@ -219,6 +227,21 @@ class TrainConfig(_Section):
         """Hash of `resume_settings()`."""
         blob = json.dumps(self.resume_settings(), sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def settable_keys(model: type[BaseModel] | None = None, prefix: str = "") -> list[str]:
+    """One line per key ``--set`` accepts (``dotted.key (default): description``), from the
+    schema itself, so ``train --help`` can never list a key the config does not have."""
+    lines = []
+    for name, field in (model or TrainConfig).model_fields.items():
+        kind = field.annotation
+        if isinstance(kind, type) and issubclass(kind, BaseModel):
+            lines += settable_keys(kind, f"{prefix}{name}.")
+            continue
+        required = field.is_required()
+        default = "required" if required else repr(field.get_default(call_default_factory=True))
+        lines.append(f"{prefix}{name} ({default}): {field.description or ''}".rstrip(": "))
+    return lines
 
 
 def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:

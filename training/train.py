@@ -37,6 +37,7 @@ from training.config import (
     changed_settings,
     dump_config,
     load_config,
+    settable_keys,
 )
 from training.data import stream
 from training.loop import checkpoint, distributed
@@ -454,6 +455,9 @@ def main(config: TrainConfig) -> TrainResult:
 
 def parse_args(argv: list[str] | None = None) -> TrainConfig:
     parser = command_parser("training.train", __doc__)
+    parser.epilog = "keys --set accepts (default: description):\n" + "\n".join(
+        f"  {line}" for line in settable_keys()
+    )
     parser.add_argument("--config", type=Path, required=True, help="YAML file (TrainConfig)")
     parser.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE",

@@ -397,3 +397,23 @@ def test_a_local_config_is_validated_before_rendering(tmp_path: Path, capsys) ->
     bad.write_text("optim:\n  lrr: 1\n")
     assert main(["render", "--name", "j", "--image", "i:1", "--config", str(bad)]) == 2
     assert "--config:" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("image", ["<training image>", "training", "Repo/Upper:1", "a b:1"])
+def test_an_image_that_is_not_a_tagged_reference_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], image: str
+) -> None:
+    out = tmp_path / "job.yaml"
+    argv = ["render", "--name", "j", "--image", image, "--config", "/fsx/c.yaml"]
+    assert main([*argv, "--output", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"image: {image!r} is not an image reference with a tag or digest" in err
+    assert not out.exists()
+
+
+def test_a_digest_pinned_image_renders(tmp_path: Path) -> None:
+    image = "123456789012.dkr.ecr.us-east-1.amazonaws.com/fraud/training@sha256:" + "a" * 64
+    out = tmp_path / "job.yaml"
+    argv = ["render", "--name", "j", "--image", image, "--config", "/fsx/c.yaml"]
+    assert main([*argv, "--output", str(out)]) == 0
+    assert image in out.read_text(encoding="utf-8")

@@ -31,6 +31,15 @@ ENTRYPOINT = ["-m", "training.entrypoint", "train"]
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _MIG_PROFILE = re.compile(r"^[1-7]g\.\d+gb$")
+# An OCI image reference with a tag or a digest (the grammar of distribution/reference): a job
+# must name what it runs, never an implicit `latest` or a placeholder like '<training image>'.
+_PATH = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_IMAGE = re.compile(
+    rf"^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*"
+    rf"(?::[0-9]+)?/)?{_PATH}(?:/{_PATH})*"
+    r"(?::[\w][\w.-]{0,127}(?:@[a-z0-9]+(?:[+._-][a-z0-9]+)*:[0-9a-fA-F]{32,})?"
+    r"|@[a-z0-9]+(?:[+._-][a-z0-9]+)*:[0-9a-fA-F]{32,})$"
+)
 
 
 def _help(text: str) -> dict[str, str]:
@@ -87,6 +96,12 @@ class JobSpec:
             raise JobSpecError(f"name: {self.name!r} is not a DNS-1123 label of <= 63 characters")
         if not self.image:
             raise JobSpecError("image: required (or --bu NAME to use the BU's training image)")
+        if not _IMAGE.match(self.image):
+            raise JobSpecError(
+                f"image: {self.image!r} is not an image reference with a tag or digest, like "
+                "123456789012.dkr.ecr.us-east-1.amazonaws.com/fraud/training:3f2c1ab "
+                "(or give --bu NAME for the BU's training image)"
+            )
         if not _DNS_LABEL.match(self.namespace):
             raise JobSpecError(f"namespace: {self.namespace!r} is not a DNS-1123 label")
         for attr in ("nodes", "gpus_per_node"):
