@@ -188,7 +188,12 @@ class TrainConfig(_Section):
         description="`auto`: bf16 autocast on CUDA, fp32 on CPU; `bf16` without CUDA fails.",
     )
     device: Literal["auto", "cpu", "cuda"] = Field(default="auto", description="Device.")
-    num_threads: int = Field(default=0, ge=0, description="torch CPU threads (0: torch default).")
+    num_threads: int = Field(
+        default=0,
+        ge=0,
+        description="torch CPU threads (0: torch's default, capped at the CPUs this process "
+        "may use).",
+    )
     deterministic: bool = Field(
         default=False, description="torch.use_deterministic_algorithms (exact resume tests)."
     )

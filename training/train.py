@@ -103,8 +103,8 @@ class Recipe:
         if cfg.precision == "bf16" and device_kind != "cuda":
             raise ValueError("precision=bf16 needs CUDA (CPU runs train in fp32)")
         self.bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and device_kind == "cuda")
-        if cfg.num_threads:
-            torch.set_num_threads(cfg.num_threads)
+        # torch counts the machine's cores; a container or `taskset` may allow fewer.
+        torch.set_num_threads(cfg.num_threads or min(torch.get_num_threads(), _usable_cpus()))
         if cfg.deterministic:
             torch.use_deterministic_algorithms(True)
         self.world = distributed.init(device_kind)
@@ -451,6 +451,13 @@ def main(config: TrainConfig) -> TrainResult:
         return recipe.result()
     finally:
         recipe.cleanup(status)
+
+
+def _usable_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
 
 
 def parse_args(argv: list[str] | None = None) -> TrainConfig:
