@@ -300,9 +300,29 @@ def hf_completer(
 # --- report -----------------------------------------------------------------------------------
 
 
+# What each row of the table means, printed beside it (fractions of the cases named).
+MEANINGS = {
+    "parse_validity": "all cases: tags closed, each call a JSON object with a name",
+    "function_name_accuracy": "call cases: predicted names = expected names",
+    "arguments_required": "call cases with a call: no required argument missing",
+    "arguments_no_unexpected": "call cases with a call: no argument outside the schema",
+    "arguments_types": "call cases with a call: every argument of its schema's type/enum",
+    "arguments_values": "call cases: each rightly named call has the expected values",
+    "full_call_accuracy": "call cases: exactly the expected calls, parse valid",
+    "no_call_accuracy": "no-call cases: answered without a tool call",
+    "accuracy": "all cases: full call right, or rightly no call",
+    "cases": "assistant turns scored (call cases + no-call cases)",
+    "call_cases": "turns whose reference makes at least one call",
+    "no_call_cases": "turns whose reference answers without a call",
+    "expected_calls": "calls in the references",
+    "predicted_calls": "calls the model made",
+    "unfinished": "completions cut off at --max-new-tokens (no end token)",
+}
+
+
 def format_table(report: dict[str, Any]) -> str:
     models = list(report["models"])
-    rows = [f"{'metric':<26}" + "".join(f"{m:>10}" for m in models)]
+    rows = [f"{'metric':<26}" + "".join(f"{m:>10}" for m in models) + "  what it counts"]
     for key in report["models"][models[0]]["metrics"]:
         cells = []
         for m in models:
@@ -310,7 +330,8 @@ def format_table(report: dict[str, Any]) -> str:
             cells.append(
                 f"{'-':>10}" if v is None else f"{v:>10.3f}" if isinstance(v, float) else f"{v:>10}"
             )
-        rows.append(f"{key:<26}" + "".join(cells))
+        rows.append(f"{key:<26}" + "".join(cells) + f"  {MEANINGS.get(key, '')}".rstrip())
+    rows.append("-: no case of that kind (e.g. a model that never calls has no argument rows)")
     return "\n".join(rows)
 
 

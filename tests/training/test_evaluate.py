@@ -161,8 +161,15 @@ def test_side_by_side_report_file_and_table(tmp_path):
     assert report["models"]["base"]["metrics"]["no_call_accuracy"] == 1.0
     assert report["mlflow_run_id"] is None  # no tracking URI configured
     table = format_table(report).splitlines()
-    assert table[0].split() == ["metric", "base", "tuned"]
-    assert table[7].split() == ["full_call_accuracy", "0.000", "1.000"]
+    assert table[0].split()[:3] == ["metric", "base", "tuned"]
+    assert table[7].split()[:3] == ["full_call_accuracy", "0.000", "1.000"]
+    # every row says what it counts, and `-` (no case of that kind) is explained
+    assert table[7].endswith("call cases: exactly the expected calls, parse valid")
+    unfinished = next(row for row in table if row.startswith("unfinished"))
+    assert unfinished.endswith("completions cut off at --max-new-tokens (no end token)")
+    base_arguments = next(row for row in table if row.startswith("arguments_required"))
+    assert base_arguments.split()[1] == "-"
+    assert table[-1].startswith("-: no case of that kind")
 
 
 def test_real_models_logged_to_mlflow(tmp_path, mlflow_server, monkeypatch):
