@@ -167,7 +167,7 @@ def test_mig_profile_requests_slices_on_nodes_whose_layout_is_applied() -> None:
     ],
 )
 def test_bad_specs_name_the_setting(kwargs: dict[str, Any], field: str) -> None:
-    base = {"name": "ok", "image": "img", "config": "c.yaml"}
+    base = {"name": "ok", "image": "img:1", "config": "c.yaml"}
     with pytest.raises(JobSpecError, match=f"^{field}"):
         JobSpec(**{**base, **kwargs})
 
