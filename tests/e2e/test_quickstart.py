@@ -2,6 +2,7 @@
 must beat its base on at least 100 held-out turns. About 5 minutes: `make test-all` runs it."""
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -26,10 +27,16 @@ def _quickstart_commands() -> list[str]:
 def test_the_readme_quickstart_learns_to_call_tools(tmp_path: Path) -> None:
     commands = _quickstart_commands()
     commands[-1] += " --output report.json"
+    # The commands run from the repository root; here the scratch directory plays `runs/`'s
+    # parent, so the repository goes on the import path instead.
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("MLFLOW_TRACKING_URI", None)
     for line in commands:
         argv = line.replace("training/configs/", f"{ROOT}/training/configs/").split()
         argv[0] = sys.executable
-        done = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, check=False)
+        done = subprocess.run(
+            argv, cwd=tmp_path, env=env, capture_output=True, text=True, check=False
+        )
         assert done.returncode == 0, f"{line}\n{done.stderr[-2000:]}"
     report = json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))
     base, tuned = (report["models"][m]["metrics"] for m in ("base", "tuned"))
