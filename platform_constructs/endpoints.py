@@ -21,7 +21,7 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from platform_constructs import vpc_enis
-from platform_constructs.gates import acknowledge
+from platform_constructs.gates import COMPLIANCE_PACKS, acknowledge
 
 VARIANT = "AllTraffic"
 HTTPS = 443
@@ -143,7 +143,7 @@ class EndpointExecutionRole(Construct):
             )
         )
         self.policy = self.role.node.find_child("DefaultPolicy")
-        for pack in ("HIPAA.Security", "NIST.800.53.R5"):
+        for pack in COMPLIANCE_PACKS:
             acknowledge(
                 self.policy,
                 f"{pack}-IAMNoInlinePolicy",
@@ -306,7 +306,7 @@ class LmiEndpoint(Construct):
             endpoint_config_name=self.endpoint_config.attr_endpoint_config_name,
         )
         if volume_key is None:
-            for pack in ("HIPAA.Security", "NIST.800.53.R5"):
+            for pack in COMPLIANCE_PACKS:
                 acknowledge(
                     self.endpoint_config,
                     f"{pack}-SageMakerEndpointConfigurationKMSKeyConfigured",

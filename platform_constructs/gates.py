@@ -154,7 +154,7 @@ def acknowledge_cdk_function(construct: IConstruct, what: str) -> None:
         "AWSLambdaVPCAccessExecutionRole]": f"{what}: runs inside the private subnets (no internet "
         "path) and needs its ENI permissions from this AWS policy.",
     }
-    for pack in ("HIPAA.Security", "NIST.800.53.R5"):
+    for pack in COMPLIANCE_PACKS:
         reasons[f"{pack}-LambdaDLQ"] = (
             f"{what}: invoked only by CloudFormation, which records every failure on the stack "
             "event and rolls back; a dead-letter queue would have no consumer."

@@ -18,6 +18,7 @@ from constructs import Construct, IConstruct
 from config.hyperpod import GpuGroup, Quota, Scheduler, SystemGroup, Team
 from platform_constructs import vpc_enis
 from platform_constructs.gates import (
+    COMPLIANCE_PACKS,
     accept_role_depends_on,
     acknowledge,
     acknowledge_cdk_function,
@@ -44,7 +45,7 @@ def efa_security_group(scope: Construct, construct_id: str, *, vpc: ec2.IVpc) ->
         allow_all_outbound=True,
     )
     group.add_ingress_rule(group, ec2.Port.all_traffic(), "EFA/NCCL and kubelet between members")
-    for pack in ("HIPAA.Security", "NIST.800.53.R5"):
+    for pack in COMPLIANCE_PACKS:
         acknowledge(
             group,
             f"{pack}-EC2RestrictedCommonPorts",
@@ -193,7 +194,7 @@ class HyperPodCluster(Construct):
         )
         _acknowledge_bucket_read(policy, lifecycle_bucket, f"{LIFECYCLE_PREFIX}/*", "nodes")
         _acknowledge_key_use(policy, "node EBS volumes")
-        for pack in ("HIPAA.Security", "NIST.800.53.R5"):
+        for pack in COMPLIANCE_PACKS:
             acknowledge(
                 policy,
                 f"{pack}-IAMNoInlinePolicy",

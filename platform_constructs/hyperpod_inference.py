@@ -16,7 +16,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
-from platform_constructs.gates import acknowledge
+from platform_constructs.gates import COMPLIANCE_PACKS, acknowledge
 
 OPERATOR_NAMESPACE = "hyperpod-inference-system"
 OPERATOR_SERVICE_ACCOUNT = "hyperpod-inference-controller-manager"
@@ -121,7 +121,7 @@ class HyperPodInferenceOperator(Construct):
                 "Read-only access to the models bucket's objects: any endpoint's model prefix "
                 "may be mounted, and the bucket holds only exported models.",
             )
-        for pack in ("HIPAA.Security", "NIST.800.53.R5"):
+        for pack in COMPLIANCE_PACKS:
             acknowledge(
                 policy,
                 f"{pack}-IAMNoInlinePolicy",

@@ -10,7 +10,7 @@ from aws_cdk import aws_kms as kms
 from constructs import Construct
 
 from config.hyperpod import Observability
-from platform_constructs.gates import acknowledge
+from platform_constructs.gates import COMPLIANCE_PACKS, acknowledge
 
 # The add-on's collector runs under this service account (DESIGN.md, verified add-on facts).
 NAMESPACE = "hyperpod-observability"
@@ -77,7 +77,7 @@ class MetricsWorkspace(Construct):
                 "CDK's encrypt/decrypt grant on the one key of the Prometheus workspace the "
                 "collector writes to; these are its envelope-encryption calls.",
             )
-        for pack in ("HIPAA.Security", "NIST.800.53.R5"):
+        for pack in COMPLIANCE_PACKS:
             acknowledge(
                 policy,
                 f"{pack}-IAMNoInlinePolicy",
@@ -103,7 +103,7 @@ class MetricsWorkspace(Construct):
                 )
             )
             key.grant_decrypt(reader)
-            for pack in ("HIPAA.Security", "NIST.800.53.R5"):
+            for pack in COMPLIANCE_PACKS:
                 acknowledge(
                     reader.node.find_child("DefaultPolicy"),
                     f"{pack}-IAMNoInlinePolicy",

@@ -19,7 +19,7 @@ from kubernetes import client as k8s
 
 from config.hyperpod import GpuGroup, Team
 from platform_constructs.access import MlflowAccess
-from platform_constructs.gates import acknowledge_each
+from platform_constructs.gates import COMPLIANCE_PACKS, acknowledge_each
 from platform_constructs.hyperpod_eks import HyperPodEksCluster, pod_identity_role
 
 SERVICE_ACCOUNT = "training"  # in each team namespace
@@ -291,7 +291,7 @@ def _acknowledge_workload_policy(
             f"Team {team} reads and writes only its own prefix of this bucket."
         )
     acknowledged = {f"AwsSolutions-IAM5[{finding}]": reason for finding, reason in findings.items()}
-    for pack in ("HIPAA.Security", "NIST.800.53.R5"):
+    for pack in COMPLIANCE_PACKS:
         acknowledged[f"{pack}-IAMNoInlinePolicy"] = (
             "CDK grants write this role's policy for this one team role only; an inline policy "
             "cannot be attached to another principal by mistake."

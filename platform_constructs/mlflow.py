@@ -18,7 +18,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
-from platform_constructs.gates import acknowledge
+from platform_constructs.gates import COMPLIANCE_PACKS, acknowledge
 from platform_constructs.grant_findings import acknowledge_bucket_grant, nag_form
 
 MlflowKind = Literal["app", "tracking_server"]
@@ -193,7 +193,7 @@ class ManagedMlflow(Construct):
             write=False,
             why="MLflow lists and reads artifact versions of its own bucket.",
         )
-        for pack in ("HIPAA.Security", "NIST.800.53.R5"):
+        for pack in COMPLIANCE_PACKS:
             acknowledge(
                 service_policy,
                 f"{pack}-IAMNoInlinePolicy",

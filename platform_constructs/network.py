@@ -17,7 +17,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from platform_constructs.gates import acknowledge
+from platform_constructs.gates import COMPLIANCE_PACKS, acknowledge
 
 _SVC = ec2.InterfaceVpcEndpointAwsService
 # Interface endpoints, by construct id. SageMaker MLflow is served by the `experiments`
@@ -96,7 +96,7 @@ class PlatformVpc(Construct):
             # Closing the default SG needs a Lambda custom resource; see the acknowledgement.
             restrict_default_security_group=False,
         )
-        for pack in ("HIPAA.Security", "NIST.800.53.R5"):
+        for pack in COMPLIANCE_PACKS:
             acknowledge(
                 self.vpc,
                 f"{pack}-VPCDefaultSecurityGroupClosed",
@@ -105,7 +105,7 @@ class PlatformVpc(Construct):
                 "the VPC that itself fails the Lambda rules.",
             )
         for subnet in self.vpc.public_subnets:
-            for pack in ("HIPAA.Security", "NIST.800.53.R5"):
+            for pack in COMPLIANCE_PACKS:
                 acknowledge(
                     subnet.node.find_child("DefaultRoute"),
                     f"{pack}-VPCNoUnrestrictedRouteToIGW",
@@ -149,7 +149,7 @@ class VpcFlowLogs(Construct):
             destination=ec2.FlowLogDestination.to_cloud_watch_logs(self.log_group),
             traffic_type=ec2.FlowLogTrafficType.ALL,
         )
-        for pack in ("HIPAA.Security", "NIST.800.53.R5"):
+        for pack in COMPLIANCE_PACKS:
             acknowledge(
                 self.flow_log.node.find_child("IAMRole").node.find_child("DefaultPolicy"),
                 f"{pack}-IAMNoInlinePolicy",

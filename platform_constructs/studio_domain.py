@@ -18,7 +18,7 @@ from aws_cdk import aws_sagemaker as sagemaker
 from aws_cdk import custom_resources as cr
 from constructs import Construct
 
-from platform_constructs.gates import acknowledge, acknowledge_each
+from platform_constructs.gates import COMPLIANCE_PACKS, acknowledge, acknowledge_each
 
 HTTPS, NFS = 443, 2049
 # Studio's JupyterLab/Code Editor servers and their kernels talk over these ports inside the
@@ -245,7 +245,7 @@ class StudioDomain(Construct):
             function,
             {
                 f"{pack}-{rule}": reason
-                for pack in ("HIPAA.Security", "NIST.800.53.R5")
+                for pack in COMPLIANCE_PACKS
                 for rule, reason in reasons.items()
             },
         )
@@ -271,7 +271,7 @@ class StudioDomain(Construct):
             },
         )
         policy = switch.node.find_child("CustomResourcePolicy")
-        for pack in ("HIPAA.Security", "NIST.800.53.R5"):
+        for pack in COMPLIANCE_PACKS:
             acknowledge(
                 policy,
                 f"{pack}-IAMNoInlinePolicy",

@@ -145,8 +145,11 @@ class TemplateLinter:
         for path, region in sorted(jobs, key=lambda job: -job[0].stat().st_size):
             key = self._key(path, region)
             if key not in self._pending and self._cached(key) is None:
-                pool = self._start_pool()
-                self._pending[key] = pool.apply_async(lint_template, (str(path), region))
+                self._start(key, path, region)
+
+    def _start(self, key: str, path: Path, region: str) -> None:
+        pool = self._start_pool()
+        self._pending[key] = pool.apply_async(lint_template, (str(path), region))
 
     def lint(self, jobs: Sequence[tuple[Path, str]]) -> list[list[Finding]]:
         """Findings per ``(template path, region)`` job, in order; cached results reused, and
@@ -159,7 +162,9 @@ class TemplateLinter:
             key=lambda i: -jobs[i][0].stat().st_size,
         )
         if self._early:
-            self.submit([jobs[i] for i in missing])
+            for i in missing:  # already known to miss the cache: no second read or hash
+                if keys[i] not in self._pending:
+                    self._start(keys[i], *jobs[i])
             try:
                 for i in missing:
                     results[i] = self._pending[keys[i]].get()

@@ -13,7 +13,7 @@ from constructs import Construct
 
 from platform_constructs import vpc_enis
 from platform_constructs.access import MlflowAccess
-from platform_constructs.gates import acknowledge, acknowledge_each
+from platform_constructs.gates import COMPLIANCE_PACKS, acknowledge, acknowledge_each
 
 HTTPS = 443
 # SageMaker writes a job's container logs to these groups, one stream per `<job name>/<host>`.
@@ -241,7 +241,7 @@ class ManagedJobAccess(Construct):
             mlflow.grant_access(self.role)
             default_policy = self.role.node.try_find_child("DefaultPolicy")
             if default_policy is not None:
-                for pack in ("HIPAA.Security", "NIST.800.53.R5"):
+                for pack in COMPLIANCE_PACKS:
                     acknowledge(
                         default_policy,
                         f"{pack}-IAMNoInlinePolicy",

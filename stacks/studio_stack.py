@@ -10,7 +10,7 @@ from config.naming import BU_TAG_KEY
 from config.schema import BusinessUnitConfig
 from config.studio import SPACE_SUFFIXES, AppDefaults
 from platform_constructs.access import MlflowUiAccess
-from platform_constructs.gates import acknowledge
+from platform_constructs.gates import COMPLIANCE_PACKS, acknowledge
 from platform_constructs.grant_findings import acknowledge_bucket_grant
 from platform_constructs.keys import PurposeKey
 from platform_constructs.studio_domain import IdeSettings, StudioDomain
@@ -123,7 +123,7 @@ class StudioStack(cdk.Stack):
                 write=write,
                 why=f"Studio users {'read and write' if write else 'read'} the BU's {purpose}.",
             )
-        for pack in ("HIPAA.Security", "NIST.800.53.R5"):
+        for pack in COMPLIANCE_PACKS:
             acknowledge(
                 grants,
                 f"{pack}-IAMNoInlinePolicy",
