@@ -90,13 +90,13 @@ test-all: install ## Every test, the slow ones included
 bench-synth: install ## cdk synth time: empty app floor vs this app with 1, 3 and 6 BUs
 	$(PY) -m benchmarks.synth
 
-bench-train: install ## This trainer vs TRL SFTTrainer (padded and packed) on two tiny Qwen3 shapes
+bench-train: install ## This trainer vs TRL SFTTrainer: ablation ladder, data mixes, utilisation (~35 min)
 	$(PY) -m benchmarks.train
 
 bench-contention: install ## The tiny training run idle and beside a busy process (thread defaults vs before)
 	$(PY) -m benchmarks.contention
 
-bench-inference: install ## Completion parser + validation vs a naive regex baseline
+bench-inference: install ## Completion parser vs a hand-rolled jsonschema baseline and transformers' parse_response
 	$(PY) -m benchmarks.inference
 
 clean: ## Remove build outputs (keeps .venv and node_modules)

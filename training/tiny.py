@@ -150,6 +150,7 @@ class TinyShape:
     num_key_value_heads: int = 2
     head_dim: int = 16
     vocab_size: int | None = None  # None: the tokenizer's length
+    tie_word_embeddings: bool = False  # Qwen3-4B ties them; the test models do not
 
 
 def build_model(tokenizer: Any, shape: TinyShape = TinyShape(), seed: int = 0) -> Any:
@@ -169,7 +170,7 @@ def build_model(tokenizer: Any, shape: TinyShape = TinyShape(), seed: int = 0) -
         num_key_value_heads=shape.num_key_value_heads,
         head_dim=shape.head_dim,
         max_position_embeddings=8192,
-        tie_word_embeddings=False,
+        tie_word_embeddings=shape.tie_word_embeddings,
         bos_token_id=None,
         eos_token_id=tokenizer.convert_tokens_to_ids("<|im_end|>"),
         pad_token_id=tokenizer.pad_token_id,

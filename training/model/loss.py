@@ -1,11 +1,17 @@
 """Cross-entropy on loss-bearing positions only, with the vocabulary projection chunked.
 
-Qwen3's lm_head maps to 151,936 logits per token. A tool-calling conversation takes loss on a
-fifth of its tokens, so computing full logits spends most of the step (and most of the memory) on
-prompt tokens whose logits are thrown away. Here the trainer gathers the hidden states whose next
-token carries a label and projects only those, a chunk of rows at a time. Each chunk's gradient
-is computed in the forward pass (as Liger's fused linear cross-entropy does), so at most one
+Qwen3's lm_head maps to 151,936 logits per token, and a tool-calling conversation takes loss on
+a tenth to a third of its tokens. A plain `*ForCausalLM` forward projects every position and
+keeps the full `[T, vocab]` logits; here the trainer gathers the hidden states whose next token
+carries a label and projects only those, a chunk of rows at a time. Each chunk's gradient is
+computed in the forward pass (as Liger's fused linear cross-entropy does), so at most one
 `[chunk, vocab]` logits block is alive at any time and backward costs no recomputation.
+
+TRL 1.16's `SFTTrainer` never builds full logits either: it patches in a chunked fused head
+(`add_fused_lm_head`). On CUDA/XPU with Triton it projects only rows whose label is not -100;
+elsewhere (the CPU included) it projects every position in tiles and recomputes each tile in
+backward. `make bench-train` measures against the CPU path, so its LM-head gain is larger
+than what to expect against TRL on a GPU.
 """
 
 from __future__ import annotations
