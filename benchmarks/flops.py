@@ -14,6 +14,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 
+def causal_pairs(lengths: Iterable[int]) -> int:
+    """sum(L * (L + 1)): twice the query-key pairs causal attention scores, per head and layer."""
+    return sum(n * (n + 1) for n in lengths)
+
+
 @dataclass(frozen=True)
 class Body:
     hidden: int
@@ -33,7 +38,7 @@ class Body:
 
     def attention_macs(self, lengths: Iterable[int]) -> int:
         """QK^T and AV under a causal mask: L(L+1)/2 scores each, per head and layer."""
-        return self.layers * self.heads * self.head_dim * sum(n * (n + 1) for n in lengths)
+        return self.layers * self.heads * self.head_dim * causal_pairs(lengths)
 
     def attention_to_linear(self, lengths: list[int]) -> float:
         return self.attention_macs(lengths) / (self.linear_macs_per_token() * sum(lengths))

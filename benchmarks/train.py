@@ -40,7 +40,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, cast
 
@@ -57,15 +57,25 @@ class Shape:
     tiny: TinyShape
 
 
+_NARROW = TinyShape(
+    hidden_size=256, num_hidden_layers=8, intermediate_size=768, num_attention_heads=4,
+    num_key_value_heads=2, head_dim=64, tie_word_embeddings=True,
+)  # fmt: skip
 SHAPES = {
     "R": Shape(
         "R (h1024 x 2, 2k vocab)",
-        TinyShape(1024, 2, 3840, 8, 2, 128, None, tie_word_embeddings=True),
+        TinyShape(
+            hidden_size=1024,
+            num_hidden_layers=2,
+            intermediate_size=3840,
+            num_attention_heads=8,
+            num_key_value_heads=2,
+            head_dim=128,
+            tie_word_embeddings=True,
+        ),
     ),
-    "A": Shape("A (h256 x 8, 2k vocab)", TinyShape(256, 8, 768, 4, 2, 64, None, True)),
-    "B": Shape(
-        "B (h256 x 8, 151,936 vocab)", TinyShape(256, 8, 768, 4, 2, 64, QWEN3_VOCAB_SIZE, True)
-    ),
+    "A": Shape("A (h256 x 8, 2k vocab)", _NARROW),
+    "B": Shape("B (h256 x 8, 151,936 vocab)", replace(_NARROW, vocab_size=QWEN3_VOCAB_SIZE)),
 }
 # Rungs of the ladder, in order; each changes one thing from the one before.
 LADDER = {
@@ -96,10 +106,6 @@ def body(shape: Shape, vocab: int) -> flops.Body:
 # -- children: one variant, one shape, one mix, one process ------------------------------------
 def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def _lengths_sq(lengths: list[int]) -> int:
-    return sum(n * (n + 1) for n in lengths)
 
 
 def _fill_and_step(params: list[Any], optimizer: Any) -> None:
@@ -191,7 +197,7 @@ def _run_ours(a: argparse.Namespace, *, floor: bool) -> dict[str, Any]:
         "loss_tokens": round(sum(r["loss_tokens_per_s"] * r["step_time_s"] for r in measured)),
         "computed_tokens": sum(c for c, _, _ in mine),
         "real_tokens": sum(r for _, r, _ in mine),
-        "sum_len_sq": sum(_lengths_sq(lens) for _, _, lens in mine),
+        "sum_len_sq": sum(flops.causal_pairs(lens) for _, _, lens in mine),
         "budget_tokens": None if opts.get("padded") else len(mine) * pack_length,
     }
 
@@ -284,7 +290,7 @@ def _run_trl(a: argparse.Namespace, *, floor: bool) -> dict[str, Any]:
         "loss_tokens": sum(m[0] for m in mine),
         "computed_tokens": sum(m[1] for m in mine),
         "real_tokens": sum(m[2] for m in mine),
-        "sum_len_sq": sum(_lengths_sq(m[3]) for m in mine),
+        "sum_len_sq": sum(flops.causal_pairs(m[3]) for m in mine),
         "budget_tokens": len(mine) * MICRO_TOKENS if packed else None,
     }
 
@@ -473,8 +479,6 @@ def report(saved: dict[str, Any]) -> str:
     shapes, mixes = a["shapes"], a["mixes"]
     cases = [Case(**c) for c in saved["cases"]]
     peaks = saved["peaks"]
-    if not isinstance(next(iter(peaks.values())), dict):  # a run saved before per-shape peaks
-        peaks = dict.fromkeys(shapes, peaks)
     out = [
         f"fp32 matmul peak at {x}'s GEMM sizes (m x k x n, GFLOP/s, best of 5): "
         + ", ".join(f"{k} {v:,.0f}" for k, v in peaks[x].items())

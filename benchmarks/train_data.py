@@ -179,25 +179,27 @@ def our_step_tokens(packs_dir: Path, micro_per_step: int, steps: int) -> list[in
 
 
 def padded_plan(examples: Examples, targets: list[int], per_step: int, seed: int = 0) -> list[int]:
-    """Example indices, `per_step` a step, each step's tokens within tolerance of its target."""
+    """Example indices, `per_step` a step, each step's tokens within tolerance of its target;
+    no conversation is used twice."""
     lengths = [len(x) for x in examples.input_ids]
     rng = random.Random(seed)  # noqa: S311
-    pool = list(range(len(lengths)))
-    rng.shuffle(pool)
+    pool = set(range(len(lengths)))
     order: list[int] = []
     for target in targets:
+        if len(pool) < per_step:
+            raise ValueError(
+                f"{len(lengths)} conversations cannot fill the steps: raise --conversations"
+            )
         for _ in range(20000):
-            head = rng.sample(pool, per_step - 1)
+            head = rng.sample(sorted(pool), per_step - 1)
             need = target - sum(lengths[i] for i in head)
-            rest = [i for i in pool if i not in head]
-            last = min(rest, key=lambda i: abs(lengths[i] - need))
+            last = min(pool - set(head), key=lambda i: (abs(lengths[i] - need), i))
             if abs(lengths[last] - need) <= BUDGET_TOLERANCE * target:
                 break
         else:
             raise ValueError(f"no {per_step} conversations sum to {target} tokens within tolerance")
-        chosen = [*head, last]
-        order += chosen
-        pool = [i for i in pool if i not in chosen] or list(range(len(lengths)))
+        order += [*head, last]
+        pool -= {*head, last}
     return order
 
 

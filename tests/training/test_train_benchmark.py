@@ -103,11 +103,13 @@ def test_the_headline_shape_is_representative_and_the_narrow_one_is_not(
     )
 
 
-def test_model_flops_are_six_per_mac_and_count_the_head_at_loss_rows_only() -> None:
-    b = flops.Body(8, 1, 2, 1, 4, 16, 100)
+def test_model_flops_count_each_attended_pair_and_the_head_at_loss_rows_only() -> None:
+    b = flops.Body(hidden=8, layers=1, heads=2, kv_heads=1, head_dim=4, intermediate=16, vocab=100)
     lengths = [3, 5]
-    got = flops.model_flops(
-        b, sum_len=8, sum_len_sq=sum(n * (n + 1) for n in lengths), loss_tokens=2
-    )
-    attention = 1 * 2 * 4 * (3 * 4 + 5 * 6)
+    # Causal attention, counted pair by pair: query i scores keys 0..i (QK^T), then mixes as
+    # many values (AV), per head and channel.
+    pairs = sum(i + 1 for n in lengths for i in range(n))
+    attention = 2 * pairs * b.heads * b.head_dim * b.layers
+    got = flops.model_flops(b, sum_len=8, sum_len_sq=flops.causal_pairs(lengths), loss_tokens=2)
+    # forward 2 FLOPs a MAC, backward twice the forward; the head only at the 2 loss rows
     assert got == 6 * (b.linear_macs_per_token() * 8 + attention + 8 * 100 * 2)
