@@ -137,9 +137,10 @@ def _run_ours(a: argparse.Namespace, *, floor: bool) -> dict[str, Any]:
     stream.PackLoader._epoch_order = in_file_order  # type: ignore[method-assign]
     if opts.get("segments") is False:
         whole = packed_attention.packed_kwargs
-        packed_attention.packed_kwargs = lambda lens, dev: whole(  # type: ignore[assignment]
-            np.asarray([int(lens.sum())]), dev
-        )
+        def one_segment(seq_lens: Any, device: Any, prefixes: Any = None) -> dict[str, Any]:
+            return whole(np.asarray([int(seq_lens.sum())]), device)
+
+        packed_attention.packed_kwargs = one_segment
     if opts.get("full_head"):
 
         def full_head(self: Any, batch: Any) -> torch.Tensor:

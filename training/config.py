@@ -164,12 +164,40 @@ class DistributedConfig(_Section):
     )
 
 
+class DpoConfig(_Section):
+    beta: Float = Field(
+        default=0.1,
+        gt=0.0,
+        description="DPO temperature: how far the policy may move from the reference.",
+    )
+    label_smoothing: Float = Field(
+        default=0.0,
+        ge=0.0,
+        lt=0.5,
+        description="Conservative DPO: the share of pairs assumed mislabelled.",
+    )
+    reference: Literal["auto", "adapters_disabled", "precomputed"] = Field(
+        default="auto",
+        description="Where reference log-probs come from without a second model: "
+        "`adapters_disabled` (LoRA: the same weights, adapters off), `precomputed` (one pass "
+        "before training, stored with the data); `auto` picks the first for LoRA, else the "
+        "second.",
+    )
+    share_prompt: bool = Field(
+        default=True,
+        description="Compute each pair's prompt once (chosen and rejected share it in one row); "
+        "false lays out prompt+chosen and prompt+rejected separately (needed for FlashAttention).",
+    )
+
+
 # Settings a resumed run must share with the checkpoint: they decide which packs come next, the
 # optimizer's trajectory and the schedule's shape (a new max_steps reshapes the cosine mid-run, a
 # new lr would be overridden by the restored optimizer state). Logging, checkpoint cadence,
 # evaluation, tracking, threads and the data *path* may change (data content is fingerprinted
 # separately, see `training.data.stream.fingerprint`).
-RESUME_SETTINGS = ("seed", "max_steps", "model.name_or_path", "lora", "data", "optim")
+RESUME_SETTINGS = (
+    "seed", "max_steps", "model.name_or_path", "lora", "data", "optim", "objective", "dpo",
+)  # fmt: skip
 _NOT_RESUME_SETTINGS = ("data.path", "data.eval_path")
 
 
@@ -198,6 +226,11 @@ class TrainConfig(_Section):
         default=False, description="torch.use_deterministic_algorithms (exact resume tests)."
     )
     progress_bar: bool = Field(default=True, description="tqdm bar on rank 0.")
+    objective: Literal["sft", "dpo"] = Field(
+        default="sft",
+        description="`sft`: next-token cross-entropy (data.mode picks supervised or "
+        "pre-training); `dpo`: preference alignment on `prepare --task preference` data.",
+    )
     model: ModelConfig
     lora: LoraConfig = Field(default_factory=LoraConfig)
     data: DataConfig
@@ -205,6 +238,7 @@ class TrainConfig(_Section):
     checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
     mlflow: MlflowConfig = Field(default_factory=MlflowConfig)
     distributed: DistributedConfig = Field(default_factory=DistributedConfig)
+    dpo: DpoConfig = Field(default_factory=DpoConfig)
 
     @model_validator(mode="after")
     def _fits_the_run(self) -> TrainConfig:
@@ -213,7 +247,32 @@ class TrainConfig(_Section):
                 "optim.warmup_steps",
                 f"{self.optim.warmup_steps} warm-up steps exceed max_steps ({self.max_steps})",
             )
+        if self.objective == "dpo" and self.data.mode != "sft":
+            raise FieldProblemError("data.mode", "objective dpo trains on pairs, not on cpt text")
+        if self.dpo.reference == "adapters_disabled" and not self.lora.enabled:
+            raise FieldProblemError(
+                "dpo.reference",
+                "adapters_disabled needs lora.enabled (full fine-tuning has no adapters to turn "
+                "off; use precomputed)",
+            )
+        if (
+            self.objective == "dpo"
+            and self.dpo.share_prompt
+            and self.model.attn_implementation.startswith("flash")
+        ):
+            raise FieldProblemError(
+                "model.attn_implementation",
+                "dpo.share_prompt needs packed_sdpa (FlashAttention varlen cannot let rejected "
+                "see the prompt but not chosen); set dpo.share_prompt=false or attn auto",
+            )
         return self
+
+    @property
+    def reference(self) -> str:
+        """The DPO reference source after `auto` is resolved."""
+        if self.dpo.reference != "auto":
+            return self.dpo.reference
+        return "adapters_disabled" if self.lora.enabled else "precomputed"
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")

@@ -3,15 +3,18 @@ packed shards for `training.train` (or inspectable JSONL with ``--no-pack``), a 
 rejected record with its line and reason, and a held-out evaluation split.
 
     python -m training.prepare --input data.jsonl --output runs/data --tokenizer runs/tiny-qwen3
+    python -m training.prepare --task preference --input pairs.jsonl --output runs/pairs \
+        --tokenizer runs/tiny-qwen3    # chosen/rejected pairs for DPO (training.data.preference)
     python -m training.prepare --backend processing --bu fraud --input s3://... --output s3://... \
         --tokenizer s3://...      # the same, as a SageMaker Processing job (training.job.cli)
 
 Output (written to a temporary folder, then renamed, so a failed run never leaves half a dataset):
 ``manifest.json`` + ``packs-*.safetensors`` (or ``train.jsonl``), ``quarantine.jsonl``
-(``{"line", "kind", "reason", "record"}``), ``eval.jsonl`` (held-out conversations, messages
-format) and ``stats.json``. When more than ``--max-bad-fraction`` of the records are rejected the
-run fails: the folder then holds only the quarantine and the stats, so nothing is lost and no
-trainer can pick up a dataset that silently lost its data.
+(``{"line", "kind", "reason", "record"}``), ``eval.jsonl`` (held-out conversations in messages
+format, or held-out pairs as given for ``--task preference``) and ``stats.json``. When more than
+``--max-bad-fraction`` of the records are rejected the run fails: the folder then holds only the
+quarantine and the stats, so nothing is lost and no trainer can pick up a dataset that silently
+lost its data.
 """
 
 from __future__ import annotations
@@ -36,10 +39,19 @@ from training.cli_args import parse_args
 from training.data.conversation import Conversation, ConversationError, RecordError
 from training.data.formats import FORMATS, TextDocument, numbered_lines, parse_line
 from training.data.packing import pack_sequences, write_packs
+from training.data.preference import (
+    PREFERENCE,
+    PairExample,
+    PreferenceRecord,
+    encode_pairs,
+    pack_pairs,
+    parse_preference,
+)
 from training.data.render import Example, Rendered, encode, encode_texts, has_reasoning, render
 from training.data.stream import UNPACKED
 from training.model.dirs import local_dir
 
+TASKS = ("sft", "preference")
 QUARANTINE = "quarantine.jsonl"
 EVAL = "eval.jsonl"
 STATS = "stats.json"
@@ -53,6 +65,14 @@ class PrepareArgs:
     format: str = field(
         default="auto",
         metadata={"help": "input format; auto decides per record", "choices": FORMATS},
+    )
+    task: str = field(
+        default="sft",
+        metadata={
+            "help": "sft: conversations (or text); preference: chosen/rejected pairs for DPO "
+            "(training.data.preference)",
+            "choices": TASKS,
+        },
     )
     max_length: int = field(
         default=4096, metadata={"help": "longest sequence in tokens, also the pack length"}
@@ -90,7 +110,9 @@ class PrepareArgs:
 
 
 # Per-record outcomes that, with the errors, add up to the records read.
-COUNTED = ("train_conversations", "eval_conversations", "text_documents")
+COUNTED = (
+    "train_conversations", "eval_conversations", "text_documents", "train_pairs", "eval_pairs",
+)  # fmt: skip
 
 
 class TooManyBadRecordsError(RuntimeError):
@@ -110,7 +132,7 @@ def held_out(line: int, seed: int, fraction: float) -> bool:
 class Processed:
     """What one batch of input lines became; pure data, so worker processes can return it."""
 
-    kept: list[Example] = field(default_factory=list)
+    kept: list[Example | PairExample] = field(default_factory=list)
     held_out: list[dict[str, Any]] = field(default_factory=list)  # eval records
     errors: list[RecordError] = field(default_factory=list)
     counts: Counter[str] = field(default_factory=Counter)
@@ -118,6 +140,8 @@ class Processed:
 
 def process_batch(lines: list[tuple[int, str]], args: PrepareArgs, tokenizer: Any) -> Processed:
     """Parse, validate, render and tokenise a batch of ``(line number, text)``."""
+    if args.task == "preference":
+        return process_pairs(lines, args, tokenizer)
     out = Processed()
     convs: list[tuple[str, Conversation, Rendered]] = []
     docs: list[TextDocument] = []
@@ -156,6 +180,38 @@ def process_batch(lines: list[tuple[int, str]], args: PrepareArgs, tokenizer: An
     return out
 
 
+def process_pairs(lines: list[tuple[int, str]], args: PrepareArgs, tokenizer: Any) -> Processed:
+    """`process_batch` for preference records: parse, check, render and tokenise each pair."""
+    out = Processed()
+    records: list[PreferenceRecord] = []
+    for number, raw in lines:
+        record = parse_preference(raw, number)
+        if isinstance(record, RecordError):
+            out.errors.append(record)
+        else:
+            records.append(record)
+    results = encode_pairs(
+        tokenizer, records, max_length=args.max_length, enable_thinking=args.enable_thinking
+    )
+    for rec, result in zip(records, results, strict=True):
+        line = rec.source_line
+        if isinstance(result, ConversationError):
+            raw = json.dumps(rec.record, ensure_ascii=False)
+            out.errors.append(RecordError(line, result.kind, f"line {line}: {result}", raw))
+        elif held_out(line, args.seed, args.eval_fraction):
+            out.counts["eval_pairs"] += 1
+            out.held_out.append({**rec.record, "meta": {**_meta(rec.record), "source_line": line}})
+        else:
+            out.counts["train_pairs"] += 1
+            out.kept.append(result)
+    return out
+
+
+def _meta(record: dict[str, Any]) -> dict[str, Any]:
+    meta = record.get("meta")
+    return dict(meta) if isinstance(meta, dict) else {}
+
+
 # Worker processes inherit the arguments and the tokenizer by fork instead of pickling them.
 _WORKER: tuple[PrepareArgs, Any] | None = None
 
@@ -178,6 +234,7 @@ class _Run:
         self.counts: Counter[str] = Counter()
         self.bad: Counter[str] = Counter()
         self.sequences: list[tuple[np.ndarray, np.ndarray]] = []  # kept for packing
+        self.pairs: list[PairExample] = []
         self.lengths: list[int] = []
         self.loss_tokens = 0
         self.quarantine = stack.enter_context((directory / QUARANTINE).open("w", encoding="utf-8"))
@@ -195,8 +252,15 @@ class _Run:
         for record in batch.held_out:
             self.eval_file.write(json.dumps(record, ensure_ascii=False) + "\n")
         for ex in batch.kept:
-            self.lengths.append(len(ex.input_ids))
             self.loss_tokens += ex.num_loss_tokens
+            if isinstance(ex, PairExample):
+                self.lengths.append(ex.num_tokens)
+                if self.jsonl is not None:
+                    self.jsonl.write(json.dumps(ex.to_json(), separators=(",", ":")) + "\n")
+                else:
+                    self.pairs.append(ex)
+                continue
+            self.lengths.append(len(ex.input_ids))
             if self.jsonl is not None:
                 record = {"line": ex.source_line, "input_ids": ex.input_ids, "labels": ex.labels}
                 self.jsonl.write(json.dumps(record, separators=(",", ":")) + "\n")
@@ -212,6 +276,7 @@ class _Run:
         return {
             "status": "failed" if fraction > args.max_bad_fraction else "ok",
             "input": str(args.input),
+            "task": args.task,
             "tokenizer": str(args.tokenizer),
             "format": args.format,
             "enable_thinking": args.enable_thinking,
@@ -227,6 +292,8 @@ class _Run:
                     "train_conversations",
                     "eval_conversations",
                     "text_documents",
+                    "train_pairs",
+                    "eval_pairs",
                     "text_chunks",
                     "reasoning_dropped",
                 )
@@ -296,14 +363,14 @@ def main(args: PrepareArgs, tokenizer: Any = None) -> dict[str, Any]:
                 f"{args.input}: no record could be kept ({stats['quarantined']} rejected)"
             )
         elif args.pack:
-            # pack_sequences takes any int sequences; int32 arrays keep a large set compact.
-            packs = pack_sequences(cast(Any, run.sequences), args.max_length)
-            manifest = write_packs(
-                tmp,
-                packs,
-                pack_length=args.max_length,
-                metadata={k: stats[k] for k in ("input", "tokenizer", "format", "enable_thinking")},
-            )
+            metadata = {k: stats[k] for k in ("input", "tokenizer", "format", "enable_thinking")}
+            if args.task == "preference":
+                packs = pack_pairs(run.pairs, args.max_length)
+                metadata.update(kind=PREFERENCE, num_pairs=len(run.pairs))
+            else:
+                # pack_sequences takes any int sequences; int32 arrays keep a large set compact.
+                packs = pack_sequences(cast(Any, run.sequences), args.max_length)
+            manifest = write_packs(tmp, packs, pack_length=args.max_length, metadata=metadata)
             stats["packs"] = len(packs)
             stats["pack_fill"] = json.loads(manifest.read_text(encoding="utf-8"))["fill"]
         stats["seconds"] = time.perf_counter() - started
@@ -357,6 +424,8 @@ def cli(argv: list[str] | None = None) -> int:
         print(f"prepare failed: {e}", file=sys.stderr)
         return 2
     summary = {k: stats[k] for k in ("records_read", "sequences", "quarantined", "tokens")}
+    if args.task == "preference":
+        summary["pairs"] = summary.pop("sequences")
     print(json.dumps({**summary, "pack_fill": stats.get("pack_fill"), "output": str(args.output)}))
     return 0
 

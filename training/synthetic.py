@@ -9,6 +9,10 @@ the system prompt brings conversations to a target mean length (tool schemas sit
 turn as well, as in production).
 
     python -m training.synthetic --output runs/synthetic.jsonl --n 2000 --seed 0
+    python -m training.synthetic --preference --output runs/preference.jsonl --n 2000 --seed 0
+
+`--preference` writes DPO preference pairs instead (`training.synthetic_preference`): each
+conversation's assistant turn as `chosen` and the same turn with one labelled mistake as `rejected`.
 """
 
 from __future__ import annotations
@@ -446,10 +450,14 @@ def _bare(system: str) -> Conversation:
 
 
 def write(path: Path, conversations: list[Conversation]) -> Path:
+    return _write_jsonl(path, [conv.to_record() for conv in conversations])
+
+
+def _write_jsonl(path: Path, records: Sequence[dict[str, Any]]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", encoding="utf-8") as f:
-        for conv in conversations:
-            f.write(json.dumps(conv.to_record()) + "\n")
+        for record in records:
+            f.write(json.dumps(record) + "\n")
     return path
 
 
@@ -467,11 +475,21 @@ def cli(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--max-tools", type=int, default=max(TOOL_COUNTS), help="most tools one conversation offers"
     )
+    parser.add_argument(
+        "--preference",
+        action="store_true",
+        help="write DPO preference pairs (prompt, chosen, rejected, tools, meta) instead",
+    )
     args = parser.parse_args(argv)
     convs = generate(
         args.n, args.seed, mean_tokens=args.mean_tokens, tools=args.tools, max_tools=args.max_tools
     )
-    print(write(args.output, convs))
+    if args.preference:
+        from training.synthetic_preference import preference_pairs
+
+        print(_write_jsonl(args.output, preference_pairs(convs, args.seed)))
+    else:
+        print(write(args.output, convs))
     return 0
 
 

@@ -40,9 +40,13 @@ from training.config import (
     settable_keys,
 )
 from training.data import stream
-from training.loop import checkpoint, distributed
+from training.data.preference import PREFERENCE
+from training.loop import checkpoint, distributed, reference
 from training.loop.tracking import Tracker
 from training.model.modeling import MicroBatch, PackedCausalLM, load_causal_lm, make_micro_batch
+from training.model.preference import STATS, PairBatch, PreferenceLM, make_pair_batch
+
+Batch = MicroBatch | PairBatch
 
 
 class CannotResumeError(ValueError):
@@ -116,11 +120,35 @@ class Recipe:
         self.staging = self.out / "checkpoint-staging"
 
         model, self.tokenizer = load_causal_lm(cfg, self.world.device, bf16=self.bf16)
-        self.module = PackedCausalLM(
+        lm = PackedCausalLM(
             model,
             chunk_rows=cfg.model.loss_chunk_rows,
             compute_dtype=torch.bfloat16 if self.bf16 else None,
         )
+        self.dpo = cfg.objective == "dpo"
+        kind = PREFERENCE if self.dpo else stream.SEQUENCES
+        source = stream.open_source(
+            cfg.data.path, pack_length=cfg.data.pack_length, tokenizer=self.tokenizer, kind=kind
+        )
+        self.eval_source = (
+            stream.open_source(
+                cfg.data.eval_path,
+                pack_length=cfg.data.pack_length,
+                tokenizer=self.tokenizer,
+                kind=kind,
+            )
+            if cfg.data.eval_path
+            else None
+        )
+        self.data_fingerprint = stream.fingerprint(source)
+        self.module: torch.nn.Module = lm
+        self.references: dict[str, reference.ReferenceTable] = {}
+        if self.dpo:
+            self.module = PreferenceLM(
+                lm, beta=cfg.dpo.beta, label_smoothing=cfg.dpo.label_smoothing
+            )
+            if cfg.reference == "precomputed":  # before training changes the weights
+                self._precompute_references(source)
         self.model = distributed.wrap(
             self.module,
             strategy=self.strategy,
@@ -144,23 +172,12 @@ class Recipe:
             self.optimizer,
             cosine_with_warmup(cfg.optim.warmup_steps, cfg.max_steps, cfg.optim.min_lr_ratio),
         )
-        source = stream.open_source(
-            cfg.data.path, pack_length=cfg.data.pack_length, tokenizer=self.tokenizer
-        )
-        self.data_fingerprint = stream.fingerprint(source)
         self.loader = stream.PackLoader(
             source,
             seed=cfg.seed,
             rank=self.world.rank,
             world_size=self.world.size,
             packs_per_micro_batch=cfg.data.packs_per_micro_batch,
-        )
-        self.eval_source = (
-            stream.open_source(
-                cfg.data.eval_path, pack_length=cfg.data.pack_length, tokenizer=self.tokenizer
-            )
-            if cfg.data.eval_path
-            else None
         )
         run_id = self._resume()
         self.tracker = Tracker(cfg.mlflow, enabled=self.world.is_main)
@@ -170,6 +187,71 @@ class Recipe:
             (self.out / "config.yaml").write_text(dump_config(cfg), encoding="utf-8")
             if run_id is None:
                 self.tracker.log_text(dump_config(cfg), "config.yaml")
+
+    def _precompute_references(self, source: stream.PackSource) -> None:
+        """Full-fine-tuning DPO: the initial model's log-probs of every train and eval pair."""
+        cfg = self.cfg
+        module = self.module
+        assert isinstance(module, PreferenceLM)  # noqa: S101
+
+        @torch.no_grad()
+        def log_probs(pack: Any) -> torch.Tensor:
+            batch = self._pair_batch(pack.input_ids, pack.labels, pack.seq_lens, ())
+            with self._autocast():
+                return module.log_probs(batch)
+
+        module.eval()
+        sources = {"train": source, "eval": self.eval_source}
+        for split, src in sources.items():
+            if src is None:
+                continue
+            key = reference.reference_key(
+                cfg.model.name_or_path,
+                stream.fingerprint(src)["sha256"],
+                bf16=self.bf16,
+                share_prompt=cfg.dpo.share_prompt,
+            )
+            path = cfg.data.path if split == "train" else cfg.data.eval_path
+            where = reference.reference_dir(path, str(self.out), key)
+            self.references[split] = reference.compute_or_load(src, log_probs, where, self.world)
+        module.train()
+
+    def _pair_batch(
+        self, ids: Any, labels: Any, seq_lens: Any, indices: tuple[int, ...], split: str = "train"
+    ) -> PairBatch:
+        table = self.references.get(split)
+        return make_pair_batch(
+            ids,
+            labels,
+            seq_lens,
+            self.world.device,
+            share_prompt=self.cfg.dpo.share_prompt,
+            reference=table.lookup(indices) if table is not None and indices else None,
+        )
+
+    def _batch(self, rows: stream.Rows, split: str = "train") -> Batch:
+        if self.dpo:
+            return self._pair_batch(rows.input_ids, rows.labels, rows.seq_lens, rows.indices, split)
+        return make_micro_batch(
+            rows.input_ids,
+            rows.labels,
+            rows.seq_lens,
+            self.world.device,
+            all_tokens=self.cfg.data.mode == "cpt",
+        )
+
+    def _forward(self, model: Any, batch: Batch) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Summed loss (and, for DPO, summed STATS) of one micro-batch."""
+        with self._autocast():
+            out = model(batch)
+        if isinstance(out, tuple):
+            return out[0], out[1]
+        return out, None
+
+    @staticmethod
+    def _count(batch: Batch) -> int:
+        """What the step's loss is a mean over: loss tokens (SFT) or pairs (DPO)."""
+        return batch.num_pairs if isinstance(batch, PairBatch) else batch.num_loss_tokens
 
     def _resume(self) -> str | None:
         """Restore everything from the chosen checkpoint; returns its MLflow run id."""
@@ -265,17 +347,8 @@ class Recipe:
             return torch.autocast("cuda", dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
-    def _micro_batches(self) -> list[MicroBatch]:
-        cpt = self.cfg.data.mode == "cpt"
-        out = []
-        for _ in range(self.cfg.optim.grad_accum):
-            rows = self.loader.next()
-            out.append(
-                make_micro_batch(
-                    rows.input_ids, rows.labels, rows.seq_lens, self.world.device, all_tokens=cpt
-                )
-            )
-        return out
+    def _micro_batches(self) -> list[Batch]:
+        return [self._batch(self.loader.next()) for _ in range(self.cfg.optim.grad_accum)]
 
     def train_step(self) -> dict[str, float]:
         t0 = time.perf_counter()
@@ -283,9 +356,11 @@ class Recipe:
         local_loss_tokens = sum(b.num_loss_tokens for b in batches)
         local_tokens = sum(b.num_tokens for b in batches)
         loss_tokens = distributed.all_reduce_sum(float(local_loss_tokens), self.world)
-        # DDP and FSDP average gradients over ranks; scale so the result is sum / loss_tokens.
-        scale = self.world.size / max(loss_tokens, 1.0)
+        count = distributed.all_reduce_sum(float(sum(self._count(b) for b in batches)), self.world)
+        # DDP and FSDP average gradients over ranks; scale so the result is sum / count.
+        scale = self.world.size / max(count, 1.0)
         loss_sum = torch.zeros((), dtype=torch.float64, device=self.world.device)
+        stats_sum = torch.zeros(len(STATS), dtype=torch.float64, device=self.world.device)
         for i, batch in enumerate(batches):
             last = i == len(batches) - 1
             sync = (
@@ -296,10 +371,11 @@ class Recipe:
             with sync:
                 if self.strategy == "fsdp2":
                     self.model.set_requires_gradient_sync(last)  # type: ignore[operator]
-                with self._autocast():
-                    loss = self.model(batch)
+                loss, stats = self._forward(self.model, batch)
                 (loss * scale).backward()
             loss_sum += loss.detach().double()
+            if stats is not None:
+                stats_sum += stats.double()
         max_norm = self.cfg.optim.max_grad_norm
         norm = torch.nn.utils.clip_grad_norm_(
             self.params, max_norm if max_norm > 0 else float("inf")
@@ -313,9 +389,9 @@ class Recipe:
         tokens = distributed.all_reduce_sum(float(local_tokens), self.world)
         elapsed = time.perf_counter() - t0
         self.step += 1
-        loss_value = total_loss / max(loss_tokens, 1.0)
+        loss_value = total_loss / max(count, 1.0)
         self.losses.append(loss_value)
-        return {
+        metrics = {
             "loss": loss_value,
             "lr": lr,
             "grad_norm": grad_norm,
@@ -324,28 +400,42 @@ class Recipe:
             "loss_token_fraction": loss_tokens / max(tokens, 1.0),
             "step_time_s": elapsed,
         }
+        if self.dpo:
+            metrics["pairs_per_s"] = count / elapsed
+            metrics.update(self._stats(stats_sum, count))
+        return metrics
+
+    def _stats(self, sums: torch.Tensor, count: float, prefix: str = "") -> dict[str, float]:
+        """Per-pair means of the DPO STATS, summed over ranks."""
+        totals = [distributed.all_reduce_sum(float(v), self.world) for v in sums.tolist()]
+        return {f"{prefix}{k}": v / max(count, 1.0) for k, v in zip(STATS, totals, strict=True)}
 
     @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
-        """Token-weighted loss over the whole eval set (each rank a shard)."""
+        """Loss over the whole eval set (each rank a shard): token-weighted for SFT, a mean over
+        pairs (with the reward statistics) for DPO."""
         if self.eval_source is None:
             raise ValueError("evaluate() needs data.eval_path")
         self.model.eval()
         total = count = 0.0
+        stats_sum = torch.zeros(len(STATS), dtype=torch.float64)
         for i in range(self.world.rank, len(self.eval_source), self.world.size):
             p = self.eval_source[i]
-            b = make_micro_batch(
-                p.input_ids, p.labels, p.seq_lens, self.world.device,
-                all_tokens=self.cfg.data.mode == "cpt",
-            )  # fmt: skip
+            rows = stream.Rows(p.input_ids, p.labels, p.seq_lens, (i,))
+            b = self._batch(rows, "eval")
             # The unwrapped module: FSDP2 shards in place, and DDP needs no hooks without grads.
-            with self._autocast():
-                total += float(self.module(b).item())
-            count += b.num_loss_tokens
+            loss, stats = self._forward(self.module, b)
+            total += float(loss.item())
+            count += self._count(b)
+            if stats is not None:
+                stats_sum += stats.double().cpu()
         self.model.train()
         total = distributed.all_reduce_sum(total, self.world)
         count = distributed.all_reduce_sum(count, self.world)
-        return {"eval_loss": total / max(count, 1.0)}
+        out = {"eval_loss": total / max(count, 1.0)}
+        if self.dpo:
+            out.update(self._stats(stats_sum, count, prefix="eval_"))
+        return out
 
     def train(self) -> None:
         cfg = self.cfg

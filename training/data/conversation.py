@@ -134,18 +134,21 @@ def build(
     *,
     source_line: int = 0,
     meta: Mapping[str, Any] | None = None,
+    known_tools_only: bool = True,
 ) -> Conversation:
     """A validated `Conversation`; raises `ConversationError` on the first problem found."""
     conv = Conversation(tuple(messages), tuple(tools), source_line, dict(meta or {}))
-    validate(conv)
+    validate(conv, known_tools_only=known_tools_only)
     return conv
 
 
-def validate(conv: Conversation) -> None:
+def validate(conv: Conversation, *, known_tools_only: bool = True) -> None:
     """Check what training relies on: known roles and tools, object arguments, calls before results.
 
     Raises `ConversationError` whose `kind` is one of: empty, no_assistant, unknown_role,
     unknown_tool, arguments_not_object, orphan_tool_result, duplicate_tool.
+    `known_tools_only=False` lets calls name tools that are not offered: a preference pair's
+    rejected completion may hallucinate one, since that is a mistake worth training against.
     """
     if not conv.messages:
         raise ConversationError("empty", "conversation has no messages")
@@ -158,7 +161,7 @@ def validate(conv: Conversation) -> None:
         check_role(m.role)
         if m.role == "assistant":
             for c in m.tool_calls:
-                if c.name not in known:
+                if known_tools_only and c.name not in known:
                     raise ConversationError(
                         "unknown_tool",
                         f"message {i} calls {c.name!r}, which is not among the tools"

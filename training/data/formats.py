@@ -143,7 +143,7 @@ def _text(content: Any) -> str:
     raise ConversationError("malformed_record", f"content is not text: {content!r:.60}")
 
 
-def read_messages(obj: dict[str, Any], line: int) -> Conversation:
+def read_messages(obj: dict[str, Any], line: int, *, known_tools_only: bool = True) -> Conversation:
     raw_messages = obj["messages"]
     if not isinstance(raw_messages, list):
         raise ConversationError("malformed_record", "messages is not a list")
@@ -169,7 +169,13 @@ def read_messages(obj: dict[str, Any], line: int) -> Conversation:
                     tool_call_id=m.get("tool_call_id"),
                 )
             )
-    return build(messages, _tools(obj.get("tools")), source_line=line, meta=_meta(obj))
+    return build(
+        messages,
+        _tools(obj.get("tools")),
+        source_line=line,
+        meta=_meta(obj),
+        known_tools_only=known_tools_only,
+    )
 
 
 def _openai_call(call: dict[str, Any]) -> ToolCall:

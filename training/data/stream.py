@@ -2,10 +2,14 @@
 
 Sources: a packed directory (`training.prepare` output); a `prepare --no-pack` directory or any
 JSONL with `input_ids`/`labels` rows; or JSONL `text` rows (continued pre-training), packed here
-with the same best-fit packer. Each epoch's order is a permutation seeded by (seed, epoch); rank
-r takes every world-th pack, truncated so every rank runs the same number of micro-batches (no
-collective hangs). The position is (epoch, cursor), saved in checkpoints, so a resumed run
-continues with exactly the packs the uninterrupted run would have seen.
+with the same best-fit packer. Preference sets (`prepare --task preference`, packed or JSONL
+rows with `prompt_ids`/`chosen_ids`/`rejected_ids`) are a `kind` of their own: a trainer asks for
+the kind it needs, and a set of the other kind is an error rather than silently misread.
+
+Each epoch's order is a permutation seeded by (seed, epoch); rank r takes every world-th pack,
+truncated so every rank runs the same number of micro-batches (no collective hangs). The position
+is (epoch, cursor), saved in checkpoints, so a resumed run continues with exactly the packs the
+uninterrupted run would have seen.
 """
 
 from __future__ import annotations
@@ -20,7 +24,10 @@ import numpy as np
 
 from training.data.formats import TextDocument
 from training.data.packing import MANIFEST, Pack, PackedDataset, pack_sequences
+from training.data.preference import PREFERENCE, PairExample, pack_pairs
 from training.data.render import encode_texts
+
+SEQUENCES = "sequences"  # manifest `kind` of SFT / pre-training packs (the default)
 
 UNPACKED = "train.jsonl"  # the file `training.prepare --no-pack` writes
 
@@ -50,8 +57,44 @@ def _read_jsonl(path: Path, *, tokenizer: Any, pack_length: int) -> list[tuple[A
                 examples = encode_texts(tokenizer, docs, max_length=pack_length)
                 seqs.extend((ex.input_ids, ex.labels) for ex in examples)
             else:
-                raise ValueError(f"{path}:{n}: expected `input_ids` or `text`")
+                hint = "; this is a preference set (objective: dpo)" if "prompt_ids" in row else ""
+                raise ValueError(f"{path}:{n}: expected `input_ids` or `text`{hint}")
     return seqs
+
+
+def _read_pairs(path: Path, *, pack_length: int) -> list[PairExample]:
+    pairs = []
+    with path.open(encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            row = json.loads(line)
+            if "prompt_ids" not in row:
+                raise ValueError(
+                    f"{path}:{n}: expected `prompt_ids`/`chosen_ids`/`rejected_ids` (prepare "
+                    f"--task preference --no-pack output){_wrong_kind_hint(row)}"
+                )
+            pair = PairExample.from_json(row)
+            if pair.num_tokens > pack_length:
+                raise ValueError(
+                    f"{path}:{n}: the pair has {pair.num_tokens} tokens, more than pack_length "
+                    f"{pack_length}; re-run prepare with a matching max length"
+                )
+            pairs.append(pair)
+    return pairs
+
+
+def _wrong_kind_hint(row: dict[str, Any]) -> str:
+    return "; this looks like SFT data (objective: sft)" if "input_ids" in row else ""
+
+
+def _wrong_kind(path: Path, found: str, wanted: str) -> str:
+    need = "objective: dpo" if found == PREFERENCE else "objective: sft"
+    task = "--task preference" if wanted == PREFERENCE else "--task sft"
+    return (
+        f"{path}: a {found} dataset, but this run trains on {wanted} data; set {need}, or "
+        f"prepare the data with `python -m training.prepare {task}`"
+    )
 
 
 class PackSource(Protocol):
@@ -61,15 +104,21 @@ class PackSource(Protocol):
     def __getitem__(self, i: int) -> Pack: ...
 
 
-def open_source(path: str | Path, *, pack_length: int, tokenizer: Any = None) -> PackSource:
+def open_source(
+    path: str | Path, *, pack_length: int, tokenizer: Any = None, kind: str = SEQUENCES
+) -> PackSource:
     """Packs from a packed directory or a JSONL file (packed on the fly to `pack_length`).
 
     A packed directory must have been packed to `pack_length`: a different budget would change
     the tokens per step behind the config's back, so it is an error, never silently ignored.
+    `kind` is what the caller trains on (`SEQUENCES` or `PREFERENCE`).
     """
     p = Path(path)
     if (p / MANIFEST).is_file():
         packed = PackedDataset(p)
+        found = packed.manifest.get("kind", SEQUENCES)
+        if found != kind:
+            raise ValueError(_wrong_kind(p, found, kind))
         if packed.pack_length != pack_length:
             raise ValueError(
                 f"{p}: packed to {packed.pack_length} tokens per pack but data.pack_length is "
@@ -80,6 +129,8 @@ def open_source(path: str | Path, *, pack_length: int, tokenizer: Any = None) ->
     if p.is_dir() and (p / UNPACKED).is_file():  # `training.prepare --no-pack` output
         p = p / UNPACKED
     if p.is_file():
+        if kind == PREFERENCE:
+            return pack_pairs(_read_pairs(p, pack_length=pack_length), pack_length)
         return pack_sequences(
             _read_jsonl(p, tokenizer=tokenizer, pack_length=pack_length), pack_length
         )
@@ -113,6 +164,7 @@ class Rows:
     input_ids: np.ndarray
     labels: np.ndarray
     seq_lens: np.ndarray
+    indices: tuple[int, ...] = ()  # the packs' indices in the source, in row order
 
 
 class PackLoader:
@@ -160,6 +212,7 @@ class PackLoader:
             input_ids=np.concatenate([p.input_ids for p in packs]),
             labels=np.concatenate([p.labels for p in packs]),
             seq_lens=np.concatenate([p.seq_lens for p in packs]),
+            indices=tuple(int(i) for i in idx),
         )
 
     def state_dict(self) -> dict[str, int]:

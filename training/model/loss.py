@@ -116,3 +116,80 @@ def linear_cross_entropy_sum(
         hidden, weight, targets, chunk_rows, dtype, torch.is_grad_enabled()
     )
     return out
+
+
+class _LinearLogProbs(torch.autograd.Function):
+    """log_softmax(hidden_i @ weight.T)[target_i] per row, the vocabulary projected a chunk of
+    rows at a time.
+
+    Unlike `_LinearCrossEntropy`, the upstream gradient differs per row (DPO weights each pair's
+    tokens by its own sigmoid), so the gradients cannot be formed in the forward pass; backward
+    recomputes each chunk's logits instead. Peak memory stays one `[chunk, vocab]` block.
+    """
+
+    @staticmethod
+    def forward(  # noqa: PLR0917 - autograd passes positionally
+        ctx: Any,
+        hidden: torch.Tensor,
+        weight: torch.Tensor,
+        targets: torch.Tensor,
+        chunk_rows: int,
+        compute_dtype: torch.dtype,
+    ) -> torch.Tensor:
+        w = weight.to(compute_dtype)
+        out = torch.empty(hidden.shape[0], dtype=torch.float32, device=hidden.device)
+        lses = torch.empty_like(out)
+        for start in range(0, hidden.shape[0], chunk_rows):
+            h = hidden[start : start + chunk_rows].to(compute_dtype)
+            t = targets[start : start + chunk_rows]
+            logits = (h @ w.T).float()
+            rows = torch.arange(t.shape[0], device=t.device)
+            lse = torch.logsumexp(logits, dim=-1)
+            out[start : start + chunk_rows] = logits[rows, t] - lse
+            lses[start : start + chunk_rows] = lse
+        ctx.save_for_backward(hidden, weight, targets, lses)
+        ctx.chunk_rows = chunk_rows
+        ctx.compute_dtype = compute_dtype
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[Any, ...]:
+        hidden, weight, targets, lses = ctx.saved_tensors
+        need_h, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        w = weight.to(ctx.compute_dtype)
+        grad_h = torch.empty_like(hidden) if need_h else None
+        grad_w = torch.zeros_like(weight, dtype=torch.float32) if need_w else None
+        for start in range(0, hidden.shape[0], ctx.chunk_rows):
+            stop = start + ctx.chunk_rows
+            h = hidden[start:stop].to(ctx.compute_dtype)
+            t = targets[start:stop]
+            rows = torch.arange(t.shape[0], device=t.device)
+            # d logp / d logits = one_hot - softmax, scaled by each row's upstream gradient.
+            g = (h @ w.T).float().sub_(lses[start:stop, None]).exp_().neg_()
+            g[rows, t] += 1.0
+            g.mul_(grad_out[start:stop, None])
+            g = g.to(ctx.compute_dtype)
+            if grad_h is not None:
+                grad_h[start:stop] = (g @ w).to(hidden.dtype)
+            if grad_w is not None and g.dtype == torch.float32:
+                grad_w.addmm_(g.T, h)
+            elif grad_w is not None:
+                grad_w += (g.T @ h).float()
+        gw = grad_w.to(weight.dtype) if grad_w is not None else None
+        return grad_h, gw, None, None, None
+
+
+def linear_log_probs(
+    hidden: torch.Tensor,
+    weight: torch.Tensor,
+    targets: torch.Tensor,
+    *,
+    chunk_rows: int = 2048,
+    compute_dtype: torch.dtype | None = None,
+) -> torch.Tensor:
+    """Per-row log-probability of `targets [N]` under `hidden [N, H] @ weight[V, H].T`, `[N]`."""
+    if hidden.shape[0] == 0:
+        return (hidden.sum() + weight.sum()) * 0.0 + hidden.new_zeros(0, dtype=torch.float32)
+    dtype = compute_dtype or hidden.dtype
+    out: torch.Tensor = _LinearLogProbs.apply(hidden, weight, targets, chunk_rows, dtype)
+    return out

@@ -109,7 +109,10 @@ def load_causal_lm(config: TrainConfig, device: torch.device, *, bf16: bool) -> 
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     packed_attention.register()
-    impl = packed_attention.resolve_attn_implementation(config.model.attn_implementation, device)
+    requested: str = config.model.attn_implementation
+    if config.objective == "dpo" and config.dpo.share_prompt and requested == "auto":
+        requested = packed_attention.PACKED_SDPA  # the only one that reads prompt prefixes
+    impl = packed_attention.resolve_attn_implementation(requested, device)
     path = local_dir(config.model.name_or_path, what="model.name_or_path")
     tokenizer = AutoTokenizer.from_pretrained(path)
     dtype = torch.bfloat16 if (bf16 and config.lora.enabled) else torch.float32

@@ -6,6 +6,13 @@ compute (and then discard) every cross-sequence score, `#seqs` times the useful 
 On CUDA with `flash-attn` installed, transformers' `flash_attention_2/3` consume the same
 `cu_seq_lens_*` kwargs as varlen FlashAttention, so one call site serves both.
 
+A segment may also attend to an earlier span of the row, its *prefix* (`packed_seq_prefixes`):
+DPO's shared-prompt rows lay a pair out as ``[prompt | chosen | rejected]`` and let the rejected
+segment see the prompt and itself, never the chosen one. Such a segment's keys are the prefix's
+followed by its own, under a causal mask aligned to the bottom right (every prefix key visible,
+causal within the segment). transformers' FlashAttention integrations know nothing of prefixes,
+so a row with prefixes is refused by them (`require_packed_sdpa`) rather than misread.
+
 It is registered with transformers' `AttentionInterface`; because it has no entry in the mask
 interface, transformers builds no mask at all for it (no O(T^2) mask per step).
 """
@@ -62,7 +69,10 @@ def packed_sdpa_attention(  # noqa: PLR0917 - transformers calls it positionally
         key = key.repeat_interleave(n_rep, dim=1)
         value = value.repeat_interleave(n_rep, dim=1)
     p = dropout if module.training else 0.0
-    if len(bounds) == 2:
+    prefixes: tuple[tuple[int, int] | None, ...] | None = kwargs.get("packed_seq_prefixes")
+    if prefixes is not None and any(prefixes):
+        out = _with_prefixes(query, key, value, bounds, prefixes, p, scaling)
+    elif len(bounds) == 2:
         out = sdpa(query, key, value, is_causal=True, dropout_p=p, scale=scaling)
     else:
         # split (not slicing): its backward is one concatenation, where each slice's backward
@@ -79,6 +89,54 @@ def packed_sdpa_attention(  # noqa: PLR0917 - transformers calls it positionally
         ]
         out = torch.cat(parts, dim=2)
     return out.transpose(1, 2).contiguous(), None
+
+
+def _with_prefixes(  # noqa: PLR0917
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    bounds: tuple[int, ...],
+    prefixes: tuple[tuple[int, int] | None, ...],
+    p: float,
+    scaling: float | None,
+) -> torch.Tensor:
+    """Causal SDPA per segment; a segment with a prefix `(a, b)` also sees keys `a:b`."""
+    if len(prefixes) != len(bounds) - 1:
+        raise ValueError(f"{len(prefixes)} prefixes for {len(bounds) - 1} segments")
+    lens = [b - a for a, b in itertools.pairwise(bounds)]
+    parts = []
+    for (start, _), q, k_own, v_own, prefix in zip(
+        itertools.pairwise(bounds),
+        query.split(lens, dim=2),
+        key.split(lens, dim=2),
+        value.split(lens, dim=2),
+        prefixes,
+        strict=True,
+    ):
+        if prefix is None:
+            parts.append(sdpa(q, k_own, v_own, is_causal=True, dropout_p=p, scale=scaling))
+            continue
+        a, b = prefix
+        if not 0 <= a < b <= start:
+            raise ValueError(f"prefix {prefix} of the segment at {start} is not before it")
+        k = torch.cat([key[:, :, a:b], k_own], dim=2)
+        v = torch.cat([value[:, :, a:b], v_own], dim=2)
+        n, m = q.shape[2], k.shape[2]
+        # Bottom-right causal: query i sees every prefix key and segment keys 0..i.
+        mask = torch.ones(n, m, dtype=torch.bool, device=q.device).tril_(m - n)
+        parts.append(sdpa(q, k, v, attn_mask=mask, dropout_p=p, scale=scaling))
+    return torch.cat(parts, dim=2)
+
+
+def require_packed_sdpa(implementation: str) -> None:
+    """Rows with prefixes need `packed_sdpa`: FlashAttention varlen would ignore the prefixes
+    and attend each segment alone."""
+    if implementation != PACKED_SDPA:
+        raise ValueError(
+            f"shared-prompt preference rows need attn_implementation={PACKED_SDPA}, not "
+            f"{implementation}: FlashAttention varlen cannot see a segment's prompt prefix "
+            "(set dpo.share_prompt=false to use it)"
+        )
 
 
 def register() -> None:
@@ -101,13 +159,19 @@ def resolve_attn_implementation(requested: str, device: torch.device) -> str:
     return requested
 
 
-def packed_kwargs(seq_lens: np.ndarray, device: torch.device) -> dict[str, Any]:
+def packed_kwargs(
+    seq_lens: np.ndarray,
+    device: torch.device,
+    prefixes: tuple[tuple[int, int] | None, ...] | None = None,
+) -> dict[str, Any]:
     """Forward kwargs describing a packed row: varlen FlashAttention and packed_sdpa both read
     them; transformers passes unknown attention kwargs through every decoder layer."""
     bounds = np.concatenate([[0], np.cumsum(seq_lens)]).astype(np.int64)
     cu = torch.as_tensor(bounds, dtype=torch.int32, device=device)
     max_len = int(seq_lens.max())
+    extra = {"packed_seq_prefixes": prefixes} if prefixes is not None else {}
     return {
+        **extra,
         "packed_seq_bounds": tuple(int(b) for b in bounds),
         "cu_seq_lens_q": cu,
         "cu_seq_lens_k": cu,
