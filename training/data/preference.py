@@ -326,4 +326,3 @@ def pairs_in(seq_lens: np.ndarray) -> int:
             "triplets: it was not written by `prepare --task preference`"
         )
     return len(seq_lens) // SEGMENTS_PER_PAIR
-
