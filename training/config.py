@@ -176,6 +176,13 @@ class DpoConfig(_Section):
         lt=0.5,
         description="Conservative DPO: the share of pairs assumed mislabelled.",
     )
+    sft_weight: Float = Field(
+        default=0.0,
+        ge=0.0,
+        description="RPO (Pang et al., 2024): add this x the chosen completion's mean token NLL "
+        "to each pair's loss, so the model keeps producing the chosen answer while it learns to "
+        "prefer it (DPO alone can lower both completions' likelihood).",
+    )
     reference: Literal["auto", "adapters_disabled", "precomputed"] = Field(
         default="auto",
         description="Where reference log-probs come from without a second model: "

@@ -80,6 +80,13 @@ class EvaluateArgs:
     mlflow_experiment: str | None = field(
         default=None, metadata={"help": "or start a run in this experiment"}
     )
+    pairs: Path | None = field(
+        default=None,
+        metadata={
+            "help": "held-out preference pairs (prepare --task preference's eval.jsonl): how "
+            "often each model ranks chosen above rejected, per mistake kind"
+        },
+    )
 
     def __post_init__(self) -> None:
         if self.max_new_tokens <= 0 or self.batch_size <= 0:
@@ -244,19 +251,27 @@ def evaluate_completer(complete: Completer, cases: Sequence[Case]) -> dict[str, 
 # --- generation -------------------------------------------------------------------------------
 
 
-def load_model(path: str) -> Any:
-    """A causal LM for generation on the CPU or the first GPU; LoRA adapter folders work too."""
+def load_model(path: str, *, packed: bool = False) -> Any:
+    """A causal LM for generation on the CPU or the first GPU; LoRA adapter folders work too.
+
+    `packed=True` loads it with `packed_sdpa` attention, to score packed rows as training does."""
     import torch
 
     local_dir(path, what="model")
+    kwargs: dict[str, Any] = {}
+    if packed:
+        from training.model import packed_attention
+
+        packed_attention.register()
+        kwargs["attn_implementation"] = packed_attention.PACKED_SDPA
     if (Path(path) / "adapter_config.json").is_file():
         from peft import AutoPeftModelForCausalLM
 
-        model = AutoPeftModelForCausalLM.from_pretrained(path)
+        model = AutoPeftModelForCausalLM.from_pretrained(path, **kwargs)
     else:
         from transformers import AutoModelForCausalLM
 
-        model = AutoModelForCausalLM.from_pretrained(path)
+        model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
     return model.to("cuda" if torch.cuda.is_available() else "cpu").eval()
 
 
@@ -317,6 +332,8 @@ MEANINGS = {
     "expected_calls": "calls in the references",
     "predicted_calls": "calls the model made",
     "unfinished": "completions cut off at --max-new-tokens (no end token)",
+    "preference_accuracy": "--pairs: log p(chosen) > log p(rejected)",
+    "preference_margin": "--pairs: mean log p(chosen) - log p(rejected)",
 }
 
 
@@ -397,6 +414,23 @@ def main(args: EvaluateArgs, completers: dict[str, Completer] | None = None) -> 
     }
     for name, complete in completers.items():
         report["models"][name] = evaluate_completer(complete, cases)
+    if args.pairs is not None:
+        from training.preference_eval import load_pairs, rank_pairs
+
+        records = load_pairs(args.pairs)
+        for name, path in report["paths"].items():
+            if path and name in report["models"]:
+                ranked = rank_pairs(
+                    load_model(path, packed=True),
+                    tokenizer,
+                    records,
+                    enable_thinking=args.enable_thinking,
+                )
+                body = report["models"][name]
+                body["preference"] = ranked
+                body["metrics"].update(
+                    {k: ranked[k] for k in ("preference_accuracy", "preference_margin")}
+                )
     report["mlflow_run_id"] = log_to_mlflow(report, args)
     if args.output is not None:
         args.output.parent.mkdir(parents=True, exist_ok=True)

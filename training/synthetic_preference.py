@@ -4,8 +4,8 @@ Each conversation gives one record in TRL's conversational preference format wit
 prompt: the data's assistant turn is `chosen`; `rejected` is the same turn with one realistic
 mistake of a known kind (`MISTAKES`), so no judge or model is needed and every pair's defect is
 known and checkable. Mistakes are what tool-calling models actually get wrong: the wrong or an
-invented tool, a dropped, invented or mistyped argument, answering without the call, or calling
-when nothing needs a call.
+invented tool, a value the user did not ask for, a dropped, invented or mistyped argument,
+answering without the call, or calling when nothing needs a call.
 
     {"prompt": [...], "chosen": [assistant], "rejected": [assistant], "tools": [...],
      "meta": {"mistake": KIND, "scenario": "single", "turn": 2}}
@@ -25,10 +25,11 @@ from inference.parsing import compile_tools
 from training.data.conversation import Conversation, Message, ToolCall
 from training.synthetic import INTENTS
 
-# Turns that need a call get one of the first six; turns that need none (chit-chat, the answer
+# Turns that need a call get one of the first seven; turns that need none (chit-chat, the answer
 # after a tool result) can only be wrong by calling.
 CALL_MISTAKES = (
     "wrong_tool",
+    "wrong_value",
     "missing_argument",
     "invented_argument",
     "wrong_type",
@@ -75,11 +76,18 @@ NO_CALL_ANSWERS = (
 Tools = Sequence[dict[str, Any]]
 
 
+ANSWER_TURN_SHARE = 0.35
+
+
 def preference_pairs(conversations: Sequence[Conversation], seed: int = 0) -> list[dict]:
     """One preference record per conversation (see the module docstring), the same per `seed`.
 
     The mistake is the least used so far among those that apply to the turn (ties broken by the
-    seeded RNG), so kinds stay balanced whatever the mix of scenarios and tools.
+    seeded RNG), so kinds stay balanced whatever the mix of scenarios and tools. A call ->
+    result -> answer conversation gives its answer turn (where the only mistake is a needless
+    call) `ANSWER_TURN_SHARE` of the time, its call turn otherwise: chit-chat already makes
+    needless calls the largest kind, and a set dominated by "do not call" pairs teaches a model
+    to stop calling altogether.
     """
     r = random.Random(seed)  # noqa: S311 -- reproducible data, not secrets
     used: Counter[str] = Counter()
@@ -87,7 +95,8 @@ def preference_pairs(conversations: Sequence[Conversation], seed: int = 0) -> li
     for conv in conversations:
         turns = [i for i, m in enumerate(conv.messages) if m.role == "assistant"]
         scenario = conv.meta.get("kind")
-        turn = r.choice(turns) if scenario == "multi_step" else turns[-1]
+        answer = scenario != "multi_step" or r.random() < ANSWER_TURN_SHARE
+        turn = turns[-1] if answer else turns[0]
         makers = _applicable(conv, turn)
         if not makers:
             raise ValueError(f"conversation {conv.source_line}: no mistake applies to turn {turn}")
@@ -129,6 +138,8 @@ def _applicable(conv: Conversation, index: int) -> dict[str, Maker]:
         makers["wrong_type"] = lambda r: _wrong_type(r, tools, turn)
     if any(_other_tools(tools, calls, c) for c in calls):
         makers["wrong_tool"] = lambda r: _wrong_tool(r, tools, turn)
+    if any(c.name in INTENTS for c in calls):
+        makers["wrong_value"] = lambda r: _wrong_value(r, turn)
     return dict(sorted(makers.items(), key=lambda kv: MISTAKES.index(kv[0])))
 
 
@@ -225,6 +236,21 @@ def _wrong_tool(r: random.Random, tools: Tools, turn: Message) -> Message:
     return _mutate(
         r, turn, indices, lambda c: _fill(r, tools, r.choice(_other_tools(tools, calls, c)), [c])
     )
+
+
+def _wrong_value(r: random.Random, turn: Message) -> Message:
+    """The right tool and a valid call, but one argument holds a value the user did not ask for
+    (another city, amount or date from the catalogue's value sets)."""
+
+    def change(c: ToolCall) -> ToolCall:
+        while True:
+            other = INTENTS[c.name](r).call.arguments
+            keys = sorted(k for k in c.arguments if k in other and other[k] != c.arguments[k])
+            if keys:
+                key = r.choice(keys)
+                return replace(c, arguments={**c.arguments, key: other[key]})
+
+    return _mutate(r, turn, [i for i, c in enumerate(turn.tool_calls) if c.name in INTENTS], change)
 
 
 def _missing_argument(r: random.Random, tools: Tools, turn: Message) -> Message:

@@ -120,11 +120,8 @@ class Recipe:
         self.staging = self.out / "checkpoint-staging"
 
         model, self.tokenizer = load_causal_lm(cfg, self.world.device, bf16=self.bf16)
-        lm = PackedCausalLM(
-            model,
-            chunk_rows=cfg.model.loss_chunk_rows,
-            compute_dtype=torch.bfloat16 if self.bf16 else None,
-        )
+        chunk_rows = cfg.model.loss_chunk_rows
+        compute_dtype = torch.bfloat16 if self.bf16 else None
         self.dpo = cfg.objective == "dpo"
         kind = PREFERENCE if self.dpo else stream.SEQUENCES
         source = stream.open_source(
@@ -141,11 +138,16 @@ class Recipe:
             else None
         )
         self.data_fingerprint = stream.fingerprint(source)
-        self.module: torch.nn.Module = lm
         self.references: dict[str, reference.ReferenceTable] = {}
+        self.module = PackedCausalLM(model, chunk_rows=chunk_rows, compute_dtype=compute_dtype)
         if self.dpo:
             self.module = PreferenceLM(
-                lm, beta=cfg.dpo.beta, label_smoothing=cfg.dpo.label_smoothing
+                model,
+                chunk_rows=chunk_rows,
+                compute_dtype=compute_dtype,
+                beta=cfg.dpo.beta,
+                label_smoothing=cfg.dpo.label_smoothing,
+                sft_weight=cfg.dpo.sft_weight,
             )
             if cfg.reference == "precomputed":  # before training changes the weights
                 self._precompute_references(source)

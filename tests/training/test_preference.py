@@ -193,7 +193,7 @@ def test_shared_prompt_rows_give_the_log_probs_and_gradients_of_separate_runs(
     source = stream.open_source(pair_dir, pack_length=DPO_PACK, kind=PREFERENCE)
     pack = next(source[i] for i in range(len(source)) if len(source[i].seq_lens) >= 6)
     lm = _lm(tiny_model_dir)
-    module = PreferenceLM(lm, beta=0.1)
+    module = PreferenceLM(lm.causal_lm, chunk_rows=64, compute_dtype=None, beta=0.1)
     grads = []
     sums = []
     for share in (True, False):
@@ -224,7 +224,7 @@ def test_rejected_never_sees_chosen(tiny_model_dir: Path, pair_dir: Path) -> Non
     source = stream.open_source(pair_dir, pack_length=DPO_PACK, kind=PREFERENCE)
     pack = source[0]
     lm = _lm(tiny_model_dir)
-    module = PreferenceLM(lm, beta=0.1)
+    module = PreferenceLM(lm.causal_lm, chunk_rows=64, compute_dtype=None, beta=0.1)
     p, c, _ = (int(x) for x in pack.seq_lens[:3])
     changed = pack.input_ids.copy()
     changed[p : p + c - 1] = (changed[p : p + c - 1] + 7) % 1000  # other chosen tokens
@@ -284,11 +284,11 @@ def test_pack_pairs_keeps_each_pair_whole_with_its_prompt_once() -> None:
 def test_lora_dpo_uses_its_own_weights_with_adapters_off_as_reference(
     tiny_model_dir: Path, pair_dir: Path, tmp_path: Path
 ) -> None:
-    cfg = _dpo_config(tiny_model_dir, pair_dir, tmp_path / "run", max_steps=8, lora__enabled=True)
+    cfg = _dpo_config(tiny_model_dir, pair_dir, tmp_path / "run", max_steps=12, lora__enabled=True)
     assert cfg.reference == "adapters_disabled"
     result = train.main(cfg)
     assert result.first_loss == pytest.approx(math.log(2), abs=1e-5)  # policy == reference
-    assert result.final_loss < math.log(2)
+    assert sum(result.losses[-4:]) / 4 < math.log(2) - 0.05, result.losses
     rows = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert rows[-1]["rewards/margins"] > 0
     assert rows[-1]["pairs_per_s"] > 0
@@ -335,3 +335,40 @@ def test_dpo_settings_that_cannot_work_are_rejected_before_loading(
         )
     with pytest.raises(TrainConfigError, match=r"dpo\.beta"):
         _dpo_config(tiny_model_dir, pair_dir, tmp_path, dpo__beta=0)
+
+
+CONFIGS = Path(__file__).resolve().parents[2] / "training" / "configs"
+
+
+@pytest.mark.parametrize("name", ["tiny-cpu-dpo.yaml", "qwen3-4b-dpo-lora.yaml"])
+def test_shipped_dpo_configs_use_the_adapters_as_their_reference(name: str) -> None:
+    from training.config import load_config
+
+    cfg = load_config(CONFIGS / name)
+    assert cfg.objective == "dpo"
+    assert cfg.lora.enabled
+    assert cfg.reference == "adapters_disabled"
+    assert cfg.lora.dropout == 0.0  # policy == reference at step 0
+    assert cfg.dpo.share_prompt
+    assert not cfg.model.attn_implementation.startswith("flash")
+
+
+def test_a_dpo_job_renders_like_an_sft_one(tmp_path: Path) -> None:
+    import yaml
+
+    from training.job.cli import main
+
+    out = tmp_path / "job.yaml"
+    config = str(CONFIGS / "qwen3-4b-dpo-lora.yaml")
+    argv = ["render", "--name", "qwen3-dpo", "--image", "repo/training:abc", "--config", config]
+    assert main([*argv, "--nodes", "2", "--output", str(out)]) == 0
+    job = yaml.safe_load(out.read_text(encoding="utf-8"))
+    assert job["kind"] == "HyperPodPyTorchJob"
+    container = job["spec"]["replicaSpecs"][0]["template"]["spec"]["containers"][0]
+    assert config in container["args"]
+    assert job["spec"]["replicaSpecs"][0]["replicas"] == 2
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        (CONFIGS / "tiny-cpu-dpo.yaml").read_text().replace("reference: auto", "reference: x")
+    )
+    assert main(["render", "--name", "j", "--image", "i:1", "--config", str(bad)]) == 2

@@ -107,6 +107,11 @@ def test_rejected_has_exactly_the_labelled_defect(data):
         assert rejected.get("reasoning_content") == chosen.get("reasoning_content")
         assert len(raw_calls) == len(good)
         score = score_calls(parsed.tool_calls, good, tools)
+        if kind == "wrong_value":
+            assert parsed.ok, parsed.errors  # schema-valid: only the request says it is wrong
+            assert [c.name for c in parsed.tool_calls] == [c.name for c in good]
+            assert score.matched == len(good) - 1
+            continue
         if kind == "wrong_tool":
             assert parsed.ok, parsed.errors
             assert score.matched == len(good) - 1

@@ -13,7 +13,9 @@ adapters disabled (a no-grad pass, no activations kept); for full fine-tuning th
 once before training (`training.loop.reference`) and arrive with the batch.
 
 Loss (DPO, sigmoid form, as TRL's ``loss_type="sigmoid"``): with ``z = beta * ((pi_c - pi_r) -
-(ref_c - ref_r))`` over summed completion log-probs, ``loss = -(1 - ls) log s(z) - ls log s(-z)``.
+(ref_c - ref_r))`` over summed completion log-probs, ``loss = -(1 - ls) log s(z) - ls log s(-z)``
+(``ls``: label smoothing, conservative DPO), plus ``sft_weight`` x the chosen completion's mean
+token NLL (RPO) when set.
 """
 
 from __future__ import annotations
@@ -141,30 +143,34 @@ def dpo_loss(
     return losses, rewards[:, 0], rewards[:, 1]
 
 
-class PreferenceLM(nn.Module):
+class PreferenceLM(PackedCausalLM):
     """`forward(batch) -> (summed DPO loss, summed STATS)` over the batch's pairs.
 
-    `reference_lm` (a frozen copy) exists for the benchmark's ablation only: it is what a trainer
-    without adapters or precomputed log-probs has to keep in memory.
+    A `PackedCausalLM` itself, so its parameters, checkpoints and exports are named as SFT's.
+    `reference_lm` (a frozen copy, kept out of the module tree) exists for the benchmark's
+    ablation only: it is what a trainer without adapters or precomputed log-probs keeps in memory.
     """
 
     def __init__(
         self,
-        lm: PackedCausalLM,
+        causal_lm: nn.Module,
         *,
+        chunk_rows: int,
+        compute_dtype: torch.dtype | None,
         beta: float,
         label_smoothing: float = 0.0,
+        sft_weight: float = 0.0,
         reference_lm: PackedCausalLM | None = None,
     ) -> None:
-        super().__init__()
-        self.lm = lm
+        super().__init__(causal_lm, chunk_rows=chunk_rows, compute_dtype=compute_dtype)
         self.beta = beta
         self.label_smoothing = label_smoothing
-        self.reference_lm = reference_lm
+        self.sft_weight = sft_weight
+        self._reference = [reference_lm] if reference_lm is not None else []
 
     def log_probs(self, batch: PairBatch, lm: PackedCausalLM | None = None) -> torch.Tensor:
         """Summed completion log-probs, `[pairs, 2]` (chosen, rejected)."""
-        lm = lm or self.lm
+        lm = lm or self
         hidden = lm.hidden_states(batch.lm).index_select(0, batch.lm.loss_positions)
         if hidden.device.type == "cpu":
             host_memory.release_freed_heap()
@@ -182,9 +188,9 @@ class PreferenceLM(nn.Module):
     def reference_log_probs(self, batch: PairBatch) -> torch.Tensor:
         if batch.reference is not None:
             return batch.reference
-        if self.reference_lm is not None:
-            return self.log_probs(batch, self.reference_lm)
-        model: Any = self.lm.causal_lm
+        if self._reference:
+            return self.log_probs(batch, self._reference[0])
+        model: Any = self.causal_lm
         if not hasattr(model, "disable_adapter"):
             raise ValueError(
                 "full fine-tuning needs precomputed reference log-probs (dpo.reference="
@@ -193,12 +199,15 @@ class PreferenceLM(nn.Module):
         with model.disable_adapter():
             return self.log_probs(batch)
 
-    def forward(self, batch: PairBatch) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, batch: PairBatch) -> tuple[torch.Tensor, torch.Tensor]:  # type: ignore[override]
         reference = self.reference_log_probs(batch)
         policy = self.log_probs(batch)
         losses, chosen, rejected = dpo_loss(
             policy, reference, beta=self.beta, label_smoothing=self.label_smoothing
         )
+        if self.sft_weight:
+            tokens = torch.bincount(batch.side, minlength=2 * batch.num_pairs).view(-1, 2)
+            losses = losses - self.sft_weight * policy[:, 0] / tokens[:, 0].clamp(min=1)
         p = policy.detach()
         stats = torch.stack(
             [
