@@ -21,7 +21,7 @@ export HF_HUB_DISABLE_TELEMETRY := 1
 export MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR := false
 
 .PHONY: help install install-cdk synth validate new-bu replacements test test-all lint format \
-        typecheck bench-synth bench-train bench-contention bench-inference push-training-image stage-hyperpod-chart \
+        typecheck bench-synth bench-train bench-dpo bench-contention bench-inference push-training-image stage-hyperpod-chart \
         clean
 
 help: ## List the targets
@@ -92,6 +92,9 @@ bench-synth: install ## cdk synth time: empty app floor vs this app with 1, 3 an
 
 bench-train: install ## This trainer vs TRL SFTTrainer: ablation ladder, data mixes, utilisation (~35 min)
 	$(PY) -m benchmarks.train
+
+bench-dpo: install ## This trainer's DPO vs TRL DPOTrainer (LoRA, Qwen3 vocabulary), gains split by ablation (~15 min)
+	$(PY) -m benchmarks.dpo
 
 bench-contention: install ## The tiny training run idle and beside a busy process (thread defaults vs before)
 	$(PY) -m benchmarks.contention

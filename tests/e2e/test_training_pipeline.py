@@ -1,11 +1,13 @@
 """The training core end to end on the CPU: synthetic data -> prepare -> train -> export ->
-evaluate -> reload and generate, with the run tracked on a real MLflow server.
+evaluate -> reload and generate, with the run tracked on a real MLflow server; then DPO on
+synthetic preference pairs from the SFT model, compared with it.
 
 One module-scoped pipeline run feeds every assertion, so the suite pays for training once.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -212,3 +214,114 @@ def test_exported_model_served_locally_answers_the_endpoint_clients_request(
     )  # fmt: skip
     assert first["top_k"] == 20  # vLLM's dialect, as LMI receives it
     assert valid >= 2, f"{valid} valid tool calls in {tried} requests"
+
+
+# --- DPO after SFT --------------------------------------------------------------------------
+
+DPO_CONFIG = CONFIG.with_name("tiny-cpu-dpo.yaml")
+DPO_STEPS = 60  # tiny-cpu-dpo.yaml's
+
+
+@dataclass
+class Aligned:
+    result: train.TrainResult
+    export_dir: Path
+    report: dict[str, Any]  # "base" = the SFT model, "tuned" = SFT + DPO
+
+
+@pytest.fixture(scope="module")
+def aligned(pipeline: Pipeline) -> Aligned:
+    """SFT model -> synthetic pairs (one labelled mistake each) -> prepare --task preference ->
+    DPO with LoRA (the SFT model with adapters off is the reference) -> export -> evaluate both
+    on the SFT run's held-out conversations and on held-out pairs."""
+    from training.synthetic_preference import preference_pairs
+
+    work = pipeline.workdir
+    pairs = preference_pairs(synthetic.generate(800, seed=1, **EASY), seed=1)
+    raw = work / "pairs.jsonl"
+    raw.write_text("".join(json.dumps(p) + "\n" for p in pairs), encoding="utf-8")
+    prepare.main(
+        prepare.PrepareArgs(
+            input=raw,
+            output=work / "pairs",
+            tokenizer=str(pipeline.export_dir),
+            task="preference",
+            max_length=2048,
+            eval_fraction=0.1,
+            quiet=True,
+        )
+    )
+    config = load_config(
+        DPO_CONFIG,
+        [
+            f"output_dir={work / 'dpo'}",
+            f"model.name_or_path={pipeline.export_dir}",
+            f"data.path={work / 'pairs'}",
+            f"max_steps={DPO_STEPS}",
+            f"mlflow.tracking_uri={pipeline.tracking_uri}",
+            "mlflow.experiment=e2e-dpo",
+            "mlflow.log_system_metrics=false",
+        ],
+    )
+    result = train.main(config)
+    assert result.checkpoint_path is not None
+    exported = export.main(
+        result.checkpoint_path, str(work / "dpo-export"), base_model=str(pipeline.export_dir)
+    )
+    # Generation is scored on the SFT run's held-out conversations and on the held-out pairs'
+    # prompts with their chosen turn (the turns the pairs' mistakes are about).
+    held_out = [json.loads(x) for x in (work / "pairs" / prepare.EVAL).read_text().splitlines()]
+    conversations = work / "dpo-eval.jsonl"
+    conversations.write_text(
+        pipeline.eval_data.read_text(encoding="utf-8")
+        + "".join(
+            json.dumps({"messages": p["prompt"] + p["chosen"], "tools": p["tools"]}) + "\n"
+            for p in held_out
+        ),
+        encoding="utf-8",
+    )
+    report = evaluate.main(
+        evaluate.EvaluateArgs(
+            model=exported.local_dir,
+            base_model=str(pipeline.export_dir),
+            data=conversations,
+            pairs=work / "pairs" / prepare.EVAL,
+            max_new_tokens=64,
+            batch_size=16,
+            output=work / "dpo-report.json",
+        )
+    )
+    return Aligned(result, Path(exported.local_dir), report)
+
+
+def test_dpo_raises_preference_accuracy_and_margin_on_held_out_pairs(aligned: Aligned) -> None:
+    sft = aligned.report["models"]["base"]["preference"]
+    dpo = aligned.report["models"]["tuned"]["preference"]
+    first = json.loads((Path(aligned.result.output_dir) / "metrics.jsonl").open().readline())
+    assert first["rewards/chosen"] == first["rewards/margins"] == 0.0  # reference == policy
+    assert dpo["preference_accuracy"] > sft["preference_accuracy"], (sft, dpo)
+    assert dpo["preference_margin"] > sft["preference_margin"], (sft, dpo)
+    for kind, before in sft["by_mistake"].items():  # each mistake kind the pairs target
+        after = dpo["by_mistake"][kind]
+        if kind == "wrong_value":  # this 64-wide model cannot yet copy values from a request
+            continue  # (its SFT arguments_values is ~0.1); the margin stays near 0, as it was
+        assert after["preference_margin"] > before["preference_margin"], (kind, before, after)
+
+
+def test_dpo_does_not_cost_tool_call_accuracy(aligned: Aligned) -> None:
+    sft = aligned.report["models"]["base"]["metrics"]
+    dpo = aligned.report["models"]["tuned"]["metrics"]
+    assert sft["cases"] >= 100
+    # BFCL-style full calls and overall accuracy hold, and so do the metrics of the mistakes
+    # the pairs show: missing, invented and mistyped arguments, and calls where none is needed.
+    # (function_name_accuracy moves by a case either way between settings of this 64-wide model.)
+    for key in ("full_call_accuracy", "accuracy", "arguments_required",
+                "arguments_no_unexpected", "arguments_types", "no_call_accuracy"):  # fmt: skip
+        assert dpo[key] >= sft[key], (key, sft, dpo)
+
+
+def test_dpo_run_is_tracked_with_its_reward_metrics(aligned: Aligned, pipeline: Pipeline) -> None:
+    client = MlflowClient(pipeline.tracking_uri)
+    run = client.get_run(aligned.result.run_id)
+    for name in ("loss", "rewards/margins", "rewards/accuracies", "pairs_per_s", "grad_norm"):
+        assert len(client.get_metric_history(run.info.run_id, name)) == DPO_STEPS, name
