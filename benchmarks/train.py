@@ -137,6 +137,7 @@ def _run_ours(a: argparse.Namespace, *, floor: bool) -> dict[str, Any]:
     stream.PackLoader._epoch_order = in_file_order  # type: ignore[method-assign]
     if opts.get("segments") is False:
         whole = packed_attention.packed_kwargs
+
         def one_segment(seq_lens: Any, device: Any, prefixes: Any = None) -> dict[str, Any]:
             return whole(np.asarray([int(seq_lens.sum())]), device)
 
