@@ -21,6 +21,11 @@ Metrics (fractions; `call cases` expect at least one call, `no-call cases` none)
   full_call_accuracy      call cases: exactly the expected calls, nothing else, parse valid
   no_call_accuracy        no-call cases: answered without any tool call
   accuracy                all cases: full call right, or rightly no call
+
+With ``--pairs`` (held-out preference pairs, e.g. ``prepare --task preference``'s eval.jsonl)
+each model also gets `preference_accuracy` (log p(chosen) > log p(rejected)) and
+`preference_margin` (their mean difference), overall and per ``meta.mistake``
+(`training.preference_eval`).
 """
 
 from __future__ import annotations

@@ -372,3 +372,40 @@ def test_a_dpo_job_renders_like_an_sft_one(tmp_path: Path) -> None:
         (CONFIGS / "tiny-cpu-dpo.yaml").read_text().replace("reference: auto", "reference: x")
     )
     assert main(["render", "--name", "j", "--image", "i:1", "--config", str(bad)]) == 2
+
+
+@pytest.mark.parametrize(("strategy", "lora"), [("ddp", True), ("fsdp2", False)])
+def test_torchrun_two_processes_match_one(
+    tiny_model_dir: Path, pair_dir: Path, tmp_path: Path, strategy: str, lora: bool
+) -> None:
+    """Ranks split the step's pairs and the loss is the mean over all of them; with full
+    fine-tuning the ranks also split the reference pass and share its table."""
+    import os
+    import subprocess
+    import sys
+
+    from training.config import dump_config
+
+    data = tmp_path / "data"
+    shutil.copytree(pair_dir, data)
+    common = {"max_steps": 3, "lora__enabled": lora, "lora__r": 4}
+    single = train.main(
+        _dpo_config(tiny_model_dir, data, tmp_path / "single", optim__grad_accum=2, **common)
+    )
+    shutil.rmtree(data / "reference", ignore_errors=True)  # the 2 ranks compute it afresh
+    cfg = _dpo_config(
+        tiny_model_dir, data, tmp_path / "dist", distributed__strategy=strategy, **common
+    )
+    path = tmp_path / "dist.yaml"
+    path.write_text(dump_config(cfg))
+    repo = Path(__file__).resolve().parents[2]
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+         "-m", "training.train", "--config", str(path)],
+        cwd=repo, env={**os.environ, "PYTHONPATH": str(repo), "OMP_NUM_THREADS": "1"},
+        capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    rows = [json.loads(x) for x in (tmp_path / "dist" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["loss"] for r in rows] == pytest.approx(single.losses, rel=1e-4)
+    assert next(r["rewards/margins"] for r in rows) == 0.0
