@@ -409,3 +409,30 @@ def test_torchrun_two_processes_match_one(
     rows = [json.loads(x) for x in (tmp_path / "dist" / "metrics.jsonl").read_text().splitlines()]
     assert [r["loss"] for r in rows] == pytest.approx(single.losses, rel=1e-4)
     assert next(r["rewards/margins"] for r in rows) == 0.0
+
+
+def test_an_interrupted_reference_pass_resumes_from_the_chunks_it_wrote(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from training.data.packing import Pack
+    from training.loop import distributed, reference
+
+    monkeypatch.setattr(reference, "CHUNK_PACKS", 2)
+    packs = [
+        Pack(np.zeros(3, np.int32), np.zeros(3, np.int32), np.ones(3, np.int32)) for _ in range(5)
+    ]  # one pair each: 3 chunks of at most 2 packs
+    seen: list[int] = []
+
+    def log_probs(pack: Pack) -> torch.Tensor:
+        seen.append(len(seen))
+        return torch.tensor([[float(len(seen)), -1.0]])
+
+    world = distributed.World(rank=0, size=1, local_rank=0, device=torch.device("cpu"))
+    first = reference.compute_or_load(packs, log_probs, tmp_path / "ref", world)
+    assert len(seen) == 5
+    (tmp_path / "ref" / reference.DONE).unlink()  # as if cut off before the last chunk
+    (tmp_path / "ref" / "packs-00000004.safetensors").unlink()
+    again = reference.compute_or_load(packs, log_probs, tmp_path / "ref", world)
+    assert len(seen) == 6  # only the missing chunk's one pack was recomputed
+    assert again.lookup((0, 1, 2, 3)).tolist() == first.lookup((0, 1, 2, 3)).tolist()
+    assert again.lookup((4,)).tolist() == [[6.0, -1.0]]
