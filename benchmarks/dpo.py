@@ -247,13 +247,12 @@ def _full_head() -> None:
     from training.model.loss import linear_log_probs
     from training.model.preference import PreferenceLM
 
-    def every_position(self: Any, batch: Any, lm: Any = None) -> torch.Tensor:
-        lm = lm or self
-        hidden = lm.hidden_states(batch.lm)
+    def every_position(self: Any, batch: Any) -> torch.Tensor:
+        hidden = self.hidden_states(batch.lm)
         targets = torch.zeros(hidden.shape[0], dtype=torch.long, device=hidden.device)
         targets[batch.lm.loss_positions] = batch.lm.targets  # unshared: positions are unique
         rows = linear_log_probs(
-            hidden, lm.base().lm_head.weight, targets, chunk_rows=lm.chunk_rows
+            hidden, self.base().lm_head.weight, targets, chunk_rows=self.chunk_rows
         ).index_select(0, batch.lm.loss_positions)
         sums = rows.new_zeros(2 * batch.num_pairs).index_add(0, batch.side, rows)
         return sums.view(batch.num_pairs, 2)
@@ -261,12 +260,29 @@ def _full_head() -> None:
     PreferenceLM.log_probs = every_position  # type: ignore[method-assign]
 
 
-def _run_ours(a: argparse.Namespace, *, floor: bool) -> dict[str, Any]:
+def _copy_reference(recipe: Any, model_dir: Path) -> None:
+    """The ablation: reference log-probs from a frozen copy of the model (what a trainer without
+    adapters-off or precomputed log-probs keeps in memory) instead of the adapters switched off."""
+    import torch
     from transformers import AutoModelForCausalLM
 
-    from training import train
     from training.model import packed_attention
-    from training.model.modeling import PackedCausalLM
+    from training.model.preference import PreferenceLM
+
+    packed_attention.register()
+    module = recipe.module
+    copy = PreferenceLM(
+        AutoModelForCausalLM.from_pretrained(
+            model_dir, attn_implementation=packed_attention.PACKED_SDPA
+        ).eval(),
+        chunk_rows=module.chunk_rows, compute_dtype=None, beta=module.beta,
+    )  # fmt: skip
+    copy.requires_grad_(False)
+    module.reference_log_probs = torch.no_grad()(copy.log_probs)
+
+
+def _run_ours(a: argparse.Namespace, *, floor: bool) -> dict[str, Any]:
+    from training import train
 
     _in_file_order()
     packs = Path(a.workdir) / f"packs-{a.pairs_per_step}"
@@ -282,13 +298,7 @@ def _run_ours(a: argparse.Namespace, *, floor: bool) -> dict[str, Any]:
         recipe.cleanup("FINISHED")
         return result
     if a.child == "ours_copy_ref":
-        packed_attention.register()
-        copy = AutoModelForCausalLM.from_pretrained(
-            Path(a.workdir) / "model", attn_implementation=packed_attention.PACKED_SDPA
-        ).eval()
-        copy.requires_grad_(False)
-        module: Any = recipe.module
-        module._reference = [PackedCausalLM(copy, chunk_rows=module.chunk_rows, compute_dtype=None)]
+        _copy_reference(recipe, Path(a.workdir) / "model")
     _reset_peak()
     try:
         recipe.train()

@@ -256,27 +256,19 @@ def evaluate_completer(complete: Completer, cases: Sequence[Case]) -> dict[str, 
 # --- generation -------------------------------------------------------------------------------
 
 
-def load_model(path: str, *, packed: bool = False) -> Any:
-    """A causal LM for generation on the CPU or the first GPU; LoRA adapter folders work too.
-
-    `packed=True` loads it with `packed_sdpa` attention, to score packed rows as training does."""
+def load_model(path: str) -> Any:
+    """A causal LM for generation on the CPU or the first GPU; LoRA adapter folders work too."""
     import torch
 
     local_dir(path, what="model")
-    kwargs: dict[str, Any] = {}
-    if packed:
-        from training.model import packed_attention
-
-        packed_attention.register()
-        kwargs["attn_implementation"] = packed_attention.PACKED_SDPA
     if (Path(path) / "adapter_config.json").is_file():
         from peft import AutoPeftModelForCausalLM
 
-        model = AutoPeftModelForCausalLM.from_pretrained(path, **kwargs)
+        model = AutoPeftModelForCausalLM.from_pretrained(path)
     else:
         from transformers import AutoModelForCausalLM
 
-        model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(path)
     return model.to("cuda" if torch.cuda.is_available() else "cpu").eval()
 
 
@@ -395,17 +387,15 @@ def main(args: EvaluateArgs, completers: dict[str, Completer] | None = None) -> 
     )[: args.max_cases]
     if not cases:
         raise ValueError(f"{args.data}: no assistant turn to evaluate")
+    models: dict[str, Any] = {}  # loaded once, for generation and for --pairs
     if completers is None:
         paths = {"base": args.base_model, "tuned": args.model}
+        models = {name: load_model(path) for name, path in paths.items() if path}
         completers = {
             name: hf_completer(
-                load_model(path),
-                tokenizer,
-                max_new_tokens=args.max_new_tokens,
-                batch_size=args.batch_size,
+                model, tokenizer, max_new_tokens=args.max_new_tokens, batch_size=args.batch_size
             )
-            for name, path in paths.items()
-            if path
+            for name, model in models.items()
         }
     report: dict[str, Any] = {
         "data": str(args.data),
@@ -425,12 +415,8 @@ def main(args: EvaluateArgs, completers: dict[str, Completer] | None = None) -> 
         records = load_pairs(args.pairs)
         for name, path in report["paths"].items():
             if path and name in report["models"]:
-                ranked = rank_pairs(
-                    load_model(path, packed=True),
-                    tokenizer,
-                    records,
-                    enable_thinking=args.enable_thinking,
-                )
+                model = models.get(name) or load_model(path)
+                ranked = rank_pairs(model, tokenizer, records, enable_thinking=args.enable_thinking)
                 body = report["models"][name]
                 body["preference"] = ranked
                 body["metrics"].update(

@@ -13,11 +13,19 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from training.data.conversation import RecordError
 from training.data.formats import numbered_lines
-from training.data.preference import PreferenceRecord, encode_pairs, pack_pairs, parse_preference
+from training.data.preference import (
+    PairExample,
+    PreferenceRecord,
+    encode_pairs,
+    pair_segments,
+    parse_preference,
+)
+from training.model import packed_attention
 from training.model.preference import PreferenceLM, make_pair_batch
 
 
@@ -38,18 +46,26 @@ def rank_pairs(
 ) -> dict[str, Any]:
     """`preference_accuracy`, `preference_margin` overall and `by_mistake` (``meta.mistake``).
 
-    `model` must use the `packed_sdpa` attention (`training.evaluate.load_model` does)."""
+    The model's attention is switched to `packed_sdpa` (which reads the shared-prompt rows) for
+    the scoring and back afterwards, so one loaded model serves generation and this."""
     encoded = encode_pairs(tokenizer, records, max_length=1 << 62, enable_thinking=enable_thinking)
+    pairs: list[PairExample] = []
     for rec, pair in zip(records, encoded, strict=True):
         if isinstance(pair, Exception):
             raise ValueError(f"line {rec.source_line}: {pair}")
+        pairs.append(pair)
     lm = PreferenceLM(model, chunk_rows=1024, compute_dtype=None, beta=1.0)
+    before = model.config._attn_implementation
+    packed_attention.register()
+    model.set_attn_implementation(packed_attention.PACKED_SDPA)
     margins: list[float] = []
-    for pair in encoded:  # one pair per row: no pack budget to choose
-        (pack,) = pack_pairs([pair], pair.num_tokens)  # type: ignore[list-item,union-attr]
-        batch = make_pair_batch(pack.input_ids, pack.labels, pack.seq_lens, model.device)
-        logps = lm.log_probs(batch)[0]
-        margins.append(float(logps[0] - logps[1]))
+    try:
+        for pair in pairs:  # one pair per row: no pack budget to choose
+            ids, labels, lens = pair_segments(pair)
+            logps = lm.log_probs(make_pair_batch(ids, labels, np.asarray(lens), model.device))[0]
+            margins.append(float(logps[0] - logps[1]))
+    finally:
+        model.set_attn_implementation(before)
     groups: dict[str, list[float]] = defaultdict(list)
     for rec, margin in zip(records, margins, strict=True):
         groups[str(rec.record.get("meta", {}).get("mistake", "unlabelled"))].append(margin)

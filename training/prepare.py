@@ -37,7 +37,13 @@ import numpy as np
 
 from training.cli_args import parse_args
 from training.data.conversation import Conversation, ConversationError, RecordError
-from training.data.formats import FORMATS, TextDocument, numbered_lines, parse_line
+from training.data.formats import (
+    FORMATS,
+    TextDocument,
+    numbered_lines,
+    parse_line,
+    record_meta,
+)
 from training.data.packing import pack_sequences, write_packs
 from training.data.preference import (
     PREFERENCE,
@@ -200,16 +206,12 @@ def process_pairs(lines: list[tuple[int, str]], args: PrepareArgs, tokenizer: An
             out.errors.append(RecordError(line, result.kind, f"line {line}: {result}", raw))
         elif held_out(line, args.seed, args.eval_fraction):
             out.counts["eval_pairs"] += 1
-            out.held_out.append({**rec.record, "meta": {**_meta(rec.record), "source_line": line}})
+            meta = {**record_meta(rec.record), "source_line": line}
+            out.held_out.append({**rec.record, "meta": meta})
         else:
             out.counts["train_pairs"] += 1
             out.kept.append(result)
     return out
-
-
-def _meta(record: dict[str, Any]) -> dict[str, Any]:
-    meta = record.get("meta")
-    return dict(meta) if isinstance(meta, dict) else {}
 
 
 # Worker processes inherit the arguments and the tokenizer by fork instead of pickling them.

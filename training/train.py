@@ -139,9 +139,8 @@ class Recipe:
         )
         self.data_fingerprint = stream.fingerprint(source)
         self.references: dict[str, reference.ReferenceTable] = {}
-        self.module = PackedCausalLM(model, chunk_rows=chunk_rows, compute_dtype=compute_dtype)
         if self.dpo:
-            self.module = PreferenceLM(
+            self.module: PackedCausalLM = PreferenceLM(
                 model,
                 chunk_rows=chunk_rows,
                 compute_dtype=compute_dtype,
@@ -151,6 +150,8 @@ class Recipe:
             )
             if cfg.reference == "precomputed":  # before training changes the weights
                 self._precompute_references(source)
+        else:
+            self.module = PackedCausalLM(model, chunk_rows=chunk_rows, compute_dtype=compute_dtype)
         self.model = distributed.wrap(
             self.module,
             strategy=self.strategy,
@@ -203,13 +204,13 @@ class Recipe:
                 return module.log_probs(batch)
 
         module.eval()
-        sources = {"train": source, "eval": self.eval_source}
-        for split, src in sources.items():
+        sources = {"train": (source, self.data_fingerprint), "eval": (self.eval_source, None)}
+        for split, (src, fingerprint) in sources.items():
             if src is None:
                 continue
             key = reference.reference_key(
                 cfg.model.name_or_path,
-                stream.fingerprint(src)["sha256"],
+                (fingerprint or stream.fingerprint(src))["sha256"],
                 bf16=self.bf16,
                 share_prompt=cfg.dpo.share_prompt,
             )

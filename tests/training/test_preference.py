@@ -436,3 +436,32 @@ def test_an_interrupted_reference_pass_resumes_from_the_chunks_it_wrote(
     assert len(seen) == 6  # only the missing chunk's one pack was recomputed
     assert again.lookup((0, 1, 2, 3)).tolist() == first.lookup((0, 1, 2, 3)).tolist()
     assert again.lookup((4,)).tolist() == [[6.0, -1.0]]
+
+
+def test_ranking_pairs_scores_as_training_does_and_leaves_the_model_generating(
+    tiny_model_dir: Path, tiny_tokenizer: Any
+) -> None:
+    from transformers import AutoModelForCausalLM
+
+    from training.preference_eval import rank_pairs
+
+    records = [parse_preference(json.dumps(r), 1) for r in _pairs(1)]
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)  # sdpa, as for generation
+    ranked = rank_pairs(model, tiny_tokenizer, records)  # type: ignore[arg-type]
+    (pair,) = encode_pairs(tiny_tokenizer, records, max_length=4096)  # type: ignore[arg-type]
+    assert isinstance(pair, PairExample)
+    lm = _lm(tiny_model_dir)
+    with torch.no_grad():
+        chosen = _full_logps(lm, pair.prompt_ids, pair.chosen_ids)
+        rejected = _full_logps(lm, pair.prompt_ids, pair.rejected_ids)
+    assert ranked["pairs"] == 1
+    assert ranked["preference_margin"] == pytest.approx(float(chosen - rejected), abs=1e-3)
+    assert ranked["preference_accuracy"] == float(chosen > rejected)
+    mistake = records[0].record["meta"]["mistake"]  # type: ignore[union-attr]
+    assert ranked["by_mistake"][mistake]["pairs"] == 1
+    assert model.config._attn_implementation == "sdpa"  # switched back for generation
+    ids = tiny_tokenizer("hi", return_tensors="pt")["input_ids"]
+    assert (
+        model.generate(ids, max_new_tokens=2, min_new_tokens=2, do_sample=False).shape[1]
+        == ids.shape[1] + 2
+    )

@@ -173,7 +173,7 @@ def read_messages(obj: dict[str, Any], line: int, *, known_tools_only: bool = Tr
         messages,
         _tools(obj.get("tools")),
         source_line=line,
-        meta=_meta(obj),
+        meta=record_meta(obj),
         known_tools_only=known_tools_only,
     )
 
@@ -184,7 +184,7 @@ def _openai_call(call: dict[str, Any]) -> ToolCall:
     return ToolCall(name, parse_arguments(fn.get("arguments", {}), name))
 
 
-def _meta(obj: dict[str, Any]) -> dict[str, Any]:
+def record_meta(obj: dict[str, Any]) -> dict[str, Any]:
     meta = obj.get("meta")
     return dict(meta) if isinstance(meta, dict) else {}
 
@@ -384,7 +384,7 @@ def read_sharegpt(obj: dict[str, Any], line: int) -> Conversation:
             messages.extend(Message("tool", r.strip("\n")) for r in responses)
         else:
             messages.append(Message("user", value))
-    return build(messages, tools, source_line=line, meta=_meta(obj))
+    return build(messages, tools, source_line=line, meta=record_meta(obj))
 
 
 def read_text(obj: dict[str, Any], line: int) -> TextDocument:

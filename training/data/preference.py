@@ -54,10 +54,6 @@ class PreferenceRecord:
     source_line: int
     record: dict[str, Any]  # the input record, for the eval split
 
-    @property
-    def prompt(self) -> Conversation:
-        return replace(self.chosen, messages=self.chosen.messages[: self.prompt_turns])
-
 
 @dataclass(frozen=True)
 class PairExample:
@@ -193,12 +189,9 @@ def _check_chosen_arguments(conv: Conversation, turns: int) -> None:
     """A chosen call must be right: offered tool (checked when reading) and schema-valid
     arguments, with the parser the endpoint client uses."""
     tools = list(conv.tools)
-    for m in conv.messages[turns:]:
-        if m.role != "assistant" or not m.tool_calls:
+    for message in conv.to_record()["messages"][turns:]:  # OpenAI form, as an endpoint returns
+        if message["role"] != "assistant" or not message.get("tool_calls"):
             continue
-        message = conv.template_messages()[conv.messages.index(m)]
-        for call in message["tool_calls"]:
-            call["function"]["arguments"] = json.dumps(call["function"]["arguments"])
         parsed = parse_message(message, tools)
         if parsed.errors:
             raise ConversationError(
@@ -223,9 +216,8 @@ def encode_pairs(
 ) -> list[PairExample | ConversationError]:
     """Render and tokenise pairs: the prompt is the template's generation prompt, and each side's
     tokens must start with exactly the prompt's tokens (else ``mask_misaligned``)."""
-    out: list[PairExample | ConversationError] = []
     rendered: list[tuple[str, Rendered, Rendered]] = []
-    failed: dict[int, ConversationError] = {}
+    results: dict[int, PairExample | ConversationError] = {}
     for i, rec in enumerate(records):
         try:
             prompt = render_text(
@@ -245,18 +237,16 @@ def encode_pairs(
                 sides.append(_completion_only(r, len(prompt)))
             rendered.append((prompt, sides[0], sides[1]))
         except ConversationError as e:
-            failed[i] = e
+            results[i] = e
             rendered.append(("", Rendered("", ()), Rendered("", ())))
-    ok = [i for i in range(len(records)) if i not in failed]
+    ok = [i for i in range(len(records)) if i not in results]
     unlimited = 1 << 62  # the pair's total is what must fit; checked below
     chosen = encode(tokenizer, [rendered[i][1] for i in ok], max_length=unlimited)
     rejected = encode(tokenizer, [rendered[i][2] for i in ok], max_length=unlimited)
     prompts = tokenizer([rendered[i][0] for i in ok], add_special_tokens=False)["input_ids"]
-    results: dict[int, PairExample | ConversationError] = dict(failed)
     for i, good, bad, ids in zip(ok, chosen, rejected, prompts, strict=True):
         results[i] = _pair(records[i], good, bad, list(ids), max_length)
-    out.extend(results[i] for i in range(len(records)))
-    return out
+    return [results[i] for i in range(len(records))]
 
 
 def _pair(

@@ -83,26 +83,26 @@ def make_pair_batch(
         prompt = input_ids[src : src + p]
         chosen = slice(src + p, src + p + c)
         rejected = slice(src + p + c, src + p + c + r)
-        completions = [(0, chosen), (1, rejected)]
+        # Per completion: its slice of the stored row, where its tokens start in our row, and
+        # the position that predicts its first token (the last token of the prompt it follows).
         if share_prompt:
             ids += [input_ids[src : src + p + c + r]]
             positions += [np.arange(p + c), p + np.arange(r)]
             segments += [p + c, r]
             prefixes += [None, (at, at + p)]
-            starts = [at + p, at + p + c]  # where each completion's tokens sit in our row
+            layout = [(chosen, at + p, at + p - 1), (rejected, at + p + c, at + p - 1)]
         else:
             ids += [prompt, input_ids[chosen], prompt, input_ids[rejected]]
             positions += [np.arange(p + c), np.arange(p + r)]
             segments += [p + c, p + r]
             prefixes += [None, None]
-            starts = [at + p, at + 2 * p + c]
-        for (s, part), start in zip(completions, starts, strict=True):
+            layout = [(chosen, at + p, at + p - 1), (rejected, at + 2 * p + c, at + 2 * p + c - 1)]
+        for s, (part, start, first) in enumerate(layout):
             lab = labels[part]
             where = np.nonzero(lab != IGNORE_INDEX)[0]
-            # Token j of a completion is predicted by the position before it; for j = 0 that is
-            # the prompt's last token (shared: the one prompt both completions continue).
-            before = np.where(where == 0, start - (c if share_prompt and s else 0) - 1, 0)
-            loss_at.append(np.where(where == 0, before, start + where - 1))
+            predictors = start + where - 1  # token j is predicted by the position before it
+            predictors[where == 0] = first
+            loss_at.append(predictors)
             targets.append(lab[where])
             side.append(np.full(len(where), 2 * k + s))
         src += p + c + r
@@ -147,8 +147,6 @@ class PreferenceLM(PackedCausalLM):
     """`forward(batch) -> (summed DPO loss, summed STATS)` over the batch's pairs.
 
     A `PackedCausalLM` itself, so its parameters, checkpoints and exports are named as SFT's.
-    `reference_lm` (a frozen copy, kept out of the module tree) exists for the benchmark's
-    ablation only: it is what a trainer without adapters or precomputed log-probs keeps in memory.
     """
 
     def __init__(
@@ -160,26 +158,23 @@ class PreferenceLM(PackedCausalLM):
         beta: float,
         label_smoothing: float = 0.0,
         sft_weight: float = 0.0,
-        reference_lm: PackedCausalLM | None = None,
     ) -> None:
         super().__init__(causal_lm, chunk_rows=chunk_rows, compute_dtype=compute_dtype)
         self.beta = beta
         self.label_smoothing = label_smoothing
         self.sft_weight = sft_weight
-        self._reference = [reference_lm] if reference_lm is not None else []
 
-    def log_probs(self, batch: PairBatch, lm: PackedCausalLM | None = None) -> torch.Tensor:
+    def log_probs(self, batch: PairBatch) -> torch.Tensor:
         """Summed completion log-probs, `[pairs, 2]` (chosen, rejected)."""
-        lm = lm or self
-        hidden = lm.hidden_states(batch.lm).index_select(0, batch.lm.loss_positions)
+        hidden = self.hidden_states(batch.lm).index_select(0, batch.lm.loss_positions)
         if hidden.device.type == "cpu":
             host_memory.release_freed_heap()
         rows = linear_log_probs(
             hidden,
-            lm.base().lm_head.weight,
+            self.base().lm_head.weight,
             batch.lm.targets,
-            chunk_rows=lm.chunk_rows,
-            compute_dtype=lm.compute_dtype,
+            chunk_rows=self.chunk_rows,
+            compute_dtype=self.compute_dtype,
         )
         sums = rows.new_zeros(2 * batch.num_pairs).index_add(0, batch.side, rows)
         return sums.view(batch.num_pairs, 2)
@@ -188,8 +183,6 @@ class PreferenceLM(PackedCausalLM):
     def reference_log_probs(self, batch: PairBatch) -> torch.Tensor:
         if batch.reference is not None:
             return batch.reference
-        if self._reference:
-            return self.log_probs(batch, self._reference[0])
         model: Any = self.causal_lm
         if not hasattr(model, "disable_adapter"):
             raise ValueError(
