@@ -1,5 +1,11 @@
 """The CDK app: validate every BU config, then one Stage per BU (nothing else lives here).
 
+The gates (cdk-nag packs, cfn-lint) run inside ``app.synth()``; when their report says failure
+the app prints each finding once and exits 1 after writing it, so ``cdk synth``, ``cdk deploy``
+and ``make synth`` all stop. (The CDK CLI asks the app to leave reporting to it, then reads the
+report only for the stacks a command names: ``cdk synth`` of a Stage-only app names none, and a
+failure inside a Python app only sets the exit code of jsii's node process, never ours.)
+
 ``-c config_dir=DIR`` points at another config directory (the benchmark and tests use it);
 ``-c lint_cache=DIR`` moves the cfn-lint result cache (default ``.cache/cfn-lint``); ``off``
 lints every template afresh.
@@ -24,17 +30,24 @@ threading.Thread(
 import aws_cdk as cdk  # noqa: E402
 
 from config.loader import CONFIG_DIR, config_files, load_all  # noqa: E402
+from platform_constructs.gate_report import REPORT_FILE, gate_report  # noqa: E402
 from platform_constructs.gates import register_gates  # noqa: E402
 from stacks.stage import BusinessUnitStage  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent
+FAIL_ON_VALIDATION = "@aws-cdk/core:failSynthOnValidationErrors"
 
 
 def main() -> int:
     # CDK's built-in CloudFormation validation is off: the cfn-lint plugin that register_gates
     # adds checks every template on every synth (cdk synth/deploy, make synth, the tests), and
     # the built-in pass cost ~4 s per BU here on top.
-    app = cdk.App(builtin_cloud_formation_validation=False)
+    app = cdk.App(
+        builtin_cloud_formation_validation=False,
+        # The app reports a failed gate itself (below), in every mode: under the CLI, under
+        # pytest (where CDK would raise instead) and as `python app.py`.
+        post_cli_context={FAIL_ON_VALIDATION: False},
+    )
     config_dir = Path(app.node.try_get_context("config_dir") or CONFIG_DIR)
     loaded, errors = load_all(config_files(config_dir))
     if errors:
@@ -49,7 +62,18 @@ def main() -> int:
     for item in loaded:
         # Synthesizes this BU's stage now: its templates are linted while the next is built.
         gates.lint_early(BusinessUnitStage(app, config=item.config))
-    app.synth()
+    assembly = app.synth()
+    report = gate_report(Path(assembly.directory))
+    if report.failed:
+        for line in report.lines:
+            print(line, file=sys.stderr)
+        findings = sum(report.nag.values()) + sum(report.lint_errors.values())
+        print(
+            f"gates: FAILED, {findings} finding(s) above (full report: "
+            f"{Path(assembly.directory) / REPORT_FILE}); nothing may be deployed",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 

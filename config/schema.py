@@ -19,7 +19,7 @@ from config.base import FieldProblemError, StrictModel
 from config.endpoints import Endpoints
 from config.hyperpod import HyperPod
 from config.mlflow import Mlflow
-from config.naming import Naming
+from config.naming import BU_TAG_KEY, Naming
 from config.regions import AVAILABILITY_ZONES, HYPERPOD_REGIONS, HYPERPOD_RESOURCE_TYPES
 from config.studio import Studio
 
@@ -43,6 +43,13 @@ VPC_RANGES = tuple(
 
 
 TagValue = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+# CloudFormation takes at most 50 tags on a resource (E3032 in cfn-lint). The Stage puts the BU's
+# tags (the three below, `extra`, and `business-unit`) on every resource, and a resource may
+# carry up to RESOURCE_OWN_TAGS of its own (a subnet: Name, aws-cdk:subnet-name,
+# aws-cdk:subnet-type, kubernetes.io/role/internal-elb); tests/stacks checks that bound on every
+# synthesized resource, so a CDK upgrade that adds one fails a test, not a deploy.
+MAX_TAGS_PER_RESOURCE = 50
+RESOURCE_OWN_TAGS = 4
 
 
 class Tags(StrictModel):
@@ -71,6 +78,21 @@ class Tags(StrictModel):
             if len(value) > 256 or not _TAG_CHARS.match(value):
                 raise ValueError(f"tag {key!r}: value must be <= 256 allowed characters")
         return tags
+
+    @model_validator(mode="after")
+    def _fits_every_resource(self) -> "Tags":
+        added = ("owner", "cost-center", "environment", BU_TAG_KEY)
+        room = MAX_TAGS_PER_RESOURCE - RESOURCE_OWN_TAGS - len(added)
+        extra = len(set(self.extra) - set(added))
+        if extra > room:
+            raise FieldProblemError(
+                "extra",
+                f"{extra} tags, at most {room}: CloudFormation takes {MAX_TAGS_PER_RESOURCE} "
+                f"tags on a resource, the platform puts {len(added)} on every one "
+                f"({', '.join(added)}) and a resource may carry {RESOURCE_OWN_TAGS} of its own "
+                "(a subnet's Name, aws-cdk:subnet-name/-type, kubernetes.io/role/*)",
+            )
+        return self
 
     def as_dict(self) -> dict[str, str]:
         return {

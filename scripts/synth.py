@@ -16,7 +16,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # `python scripts/synth.py` runs with scripts/ on the path
 
 from config.loader import config_files, load_all  # noqa: E402
-from scripts.gates import gate_report, stack_templates  # noqa: E402
+from platform_constructs.gate_report import gate_report  # noqa: E402
+from scripts.gates import stack_templates  # noqa: E402
 
 OUTDIR = ROOT / "cdk.out"
 PACKS = "cdk-nag AwsSolutions, HIPAA Security, NIST 800-53 r5; cfn-lint"

@@ -4,8 +4,11 @@ import json
 
 import pytest
 
+from config.schema import RESOURCE_OWN_TAGS
+from platform_constructs.gate_report import gate_report
 from platform_constructs.gates import PACKS
-from scripts.gates import gate_report, stack_templates
+from scripts.gates import stack_templates
+from stacks._common import stage_tags
 
 
 @pytest.mark.parametrize("pack", [p.__name__ for p in PACKS])
@@ -47,3 +50,20 @@ def test_synthesis_needs_no_context_lookup(synthesized) -> None:
     # A "missing" entry means CDK wanted to ask AWS (e.g. for AZs): offline synth would retry.
     for manifest in synthesized.outdir.rglob("manifest.json"):
         assert "missing" not in json.loads(manifest.read_text(encoding="utf-8")), manifest
+
+
+def test_no_resource_carries_more_own_tags_than_the_validator_budgets(synthesized) -> None:
+    """``config.schema`` caps ``tags.extra`` so that the Stage's tags plus a resource's own fit
+    CloudFormation's 50 per resource; that holds only while no resource has more than
+    ``RESOURCE_OWN_TAGS`` tags of its own (a CDK upgrade could add one)."""
+    most: dict[str, list[str]] = {}
+    for template in stack_templates(synthesized.outdir):
+        stage_keys = set(stage_tags(synthesized.configs[template.bu]))
+        resources = json.loads(template.path.read_text(encoding="utf-8"))["Resources"]
+        for logical_id, resource in resources.items():
+            tags = resource.get("Properties", {}).get("Tags")
+            keys = [t["Key"] for t in tags] if isinstance(tags, list) else list(tags or {})
+            own = [k for k in keys if k not in stage_keys]
+            if len(own) > len(most.get("own", [])):
+                most = {"own": own, "where": [template.name, logical_id]}
+    assert 0 < len(most["own"]) <= RESOURCE_OWN_TAGS, most

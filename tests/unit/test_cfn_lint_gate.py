@@ -10,7 +10,7 @@ import pytest
 from platform_constructs import template_lint
 from platform_constructs.gates import CfnLintPlugin, register_gates
 from platform_constructs.template_lint import TemplateLinter
-from scripts.gates import gate_report
+from platform_constructs.gate_report import gate_report
 
 # A port that is not a number: cfn-lint E3012 (schema type), an error.
 BAD_INGRESS = {"IpProtocol": "tcp", "FromPort": "https", "ToPort": 443, "CidrIp": "10.0.0.0/16"}
@@ -37,7 +37,7 @@ def test_registered_gates_include_cfn_lint_and_its_error_fails_the_synth(tmp_pat
         properties={"GroupDescription": "test", "SecurityGroupIngress": [BAD_INGRESS]},
     )
     with pytest.raises(RuntimeError, match="ValidationFailed"):
-        app.synth()  # `cdk synth` / `cdk deploy` exit 1 the same way
+        app.synth()  # in-process (pytest); under the CLI, app.py exits 1 (tests/e2e/test_gates_cli)
     report = gate_report(tmp_path)
     assert report.lint_errors["Bad"] >= 1
     assert any(line.startswith("cfn-lint: E3012 at Bad/Group (error: ") for line in report.lines)

@@ -126,6 +126,8 @@ SINGLE_FILE_CASES = [
     ("subnets do not fit", "network.cidr", "10.80.0.0/19", "network.cidr", "need"),
     ("bad tag value", "tags.owner", "team<script>", "tags.owner", "tag values"),
     ("reserved tag key", "tags.extra", {"aws:owner": "x"}, "tags.extra", "reserved"),
+    # CloudFormation's 50 per resource, less the platform's 4 and a subnet's own 4.
+    ("too many tags", "tags.extra", {f"k{i}": "v" for i in range(43)}, "tags.extra", "at most 42"),
     ("missing cost centre", "tags", {"owner": "x"}, "tags.cost_center", "required"),
     ("bad removal policy", "removal_policy", "snapshot", "removal_policy", "'retain' or"),
     (
@@ -151,6 +153,14 @@ def test_invalid_config_names_file_and_field(
     assert any(line.startswith(f"{path}: {error_path}: ") and words in line for line in lines), (
         lines
     )
+
+
+def test_the_most_extra_tags_that_fit_every_resource_validate(
+    valid_bu: dict[str, Any], write_bu: Callable[..., Path]
+) -> None:
+    # Keys the platform sets itself do not count twice (they replace, not add).
+    valid_bu["tags"]["extra"] = {f"k{i}": "v" for i in range(42)} | {"environment": "dev"}
+    assert load_all([write_bu(valid_bu)])[1] == []
 
 
 def test_yaml_syntax_error_names_the_file(tmp_path: Path) -> None:

@@ -267,7 +267,7 @@ def test_acknowledge_refuses_blanket_or_vague(finding: str, reason: str) -> None
 
 
 def test_registered_gates_fail_the_app_synth(tmp_path: Any) -> None:
-    from scripts.gates import validation_lines
+    from platform_constructs.gate_report import validation_lines
 
     app = cdk.App(outdir=str(tmp_path), builtin_cloud_formation_validation=False)
     register_gates(app)
