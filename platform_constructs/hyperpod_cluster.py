@@ -28,6 +28,8 @@ from platform_constructs.gates import (
 LIFECYCLE_DIR = Path(__file__).resolve().parent / "hyperpod_lifecycle"
 LIFECYCLE_PREFIX = "lifecycle/eks"
 MIG_LABEL = "nvidia.com/mig.config"
+# Pulling an image: the manifest, its layers' URLs and their presence.
+ECR_PULL = ("ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability")
 # CloudFormation's ComputeQuota has no CDK L1 in aws-cdk-lib 2.275 (added later).
 COMPUTE_QUOTA = "AWS::SageMaker::ComputeQuota"
 
@@ -109,7 +111,11 @@ class HyperPodCluster(Construct):
         volume_key: kms.IKey,
         system_group: SystemGroup,
         gpu_groups: Sequence[GpuGroup],
+        own_repositories: Sequence[str],
+        aws_registries: Mapping[str, str],
     ) -> None:
+        """``own_repositories``: repository names (``*`` patterns allowed) of this account the
+        nodes pull from; ``aws_registries``: AWS-owned registry account -> what it serves."""
         super().__init__(scope, construct_id)
         stack = cdk.Stack.of(self)
         self.execution_role = iam.Role(
@@ -148,17 +154,17 @@ class HyperPodCluster(Construct):
         self.execution_role.add_to_policy(
             iam.PolicyStatement(actions=["ecr:GetAuthorizationToken"], resources=["*"])
         )
-        self.execution_role.add_to_policy(
-            iam.PolicyStatement(
-                actions=[
-                    "ecr:BatchGetImage",
-                    "ecr:GetDownloadUrlForLayer",
-                    "ecr:BatchCheckLayerAvailability",
-                ],
-                resources=[
-                    stack.format_arn(service="ecr", resource="repository", resource_name="*")
-                ],
+        repositories = [
+            stack.format_arn(service="ecr", resource="repository", resource_name=name)
+            for name in own_repositories
+        ] + [
+            stack.format_arn(
+                service="ecr", account=account, resource="repository", resource_name="*"
             )
+            for account in aws_registries
+        ]
+        self.execution_role.add_to_policy(
+            iam.PolicyStatement(actions=list(ECR_PULL), resources=repositories)
         )
         self.execution_role.add_to_policy(
             iam.PolicyStatement(
@@ -185,13 +191,22 @@ class HyperPodCluster(Construct):
             "EC2 ENI actions (scoped to this region) and ecr:GetAuthorizationToken have no "
             "resource-level permissions; HyperPod creates node ENIs that do not exist yet.",
         )
-        acknowledge(
-            policy,
-            f"AwsSolutions-IAM5[Resource::arn:{stack.partition}:ecr:{stack.region}:"
-            f"{stack.account}:repository/*]",
-            "Nodes pull the BU's training images and the EKS add-on images from this account's "
-            "ECR in this region only; repositories are created later by other stacks.",
-        )
+        for name in own_repositories:
+            if name.endswith("*"):
+                acknowledge(
+                    policy,
+                    f"AwsSolutions-IAM5[Resource::arn:{stack.partition}:ecr:{stack.region}:"
+                    f"{stack.account}:repository/{name}]",
+                    "Nodes pull the BU's own images (the staged chart's mirrored images, "
+                    "repositories later stacks add) under the BU's namespace only.",
+                )
+        for account, serves in aws_registries.items():
+            acknowledge(
+                policy,
+                f"AwsSolutions-IAM5[Resource::arn:{stack.partition}:ecr:{stack.region}:"
+                f"{account}:repository/*]",
+                f"An AWS-owned registry the nodes pull from in this region: {serves}.",
+            )
         _acknowledge_bucket_read(policy, lifecycle_bucket, f"{LIFECYCLE_PREFIX}/*", "nodes")
         _acknowledge_key_use(policy, "node EBS volumes")
         for pack in COMPLIANCE_PACKS:

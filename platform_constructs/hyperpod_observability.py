@@ -17,6 +17,16 @@ NAMESPACE = "hyperpod-observability"
 SERVICE_ACCOUNT = "hyperpod-observability-operator-otel-collector"
 
 
+# What the collector does with the cluster's log groups (the SageMaker guide's statement, less
+# the query actions a writer does not need).
+COLLECTOR_LOG_ACTIONS = (
+    "logs:CreateLogGroup",
+    "logs:CreateLogStream",
+    "logs:DescribeLogGroups",
+    "logs:DescribeLogStreams",
+    "logs:PutLogEvents",
+)
+
 # Config field -> the add-on's metricsProvider group (the shape public HyperPod templates use).
 METRIC_GROUPS = {
     "training_metrics": "trainingMetrics",
@@ -61,13 +71,33 @@ class MetricsWorkspace(Construct):
         alias: str,
         key: kms.IKey,
         collector_role: iam.IRole,
+        cluster_log_groups: str | None,
         grafana_name: str | None,
     ) -> None:
+        """``cluster_log_groups``: the ARN pattern of the HyperPod cluster's log groups when the
+        add-on's logging is on (``None``: off)."""
         super().__init__(scope, construct_id)
         self.workspace = aps.CfnWorkspace(self, "Prometheus", alias=alias, kms_key_arn=key.key_arn)
         collector_role.add_to_principal_policy(
             iam.PolicyStatement(actions=["aps:RemoteWrite"], resources=[self.workspace.attr_arn])
         )
+        if cluster_log_groups is not None:
+            # With logging on, the collector ships pod and node logs to the cluster's log
+            # groups, /aws/sagemaker/Clusters/<name>/<id> (SageMaker guide, "Set up the HyperPod
+            # observability add-on": the collector role's CloudWatch Logs statement).
+            collector_role.add_to_principal_policy(
+                iam.PolicyStatement(
+                    actions=list(COLLECTOR_LOG_ACTIONS),
+                    resources=[cluster_log_groups, f"{cluster_log_groups}:log-stream:*"],
+                )
+            )
+            for resource in (cluster_log_groups, f"{cluster_log_groups}:log-stream:*"):
+                acknowledge(
+                    collector_role.node.find_child("DefaultPolicy"),
+                    f"AwsSolutions-IAM5[Resource::{resource}]",
+                    "HyperPod names the cluster's log groups /aws/sagemaker/Clusters/<name>/<id> "
+                    "with an ID known only after creation; the pattern admits this cluster's only.",
+                )
         key.grant_encrypt_decrypt(collector_role)
         policy = collector_role.node.find_child("DefaultPolicy")
         for action in ("kms:GenerateDataKey*", "kms:ReEncrypt*"):

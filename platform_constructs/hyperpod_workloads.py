@@ -1,5 +1,5 @@
-"""What runs on the HyperPod cluster for the BU's teams: per-team identity and storage claims, the
-pinned dependencies chart, and the MIG manager's layouts.
+"""What runs on the HyperPod cluster for the BU's teams: per-team identity and storage claims
+(the dependencies chart and the MIG layouts are ``platform_constructs.hyperpod_chart``).
 
 Kubernetes objects are built with the ``kubernetes`` client's models (typed, the same objects
 ``kubectl`` would send) and applied through the cluster's kubectl provider, one manifest per
@@ -10,24 +10,19 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import aws_cdk as cdk
-import yaml
 from aws_cdk import aws_eks_v2 as eks
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 from kubernetes import client as k8s
 
-from config.hyperpod import GpuGroup, Team
+from config.hyperpod import Team
 from platform_constructs.access import MlflowAccess
 from platform_constructs.gates import COMPLIANCE_PACKS, acknowledge_each
 from platform_constructs.hyperpod_eks import HyperPodEksCluster, pod_identity_role
 
 SERVICE_ACCOUNT = "training"  # in each team namespace
 FSX_CLAIM = "fsx-claim"
-MIG_CONFIG_MAP = "platform-mig-config"
-CHART_NAME = "hyperpod-helm-chart"  # the `name` in HyperPod's Chart.yaml; helm push appends it
-CHART_NAMESPACE = "kube-system"
-CHART_RELEASE = "dependencies"
 _API = k8s.ApiClient()
 
 
@@ -84,100 +79,6 @@ def team_objects(
         ),
     )
     return [to_manifest(o) for o in (namespace, account, volume, claim)]
-
-
-def mig_config_map(groups: Sequence[GpuGroup]) -> dict[str, Any]:
-    """The MIG manager's layouts: every layout a group's ``nvidia.com/mig.config`` label names."""
-    configs: dict[str, Any] = {"all-disabled": [{"devices": "all", "mig-enabled": False}]}
-    for group in groups:
-        if group.mig_label:
-            configs[group.mig_label] = [
-                {"devices": "all", "mig-enabled": True, "mig-devices": group.slices_per_gpu()}
-            ]
-    data = yaml.safe_dump({"version": "v1", "mig-configs": configs}, sort_keys=True)
-    return to_manifest(
-        k8s.V1ConfigMap(
-            api_version="v1",
-            kind="ConfigMap",
-            metadata=k8s.V1ObjectMeta(name=MIG_CONFIG_MAP, namespace=CHART_NAMESPACE),
-            data={"config.yaml": data},
-        )
-    )
-
-
-def chart_values(*, mig: bool) -> dict[str, Any]:
-    """Values for HyperPod's dependencies chart: what the EKS add-ons already provide is off;
-    with MIG groups the GPU operator's MIG manager replaces the standalone device plugin."""
-    return {
-        "cert-manager": {"enabled": False},  # the cert-manager add-on
-        "mlflow": {"enabled": False},  # SageMaker MLflow, not an in-cluster server
-        "inferenceOperators": {"enabled": False},  # the HyperPod inference add-on
-        "health-monitoring-agent": {"enabled": True},
-        "deep-health-check": {"enabled": True},
-        "job-auto-restart": {"enabled": True},
-        "aws-efa-k8s-device-plugin": {"devicePlugin": {"enabled": True}},
-        "nvidia-device-plugin": {"devicePlugin": {"enabled": not mig}},
-        "gpu-operator": {
-            "enabled": mig,
-            "mig": {"strategy": "mixed"},
-            "driver": {"enabled": False},  # HyperPod AMIs ship the driver
-            "migManager": {
-                "enabled": mig,
-                "config": {"create": False, "name": MIG_CONFIG_MAP, "default": "all-disabled"},
-            },
-        },
-    }
-
-
-class DependenciesChart(Construct):
-    """HyperPod's dependencies chart from this BU's private ECR (an OCI artifact staged once by
-    ``make stage-hyperpod-chart``), never from git or a public repository at deploy time."""
-
-    def __init__(
-        self,
-        scope: Construct,
-        construct_id: str,
-        *,
-        eks_cluster: eks.Cluster,
-        repository_name: str,
-        version: str,
-        digest: str,
-        gpu_groups: Sequence[GpuGroup],
-        after: Sequence[cdk.CfnResource],
-    ) -> None:
-        super().__init__(scope, construct_id)
-        stack = cdk.Stack.of(self)
-        mig = any(g.mig_label for g in gpu_groups)
-        self.repository_url = (
-            f"oci://{stack.account}.dkr.ecr.{stack.region}.{stack.url_suffix}/{repository_name}"
-        )
-        self.mig_config = eks.KubernetesManifest(
-            self,
-            "MigConfig",
-            cluster=eks_cluster,  # type: ignore[arg-type]  # jsii protocol gap
-            manifest=[mig_config_map(gpu_groups)],
-        )
-        values = chart_values(mig=mig)
-        # The digest the staging step verified; a different artifact under this version is
-        # impossible (immutable tags) and visible in the release values if anyone retags.
-        values["platform"] = {"chartDigest": digest}
-        self.chart = eks.HelmChart(
-            self,
-            "Chart",
-            cluster=eks_cluster,  # type: ignore[arg-type]  # jsii protocol gap
-            repository=self.repository_url,
-            chart=CHART_NAME,
-            version=version,
-            release=CHART_RELEASE,
-            namespace=CHART_NAMESPACE,
-            values=values,
-            wait=False,
-            atomic=True,
-            timeout=cdk.Duration.minutes(15),
-        )
-        self.chart.node.add_dependency(self.mig_config)
-        for dependency in after:
-            self.chart.node.add_dependency(dependency)
 
 
 class TeamWorkloads(Construct):

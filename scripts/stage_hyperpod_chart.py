@@ -23,7 +23,7 @@ from pathlib import Path
 
 from config.loader import CONFIG_DIR, load_valid
 from config.schema import BusinessUnitConfig
-from platform_constructs.hyperpod_workloads import CHART_NAME
+from platform_constructs.hyperpod_chart import CHART_NAME
 from stacks.hyperpod_stack import chart_repository
 
 SOURCE = "https://github.com/aws/sagemaker-hyperpod-cli.git"

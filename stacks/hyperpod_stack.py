@@ -10,7 +10,6 @@ from typing import Any, cast
 
 import aws_cdk as cdk
 from aws_cdk import aws_ec2 as ec2
-from aws_cdk import aws_eks_v2 as eks
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_ssm as ssm
@@ -20,7 +19,9 @@ from config import parameters as params
 from config.hyperpod import ADDON_NAMES
 from config.schema import BusinessUnitConfig
 from platform_constructs.access import MlflowAccess
+from platform_constructs.aws_registries import node_image_accounts
 from platform_constructs.gates import accept_role_depends_on, acknowledge
+from platform_constructs.hyperpod_chart import DependenciesChart, chart_values
 from platform_constructs.hyperpod_cluster import HyperPodCluster, efa_security_group
 from platform_constructs.hyperpod_eks import HyperPodEksCluster, pod_identity_role
 from platform_constructs.hyperpod_inference import AddonVersions, HyperPodInferenceOperator
@@ -34,12 +35,7 @@ from platform_constructs.hyperpod_observability import (
     MetricsWorkspace,
     addon_configuration,
 )
-from platform_constructs.hyperpod_workloads import (
-    FSX_CLAIM,
-    SERVICE_ACCOUNT,
-    DependenciesChart,
-    TeamWorkloads,
-)
+from platform_constructs.hyperpod_workloads import FSX_CLAIM, SERVICE_ACCOUNT, TeamWorkloads
 from platform_constructs.keys import PurposeKey
 from platform_constructs.lustre import LustreFileSystem
 from stacks._common import removal_policy, stage_tags
@@ -49,6 +45,17 @@ from stacks.security_stack import SecurityStack
 TRAINING_OPERATOR_NAMESPACE = "aws-hyperpod"
 TRAINING_OPERATOR_SERVICE_ACCOUNT = "hp-training-operator-controller-manager"
 TRAINING_OPERATOR_POLICY = "AmazonSageMakerHyperPodTrainingOperatorAccess"
+CNI_POLICY = "AmazonEKS_CNI_Policy"
+# The VPC CNI's pods (`aws-node` DaemonSet of the vpc-cni add-on).
+CNI_NAMESPACE, CNI_SERVICE_ACCOUNT = "kube-system", "aws-node"
+# Add-ons whose pods need nodes; AWS's references create them once HyperPod has nodes.
+AFTER_NODES = (
+    "cert-manager",
+    "aws-fsx-csi-driver",
+    "amazon-sagemaker-hyperpod-training-operator",
+    "amazon-sagemaker-hyperpod-taskgovernance",
+    "amazon-sagemaker-hyperpod-observability",
+)
 
 
 def chart_repository(config: BusinessUnitConfig) -> str:
@@ -120,36 +127,10 @@ class HyperPodStack(cdk.Stack):
         self.eks_cluster = self.eks.cluster
         self.addons = self.eks.addons
 
-        # Add-on identities, each a separate association (see platform_constructs.hyperpod_eks).
-        operator_role = pod_identity_role(
-            self, "TrainingOperatorRole", role_name=names.role("hyperpod-training-operator")
-        )
-        operator_role.add_managed_policy(
-            iam.ManagedPolicy.from_aws_managed_policy_name(TRAINING_OPERATOR_POLICY)
-        )
-        acknowledge(
-            operator_role,
-            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/"
-            f"{TRAINING_OPERATOR_POLICY}]",
-            "The AWS-managed policy HyperPod documents for its training operator (describe the "
-            "cluster and its nodes for job auto-resume); AWS versions it with the add-on.",
-        )
-        self.eks.bind_service_account(
-            "TrainingOperatorIdentity",
-            role=operator_role,
-            namespace=TRAINING_OPERATOR_NAMESPACE,
-            service_account=TRAINING_OPERATOR_SERVICE_ACCOUNT,
-        )
-        collector_role = pod_identity_role(
-            self, "ObservabilityRole", role_name=names.role("hyperpod-observability")
-        )
-        self.eks.bind_service_account(
-            "ObservabilityIdentity",
-            role=collector_role,
-            namespace=OBSERVABILITY_NAMESPACE,
-            service_account=OBSERVABILITY_SERVICE_ACCOUNT,
-        )
+        collector_role = self._addon_identities(config)
 
+        mig = any(g.mig_label for g in hp.gpu_groups)
+        serves_inference = config.endpoints is not None and config.endpoints.on("hyperpod")
         self.hyperpod = HyperPodCluster(
             self,
             "HyperPod",
@@ -163,20 +144,22 @@ class HyperPodStack(cdk.Stack):
             volume_key=self.key,
             system_group=hp.system_group,
             gpu_groups=hp.gpu_groups,
+            own_repositories=(names.resource("training"), f"{config.name}/*"),
+            aws_registries=node_image_accounts(
+                config.region, mig=mig, hyperpod_inference=serves_inference
+            ),
         )
         self.cluster = self.hyperpod.cluster
-        # HyperPod nodes join through an access entry of type HYPERPOD_LINUX for the role.
-        eks.AccessEntry(
-            self,
-            "HyperPodNodes",
-            cluster=self.eks_cluster,  # type: ignore[arg-type]  # jsii protocol gap
-            principal=self.hyperpod.execution_role.role_arn,
-            access_entry_type=eks.AccessEntryType.HYPERPOD_LINUX,
-            access_policies=[],
-        )
+        # No access entry for the execution role here: HyperPod creates it at CreateCluster
+        # (SageMaker API reference, ClusterMetadata.EksRoleAccessEntries: "created by HyperPod
+        # on your behalf"); a second one would collide with it.
         # The nodes run the add-ons' pods: the cluster waits for the networking add-ons.
         for name in ("vpc-cni", "kube-proxy", "coredns", "eks-pod-identity-agent"):
             self.cluster.node.add_dependency(self.addons[name])
+        # Add-ons whose pods need nodes come after the cluster (awsome-distributed-ai
+        # hyperpod-eks-tf: each HyperPod add-on module depends_on the hyperpod_cluster module).
+        for name in AFTER_NODES:
+            self.addons[name].node.add_dependency(self.cluster)
 
         self.inference = self._inference_operator(config, security)
 
@@ -196,6 +179,16 @@ class HyperPodStack(cdk.Stack):
             alias=names.resource("hyperpod-metrics"),
             key=self.key,
             collector_role=collector_role,
+            cluster_log_groups=(
+                self.format_arn(
+                    service="logs",
+                    resource="log-group",
+                    resource_name=f"/aws/sagemaker/Clusters/{names.resource('hyperpod')}/*",
+                    arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+                )
+                if hp.observability.logging
+                else None
+            ),
             grafana_name=names.resource("hyperpod-metrics") if hp.observability.grafana else None,
         )
         grafana = None
@@ -231,6 +224,10 @@ class HyperPodStack(cdk.Stack):
             removal_policy=policy,
         ).file_system
 
+        # Installed before the HyperPod cluster, as AWS's guide and references do (SageMaker
+        # guide, "Install packages on the Amazon EKS cluster using Helm": creating the cluster
+        # first "might result in ... the creation process failing entirely"; awsome-distributed-
+        # ai: module.hyperpod_cluster depends_on module.helm_chart).
         self.chart = DependenciesChart(
             self,
             "Dependencies",
@@ -238,9 +235,14 @@ class HyperPodStack(cdk.Stack):
             repository_name=chart_repository(config),
             version=hp.dependencies_chart.version,
             digest=hp.dependencies_chart.digest,
+            values=chart_values(
+                bu=config.name, account=config.account, region=config.region, mig=mig
+            ),
             gpu_groups=hp.gpu_groups,
-            after=[self.addons["cert-manager"], self.cluster],
+            vpc=network.vpc,
+            subnets=network.private_subnets,
         )
+        self.cluster.node.add_dependency(self.chart.chart)
         self.teams = TeamWorkloads(
             self,
             "Teams",
@@ -292,6 +294,63 @@ class HyperPodStack(cdk.Stack):
         )
         cdk.CfnOutput(
             self, "PrometheusEndpoint", value=self.metrics.workspace.attr_prometheus_endpoint
+        )
+
+    def _addon_identities(self, config: BusinessUnitConfig) -> iam.Role:
+        """Each add-on's role, bound by a separate Pod Identity association (see
+        platform_constructs.hyperpod_eks); returns the observability collector's role, which
+        the metrics workspace grants to."""
+        names = config.naming
+        self._managed_identity(
+            "TrainingOperator",
+            role_name=names.role("hyperpod-training-operator"),
+            policy=TRAINING_OPERATOR_POLICY,
+            namespace=TRAINING_OPERATOR_NAMESPACE,
+            service_account=TRAINING_OPERATOR_SERVICE_ACCOUNT,
+            why="The AWS-managed policy HyperPod documents for its training operator (describe "
+            "the cluster and its nodes for job auto-resume); AWS versions it with the add-on.",
+        )
+        # The VPC CNI assigns pod IPs with the EC2 actions of AmazonEKS_CNI_Policy; its pods get
+        # them from their own Pod Identity (EKS user guide, "Amazon VPC CNI plugin for
+        # Kubernetes" add-on IAM: supported from v1.15.5-eksbuild.1), not from the node role.
+        self._managed_identity(
+            "Cni",
+            role_name=names.role("hyperpod-vpc-cni"),
+            policy=CNI_POLICY,
+            namespace=CNI_NAMESPACE,
+            service_account=CNI_SERVICE_ACCOUNT,
+            why="The AWS-managed policy the EKS guide names for the VPC CNI's aws-node pods (ENI "
+            "and IP assignment on the cluster's nodes); AWS versions it with the CNI.",
+        )
+        collector_role = pod_identity_role(
+            self, "ObservabilityRole", role_name=names.role("hyperpod-observability")
+        )
+        self.eks.bind_service_account(
+            "ObservabilityIdentity",
+            role=collector_role,
+            namespace=OBSERVABILITY_NAMESPACE,
+            service_account=OBSERVABILITY_SERVICE_ACCOUNT,
+        )
+        return collector_role
+
+    def _managed_identity(
+        self,
+        name: str,
+        *,
+        role_name: str,
+        policy: str,
+        namespace: str,
+        service_account: str,
+        why: str,
+    ) -> None:
+        """A Pod Identity role holding one AWS-managed policy, bound to one service account."""
+        role = pod_identity_role(self, f"{name}Role", role_name=role_name)
+        role.add_managed_policy(iam.ManagedPolicy.from_aws_managed_policy_name(policy))
+        acknowledge(
+            role, f"AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/{policy}]", why
+        )
+        self.eks.bind_service_account(
+            f"{name}Identity", role=role, namespace=namespace, service_account=service_account
         )
 
     def _inference_operator(

@@ -16,7 +16,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import pytest
 from harness.servers import free_port, running_server
 
-pytest_plugins = ["harness.progress"]
+pytest_plugins = ["harness.progress", "harness.synthesized_app"]
 
 
 @pytest.fixture(scope="session")

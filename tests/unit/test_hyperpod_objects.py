@@ -5,7 +5,8 @@ only their own volume."""
 import yaml
 
 from config.hyperpod import GpuGroup, Team
-from platform_constructs.hyperpod_workloads import chart_values, mig_config_map, team_objects
+from platform_constructs.hyperpod_chart import chart_values, mig_config_map
+from platform_constructs.hyperpod_workloads import team_objects
 
 
 def test_mig_config_map_holds_each_groups_layout() -> None:
@@ -33,14 +34,27 @@ def test_mig_config_map_holds_each_groups_layout() -> None:
 
 
 def test_chart_values_switch_device_plugins_for_mig() -> None:
-    with_mig, without = chart_values(mig=True), chart_values(mig=False)
+    """NVIDIA's chart sits inside HyperPod's `gpu-operator` wrapper, so its settings nest twice
+    (sagemaker-hyperpod-cli a00b22d, regional-values/values-us-east-1.yaml)."""
+    bu = {"bu": "fraud", "account": "111111111111", "region": "us-east-1"}
+    with_mig, without = chart_values(**bu, mig=True), chart_values(**bu, mig=False)
     assert with_mig["gpu-operator"]["enabled"] is True
-    assert with_mig["gpu-operator"]["migManager"]["config"]["name"] == "platform-mig-config"
+    nvidia = with_mig["gpu-operator"]["gpu-operator"]
+    assert nvidia["migManager"]["config"] == {
+        "create": False,
+        "name": "platform-mig-config",
+        "default": "all-disabled",
+    }
+    assert nvidia["mig"] == {"strategy": "mixed"}
+    assert nvidia["driver"] == {"enabled": False}
+    assert "migManager" not in with_mig["gpu-operator"]  # the wrapper would swallow it
     assert with_mig["nvidia-device-plugin"]["devicePlugin"]["enabled"] is False
-    assert without["gpu-operator"]["enabled"] is False
+    assert without["gpu-operator"] == {"enabled": False}
     assert without["nvidia-device-plugin"]["devicePlugin"]["enabled"] is True
     for values in (with_mig, without):
         assert values["cert-manager"]["enabled"] is False  # the add-on provides it
+        assert values["neuron-device-plugin"]["devicePlugin"]["enabled"] is False
+        assert values["health-monitoring-agent"]["region"] == "us-east-1"
 
 
 def test_team_objects_bind_the_claim_to_its_own_volume() -> None:
@@ -93,7 +107,13 @@ def test_optional_grafana_reads_only_the_workspace() -> None:
         stack, "Collector", assumed_by=iam.ServicePrincipal("pods.eks.amazonaws.com")
     )
     MetricsWorkspace(
-        stack, "M", alias="t-metrics", key=key, collector_role=collector, grafana_name="t-metrics"
+        stack,
+        "M",
+        alias="t-metrics",
+        key=key,
+        collector_role=collector,
+        cluster_log_groups=None,
+        grafana_name="t-metrics",
     )
     template = Template.from_stack(stack)
     template.has_resource_properties(

@@ -1,5 +1,7 @@
 """One App for the whole session: every example BU plus one cloned by ``config new``,
-synthesized once; templates, nag reports and the cloud assembly are shared by all tests."""
+synthesized once; templates, nag reports and the cloud assembly are shared by the tiers that
+read synthesized templates (tests/stacks, tests/deploy_contract). A pytest plugin (tests/conftest.py
+loads it), so every tier gets the same session fixture."""
 
 import shutil
 from dataclasses import dataclass
