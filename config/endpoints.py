@@ -218,7 +218,9 @@ class HyperPodInferenceAddons(StrictModel):
 
     inference_operator: str = "v1.0.0-eksbuild.1"
     s3_csi_driver: str = "v1.15.0-eksbuild.1"
-    metrics_server: str = "v0.7.2-eksbuild.3"
+    # The operator refuses to install below metrics-server v0.7.2-eksbuild.4 (SageMaker guide,
+    # "Setting up your HyperPod clusters for model deployment": dependency add-on minimums).
+    metrics_server: str = "v0.7.2-eksbuild.4"
 
 
 class Endpoints(StrictModel):

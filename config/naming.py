@@ -19,8 +19,12 @@ BUCKET_PURPOSES = (
     "inference-capture",
     "access-logs",
 )
+# Buckets only some BUs get: the HyperPod inference operator's TLS certificates (a BU serving
+# an endpoint on HyperPod). Named and length-checked like the rest.
+OPTIONAL_BUCKET_PURPOSES = ("inference-tls",)
 KEY_PURPOSES = (
     *(p for p in BUCKET_PURPOSES if p != "access-logs"),
+    *OPTIONAL_BUCKET_PURPOSES,
     "logs",
     "studio",
     "training",
@@ -102,6 +106,7 @@ class Naming:
         """Every derived name that breaks an AWS limit, as human-readable reasons."""
         checks: list[tuple[str, int]] = [
             *((self.bucket(p), MAX_BUCKET_NAME) for p in BUCKET_PURPOSES),
+            *((self.bucket(p), MAX_BUCKET_NAME) for p in OPTIONAL_BUCKET_PURPOSES),
             *((self.role(p), MAX_ROLE_NAME) for p in RESERVED_ROLE_PURPOSES),
             *((self.stack(u), MAX_STACK_NAME) for u in STACK_UNITS),
             *((self.key_alias(p), MAX_KEY_ALIAS) for p in KEY_PURPOSES),

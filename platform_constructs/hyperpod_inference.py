@@ -16,12 +16,13 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
-from platform_constructs.gates import COMPLIANCE_PACKS, acknowledge
+from platform_constructs.gates import COMPLIANCE_PACKS, acknowledge, acknowledge_each
 
 OPERATOR_NAMESPACE = "hyperpod-inference-system"
 OPERATOR_SERVICE_ACCOUNT = "hyperpod-inference-controller-manager"
 S3_CSI_SERVICE_ACCOUNT = ("kube-system", "s3-csi-driver-sa")
 OPERATOR_MANAGED_POLICY = "AmazonSageMakerHyperPodInferenceAccess"
+TLS_OBJECT_ACTIONS = ("s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:PutObjectTagging")
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,9 @@ class HyperPodInferenceOperator(Construct):
         versions: AddonVersions,
         models_bucket_name: str,
         models_key: kms.IKey,
+        tls_bucket_name: str,
+        tls_key: kms.IKey,
+        hyperpod_cluster_arn: str,
         oidc_provider: iam.IOidcProvider | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -94,6 +98,19 @@ class HyperPodInferenceOperator(Construct):
             "AWS's policy for the HyperPod inference operator, maintained with the operator's "
             "releases (endpoint registration, ALB, ACM, CloudWatch); a copy would drift.",
         )
+
+        # The operator keeps the TLS certificates of the endpoints it serves in this bucket. Its
+        # managed policy covers only buckets named `hyperpod-tls-*`; any other bucket needs
+        # these object actions on the execution role (SageMaker guide, "Setting up your
+        # HyperPod clusters for model deployment", the tlsCertificateS3Bucket note).
+        tls_objects = stack.format_arn(
+            service="s3", region="", account="", resource=tls_bucket_name, resource_name="*"
+        )
+        self.execution_role.add_to_policy(
+            iam.PolicyStatement(actions=list(TLS_OBJECT_ACTIONS), resources=[tls_objects])
+        )
+        tls_key.grant_encrypt_decrypt(self.execution_role)
+        self._acknowledge_tls_grant(tls_objects)
 
         # The Mountpoint S3 CSI driver reads model prefixes for the operator's volumes.
         self.s3_csi_role = iam.Role(
@@ -154,10 +171,37 @@ class HyperPodInferenceOperator(Construct):
             addon_version=versions.inference_operator,
             # Fn::Join, not Stack.to_json_string: that adds a CfnUtils custom-resource Lambda.
             configuration_values=cdk.Fn.join(
-                "", ['{"executionRoleArn":"', self.execution_role.role_arn, '"}']
+                "",
+                [
+                    '{"executionRoleArn":"',
+                    self.execution_role.role_arn,
+                    '","tlsCertificateS3Bucket":"',
+                    tls_bucket_name,
+                    '","hyperpodClusterArn":"',
+                    hyperpod_cluster_arn,
+                    '"}',
+                ],
             ),
             resolve_conflicts="OVERWRITE",
         )
         # The operator's pods need its dependencies' APIs (volumes, HPA metrics) at start-up.
         self.inference_operator.node.add_dependency(self.metrics_server, self.s3_csi_driver)
         self.addons = (self.metrics_server, self.s3_csi_driver, self.inference_operator)
+
+    def _acknowledge_tls_grant(self, tls_objects: str) -> None:
+        policy = self.execution_role.node.find_child("DefaultPolicy")
+        findings = {
+            f"Resource::{tls_objects}": "The operator names each endpoint's certificate object "
+            "itself; the grant covers only the BU's TLS-certificate bucket.",
+            "Action::kms:GenerateDataKey*": "CDK's encrypt/decrypt grant on the TLS bucket's "
+            "own key: the envelope-encryption calls of writing a certificate object.",
+            "Action::kms:ReEncrypt*": "CDK's encrypt/decrypt grant on the TLS bucket's own key, "
+            "which S3 uses when it rewrites a certificate object.",
+        }
+        acknowledged = {f"AwsSolutions-IAM5[{f}]": why for f, why in findings.items()}
+        for pack in COMPLIANCE_PACKS:
+            acknowledged[f"{pack}-IAMNoInlinePolicy"] = (
+                "The operator role's grant on its TLS-certificate bucket and key, written for this "
+                "role alone; an inline policy cannot be attached to another principal."
+            )
+        acknowledge_each(policy, acknowledged)

@@ -368,11 +368,15 @@ class HyperPodStack(cdk.Stack):
             versions=AddonVersions(**config.endpoints.hyperpod_addons.model_dump()),
             models_bucket_name=names.bucket("models"),
             models_key=security.keys["models"],
+            tls_bucket_name=names.bucket("inference-tls"),
+            tls_key=security.keys["inference-tls"],
+            hyperpod_cluster_arn=self.cluster.attr_cluster_arn,
         )
         # Its pods run on the HyperPod nodes; it needs cert-manager and the FSx CSI driver.
         for name in ("cert-manager", "aws-fsx-csi-driver"):
             operator.inference_operator.node.add_dependency(self.addons[name])
-        for addon in operator.addons:
+        # After the cluster has nodes (the operator's own add-on already reads its ARN).
+        for addon in (operator.metrics_server, operator.s3_csi_driver):
             addon.node.add_dependency(self.cluster)
         # The IRSA trust's condition key holds the cluster's OIDC issuer, known only at deploy
         # time, so CDK renders it with CfnJson: a CDK-written provider (a raw CfnResource role

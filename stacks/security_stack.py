@@ -7,7 +7,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from config.naming import BUCKET_PURPOSES
+from config.naming import BUCKET_PURPOSES, OPTIONAL_BUCKET_PURPOSES
 from config.schema import BusinessUnitConfig
 from platform_constructs.buckets import AccessLogBucket, SecureBucket
 from platform_constructs.keys import PurposeKey
@@ -35,7 +35,11 @@ class SecurityStack(cdk.Stack):
         ).bucket
         self.keys: dict[str, kms.IKey] = {}
         self.buckets: dict[str, s3.IBucket] = {}
-        for purpose in BUCKET_PURPOSES:
+        optional = {
+            "inference-tls": config.endpoints is not None and config.endpoints.on("hyperpod"),
+        }
+        wanted = [p for p in OPTIONAL_BUCKET_PURPOSES if optional[p]]
+        for purpose in (*BUCKET_PURPOSES, *wanted):
             if purpose == "access-logs":
                 continue
             cid = _construct_id(purpose)

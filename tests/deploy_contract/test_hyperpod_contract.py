@@ -264,3 +264,42 @@ def test_every_region_a_hyperpod_bu_may_use_has_its_aws_registries() -> None:
     for region in HYPERPOD_REGIONS:
         accounts = node_image_accounts(region, mig=True, hyperpod_inference=True)
         assert len(accounts) == 5, region
+
+
+INFERENCE_BUS = ("fraud",)  # the example BU that serves an endpoint on HyperPod
+
+
+@pytest.mark.parametrize("bu", INFERENCE_BUS)
+def test_the_inference_operator_gets_what_its_setup_page_requires(synthesized, bu) -> None:
+    """The add-on's configuration names the execution role, the TLS-certificate bucket and the
+    HyperPod cluster; a bucket not named `hyperpod-tls-*` needs Get/Put/Delete/PutObjectTagging
+    on the role; the operator "will fail to install" below metrics-server v0.7.2-eksbuild.4,
+    S3 CSI v1.14.1, FSx CSI v1.6.0, cert-manager v1.18.2 (SageMaker guide, "Setting up your
+    HyperPod clusters for model deployment")."""
+    graph, config = _hyperpod(synthesized, bu)
+    addon = graph.find_one(
+        "AWS::EKS::Addon", lambda p: p["AddonName"] == "amazon-sagemaker-hyperpod-inference"
+    )
+    values = graph.json_values(addon["Properties"]["ConfigurationValues"])
+    tls_bucket = config.naming.bucket("inference-tls")
+    assert values["tlsCertificateS3Bucket"] == tls_bucket
+    assert values["executionRoleArn"].startswith("<GetAtt ")
+    assert values["hyperpodClusterArn"].startswith("<GetAtt ")
+    role_id = graph.ref_target(addon["Properties"]["ConfigurationValues"]["Fn::Join"][1][1])
+    statements = [s for p in graph.policies_of(role_id) for s in policy_statements(p)]
+    for action in ("s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:PutObjectTagging"):
+        assert _allows(statements, action, f"arn:aws:s3:::{tls_bucket}/cert.pem"), action
+    assert not _allows(
+        statements, "s3:PutObject", f"arn:aws:s3:::{config.naming.bucket('models')}/x"
+    )
+    floors = {
+        "metrics-server": (0, 7, 2, 4),
+        "aws-mountpoint-s3-csi-driver": (1, 14, 1, 1),
+        "aws-fsx-csi-driver": (1, 6, 0, 1),
+        "cert-manager": (1, 18, 2, 2),
+    }
+    for name, floor in floors.items():
+        pinned = graph.find_one("AWS::EKS::Addon", lambda p, n=name: p["AddonName"] == n)
+        version = pinned["Properties"]["AddonVersion"]  # v1.2.3-eksbuild.4
+        numbers = tuple(int(x) for x in version[1:].replace("-eksbuild.", ".").split("."))
+        assert numbers >= floor, (name, version)

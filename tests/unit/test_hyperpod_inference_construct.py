@@ -37,6 +37,9 @@ def built() -> tuple[cdk.Stack, HyperPodInferenceOperator]:
         versions=AddonVersions(**PINNED.model_dump()),
         models_bucket_name="t-models-123456789012-us-east-1",
         models_key=key,
+        tls_bucket_name="t-inference-tls-123456789012-us-east-1",
+        tls_key=key,
+        hyperpod_cluster_arn="arn:aws:sagemaker:us-east-1:123456789012:cluster/abc",
     )
     return stack, operator
 
