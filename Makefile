@@ -20,7 +20,7 @@ export TRANSFORMERS_OFFLINE := 1
 export HF_HUB_DISABLE_TELEMETRY := 1
 export MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR := false
 
-.PHONY: help install install-cdk synth validate new-bu replacements test test-all lint format \
+.PHONY: help install install-cdk synth validate new-bu replacements doctor test test-all lint format \
         typecheck bench-synth bench-train bench-dpo bench-contention bench-inference push-training-image stage-hyperpod-chart \
         clean
 
@@ -58,6 +58,14 @@ new-bu: install-cdk ## Write config/$(NAME).yaml for a new business unit (FROM=e
 BASE ?= origin/main
 replacements: install-cdk ## Stateful resources this change would remove or replace vs BASE (default origin/main)
 	$(PY) -m scripts.replacements --base $(BASE)
+
+# The one target that needs credentials: the caller's own (profile, SSO, or an instance role,
+# hence the metadata service switched back on) and kubeconfig (`aws eks update-kubeconfig`).
+doctor: install ## After a deploy: check BU=name's stacks, cluster, quotas, Studio, MLflow, endpoints (read-only)
+	@test -n "$(BU)" || { echo "usage: make doctor BU=name [REGION=us-east-1] [KUBECONFIG_FILE=path] [CONTEXT=name] [SKIP_SMOKE=1]"; exit 2; }
+	AWS_EC2_METADATA_DISABLED=false $(PY) -m scripts.doctor --bu $(BU) $(if $(REGION),--region $(REGION)) \
+	    $(if $(KUBECONFIG_FILE),--kubeconfig $(KUBECONFIG_FILE)) $(if $(CONTEXT),--context $(CONTEXT)) \
+	    $(if $(SKIP_SMOKE),--skip-endpoint-smoke)
 
 # --- images ---------------------------------------------------------------------------------
 push-training-image: $(VENV)/.stamp-cdk ## Build training/Dockerfile, push it to BU=name's ECR repository tagged with the git SHA (REGION=, TAG= optional)

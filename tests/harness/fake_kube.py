@@ -1,8 +1,9 @@
 """A small fake Kubernetes API server on 127.0.0.1, for driving the real `kubernetes` client.
 
-It serves only what `training.job.cluster` calls (namespaces, Kueue LocalQueues, nodes,
-HyperPodPyTorchJobs, pods and pod logs), keeps state in memory, answers with Kubernetes
-``Status`` objects on errors, and records every request so tests can check what was sent.
+It serves only what `training.job.cluster` and `scripts.doctor` call (namespaces, Kueue
+LocalQueues and ClusterQueues, nodes, PersistentVolumeClaims, HyperPodPyTorchJobs, pods and pod
+logs), keeps state in memory, answers with Kubernetes ``Status`` objects on errors, and records
+every request so tests can check what was sent.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ class FakeCluster:
     jobs: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     pods: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # namespace -> pods
     logs: dict[str, str] = field(default_factory=dict)  # pod name -> log text
+    cluster_queues: list[dict[str, Any]] = field(default_factory=list)  # Kueue ClusterQueues
+    claims: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)  # (ns, name) -> PVC
     forbidden: set[str] = field(default_factory=set)  # "nodes", "namespaces": answer 403
     requests: list[tuple[str, str, Any]] = field(default_factory=list)  # method, path, body
 
@@ -76,6 +79,11 @@ def _handler(state: FakeCluster) -> type[BaseHTTPRequestHandler]:
                     self._queue,
                 ),
                 (r"/api/v1/nodes", self._nodes),
+                (r"/apis/kueue.x-k8s.io/v1beta1/clusterqueues", self._cluster_queues),
+                (
+                    r"/api/v1/namespaces/(?P<ns>[^/]+)/persistentvolumeclaims/(?P<name>[^/]+)",
+                    self._claim,
+                ),
                 (JOBS, self._create_job),
                 (JOBS + "/(?P<name>[^/]+)", self._job),
                 (r"/api/v1/namespaces/(?P<ns>[^/]+)/pods", self._pods),
@@ -101,6 +109,16 @@ def _handler(state: FakeCluster) -> type[BaseHTTPRequestHandler]:
             if "nodes" in state.forbidden:
                 return self._send(403, _status(403, "Forbidden", "nodes is forbidden"))
             return self._send(200, {"kind": "NodeList", "items": state.nodes})
+
+        def _cluster_queues(self, method: str, m: re.Match[str], query: Any, body: Any) -> None:
+            return self._send(200, {"kind": "ClusterQueueList", "items": state.cluster_queues})
+
+        def _claim(self, method: str, m: re.Match[str], query: Any, body: Any) -> None:
+            claim = state.claims.get((m["ns"], m["name"]))
+            if claim is None:
+                message = f'persistentvolumeclaims "{m["name"]}" not found'
+                return self._send(404, _status(404, "NotFound", message))
+            return self._send(200, claim)
 
         def _create_job(self, method: str, m: re.Match[str], query: Any, body: Any) -> None:
             key = (m["ns"], body["metadata"]["name"])
@@ -155,7 +173,10 @@ def _handler(state: FakeCluster) -> type[BaseHTTPRequestHandler]:
 def fake_kube_server(state: FakeCluster) -> Iterator[str]:
     """Serve ``state`` on 127.0.0.1 (a free port) until the block ends; yields the URL."""
     server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # A short poll interval: shutdown() waits up to one interval (the default 0.5 s per test).
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}"
