@@ -8,6 +8,7 @@ cert-manager and the FSx CSI driver, which the operator also needs, belong to th
 stack that owns the cluster (training needs them too).
 """
 
+import json
 from dataclasses import dataclass
 
 import aws_cdk as cdk
@@ -63,31 +64,14 @@ class HyperPodInferenceOperator(Construct):
             self, "OidcProvider", url=cluster.cluster_open_id_connect_issuer_url
         )
         stack = cdk.Stack.of(self)
-        issuer = self.oidc_provider.oidc_provider_issuer  # the issuer URL without https://
-
-        def service_account(namespace: str, name: str, cid: str) -> iam.WebIdentityPrincipal:
-            # Token keys ("<issuer>:sub") need CfnJson to become a JSON object key.
-            conditions = cdk.CfnJson(
-                self,
-                cid,
-                value={
-                    f"{issuer}:sub": f"system:serviceaccount:{namespace}:{name}",
-                    f"{issuer}:aud": "sts.amazonaws.com",
-                },
-            )
-            return iam.WebIdentityPrincipal(
-                self.oidc_provider.oidc_provider_arn, {"StringEquals": conditions}
-            )
 
         self.execution_role = iam.Role(
             self,
             "ExecutionRole",
             role_name=role_name,
             description="HyperPod inference operator (IRSA) and the endpoints it registers",
-            assumed_by=iam.CompositePrincipal(
-                iam.ServicePrincipal("sagemaker.amazonaws.com"),
-                service_account(OPERATOR_NAMESPACE, OPERATOR_SERVICE_ACCOUNT, "OperatorSubject"),
-            ),
+            # The trust is replaced below by `_irsa_trust` (the principal here only types it).
+            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
             managed_policies=[
                 iam.ManagedPolicy.from_aws_managed_policy_name(OPERATOR_MANAGED_POLICY)
             ],
@@ -117,8 +101,16 @@ class HyperPodInferenceOperator(Construct):
             self,
             "S3CsiRole",
             description="Mountpoint S3 CSI driver: read the BU's models bucket",
-            assumed_by=service_account(*S3_CSI_SERVICE_ACCOUNT, "S3CsiSubject"),
+            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),  # replaced below
         )
+        oidc = (self.oidc_provider.oidc_provider_arn, self.oidc_provider.oidc_provider_issuer)
+        _irsa_trust(
+            self.execution_role,
+            oidc=oidc,
+            service_account=(OPERATOR_NAMESPACE, OPERATOR_SERVICE_ACCOUNT),
+            sagemaker_account=stack.account,
+        )
+        _irsa_trust(self.s3_csi_role, oidc=oidc, service_account=S3_CSI_SERVICE_ACCOUNT)
         objects = stack.format_arn(
             service="s3", region="", account="", resource=models_bucket_name, resource_name="*"
         )
@@ -205,3 +197,60 @@ class HyperPodInferenceOperator(Construct):
                 "role alone; an inline policy cannot be attached to another principal."
             )
         acknowledge_each(policy, acknowledged)
+
+
+def _irsa_trust(
+    role: iam.Role,
+    *,
+    oidc: tuple[str, str],
+    service_account: tuple[str, str],
+    sagemaker_account: str | None = None,
+) -> None:
+    """Trust one Kubernetes service account through the cluster's OIDC provider (IRSA), and
+    SageMaker from this account when ``sagemaker_account`` is given.
+
+    The condition keys hold the cluster's issuer, known only at deploy time, and a JSON object
+    key cannot be an intrinsic; CDK's answer (CfnJson) is a Lambda outside the VPC. The trust
+    policy property also takes a JSON string (the IAM registry schema types it object|string),
+    so the document is written as a string with the issuer joined in: no function at all.
+    """
+    provider_arn, issuer = oidc
+    namespace, name = service_account
+    statements: list[dict[str, object]] = [
+        {
+            "Effect": "Allow",
+            "Principal": {"Federated": _PROVIDER},
+            "Action": "sts:AssumeRoleWithWebIdentity",
+            "Condition": {
+                "StringEquals": {
+                    f"{_ISSUER}:sub": f"system:serviceaccount:{namespace}:{name}",
+                    f"{_ISSUER}:aud": "sts.amazonaws.com",
+                }
+            },
+        }
+    ]
+    if sagemaker_account is not None:
+        statements.append(
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "sagemaker.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+                "Condition": {"StringEquals": {"aws:SourceAccount": sagemaker_account}},
+            }
+        )
+    text = json.dumps({"Version": "2012-10-17", "Statement": statements}, separators=(",", ":"))
+    parts: list[str] = []
+    for i, chunk in enumerate(text.split(_ISSUER)):
+        if i:
+            parts.append(issuer)
+        for j, piece in enumerate(chunk.split(_PROVIDER)):
+            if j:
+                parts.append(provider_arn)
+            parts.append(piece)
+    cfn_role = role.node.default_child
+    if not isinstance(cfn_role, iam.CfnRole):
+        raise TypeError(f"unexpected role resource {cfn_role}")
+    cfn_role.add_property_override("AssumeRolePolicyDocument", cdk.Fn.join("", parts))
+
+
+_ISSUER, _PROVIDER = "@@ISSUER@@", "@@PROVIDER@@"

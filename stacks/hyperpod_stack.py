@@ -6,7 +6,7 @@ EKS cluster in place. Stateful data lives elsewhere (S3 in the security stack; F
 cache of datasets and checkpoints and is retained with the BU's removal policy).
 """
 
-from typing import Any, cast
+from typing import Any
 
 import aws_cdk as cdk
 from aws_cdk import aws_ec2 as ec2
@@ -20,7 +20,7 @@ from config.hyperpod import ADDON_NAMES
 from config.schema import BusinessUnitConfig
 from platform_constructs.access import MlflowAccess
 from platform_constructs.aws_registries import node_image_accounts
-from platform_constructs.gates import accept_role_depends_on, acknowledge
+from platform_constructs.gates import acknowledge
 from platform_constructs.hyperpod_chart import DependenciesChart, chart_values
 from platform_constructs.hyperpod_cluster import HyperPodCluster, efa_security_group
 from platform_constructs.hyperpod_eks import HyperPodEksCluster, pod_identity_role
@@ -378,15 +378,4 @@ class HyperPodStack(cdk.Stack):
         # After the cluster has nodes (the operator's own add-on already reads its ARN).
         for addon in (operator.metrics_server, operator.s3_csi_driver):
             addon.node.add_dependency(self.cluster)
-        # The IRSA trust's condition key holds the cluster's OIDC issuer, known only at deploy
-        # time, so CDK renders it with CfnJson: a CDK-written provider (a raw CfnResource role
-        # and Lambda that cdk.Tags skips and cdk-nag does not see). Tag it like the rest, and
-        # accept cfn-lint's W3005 on it as on every CDK-written function.
-        provider = self.node.try_find_child("AWSCDKCfnUtilsProviderCustomResourceProvider")
-        if provider is not None:
-            tags = [{"Key": k, "Value": v} for k, v in stage_tags(config).items()]
-            role, handler = (provider.node.find_child(c) for c in ("Role", "Handler"))
-            for resource in (role, handler):
-                cast(cdk.CfnResource, resource).add_property_override("Tags", tags)
-            accept_role_depends_on(cast(cdk.CfnResource, handler))
         return operator

@@ -122,6 +122,8 @@ class TemplateGraph:
         if isinstance(value, dict) and "Fn::GetAtt" in value:
             target, attribute = value["Fn::GetAtt"]
             return f"<GetAtt {target}.{attribute}>"
+        if isinstance(value, dict) and len(value) == 1:
+            return f"<{next(iter(value))}>"  # another intrinsic (Fn::Select, ...): opaque
         return json.dumps(value)
 
     @staticmethod

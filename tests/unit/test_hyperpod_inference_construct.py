@@ -10,6 +10,7 @@ from aws_cdk import aws_eks_v2 as eks
 from aws_cdk.assertions import Match, Template
 from cdk_nag import AwsSolutionsChecks
 from harness.cdk_context import cdk_json_context
+from harness.template_graph import TemplateGraph
 
 from config.endpoints import HyperPodInferenceAddons
 from platform_constructs.hyperpod_inference import AddonVersions, HyperPodInferenceOperator
@@ -52,54 +53,37 @@ def template(built: tuple[cdk.Stack, HyperPodInferenceOperator]) -> Template:
 def test_execution_role_trusts_sagemaker_and_the_operators_service_account(
     template: Template,
 ) -> None:
-    template.has_resource_properties(
-        "AWS::IAM::Role",
-        {
-            "RoleName": "t-hyperpod-inference-us-east-1",
-            "AssumeRolePolicyDocument": {
-                "Statement": Match.array_with(
-                    [
-                        Match.object_like(
-                            {
-                                "Action": "sts:AssumeRole",
-                                "Principal": {"Service": "sagemaker.amazonaws.com"},
-                            }
-                        ),
-                        Match.object_like(
-                            {
-                                "Action": "sts:AssumeRoleWithWebIdentity",
-                                "Principal": {"Federated": Match.any_value()},
-                                "Condition": {"StringEquals": Match.any_value()},
-                            }
-                        ),
-                    ]
-                )
-            },
-            "ManagedPolicyArns": [
-                Match.object_like(
-                    {
-                        "Fn::Join": [
-                            "",
-                            Match.array_with(
-                                [Match.string_like_regexp("AmazonSageMakerHyperPodInferenceAccess")]
-                            ),
-                        ]
-                    }
-                )
-            ],
-        },
-    )
-    # The subject/audience keys are built from the issuer token, so they sit in a CfnJson.
-    conditions = [
-        r["Properties"]["Value"] for r in template.find_resources("Custom::AWSCDKCfnJson").values()
+    (role,) = [
+        r
+        for r in template.find_resources("AWS::IAM::Role").values()
+        if r["Properties"].get("RoleName") == "t-hyperpod-inference-us-east-1"
     ]
-    rendered = json.dumps(conditions)
+    assert "AmazonSageMakerHyperPodInferenceAccess" in json.dumps(
+        role["Properties"]["ManagedPolicyArns"]
+    )
+    # The trust is a JSON string with the issuer joined in (no CfnJson function).
+    trust = json.loads(TemplateGraph.render(role["Properties"]["AssumeRolePolicyDocument"]))
+    web, service = trust["Statement"]
+    assert web["Action"] == "sts:AssumeRoleWithWebIdentity"
+    assert "Federated" in web["Principal"]
     assert (
         "system:serviceaccount:hyperpod-inference-system:hyperpod-inference-controller-manager"
-        in rendered
+        in web["Condition"]["StringEquals"].values()
+    )
+    assert service == {
+        "Effect": "Allow",
+        "Principal": {"Service": "sagemaker.amazonaws.com"},
+        "Action": "sts:AssumeRole",
+        "Condition": {"StringEquals": {"aws:SourceAccount": "123456789012"}},
+    }
+    rendered = json.dumps(
+        [
+            TemplateGraph.render(r["Properties"]["AssumeRolePolicyDocument"])
+            for r in template.find_resources("AWS::IAM::Role").values()
+        ]
     )
     assert "system:serviceaccount:kube-system:s3-csi-driver-sa" in rendered
-    assert rendered.count("sts.amazonaws.com") == 2
+    assert template.find_resources("Custom::AWSCDKCfnJson") == {}
 
 
 def test_the_cluster_has_an_oidc_provider(template: Template) -> None:
