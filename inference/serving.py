@@ -26,6 +26,16 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from inference.cli import command_parser
 
 LMI_VERSION = "0.38.0"  # the SDK table's djl-lmi version: 0.38.0-lmi29.0.0-cu130 (vLLM engine)
+# LMI's async vLLM handler: vLLM's own OpenAI chat service (tool and reasoning parsers included),
+# the default since LMI v17 (djl-serving release notes; user guide "vllm_user_guide.md", "Async
+# Mode Configurations"). Setting OPTION_ROLLING_BATCH=vllm would opt out of it: LMI's config
+# recommender turns async mode on only while rolling_batch is "auto" (LmiConfigRecommender.java),
+# so the builder never sets rolling_batch and names the async mode and entry point outright
+# (serving/docs/stateful_sessions.md spells both).
+ASYNC_VLLM_ENVIRONMENT = {
+    "OPTION_ASYNC_MODE": "true",
+    "OPTION_ENTRYPOINT": "djl_python.lmi_vllm.vllm_async_service",
+}
 MODEL_DIR = "/opt/ml/model"  # where SageMaker unpacks the Model's ModelDataUrl
 MAX_MODEL_LEN_BOUND = 131_072  # Qwen3 with YaRN rope scaling; 32,768 natively
 
@@ -74,9 +84,10 @@ PASSTHROUGH_OPTIONS = frozenset(
         "rope_scaling",
     }
 )
+# The handler is fixed (ASYNC_VLLM_ENVIRONMENT): no rolling batch, async mode, its entry point.
+_FIXED_OPTIONS = frozenset({"rolling_batch", "async_mode", "entrypoint"})
 # Typed fields own these; setting them through extra_options would be a second source of truth.
 _TYPED_OPTIONS = {
-    "rolling_batch": "(fixed: vllm)",
     "tensor_parallel_degree": "tensor_parallel_degree",
     "max_model_len": "max_model_len",
     "max_rolling_batch_size": "max_concurrent_sequences",
@@ -156,6 +167,10 @@ class ServingConfig(BaseModel):
     def _passthrough(cls, value: dict[str, str]) -> dict[str, str]:
         for key in value:
             option = key.lower().removeprefix("option_")
+            if option in _FIXED_OPTIONS:
+                raise ValueError(
+                    f"extra_options.{key}: fixed by the builder (LMI's async vLLM handler)"
+                )
             if option in _TYPED_OPTIONS:
                 raise ValueError(
                     f"extra_options.{key}: set it with the typed field {_TYPED_OPTIONS[option]}"
@@ -205,14 +220,16 @@ class ServingConfig(BaseModel):
         """The LMI container environment (every value a string, as SageMaker requires)."""
         env = {
             "HF_MODEL_ID": self.model,
-            "OPTION_ROLLING_BATCH": "vllm",
+            **ASYNC_VLLM_ENVIRONMENT,
             "OPTION_TENSOR_PARALLEL_DEGREE": str(self.tensor_parallel_degree),
             "OPTION_MAX_MODEL_LEN": str(self.max_model_len),
+            # LMI passes it to vLLM as max_num_seqs in async mode too (VllmRbProperties).
             "OPTION_MAX_ROLLING_BATCH_SIZE": str(self.max_concurrent_sequences),
             "OPTION_GPU_MEMORY_UTILIZATION": f"{self.gpu_memory_utilization:g}",
             "OPTION_ENABLE_PREFIX_CACHING": _flag(self.enable_prefix_caching),
             "OPTION_DTYPE": self.dtype,
         }
+        # The async handler hands these to vLLM's OpenAIServingChat (vllm_async_service.py).
         if self.enable_tool_calling and self.tool_call_parser:
             env["OPTION_ENABLE_AUTO_TOOL_CHOICE"] = "true"
             env["OPTION_TOOL_CALL_PARSER"] = self.tool_call_parser

@@ -38,7 +38,14 @@ INTERFACE_ENDPOINTS: dict[str, ec2.InterfaceVpcEndpointAwsService] = {
     "Ec2": _SVC.EC2,
     "ElasticLoadBalancing": _SVC.ELASTIC_LOAD_BALANCING,
     "Kms": _SVC.KMS,
+    # Session Manager (SSM sessions to HyperPod nodes, Studio spaces' remote IDE access): the
+    # SSM Agent registers on ssm, opens session channels on ssmmessages and, before agent
+    # 3.3.40.0, takes commands from ec2messages (Systems Manager user guide, "Reference:
+    # ec2messages, ssmmessages, and other API operations"). AWS's closed-network HyperPod
+    # sample (awsome-distributed-ai, closed-network.tfvars) creates all three.
     "Ssm": _SVC.SSM,
+    "SsmMessages": _SVC.SSM_MESSAGES,
+    "Ec2Messages": _SVC.EC2_MESSAGES,
     "SecretsManager": _SVC.SECRETS_MANAGER,
     "Fsx": _SVC.FSX,
     # The EKS kubectl provider's framework function invokes its handler from the VPC.

@@ -36,7 +36,13 @@ class ApplicationAssignment(Construct):
 
 class StudioUserProfile(Construct):
     """A person's user profile (bound to their Identity Center user name) and their admission
-    to the domain's application. Settings come from the domain's defaults."""
+    to the domain's application. Settings come from the domain's defaults.
+
+    The profile depends on the admission: with Identity Center authentication the user must be
+    assigned to the domain's application before CloudFormation can create their profile (the
+    note on ``AWS::SageMaker::UserProfile`` in the CloudFormation template reference), and on
+    delete the profile goes before the admission.
+    """
 
     def __init__(
         self,
@@ -52,6 +58,13 @@ class StudioUserProfile(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         self.profile_name = profile_name
+        self.assignment = ApplicationAssignment(
+            self,
+            "Assignment",
+            application_arn=application_arn,
+            principal_id=user_id,
+            principal_type="USER",
+        ).assignment
         self.profile = sagemaker.CfnUserProfile(
             self,
             "Profile",
@@ -61,13 +74,7 @@ class StudioUserProfile(Construct):
             single_sign_on_user_value=user_name,
         )
         self.profile.apply_removal_policy(removal_policy)
-        self.assignment = ApplicationAssignment(
-            self,
-            "Assignment",
-            application_arn=application_arn,
-            principal_id=user_id,
-            principal_type="USER",
-        ).assignment
+        self.profile.add_dependency(self.assignment)
 
 
 @dataclass(frozen=True)

@@ -43,8 +43,9 @@ class StudioExecutionRole(Construct):
         )
         # Each wildcard resource of the role's own policy, with why (acknowledged by name).
         self._wildcards: dict[str, str] = {
-            "*": "List APIs (ListApps, ListSpaces, ListTags, ListClusters) support no "
-            "resource-level permissions; every other action here names this BU's resources",
+            "*": "ListApps, ListSpaces and ListClusters have no resource types in the Service "
+            "Authorization Reference, so Resource must be *; every other action here names "
+            "this BU's resources",
         }
         self.policy = iam.ManagedPolicy(
             self,
@@ -62,6 +63,12 @@ class StudioExecutionRole(Construct):
         def arn(resource: str, name: str) -> str:
             return stack.format_arn(service="sagemaker", resource=resource, resource_name=name)
 
+        # This domain's apps, spaces and profiles: app/<domain>/<profile>/<type>/<name>,
+        # space/<domain>/<name>, user-profile/<domain>/<name> (Service Authorization Reference).
+        apps, spaces, profiles = (
+            arn(kind, f"{domain_id}/*") for kind in ("app", "space", "user-profile")
+        )
+
         logs_arn = stack.format_arn(
             service="logs",
             resource="log-group",
@@ -72,7 +79,7 @@ class StudioExecutionRole(Construct):
             iam.PolicyStatement(
                 sid="OwnSpacesRemoteSessions",
                 actions=["sagemaker:StartSession"],
-                resources=[arn("space", f"{domain_id}/*")],
+                resources=[spaces],
                 # SageMaker tags every space with its owner's profile ARN; the policy variable
                 # is the profile the session belongs to (developer guide, "Set up remote access").
                 conditions={
@@ -93,18 +100,29 @@ class StudioExecutionRole(Construct):
                     "sagemaker:UpdateSpace",
                     "sagemaker:DescribeUserProfile",
                     "sagemaker:DescribeDomain",
+                    # ListTags takes the resource's ARN (its resource types include domain,
+                    # app, space and user-profile), so it needs no "*".
+                    "sagemaker:ListTags",
                 ],
-                resources=[
-                    domain_arn,
-                    arn("app", f"{domain_id}/*"),
-                    arn("space", f"{domain_id}/*"),
-                    arn("user-profile", f"{domain_id}/*"),
-                ],
+                resources=[domain_arn, apps, spaces, profiles],
+            ),
+            iam.PolicyStatement(
+                sid="StudioTagsAppsOnCreate",
+                # Studio tags every resource it creates, so a custom policy that lets it create
+                # them must allow sagemaker:AddTags ("Give your users access to private
+                # spaces", SageMaker developer guide). Apps are all this role creates (spaces
+                # and profiles come from CloudFormation). sagemaker:TaggingAction names the
+                # create call the tags travel with, so existing resources cannot be retagged:
+                # no one can copy a space's sagemaker:user-profile-arn tag (the StartSession
+                # condition above) onto another space.
+                actions=["sagemaker:AddTags"],
+                resources=[apps],
+                conditions={"StringEquals": {"sagemaker:TaggingAction": "CreateApp"}},
             ),
             iam.PolicyStatement(
                 sid="StudioListings",
-                # List APIs support no resource-level permissions (Resource must be "*").
-                actions=["sagemaker:ListApps", "sagemaker:ListSpaces", "sagemaker:ListTags"],
+                # No resource types in the Service Authorization Reference: Resource must be *.
+                actions=["sagemaker:ListApps", "sagemaker:ListSpaces"],
                 resources=["*"],
             ),
             iam.PolicyStatement(
@@ -120,13 +138,14 @@ class StudioExecutionRole(Construct):
         )
         self._wildcards.update(
             {
-                arn("space", f"{domain_id}/*"): "remote IDE sessions and Studio's space reads: "
-                "spaces of this domain only, StartSession further narrowed by condition to the "
-                "caller's own spaces",
-                arn("app", f"{domain_id}/*"): "Studio opens and closes the JupyterLab/Code "
-                "Editor apps of this domain's spaces; Studio names the apps",
-                arn("user-profile", f"{domain_id}/*"): "Studio reads the signed-in user's "
-                "profile; profiles of this domain only, one per configured user",
+                spaces: "remote IDE sessions and Studio's space and tag reads: spaces of "
+                "this domain only, StartSession further narrowed by condition to the caller's "
+                "own spaces",
+                apps: "Studio opens and closes the JupyterLab/Code Editor apps of this domain's "
+                "spaces and tags each in its CreateApp call (AddTags only where "
+                "sagemaker:TaggingAction is CreateApp); Studio names the apps",
+                profiles: "Studio reads the signed-in user's profile and its tags; profiles of "
+                "this domain only, one per configured user",
                 logs_arn: "Studio apps create one log stream per app in SageMaker's own Studio "
                 "log group; stream names are generated at app start",
             }
@@ -151,6 +170,7 @@ class StudioExecutionRole(Construct):
                     "sagemaker:DescribeCluster",
                     "sagemaker:ListClusterNodes",
                     "sagemaker:DescribeClusterNode",
+                    "sagemaker:ListTags",
                 ],
                 resources=[clusters],
                 conditions={"StringEquals": {f"aws:ResourceTag/{tag_key}": tag_value}},
@@ -166,6 +186,7 @@ class StudioExecutionRole(Construct):
                     "sagemaker:InvokeEndpoint",
                     "sagemaker:InvokeEndpointWithResponseStream",
                     "sagemaker:DescribeEndpoint",
+                    "sagemaker:ListTags",
                 ],
                 resources=[endpoints],
             ),

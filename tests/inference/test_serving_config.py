@@ -21,7 +21,8 @@ def test_defaults_fit_qwen3_4b_on_one_24gb_gpu() -> None:
     assert config.gpu_shape.gpu_memory_gib == 24
     assert config.to_environment() == {
         "HF_MODEL_ID": "/opt/ml/model",
-        "OPTION_ROLLING_BATCH": "vllm",
+        "OPTION_ASYNC_MODE": "true",
+        "OPTION_ENTRYPOINT": "djl_python.lmi_vllm.vllm_async_service",
         "OPTION_TENSOR_PARALLEL_DEGREE": "1",
         "OPTION_MAX_MODEL_LEN": "16384",
         "OPTION_MAX_ROLLING_BATCH_SIZE": "32",
@@ -88,7 +89,9 @@ def test_non_thinking_model_sends_no_thinking_default() -> None:
         ({"supports_thinking": False, "reasoning_parser": "qwen3"}, "reasoning_parser"),
         ({"supports_thinking": False}, "thinking_default"),
         ({"extra_options": {"max_model_len": "4096"}}, "extra_options.max_model_len"),
-        ({"extra_options": {"OPTION_ROLLING_BATCH": "lmi-dist"}}, "OPTION_ROLLING_BATCH"),
+        ({"extra_options": {"OPTION_ROLLING_BATCH": "vllm"}}, "OPTION_ROLLING_BATCH"),
+        ({"extra_options": {"async_mode": "false"}}, "extra_options.async_mode"),
+        ({"extra_options": {"OPTION_ENTRYPOINT": "model.py"}}, "OPTION_ENTRYPOINT"),
         ({"extra_options": {"max_num_seq": "4"}}, "extra_options.max_num_seq"),
         ({"model": "not a location"}, "model"),
         ({"model_weights_gib": 60.0, "instance_type": "ml.g6e.xlarge"}, "model_weights_gib"),
