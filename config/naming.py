@@ -24,7 +24,6 @@ BUCKET_PURPOSES = (
 OPTIONAL_BUCKET_PURPOSES = ("inference-tls",)
 KEY_PURPOSES = (
     *(p for p in BUCKET_PURPOSES if p != "access-logs"),
-    *OPTIONAL_BUCKET_PURPOSES,
     "logs",
     "studio",
     "training",
@@ -45,6 +44,7 @@ RESERVED_ROLE_PURPOSES = (
     "hyperpod-training-operator",
     "hyperpod-observability",
     "hyperpod-inference",
+    "hyperpod-vpc-cni",
 )
 RESERVED_RESOURCE_PURPOSES = ("studio", "hyperpod", "eks", "mlflow", "training", "hyperpod-metrics")
 STACK_UNITS = (
@@ -110,6 +110,7 @@ class Naming:
             *((self.role(p), MAX_ROLE_NAME) for p in RESERVED_ROLE_PURPOSES),
             *((self.stack(u), MAX_STACK_NAME) for u in STACK_UNITS),
             *((self.key_alias(p), MAX_KEY_ALIAS) for p in KEY_PURPOSES),
+            *((self.key_alias(p), MAX_KEY_ALIAS) for p in OPTIONAL_BUCKET_PURPOSES),
             *((self.log_group(p), MAX_LOG_GROUP) for p in ("vpc-flow-logs", "studio")),
             *((self.resource(p), MAX_RESOURCE_NAME) for p in RESERVED_RESOURCE_PURPOSES),
         ]

@@ -111,13 +111,19 @@ class EndpointExecutionRole(Construct):
         *,
         role_name: str,
         image_uri: str,
+        vpc_id: str,
     ) -> None:
         super().__init__(scope, construct_id)
+        stack = cdk.Stack.of(self)
         self.role = iam.Role(
             self,
             "Role",
             role_name=role_name,
-            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
+            # Only SageMaker acting for this account (confused-deputy prevention).
+            assumed_by=iam.ServicePrincipal(
+                "sagemaker.amazonaws.com",
+                conditions={"StringEquals": {"aws:SourceAccount": stack.account}},
+            ),
             description="SageMaker LMI endpoints: read model prefixes, write data capture",
         )
         self.role.add_to_policy(
@@ -133,13 +139,25 @@ class EndpointExecutionRole(Construct):
         )
         self.role.add_to_policy(
             iam.PolicyStatement(
-                sid="EcrTokenAndVpcEnis",
-                actions=[
-                    "ecr:GetAuthorizationToken",
-                    *vpc_enis.MANAGE_ACTIONS,
-                    *vpc_enis.DESCRIBE_ACTIONS,
-                ],
+                sid="EcrTokenAndVpcDescribe",
+                actions=["ecr:GetAuthorizationToken", *vpc_enis.DESCRIBE_ACTIONS],
                 resources=["*"],  # see the acknowledgement below
+            )
+        )
+        # ENIs do not exist yet; the condition pins them to this BU's VPC, so the role cannot
+        # touch another BU's interfaces in a shared account.
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="EndpointEnisInThisVpc",
+                actions=list(vpc_enis.MANAGE_ACTIONS),
+                resources=["*"],
+                conditions={
+                    "ArnEquals": {
+                        "ec2:Vpc": stack.format_arn(
+                            service="ec2", resource="vpc", resource_name=vpc_id
+                        )
+                    }
+                },
             )
         )
         self.policy = self.role.node.find_child("DefaultPolicy")
@@ -153,7 +171,8 @@ class EndpointExecutionRole(Construct):
         self._wildcard(
             "*",
             "ecr:GetAuthorizationToken and the EC2 Describe calls have no resource-level "
-            "permissions, and SageMaker creates the VPC ENIs before their IDs exist.",
+            "permissions; SageMaker creates the VPC ENIs before their IDs exist, pinned to this "
+            "BU's VPC by the ec2:Vpc condition.",
         )
 
     def grant_endpoint(

@@ -13,8 +13,9 @@ Facts this module relies on, read at the pinned commit ``a00b22d`` of sagemaker-
   hyperpod-health-monitoring-agent`` with a per-region account (``charts/health-monitoring-agent/
   templates/_helpers.tpl``); without an explicit region the chart looks the nodes up and falls
   back to us-east-1.
-- The EFA plugin's default image is in us-west-2's EKS registry; the in-region one is
-  602401143452 (EKS user guide, "View Amazon container image registries for Amazon EKS add-ons").
+- The EFA plugin's default image is in us-west-2's EKS registry; the in-region one is the
+  region's EKS registry (config.aws_registries; EKS user guide, "View Amazon container image
+  registries for Amazon EKS add-ons").
 - The neuron device plugin's image is hard-coded to public ECR (no override key): it is off here.
 - training-operator and mpi-operator come from Docker Hub, the standalone NVIDIA device plugin
   from nvcr.io (awsome-distributed-ai's closed-network ``tools/ecr-images.conf`` mirrors these).
@@ -33,12 +34,12 @@ from aws_cdk import custom_resources as cr
 from constructs import Construct
 from kubernetes import client as k8s
 
-from config.hyperpod import GpuGroup
-from platform_constructs.aws_registries import (
+from config.aws_registries import (
     EKS_REGISTRY_ACCOUNT,
     GPU_OPERATOR_MIRROR_ACCOUNTS,
     registry_host,
 )
+from config.hyperpod import GpuGroup
 from platform_constructs.hyperpod_workloads import to_manifest
 from platform_constructs.sdk_calls import sdk_call
 

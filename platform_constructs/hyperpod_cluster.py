@@ -138,21 +138,30 @@ class HyperPodCluster(Construct):
         )
         # HyperPod attaches node ENIs in the cluster's subnets (documented execution-role
         # permissions); EC2 has no resource ARNs for Describe* and the ENIs do not exist yet.
+        # ENI changes are pinned to this BU's VPC (ec2:Vpc), so one BU's nodes can never touch
+        # another BU's interfaces in a shared account; tags go on network interfaces only, as
+        # AWS's reference role has it (awsome-distributed-ai modules/sagemaker_iam_role).
+        vpc_arn = stack.format_arn(service="ec2", resource="vpc", resource_name=vpc.vpc_id)
         self.execution_role.add_to_policy(
             iam.PolicyStatement(
-                actions=[
-                    *vpc_enis.MANAGE_ACTIONS,
-                    *vpc_enis.DESCRIBE_ACTIONS,
-                    "ec2:DetachNetworkInterface",
-                    "ec2:CreateTags",
-                ],
+                actions=[*vpc_enis.MANAGE_ACTIONS, "ec2:DetachNetworkInterface"],
                 resources=["*"],
-                conditions={"StringEquals": {"aws:RequestedRegion": stack.region}},
+                conditions={"ArnEquals": {"ec2:Vpc": vpc_arn}},
+            )
+        )
+        self.execution_role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["ec2:CreateTags"],
+                resources=[
+                    stack.format_arn(service="ec2", resource="network-interface", resource_name="*")
+                ],
             )
         )
         # Nodes pull images from ECR (the training image, add-on images) and join the cluster.
         self.execution_role.add_to_policy(
-            iam.PolicyStatement(actions=["ecr:GetAuthorizationToken"], resources=["*"])
+            iam.PolicyStatement(
+                actions=["ecr:GetAuthorizationToken", *vpc_enis.DESCRIBE_ACTIONS], resources=["*"]
+            )
         )
         repositories = [
             stack.format_arn(service="ecr", resource="repository", resource_name=name)
@@ -188,8 +197,9 @@ class HyperPodCluster(Construct):
         acknowledge(
             policy,
             "AwsSolutions-IAM5[Resource::*]",
-            "EC2 ENI actions (scoped to this region) and ecr:GetAuthorizationToken have no "
-            "resource-level permissions; HyperPod creates node ENIs that do not exist yet.",
+            "ec2:Describe* and ecr:GetAuthorizationToken have no resource-level permissions; "
+            "ENI create/delete/detach, on ENIs that do not exist yet, is pinned to this BU's VPC "
+            "by the ec2:Vpc condition.",
         )
         for name in own_repositories:
             if name.endswith("*"):
@@ -207,6 +217,13 @@ class HyperPodCluster(Construct):
                 f"{account}:repository/*]",
                 f"An AWS-owned registry the nodes pull from in this region: {serves}.",
             )
+        acknowledge(
+            policy,
+            f"AwsSolutions-IAM5[Resource::arn:{stack.partition}:ec2:{stack.region}:"
+            f"{stack.account}:network-interface/*]",
+            "HyperPod tags the node ENIs it creates, whose IDs do not exist yet; tagging is "
+            "limited to network interfaces of this account and region.",
+        )
         _acknowledge_bucket_read(policy, lifecycle_bucket, f"{LIFECYCLE_PREFIX}/*", "nodes")
         _acknowledge_key_use(policy, "node EBS volumes")
         for pack in COMPLIANCE_PACKS:

@@ -71,6 +71,7 @@ class EndpointsStack(cdk.Stack):
             "ExecutionRole",
             role_name=names.role("endpoint-execution"),
             image_uri=self.image_uri,
+            vpc_id=network.vpc.vpc_id,
         )
         self.endpoints: dict[str, LmiEndpoint] = {}
         for item in config.endpoints.on("sagemaker"):

@@ -16,10 +16,10 @@ from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
 from config import parameters as params
+from config.aws_registries import node_image_accounts
 from config.hyperpod import ADDON_NAMES
 from config.schema import BusinessUnitConfig
 from platform_constructs.access import MlflowAccess
-from platform_constructs.aws_registries import node_image_accounts
 from platform_constructs.gates import acknowledge
 from platform_constructs.hyperpod_chart import DependenciesChart, chart_values
 from platform_constructs.hyperpod_cluster import HyperPodCluster, efa_security_group
@@ -130,7 +130,7 @@ class HyperPodStack(cdk.Stack):
         collector_role = self._addon_identities(config)
 
         mig = any(g.mig_label for g in hp.gpu_groups)
-        serves_inference = config.endpoints is not None and config.endpoints.on("hyperpod")
+        serves_inference = config.endpoints is not None and bool(config.endpoints.on("hyperpod"))
         self.hyperpod = HyperPodCluster(
             self,
             "HyperPod",

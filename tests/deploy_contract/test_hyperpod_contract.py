@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 from harness.template_graph import TemplateGraph, actions_of, policy_statements, resources_of
 
+from config.aws_registries import node_image_accounts
 from config.hyperpod import ADDON_NAMES
 from config.regions import HYPERPOD_REGIONS
 from inference.serving import image_uri
-from platform_constructs.aws_registries import node_image_accounts
 from platform_constructs.hyperpod_chart import (
     CHART_NAME,
     HELM_TIMEOUT_MINUTES,
@@ -260,7 +260,7 @@ def test_the_observability_collector_may_write_the_clusters_logs(synthesized, bu
 
 def test_every_region_a_hyperpod_bu_may_use_has_its_aws_registries() -> None:
     """A BU in a region missing from a registry table would synthesize a node role that cannot
-    pull there; the tables are per region (platform_constructs.aws_registries)."""
+    pull there; the tables are per region (config.aws_registries)."""
     for region in HYPERPOD_REGIONS:
         accounts = node_image_accounts(region, mig=True, hyperpod_inference=True)
         assert len(accounts) == 5, region

@@ -287,5 +287,9 @@ def test_execution_role_reads_its_prefix_and_writes_its_capture_only(synthesized
     ]
     assert not [a for a in by_action if a.endswith("*") or a in ("s3:DeleteObject",)]
     wildcard = [s for s in statements if s["Resource"] == "*"]
-    assert len(wildcard) == 1
-    assert all(a.startswith(("ec2:", "ecr:GetAuthorizationToken")) for a in wildcard[0]["Action"])
+    assert len(wildcard) == 2
+    for statement in wildcard:
+        assert all(a.startswith(("ec2:", "ecr:GetAuthorizationToken")) for a in statement["Action"])
+    # ENI changes only in this BU's VPC; Describe* and the ECR token take no resource.
+    (enis,) = [s for s in wildcard if "ec2:CreateNetworkInterface" in s["Action"]]
+    assert "ec2:Vpc" in enis["Condition"]["ArnEquals"]

@@ -8,9 +8,9 @@ import aws_cdk as cdk
 import pytest
 
 from platform_constructs import template_lint
+from platform_constructs.gate_report import gate_report
 from platform_constructs.gates import CfnLintPlugin, register_gates
 from platform_constructs.template_lint import TemplateLinter
-from platform_constructs.gate_report import gate_report
 
 # A port that is not a number: cfn-lint E3012 (schema type), an error.
 BAD_INGRESS = {"IpProtocol": "tcp", "FromPort": "https", "ToPort": 443, "CidrIp": "10.0.0.0/16"}

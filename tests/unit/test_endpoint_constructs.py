@@ -33,7 +33,11 @@ def build(*, env: cdk.Environment | None = ENV, with_volume_key: bool) -> Templa
         removal_policy=cdk.RemovalPolicy.DESTROY,
     ).key  # fmt: skip
     role = EndpointExecutionRole(
-        stack, "Role", role_name="t-endpoint-execution", image_uri=image_uri("eu-west-1")
+        stack,
+        "Role",
+        role_name="t-endpoint-execution",
+        image_uri=image_uri("eu-west-1"),
+        vpc_id="vpc-0123456789abcdef0",
     )
     LmiEndpoint(
         stack,
