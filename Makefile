@@ -72,7 +72,7 @@ push-training-image: $(VENV)/.stamp-cdk ## Build training/Dockerfile, push it to
 	@test -n "$(BU)" || { echo "usage: make push-training-image BU=name [REGION=us-east-1] [TAG=sha]"; exit 2; }
 	$(PY) scripts/push_training_image.py --bu $(BU) $(if $(REGION),--region $(REGION)) $(if $(TAG),--tag $(TAG))
 
-stage-hyperpod-chart: install-cdk ## Once, with internet: push HyperPod's pinned chart to BU=name's ECR (VERIFY=1 checks)
+stage-hyperpod-chart: install-cdk ## Once, with internet: build, check and push the pinned chart and mirror its images into BU=name's ECR (VERIFY=1 checks)
 	@test -n "$(BU)" || { echo "usage: make stage-hyperpod-chart BU=name [VERIFY=1] [DRY_RUN=1]"; exit 2; }
 	$(PY) -m scripts.stage_hyperpod_chart --bu $(BU) $(if $(VERIFY),--verify) $(if $(DRY_RUN),--dry-run)
 
