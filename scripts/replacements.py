@@ -7,11 +7,19 @@ would be
 
 * removed: its logical ID is gone from the stack (a renamed construct id, purpose or stack),
 * replaced: its type changed, a create-only property changed (CloudFormation can only create a
-  new one and delete the old), or a create-only property refers to a resource being replaced.
+  new one and delete the old), or a create-only property refers to a resource being replaced,
+  in its own stack or, through an export (``Fn::ImportValue``), in another one: a new VPC
+  replaces its subnets and the Studio domain, HyperPod cluster and file system built on them,
+* no longer retained: its DeletionPolicy or UpdateReplacePolicy went from Retain to Delete,
+* cannot be updated: a property that updates in place only within one VPC now points into a
+  new VPC (an EKS cluster's subnets), so the deploy fails there.
 
 Create-only properties come from the CloudFormation registry schemas that cfn-lint ships, for the
-stack's region. "Stateful" is :data:`STATEFUL_TYPES`. Exits 1 on any finding not acknowledged in
-``replacements-acknowledged.yaml`` (see the README's "PR check"), 2 on a usage or synth error.
+stack's region, plus :data:`scripts.replacement_rules.REPLACING_PROPERTIES` (what AWS's pages say
+replaces although the registry does not list it); :mod:`scripts.replacement_plan` works out what
+a deploy replaces. "Stateful" is :data:`STATEFUL_TYPES`. Exits 1 on any finding not acknowledged
+in ``replacements-acknowledged.yaml`` (see the README's "PR check"), 2 on a usage or synth error
+or a base ref that does not exist.
 
     python -m scripts.replacements --base origin/main
     python -m scripts.replacements --base-config old-config/ --head-config config/
@@ -20,20 +28,26 @@ stack's region. "Stateful" is :data:`STATEFUL_TYPES`. Exits 1 on any finding not
 import argparse
 import json
 import os
-import re
 import subprocess
 import sys
 import tempfile
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import yaml
 from cfnlint.data import AdditionalSpecs
 from cfnlint.helpers import load_resource
-from cfnlint.schema import PROVIDER_SCHEMA_MANAGER
-from cfnlint.schema._exceptions import ResourceNotFoundError
+
+from scripts.replacement_plan import Plan, Stack, create_only_properties, retention_drop
+
+__all__ = [
+    "STATEFUL_TYPES",
+    "Finding",
+    "Stack",
+    "compare",
+    "compare_stack",
+    "create_only_properties",
+]
 
 ROOT = Path(__file__).resolve().parent.parent
 ACK_FILE = ROOT / "replacements-acknowledged.yaml"
@@ -68,25 +82,11 @@ STATEFUL_TYPES = (
 
 
 @dataclass(frozen=True)
-class Stack:
-    """One synthesized stack, keyed by what CloudFormation identifies it by."""
-
-    account: str
-    region: str
-    name: str
-    resources: Mapping[str, Any]  # logical ID -> template resource
-
-    @property
-    def key(self) -> tuple[str, str, str]:
-        return (self.account, self.region, self.name)
-
-
-@dataclass(frozen=True)
 class Finding:
     stack: str
     logical_id: str
     resource_type: str
-    change: str  # "removed" or "replaced"
+    change: str  # "removed", "replaced", "no longer retained" or "cannot be updated"
     reason: str
 
     @property
@@ -94,146 +94,63 @@ class Finding:
         return f"{self.stack}/{self.logical_id}"
 
     def __str__(self) -> str:
-        return f"{self.resource} ({self.resource_type}) {self.change}: {self.reason}"
+        joint = " " if self.reason.startswith("because ") else ": "
+        return f"{self.resource} ({self.resource_type}) {self.change}{joint}{self.reason}"
 
 
-def create_only_properties(resource_type: str, region: str) -> list[tuple[str, ...]]:
-    """The registry schema's ``createOnlyProperties`` as paths under ``Properties``."""
-    try:
-        schema = PROVIDER_SCHEMA_MANAGER.get_resource_schema(region, resource_type).schema
-    except ResourceNotFoundError:
-        return []  # a custom resource, or a type unknown in this region: nothing to compare
-    paths = []
-    for pointer in schema.get("createOnlyProperties", []):
-        parts = pointer.split("/")[1:]  # "/properties/VpcConfig/SubnetIds"
-        if parts and parts[0] == "properties":
-            paths.append(tuple(parts[1:]))
-    return paths
-
-
-_MISSING = object()
-
-
-def _lookup(properties: Any, path: tuple[str, ...]) -> Any:
-    value = properties
-    for part in path:
-        if not isinstance(value, dict):
-            return value  # a list or intrinsic on the way: compare the whole subtree
-        value = value.get(part, _MISSING)
-        if value is _MISSING:
-            return _MISSING
-    return value
-
-
-def _references(value: Any) -> set[str]:
-    """Logical IDs a template value refers to (Ref, Fn::GetAtt, Fn::Sub)."""
-    found: set[str] = set()
-    if isinstance(value, dict):
-        for key, inner in value.items():
-            if key == "Ref" and isinstance(inner, str):
-                found.add(inner)
-            elif key == "Fn::GetAtt":
-                target = inner[0] if isinstance(inner, list) else str(inner).split(".", 1)[0]
-                found.add(str(target))
-            elif key == "Fn::Sub":
-                text = inner[0] if isinstance(inner, list) else inner
-                found |= {m.split(".", 1)[0] for m in re.findall(r"\$\{([^!}][^}]*)\}", str(text))}
-                found |= _references(inner[1] if isinstance(inner, list) else None)
-            else:
-                found |= _references(inner)
-    elif isinstance(value, list):
-        for inner in value:
-            found |= _references(inner)
-    return found
-
-
-def _show(value: Any) -> str:
-    return "(absent)" if value is _MISSING else json.dumps(value, sort_keys=True)
-
-
-CreateOnly = list[tuple[tuple[str, ...], Any]]  # (path under Properties, the head's value)
-
-
-def _direct_replacements(base: Stack, head: Stack) -> tuple[dict[str, str], dict[str, CreateOnly]]:
-    """Resources of both sides whose type or a create-only property changed (logical ID ->
-    why), and every paired resource's create-only values (for the cascade)."""
-    replaced: dict[str, str] = {}
-    paired: dict[str, CreateOnly] = {}
-    for logical_id, old in base.resources.items():
-        new = head.resources.get(logical_id)
-        if new is None:
-            continue
-        if old.get("Type") != new.get("Type"):
-            replaced[logical_id] = f"type {old.get('Type')} -> {new.get('Type')}"
-            continue
-        old_props, new_props = old.get("Properties", {}), new.get("Properties", {})
-        changes, create_only = [], []
-        for path in create_only_properties(old["Type"], base.region):
-            before, after = _lookup(old_props, path), _lookup(new_props, path)
-            create_only.append((path, after))
-            if before != after:
-                changes.append(f"{'.'.join(path)} {_show(before)} -> {_show(after)}")
-        paired[logical_id] = create_only
-        if changes:
-            replaced[logical_id] = "create-only " + "; ".join(changes)
-    return replaced, paired
-
-
-def _cascade(replaced: dict[str, str], paired: dict[str, CreateOnly]) -> None:
-    """A create-only property that refers to a replaced resource gets a new value (a new VPC
-    ID, key ARN, ...): that resource is replaced too, transitively."""
-    grew = True
-    while grew:
-        grew = False
-        for logical_id, create_only in paired.items():
-            if logical_id in replaced:
+def _findings(plan: Plan, *, stateful_only: bool) -> list[Finding]:
+    findings = []
+    for base, head in plan.pairs:
+        for logical_id, old in base.resources.items():
+            resource_type = str(old.get("Type"))
+            if stateful_only and resource_type not in STATEFUL_TYPES:
                 continue
-            for path, value in create_only:
-                hit = sorted(_references(value) & set(replaced))
-                if hit:
-                    replaced[logical_id] = f"{'.'.join(path)} refers to {hit[0]}, which is replaced"
-                    grew = True
-                    break
+            key, new = (base.key, logical_id), head.resources.get(logical_id)
+            if new is None:
+                kept = old.get("DeletionPolicy") in {"Retain", "RetainExceptOnCreate", "Snapshot"}
+                reason = "logical ID no longer in the stack"
+                reason += " (DeletionPolicy keeps it, orphaned)" if kept else " (deleted)"
+                findings.append(Finding(base.name, logical_id, resource_type, "removed", reason))
+                continue
+            if key in plan.replaced:
+                why = plan.replaced[key].reason
+                findings.append(Finding(base.name, logical_id, resource_type, "replaced", why))
+            if key in plan.stuck:
+                why = plan.stuck[key]
+                findings.append(
+                    Finding(base.name, logical_id, resource_type, "cannot be updated", why)
+                )
+            drop = retention_drop(resource_type, old, new)
+            if drop:
+                findings.append(
+                    Finding(base.name, logical_id, resource_type, "no longer retained", drop)
+                )
+    return findings
 
 
 def compare_stack(base: Stack, head: Stack, *, stateful_only: bool = True) -> list[Finding]:
-    """Stateful resources of ``base`` that deploying ``head`` over it would remove or replace
-    (``stateful_only=False``: every resource)."""
-    replaced, paired = _direct_replacements(base, head)  # every type: replacement cascades
-    _cascade(replaced, paired)
-    findings = []
-    for logical_id, old in base.resources.items():
-        resource_type = str(old.get("Type"))
-        if stateful_only and resource_type not in STATEFUL_TYPES:
-            continue
-        if logical_id not in head.resources:
-            kept = old.get("DeletionPolicy") in {"Retain", "RetainExceptOnCreate", "Snapshot"}
-            reason = "logical ID no longer in the stack"
-            reason += " (DeletionPolicy keeps it, orphaned)" if kept else " (deleted)"
-            findings.append(Finding(base.name, logical_id, resource_type, "removed", reason))
-        elif logical_id in replaced:
-            findings.append(
-                Finding(base.name, logical_id, resource_type, "replaced", replaced[logical_id])
-            )
-    return findings
+    """Stateful resources of ``base`` that deploying ``head`` over it would remove, replace or
+    stop retaining (``stateful_only=False``: every resource)."""
+    return _findings(Plan([(base, head)]), stateful_only=stateful_only)
 
 
 def compare(
     base: list[Stack], head: list[Stack], *, stateful_only: bool = True
 ) -> tuple[list[Finding], list[str]]:
-    """Findings over every stack both sides synthesize, and notes on stacks only one has
-    (``cdk deploy`` never deletes a stack the app stopped synthesizing)."""
+    """Findings over every stack both sides synthesize (a replacement in one reaches the others
+    through their imports), and notes on stacks only the base has (``cdk deploy`` never deletes
+    a stack the app stopped synthesizing)."""
     heads = {stack.key: stack for stack in head}
-    findings, notes = [], []
+    pairs, notes = [], []
     for stack in base:
         if stack.key in heads:
-            findings += compare_stack(stack, heads[stack.key], stateful_only=stateful_only)
+            pairs.append((stack, heads[stack.key]))
         else:
             notes.append(
                 f"{stack.name} ({stack.account}/{stack.region}) is no longer synthesized: "
                 "cdk deploy leaves it as it is; cdk destroy of the old app would delete it"
             )
-    return findings, notes
+    return _findings(Plan(pairs), stateful_only=stateful_only), notes
 
 
 # --- cloud assemblies -------------------------------------------------------------------------
@@ -252,7 +169,8 @@ def read_assembly(outdir: Path) -> list[Stack]:
             props = artifact["properties"]
             template = json.loads((outdir / props["templateFile"]).read_text(encoding="utf-8"))
             name = props.get("stackName") or artifact.get("displayName", "?")
-            stacks.append(Stack(account, region, name, template.get("Resources", {})))
+            resources, outputs = template.get("Resources", {}), template.get("Outputs", {})
+            stacks.append(Stack(account, region, name, resources, outputs))
     return stacks
 
 
@@ -273,6 +191,10 @@ def synthesize(app_dir: Path, outdir: Path, config_dir: Path | None = None) -> l
     return read_assembly(outdir)
 
 
+class MissingBaseError(RuntimeError):
+    """The base ref is not in this repository (a clone without ``origin``, a typo in BASE)."""
+
+
 def checkout(ref: str, into: Path) -> Path:
     """The tree of ``ref`` (``git archive``: read-only for the repository) under ``into``,
     sharing this checkout's .venv and node_modules."""
@@ -280,9 +202,16 @@ def checkout(ref: str, into: Path) -> Path:
     tree.mkdir()
     archive = subprocess.run(
         ["git", "-C", str(ROOT), "archive", "--format=tar", ref],
-        check=True,
+        check=False,
         capture_output=True,
     )
+    if archive.returncode != 0:
+        git_says = " ".join(archive.stderr.decode(errors="replace").split()) or "no message"
+        raise MissingBaseError(
+            f"base ref {ref!r} not found in {ROOT} (git: {git_says}); pass one that exists: "
+            "make replacements BASE=<ref> (a branch, tag or commit; `git fetch origin` first "
+            "for origin/main)"
+        )
     subprocess.run(["tar", "-x", "-C", str(tree)], input=archive.stdout, check=True)
     for name in SHARED_PATHS:
         if (ROOT / name).exists():
@@ -350,8 +279,10 @@ def main(argv: list[str] | None = None) -> int:
         acknowledged = read_acknowledgements(args.acknowledged)
         base_stacks, head_stacks = _both_sides(args)
     except (RuntimeError, ValueError, subprocess.CalledProcessError) as err:
-        detail = getattr(err, "stderr", None) or ""
-        print(f"replacements: {err}{detail and chr(10) + detail}", file=sys.stderr)
+        detail = getattr(err, "stderr", None) or ""  # bytes or text, depending on the call
+        if isinstance(detail, bytes):
+            detail = detail.decode(errors="replace")
+        print(f"replacements: {err}{detail and chr(10) + detail.rstrip()}", file=sys.stderr)
         return 2
     findings, notes = compare(base_stacks, head_stacks)
     for note in notes:
@@ -372,9 +303,10 @@ def main(argv: list[str] | None = None) -> int:
     compared = len({s.key for s in base_stacks} & {s.key for s in head_stacks})
     if blocking:
         print(
-            f"replacements: FAILED, {len(blocking)} stateful resource(s) removed or replaced "
-            f"across {compared} stack(s); if intended, list each in {args.acknowledged.name} "
-            "with a reason (README: PR check)"
+            f"replacements: FAILED, {len(blocking)} finding(s) on stateful resources (removed, "
+            f"replaced, no longer retained, cannot be updated) across {compared} stack(s); if "
+            f"intended, list each resource in {args.acknowledged.name} with a reason "
+            "(README: PR check)"
         )
         return 1
     print(f"replacements: passed ({compared} stack(s), {len(findings)} acknowledged)")

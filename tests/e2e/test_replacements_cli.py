@@ -33,7 +33,24 @@ def test_cli_catches_a_cidr_change_between_two_config_dirs(tmp_path: Path) -> No
     assert result.returncode == 1, result.stdout + result.stderr
     stateful = [line for line in result.stdout.splitlines() if line.startswith("STATEFUL: ")]
     assert any("(AWS::EC2::VPC) replaced: create-only CidrBlock" in line for line in stateful)
-    assert all(line.startswith("STATEFUL: fraud-network/") for line in stateful)
+    network = [line for line in stateful if line.startswith("STATEFUL: fraud-network/")]
     assert {"AWS::EC2::VPC", "AWS::EC2::Subnet"} == {
-        line.split("(", 1)[1].split(")", 1)[0] for line in stateful
+        line.split("(", 1)[1].split(")", 1)[0] for line in network
     }
+    # The new VPC reaches the stacks that import it: Studio, HyperPod, its file system and EKS.
+    reached = {line.split("/", 1)[0].removeprefix("STATEFUL: ") for line in stateful}
+    assert reached == {"fraud-network", "fraud-studio", "fraud-hyperpod"}
+    assert any(
+        "(AWS::SageMaker::Domain) replaced because NetworkVpc" in line
+        and "in fraud-network is replaced (VpcId imports it)" in line
+        for line in stateful
+    )
+    for resource_type in (
+        "AWS::SageMaker::UserProfile",
+        "AWS::SageMaker::Space",
+        "AWS::SageMaker::Cluster",
+        "AWS::FSx::FileSystem",
+    ):
+        assert any(f"({resource_type}) replaced" in line for line in stateful), resource_type
+    assert any("(AWS::EKS::Cluster) cannot be updated" in line for line in stateful)
+    assert not any("no longer retained" in line for line in stateful)
