@@ -5,18 +5,18 @@ import ipaddress
 import sys
 from pathlib import Path
 
-import yaml
-
+from config.clone import clone_config
 from config.loader import (
     CONFIG_DIR,
     ConfigError,
     LoadedConfig,
     config_files,
     cross_file_errors,
+    display_path,
     load_all,
-    validate_raw,
+    load_text,
 )
-from config.schema import PLATFORM, BusinessUnitConfig
+from config.schema import PLATFORM
 
 
 def next_free_cidr(
@@ -49,19 +49,10 @@ def cmd_validate(files: list[Path]) -> int:
     return 0
 
 
-def new_config(
-    name: str, base: BusinessUnitConfig, account: str | None, taken: list[ipaddress.IPv4Network]
-) -> dict[str, object]:
-    """A new BU's fields: the base's settings, a fresh CIDR, and names derived from ``name``."""
-    raw = base.model_dump(mode="json", exclude_unset=True)
-    raw["name"] = name
-    raw["account"] = account or base.account
-    raw["network"]["cidr"] = str(next_free_cidr(taken))
-    raw["tags"]["owner"] = f"{name}-ml-team"
-    return raw
-
-
 def cmd_new(name: str, source: str | None, account: str | None, directory: Path) -> int:
+    """Write ``directory/<name>.yaml`` cloned from ``source`` (see `config.clone`), only once
+    the written text validates on its own and beside the other BUs; then print what to
+    review, one ``file: field: what`` line each."""
     loaded, errors = load_all(config_files(directory))
     if errors:
         return _print_errors(errors)
@@ -69,31 +60,34 @@ def cmd_new(name: str, source: str | None, account: str | None, directory: Path)
     if source is not None and source not in by_name:
         print(f"--from {source}: no such BU in {directory}", file=sys.stderr)
         return 2
-    base = by_name[source or sorted(by_name)[0]].config
+    base = by_name[source or sorted(by_name)[0]]
     target = directory / f"{name}.yaml"
+    file = display_path(target)
     if target.exists() or name in by_name:
-        print(f"{target}: name: BU {name!r} already exists", file=sys.stderr)
+        print(f"{file}: name: BU {name!r} already exists", file=sys.stderr)
         return 1
-    raw = new_config(name, base, account, [item.config.network.cidr for item in loaded])
-    new_errors = _check_new(target, raw, loaded)
+    try:
+        cidr = next_free_cidr([item.config.network.cidr for item in loaded])
+    except ValueError as err:
+        print(f"{file}: network.cidr: {err}", file=sys.stderr)
+        return 1
+    clone = clone_config(
+        base.file.read_text(encoding="utf-8"),
+        source=base.config,
+        name=name,
+        account=account,
+        cidr=str(cidr),
+    )
+    cfg, new_errors = load_text(file, clone.text.encode("utf-8"))
+    if cfg is not None:
+        new_errors = cross_file_errors([*loaded, LoadedConfig(target, cfg)], focus=[target])
     if new_errors:
         return _print_errors(new_errors)
-    header = (
-        f"# Business unit {name}: cloned from {base.name} by `make new-bu`.\n"
-        "# Review tags.owner and tags.cost_center; every physical name derives from `name`.\n"
-    )
-    target.write_text(header + yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
-    print(f"wrote {target} (cidr {raw['network']['cidr']})")  # type: ignore[index]
+    target.write_text(clone.text, encoding="utf-8")
+    print(f"wrote {file} (cidr {cidr}) from {base.config.name}; review before deploying:")
+    for path, what in clone.review:
+        print(f"{file}: {path}: {what}")
     return 0
-
-
-def _check_new(
-    target: Path, raw: dict[str, object], loaded: list[LoadedConfig]
-) -> list[ConfigError]:
-    cfg, errors = validate_raw(str(target), raw)
-    if cfg is None:
-        return errors
-    return cross_file_errors([*loaded, LoadedConfig(target, cfg)], focus=[target])
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,13 +1,21 @@
-"""What every config model shares: frozen, unknown fields rejected, model-level field errors, and
-the one way a validation failure is reported (``file: field.path: reason``).
+"""What every config model shares: frozen, unknown fields rejected, model-level field errors,
+whole-string ASCII patterns, and the one way a validation failure is reported
+(``file: field.path: reason``).
 
 Pydantic only, so the training config (`training/config.py`) reports its YAML errors the same way
 without importing the BU schema.
 """
 
+import datetime
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
+
+# A pydantic error location: field names and list indexes (``("hyperpod", "quotas", 0)``).
+Loc = tuple[str | int, ...]
 
 
 class FieldProblemError(ValueError):
@@ -18,10 +26,40 @@ class FieldProblemError(ValueError):
         self.path = path
 
 
+class FieldProblemsError(ValueError):
+    """Several field problems one model-level rule found: each is its own line, so a user sees
+    every quota or field to fix at once, not the first of them."""
+
+    def __init__(self, problems: Sequence[FieldProblemError]) -> None:
+        super().__init__("; ".join(f"{p.path}: {p}" for p in problems))
+        self.problems = list(problems)
+
+
 class StrictModel(BaseModel):
     """Frozen, and a typo is an error (``extra="forbid"``), never a silent default."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def ascii_pattern(regex: str) -> re.Pattern[str]:
+    """A validating pattern, for ``fullmatch`` only: ASCII classes, because ``\\d`` and ``\\w``
+    otherwise admit any script's digits and letters (an account ID of Arabic-Indic digits), and
+    ``fullmatch`` because ``re.match(...$)`` lets a trailing newline through."""
+    return re.compile(regex, re.ASCII)
+
+
+def matching(regex: str, what: str) -> AfterValidator:
+    """A string field's shape: ``Annotated[str, matching(r"v[0-9]+", "a version like v1")]``
+    reports ``'x' is not a version like v1`` (pydantic's own ``pattern=`` uses another regex
+    dialect, where ``\\d`` is any script's digit, and prints the raw pattern)."""
+    pattern = ascii_pattern(regex)
+
+    def check(value: str) -> str:
+        if pattern.fullmatch(value) is None:
+            raise ValueError(f"{value!r} is not {what}")
+        return value
+
+    return AfterValidator(check)
 
 
 @dataclass(frozen=True)
@@ -31,21 +69,48 @@ class ConfigError:
     reason: str
 
     def __str__(self) -> str:
-        return f"{self.file}: {self.path}: {self.reason}"
+        # One line, whatever a quoted YAML value carried into the path or reason.
+        line = f"{self.file}: {self.path}: {self.reason}"
+        return line.replace("\r", "\\r").replace("\n", "\\n")
 
 
-def validation_errors(file: str, err: ValidationError) -> list[ConfigError]:
-    """One `ConfigError` per pydantic error; a `FieldProblemError` names its own field."""
+def validation_errors(
+    file: str, err: ValidationError, typed_scalars: Mapping[Loc, str] | None = None
+) -> list[ConfigError]:
+    """One `ConfigError` per pydantic error; a `FieldProblemError` names its own field.
+
+    ``typed_scalars`` maps where an unquoted YAML scalar became a number, boolean or date to
+    the text as written, so "quote it" shows ``"1.30"``, not the float ``1.3``."""
     out = []
     for item in err.errors():
         loc = [str(part) for part in item["loc"]]
         cause = (item.get("ctx") or {}).get("error")
-        if isinstance(cause, FieldProblemError):
-            loc.append(cause.path)
-            reason = str(cause)
-        else:
-            reason = item["msg"].removeprefix("Value error, ")
-            if item["type"] == "extra_forbidden":
-                reason = "unknown field (not in the schema)"
+        if isinstance(cause, FieldProblemsError | FieldProblemError):
+            problems = cause.problems if isinstance(cause, FieldProblemsError) else [cause]
+            out += [ConfigError(file, ".".join([*loc, p.path]), str(p)) for p in problems]
+            continue
+        reason = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            reason = "unknown field (not in the schema)"
+        elif item["type"] == "string_type":
+            reason = _quote_hint(item["loc"], item["input"], typed_scalars or {}) or reason
         out.append(ConfigError(file, ".".join(loc) or "<root>", reason))
     return out
+
+
+def _quote_hint(loc: Loc, value: Any, typed_scalars: Mapping[Loc, str]) -> str | None:
+    """Where text was expected and YAML read a number, boolean or date: say to quote it, with
+    the text as written. Without the source (a dict, not a file) the value's own spelling."""
+    if isinstance(value, bool):
+        kind = "a boolean"
+    elif isinstance(value, int | float):
+        kind = "a number"
+    elif isinstance(value, datetime.date):
+        kind = "a date"
+    else:
+        return None
+    # Trailing parts a scalar cannot have are pydantic's union-member tags (`mig.str`).
+    where = next((loc[:n] for n in range(len(loc), 0, -1) if loc[:n] in typed_scalars), loc)
+    text = typed_scalars.get(where) or (str(value).lower() if kind == "a boolean" else str(value))
+    key = f"{where[-1]}: " if where and isinstance(where[-1], str) else "- "
+    return f'YAML reads {text} as {kind}, not text: quote it: {key}"{text}"'

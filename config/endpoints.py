@@ -8,27 +8,28 @@ name, the HyperPod cluster's MIG layout) are checked by :meth:`Endpoints.check`,
 ``BusinessUnitConfig._cross_section`` calls.
 """
 
-import re
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from config.base import FieldProblemError, StrictModel
+from config.base import FieldProblemError, StrictModel, ascii_pattern
+from config.hyperpod import AddonVersion, HyperPod
 from inference.serving import MODEL_DIR, ServingConfig
 
 if TYPE_CHECKING:
-    from config.hyperpod import HyperPod
     from config.naming import Naming
 
 # Endpoint names become SageMaker endpoint names and Kubernetes object names (DNS-1123 labels).
-ENDPOINT_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+ENDPOINT_NAME = ascii_pattern(r"[a-z0-9](?:[-a-z0-9]*[a-z0-9])?")
 MAX_ENDPOINT_NAME = 63  # SageMaker endpoint names and Kubernetes names alike
-_S3_PREFIX = re.compile(r"^s3://(?P<bucket>[a-z0-9.\-]{3,63})/(?P<key>\S+)$")
-_KEY_PREFIX = re.compile(r"^[A-Za-z0-9!_.*'()\-]+(/[A-Za-z0-9!_.*'()\-]+)*/?$")
-_MIG_PROFILE = re.compile(r"^[1-7]g\.(?P<gib>\d+)gb$")
+_S3_PREFIX = ascii_pattern(r"s3://(?P<bucket>[a-z0-9.\-]{3,63})/(?P<key>\S+)")
+# One segment of a model's key prefix: S3's safe characters. `*` and `?` are IAM wildcards:
+# the endpoint's grant `<prefix>*` would reach other models (`*/` the whole bucket).
+_KEY_SEGMENT = ascii_pattern(r"[A-Za-z0-9!_.'()\-]+")
+_MIG_PROFILE = ascii_pattern(r"[1-7]g\.[0-9]+gb")
 # Options the endpoint owns itself; setting them under `serving` would be a second source.
 _ENDPOINT_OWNED = {"model": "model", "instance_type": "instance_type"}
-_OPTION_PREFIX = re.compile(r"^(?P<field>[a-z_]+(?:\.[A-Za-z_]+)?): (?P<reason>.+)$", re.S)
+_OPTION_PREFIX = ascii_pattern(r"(?s)(?P<field>[a-z_]+(?:\.[A-Za-z_]+)?): (?P<reason>.+)")
 
 
 class Autoscaling(StrictModel):
@@ -104,7 +105,7 @@ class Endpoint(StrictModel):
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
-        if not ENDPOINT_NAME.match(value):
+        if not ENDPOINT_NAME.fullmatch(value):
             raise ValueError(f"{value!r} is not lowercase letters, digits and hyphens")
         return value
 
@@ -112,12 +113,17 @@ class Endpoint(StrictModel):
     @classmethod
     def _prefix(cls, value: str) -> str:
         if value.startswith("s3://"):
-            if not _S3_PREFIX.match(value):
+            match = _S3_PREFIX.fullmatch(value)
+            if match is None:
                 raise ValueError(f"{value!r} is not an s3://bucket/prefix/ URI")
-        elif not _KEY_PREFIX.match(value):
+            key = match["key"]
+        else:
+            key = value
+        problem = _key_prefix_problem(key)
+        if problem is not None:
             raise ValueError(
                 f"{value!r} is neither s3://<models bucket>/<prefix>/ nor a key prefix "
-                "inside the models bucket (like qwen3-4b-tools/v1/)"
+                f"inside the models bucket (like qwen3-4b-tools/v1/): {problem}"
             )
         # An uncompressed model is an S3 prefix; SageMaker's S3Prefix data type wants the slash.
         return value if value.endswith("/") else f"{value}/"
@@ -137,7 +143,7 @@ class Endpoint(StrictModel):
     @field_validator("mig_profile")
     @classmethod
     def _mig(cls, value: str | None) -> str | None:
-        if value is not None and not _MIG_PROFILE.match(value):
+        if value is not None and not _MIG_PROFILE.fullmatch(value):
             raise ValueError(f"{value!r} is not a MIG profile like '3g.40gb'")
         return value
 
@@ -193,6 +199,21 @@ class Endpoint(StrictModel):
         return given or max(1, round(0.75 * self.serving_config().max_concurrent_sequences))
 
 
+def _key_prefix_problem(key: str) -> str | None:
+    """Why ``key`` cannot name one model's prefix: the endpoint's role may read ``<key>*``, so a
+    wildcard, a relative or an absolute path would widen that grant beyond one model."""
+    if key.startswith("/"):
+        return "it starts with '/' (an absolute path; S3 keys have no root)"
+    if "*" in key or "?" in key:
+        return "'*' and '?' are wildcards in the endpoint's IAM grant (`*/` is the whole bucket)"
+    segments = key.removesuffix("/").split("/")
+    if any(s in {".", ".."} for s in segments):
+        return "'.' and '..' segments are relative paths, not S3 keys"
+    if not all(_KEY_SEGMENT.fullmatch(s) for s in segments):
+        return "use letters, digits and ! _ . ' ( ) - between single slashes"
+    return None
+
+
 def mig_memory_gib(profile: str) -> int:
     """GPU memory of a MIG slice: `3g.40gb` -> 40."""
     return int(profile.rsplit(".", 1)[1].removesuffix("gb"))
@@ -205,7 +226,7 @@ def _serving_problem(err: ValidationError) -> FieldProblemError:
     reason = first["msg"].removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":
         reason = "unknown serving option (not in inference.serving.ServingConfig)"
-    named = _OPTION_PREFIX.match(reason)
+    named = _OPTION_PREFIX.fullmatch(reason)
     if named:  # serving's own messages start with the option's name
         loc, reason = named["field"], named["reason"]
     if loc == "instance_type":
@@ -216,11 +237,11 @@ def _serving_problem(err: ValidationError) -> FieldProblemError:
 class HyperPodInferenceAddons(StrictModel):
     """EKS add-on versions the HyperPod inference operator needs (pinned, upgraded on purpose)."""
 
-    inference_operator: str = "v1.0.0-eksbuild.1"
-    s3_csi_driver: str = "v1.15.0-eksbuild.1"
+    inference_operator: AddonVersion = "v1.0.0-eksbuild.1"
+    s3_csi_driver: AddonVersion = "v1.15.0-eksbuild.1"
     # The operator refuses to install below metrics-server v0.7.2-eksbuild.4 (SageMaker guide,
     # "Setting up your HyperPod clusters for model deployment": dependency add-on minimums).
-    metrics_server: str = "v0.7.2-eksbuild.4"
+    metrics_server: AddonVersion = "v0.7.2-eksbuild.4"
 
 
 class Endpoints(StrictModel):
@@ -241,12 +262,12 @@ class Endpoints(StrictModel):
     def on(self, target: str) -> list[Endpoint]:
         return [e for e in self.items if e.target == target]
 
-    def check(self, *, naming: "Naming", hyperpod: "HyperPod | None") -> None:
+    def check(self, *, naming: "Naming", hyperpod: HyperPod | None) -> None:
         """Rules that need the rest of the BU config; raises FieldProblemError (full path)."""
         bucket = naming.bucket("models")
         for i, item in enumerate(self.items):
             path = f"endpoints.items.{i}"
-            match = _S3_PREFIX.match(item.model)
+            match = _S3_PREFIX.fullmatch(item.model)
             if match is not None and match["bucket"] != bucket:
                 raise FieldProblemError(
                     f"{path}.model",
@@ -269,11 +290,26 @@ class Endpoints(StrictModel):
                         f"{item.instance_type} is in none of the HyperPod cluster's GPU groups "
                         f"({', '.join(types)}): its pods would never schedule",
                     )
-            if item.mig_profile is not None and hyperpod is not None:
-                offered = hyperpod.mig_profiles_offered()
-                if item.mig_profile not in offered:
-                    raise FieldProblemError(
-                        f"{path}.mig_profile",
-                        f"{item.mig_profile} is not on the HyperPod cluster's MIG layout "
-                        f"(offered: {', '.join(sorted(offered)) or 'none'})",
-                    )
+            if item.target == "hyperpod" and hyperpod is not None:
+                _fits_the_layout(path, item, hyperpod)
+
+
+def _fits_the_layout(path: str, item: Endpoint, hyperpod: HyperPod) -> None:
+    """The endpoint's pods request what its instance type's groups offer: the MIG slice it
+    names (a slice of another type's layout never schedules here), or a whole GPU, which a
+    type whose every group is MIG-partitioned does not offer."""
+    whole, slices = hyperpod.capacity()
+    offered = sorted(p for (t, p) in slices if t == item.instance_type)
+    listed = ", ".join(offered) or "none"
+    if item.mig_profile is not None and item.mig_profile not in offered:
+        raise FieldProblemError(
+            f"{path}.mig_profile",
+            f"{item.mig_profile} is not on the HyperPod cluster's MIG layout of "
+            f"{item.instance_type} (offered there: {listed})",
+        )
+    if item.mig_profile is None and not whole.get(item.instance_type):
+        raise FieldProblemError(
+            f"{path}.mig_profile",
+            f"every {item.instance_type} group of the HyperPod cluster is MIG-partitioned, so "
+            f"a whole GPU cannot be requested: name one of its slices ({listed})",
+        )

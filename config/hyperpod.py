@@ -6,30 +6,41 @@ MIG profiles exist on their instance type, and the teams' quotas (whole GPUs and
 type) fit what the instance groups provide, so no quota leaves jobs pending forever.
 """
 
-import re
 from collections import Counter, defaultdict
 from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints, field_validator, model_validator
 
 from config.accelerators import GPUS_PER_INSTANCE, MIG_PROFILES, mig_profiles
-from config.base import FieldProblemError, StrictModel
+from config.base import FieldProblemError, FieldProblemsError, StrictModel, matching
 
 # HyperPod supports Kubernetes 1.28-1.34 (AWS docs, HyperPod EKS prerequisites); the kubectl
 # Lambda layer pinned in requirements.txt (kubectl 1.33) manages servers one minor either side.
 KUBERNETES_VERSIONS = ("1.32", "1.33", "1.34")
 KUBECTL_LAYER_VERSION = "1.33"
 
-# What `aws eks describe-addon-versions` prints, e.g. v1.19.5-eksbuild.1.
+# What `aws eks describe-addon-versions` prints, e.g. v1.19.5-eksbuild.1 (the endpoints
+# section pins the inference operator's add-ons with the same type).
 AddonVersion = Annotated[
-    str, StringConstraints(pattern=r"^v\d+\.\d+\.\d+-eksbuild\.\d+$", max_length=64)
+    str,
+    StringConstraints(max_length=64),
+    matching(
+        r"v[0-9]+\.[0-9]+\.[0-9]+-eksbuild\.[0-9]+", "an EKS add-on version like v1.19.5-eksbuild.1"
+    ),
 ]
+_DNS_LABEL = r"[a-z][a-z0-9]*(?:-[a-z0-9]+)*"
+_DNS_WHAT = "lowercase letters, digits and single hyphens, starting with a letter"
 # Lowercase DNS label that also fits `hyperpod-ns-<team>-localqueue` and the role name.
-TeamName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$")]
+TeamName = Annotated[str, matching(_DNS_LABEL, _DNS_WHAT)]
 MAX_TEAM_NAME = 18  # the longest BU name + `-hyperpod-team-<team>-<region>` fits 64
-GroupName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$")]
+GroupName = Annotated[str, matching(_DNS_LABEL, _DNS_WHAT)]
 MAX_GROUP_NAME = 40
-IamRoleName = Annotated[str, StringConstraints(pattern=r"^[\w+=,.@-]{1,64}$")]
+IamRoleName = Annotated[
+    str, matching(r"[\w+=,.@-]{1,64}", "an IAM role name (1-64 of A-Z a-z 0-9 _ + = , . @ -)")
+]
+InstanceType = Annotated[
+    str, matching(r"ml\.[a-z0-9-]+\.[a-z0-9]+", "an instance type like ml.p5.48xlarge")
+]
 
 
 DeepHealthCheck = Literal["InstanceStress", "InstanceConnectivity"]
@@ -70,16 +81,18 @@ class DependenciesChart(StrictModel):
     artifact (``make stage-hyperpod-chart BU=<bu>``) and installed from there by version;
     the digest is what the staging step produced and verifies (ECR tags are immutable)."""
 
-    version: Annotated[str, StringConstraints(pattern=r"^\d+\.\d+\.\d+$")] = "0.1.0"
-    digest: Annotated[str, StringConstraints(pattern=r"^sha256:[0-9a-f]{64}$")]
+    version: Annotated[str, matching(r"[0-9]+\.[0-9]+\.[0-9]+", "a chart version like 0.1.0")] = (
+        "0.1.0"
+    )
+    digest: Annotated[str, matching(r"sha256:[0-9a-f]{64}", "a sha256:<64 hex digits> digest")]
     # The sagemaker-hyperpod-cli commit the chart is packaged from (used by the staging step).
-    source_commit: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{40}$")]
+    source_commit: Annotated[str, matching(r"[0-9a-f]{40}", "a 40-hex-digit git commit")]
 
 
 class InstanceGroup(StrictModel):
     """Fields every instance group has."""
 
-    instance_type: Annotated[str, StringConstraints(pattern=r"^ml\.[a-z0-9-]+\.[a-z0-9]+$")]
+    instance_type: InstanceType
     count: int = Field(default=1, ge=1, le=6758)
     ebs_volume_gb: int = Field(default=500, ge=1, le=16384)  # at /opt/sagemaker
     threads_per_core: Literal[1, 2] = 1
@@ -88,9 +101,7 @@ class InstanceGroup(StrictModel):
 class SystemGroup(InstanceGroup):
     """The small CPU group that runs cluster services (Kueue, cert-manager, operators)."""
 
-    instance_type: Annotated[str, StringConstraints(pattern=r"^ml\.[a-z0-9-]+\.[a-z0-9]+$")] = (
-        "ml.m5.2xlarge"
-    )
+    instance_type: InstanceType = "ml.m5.2xlarge"
     count: int = Field(default=2, ge=1, le=6758)
     ebs_volume_gb: int = Field(default=100, ge=1, le=16384)
 
@@ -128,11 +139,8 @@ class GpuGroup(InstanceGroup):
     @model_validator(mode="after")
     def _gpu_and_mig(self) -> "GpuGroup":
         if self.instance_type not in GPUS_PER_INSTANCE:
-            raise FieldProblemError(
-                "instance_type",
-                f"{self.instance_type} is not a GPU type this platform knows; known: "
-                + ", ".join(sorted(GPUS_PER_INSTANCE)),
-            )
+            raise FieldProblemError("instance_type", _not_a_gpu_type(self.instance_type))
+        self._alternatives_fit()
         if self.mig is None:
             return self
         if self.alternative_instance_types:
@@ -173,6 +181,31 @@ class GpuGroup(InstanceGroup):
             )
         return self
 
+    def _alternatives_fit(self) -> None:
+        """Each alternative is a known GPU type with as many GPUs per instance as
+        ``instance_type``: the group's capacity (what quotas are checked against) assumes any
+        of them may be launched."""
+        per_instance = GPUS_PER_INSTANCE[self.instance_type]
+        problems = []
+        seen = {self.instance_type}
+        for i, other in enumerate(self.alternative_instance_types):
+            if other not in GPUS_PER_INSTANCE:
+                reason = _not_a_gpu_type(other)
+            elif other in seen:
+                reason = f"{other} is already one of this group's instance types"
+            elif GPUS_PER_INSTANCE[other] != per_instance:
+                reason = (
+                    f"{other} has {GPUS_PER_INSTANCE[other]} GPUs, {self.instance_type} "
+                    f"{per_instance}: the group's capacity (and its quotas) assume the same "
+                    "number on every instance"
+                )
+            else:
+                seen.add(other)
+                continue
+            problems.append(FieldProblemError(f"alternative_instance_types.{i}", reason))
+        if problems:
+            raise FieldProblemsError(problems)
+
     @property
     def gpus(self) -> int:
         return GPUS_PER_INSTANCE[self.instance_type] * self.count
@@ -192,6 +225,11 @@ class GpuGroup(InstanceGroup):
             profile = self.mig.removeprefix("all-")
             return {profile: mig_profiles(self.instance_type)[profile].slices}
         return dict(self.mig.profiles)
+
+
+def _not_a_gpu_type(instance_type: str) -> str:
+    known = ", ".join(sorted(GPUS_PER_INSTANCE))
+    return f"{instance_type} is not a GPU type this platform knows; known: {known}"
 
 
 class Team(StrictModel):
@@ -241,7 +279,10 @@ class Quota(StrictModel):
 
 
 class PriorityClass(StrictModel):
-    name: Annotated[str, StringConstraints(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")]
+    name: Annotated[
+        str,
+        matching(r"[a-z0-9](?:[-a-z0-9]*[a-z0-9])?", "lowercase letters, digits and hyphens"),
+    ]
     weight: int = Field(ge=0, le=100)
 
 
@@ -329,8 +370,10 @@ class HyperPod(StrictModel):
     """A HyperPod EKS cluster: control plane, add-ons, instance groups, teams and storage."""
 
     kubernetes_version: str = "1.33"
-    # IAM role names in the BU's account that administer the cluster (EKS cluster admin).
-    admin_roles: list[IamRoleName] = Field(min_length=1)
+    # IAM role names in the BU's account that administer the cluster (EKS cluster admin). The
+    # key is required so every file says who; `[]` (a fresh `config new` clone) leaves the
+    # cluster to the deployment's own kubectl role until someone is named.
+    admin_roles: list[IamRoleName]
     # The AZ of the HyperPod nodes and FSx (EFA wants one AZ); default: the BU's first AZ.
     availability_zone: str | None = None
     addons: Addons = Field(default_factory=Addons)
@@ -371,19 +414,20 @@ class HyperPod(StrictModel):
 
     @model_validator(mode="after")
     def _kube_proxy_matches(self) -> "HyperPod":
-        match = re.match(r"^v(\d+\.\d+)\.", self.addons.kube_proxy)
-        if match and match.group(1) != self.kubernetes_version:
+        minor = ".".join(self.addons.kube_proxy.removeprefix("v").split(".")[:2])  # v1.33.3-…
+        if minor != self.kubernetes_version:
             raise FieldProblemError(
                 "addons.kube_proxy",
-                f"{self.addons.kube_proxy} is for Kubernetes {match.group(1)}; the cluster "
+                f"{self.addons.kube_proxy} is for Kubernetes {minor}; the cluster "
                 f"runs {self.kubernetes_version}",
             )
         return self
 
     @model_validator(mode="after")
     def _quotas_fit(self) -> "HyperPod":
-        for problem in quota_problems(self):
-            raise problem
+        problems = quota_problems(self)
+        if problems:
+            raise FieldProblemsError(problems)
         return self
 
     def mig_profiles_offered(self) -> frozenset[str]:
@@ -408,73 +452,60 @@ class HyperPod(StrictModel):
 
 def quota_problems(cfg: HyperPod) -> list[FieldProblemError]:
     """Every quota that cannot be honoured, in config order: unknown team or type, a profile
-    the type's groups do not provide, or a sum over teams beyond the groups' capacity."""
-    problems: list[FieldProblemError] = []
+    the type's groups do not provide, or one of the quotas whose sum over teams is beyond the
+    groups' capacity (each of those is named: any of them may be the one to lower)."""
+    problems: list[tuple[int, FieldProblemError]] = []
     teams = {t.name for t in cfg.teams}
     types = sorted({g.instance_type for g in cfg.gpu_groups})
     whole, slices = cfg.capacity()
     seen: set[tuple[str, str]] = set()
-    used_whole: dict[str, int] = defaultdict(int)
-    used_slices: dict[tuple[str, str], int] = defaultdict(int)
+    # (instance type, MIG profile or None for whole GPUs) -> (quota index, team, count) asked
+    asks: dict[tuple[str, str | None], list[tuple[int, str, int]]] = defaultdict(list)
     for i, quota in enumerate(cfg.quotas):
         path = f"quotas.{i}"
         if quota.team not in teams:
-            problems.append(
-                FieldProblemError(
-                    f"{path}.team",
-                    f"unknown team {quota.team!r}; teams: {', '.join(sorted(teams))}",
-                )
-            )
+            reason = f"unknown team {quota.team!r}; teams: {', '.join(sorted(teams))}"
+            problems.append((i, FieldProblemError(f"{path}.team", reason)))
             continue
         if quota.instance_type not in types:
-            problems.append(
-                FieldProblemError(
-                    f"{path}.instance_type",
-                    f"no GPU group of type {quota.instance_type}; groups have {', '.join(types)}",
-                )
-            )
+            reason = f"no GPU group of type {quota.instance_type}; groups have {', '.join(types)}"
+            problems.append((i, FieldProblemError(f"{path}.instance_type", reason)))
             continue
         if (quota.team, quota.instance_type) in seen:
-            problems.append(
-                FieldProblemError(
-                    path, f"team {quota.team!r} already has a quota on {quota.instance_type}"
-                )
-            )
+            reason = f"team {quota.team!r} already has a quota on {quota.instance_type}"
+            problems.append((i, FieldProblemError(path, reason)))
             continue
         seen.add((quota.team, quota.instance_type))
         if quota.gpus:
-            used_whole[quota.instance_type] += quota.gpus
-            have = whole.get(quota.instance_type, 0)
-            if used_whole[quota.instance_type] > have:
-                problems.append(
-                    FieldProblemError(
-                        f"{path}.gpus",
-                        f"team {quota.team!r}: quotas need {used_whole[quota.instance_type]} whole "
-                        f"GPUs of {quota.instance_type}, the groups provide {have} (short by "
-                        f"{used_whole[quota.instance_type] - have})",
-                    )
-                )
+            asks[(quota.instance_type, None)].append((i, quota.team, quota.gpus))
         if quota.mig is not None:
             key = (quota.instance_type, quota.mig.profile)
-            have = slices.get(key, 0)
-            if not have:
+            if key not in slices:
                 offered = sorted(p for (t, p) in slices if t == quota.instance_type)
-                problems.append(
-                    FieldProblemError(
-                        f"{path}.mig.profile",
-                        f"no {quota.instance_type} group is partitioned into "
-                        f"{quota.mig.profile}; its groups provide {', '.join(offered) or 'no MIG'}",
-                    )
+                reason = (
+                    f"no {quota.instance_type} group is partitioned into {quota.mig.profile}; "
+                    f"its groups provide {', '.join(offered) or 'no MIG'}"
                 )
+                problems.append((i, FieldProblemError(f"{path}.mig.profile", reason)))
                 continue
-            used_slices[key] += quota.mig.count
-            if used_slices[key] > have:
-                problems.append(
-                    FieldProblemError(
-                        f"{path}.mig.count",
-                        f"team {quota.team!r}: quotas need {used_slices[key]} mig-"
-                        f"{quota.mig.profile} slices of {quota.instance_type}, the groups provide "
-                        f"{have} (short by {used_slices[key] - have})",
-                    )
-                )
-    return problems
+            asks[key].append((i, quota.team, quota.mig.count))
+    for (instance_type, profile), rows in asks.items():
+        have = whole.get(instance_type, 0) if profile is None else slices[(instance_type, profile)]
+        need = sum(count for _, _, count in rows)
+        if need <= have:
+            continue
+        what = (
+            f"whole GPUs of {instance_type}"
+            if profile is None
+            else (f"mig-{profile} slices of {instance_type}")
+        )
+        field = "gpus" if profile is None else "mig.count"
+        for i, team, count in rows:
+            others = ", ".join(f"{t} {n}" for j, t, n in rows if j != i)
+            total = f"; with the other quotas on them ({others}) that is {need}" if others else ""
+            reason = (
+                f"team {team!r} asks for {count} {what}{total}, the groups provide {have} "
+                f"(short by {need - have})"
+            )
+            problems.append((i, FieldProblemError(f"quotas.{i}.{field}", reason)))
+    return [problem for _, problem in sorted(problems, key=lambda item: item[0])]

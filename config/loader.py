@@ -8,11 +8,11 @@ from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
 from pydantic import ValidationError
 
-from config.base import ConfigError, validation_errors
+from config.base import ConfigError, Loc, validation_errors
 from config.schema import BusinessUnitConfig
+from config.yaml_source import read_yaml
 
 CONFIG_DIR = Path(__file__).resolve().parent
 
@@ -52,28 +52,37 @@ def load_file(path: Path) -> tuple[BusinessUnitConfig | None, list[ConfigError]]
     """Parse and validate one file on its own."""
     file = display_path(path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = path.read_bytes()
     except OSError as err:
         return None, [ConfigError(file, "<file>", f"cannot read: {err.strerror}")]
-    except yaml.YAMLError as err:
-        return None, [ConfigError(file, "<yaml>", f"not valid YAML: {err}".replace("\n", " "))]
-    return validate_raw(file, raw)
+    return load_text(file, data)
 
 
-def validate_raw(file: str, raw: object) -> tuple[BusinessUnitConfig | None, list[ConfigError]]:
-    """Validate already-parsed fields (what a file holds, or what ``config new`` will write)."""
+def load_text(file: str, data: bytes) -> tuple[BusinessUnitConfig | None, list[ConfigError]]:
+    """Parse and validate a file's bytes (what a file holds, or what ``config new`` will write)."""
+    document, errors = read_yaml(file, data)
+    if document is None:
+        return None, errors
+    return validate_raw(file, document.data, document.typed_scalars)
+
+
+def validate_raw(
+    file: str, raw: object, typed_scalars: dict[Loc, str] | None = None
+) -> tuple[BusinessUnitConfig | None, list[ConfigError]]:
+    """Validate already-parsed fields; ``typed_scalars`` as `config.yaml_source` reports them."""
     if not isinstance(raw, dict):
         return None, [ConfigError(file, "<root>", "expected a mapping of fields")]
     try:
         return BusinessUnitConfig.model_validate(raw), []
     except ValidationError as err:
-        return None, validation_errors(file, err)
+        return None, validation_errors(file, err, typed_scalars)
 
 
 def cross_file_errors(
     loaded: Iterable[LoadedConfig], focus: Collection[Path] = ()
 ) -> list[ConfigError]:
-    """Rules that span files: unique names, no overlapping CIDRs in one account and region.
+    """Rules that span files: unique names, no name that is another's hyphen-prefix in one
+    account, no overlapping CIDRs in one account and region.
 
     A clash is reported against the later file of the pair, or against the ``focus`` file (the
     one being validated or written) when only one of the two is in focus, so the message names
@@ -96,6 +105,19 @@ def cross_file_errors(
                         f"duplicate BU name {cfg.name!r} (also {display_path(other.file)})",
                     )
                 )
+            prefix = _hyphen_prefix(cfg.name, other.config.name)
+            if prefix is not None and other.config.account == cfg.account:
+                longer = other.config.name if prefix == cfg.name else cfg.name
+                errors.append(
+                    ConfigError(
+                        file,
+                        "name",
+                        f"BU {cfg.name!r} and BU {other.config.name!r} "
+                        f"({display_path(other.file)}) share account {cfg.account}, and "
+                        f"{longer!r} starts with {prefix + '-'!r}: a grant on {prefix}-* "
+                        f"resources would reach {longer}'s too; rename one",
+                    )
+                )
             same_place = (other.config.account, other.config.region) == (cfg.account, cfg.region)
             if same_place and other.config.network.cidr.overlaps(cfg.network.cidr):
                 errors.append(
@@ -109,6 +131,13 @@ def cross_file_errors(
                 )
         seen.append(current)
     return errors
+
+
+def _hyphen_prefix(a: str, b: str) -> str | None:
+    """The shorter name when it is a hyphen-prefix of the other (``fraud``, ``fraud-ops``):
+    IAM patterns such as ``endpoint/fraud-*`` cannot tell such BUs apart."""
+    short, long = sorted((a, b), key=len)
+    return short if long.startswith(f"{short}-") else None
 
 
 def load_all(

@@ -5,9 +5,9 @@ Managed MLflow for the BU: a serverless MLflow App or a sized tracking server (i
 
 from typing import Annotated, Literal
 
-from pydantic import StringConstraints, model_validator
+from pydantic import model_validator
 
-from config.base import FieldProblemError, StrictModel
+from config.base import FieldProblemError, StrictModel, matching
 
 # What only a tracking server takes; an App is serverless and runs the version AWS picks.
 _TRACKING_SERVER_ONLY = ("size", "mlflow_version")
@@ -22,14 +22,19 @@ class Mlflow(StrictModel):
     # Tracking server only: Small (up to ~25 users), Medium (~50), Large (~100).
     size: Literal["Small", "Medium", "Large"] = "Small"
     # Tracking server only: the MLflow version it runs (the client should match it).
-    mlflow_version: Annotated[str, StringConstraints(pattern=r"^\d+(\.\d+)+$")] = "3.0"
+    mlflow_version: Annotated[str, matching(r"[0-9]+(\.[0-9]+)+", "an MLflow version like 3.0")] = (
+        "3.0"
+    )
     # Models logged to MLflow are registered in the SageMaker Model Registry as well.
     automatic_model_registration: bool = False
     # UTC weekly maintenance window start, e.g. "Sun:03:00".
     weekly_maintenance_window_start: (
         Annotated[
             str,
-            StringConstraints(pattern=r"^(Mon|Tue|Wed|Thu|Fri|Sat|Sun):([01]\d|2[0-3]):[0-5]\d$"),
+            matching(
+                r"(Mon|Tue|Wed|Thu|Fri|Sat|Sun):([01][0-9]|2[0-3]):[0-5][0-9]",
+                "a weekly UTC start like Sun:03:00",
+            ),
         ]
         | None
     ) = None

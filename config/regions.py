@@ -28,7 +28,27 @@ HYPERPOD_RESOURCE_TYPES: tuple[str, ...] = (
     "AWS::EKS::Cluster",
     "AWS::FSx::FileSystem",
 )
-# Regions of the table above whose CloudFormation registry (as cfn-lint 1.58 ships it, the
-# schemas the synth gate checks against) has every one of them; a test recomputes this from
-# cfn-lint's data, so a cfn-lint upgrade that adds a region shows up as a failing test.
-HYPERPOD_REGIONS: frozenset[str] = frozenset({"us-east-1", "eu-central-1", "ap-south-1"})
+_SCHEDULER = "AWS::SageMaker::ClusterSchedulerConfig"
+_QUOTA = "AWS::SageMaker::ComputeQuota"
+# Per region of the table above: the types of HYPERPOD_RESOURCE_TYPES its CloudFormation
+# registry lacks, as cfn-lint 1.58 ships it (the schemas the synth gate checks against), so a
+# refusal names exactly what is missing. A test recomputes this from cfn-lint's data, so a
+# cfn-lint upgrade that adds a type to a region shows up as a failing test.
+MISSING_HYPERPOD_TYPES: dict[str, tuple[str, ...]] = {
+    "us-east-1": (),
+    "us-east-2": (_SCHEDULER,),
+    "us-west-2": (_SCHEDULER,),
+    "ca-central-1": (_SCHEDULER,),
+    "eu-west-1": (_SCHEDULER,),
+    "eu-west-2": (_SCHEDULER,),
+    "eu-central-1": (),
+    "eu-north-1": (_QUOTA,),
+    "ap-northeast-1": (_QUOTA,),
+    "ap-southeast-1": (_SCHEDULER,),
+    "ap-southeast-2": (_SCHEDULER,),
+    "ap-south-1": (),
+}
+# Regions where a BU may have a hyperpod section.
+HYPERPOD_REGIONS: frozenset[str] = frozenset(
+    region for region, missing in MISSING_HYPERPOD_TYPES.items() if not missing
+)

@@ -5,7 +5,6 @@ Models are frozen and reject unknown fields: a typo is an error, never a silent 
 """
 
 import ipaddress
-import re
 from typing import Annotated, Literal
 
 from pydantic import (
@@ -15,20 +14,27 @@ from pydantic import (
     model_validator,
 )
 
-from config.base import FieldProblemError, StrictModel
+from config.base import FieldProblemError, StrictModel, ascii_pattern
 from config.endpoints import Endpoints
 from config.hyperpod import HyperPod
 from config.mlflow import Mlflow
 from config.naming import BU_TAG_KEY, Naming
-from config.regions import AVAILABILITY_ZONES, HYPERPOD_REGIONS, HYPERPOD_RESOURCE_TYPES
+from config.regions import AVAILABILITY_ZONES, HYPERPOD_REGIONS, MISSING_HYPERPOD_TYPES
 from config.studio import Studio
 
 __all__ = ["BusinessUnitConfig", "FieldProblemError", "PlatformSettings"]
 
 # BU names feed S3 bucket names and DNS labels: lowercase letters, digits, single hyphens.
-BU_NAME_PATTERN = r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$"
-# Characters AWS accepts in tag keys and values across services.
-_TAG_CHARS = re.compile(r"^[\w\s.:/=+\-@]*$")
+BU_NAME = ascii_pattern(r"[a-z][a-z0-9]*(?:-[a-z0-9]+)*")
+ACCOUNT_ID = ascii_pattern(r"[0-9]{12}")
+# What AWS accepts in tag keys and values across services: letters and numbers of any script
+# (`\p{L}\p{N}`), spaces (not tabs or newlines) and these symbols.
+_TAG_SYMBOLS = frozenset(" _.:/=+-@")
+
+
+def _tag_text(value: str) -> bool:
+    return all(ch.isalnum() or ch in _TAG_SYMBOLS for ch in value)
+
 
 # The smallest private subnet we allow: EKS pods and HyperPod ENIs each take a VPC address.
 MIN_PRIVATE_SUBNET_ADDRESSES = 1024  # a /22
@@ -63,7 +69,7 @@ class Tags(StrictModel):
     @field_validator("owner", "cost_center", "environment")
     @classmethod
     def _tag_value(cls, value: str) -> str:
-        if not _TAG_CHARS.match(value):
+        if not _tag_text(value):
             raise ValueError("tag values may hold letters, digits, spaces and _ . : / = + - @")
         return value
 
@@ -71,11 +77,11 @@ class Tags(StrictModel):
     @classmethod
     def _extra_tags(cls, tags: dict[str, str]) -> dict[str, str]:
         for key, value in tags.items():
-            if not 1 <= len(key) <= 128 or not _TAG_CHARS.match(key):
+            if not 1 <= len(key) <= 128 or not _tag_text(key):
                 raise ValueError(f"tag key {key!r}: 1-128 of letters, digits and _ . : / = + - @")
             if key.lower().startswith("aws:"):
                 raise ValueError(f"tag key {key!r}: the aws: prefix is reserved")
-            if len(value) > 256 or not _TAG_CHARS.match(value):
+            if len(value) > 256 or not _tag_text(value):
                 raise ValueError(f"tag {key!r}: value must be <= 256 allowed characters")
         return tags
 
@@ -201,20 +207,20 @@ class BusinessUnitConfig(StrictModel):
     @field_validator("name")
     @classmethod
     def _bu_name(cls, name: str) -> str:
-        if len(name) < 2 or not re.match(BU_NAME_PATTERN, name):
+        if len(name) < 2 or not BU_NAME.fullmatch(name):
             raise ValueError(
                 "a BU name is 2+ lowercase letters, digits and single hyphens, "
                 "starting with a letter (it prefixes bucket and DNS names)"
             )
         return name
 
-    @field_validator("account", mode="before")
+    @field_validator("account")
     @classmethod
-    def _account_id(cls, account: object) -> object:
-        if not isinstance(account, str) or not re.fullmatch(r"\d{12}", account):
-            raise ValueError(
-                f'{account!r} is not a 12-digit AWS account ID (quote it in YAML: "0123...")'
-            )
+    def _account_id(cls, account: str) -> str:
+        # An unquoted ID is a YAML number: pydantic's string check, and its "quote it" hint
+        # (config.base), come first.
+        if not ACCOUNT_ID.fullmatch(account):
+            raise ValueError(f"{account!r} is not a 12-digit AWS account ID")
         return account
 
     @field_validator("region")
@@ -248,9 +254,9 @@ class BusinessUnitConfig(StrictModel):
             if self.region not in HYPERPOD_REGIONS:
                 raise FieldProblemError(
                     "hyperpod",
-                    f"CloudFormation in {self.region} lacks some of "
-                    f"{', '.join(HYPERPOD_RESOURCE_TYPES)} (HyperPod task governance is not in "
-                    f"every region); a BU with a hyperpod section needs one of "
+                    f"CloudFormation in {self.region} lacks "
+                    f"{', '.join(MISSING_HYPERPOD_TYPES[self.region])}, which the HyperPod "
+                    f"stack needs; a BU with a hyperpod section needs one of "
                     f"{', '.join(sorted(HYPERPOD_REGIONS))}",
                 )
             azs = self.network.availability_zones

@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints, field_validator, model_validator
 
-from config.base import FieldProblemError, StrictModel
+from config.base import FieldProblemError, StrictModel, ascii_pattern
 
 # Memory (GiB) of the Studio instance types a space may use: every type here is also in the
 # CloudFormation schema of AWS::SageMaker::Space (cfn-lint 1.58), so a valid config lints clean.
@@ -51,13 +51,16 @@ REMOTE_ACCESS_MIN_MEMORY_GIB = 8
 
 # Identity Center shapes (AWS API reference: sso-admin InstanceArn, identitystore IdentityStoreId,
 # AWS::SSO::ApplicationAssignment PrincipalId, i.e. an optional "<10 hex>-" then a UUID).
-_INSTANCE_ARN = re.compile(r"^arn:aws(-[a-z]+)*:sso:::instance/(sso)?ins-[a-zA-Z0-9-.]{16}$")
-_IDENTITY_STORE_ID = re.compile(r"^d-[0-9a-f]{10}$")
-_PRINCIPAL_ID = re.compile(
-    r"^(?:([0-9a-f]{10})-)?[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+_INSTANCE_ARN = ascii_pattern(r"arn:aws(-[a-z]+)*:sso:::instance/(sso)?ins-[a-zA-Z0-9-.]{16}")
+_IDENTITY_STORE_ID = ascii_pattern(r"d-[0-9a-f]{10}")
+_PRINCIPAL_ID = ascii_pattern(
+    r"(?:([0-9a-f]{10})-)?[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 )
 # What Studio accepts as a user-profile or space name (AWS::SageMaker::UserProfile schema).
-_STUDIO_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+_STUDIO_NAME = ascii_pattern(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
+# Identity Center user names: letters and digits of any script (the identity store takes
+# Unicode names, e.g. from SCIM), and these symbols; no spaces, tabs or newlines.
+_USER_NAME_SYMBOLS = frozenset("+=,.@_-")
 MAX_STUDIO_NAME = 63
 # Private spaces are `<profile>-jupyterlab` and `<profile>-code-editor`: the longer suffix
 # bounds the profile name.
@@ -69,7 +72,7 @@ MIN_IDLE_MINUTES, MAX_IDLE_MINUTES = 60, 525_600
 MIN_EBS_GB, MAX_EBS_GB = 5, 16_384
 
 AppKind = Literal["jupyterlab", "code_editor"]
-InstanceType = Annotated[str, StringConstraints(pattern=r"^ml\.")]
+InstanceType = str  # one of INSTANCE_MEMORY_GIB (`_known_instance_type`)
 EbsSize = Annotated[int, Field(ge=MIN_EBS_GB, le=MAX_EBS_GB)]
 IdleMinutes = Annotated[int, Field(ge=MIN_IDLE_MINUTES, le=MAX_IDLE_MINUTES)]
 
@@ -98,7 +101,7 @@ class IdentityCenter(StrictModel):
     @field_validator("instance_arn")
     @classmethod
     def _instance_arn(cls, arn: str) -> str:
-        if not _INSTANCE_ARN.match(arn):
+        if not _INSTANCE_ARN.fullmatch(arn):
             raise ValueError(
                 f"{arn!r} is not an Identity Center instance ARN "
                 "(arn:aws:sso:::instance/ssoins-<16 characters>)"
@@ -108,7 +111,7 @@ class IdentityCenter(StrictModel):
     @field_validator("identity_store_id")
     @classmethod
     def _identity_store_id(cls, store: str) -> str:
-        if not _IDENTITY_STORE_ID.match(store):
+        if not _IDENTITY_STORE_ID.fullmatch(store):
             raise ValueError(f"{store!r} is not an identity store ID (d-<10 hex digits>)")
         return store
 
@@ -119,7 +122,7 @@ class IdentityCenter(StrictModel):
 
 
 def _principal_id(value: str, kind: str) -> str:
-    if not _PRINCIPAL_ID.match(value):
+    if not _PRINCIPAL_ID.fullmatch(value):
         raise ValueError(
             f"{value!r} is not an Identity Center {kind} ID ([<10 hex>-]<UUID>, "
             "from the identity store, not the user name)"
@@ -140,7 +143,7 @@ class StudioUser(StrictModel):
     @field_validator("user_name")
     @classmethod
     def _user_name(cls, name: str) -> str:
-        if not re.fullmatch(r"[\w+=,.@-]+", name):
+        if not all(ch.isalnum() or ch in _USER_NAME_SYMBOLS for ch in name):
             raise ValueError("an Identity Center user name holds letters, digits and + = , . @ _ -")
         return name
 
@@ -156,7 +159,7 @@ class StudioUser(StrictModel):
     @model_validator(mode="after")
     def _studio_accepts_the_profile_name(self) -> "StudioUser":
         field = "profile_name" if self.profile_name else "user_name"
-        if not _STUDIO_NAME.match(self.profile) or len(self.profile) > MAX_PROFILE_NAME:
+        if not _STUDIO_NAME.fullmatch(self.profile) or len(self.profile) > MAX_PROFILE_NAME:
             raise FieldProblemError(
                 field,
                 f"user profile name {self.profile!r}: Studio accepts letters, digits and "
@@ -223,7 +226,7 @@ class SharedSpace(StrictModel):
     @field_validator("name")
     @classmethod
     def _space_name(cls, name: str) -> str:
-        if not _STUDIO_NAME.match(name):
+        if not _STUDIO_NAME.fullmatch(name):
             raise ValueError("a space name holds letters, digits and single hyphens")
         return name
 
@@ -286,7 +289,7 @@ class Studio(StrictModel):
         principals = [(f"users.{i}.user_id", u.user_id) for i, u in enumerate(self.users)]
         principals += [(f"groups.{i}.group_id", g.group_id) for i, g in enumerate(self.groups)]
         for path, value in principals:
-            match = _PRINCIPAL_ID.match(value)
+            match = _PRINCIPAL_ID.fullmatch(value)
             prefix = match.group(1) if match else None
             if prefix and prefix != store.removeprefix("d-"):
                 raise FieldProblemError(

@@ -99,7 +99,14 @@ SINGLE_FILE_CASES = [
     ("name with capitals", "name", "Payments", "name", "lowercase"),
     ("name with double hyphen", "name", "pay--ments", "name", "single hyphens"),
     ("short account ID", "account", "12345", "account", "12-digit"),
-    ("unquoted account ID", "account", 333333333333, "account", "12-digit"),
+    ("Arabic-Indic digits in account ID", "account", "\u0661" * 12, "account", "12-digit"),
+    (
+        "unquoted account ID",
+        "account",
+        333333333333,
+        "account",
+        'quote it: account: "333333333333"',
+    ),
     ("bad egress mode", "network.egress", "open", "network.egress", "'closed' or 'nat'"),
     (
         "nat settings while closed",
@@ -235,7 +242,7 @@ def test_validate_cli_prints_one_line_per_problem(
     assert config_cli(["validate", str(path)]) == 1
     err = capsys.readouterr().err.splitlines()
     assert err == [
-        f"{path}: account: 'abc' is not a 12-digit AWS account ID (quote it in YAML: \"0123...\")",
+        f"{path}: account: 'abc' is not a 12-digit AWS account ID",
         f"{path}: network.egress: Input should be 'closed' or 'nat'",
     ]
 
@@ -322,3 +329,37 @@ def test_validating_one_file_ignores_other_files_own_problems(
 def test_every_rfc1918_range_is_accepted(valid_bu: dict[str, Any], cidr: str) -> None:
     valid_bu["network"]["cidr"] = cidr
     assert str(BusinessUnitConfig.model_validate(valid_bu).network.cidr) == cidr
+
+
+def test_a_bu_name_that_hyphen_prefixes_another_in_its_account_is_refused(
+    valid_bu: dict[str, Any], write_bu: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`payments` and `payments-ops` in one account: `endpoint/payments-*` grants reach both."""
+    first = write_bu(valid_bu, "a")
+    other = copy.deepcopy(valid_bu)
+    other["name"], other["region"] = "payments-ops", "us-east-1"  # any region: IAM is global
+    other["network"]["availability_zones"] = ["us-east-1a", "us-east-1b"]
+    second = write_bu(other, "b")
+    assert config_cli(["validate", str(first), str(second)]) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        f"{second}: name: BU 'payments-ops' and BU 'payments' ({first}) share account "
+        "333333333333, and 'payments-ops' starts with 'payments-': a grant on payments-* "
+        "resources would reach payments-ops's too; rename one"
+    ]
+    other["account"] = "444444444444"  # another account: no grant spans both
+    assert load_all([first, write_bu(other, "b")])[1] == []
+    other["account"], other["name"] = "333333333333", "paymentsops"  # no hyphen: no ambiguity
+    assert load_all([first, write_bu(other, "b")])[1] == []
+
+
+def test_a_bu_name_with_a_trailing_newline_is_refused(
+    valid_bu: dict[str, Any], write_bu: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`re.match(...$)` accepted "fraud\\n"; jsii refused it only at synth."""
+    valid_bu["name"] = "payments\n"
+    path = write_bu(valid_bu)
+    assert config_cli(["validate", str(path)]) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        f"{path}: name: a BU name is 2+ lowercase letters, digits and single hyphens, starting "
+        "with a letter (it prefixes bucket and DNS names)"
+    ]

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from harness.bu_configs import add_hyperpod
 
+from config.__main__ import main as config_cli
 from config.endpoints import Endpoint
-from config.hyperpod import HyperPod
 from config.loader import load_all
 from config.schema import BusinessUnitConfig
 from inference.serving import ServingConfig
@@ -178,51 +178,87 @@ def test_empty_endpoint_list(valid_bu: dict[str, Any], write_bu: Callable[..., P
     assert lines == ["endpoints.items: List should have at least 1 item after validation, not 0"]
 
 
-@pytest.fixture
-def cluster_offers(monkeypatch: pytest.MonkeyPatch) -> Callable[[set[str]], None]:
-    """Stand-in for the HyperPod branch's MIG layout (same signature, patched per test)."""
-
-    def offer(profiles: set[str]) -> None:
-        monkeypatch.setattr(HyperPod, "mig_profiles_offered", lambda self: frozenset(profiles))
-
-    return offer
-
-
-def hyperpod_bu(valid_bu: dict[str, Any], **fields: Any) -> dict[str, Any]:
+def hyperpod_bu(
+    valid_bu: dict[str, Any], p5_mig: str | dict[str, Any] | None = None, **fields: Any
+) -> dict[str, Any]:
+    """A BU with the test cluster (p5en all-1g.18gb, p5 whole) and one HyperPod endpoint on
+    ml.p5.48xlarge; ``p5_mig`` cuts the p5 group too (its whole-GPU quotas go)."""
     add_hyperpod(valid_bu)
-    item = endpoint(target="hyperpod", instance_type="ml.p5.48xlarge", **fields)
+    if p5_mig is not None:
+        hp = valid_bu["hyperpod"]
+        hp["gpu_groups"][1]["mig"] = p5_mig
+        hp["quotas"] = [q for q in hp["quotas"] if q["instance_type"] != "ml.p5.48xlarge"]
+    item = endpoint(**{"target": "hyperpod", "instance_type": "ml.p5.48xlarge", **fields})
     return with_endpoints(valid_bu, item)
 
 
-def test_mig_slice_not_on_the_cluster(
-    valid_bu: dict[str, Any], write_bu: Callable[..., Path], cluster_offers: Any
-) -> None:
-    cluster_offers({"1g.10gb", "7g.80gb"})
-    lines = errors_of(write_bu, hyperpod_bu(valid_bu, mig_profile="3g.40gb"))
-    assert lines == [
-        "endpoints.items.0.mig_profile: 3g.40gb is not on the HyperPod cluster's MIG layout "
-        "(offered: 1g.10gb, 7g.80gb)"
-    ]
+def validate_cli(path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, list[str]]:
+    """`python -m config validate <path>`: its exit code and its error lines."""
+    code = config_cli(["validate", str(path)])
+    return code, capsys.readouterr().err.splitlines()
 
 
-def test_mig_slice_checked_against_the_real_layout(
+def test_mig_slice_not_on_the_layout_of_its_type(
     valid_bu: dict[str, Any], write_bu: Callable[..., Path]
 ) -> None:
-    # No stand-in: the section's p5en group is cut all-1g.18gb, so only that slice exists.
-    lines = errors_of(write_bu, hyperpod_bu(valid_bu, mig_profile="3g.40gb"))
+    lines = errors_of(write_bu, hyperpod_bu(valid_bu, "all-1g.10gb", mig_profile="3g.40gb"))
     assert lines == [
-        "endpoints.items.0.mig_profile: 3g.40gb is not on the HyperPod cluster's MIG layout "
-        "(offered: 1g.18gb)"
+        "endpoints.items.0.mig_profile: 3g.40gb is not on the HyperPod cluster's MIG layout of "
+        "ml.p5.48xlarge (offered there: 1g.10gb)"
     ]
 
 
-def test_mig_slice_on_the_cluster_is_accepted(
-    valid_bu: dict[str, Any], cluster_offers: Any
+def test_mig_slice_of_another_types_layout_is_refused(
+    valid_bu: dict[str, Any], write_bu: Callable[..., Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    cluster_offers({"3g.40gb"})
-    cfg = BusinessUnitConfig.model_validate(hyperpod_bu(valid_bu, mig_profile="3g.40gb"))
+    """The cluster has 1g.18gb slices, but on its p5en group: a p5 pod asking for one never
+    schedules."""
+    path = write_bu(hyperpod_bu(valid_bu, mig_profile="1g.18gb"))
+    assert validate_cli(path, capsys) == (
+        1,
+        [
+            f"{path}: endpoints.items.0.mig_profile: 1g.18gb is not on the HyperPod cluster's "
+            "MIG layout of ml.p5.48xlarge (offered there: none)"
+        ],
+    )
+
+
+def test_whole_gpu_on_an_all_mig_type_is_refused(
+    valid_bu: dict[str, Any], write_bu: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    raw = hyperpod_bu(valid_bu)
+    raw["endpoints"]["items"][0]["instance_type"] = "ml.p5en.48xlarge"  # all-1g.18gb, no profile
+    path = write_bu(raw)
+    assert validate_cli(path, capsys) == (
+        1,
+        [
+            f"{path}: endpoints.items.0.mig_profile: every ml.p5en.48xlarge group of the "
+            "HyperPod cluster is MIG-partitioned, so a whole GPU cannot be requested: name one "
+            "of its slices (1g.18gb)"
+        ],
+    )
+
+
+@pytest.mark.parametrize(
+    ("instance_type", "p5_mig", "mig_profile"),
+    [
+        ("ml.p5.48xlarge", "all-3g.40gb", "3g.40gb"),
+        ("ml.p5.48xlarge", {"profiles": {"3g.40gb": 1, "4g.40gb": 1}}, "4g.40gb"),
+        ("ml.p5.48xlarge", None, None),  # a whole GPU of the whole-GPU group
+        ("ml.p5en.48xlarge", None, "1g.18gb"),
+    ],
+)
+def test_what_the_types_layout_offers_is_accepted(
+    valid_bu: dict[str, Any], instance_type: str, p5_mig: Any, mig_profile: str | None
+) -> None:
+    raw = hyperpod_bu(valid_bu, p5_mig, instance_type=instance_type, mig_profile=mig_profile)
+    cfg = BusinessUnitConfig.model_validate(raw)
     item = cfg.endpoints.items[0]  # type: ignore[union-attr]
-    assert (item.target, item.mig_profile) == ("hyperpod", "3g.40gb")
+    assert (item.target, item.instance_type, item.mig_profile) == (
+        "hyperpod",
+        instance_type,
+        mig_profile,
+    )
 
 
 @pytest.mark.parametrize(
@@ -241,12 +277,11 @@ def test_mig_slice_on_the_cluster_is_accepted(
 def test_mig_slice_must_hold_the_model(
     valid_bu: dict[str, Any],
     write_bu: Callable[..., Path],
-    cluster_offers: Any,
     fields: dict[str, Any],
     expected: str,
 ) -> None:
-    cluster_offers({"1g.10gb", "3g.40gb"})
-    lines = errors_of(write_bu, hyperpod_bu(valid_bu, **fields))
+    layout = {"profiles": {"1g.10gb": 1, "3g.40gb": 1}}
+    lines = errors_of(write_bu, hyperpod_bu(valid_bu, layout, **fields))
     assert len(lines) == 1, lines
     assert lines[0].startswith(expected), lines
 
@@ -268,3 +303,54 @@ def test_hyperpod_endpoint_on_an_instance_type_the_cluster_lacks(
         "endpoints.items.0.instance_type: ml.g5.12xlarge is in none of the HyperPod cluster's "
         "GPU groups (ml.p5.48xlarge, ml.p5en.48xlarge): its pods would never schedule"
     ]
+
+
+def test_inference_addon_versions_are_eks_addon_versions(
+    valid_bu: dict[str, Any], write_bu: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    addons = {"metrics_server": "0.7.2", "s3_csi_driver": "v1.15.0-eksbuild.1\n"}
+    path = write_bu(with_endpoints(valid_bu, endpoint(), hyperpod_addons=addons))
+    what = "is not an EKS add-on version like v1.19.5-eksbuild.1"
+    assert validate_cli(path, capsys) == (
+        1,
+        [
+            f"{path}: endpoints.hyperpod_addons.s3_csi_driver: 'v1.15.0-eksbuild.1\\n' {what}",
+            f"{path}: endpoints.hyperpod_addons.metrics_server: '0.7.2' {what}",
+        ],
+    )
+
+
+NOT_A_PREFIX = "is neither s3://<models bucket>/<prefix>/ nor a key prefix inside the models "
+NOT_A_PREFIX += "bucket (like qwen3-4b-tools/v1/): "
+WILDCARD = "'*' and '?' are wildcards in the endpoint's IAM grant (`*/` is the whole bucket)"
+RELATIVE = "'.' and '..' segments are relative paths, not S3 keys"
+
+
+@pytest.mark.parametrize(
+    ("model", "why"),
+    [
+        ("*/", WILDCARD),
+        ("*", WILDCARD),
+        ("qwen3/*/", WILDCARD),
+        ("qwen3/v?/", WILDCARD),
+        (f"s3://{BUCKET}/*/", WILDCARD),
+        ("../fraud/qwen3/", RELATIVE),
+        ("qwen3/../../", RELATIVE),
+        ("./qwen3/", RELATIVE),
+        ("/qwen3/v1/", "it starts with '/' (an absolute path; S3 keys have no root)"),
+        ("qwen3//v1/", "use letters, digits and ! _ . ' ( ) - between single slashes"),
+        ("qwen3/v1/\n", "use letters, digits and ! _ . ' ( ) - between single slashes"),
+    ],
+)
+def test_model_prefix_names_one_model_only(
+    valid_bu: dict[str, Any],
+    write_bu: Callable[..., Path],
+    capsys: pytest.CaptureFixture[str],
+    model: str,
+    why: str,
+) -> None:
+    path = write_bu(with_endpoints(valid_bu, endpoint(model=model)))
+    assert validate_cli(path, capsys) == (
+        1,
+        [f"{path}: endpoints.items.0.model: {model!r} {NOT_A_PREFIX}{why}".replace("\n", "\\n")],
+    )

@@ -11,16 +11,28 @@ import cfnlint
 import pytest
 from harness.bu_configs import HYPERPOD, add_hyperpod
 
+from config.__main__ import main as config_cli
 from config.accelerators import GPUS_PER_INSTANCE, MIG_PROFILES
 from config.hyperpod import ADDON_NAMES, HyperPod, Quota, quota_problems
 from config.loader import load_all
-from config.regions import AVAILABILITY_ZONES, HYPERPOD_REGIONS, HYPERPOD_RESOURCE_TYPES
+from config.regions import (
+    AVAILABILITY_ZONES,
+    HYPERPOD_REGIONS,
+    HYPERPOD_RESOURCE_TYPES,
+    MISSING_HYPERPOD_TYPES,
+)
 from config.schema import BusinessUnitConfig
 
 
 @pytest.fixture
 def bu_with_hyperpod(valid_bu: dict[str, Any]) -> dict[str, Any]:
     return add_hyperpod(valid_bu)
+
+
+def validate_cli(path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, list[str]]:
+    """`python -m config validate <path>`: its exit code and its error lines."""
+    code = config_cli(["validate", str(path)])
+    return code, capsys.readouterr().err.splitlines()
 
 
 def _set(raw: dict[str, Any], dotted: str, value: Any) -> None:
@@ -109,16 +121,16 @@ HYPERPOD_CASES = [
         f"{H}.quotas.1.gpus",
         9,
         f"{H}.quotas.1.gpus",
-        "team 'vision': quotas need 17 whole GPUs of ml.p5.48xlarge, the groups provide 16 "
-        "(short by 1)",
+        "team 'vision' asks for 9 whole GPUs of ml.p5.48xlarge; with the other quotas on them "
+        "(nlp 8) that is 17, the groups provide 16 (short by 1)",
     ),
     (
         "MIG slice quota over capacity",
         f"{H}.quotas.2.mig.count",
         57,
         f"{H}.quotas.2.mig.count",
-        "team 'nlp': quotas need 57 mig-1g.18gb slices of ml.p5en.48xlarge, the groups provide "
-        "56 (short by 1)",
+        "team 'nlp' asks for 57 mig-1g.18gb slices of ml.p5en.48xlarge, the groups provide 56 "
+        "(short by 1)",
     ),
     (
         "MIG quota on a profile no group has",
@@ -148,6 +160,13 @@ HYPERPOD_CASES = [
         "1.27",
         f"{H}.kubernetes_version",
         "choose 1.32, 1.33, 1.34",
+    ),
+    (
+        "unquoted Kubernetes version",
+        f"{H}.kubernetes_version",
+        1.33,  # written unquoted: YAML reads a float
+        f"{H}.kubernetes_version",
+        'YAML reads 1.33 as a number, not text: quote it: kubernetes_version: "1.33"',
     ),
     (
         "kube-proxy for another Kubernetes",
@@ -198,7 +217,13 @@ HYPERPOD_CASES = [
         f"{H}.dependencies_chart.digest",
         "sha256",
     ),
-    ("no admin role", f"{H}.admin_roles", [], f"{H}.admin_roles", "at least 1"),
+    (
+        "admin role not an IAM role name",
+        f"{H}.admin_roles.0",
+        "platform admin",
+        f"{H}.admin_roles.0",
+        "'platform admin' is not an IAM role name",
+    ),
     ("AZ outside the BU", f"{H}.availability_zone", "us-west-2c", f"{H}.availability_zone", "AZs"),
     ("team name too long", f"{H}.teams.0.name", "a" * 19, f"{H}.teams.0.name", "at most 18"),
     ("duplicate team", f"{H}.teams.1.name", "nlp", f"{H}.teams", "duplicate team nlp"),
@@ -288,7 +313,8 @@ CAPACITY_TABLE = [
         [P5],
         [("nlp", "ml.p5.48xlarge", 10, None, 0), ("vision", "ml.p5.48xlarge", 7, None, 0)],
         [
-            "team 'vision': quotas need 17 whole GPUs of ml.p5.48xlarge, the groups provide 16 (short by 1)"  # noqa: E501
+            "quotas.0.gpus: team 'nlp' asks for 10 whole GPUs of ml.p5.48xlarge; with the other quotas on them (vision 7) that is 17, the groups provide 16 (short by 1)",  # noqa: E501
+            "quotas.1.gpus: team 'vision' asks for 7 whole GPUs of ml.p5.48xlarge; with the other quotas on them (nlp 10) that is 17, the groups provide 16 (short by 1)",  # noqa: E501
         ],
     ),
     (
@@ -308,7 +334,8 @@ CAPACITY_TABLE = [
             ("vision", "ml.p5en.48xlarge", 0, "1g.18gb", 7),
         ],
         [
-            "team 'vision': quotas need 57 mig-1g.18gb slices of ml.p5en.48xlarge, the groups provide 56 (short by 1)"  # noqa: E501
+            "quotas.0.mig.count: team 'nlp' asks for 50 mig-1g.18gb slices of ml.p5en.48xlarge; with the other quotas on them (vision 7) that is 57, the groups provide 56 (short by 1)",  # noqa: E501
+            "quotas.1.mig.count: team 'vision' asks for 7 mig-1g.18gb slices of ml.p5en.48xlarge; with the other quotas on them (nlp 50) that is 57, the groups provide 56 (short by 1)",  # noqa: E501
         ],
     ),
     (
@@ -325,7 +352,7 @@ CAPACITY_TABLE = [
             ("vision", "ml.p5en.48xlarge", 0, "3g.71gb", 17),
         ],
         [
-            "team 'vision': quotas need 17 mig-3g.71gb slices of ml.p5en.48xlarge, the groups provide 16 (short by 1)"  # noqa: E501
+            "quotas.1.mig.count: team 'vision' asks for 17 mig-3g.71gb slices of ml.p5en.48xlarge, the groups provide 16 (short by 1)"  # noqa: E501
         ],
     ),
     (
@@ -333,7 +360,7 @@ CAPACITY_TABLE = [
         [P5EN_ALL_1G],
         [("nlp", "ml.p5en.48xlarge", 1, None, 0)],
         [
-            "team 'nlp': quotas need 1 whole GPUs of ml.p5en.48xlarge, the groups provide 0 (short by 1)"  # noqa: E501
+            "quotas.0.gpus: team 'nlp' asks for 1 whole GPUs of ml.p5en.48xlarge, the groups provide 0 (short by 1)"  # noqa: E501
         ],
     ),
     (
@@ -350,7 +377,7 @@ CAPACITY_TABLE = [
         [P4D_MIXED],
         [("nlp", "ml.p4d.24xlarge", 0, "4g.20gb", 17)],
         [
-            "team 'nlp': quotas need 17 mig-4g.20gb slices of ml.p4d.24xlarge, the groups provide 16 (short by 1)"  # noqa: E501
+            "quotas.0.mig.count: team 'nlp' asks for 17 mig-4g.20gb slices of ml.p4d.24xlarge, the groups provide 16 (short by 1)"  # noqa: E501
         ],
     ),
     (
@@ -374,7 +401,7 @@ def test_capacity_arithmetic(case: tuple[Any, ...]) -> None:
             quota["mig"] = {"profile": profile, "count": count}
         quotas.append(quota)
     with_quotas = hp.model_copy(update={"quotas": [Quota.model_validate(q) for q in quotas]})
-    assert [str(p) for p in quota_problems(with_quotas)] == expected
+    assert [f"{p.path}: {p}" for p in quota_problems(with_quotas)] == expected
     # The same quotas through the schema: rejected exactly when the arithmetic says so.
     if expected:
         with pytest.raises(ValueError, match="short by"):
@@ -392,9 +419,9 @@ def test_a_region_without_hyperpod_in_cloudformation_is_refused(
     loaded, errors = load_all([path])
     assert loaded == []
     assert [str(e) for e in errors] == [
-        f"{path}: hyperpod: CloudFormation in eu-west-1 lacks some of "
-        f"{', '.join(HYPERPOD_RESOURCE_TYPES)} (HyperPod task governance is not in every "
-        "region); a BU with a hyperpod section needs one of ap-south-1, eu-central-1, us-east-1"
+        f"{path}: hyperpod: CloudFormation in eu-west-1 lacks "
+        "AWS::SageMaker::ClusterSchedulerConfig, which the HyperPod stack needs; a BU with a "
+        "hyperpod section needs one of ap-south-1, eu-central-1, us-east-1"
     ]
     del bu_with_hyperpod["hyperpod"]  # the same BU without a cluster is fine there
     assert load_all([write_bu(bu_with_hyperpod)])[1] == []
@@ -410,3 +437,119 @@ def test_hyperpod_regions_are_those_whose_registry_has_every_hyperpod_type() -> 
         <= set(json.loads((providers / f"{region}.json").read_text(encoding="utf-8")))
     }
     assert offered == HYPERPOD_REGIONS
+
+
+def _providers() -> Path:
+    return Path(cfnlint.__file__).parent / "data" / "schemas" / "providers"
+
+
+def test_missing_types_per_region_are_cfn_lints() -> None:
+    """Each region's refusal names exactly the types its registry (cfn-lint's) lacks."""
+    recomputed = {
+        region: tuple(
+            t
+            for t in HYPERPOD_RESOURCE_TYPES
+            if t not in json.loads((_providers() / f"{region}.json").read_text(encoding="utf-8"))
+        )
+        for region in AVAILABILITY_ZONES
+    }
+    assert recomputed == MISSING_HYPERPOD_TYPES
+
+
+def test_region_refusal_names_only_the_missing_type(
+    bu_with_hyperpod: dict[str, Any],
+    write_bu: Callable[..., Path],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    bu_with_hyperpod["region"] = "eu-north-1"  # has the scheduler config, lacks ComputeQuota
+    bu_with_hyperpod["network"]["availability_zones"] = ["eu-north-1a", "eu-north-1b"]
+    path = write_bu(bu_with_hyperpod)
+    assert validate_cli(path, capsys) == (
+        1,
+        [
+            f"{path}: hyperpod: CloudFormation in eu-north-1 lacks AWS::SageMaker::ComputeQuota, "
+            "which the HyperPod stack needs; a BU with a hyperpod section needs one of "
+            "ap-south-1, eu-central-1, us-east-1"
+        ],
+    )
+
+
+def test_every_quota_over_capacity_is_named(
+    bu_with_hyperpod: dict[str, Any],
+    write_bu: Callable[..., Path],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Raising nlp's quota names nlp's line (the one changed) and vision's (the other share)."""
+    bu_with_hyperpod["hyperpod"]["quotas"][0]["gpus"] = 10
+    path = write_bu(bu_with_hyperpod)
+    assert validate_cli(path, capsys) == (
+        1,
+        [
+            f"{path}: hyperpod.quotas.0.gpus: team 'nlp' asks for 10 whole GPUs of "
+            "ml.p5.48xlarge; with the other quotas on them (vision 8) that is 18, the groups "
+            "provide 16 (short by 2)",
+            f"{path}: hyperpod.quotas.1.gpus: team 'vision' asks for 8 whole GPUs of "
+            "ml.p5.48xlarge; with the other quotas on them (nlp 10) that is 18, the groups "
+            "provide 16 (short by 2)",
+        ],
+    )
+
+
+def test_a_changed_group_type_names_every_quota_on_the_old_type(
+    bu_with_hyperpod: dict[str, Any],
+    write_bu: Callable[..., Path],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    bu_with_hyperpod["hyperpod"]["gpu_groups"][1]["instance_type"] = "ml.p4de.24xlarge"
+    path = write_bu(bu_with_hyperpod)
+    reason = "no GPU group of type ml.p5.48xlarge; groups have ml.p4de.24xlarge, ml.p5en.48xlarge"
+    assert validate_cli(path, capsys) == (
+        1,
+        [
+            f"{path}: hyperpod.quotas.0.instance_type: {reason}",
+            f"{path}: hyperpod.quotas.1.instance_type: {reason}",
+        ],
+    )
+
+
+def test_alternative_instance_types_are_known_gpu_types_of_the_same_size(
+    bu_with_hyperpod: dict[str, Any],
+    write_bu: Callable[..., Path],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    group = bu_with_hyperpod["hyperpod"]["gpu_groups"][1]  # ml.p5.48xlarge, 8 GPUs
+    group["alternative_instance_types"] = [
+        "ml.p5e.48xlarge",  # fine: 8 GPUs too
+        "ml.m5.xlarge",
+        "ml.p5.48xlarge",
+        "ml.g5.12xlarge",
+        "ml.p5e.48xlarge\n",
+    ]
+    path = write_bu(bu_with_hyperpod)
+    where = f"{path}: hyperpod.gpu_groups.1.alternative_instance_types"
+    known = ", ".join(sorted(GPUS_PER_INSTANCE))
+    assert validate_cli(path, capsys) == (
+        1,
+        [
+            f"{where}.1: ml.m5.xlarge is not a GPU type this platform knows; known: {known}",
+            f"{where}.2: ml.p5.48xlarge is already one of this group's instance types",
+            f"{where}.3: ml.g5.12xlarge has 4 GPUs, ml.p5.48xlarge 8: the group's capacity (and "
+            "its quotas) assume the same number on every instance",
+            # A newline that a quoted YAML value carries stays on the problem's one line.
+            f"{where}.4: ml.p5e.48xlarge\\n is not a GPU type this platform knows; known: {known}",
+        ],
+    )
+
+
+def test_admin_roles_may_be_empty_but_not_left_out(
+    bu_with_hyperpod: dict[str, Any],
+    write_bu: Callable[..., Path],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`[]` is a cluster only the deployment administers (a fresh clone); a file that does not
+    say is refused, so nobody loses access by a deleted line."""
+    bu_with_hyperpod["hyperpod"]["admin_roles"] = []
+    assert validate_cli(write_bu(bu_with_hyperpod), capsys)[0] == 0
+    del bu_with_hyperpod["hyperpod"]["admin_roles"]
+    path = write_bu(bu_with_hyperpod)
+    assert validate_cli(path, capsys) == (1, [f"{path}: hyperpod.admin_roles: Field required"])

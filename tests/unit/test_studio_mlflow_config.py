@@ -233,14 +233,14 @@ CASES = [
         "mlflow",
         {"kind": "tracking_server", "mlflow_version": "latest"},
         "mlflow.mlflow_version",
-        "should match pattern",
+        "'latest' is not an MLflow version like 3.0",
     ),
     (
         "bad maintenance window",
         "mlflow.weekly_maintenance_window_start",
         "Sunday 3am",
         "mlflow.weekly_maintenance_window_start",
-        "should match pattern",
+        "'Sunday 3am' is not a weekly UTC start like Sun:03:00",
     ),
     ("unknown field in mlflow", "mlflow.tracking_uri", "x", "mlflow.tracking_uri", "unknown field"),
 ]
