@@ -7,7 +7,7 @@ import argparse
 import dataclasses
 import types
 import typing
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -62,9 +62,18 @@ def add_arguments(parser: argparse.ArgumentParser | Any, cls: type[Any]) -> None
 
 
 def parse_args(
-    cls: type[T], description: str, argv: Sequence[str] | None = None, *, module: str | None = None
+    cls: type[T],
+    description: str,
+    argv: Sequence[str] | None = None,
+    *,
+    module: str | None = None,
+    extend: Callable[[argparse.ArgumentParser], None] | None = None,
 ) -> T:
+    """``cls`` from the command line; `extend` may add options that never reach ``cls`` (give
+    them ``default=argparse.SUPPRESS``, e.g. one the caller handles before parsing)."""
     parser = build_parser(cls, description, module=module)
+    if extend is not None:
+        extend(parser)
     namespace = parser.parse_args(argv)
     try:
         return cls(**vars(namespace))

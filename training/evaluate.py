@@ -260,15 +260,20 @@ def load_model(path: str) -> Any:
     """A causal LM for generation on the CPU or the first GPU; LoRA adapter folders work too."""
     import torch
 
+    from training.loop.checkpoint import refusing_pickles
+    from training.model.modeling import quiet_peft_probe
+
     local_dir(path, what="model")
-    if (Path(path) / "adapter_config.json").is_file():
-        from peft import AutoPeftModelForCausalLM
+    with refusing_pickles(path):  # a pickled weight file: one line, not a traceback
+        if (Path(path) / "adapter_config.json").is_file():
+            from peft import AutoPeftModelForCausalLM
 
-        model = AutoPeftModelForCausalLM.from_pretrained(path)
-    else:
-        from transformers import AutoModelForCausalLM
+            with quiet_peft_probe():
+                model = AutoPeftModelForCausalLM.from_pretrained(path)
+        else:
+            from transformers import AutoModelForCausalLM
 
-        model = AutoModelForCausalLM.from_pretrained(path)
+            model = AutoModelForCausalLM.from_pretrained(path)
     return model.to("cuda" if torch.cuda.is_available() else "cpu").eval()
 
 

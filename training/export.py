@@ -26,6 +26,7 @@ from training.cli_args import command_parser
 from training.file_modes import honour_umask
 from training.loop import checkpoint
 from training.model.dirs import local_dir
+from training.model.modeling import with_lora
 
 # Qwen3's recommended sampling for thinking mode (the model card); greedy decoding loops.
 GENERATION_DEFAULTS = {"do_sample": True, "temperature": 0.6, "top_p": 0.95, "top_k": 20}
@@ -54,23 +55,20 @@ def merged_model(
     base = base_model or state.get("base_model")
     if not base:
         raise ValueError(f"{ckpt}: no base model recorded; pass --base-model")
-    model: Any = AutoModelForCausalLM.from_pretrained(
-        local_dir(base, what="base model"), dtype="auto", attn_implementation="sdpa"
-    )
+    base_dir = local_dir(base, what="base model")
+    with checkpoint.refusing_pickles(base_dir):
+        model: Any = AutoModelForCausalLM.from_pretrained(
+            base_dir, dtype="auto", attn_implementation="sdpa"
+        )
     lora = state.get("lora")
     weights = _strip(weights)
     if lora:
-        from peft import LoraConfig, get_peft_model
-
-        peft_model = get_peft_model(
+        peft_model = with_lora(
             model,
-            LoraConfig(
-                r=lora["r"],
-                lora_alpha=lora["alpha"],
-                lora_dropout=0.0,
-                target_modules=list(lora["target_modules"]),
-                task_type="CAUSAL_LM",
-            ),
+            r=lora["r"],
+            alpha=lora["alpha"],
+            dropout=0.0,
+            target_modules=lora["target_modules"],
         )
         result = peft_model.load_state_dict(
             {k: v.to(next(peft_model.parameters()).dtype) for k, v in weights.items()}, strict=False
@@ -160,7 +158,7 @@ def cli(argv: list[str] | None = None) -> int:
         raise SystemExit(f"{a.run_dir}: no checkpoint found")
     try:
         result = main(ckpt, a.output, base_model=a.base_model, mlflow_run_id=a.mlflow_run_id)
-    except FileNotFoundError as e:
+    except (FileNotFoundError, ValueError) as e:  # ValueError: checkpoint.CheckpointError too
         print(f"export failed: {e}", file=sys.stderr)
         return 2
     print(result.output)

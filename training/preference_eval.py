@@ -33,7 +33,7 @@ def load_pairs(path: Path) -> list[PreferenceRecord]:
     """Held-out pairs; a bad record here is a broken eval set, so it raises with its line."""
     records = []
     for number, raw in numbered_lines(path):
-        record = parse_preference(raw, number)
+        record = raw if isinstance(raw, RecordError) else parse_preference(raw, number)
         if isinstance(record, RecordError):
             raise ValueError(f"{path}: {record.reason}")
         records.append(record)

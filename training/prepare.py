@@ -11,14 +11,21 @@ rejected record with its line and reason, and a held-out evaluation split.
 Output (written to a temporary folder, then renamed, so a failed run never leaves half a dataset):
 ``manifest.json`` + ``packs-*.safetensors`` (or ``train.jsonl``), ``quarantine.jsonl``
 (``{"line", "kind", "reason", "record"}``), ``eval.jsonl`` (held-out conversations in messages
-format, or held-out pairs as given for ``--task preference``) and ``stats.json``. When more than
-``--max-bad-fraction`` of the records are rejected the run fails: the folder then holds only the
-quarantine and the stats, so nothing is lost and no trainer can pick up a dataset that silently
-lost its data.
+format, or held-out pairs as given for ``--task preference``) and ``stats.json``.
+
+The input is read as bytes, line by line, and no line can stop the run: a line over
+``--max-line-bytes`` is refused before it is decoded or tokenised (``line_too_long``), one that
+is not UTF-8 is ``not_utf8``, and JSON that Python cannot safely hold (an integer past its digit
+limit, nesting past `MAX_JSON_DEPTH`, a lone ``\\ud800`` escape) is ``number_too_large``,
+``too_deep`` or ``lone_surrogate``; each is quarantined with its line number, the rest kept.
+When more than ``--max-bad-fraction`` of the records are rejected the run fails: the folder then
+holds only the quarantine and the stats, so nothing is lost and no trainer can pick up a dataset
+that silently lost its data.
 """
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import multiprocessing
@@ -29,7 +36,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import ExitStack
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, cast
 
@@ -58,9 +65,19 @@ from training.data.stream import UNPACKED
 from training.model.dirs import local_dir
 
 TASKS = ("sft", "preference")
+BACKENDS = ("local", "processing")
 QUARANTINE = "quarantine.jsonl"
 EVAL = "eval.jsonl"
 STATS = "stats.json"
+# Bytes of a JSONL line per token of its rendering, at most, for the data this reads: English
+# runs ~4, a "\uXXXX" escape is 6 bytes for one character, an escaped emoji pair 12, and a JSON
+# string inside a JSON string (xLAM's tools) doubles its escapes. A line over --max-length x this
+# would need more bytes a token than any of these to fit, so it is refused before it is parsed
+# or tokenised (a 21 MB line used to be tokenised for a minute first). Raise --max-line-bytes
+# for data that packs more bytes into a token (long whitespace runs).
+BYTES_PER_TOKEN = 32
+# --format text: a long document is data (cut into --max-length chunks), so only memory bounds it.
+TEXT_LINE_BYTES = 64 << 20
 
 
 @dataclass(frozen=True)
@@ -99,6 +116,14 @@ class PrepareArgs:
     seed: int = field(
         default=0, metadata={"help": "seed of the (per-record, streaming) eval split"}
     )
+    max_line_bytes: int = field(
+        default=0,
+        metadata={
+            "help": "refuse longer lines unparsed (quarantine kind line_too_long); 0: "
+            f"--max-length x {BYTES_PER_TOKEN} bytes, or {TEXT_LINE_BYTES >> 20} MiB with "
+            "--format text, whose long documents are cut into chunks"
+        },
+    )
     batch_size: int = field(default=256, metadata={"help": "records tokenised per batch"})
     workers: int = field(
         default=1, metadata={"help": "processes rendering and tokenising batches in parallel"}
@@ -113,6 +138,15 @@ class PrepareArgs:
             raise ValueError(f"--max-bad-fraction must be in [0, 1], got {self.max_bad_fraction}")
         if not 0 <= self.eval_fraction < 1:
             raise ValueError(f"--eval-fraction must be in [0, 1), got {self.eval_fraction}")
+        if self.max_line_bytes < 0:
+            raise ValueError(f"--max-line-bytes must not be negative, got {self.max_line_bytes}")
+
+    @property
+    def line_byte_limit(self) -> int:
+        """The byte limit per input line (`max_line_bytes`, or the one derived from it)."""
+        if self.max_line_bytes:
+            return self.max_line_bytes
+        return TEXT_LINE_BYTES if self.format == "text" else self.max_length * BYTES_PER_TOKEN
 
 
 # Per-record outcomes that, with the errors, add up to the records read.
@@ -144,14 +178,28 @@ class Processed:
     counts: Counter[str] = field(default_factory=Counter)
 
 
-def process_batch(lines: list[tuple[int, str]], args: PrepareArgs, tokenizer: Any) -> Processed:
+Line = tuple[int, str | RecordError]  # (line number, text or the reader's refusal)
+
+
+def _readable(lines: list[Line], out: Processed) -> list[tuple[int, str]]:
+    """The lines the reader could decode; its refusals go straight to `out.errors`."""
+    readable = []
+    for number, raw in lines:
+        if isinstance(raw, RecordError):
+            out.errors.append(raw)
+        else:
+            readable.append((number, raw))
+    return readable
+
+
+def process_batch(lines: list[Line], args: PrepareArgs, tokenizer: Any) -> Processed:
     """Parse, validate, render and tokenise a batch of ``(line number, text)``."""
     if args.task == "preference":
         return process_pairs(lines, args, tokenizer)
     out = Processed()
     convs: list[tuple[str, Conversation, Rendered]] = []
     docs: list[TextDocument] = []
-    for number, raw in lines:
+    for number, raw in _readable(lines, out):
         record = parse_line(raw, number, args.format)
         if isinstance(record, RecordError):
             out.errors.append(record)
@@ -186,11 +234,11 @@ def process_batch(lines: list[tuple[int, str]], args: PrepareArgs, tokenizer: An
     return out
 
 
-def process_pairs(lines: list[tuple[int, str]], args: PrepareArgs, tokenizer: Any) -> Processed:
+def process_pairs(lines: list[Line], args: PrepareArgs, tokenizer: Any) -> Processed:
     """`process_batch` for preference records: parse, check, render and tokenise each pair."""
     out = Processed()
     records: list[PreferenceRecord] = []
-    for number, raw in lines:
+    for number, raw in _readable(lines, out):
         record = parse_preference(raw, number)
         if isinstance(record, RecordError):
             out.errors.append(record)
@@ -223,7 +271,7 @@ def _init_worker(args: PrepareArgs, tokenizer: Any) -> None:
     _WORKER = (args, tokenizer)
 
 
-def _process_in_worker(lines: list[tuple[int, str]]) -> Processed:
+def _process_in_worker(lines: list[Line]) -> Processed:
     assert _WORKER is not None  # noqa: S101
     return process_batch(lines, *_WORKER)
 
@@ -250,7 +298,7 @@ class _Run:
         # Errors and examples of a batch are written in line order within their own files.
         for error in sorted(batch.errors, key=lambda e: e.line):
             self.bad[error.kind] += 1
-            self.quarantine.write(json.dumps(asdict(error), ensure_ascii=False) + "\n")
+            self.quarantine.write(json.dumps(error.to_json(), ensure_ascii=False) + "\n")
         for record in batch.held_out:
             self.eval_file.write(json.dumps(record, ensure_ascii=False) + "\n")
         for ex in batch.kept:
@@ -283,6 +331,7 @@ class _Run:
             "format": args.format,
             "enable_thinking": args.enable_thinking,
             "max_length": args.max_length,
+            "max_line_bytes": args.line_byte_limit,
             "records_read": read,
             "quarantined": rejected,
             "quarantined_by_kind": dict(sorted(self.bad.items())),
@@ -342,7 +391,8 @@ def main(args: PrepareArgs, tokenizer: Any = None) -> dict[str, Any]:
         with ExitStack() as stack:
             run = _Run(args, tmp, stack)
             bar = stack.enter_context(_progress(args.quiet))
-            batches = _batches(numbered_lines(args.input), args.batch_size)
+            lines = numbered_lines(args.input, max_line_bytes=args.line_byte_limit)
+            batches = _batches(lines, args.batch_size)
             if args.workers > 1:
                 pool = stack.enter_context(
                     multiprocessing.get_context("fork").Pool(
@@ -410,13 +460,26 @@ def _replace_dir(new: Path, target: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
+def _backend_help(parser: argparse.ArgumentParser) -> None:
+    """List ``--backend`` in ``--help``; `cli` hands any ``--backend`` to `training.job.cli`."""
+    parser.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default=argparse.SUPPRESS,
+        help="local (the default): here; processing: the same preparation as a SageMaker "
+        "Processing job with the BU's image, reading and writing its data bucket (needs --bu; "
+        "`--backend processing --help` lists its options: --bu, --region, --tag, "
+        "--instance-type, ...)",
+    )
+
+
 def cli(argv: list[str] | None = None) -> int:
     given = sys.argv[1:] if argv is None else argv
     if any(a == "--backend" or a.startswith("--backend=") for a in given):
         from training.job.cli import prepare_main
 
         return prepare_main(list(given))
-    args = parse_args(PrepareArgs, __doc__, argv, module="training.prepare")
+    args = parse_args(PrepareArgs, __doc__, argv, module="training.prepare", extend=_backend_help)
     try:
         stats = main(args)
     except TooManyBadRecordsError as e:

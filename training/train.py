@@ -574,7 +574,7 @@ def cli(argv: list[str] | None = None) -> int:
     config = parse_args(argv)
     try:
         result = main(config)
-    except CannotResumeError as e:
+    except (CannotResumeError, checkpoint.CheckpointError) as e:
         print(f"train: {e}", file=sys.stderr)
         return 2
     except FileNotFoundError as e:  # a missing model folder or dataset: say which, no traceback

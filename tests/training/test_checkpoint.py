@@ -228,3 +228,84 @@ def test_sigkill_then_resume_reproduces_the_uninterrupted_losses(
         rtol=1e-9,
         atol=0,
     )
+
+
+# --- one line, naming the file, from every command that loads one ---------------------------
+def _refusal_line(err: str, prefix: str) -> str:
+    """The command's refusal: no traceback, and exactly one line of its own."""
+    assert "Traceback" not in err, err
+    (line,) = [x for x in err.splitlines() if x.startswith(prefix)]
+    return line
+
+
+def _pickled_model_dir(model_dir: Path, out: Path, marker: Path) -> Path:
+    """The tiny model with its weights as a pickle that would run code when unpickled."""
+    import shutil
+
+    from safetensors.torch import load_file
+
+    shutil.copytree(model_dir, out)
+    weights: dict[str, Any] = dict(load_file(str(out / "model.safetensors")))
+    (out / "model.safetensors").unlink()
+    torch.save({**weights, "payload": _RunsCode(marker)}, out / "pytorch_model.bin")
+    return out
+
+
+def test_train_resume_refuses_a_tampered_checkpoint_in_one_line(
+    tiny_config: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = tiny_config(max_steps=2)
+    first = train.main(cfg)
+    marker = tmp_path / "code-ran"
+    tampered = Path(first.checkpoint_path) / "optimizer.pt"
+    torch.save({"state": {}, "param_groups": [], "payload": _RunsCode(marker)}, tampered)
+    path = tmp_path / "again.yaml"
+    path.write_text(dump_config(cfg))
+    capsys.readouterr()
+    assert train.cli(["--config", str(path)]) == 2
+    line = _refusal_line(capsys.readouterr().err, "train: ")
+    assert line.startswith(f"train: {tampered}: refused: ")
+    assert line.endswith(
+        "Trying to load unsupported GLOBAL posix.mkdir whose module posix is blocked."
+    )
+    assert not marker.exists()
+
+
+def test_export_refuses_unsafe_or_broken_files_in_one_line(
+    tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from training import export
+
+    marker = tmp_path / "code-ran"
+    base = _pickled_model_dir(tiny_model_dir, tmp_path / "base", marker)
+    ckpt = _save(str(tmp_path / "ckpt"), 1, tmp_path / "staging")
+    argv = ["--checkpoint", ckpt, "--output", str(tmp_path / "out")]
+    assert export.cli([*argv, "--base-model", str(base)]) == 2
+    line = _refusal_line(capsys.readouterr().err, "export failed: ")
+    assert line.startswith(f"export failed: {base / 'pytorch_model.bin'}: refused: ")
+    assert not marker.exists()
+
+    (Path(ckpt) / "model.safetensors").write_bytes(b"not safetensors at all")
+    assert export.cli([*argv, "--base-model", str(tiny_model_dir)]) == 2
+    line = _refusal_line(capsys.readouterr().err, "export failed: ")
+    assert line.startswith(f"export failed: {Path(ckpt) / 'model.safetensors'}: not a readable")
+
+    (Path(ckpt) / checkpoint.STATE).write_text("{truncated")
+    with pytest.raises(checkpoint.CheckpointError, match=r"trainer_state.json: not a JSON"):
+        checkpoint.load(ckpt, staging=tmp_path / "staging")
+
+
+def test_evaluate_refuses_pickled_weights_in_one_line(
+    tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from data_fixtures import tool_conversation, write_jsonl
+
+    from training import evaluate
+
+    marker = tmp_path / "code-ran"
+    model = _pickled_model_dir(tiny_model_dir, tmp_path / "model", marker)
+    data = write_jsonl(tmp_path / "eval.jsonl", [tool_conversation().to_record()])
+    assert evaluate.cli(["--model", str(model), "--data", str(data)]) == 2
+    line = _refusal_line(capsys.readouterr().err, "evaluate failed: ")
+    assert line.startswith(f"evaluate failed: {model / 'pytorch_model.bin'}: refused: ")
+    assert not marker.exists()

@@ -17,23 +17,25 @@ from kubernetes import client as k8s
 
 from config import parameters as p
 from training.job import JobSpec, JobSpecError, build_manifest, crd, main
+from training.job.manifest import HEALTHY_NODE, INSTANCE_TYPE_LABEL
 from training.job.platform import hyperpod_names
 
-BU, TEAM, REGION = "fraud", "nlp", "us-east-1"
+BU, TEAM, REGION = "fraud", "scoring", "us-east-1"  # a team of config/fraud.yaml
+(HEALTH,) = HEALTHY_NODE
 EKS = "fraud-eks"
 EKS_ARN = f"arn:aws:eks:{REGION}:111111111111:cluster/{EKS}"
 REPO = f"111111111111.dkr.ecr.{REGION}.amazonaws.com/fraud-training"
 MLFLOW = f"arn:aws:sagemaker:{REGION}:111111111111:mlflow-tracking-server/fraud-mlflow"
-# What the HyperPod stack publishes for team nlp: values here, names from the contract.
+# What the HyperPod stack publishes for team scoring: values here, names from the contract.
 PUBLISHED = {
     p.EKS_CLUSTER_NAME: EKS,
     p.HYPERPOD_CLUSTER_NAME: "fraud-hyperpod",
     p.TRAINING_IMAGE_URI: REPO,
     p.MLFLOW_TRACKING_ARN: MLFLOW,
-    p.team_parameter(p.TEAM_NAMESPACE, TEAM): "hyperpod-ns-nlp",
-    p.team_parameter(p.TEAM_QUEUE, TEAM): "hyperpod-ns-nlp-localqueue",
-    p.team_parameter(p.TEAM_SERVICE_ACCOUNT, TEAM): "nlp-trainer",
-    p.team_parameter(p.TEAM_FSX_CLAIM, TEAM): "nlp-fsx",
+    p.team_parameter(p.TEAM_NAMESPACE, TEAM): "hyperpod-ns-scoring",
+    p.team_parameter(p.TEAM_QUEUE, TEAM): "hyperpod-ns-scoring-localqueue",
+    p.team_parameter(p.TEAM_SERVICE_ACCOUNT, TEAM): "scoring-trainer",
+    p.team_parameter(p.TEAM_FSX_CLAIM, TEAM): "scoring-fsx",
 }
 SPEC = JobSpec(
     name="qwen3-lora-001",
@@ -88,10 +90,10 @@ CASES = {
         name="q",
         image="img:1",
         config="c.yaml",
-        namespace="hyperpod-ns-nlp",
-        queue="hyperpod-ns-nlp-localqueue",
-        service_account="nlp-trainer",
-        fsx_claim="nlp-fsx",
+        namespace="hyperpod-ns-scoring",
+        queue="hyperpod-ns-scoring-localqueue",
+        service_account="scoring-trainer",
+        fsx_claim="scoring-fsx",
         overrides=("max_steps=10",),
     ),
 }
@@ -181,13 +183,15 @@ def test_bu_and_team_fill_every_cluster_specific_value(tmp_path: Path) -> None:
     ssm.stubber.assert_no_pending_responses()
     manifest = yaml.safe_load(out.read_text())
     assert crd.problems(manifest) == []
-    assert manifest["metadata"]["namespace"] == "hyperpod-ns-nlp"
+    assert manifest["metadata"]["namespace"] == "hyperpod-ns-scoring"
     assert manifest["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == (
-        "hyperpod-ns-nlp-localqueue"
+        "hyperpod-ns-scoring-localqueue"
     )
     pod = _pod_template(manifest).spec
-    assert pod.service_account_name == "nlp-trainer"
-    assert {v.name: v.persistent_volume_claim for v in pod.volumes}["fsx"].claim_name == "nlp-fsx"
+    assert pod.service_account_name == "scoring-trainer"
+    assert {v.name: v.persistent_volume_claim for v in pod.volumes}[
+        "fsx"
+    ].claim_name == "scoring-fsx"
     (container,) = pod.containers
     assert container.image == f"{REPO}:abc123"
     assert {e.name: e.value for e in container.env}["MLFLOW_TRACKING_URI"] == MLFLOW
@@ -202,7 +206,7 @@ def test_explicit_flags_win_over_the_published_values(tmp_path: Path) -> None:
     manifest = yaml.safe_load(out.read_text())
     assert manifest["metadata"]["namespace"] == "scratch"
     assert _pod_template(manifest).spec.containers[0].image == "mine:1"
-    assert _pod_template(manifest).spec.service_account_name == "nlp-trainer"  # not overridden
+    assert _pod_template(manifest).spec.service_account_name == "scoring-trainer"  # not overridden
 
 
 def test_missing_parameters_name_the_parameter_and_its_stack(capsys) -> None:
@@ -211,7 +215,7 @@ def test_missing_parameters_name_the_parameter_and_its_stack(capsys) -> None:
     argv = ["render", "--bu", BU, "--team", TEAM, "--name", "j1", "--config", "c", "--tag", "t"]
     assert main(argv, ssm=ssm) == 1
     err = capsys.readouterr().err
-    assert "/fraud/hyperpod/teams/nlp/queue (published by stack fraud-hyperpod)" in err
+    assert "/fraud/hyperpod/teams/scoring/queue (published by stack fraud-hyperpod)" in err
     assert "/fraud/mlflow/tracking-arn (published by stack fraud-mlflow)" in err
 
 
@@ -237,16 +241,26 @@ def test_bu_without_team_is_a_usage_error(capsys) -> None:
 # --- the job's life against a fake API server on 127.0.0.1 --------------------------------
 def _cluster_state() -> FakeCluster:
     state = FakeCluster(
-        namespaces={"hyperpod-ns-nlp"}, queues={("hyperpod-ns-nlp", "hyperpod-ns-nlp-localqueue")}
+        namespaces={"hyperpod-ns-scoring"},
+        queues={("hyperpod-ns-scoring", "hyperpod-ns-scoring-localqueue")},
     )
+    # BU fraud's groups (config/fraud.yaml): 2 x p5 with whole GPUs, 1 x p5en cut into 1g.18gb.
     state.nodes = [
-        {
-            "metadata": {"name": f"hyperpod-i-{i}"},
-            "status": {"allocatable": {"nvidia.com/mig-1g.10gb": "7", "cpu": "96"}},
-        }
-        for i in range(2)
+        _node("hyperpod-i-0", "ml.p5.48xlarge", {"nvidia.com/gpu": "8"}),
+        _node("hyperpod-i-1", "ml.p5.48xlarge", {"nvidia.com/gpu": "8"}),
+        _node("hyperpod-i-2", "ml.p5en.48xlarge", {"nvidia.com/mig-1g.18gb": "56"}, mig="success"),
     ]
     return state
+
+
+def _node(name: str, kind: str, gpus: dict[str, str], mig: str | None = None) -> dict[str, Any]:
+    labels = {**HEALTHY_NODE, INSTANCE_TYPE_LABEL: kind}
+    if mig:
+        labels["nvidia.com/mig.config.state"] = mig
+    return {
+        "metadata": {"name": name, "labels": labels},
+        "status": {"allocatable": {**gpus, "cpu": "192"}},
+    }
 
 
 def _pod(name: str, node: str, restarts: int) -> dict[str, Any]:
@@ -289,21 +303,21 @@ def test_submit_status_logs_cancel_through_the_kubernetes_client(tmp_path: Path,
     state = _cluster_state()
     with fake_kube_server(state) as url:
         kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", url, EKS_ARN)
-        assert _main("submit", kubeconfig, "--mig-profile", "1g.10gb", "--gpus-per-node", "2") == 0
+        assert _main("submit", kubeconfig, "--mig-profile", "1g.18gb", "--gpus-per-node", "2") == 0
         assert (
-            "created HyperPodPyTorchJob hyperpod-ns-nlp/j1 on HyperPod cluster fraud-hyperpod"
+            "created HyperPodPyTorchJob hyperpod-ns-scoring/j1 on HyperPod cluster fraud-hyperpod"
             in capsys.readouterr().out
         )
-        posted = state.jobs[("hyperpod-ns-nlp", "j1")]
+        posted = state.jobs[("hyperpod-ns-scoring", "j1")]
         assert crd.problems(posted) == []
         assert posted["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == (
-            "hyperpod-ns-nlp-localqueue"
+            "hyperpod-ns-scoring-localqueue"
         )
         checked = [path for method, path, _ in state.requests if method == "GET"]
-        assert "/api/v1/namespaces/hyperpod-ns-nlp" in checked
+        assert "/api/v1/namespaces/hyperpod-ns-scoring" in checked
         assert (
-            "/apis/kueue.x-k8s.io/v1beta1/namespaces/hyperpod-ns-nlp/localqueues/"
-            "hyperpod-ns-nlp-localqueue"
+            "/apis/kueue.x-k8s.io/v1beta1/namespaces/hyperpod-ns-scoring/localqueues/"
+            "hyperpod-ns-scoring-localqueue"
         ) in checked
         assert "/api/v1/nodes" in checked
 
@@ -314,14 +328,14 @@ def test_submit_status_logs_cancel_through_the_kubernetes_client(tmp_path: Path,
             ],
             "restartCount": 1,
         }
-        state.pods["hyperpod-ns-nlp"] = [
+        state.pods["hyperpod-ns-scoring"] = [
             _pod("j1-pod-1", "hyperpod-i-1", 0),
             _pod("j1-pod-0", "hyperpod-i-0", 2),
         ]
         state.logs = {"j1-pod-0": "step 1 loss 2.5\nstep 2 loss 2.1\n", "j1-pod-1": "rank 1\n"}
         assert _main("status", kubeconfig) == 0
         out = capsys.readouterr().out
-        assert "hyperpod-ns-nlp/j1: Running, 1 job restart(s), 2 pod(s)" in out
+        assert "hyperpod-ns-scoring/j1: Running, 1 job restart(s), 2 pod(s)" in out
         assert "j1-pod-0  Running  node=hyperpod-i-0  restarts=2" in out
         assert "j1-pod-1  Running  node=hyperpod-i-1  restarts=0" in out
 
@@ -329,29 +343,49 @@ def test_submit_status_logs_cancel_through_the_kubernetes_client(tmp_path: Path,
         assert capsys.readouterr().out == "step 1 loss 2.5\nstep 2 loss 2.1\n"  # rank 0 only
 
         assert _main("cancel", kubeconfig) == 0
-        assert ("hyperpod-ns-nlp", "j1") not in state.jobs
+        assert ("hyperpod-ns-scoring", "j1") not in state.jobs
         assert _main("cancel", kubeconfig) == 1
-        assert "no HyperPodPyTorchJob hyperpod-ns-nlp/j1" in capsys.readouterr().err
+        assert "no HyperPodPyTorchJob hyperpod-ns-scoring/j1" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
     ("break_it", "extra", "message"),
     [
-        (lambda s: s.namespaces.clear(), (), "namespace 'hyperpod-ns-nlp' does not exist"),
-        (lambda s: s.queues.clear(), (), "LocalQueue 'hyperpod-ns-nlp-localqueue' does not exist"),
+        (lambda s: s.namespaces.clear(), (), "namespace 'hyperpod-ns-scoring' does not exist"),
         (
-            lambda s: None,
-            ("--mig-profile", "3g.40gb", "--gpus-per-node", "1"),
-            "nvidia.com/mig-3g.40gb x 1 per node is not offered on 1 node(s) (0 qualify); "
-            "the cluster's GPU resources: nvidia.com/mig-1g.10gb: 14",
+            lambda s: s.queues.clear(),
+            (),
+            "LocalQueue 'hyperpod-ns-scoring-localqueue' does not exist",
         ),
         (
-            lambda s: s.jobs.update({("hyperpod-ns-nlp", "j1"): {}}),
+            # The p5en node has the slices, but its MIG layout is not applied yet: the job's node
+            # selector excludes it, so the check must too (it used to count any node's slices).
+            lambda s: s.nodes[2]["metadata"]["labels"].update(
+                {"nvidia.com/mig.config.state": "pending"}
+            ),
+            ("--mig-profile", "1g.18gb", "--gpus-per-node", "2"),
+            "nvidia.com/mig-1g.18gb x 2 per node is not offered on 1 node(s) matching the job's "
+            "node selector (0 of 0 matching qualify; selector node.kubernetes.io/instance-type="
+            "ml.p5en.48xlarge, nvidia.com/mig.config.state=success, "
+            "sagemaker.amazonaws.com/node-health-status=Schedulable); the cluster's GPU "
+            "resources: nvidia.com/gpu: 16 on ml.p5.48xlarge, nvidia.com/mig-1g.18gb: 56 on "
+            "ml.p5en.48xlarge",
+        ),
+        (
+            lambda s: s.nodes[1]["metadata"]["labels"].update(
+                {**HEALTHY_NODE, HEALTH: "Unschedulable"}
+            ),
+            ("--nodes", "2"),
+            "nvidia.com/gpu x 8 per node is not offered on 2 node(s) matching the job's node "
+            "selector (1 of 1 matching qualify",
+        ),
+        (
+            lambda s: s.jobs.update({("hyperpod-ns-scoring", "j1"): {}}),
             (),
-            "HyperPodPyTorchJob hyperpod-ns-nlp/j1 already exists",
+            "HyperPodPyTorchJob hyperpod-ns-scoring/j1 already exists",
         ),
     ],
-    ids=["namespace", "queue", "mig", "exists"],
+    ids=["namespace", "queue", "mig-layout-pending", "unhealthy-node", "exists"],
 )
 def test_submit_errors_are_clear(tmp_path: Path, capsys, break_it, extra, message) -> None:
     state = _cluster_state()
@@ -370,7 +404,7 @@ def test_forbidden_cluster_reads_are_skipped_with_a_warning(tmp_path: Path, caps
     state.forbidden = {"namespaces", "nodes"}  # a namespace-scoped access entry
     with fake_kube_server(state) as url:
         kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", url, EKS_ARN)
-        assert _main("submit", kubeconfig, "--mig-profile", "1g.10gb") == 0
+        assert _main("submit", kubeconfig, "--mig-profile", "1g.18gb") == 0
     err = capsys.readouterr().err
     assert "not allowed to read namespace" in err
     assert "not allowed to list nodes" in err
@@ -417,3 +451,164 @@ def test_a_digest_pinned_image_renders(tmp_path: Path) -> None:
     argv = ["render", "--name", "j", "--image", image, "--config", "/fsx/c.yaml"]
     assert main([*argv, "--output", str(out)]) == 0
     assert image in out.read_text(encoding="utf-8")
+
+
+# --- where the pods land: the BU's groups decide the instance type ---------------------------
+def _no_aws() -> Any:
+    """An SSM client that fails the test if any call reaches it."""
+    ssm = boto3.client("ssm", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
+    Stubber(ssm).activate()  # nothing queued: any call raises
+    return ssm
+
+
+def _selector(manifest: dict[str, Any]) -> dict[str, str]:
+    return dict(_pod_template(manifest).spec.node_selector)
+
+
+@pytest.mark.parametrize(
+    ("extra", "instance_type"),
+    [
+        (("--mig-profile", "1g.18gb", "--gpus-per-node", "7"), "ml.p5en.48xlarge"),
+        ((), "ml.p5.48xlarge"),  # whole GPUs: the h100 group
+    ],
+)
+def test_the_instance_type_comes_from_the_bu_group_that_offers_the_request(
+    tmp_path: Path, extra: tuple[str, ...], instance_type: str
+) -> None:
+    out = tmp_path / "job.yaml"
+    argv = ["render", "--bu", BU, "--team", TEAM, "--name", "j1", "--config", "c.yaml"]
+    ssm = _stub_ssm(PUBLISHED, hyperpod_names(TEAM))
+    assert main([*argv, "--tag", "t", "--output", str(out), *extra], ssm=ssm) == 0
+    selector = _selector(yaml.safe_load(out.read_text()))
+    assert selector[INSTANCE_TYPE_LABEL] == instance_type
+    assert ("nvidia.com/mig.config.state" in selector) is bool(extra)
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (
+            ("--bu", BU, "--team", TEAM, "--mig-profile", "1g.10gb"),
+            "mig_profile: no GPU group of BU 'fraud' offers 1g.10gb MIG slices; its GPU groups: "
+            "h200-mig (ml.p5en.48xlarge, all-1g.18gb), h100 (ml.p5.48xlarge, whole GPUs)",
+        ),
+        (
+            ("--bu", BU, "--team", TEAM, "--mig-profile", "1g.18gb", "--instance-type",
+             "ml.p5.48xlarge"),
+            "instance_type: ml.p5.48xlarge offers no 1g.18gb MIG slices in BU 'fraud'; its GPU "
+            "groups: h200-mig",
+        ),
+        (
+            ("--bu", BU, "--team", TEAM, "--instance-type", "ml.p5en.48xlarge"),
+            "instance_type: ml.p5en.48xlarge offers no whole GPUs in BU 'fraud'",
+        ),
+        (
+            ("--bu", BU, "--team", TEAM, "--mig-profile", "1g.18gb", "--gpus-per-node", "57"),
+            "gpus_per_node: 57 slices per node, but one ml.p5en.48xlarge node has 56",
+        ),
+        (
+            ("--bu", BU, "--team", "nlp"),
+            "--team: 'nlp' is not a team of BU 'fraud'; its teams: scoring, research",
+        ),
+        (("--bu", "nobody", "--team", TEAM), "--bu: no business unit 'nobody' here"),
+        (
+            ("--image", "i:1", "--mig-profile", "1g.18gb"),
+            "instance_type: 1g.18gb MIG slices come on ml.p5e.48xlarge, ml.p5en.48xlarge; pick "
+            "one with --instance-type",
+        ),
+        (
+            ("--image", "i:1", "--mig-profile", "1g.18gb", "--instance-type", "ml.p5.48xlarge"),
+            "instance_type: ml.p5.48xlarge offers no 1g.18gb MIG slices in any instance type; "
+            "types that have them: ml.p5e.48xlarge, ml.p5en.48xlarge",
+        ),
+    ],
+    ids=["profile-not-in-bu", "type-without-profile", "mig-type-for-whole-gpus", "too-many-slices",
+         "unknown-team", "unknown-bu", "ambiguous-profile", "type-without-profile-no-bu"],
+)  # fmt: skip
+def test_impossible_placements_are_refused_before_any_aws_call(
+    capsys: pytest.CaptureFixture[str], extra: tuple[str, ...], message: str
+) -> None:
+    argv = ["render", "--name", "j1", "--config", "c.yaml", "--tag", "t", *extra]
+    assert main(argv, ssm=_no_aws()) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_a_profile_only_one_type_offers_picks_it_without_a_bu(tmp_path: Path) -> None:
+    out = tmp_path / "job.yaml"
+    argv = ["render", "--name", "j", "--image", "i:1", "--config", "c.yaml", "--output", str(out)]
+    assert main([*argv, "--mig-profile", "1g.5gb"]) == 0
+    assert _selector(yaml.safe_load(out.read_text()))[INSTANCE_TYPE_LABEL] == "ml.p4d.24xlarge"
+    with pytest.raises(JobSpecError, match=r"instance_type: ml\.p5\.48xlarge has no 1g\.18gb"):
+        JobSpec(name="j", image="i:1", config="c", mig_profile="1g.18gb")  # the default type
+
+
+# --- the training config: validated here, or said plainly that it was not ------------------
+def test_config_file_validates_the_config_the_container_reads(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shipped = Path(__file__).resolve().parents[2] / "training" / "configs" / "qwen3-4b-lora.yaml"
+    out = tmp_path / "job.yaml"
+    argv = ["render", "--name", "j", "--image", "i:1", "--config", "/fsx/configs/q.yaml"]
+    argv += ["--output", str(out)]
+    assert main([*argv, "--config-file", str(shipped), "--set", "max_steps=100"]) == 0
+    assert capsys.readouterr().err == ""
+    container = _pod_template(yaml.safe_load(out.read_text())).spec.containers[0]
+    assert container.args == ["--config", "/fsx/configs/q.yaml", "--set", "max_steps=100"]
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(shipped.read_text().replace("optim:", "optimm:"))
+    assert main([*argv, "--config-file", str(bad)]) == 2
+    assert "--config-file: " in capsys.readouterr().err
+    assert main([*argv, "--config-file", str(shipped), "--set", "optim.lrr=1"]) == 2
+    assert "optim.lrr" in capsys.readouterr().err
+
+    assert main(argv) == 0  # no local copy: rendered, with a plain warning
+    err = capsys.readouterr().err
+    assert "--config /fsx/configs/q.yaml is not a file here, so it was NOT validated" in err
+    assert "--config-file" in err
+
+
+# --- the region: resolved once, said where it came from, or one line saying how to set it ---
+@pytest.fixture
+def no_region(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in ("AWS_DEFAULT_REGION", "AWS_REGION", "AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+
+
+def test_no_region_is_one_line_saying_how_to_set_one(
+    no_region: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from training.prepare import cli as prepare_cli
+
+    monkeypatch.setenv("AWS_REGION", "us-east-1")  # what the README used to export
+    argv = ["render", "--bu", BU, "--team", TEAM, "--name", "j", "--config", "c", "--tag", "t"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 2  # the unvalidated-config warning, then the error
+    assert "error: no AWS region set: AWS_REGION=us-east-1 is set, but boto3 reads" in err
+    processing = ["--backend", "processing", "--bu", BU, "--tag", "t", "--input", "s3://d/x"]
+    assert prepare_cli([*processing, "--output", "s3://d/o/", "--tokenizer", "/app/t"]) == 2
+    assert capsys.readouterr().err.startswith("error: no AWS region set: ")
+
+
+def test_the_region_and_its_source_are_printed(
+    no_region: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from training.job import platform
+
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    asked: list[str] = []
+
+    def client(region: str) -> Any:
+        asked.append(region)
+        return _stub_ssm(PUBLISHED, hyperpod_names(TEAM))
+
+    monkeypatch.setattr(platform, "ssm_client", client)
+    argv = ["render", "--bu", BU, "--team", TEAM, "--name", "j", "--config", "c", "--tag", "t"]
+    assert main(argv) == 0
+    assert asked == [REGION]
+    assert "region us-east-1 (from AWS_DEFAULT_REGION)" in capsys.readouterr().err
+    assert main([*argv, "--region", "eu-west-1"]) == 0
+    assert asked == [REGION, "eu-west-1"]
+    assert "region eu-west-1 (from --region)" in capsys.readouterr().err

@@ -465,3 +465,21 @@ def test_ranking_pairs_scores_as_training_does_and_leaves_the_model_generating(
         model.generate(ids, max_new_tokens=2, min_new_tokens=2, do_sample=False).shape[1]
         == ids.shape[1] + 2
     )
+
+
+def test_dpo_with_checkpointing_and_its_export_print_no_deprecation_warning(
+    tiny_model_dir: Path, pair_dir: Path, tmp_path: Path
+) -> None:
+    import warnings
+
+    from training import export
+
+    cfg = _dpo_config(
+        tiny_model_dir, pair_dir, tmp_path / "run", max_steps=1, lora__enabled=True,
+        model__gradient_checkpointing=True,
+    )  # fmt: skip
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = train.main(cfg)
+        export.main(result.checkpoint_path, str(tmp_path / "export"))
+    assert [str(w.message) for w in caught if "deprecated" in str(w.message)] == []

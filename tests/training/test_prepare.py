@@ -3,6 +3,7 @@ their line numbers, the bad-fraction gate fails the run without losing anything.
 
 from __future__ import annotations
 
+import base64
 import json
 import subprocess
 import sys
@@ -191,6 +192,8 @@ def test_module_entry_point_documents_its_options():
         "--max-bad-fraction",
         "--eval-fraction",
         "--no-enable-thinking",
+        "--max-line-bytes",
+        "--backend {local,processing}",  # handed to training.job.cli before this parser runs
     ):
         assert option in result.stdout  # fmt: skip
 
@@ -223,3 +226,99 @@ def test_cli_reports_bad_settings_as_usage_errors(tmp_path, capsys):
         cli(argv)
     assert e.value.code == 2
     assert "--max-length" in capsys.readouterr().err
+
+
+def _hostile_lines() -> dict[str, bytes]:
+    """One line per way a JSONL line used to abort the whole run, keyed by its quarantine kind."""
+    good = tool_conversation().to_record()
+    surrogate = tool_conversation().to_record()
+    surrogate["messages"][1]["content"] = "Weather in \ud800?"  # json.dumps writes "\ud800"
+    nested = tool_conversation().to_record()  # the same escape inside the arguments' JSON text
+    nested["messages"][2]["tool_calls"][0]["function"]["arguments"] = '{"city": "\\ud800"}'
+    huge = tool_conversation().to_record()
+    huge["messages"][1]["content"] = "weather " * 40_000  # 320 kB: would be tokenised, then refused
+    return {
+        "good": json.dumps(good).encode(),
+        "not_utf8": json.dumps(good).replace("Paris", "Par\u00eds").encode("latin-1"),
+        "number_too_large": json.dumps({**good, "meta": {"n": 0}})
+        .replace('"n": 0', '"n": ' + "9" * 5000)
+        .encode(),
+        "too_deep": b"[" * 10_000 + b"]" * 10_000,  # past the parser's recursion limit
+        "too_deep_nested": json.dumps({**good, "meta": _nest(200)}).encode(),  # past MAX_JSON_DEPTH
+        "lone_surrogate": json.dumps(surrogate).encode(),
+        "lone_surrogate_nested": json.dumps(nested).encode(),
+        "line_too_long": json.dumps(huge).encode(),
+    }
+
+
+def _nest(depth: int) -> Any:
+    value: Any = "leaf"
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_each_hostile_line_is_quarantined_and_the_run_keeps_the_rest(tmp_path, workers):
+    lines = _hostile_lines()
+    good = lines.pop("good")
+    body = [good, *lines.values(), good]
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(b"\n".join(body) + b"\r\n")  # a CRLF last line too
+    args = args_for(tmp_path, path, max_length=1024, max_bad_fraction=0.9, workers=workers)
+    stats = main(args, tokenizer=tiny_tokenizer())
+    assert (stats["records_read"], stats["sequences"], stats["quarantined"]) == (9, 2, 7)
+    assert stats["max_line_bytes"] == 1024 * 32
+    quarantine = [json.loads(x) for x in (tmp_path / "out" / QUARANTINE).read_text().splitlines()]
+    expected = [k.removesuffix("_nested") for k in lines]
+    assert [(q["line"], q["kind"]) for q in quarantine] == list(enumerate(expected, start=2))
+    by_kind = {q["kind"]: q for q in quarantine}
+    assert all(q["reason"].startswith(f"line {q['line']}: ") for q in quarantine)
+    # Nothing lost: the exact bytes of a line that is not UTF-8, the position of one too long
+    # to copy, the text of every other.
+    assert base64.b64decode(by_kind["not_utf8"]["record_base64"]) == lines["not_utf8"]
+    long = by_kind["line_too_long"]
+    start, size = long["offset"], long["size"]
+    assert path.read_bytes()[start : start + size] == lines["line_too_long"] + b"\n"
+    assert "more than the 32,768-byte limit" in long["reason"]
+    assert len(long["record"]) == 1024
+    assert quarantine[1]["record"] == lines["number_too_large"].decode()
+    assert "Exceeds the limit (4300 digits)" in by_kind["number_too_large"]["reason"]
+
+
+def test_a_huge_line_is_refused_before_it_is_tokenised(tmp_path):
+    line = json.dumps({"text": "weather " * 2_600_000})  # 21 MB
+    path = write_jsonl(tmp_path / "in.jsonl", [tool_conversation().to_record(), line])
+    calls: list[int] = []
+    tok = tiny_tokenizer()
+
+    class Counting:  # the tokenizer, counting the characters it is asked to tokenise
+        def __getattr__(self, name: str) -> Any:
+            return getattr(tok, name)
+
+        def __call__(self, texts: list[str], **kw: Any) -> Any:
+            calls.append(sum(len(t) for t in texts))
+            return tok(texts, **kw)
+
+    args = args_for(tmp_path, path, max_length=2048, max_bad_fraction=0.9)
+    stats = main(args, tokenizer=Counting())
+    assert stats["quarantined_by_kind"] == {"line_too_long": 1}
+    assert max(calls) < 100_000  # only the good conversation was tokenised
+    # --max-line-bytes replaces the derived limit.
+    tight = replace(args, max_line_bytes=100, output=tmp_path / "tight")
+    with pytest.raises(TooManyBadRecordsError, match="'line_too_long': 2"):
+        main(tight, tokenizer=tok)
+
+
+def test_preference_lines_get_the_same_reader(tmp_path):
+    from training import synthetic_preference
+
+    pair = synthetic_preference.preference_pairs(synthetic.generate(1, 0), 0)[0]
+    path = tmp_path / "pairs.jsonl"
+    path.write_bytes(json.dumps(pair).encode() + b"\n\xff\xfe\n" + b"[" * 100 + b"]" * 100)
+    args = args_for(tmp_path, path, task="preference", max_length=4096, max_bad_fraction=0.9)
+    stats = main(args, tokenizer=tiny_tokenizer())
+    assert (stats["train_pairs"], stats["quarantined_by_kind"]) == (
+        1,
+        {"not_utf8": 1, "too_deep": 1},
+    )

@@ -7,8 +7,9 @@ evaluation and the eval split never look at a dataset's own quirks again.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, cast
 
 Role = Literal["system", "user", "assistant", "tool"]
@@ -25,12 +26,73 @@ class ConversationError(ValueError):
 
 @dataclass(frozen=True)
 class RecordError:
-    """A rejected input record: where it was, why, and its original text (nothing is lost)."""
+    """A rejected input record: where it was, why, and its original text (nothing is lost).
+
+    A line the reader refuses before parsing also says where its bytes are in the input
+    (``offset``, ``size``); a line that is not UTF-8 keeps its exact bytes in ``record_base64``
+    (``record`` shows them with backslash escapes), and a line over the byte limit keeps only
+    its first KiB in ``record``.
+    """
 
     line: int
     kind: str
     reason: str
     record: str = ""
+    offset: int | None = None
+    size: int | None = None
+    record_base64: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The quarantine row: ``{"line", "kind", "reason", "record"}`` plus the optional fields
+        that are set."""
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+# Nesting a record may have. Tool schemas and arguments nest a handful of levels; a record
+# hundreds deep is an attack on the recursive steps that follow (rendering, json.dumps).
+MAX_JSON_DEPTH = 64
+# A "\ud800"-style escape that may decode to a lone surrogate, which no UTF-8 encoder accepts.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89abcdefABCDEF]")
+SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+def decode_json(text: str, what: str, invalid_kind: str = "malformed_json") -> Any:
+    """``json.loads`` for untrusted text: any failure is a `ConversationError` (never a crash).
+
+    Kinds: `invalid_kind` for bad syntax, ``number_too_large`` for an integer past Python's
+    digit limit, ``too_deep`` for nesting past `MAX_JSON_DEPTH`, ``lone_surrogate`` for a
+    ``\\ud800`` escape with no partner (it would break every later encode).
+    """
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ConversationError(invalid_kind, f"{what} is not valid JSON: {e}") from None
+    except RecursionError:
+        raise ConversationError("too_deep", f"{what} nests too deep to parse") from None
+    except ValueError as e:  # "Exceeds the limit (4300 digits) for integer string conversion"
+        raise ConversationError("number_too_large", f"{what}: {e}") from None
+    surrogates = _SURROGATE_ESCAPE.search(text) is not None
+    if surrogates or text.count("{") + text.count("[") > MAX_JSON_DEPTH:  # else cannot be deep
+        check_json(value, what, surrogates=surrogates)
+    return value
+
+
+def check_json(value: Any, what: str, *, surrogates: bool = True) -> None:
+    """Refuse nesting past `MAX_JSON_DEPTH` and (when `surrogates`) lone surrogates in any
+    string or key; iterative, so a deep value cannot exhaust the stack here."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, str):
+            if surrogates and SURROGATE.search(item):
+                raise ConversationError("lone_surrogate", f"{what} holds a lone surrogate escape")
+            continue
+        if not isinstance(item, dict | list):
+            continue
+        if depth > MAX_JSON_DEPTH:
+            raise ConversationError("too_deep", f"{what} nests deeper than {MAX_JSON_DEPTH} levels")
+        children = [*item.keys(), *item.values()] if isinstance(item, dict) else item
+        stack.extend((child, depth + 1) for child in children)
 
 
 @dataclass(frozen=True)
@@ -108,13 +170,10 @@ def normalize_tool(tool: Any) -> dict[str, Any]:
 
 def parse_arguments(raw: Any, tool: str) -> dict[str, Any]:
     """Tool-call arguments as a dict; a JSON string is decoded. Anything else is an error."""
-    if isinstance(raw, str):
-        try:
-            raw = json.loads(raw) if raw.strip() else {}
-        except json.JSONDecodeError as e:
-            raise ConversationError(
-                "arguments_not_object", f"arguments of {tool!r} are not valid JSON: {e}"
-            ) from None
+    if isinstance(raw, str) and not raw.strip():
+        raw = {}
+    elif isinstance(raw, str):
+        raw = decode_json(raw, f"arguments of {tool!r}", "arguments_not_object")
     if not isinstance(raw, dict):
         raise ConversationError(
             "arguments_not_object", f"arguments of {tool!r} are not a JSON object: {raw!r:.80}"

@@ -8,10 +8,12 @@ strings), Hermes and LLaMA-Factory ShareGPT (``conversations`` with ``from``/``v
 
 from __future__ import annotations
 
+import base64
 import json
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from itertools import count
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,7 @@ from training.data.conversation import (
     ToolCall,
     build,
     check_role,
+    decode_json,
     normalize_tool,
     parse_arguments,
 )
@@ -44,39 +47,81 @@ Record = Conversation | TextDocument
 
 def read_jsonl(path: Path, fmt: str = "auto") -> Iterator[tuple[str, Record | RecordError]]:
     """Stream `path` line by line: ``(raw line, record or error)``; blank lines are skipped."""
-    with path.open(encoding="utf-8") as f:
-        yield from read_lines(f, fmt)
-
-
-def read_lines(
-    lines: Iterable[str], fmt: str = "auto"
-) -> Iterator[tuple[str, Record | RecordError]]:
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
-    for number, line in _numbered(lines):
-        yield line, parse_line(line, number, fmt)
+    for number, line in numbered_lines(path):
+        if isinstance(line, RecordError):
+            yield line.record, line
+        else:
+            yield line, parse_line(line, number, fmt)
 
 
-def numbered_lines(path: Path) -> Iterator[tuple[int, str]]:
-    """Non-blank lines of `path` with their 1-based line numbers, streamed."""
-    with path.open(encoding="utf-8") as f:
-        yield from _numbered(f)
+PREVIEW_BYTES = 1024  # what the quarantine keeps of a line over the byte limit
+_CHUNK = 1 << 20
 
 
-def _numbered(lines: Iterable[str]) -> Iterator[tuple[int, str]]:
-    for number, raw in enumerate(lines, start=1):
-        line = raw.rstrip("\n")
-        if line.strip():
-            yield number, line
+def numbered_lines(
+    path: Path, *, max_line_bytes: int | None = None
+) -> Iterator[tuple[int, str | RecordError]]:
+    """Non-blank lines of `path` with their 1-based numbers, streamed.
+
+    The file is read as bytes and each line decoded on its own, so one bad line costs only
+    itself: a line that is not UTF-8 comes as a ``not_utf8`` `RecordError`, and one longer than
+    `max_line_bytes` (its newline aside) as ``line_too_long``, refused before it is decoded,
+    parsed or tokenised, and read past in chunks rather than held whole.
+    """
+    read = -1 if max_line_bytes is None else max_line_bytes + 2  # the line, "\r\n", no more
+    offset = 0
+    with path.open("rb") as f:
+        for number in count(1):
+            raw = f.readline(read)
+            if not raw:
+                return
+            start, size, last = offset, len(raw), raw
+            while len(raw) == read and last and not last.endswith(b"\n"):
+                last = f.readline(_CHUNK)  # past the limit: count the rest, keep none of it
+                size += len(last)
+            offset += size
+            body = size - _eol(last)
+            if max_line_bytes is not None and body > max_line_bytes:
+                reason = (
+                    f"line {number}: {body:,} bytes, more than the {max_line_bytes:,}-byte limit"
+                    " (--max-line-bytes); refused unparsed, its first KiB kept here, the whole"
+                    " line at offset/size in the input"
+                )
+                preview = raw[:PREVIEW_BYTES].decode("utf-8", "backslashreplace")
+                yield number, RecordError(number, "line_too_long", reason, preview, start, size)
+                continue
+            line = raw[: len(raw) - _eol(raw)]
+            try:
+                text = line.decode("utf-8")
+            except UnicodeDecodeError as e:
+                yield (
+                    number,
+                    RecordError(
+                        number,
+                        "not_utf8",
+                        f"line {number}: not UTF-8: {e}",
+                        line.decode("utf-8", "backslashreplace"),
+                        start,
+                        size,
+                        base64.b64encode(line).decode("ascii"),
+                    ),
+                )
+                continue
+            if text.strip():
+                yield number, text
+
+
+def _eol(raw: bytes) -> int:
+    """Bytes of the line ending `raw` ends with: 2 for CRLF, 1 for LF, 0 at the end of a file."""
+    return 2 if raw.endswith(b"\r\n") else 1 if raw.endswith(b"\n") else 0
 
 
 def parse_line(line: str, number: int, fmt: str = "auto") -> Record | RecordError:
     """One JSONL line as a record, or a `RecordError` saying why not (never raises on bad data)."""
     try:
-        obj = json.loads(line)
-    except json.JSONDecodeError as e:
-        return RecordError(number, "malformed_json", f"line {number}: not valid JSON: {e}", line)
-    try:
+        obj = decode_json(line, "the line")
         if not isinstance(obj, dict):
             raise ConversationError("malformed_record", "record is not a JSON object")
         fmt = detect(obj) if fmt == "auto" else fmt
@@ -85,6 +130,8 @@ def parse_line(line: str, number: int, fmt: str = "auto") -> Record | RecordErro
         return READERS[fmt](obj, number)
     except ConversationError as e:
         return RecordError(number, e.kind, f"line {number}: {e}", line)
+    except RecursionError:
+        return RecordError(number, "too_deep", f"line {number}: nests too deep to read", line)
     except (KeyError, TypeError, AttributeError, ValueError) as e:
         # A field of the wrong shape deep inside a record: report it, do not crash the run.
         return RecordError(
@@ -111,10 +158,7 @@ def detect(obj: dict[str, Any]) -> str:
 def _json_field(value: Any, what: str) -> Any:
     """xLAM and LLaMA-Factory store lists as JSON strings; HF datasets sometimes already decode."""
     if isinstance(value, str):
-        try:
-            return json.loads(value) if value.strip() else []
-        except json.JSONDecodeError as e:
-            raise ConversationError("malformed_record", f"{what} is not valid JSON: {e}") from None
+        return decode_json(value, what, "malformed_record") if value.strip() else []
     return value
 
 
@@ -300,10 +344,7 @@ _TOOL_RESPONSE = re.compile(r"<tool_response>(.*?)</tool_response>", re.DOTALL)
 
 
 def _json(text: str, what: str) -> Any:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as e:
-        raise ConversationError("bad_tool", f"{what} is not valid JSON: {e}") from None
+    return decode_json(text, what, "bad_tool")
 
 
 def split_assistant_text(text: str) -> tuple[str | None, str, list[ToolCall]]:
@@ -333,8 +374,10 @@ def _function_call_turn(value: str) -> tuple[ToolCall, ...]:
     """LLaMA-Factory's ``function_call`` turn: one call object (or a list of them) as JSON,
     read by the same parser as a ``<tool_call>`` block (which reports a body that is not JSON)."""
     try:
-        body = json.loads(value)
-    except json.JSONDecodeError:
+        body = decode_json(value, "function_call")
+    except ConversationError as e:
+        if e.kind != "malformed_json":
+            raise
         body = None
     bodies = [json.dumps(b) for b in body] if isinstance(body, list) else [value]
     _, _, calls = split_assistant_text("".join(f"{CALL_OPEN}\n{b}\n{CALL_CLOSE}" for b in bodies))

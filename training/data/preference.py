@@ -27,7 +27,6 @@ the prompt (`training.model.preference`).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -35,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from inference.parsing import parse_message
-from training.data.conversation import Conversation, ConversationError, RecordError
+from training.data.conversation import Conversation, ConversationError, RecordError, decode_json
 from training.data.formats import read_messages
 from training.data.packing import IGNORE_INDEX, Pack, best_fit
 from training.data.render import Rendered, encode, render, render_text
@@ -114,13 +113,11 @@ def _messages(value: Any, what: str) -> list[Any]:
 def parse_preference(line: str, number: int) -> PreferenceRecord | RecordError:
     """One JSONL line as a `PreferenceRecord`, or the `RecordError` saying why not."""
     try:
-        obj = json.loads(line)
-    except json.JSONDecodeError as e:
-        return RecordError(number, "malformed_json", f"line {number}: not valid JSON: {e}", line)
-    try:
-        return _read(obj, number)
+        return _read(decode_json(line, "the line"), number)
     except ConversationError as e:
         return RecordError(number, e.kind, f"line {number}: {e}", line)
+    except RecursionError:
+        return RecordError(number, "too_deep", f"line {number}: nests too deep to read", line)
     except (KeyError, TypeError, AttributeError, ValueError) as e:
         return RecordError(
             number, "malformed_record", f"line {number}: {type(e).__name__}: {e}", line

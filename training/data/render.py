@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from training.data.conversation import Conversation, ConversationError
+from training.data.conversation import SURROGATE, Conversation, ConversationError
 from training.data.formats import TextDocument
 from training.data.packing import IGNORE_INDEX
 
@@ -95,6 +95,8 @@ def render(tokenizer: Any, conv: Conversation, *, enable_thinking: bool = True) 
                     "control_tokens", f"a {m.role} message contains chat control tokens {_CONTROL}"
                 )
     text = render_text(tokenizer, conv, enable_thinking=enable_thinking)
+    if SURROGATE.search(text):  # e.g. from a call body decoded inside the text: unencodable
+        raise ConversationError("lone_surrogate", "the rendered text holds a lone surrogate")
     spans = loss_spans(text, mask_empty_think=not enable_thinking)
     expected = sum(1 for m in conv.messages if m.role == "assistant")
     if len(spans) != expected:

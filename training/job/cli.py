@@ -1,16 +1,20 @@
 """`python -m training.job {render,submit,status,logs,cancel}`: a training job's whole life.
 
-    python -m training.job submit --bu fraud --team nlp --name qwen3-lora --nodes 2 \\
-        --config /fsx/configs/qwen3-4b-lora.yaml            # HyperPod, through your kubeconfig
-    python -m training.job status --bu fraud --team nlp --name qwen3-lora
-    python -m training.job logs   --bu fraud --team nlp --name qwen3-lora   # follows rank 0
+    python -m training.job submit --bu fraud --team scoring --name qwen3-lora --nodes 2 \\
+        --config /fsx/configs/qwen3-4b-lora.yaml \\
+        --config-file training/configs/qwen3-4b-lora.yaml   # HyperPod, through your kubeconfig
+    python -m training.job status --bu fraud --team scoring --name qwen3-lora
+    python -m training.job logs   --bu fraud --team scoring --name qwen3-lora   # follows rank 0
     python -m training.job submit --backend training-job --bu fraud --name qwen3-lora \\
         --config training/configs/qwen3-4b-lora.yaml --data s3://... --base-model s3://...
 
 With ``--bu`` (and ``--team`` for HyperPod) every cluster-specific value (EKS cluster, team
 namespace and queue, service account, FSx claim, MLflow ARN, image, role, subnets, keys) comes
-from the BU's SSM parameters; a flag given explicitly wins. Every HyperPod job is validated
-against the training operator's schema before it leaves the machine.
+from the BU's SSM parameters; a flag given explicitly wins. The BU's config file
+(``config/<bu>.yaml``) is checked first, offline: the team must be one of its teams, and the
+job's node selector names an instance type of its GPU groups that offers the GPUs or the MIG
+profile asked for. Every HyperPod job is validated against the training operator's schema
+before it leaves the machine, and so is its training config (``--config-file``).
 """
 
 from __future__ import annotations
@@ -24,16 +28,19 @@ from pathlib import Path
 from typing import Any
 
 from config import parameters as p
+from config.aws_region import RegionNotSetError, resolve_region
 from inference.cli import HelpFormatter, command_parser
 from training.cli_args import add_arguments
-from training.job import crd, managed, platform
+from training.job import crd, managed, placement, platform
 from training.job.cluster import ClusterError, HyperPodCluster, connect
-from training.job.manifest import KIND, JobSpec, JobSpecError, build_manifest
+from training.job.manifest import KIND, JobSpec, JobSpecError, build_manifest, node_selector
 
 COMMANDS = ("render", "submit", "status", "logs", "cancel")
 BACKENDS = ("hyperpod", "training-job")
 # JobSpec fields a BU/team parameter fills when the flag is not given.
 _FILLED = ("image", "namespace", "queue", "service_account", "fsx_claim")
+# JobSpec fields derived when the flag is not given (training.job.placement).
+_DERIVED = ("instance_type",)
 USAGE_ERROR, RUNTIME_ERROR = 2, 1
 
 
@@ -60,12 +67,20 @@ def _parser() -> argparse.ArgumentParser:
         where = cmd.add_argument_group("where: the BU's published values, or explicit flags")
         where.add_argument("--bu", help="business unit whose SSM parameters to read")
         where.add_argument("--team", help="task-governance team (HyperPod)")
-        where.add_argument("--region", help="AWS region of the BU (default: your AWS config)")
+        where.add_argument(
+            "--region",
+            help="AWS region of the BU (default: AWS_DEFAULT_REGION, then your profile's)",
+        )
         where.add_argument("--kubeconfig", help="kubeconfig file (default: ~/.kube/config)")
         where.add_argument("--context", help="kubeconfig context (default: the current one)")
         if command in ("render", "submit"):
             cmd.add_argument("--backend", choices=BACKENDS, default="hyperpod")
             add_arguments(cmd.add_argument_group("job"), JobSpec)
+            cmd.add_argument(
+                "--config-file", metavar="LOCAL",
+                help="a local copy of --config, validated here before the job exists (--config "
+                "stays the path the container reads)",
+            )  # fmt: skip
             cmd.add_argument("--tag", help="image tag (default: this checkout's git SHA)")
             cmd.add_argument("--env", action="append", default=[], metavar="KEY=VALUE")
             cmd.add_argument(
@@ -87,7 +102,7 @@ def _parser() -> argparse.ArgumentParser:
             cmd.add_argument("--follow", action=argparse.BooleanOptionalAction, default=True)
     # Unset flags read as None, so "given explicitly" is known and wins over a parameter.
     for action in (a for c in sub.choices.values() for a in c._actions):
-        if action.dest in _FILLED:
+        if action.dest in _FILLED or action.dest in _DERIVED:
             action.default = None
     return top
 
@@ -125,8 +140,11 @@ class Clients:
     sagemaker: Any = None
 
     def ssm_for(self, region: str | None) -> Any:
+        """The SSM client; made in the region `--region` or the AWS config names (printed)."""
         if self.ssm is None:
-            self.ssm = platform.ssm_client(region)
+            resolved = resolve_region(region)
+            print(resolved.describe(), file=sys.stderr)
+            self.ssm = platform.ssm_client(resolved.name)
         return self.ssm
 
     def sagemaker_for(self, region: str) -> Any:
@@ -144,9 +162,19 @@ def _hyperpod_spec(
         f.name: options[f.name] for f in fields(JobSpec) if f.metadata.get("cli", True)
     }
     found: platform.BuPlatform | None = None
-    if bu:
+    cluster = placement.bu_cluster(bu) if bu else None
+    if cluster is not None:  # offline checks first: a wrong team or GPU fails before any AWS call
         if not team:
             raise JobSpecError("--team: required with --bu for a HyperPod job")
+        placement.check_team(cluster, bu, team)
+    values["instance_type"] = placement.instance_type_for(
+        instance_type=options["instance_type"],
+        mig_profile=values["mig_profile"],
+        gpus_per_node=values["gpus_per_node"],
+        groups=cluster.gpu_groups if cluster is not None else None,
+        bu=bu,
+    )
+    if bu:
         names = platform.hyperpod_names(team)
         if "MLFLOW_TRACKING_URI" in env:
             names.remove(p.MLFLOW_TRACKING_ARN)
@@ -172,14 +200,30 @@ def _hyperpod_spec(
     return JobSpec(**values, env=env, overrides=tuple(options["set"])), found
 
 
-def _validated_config(path: str, overrides: list[str]) -> Any:
+def _validated_config(path: str, overrides: list[str], flag: str = "--config") -> Any:
     """The trainer's own validation, before any job exists."""
     from training.config import load_config
 
     try:
         return load_config(path, overrides)
     except (OSError, ValueError, TypeError, KeyError) as err:
-        raise JobSpecError(f"--config: {err}") from err
+        raise JobSpecError(f"{flag}: {err}") from err
+
+
+def _check_container_config(options: dict[str, Any]) -> None:
+    """Validate the config a HyperPod job will read: ``--config-file``, or ``--config`` when it
+    is a file here too (e.g. /fsx mounted in the space); otherwise say plainly it was not."""
+    overrides = list(options["set"])
+    if options["config_file"]:
+        _validated_config(options["config_file"], overrides, "--config-file")
+    elif Path(options["config"]).is_file():
+        _validated_config(options["config"], overrides)
+    else:
+        print(
+            f"warning: --config {options['config']} is not a file here, so it was NOT "
+            "validated: a typo in it fails in the pod; pass --config-file LOCAL_COPY to check it",
+            file=sys.stderr,
+        )
 
 
 def _training_job(
@@ -196,8 +240,13 @@ def _training_job(
     names = list(platform.TRAINING_JOB_NAMES)
     if "MLFLOW_TRACKING_URI" in env:
         names.remove(p.MLFLOW_TRACKING_ARN)
+    config_file = options["config_file"]
+    config = _validated_config(
+        config_file or options["config"],
+        options["set"],
+        "--config-file" if config_file else "--config",
+    )
     found = platform.read(clients.ssm_for(options["region"]), options["bu"], names)
-    config = _validated_config(options["config"], options["set"])
     spec = managed.TrainingJobSpec(
         run=options["name"],
         config_yaml=dump_config(config),
@@ -221,6 +270,9 @@ def _training_job(
 def _where(options: dict[str, Any], clients: Clients) -> tuple[str, str | None, str | None]:
     """Namespace, expected EKS cluster and region for status/logs/cancel."""
     if options["bu"]:
+        cluster = placement.bu_cluster(options["bu"])
+        if options["team"]:
+            placement.check_team(cluster, options["bu"], options["team"])
         names = [p.EKS_CLUSTER_NAME]
         if not options["namespace"]:
             if not options["team"]:
@@ -255,9 +307,8 @@ def _run(options: dict[str, Any], clients: Clients) -> int:
         print(f"created training job {request['TrainingJobName']}: {arn}")
         return 0
     if command in ("render", "submit"):
+        _check_container_config(options)
         spec, found = _hyperpod_spec(options, clients)
-        if Path(spec.config).is_file():  # e.g. /fsx mounted in the space: check it here too
-            _validated_config(spec.config, list(spec.overrides))
         manifest = build_manifest(spec)
         crd.validate(manifest)
         if command == "render":
@@ -271,8 +322,9 @@ def _run(options: dict[str, Any], clients: Clients) -> int:
             cluster.check_namespace(spec.namespace)
             if spec.queue:
                 cluster.check_queue(spec.namespace, spec.queue)
-            if spec.mig_profile:
-                cluster.check_accelerator(spec.accelerator, spec.gpus_per_node, spec.nodes)
+            cluster.check_accelerator(
+                spec.accelerator, spec.gpus_per_node, spec.nodes, node_selector(spec)
+            )
         created = cluster.submit(manifest)
         meta = created["metadata"]
         on = f" on HyperPod cluster {found[p.HYPERPOD_CLUSTER_NAME]}" if found else ""
@@ -304,7 +356,12 @@ def main(argv: list[str] | None = None, *, ssm: Any = None, sagemaker: Any = Non
     options = vars(_parser().parse_args(args))
     try:
         return _run(options, Clients(ssm=ssm, sagemaker=sagemaker))
-    except (JobSpecError, crd.ManifestSchemaError, managed.ManagedJobError) as err:
+    except (
+        JobSpecError,
+        crd.ManifestSchemaError,
+        managed.ManagedJobError,
+        RegionNotSetError,
+    ) as err:
         print(f"error: {err}", file=sys.stderr)
         return USAGE_ERROR
     except (platform.PlatformLookupError, ClusterError) as err:
@@ -318,7 +375,9 @@ def prepare_main(argv: list[str], *, ssm: Any = None, sagemaker: Any = None) -> 
     parser = argparse.ArgumentParser(prog="python -m training.prepare --backend processing")
     parser.add_argument("--backend", choices=("local", "processing"), required=True)
     parser.add_argument("--bu", help="business unit whose SSM parameters to read")
-    parser.add_argument("--region")
+    parser.add_argument(
+        "--region", help="AWS region of the BU (default: AWS_DEFAULT_REGION, then your profile's)"
+    )
     parser.add_argument("--name", default="prepare", help="names the job: <bu>-<name>-<time>")
     parser.add_argument("--tag", help="image tag (default: this checkout's git SHA)")
     parser.add_argument("--instance-type", default="ml.m5.4xlarge")
@@ -355,7 +414,7 @@ def prepare_main(argv: list[str], *, ssm: Any = None, sagemaker: Any = None) -> 
             spec, found, name=managed.job_name(found, spec.run)
         )
         arn = managed.submit_processing_job(clients.sagemaker_for(found.region), request)
-    except (JobSpecError, managed.ManagedJobError) as err:
+    except (JobSpecError, managed.ManagedJobError, RegionNotSetError) as err:
         print(f"error: {err}", file=sys.stderr)
         return USAGE_ERROR
     except platform.PlatformLookupError as err:

@@ -12,7 +12,14 @@ from kubernetes import client as k8s
 from kubernetes import config as kube_config
 from urllib3.exceptions import HTTPError as Urllib3Error
 
-from training.job.manifest import GROUP, KIND, PLURAL, POD_JOB_LABEL, VERSION
+from training.job.manifest import (
+    GROUP,
+    INSTANCE_TYPE_LABEL,
+    KIND,
+    PLURAL,
+    POD_JOB_LABEL,
+    VERSION,
+)
 
 KUEUE_GROUP, KUEUE_VERSION, LOCAL_QUEUES = "kueue.x-k8s.io", "v1beta1", "localqueues"
 HTTP_FORBIDDEN, HTTP_NOT_FOUND, HTTP_CONFLICT = 403, 404, 409
@@ -132,8 +139,12 @@ class HyperPodCluster:
                 return
             raise self._api_error("read the queue", err) from err
 
-    def check_accelerator(self, resource: str, per_node: int, nodes: int) -> None:
-        """The cluster must offer ``resource`` (``nvidia.com/mig-1g.10gb``) on enough nodes."""
+    def check_accelerator(
+        self, resource: str, per_node: int, nodes: int, selector: Mapping[str, str]
+    ) -> None:
+        """``nodes`` nodes that match the job's node `selector` must each offer ``per_node`` of
+        ``resource`` (``nvidia.com/mig-1g.18gb``): the pods' own placement rule, so a capacity
+        some other instance type (or an unhealthy node) has does not count."""
         try:
             listed = _call(
                 "list nodes",
@@ -145,20 +156,25 @@ class HyperPodCluster:
                 self.warn(f"not allowed to list nodes; {resource} availability not checked")
                 return
             raise self._api_error("list nodes", err) from err
-        offered: dict[str, int] = {}
-        able = 0
+        offered: dict[tuple[str, str], int] = {}  # (resource, instance type) -> count
+        matching = able = 0
         for node in listed.items:
+            labels = (node.metadata.labels or {}) if node.metadata else {}
             allocatable = (node.status.allocatable or {}) if node.status else {}
+            kind = labels.get(INSTANCE_TYPE_LABEL, "unlabelled")
             for key, value in allocatable.items():
                 if key.startswith("nvidia.com/"):
-                    offered[key] = offered.get(key, 0) + int(value)
-            if int(allocatable.get(resource, 0)) >= per_node:
-                able += 1
+                    offered[key, kind] = offered.get((key, kind), 0) + int(value)
+            if all(labels.get(k) == v for k, v in selector.items()):
+                matching += 1
+                able += int(allocatable.get(resource, 0)) >= per_node
         if able < nodes:
-            have = ", ".join(f"{k}: {v}" for k, v in sorted(offered.items())) or "none"
+            have = ", ".join(f"{k}: {v} on {t}" for (k, t), v in sorted(offered.items()))
+            wanted = ", ".join(f"{k}={v}" for k, v in sorted(selector.items()))
             raise ClusterError(
-                f"{resource} x {per_node} per node is not offered on {nodes} node(s) "
-                f"({able} qualify); the cluster's GPU resources: {have}"
+                f"{resource} x {per_node} per node is not offered on {nodes} node(s) matching "
+                f"the job's node selector ({able} of {matching} matching qualify; selector "
+                f"{wanted}); the cluster's GPU resources: {have or 'none'}"
             )
 
     # --- the job's life ---------------------------------------------------------------------

@@ -17,6 +17,8 @@ from typing import Any
 
 from kubernetes import client as k8s
 
+from config.accelerators import mig_profiles
+
 GROUP = "sagemaker.amazonaws.com"
 VERSION = "v1"
 KIND = "HyperPodPyTorchJob"
@@ -26,6 +28,7 @@ HEALTHY_NODE = {"sagemaker.amazonaws.com/node-health-status": "Schedulable"}
 POD_JOB_LABEL = "HPJob"
 QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 MIG_READY = {"nvidia.com/mig.config.state": "success"}
+INSTANCE_TYPE_LABEL = "node.kubernetes.io/instance-type"
 # The image's one entry point (training/entrypoint.py); under hyperpodrun it runs the trainer.
 ENTRYPOINT = ["-m", "training.entrypoint", "train"]
 
@@ -62,7 +65,11 @@ class JobSpec:
     nodes: int = field(default=1, metadata=_help("nodes (replicas)"))
     gpus_per_node: int = field(default=8, metadata=_help("GPUs per node (8 on p5/p4d)"))
     instance_type: str | None = field(
-        default="ml.p5.48xlarge", metadata=_help("node selector; empty for any instance type")
+        default="ml.p5.48xlarge",
+        metadata=_help(
+            "node selector; default: the BU's GPU group offering the GPUs or --mig-profile "
+            "(ml.p5.48xlarge for whole GPUs without --bu); empty for any instance type"
+        ),
     )
     namespace: str = field(
         default="default", metadata=_help("Kubernetes namespace; --bu/--team: the team's")
@@ -74,7 +81,7 @@ class JobSpec:
         default=None, metadata=_help("a Kueue WorkloadPriorityClass defined for the cluster")
     )
     mig_profile: str | None = field(
-        default=None, metadata=_help("e.g. 1g.10gb: request MIG slices instead of whole GPUs")
+        default=None, metadata=_help("e.g. 1g.18gb: request MIG slices instead of whole GPUs")
     )
     efa_per_node: int = field(
         default=0, metadata=_help("EFA interfaces (32 on p5.48xlarge, 4 on p4d.24xlarge)")
@@ -108,7 +115,14 @@ class JobSpec:
             if getattr(self, attr) < 1:
                 raise JobSpecError(f"{attr}: must be at least 1, got {getattr(self, attr)}")
         if self.mig_profile is not None and not _MIG_PROFILE.match(self.mig_profile):
-            raise JobSpecError(f"mig_profile: {self.mig_profile!r} is not like '1g.10gb'")
+            raise JobSpecError(f"mig_profile: {self.mig_profile!r} is not like '1g.18gb'")
+        if self.mig_profile and self.instance_type:
+            offered = mig_profiles(self.instance_type)
+            if self.mig_profile not in offered:
+                raise JobSpecError(
+                    f"instance_type: {self.instance_type} has no {self.mig_profile} MIG profile "
+                    f"(it offers: {', '.join(offered) or 'no MIG'}), so no pod would schedule"
+                )
         if self.max_retries < 0 or self.efa_per_node < 0:
             raise JobSpecError("max_retries and efa_per_node must not be negative")
 
@@ -152,6 +166,16 @@ def _container(spec: JobSpec) -> k8s.V1Container:
     )
 
 
+def node_selector(spec: JobSpec) -> dict[str, str]:
+    """Where the pods may run; the pre-submit capacity check counts the same nodes."""
+    selector = dict(HEALTHY_NODE)
+    if spec.mig_profile:
+        selector.update(MIG_READY)  # only nodes whose MIG layout has been applied
+    if spec.instance_type:
+        selector[INSTANCE_TYPE_LABEL] = spec.instance_type
+    return selector
+
+
 def _pod_template(spec: JobSpec) -> k8s.V1PodTemplateSpec:
     volumes = [
         # NCCL and the data loader need more shared memory than the container default of 64 MB.
@@ -166,17 +190,12 @@ def _pod_template(spec: JobSpec) -> k8s.V1PodTemplateSpec:
                 ),
             )
         )
-    selector = dict(HEALTHY_NODE)
-    if spec.mig_profile:
-        selector.update(MIG_READY)  # only nodes whose MIG layout has been applied
-    if spec.instance_type:
-        selector["node.kubernetes.io/instance-type"] = spec.instance_type
     return k8s.V1PodTemplateSpec(
         metadata=k8s.V1ObjectMeta(labels=spec.labels()),
         spec=k8s.V1PodSpec(
             containers=[_container(spec)],
             volumes=volumes,
-            node_selector=selector,
+            node_selector=node_selector(spec),
             service_account_name=spec.service_account,
             restart_policy="Never",  # the operator, not the kubelet, restarts training processes
         ),

@@ -49,7 +49,7 @@ class BuPlatform:
 def read(ssm: Any, bu: str, names: Iterable[str], *, team: str | None = None) -> BuPlatform:
     """Read ``names`` (contract names; team-scoped ones already passed through
     ``team_parameter``) for ``bu`` with one GetParameters call per 10 names."""
-    from botocore.exceptions import BotoCoreError, ClientError
+    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
     naming = _naming(bu)
     wanted = {naming.parameter(n): n for n in dict.fromkeys(names)}
@@ -68,8 +68,13 @@ def read(ssm: Any, bu: str, names: Iterable[str], *, team: str | None = None) ->
                 f"{naming.parameter('*')}"
             ) from err
         except BotoCoreError as err:
+            hint = (
+                " (sign in first: aws sso login, aws configure, or AWS_PROFILE)"
+                if isinstance(err, NoCredentialsError)
+                else ""
+            )
             raise PlatformLookupError(
-                f"cannot read the SSM parameters of BU {bu!r} in {region}: {err}"
+                f"cannot read the SSM parameters of BU {bu!r} in {region}: {err}{hint}"
             ) from err
         for item in response["Parameters"]:
             found[wanted[item["Name"]]] = item["Value"]

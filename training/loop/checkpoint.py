@@ -11,7 +11,9 @@ Layout of one checkpoint, `ROOT/step-000123/`:
 A checkpoint may come from shared storage or S3, so loading it must never run code: weights are
 safetensors, and the `.pt` files hold only tensors, numbers, strings and containers, read with
 `torch.load(weights_only=True)` and nothing added to its allowlist (the numpy RNG state is stored
-as a list of ints for that reason). A file carrying any other pickled object is refused.
+as a list of ints for that reason). A file carrying any other pickled object is refused
+(`UnsafeCheckpointError`), and an unreadable one too (`CheckpointError`): one line naming the
+file, which `train`, `export` and `evaluate` print instead of a traceback.
 
 It is written under `ROOT/.tmp-step-000123/` and renamed into place, so a reader never sees a
 half-written checkpoint; a kill mid-write leaves only a temp directory, cleaned on the next save.
@@ -27,6 +29,8 @@ import pickle
 import random
 import re
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -213,8 +217,25 @@ def _materialise(path: str, staging: Path) -> Path:
     return local
 
 
-class UnsafeCheckpointError(ValueError):
+class CheckpointError(ValueError):
+    """A checkpoint or model folder that cannot be loaded; the message is one line naming the
+    file, for the commands to print instead of a traceback."""
+
+
+class UnsafeCheckpointError(CheckpointError):
     """A checkpoint file holds a pickled object that is not plain data: it is never unpickled."""
+
+
+def _refusal(path: Path | str, err: Exception) -> UnsafeCheckpointError:
+    # torch names what it would have imported ("Trying to load unsupported GLOBAL posix.mkdir
+    # whose module posix is blocked."): the one line of its long message worth repeating.
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    detail = next((line for line in lines if "GLOBAL" in line), lines[0] if lines else "")
+    return UnsafeCheckpointError(
+        f"{path}: refused: it holds a pickled object other than tensors and plain containers, "
+        f"which loading would execute (a tampered or foreign checkpoint?): "
+        f"{detail or type(err).__name__}"
+    )
 
 
 def _load_data(path: Path) -> Any:
@@ -222,33 +243,72 @@ def _load_data(path: Path) -> Any:
     try:
         return torch.load(path, weights_only=True, map_location="cpu")
     except pickle.UnpicklingError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UnsafeCheckpointError(
-            f"{path}: refused: it holds a pickled object other than tensors and plain "
-            f"containers, which loading would execute (a tampered or foreign checkpoint?): {first}"
+        raise _refusal(path, e) from None
+    except (RuntimeError, EOFError) as e:  # truncated or not a torch file at all
+        raise CheckpointError(f"{path}: not a readable torch file: {_first_line(e)}") from None
+
+
+def _load_weights(path: Path) -> dict[str, torch.Tensor]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path))
+    except SafetensorError as e:
+        raise CheckpointError(
+            f"{path}: not a readable safetensors file: {_first_line(e)}"
         ) from None
 
 
-def load(path: str, *, staging: Path) -> Checkpoint:
-    from safetensors.torch import load_file
-
-    local = _materialise(path, staging)
-    if not (local / STATE).is_file():
+def _load_state(local: Path, path: str) -> dict[str, Any]:
+    file = local / STATE
+    if not file.is_file():
         raise FileNotFoundError(f"{path}: not a complete checkpoint (no {STATE})")
+    try:
+        state = json.loads(file.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"{file}: not a JSON trainer state: {e}") from None
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{file}: not a JSON object")
+    return state
+
+
+def _first_line(err: Exception) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+@contextmanager
+def refusing_pickles(folder: str | Path) -> Iterator[None]:
+    """Around a Hugging Face ``from_pretrained`` of `folder`: its refusal of a pickled weight file
+    (``torch.load(weights_only=True)``) becomes one `UnsafeCheckpointError` naming the file."""
+    try:
+        yield
+    except pickle.UnpicklingError as e:
+        pickles = sorted(p for p in Path(folder).glob("*") if p.suffix in _PICKLE_SUFFIXES)
+        raise _refusal(", ".join(map(str, pickles)) or folder, e) from None
+
+
+_PICKLE_SUFFIXES = frozenset({".bin", ".pt", ".pth", ".pkl", ".ckpt"})
+
+
+def load(path: str, *, staging: Path) -> Checkpoint:
+    """Everything `train` resumes from. Raises `CheckpointError` (one line naming the file) for
+    a file that is unsafe or unreadable, `FileNotFoundError` for an incomplete checkpoint."""
+    local = _materialise(path, staging)
+    state = _load_state(local, path)
     return Checkpoint(
         path=path,
-        weights=load_file(str(local / "model.safetensors")),
+        weights=_load_weights(local / "model.safetensors"),
         optimizer=_load_data(local / "optimizer.pt"),
         scheduler=_load_data(local / "scheduler.pt"),
         rng=_load_data(local / "rng.pt"),
-        state=json.loads((local / STATE).read_text(encoding="utf-8")),
+        state=state,
     )
 
 
 def read_weights(path: str, *, staging: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Only the weights and trainer state (what export needs)."""
-    from safetensors.torch import load_file
-
+    """Only the weights and trainer state (what export needs); errors as `load`'s."""
     local = _materialise(path, staging)
-    state = json.loads((local / STATE).read_text(encoding="utf-8"))
-    return load_file(str(local / "model.safetensors")), state
+    state = _load_state(local, path)
+    return _load_weights(local / "model.safetensors"), state

@@ -8,6 +8,9 @@ though the loss uses `lm_head.weight` directly instead of calling `lm_head` on e
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +21,7 @@ from torch import nn
 from training.config import TrainConfig
 from training.data.packing import IGNORE_INDEX
 from training.loop import host_memory
+from training.loop.checkpoint import refusing_pickles
 from training.model import packed_attention
 from training.model.dirs import local_dir
 from training.model.loss import linear_cross_entropy_sum, shift_targets
@@ -116,26 +120,57 @@ def load_causal_lm(config: TrainConfig, device: torch.device, *, bf16: bool) -> 
     path = local_dir(config.model.name_or_path, what="model.name_or_path")
     tokenizer = AutoTokenizer.from_pretrained(path)
     dtype = torch.bfloat16 if (bf16 and config.lora.enabled) else torch.float32
-    model: Any = AutoModelForCausalLM.from_pretrained(path, attn_implementation=impl, dtype=dtype)
+    with refusing_pickles(path):
+        model: Any = AutoModelForCausalLM.from_pretrained(
+            path, attn_implementation=impl, dtype=dtype
+        )
     model.config.use_cache = False
     if config.lora.enabled:
-        from peft import LoraConfig, get_peft_model
-
-        model = get_peft_model(
+        model = with_lora(
             model,
-            LoraConfig(
-                r=config.lora.r,
-                lora_alpha=config.lora.alpha,
-                lora_dropout=config.lora.dropout,
-                target_modules=list(config.lora.target_modules),
-                task_type="CAUSAL_LM",
-            ),
+            r=config.lora.r,
+            alpha=config.lora.alpha,
+            dropout=config.lora.dropout,
+            target_modules=config.lora.target_modules,
         )
         for p in model.parameters():  # adapters train in fp32 even over a bf16 base
             if p.requires_grad:
                 p.data = p.data.float()
     if config.model.gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        # transformers 5.23's name; `gradient_checkpointing_enable` is its deprecated alias.
+        model.activation_checkpointing_enable(
+            activation_checkpointing_kwargs={"use_reentrant": False}
+        )
     model.to(device)
     model.train()
     return model, tokenizer
+
+
+@contextmanager
+def quiet_peft_probe() -> Iterator[None]:
+    """While peft wraps or loads a model: peft 0.21 probes ``model.is_gradient_checkpointing``
+    (``PeftModel.__init__``), a property transformers 5.23 deprecates with a FutureWarning on
+    every read. The probe is peft's, not ours, so only that one warning is filtered, only here;
+    our own calls use the current ``activation_checkpointing_*`` names."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning
+        )
+        yield
+
+
+def with_lora(
+    model: Any, *, r: int, alpha: int, dropout: float, target_modules: Sequence[str]
+) -> Any:
+    """`model` wrapped by peft with LoRA adapters on `target_modules` (train and export)."""
+    from peft import LoraConfig, get_peft_model
+
+    config = LoraConfig(
+        r=r,
+        lora_alpha=alpha,
+        lora_dropout=dropout,
+        target_modules=list(target_modules),
+        task_type="CAUSAL_LM",
+    )
+    with quiet_peft_probe():
+        return get_peft_model(model, config)

@@ -1,0 +1,251 @@
+"""Every `python -m training.*` command in training/README.md's ``bash`` blocks is valid as
+written for the example BU: each runs through its real entry point (argument parsing, the BU's
+config file, the training configs, the region) with only the work stubbed out, i.e. training,
+tokenising, creating AWS jobs and talking to the cluster. The BU, team and region come from the
+README's own ``export`` line, and SSM answers with values consistent with that BU."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+
+from config import parameters as p
+from config.loader import CONFIG_DIR, load_file
+
+REPO = Path(__file__).resolve().parents[2]
+README = REPO / "training" / "README.md"
+TEXT = README.read_text(encoding="utf-8")
+BLOCKS = re.findall(r"^```bash\n(.*?)^```", TEXT, re.DOTALL | re.MULTILINE)
+
+
+class Reached(Exception):  # noqa: N818 -- a signal, not a failure
+    """The command passed its checks and got to the (stubbed) work itself."""
+
+
+def _statements(block: str) -> list[str]:
+    return [s.strip() for s in block.replace("\\\n", " ").splitlines() if s.strip()]
+
+
+EXPORTS = dict(
+    item.split("=", 1)
+    for block in BLOCKS
+    for line in _statements(block)
+    if line.startswith("export ")
+    for item in shlex.split(line, comments=True)[1:]
+)
+BU, TEAM = EXPORTS["BU"], EXPORTS["TEAM"]
+CONFIG = load_file(CONFIG_DIR / f"{BU}.yaml")[0]
+ACCOUNT, REGION = (CONFIG.account, CONFIG.region) if CONFIG else ("", "")
+# What the BU's stacks publish (names from the contract, values shaped like the real ones).
+PUBLISHED = {
+    p.EKS_CLUSTER_NAME: f"{BU}-eks",
+    p.HYPERPOD_CLUSTER_NAME: f"{BU}-hyperpod",
+    p.TRAINING_IMAGE_URI: f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/{BU}-training",
+    p.MLFLOW_TRACKING_ARN: f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:mlflow-tracking-server/{BU}",
+    p.TRAINING_JOB_ROLE_ARN: f"arn:aws:iam::{ACCOUNT}:role/{BU}-training-job-{REGION}",
+    p.TRAINING_SUBNET_IDS: "subnet-a,subnet-b",
+    p.TRAINING_SECURITY_GROUP_ID: "sg-jobs",
+    p.TRAINING_VOLUME_KEY_ARN: f"arn:aws:kms:{REGION}:{ACCOUNT}:key/volume",
+    p.DATA_BUCKET: f"{BU}-data-{ACCOUNT}-{REGION}",
+    p.MODELS_BUCKET: f"{BU}-models-{ACCOUNT}-{REGION}",
+    p.CHECKPOINTS_BUCKET: f"{BU}-checkpoints-{ACCOUNT}-{REGION}",
+    p.DATA_KEY_ARN: f"arn:aws:kms:{REGION}:{ACCOUNT}:key/data",
+    p.MODELS_KEY_ARN: f"arn:aws:kms:{REGION}:{ACCOUNT}:key/models",
+    **{
+        p.team_parameter(name, TEAM): value
+        for name, value in (
+            (p.TEAM_NAMESPACE, f"hyperpod-ns-{TEAM}"),
+            (p.TEAM_QUEUE, f"hyperpod-ns-{TEAM}-localqueue"),
+            (p.TEAM_SERVICE_ACCOUNT, f"{TEAM}-trainer"),
+            (p.TEAM_FSX_CLAIM, "fsx-claim"),
+        )
+    },
+}
+# The shell variables the README sets from `$(aws ssm ...)` / `$(git ...)`, as those would.
+ASSIGNED = {
+    "DATA": PUBLISHED[p.DATA_BUCKET],
+    "MODELS": PUBLISHED[p.MODELS_BUCKET],
+    "CHECKPOINTS": PUBLISHED[p.CHECKPOINTS_BUCKET],
+    "TAG": "0123456789abcdef0123456789abcdef01234567",
+}
+
+
+@dataclass(frozen=True)
+class Command:
+    line: str  # as documented, continuation lines joined
+    module: str  # training.job
+    argv: list[str]  # after `-m training.job`, variables expanded, redirections dropped
+
+
+def _expand(line: str) -> str:
+    variables = {**EXPORTS, **ASSIGNED}
+    return re.sub(r"\$(\w+)", lambda m: variables[m.group(1)], line)
+
+
+def _documented() -> list[Command]:
+    found = []
+    for block in BLOCKS:
+        for line in _statements(block):
+            words = shlex.split(_expand(line), comments=True)
+            for stop in (">", "|"):
+                words = words[: words.index(stop)] if stop in words else words
+            if "-m" in words and words[words.index("-m") + 1].startswith("training."):
+                at = words.index("-m") + 1
+                found.append(Command(line, words[at], words[at + 1 :]))
+    return found
+
+
+COMMANDS = _documented()
+
+
+def test_the_readme_names_a_configured_bu_team_and_region_boto3_reads() -> None:
+    assert CONFIG is not None, f"config/{BU}.yaml is missing or invalid"
+    assert CONFIG.hyperpod is not None
+    assert TEAM in [t.name for t in CONFIG.hyperpod.teams]
+    assert EXPORTS.get("AWS_DEFAULT_REGION") == CONFIG.region  # boto3 1.44 ignores AWS_REGION
+    assert re.findall(r"^(\w+)=\$\(", "\n".join(BLOCKS), re.MULTILINE) == list(ASSIGNED)
+    modules = {c.module for c in COMMANDS}
+    assert modules == set(RUNNERS), "a documented module without a runner here (or the reverse)"
+    job = {c.argv[0] for c in COMMANDS if c.module == "training.job"}
+    assert job == {"render", "submit", "status", "logs", "cancel"}
+
+
+class _Ssm:
+    """GetParameters over `PUBLISHED`, in the region the command resolved."""
+
+    def __init__(self, region: str) -> None:
+        self.meta = SimpleNamespace(region_name=region)
+
+    def get_parameters(self, Names: list[str]) -> dict[str, Any]:  # noqa: N803 -- boto3's name
+        prefix = f"/{BU}/"
+        found = [n for n in Names if n.removeprefix(prefix) in PUBLISHED]
+        return {
+            "Parameters": [
+                {"Name": n, "Type": "String", "Value": PUBLISHED[n.removeprefix(prefix)]}
+                for n in found
+            ],
+            "InvalidParameters": [n for n in Names if n not in found],
+        }
+
+
+class _SageMaker:
+    """Create calls checked by botocore against the API model (Stubber), then answered."""
+
+    def __init__(self, region: str) -> None:
+        self._client = boto3.client(
+            "sagemaker", region_name=region, aws_access_key_id="x", aws_secret_access_key="x"
+        )
+
+    def _create(self, operation: str, key: str, params: dict[str, Any]) -> Any:
+        with Stubber(self._client) as stubber:
+            stubber.add_response(operation, {key: f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:job/x"})
+            return getattr(self._client, operation)(**params)
+
+    def create_training_job(self, **params: Any) -> Any:
+        return self._create("create_training_job", "TrainingJobArn", params)
+
+    def create_processing_job(self, **params: Any) -> Any:
+        return self._create("create_processing_job", "ProcessingJobArn", params)
+
+
+def _reached(*_: Any, **__: Any) -> Any:
+    raise Reached
+
+
+def _job(monkeypatch: pytest.MonkeyPatch, argv: list[str]) -> int:
+    from training.job import cli, managed, platform
+
+    monkeypatch.setattr(platform, "ssm_client", _Ssm)
+    monkeypatch.setattr(managed, "sagemaker_client", _SageMaker)
+    monkeypatch.setattr(cli, "_cluster", _reached)
+    return cli.main(argv)
+
+
+def _prepare(monkeypatch: pytest.MonkeyPatch, argv: list[str]) -> int:
+    from training import prepare
+    from training.job import managed, platform
+
+    monkeypatch.setattr(platform, "ssm_client", _Ssm)
+    monkeypatch.setattr(managed, "sagemaker_client", _SageMaker)
+    monkeypatch.setattr(prepare, "main", _reached)
+    return prepare.cli(argv)
+
+
+def _train(monkeypatch: pytest.MonkeyPatch, argv: list[str]) -> int:
+    from training import train
+
+    monkeypatch.setattr(train, "main", _reached)
+    return train.cli(argv)
+
+
+def _export(monkeypatch: pytest.MonkeyPatch, argv: list[str]) -> int:
+    from training import export
+    from training.loop import checkpoint
+
+    monkeypatch.setattr(checkpoint, "latest", lambda root: f"{root}/step-000300")
+    monkeypatch.setattr(export, "main", _reached)
+    return export.cli(argv)
+
+
+def _evaluate(monkeypatch: pytest.MonkeyPatch, argv: list[str]) -> int:
+    from training import evaluate
+
+    monkeypatch.setattr(evaluate, "main", _reached)
+    return evaluate.cli(argv)
+
+
+def _tiny(monkeypatch: pytest.MonkeyPatch, argv: list[str]) -> int:
+    from training import tiny
+
+    monkeypatch.setattr(tiny, "save_tiny", _reached)
+    return tiny.main(argv)
+
+
+def _synthetic(monkeypatch: pytest.MonkeyPatch, argv: list[str]) -> int:
+    from training import synthetic
+
+    monkeypatch.setattr(synthetic, "generate", _reached)
+    return synthetic.cli(argv)
+
+
+RUNNERS = {
+    "training.job": _job,
+    "training.prepare": _prepare,
+    "training.train": _train,
+    "training.export": _export,
+    "training.evaluate": _evaluate,
+    "training.tiny": _tiny,
+    "training.synthetic": _synthetic,
+}
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=[f"{c.module} {c.argv[0]}" for c in COMMANDS])
+def test_each_documented_command_passes_its_checks(
+    command: Command,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))  # not this machine's
+    for name, value in EXPORTS.items():  # what the README tells the user to export
+        monkeypatch.setenv(name, value)
+    monkeypatch.chdir(REPO)  # relative config paths, as in a checkout
+    try:
+        code = RUNNERS[command.module](monkeypatch, command.argv)
+    except Reached:
+        code = 0
+    except SystemExit as exit_:  # argparse
+        code = int(exit_.code or 0)
+    err = capsys.readouterr().err
+    assert code == 0, f"{command.line}\n{err}"
+    assert "warning" not in err, f"{command.line}\n{err}"  # e.g. an unvalidated --config
