@@ -249,3 +249,22 @@ def test_each_documented_command_passes_its_checks(
     err = capsys.readouterr().err
     assert code == 0, f"{command.line}\n{err}"
     assert "warning" not in err, f"{command.line}\n{err}"  # e.g. an unvalidated --config
+
+
+def test_the_top_level_readme_names_teams_and_slices_its_bus_have() -> None:
+    """The project README shows `training.job` too; its BU, team and MIG slice must exist."""
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    for bu, team in re.findall(r"training\.job \w+ --bu (\w+) --team (\w+)", text):
+        config = load_file(CONFIG_DIR / f"{bu}.yaml")[0]
+        assert config is not None
+        assert config.hyperpod is not None
+        assert team in {t.name for t in config.hyperpod.teams}, (bu, team)
+    offered = {
+        profile
+        for path in sorted(CONFIG_DIR.glob("*.yaml"))
+        if (config := load_file(path)[0]) is not None and config.hyperpod is not None
+        for group in config.hyperpod.gpu_groups
+        for profile in group.slices_per_gpu()
+    }
+    for profile in re.findall(r"--mig-profile (\S+?)`", text):
+        assert profile in offered, profile
