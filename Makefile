@@ -28,16 +28,23 @@ help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
 # --- installation (stamp files make re-runs free) -------------------------------------------
+# Each step says what it installs and how long it took (pip's own -q output is otherwise silent
+# for minutes on a fresh machine).
 $(VENV)/.stamp-cdk: requirements.txt constraints.txt
 	@test -x $(PY) || $(PYTHON_BOOTSTRAP) -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt -c constraints.txt
+	@echo "install: synthesis packages (requirements.txt) into $(VENV), about 1 min on a fresh machine"
+	@start=$$SECONDS; $(PY) -m pip install -q --disable-pip-version-check -r requirements.txt -c constraints.txt \
+	    && echo "install: synthesis packages done in $$((SECONDS - start)) s"
 	@touch $@
 
 $(VENV)/.stamp-all: $(VENV)/.stamp-cdk requirements-ml.txt requirements-dev.txt constraints.txt
-	$(PY) -m pip install -q --disable-pip-version-check -r requirements-ml.txt -r requirements-dev.txt -c constraints.txt
+	@echo "install: training, inference and dev packages (CPU torch, transformers, mlflow, ...), a few minutes on a fresh machine"
+	@start=$$SECONDS; $(PY) -m pip install -q --disable-pip-version-check -r requirements-ml.txt -r requirements-dev.txt -c constraints.txt \
+	    && echo "install: training, inference and dev packages done in $$((SECONDS - start)) s"
 	@touch $@
 
 node_modules/.stamp: package.json package-lock.json
+	@echo "install: the pinned CDK CLI (package.json) into node_modules"
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 

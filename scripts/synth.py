@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -29,6 +30,12 @@ def main() -> int:
         for error in errors:
             print(error, file=sys.stderr)
         return 1
+    print(
+        f"synth: {len(config_files())} BU config(s) valid; cdk synth with the gates "
+        "(under a minute for three BUs on 2 cores) ...",
+        flush=True,
+    )
+    started = time.monotonic()
     shutil.rmtree(OUTDIR, ignore_errors=True)  # no stale BU survives a rename
     env = {**os.environ, "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20"}
     cdk = ROOT / "node_modules" / ".bin" / "cdk"
@@ -45,6 +52,7 @@ def main() -> int:
         sys.stderr.write(synth.stderr)  # the app failed before the gates ran: say why
         return synth.returncode or 1
     report = gate_report(OUTDIR)
+    print(f"synth: done in {time.monotonic() - started:.0f} s", flush=True)
     stacks: Counter[str] = Counter()
     resources: Counter[str] = Counter()
     for template in stack_templates(OUTDIR):
