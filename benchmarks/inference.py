@@ -34,6 +34,11 @@ completion a peer is right only if it does not flag it *and* extracts exactly th
 (name and arguments, in order); "wrong calls" counts valid completions it did not flag but whose
 extracted calls differ: silent errors, which precision cannot see. Microseconds per completion
 are the best of `--repeat` passes over all completions.
+
+A second table times hostile inputs (`adversarial`): thousands of unclosed tags at two sizes four
+times apart (a linear parser takes about four times as long; the quadratic scanner it replaced
+took 20 s for 100k tags), a huge integer, deep nesting, a completion over the parser's length
+cap, and one long SSE line arriving a byte at a time. Its timings live here, not in the tests.
 """
 
 from __future__ import annotations
@@ -648,6 +653,47 @@ def format_table(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _hostile_inputs() -> list[tuple[str, Callable[[], Any]]]:
+    """(what, thunk) pairs; each thunk parses one hostile input the way the product does."""
+    from inference.client import iter_sse_events
+    from inference.parsing import MAX_COMPLETION_CHARS
+
+    toolset = compile_tools(TOOLS)
+    deep = '<tool_call>{"name": "get_weather", "arguments": {"x": ' + "[" * 900 + "]" * 900 + "}}"
+    huge = '<tool_call>{"name": "get_weather", "arguments": {"x": ' + "9" * 100_000 + "}}"
+    line = b"data: " + json.dumps({"choices": [{"delta": {"content": "y" * 10**6}}]}).encode()
+    pieces = [line[i : i + 1] for i in range(len(line))] + [b"\n"]
+
+    def unclosed(n: int) -> tuple[str, Callable[[], Any]]:
+        return f"{n:,} unclosed <tool_call>", lambda: parse_completion("<tool_call>" * n, toolset)
+
+    return [
+        unclosed(25_000),
+        unclosed(100_000),
+        ("100,000 stray </tool_call>", lambda: parse_completion("</tool_call>x" * 100_000)),
+        ("100,000-digit integer in a call", lambda: parse_completion(huge + "</tool_call>")),
+        ("900-level nesting in a call", lambda: parse_completion(deep + "</tool_call>")),
+        (
+            f"completion over the {MAX_COMPLETION_CHARS:,}-character cap",
+            lambda: parse_completion("<tool_call>" * (MAX_COMPLETION_CHARS // 11 + 1)),
+        ),
+        ("1 MB SSE line in 1-byte pieces", lambda: list(iter_sse_events(pieces))),
+    ]
+
+
+def adversarial(repeat: int = 3) -> str:
+    """A table of hostile inputs and the best-of-`repeat` time each takes to become errors."""
+    lines = [f"| hostile input | ms (best of {repeat}) |", "| --- | ---: |"]
+    for what, thunk in _hostile_inputs():
+        best = float("inf")
+        for _ in range(repeat):
+            start = time.perf_counter()
+            thunk()
+            best = min(best, time.perf_counter() - start)
+        lines.append(f"| {what} | {best * 1e3:.1f} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=3000)
@@ -655,6 +701,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     print(format_table(run(args.count, args.repeat, args.seed)))
+    print("\nHostile inputs (each becomes typed errors):\n")
+    print(adversarial())
     return 0
 
 

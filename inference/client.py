@@ -8,6 +8,11 @@ the local end-to-end test does); `EndpointClient.chat` sends it with boto3
 Checked before sending: the prompt-token budget and the 6 MB InvokeEndpoint payload limit.
 Throttling and not-ready errors are retried a bounded number of times with backoff; a read
 timeout (InvokeEndpoint answers within 60 s) raises `EndpointTimeoutError` with what to change.
+
+Bounded: one `chat` call ends within its `deadline_s` (plus at most one socket timeout) and reads
+at most `max_response_bytes` (`max_stream_bytes` streamed). An answer that arrives but cannot be
+read (not UTF-8, not acceptable JSON, the wrong shape, cut short, a corrupt event stream, over a
+cap) is a `malformed_response` error in the result; running out of time raises.
 """
 
 from __future__ import annotations
@@ -28,13 +33,22 @@ from inference.parsing import (
     ToolSchemaError,
     Toolset,
     compile_tools,
+    decode_json,
     parse_chat_response,
     parse_message,
 )
 from inference.serving import ServingConfig
 
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024  # InvokeEndpoint request and response limit
+# A streamed answer: 131,072 tokens (Qwen3's longest context) at about 250 bytes of SSE JSON per
+# token event is 32 MiB; twice that is the cap.
+MAX_STREAM_BYTES = 64 * 1024 * 1024
 INVOKE_TIMEOUT_S = 60  # InvokeEndpoint's own response limit
+DEADLINE_S = 300.0  # one chat call, retries and backoff and streaming included
+READ_TIMEOUT_S = 70.0  # a little over InvokeEndpoint's 60 s, so its own error wins
+CONNECT_TIMEOUT_S = 10.0
+_READ_CHUNK = 64 * 1024
+_RAW_LIMIT = 2000  # bytes of an unusable body quoted in its error
 CHARS_PER_TOKEN = 4.0  # estimate without a tokenizer; the budget leaves headroom for JSON's density
 ROLES = frozenset({"system", "user", "assistant", "tool"})
 # Error codes worth another try: the endpoint is busy or warming up, not wrong.
@@ -63,7 +77,7 @@ class PromptTooLongError(RequestError):
 
 
 class EndpointTimeoutError(EndpointError):
-    """No response in time."""
+    """No response in time: a socket timeout, or the client's overall deadline passed."""
 
 
 class ThrottledError(EndpointError):
@@ -212,11 +226,42 @@ class Usage:
 
     @classmethod
     def from_json(cls, value: Any) -> Usage | None:
+        """The ``usage`` object; None when absent or when a count is not a non-negative integer."""
         if not isinstance(value, Mapping):
             return None
-        prompt = int(value.get("prompt_tokens") or 0)
-        completion = int(value.get("completion_tokens") or 0)
-        return cls(prompt, completion, int(value.get("total_tokens") or prompt + completion))
+        prompt = _count(value.get("prompt_tokens"), 0)
+        completion = _count(value.get("completion_tokens"), 0)
+        if prompt is None or completion is None:
+            return None
+        total = _count(value.get("total_tokens"), prompt + completion)
+        return None if total is None else cls(prompt, completion, total)
+
+
+def _count(value: Any, default: int) -> int | None:
+    if value is None:
+        return default
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    return None
+
+
+def _malformed(reason: str, raw: Any) -> ParseError:
+    text = raw if isinstance(raw, str) else json.dumps(raw, default=str, ensure_ascii=False)
+    return ParseError(ErrorKind.MALFORMED_RESPONSE, reason, text[:_RAW_LIMIT])
+
+
+def _usage(value: Any) -> tuple[Usage | None, list[ParseError]]:
+    """Usage, and an error when the server sent one that is not token counts."""
+    usage = Usage.from_json(value)
+    if value is None or usage is not None:
+        return usage, []
+    return None, [_malformed("usage is not a set of non-negative token counts", value)]
+
+
+def _finish_reason(value: Any) -> tuple[str | None, list[ParseError]]:
+    if value is None or isinstance(value, str):
+        return value, []
+    return None, [_malformed(f"finish_reason is a JSON {type(value).__name__}, not text", value)]
 
 
 @dataclass(frozen=True)
@@ -264,86 +309,151 @@ def iter_sse_events(chunks: Iterable[bytes]) -> Iterator[dict[str, Any]]:
     """JSON events from byte chunks that split lines anywhere (even inside a UTF-8 character).
 
     Accepts Server-Sent Events (``data: {...}``) and JSON lines (``{...}``); skips ``[DONE]``,
-    comments and blank lines; a line that is not JSON yields ``{"_unparsed": line}``.
+    comments and blank lines. A line that is not an acceptable JSON object (see
+    `inference.parsing.decode_json`) or not UTF-8 yields ``{"_unparsed": line, "_reason": why}``.
+    Linear in the bytes: a partial line is kept as pieces, never re-scanned.
     """
-    buffer = b""
+    pending: list[bytes] = []
     for chunk in chunks:
-        buffer += chunk
-        *lines, buffer = buffer.split(b"\n")
-        for line in lines:
-            event = _sse_line(line)
-            if event is not None:
+        if b"\n" not in chunk:
+            pending.append(chunk)
+            continue
+        first, *middle, rest = chunk.split(b"\n")
+        for line in (b"".join([*pending, first]), *middle):
+            if (event := _sse_line(line)) is not None:
                 yield event
-    if buffer.strip():
-        event = _sse_line(buffer)
-        if event is not None:
-            yield event
+        pending = [rest]
+    tail = b"".join(pending)
+    if tail.strip() and (event := _sse_line(tail)) is not None:
+        yield event
 
 
 def _sse_line(line: bytes) -> dict[str, Any] | None:
-    text = line.decode("utf-8", errors="replace").strip()
+    try:
+        text = line.decode("utf-8").strip()
+    except UnicodeDecodeError as exc:
+        reason = f"stream line is not UTF-8 ({exc.reason} at byte {exc.start})"
+        return {"_unparsed": line.decode("utf-8", errors="replace"), "_reason": reason}
     if text.startswith("data:"):
         text = text[len("data:") :].strip()
     elif not text.startswith("{"):
         return None  # blank separators, "event:", "id:", ": comment"
     if not text or text == "[DONE]":
         return None
-    try:
-        event = json.loads(text)
-    except json.JSONDecodeError:
-        return {"_unparsed": text}
-    return event if isinstance(event, dict) else {"_unparsed": text}
+    event = decode_json(text, "stream event")
+    if isinstance(event, ParseError):
+        return {"_unparsed": text, "_reason": event.reason}
+    if not isinstance(event, dict):
+        return {"_unparsed": text, "_reason": "stream event is not a JSON object"}
+    return event
 
 
 @dataclass
 class StreamAssembler:
     """Folds chat.completion.chunk events (from `iter_sse_events`) into one assistant message;
-    `add` returns the text deltas of each event, `message()` the message for `parse_message`."""
+    `add` returns the text deltas of each event, `message()` the message for `parse_message`.
+    A field of the wrong type is skipped and recorded in `errors` (``malformed_response``)."""
 
     content: list[str] = field(default_factory=list)
     reasoning: list[str] = field(default_factory=list)
     calls: dict[int, dict[str, Any]] = field(default_factory=dict)
     usage: Any = None
     finish_reason: str | None = None
-    problems: list[str] = field(default_factory=list)
+    errors: list[ParseError] = field(default_factory=list)
+    chat_events: int = 0  # events with choices: such a stream ends with a finish_reason
 
     def add(self, event: Mapping[str, Any]) -> list[Delta]:
         if "_unparsed" in event:
-            self.problems.append(str(event["_unparsed"]))
+            reason = str(event.get("_reason", "stream event is not JSON"))
+            self.errors.append(_malformed(reason, str(event["_unparsed"])))
             return []
         if event.get("usage"):
             self.usage = event["usage"]
-        if "token" in event and isinstance(event["token"], Mapping):  # LMI jsonlines format
-            text = str(event["token"].get("text", ""))
-            self.content.append(text)
-            return [Delta("content", text)] if text else []
-        choices = event.get("choices") or []
-        if not choices or not isinstance(choices[0], Mapping):
+        token = event.get("token")
+        if isinstance(token, Mapping):  # LMI jsonlines format
+            return self._text("content", token.get("text"), "token.text", event)
+        choices = event.get("choices")
+        if not choices:
             return []
-        choice = choices[0]
-        self.finish_reason = choice.get("finish_reason") or self.finish_reason
-        delta = choice.get("delta") or {}
-        out: list[Delta] = []
-        reasoning = delta.get("reasoning_content") or delta.get("reasoning")
-        if reasoning:
-            self.reasoning.append(reasoning)
-            out.append(Delta("reasoning", reasoning))
-        if delta.get("content"):
-            self.content.append(delta["content"])
-            out.append(Delta("content", delta["content"]))
-        for part in delta.get("tool_calls") or []:
-            slot = self.calls.setdefault(
-                int(part.get("index", len(self.calls))),
-                {"id": None, "type": "function", "function": {"name": "", "arguments": ""}},
-            )
-            slot["id"] = part.get("id") or slot["id"]
-            function = part.get("function") or {}
-            slot["function"]["name"] += function.get("name") or ""
-            arguments = function.get("arguments")
-            if isinstance(arguments, Mapping):  # some servers send whole objects
-                arguments = json.dumps(arguments)
-            slot["function"]["arguments"] += arguments or ""
+        if not isinstance(choices, list) or not isinstance(choices[0], Mapping):
+            self._wrong("choices is not a list of objects", event)
+            return []
+        self.chat_events += 1
+        return self._choice(choices[0], event)
+
+    def cut_short(self) -> ParseError | None:
+        """An error when a chat stream ended without its final chunk (no finish_reason): cut at
+        an event boundary, which neither botocore nor the SSE framing would notice."""
+        if not self.chat_events or self.finish_reason is not None:
+            return None
+        return _malformed("the stream ended without a finish_reason: cut short?", self.message())
+
+    def _wrong(self, what: str, event: Mapping[str, Any]) -> None:
+        self.errors.append(_malformed(f"stream event: {what}", dict(event)))
+
+    def _choice(self, choice: Mapping[str, Any], event: Mapping[str, Any]) -> list[Delta]:
+        finish = choice.get("finish_reason")
+        if isinstance(finish, str):
+            self.finish_reason = finish
+        elif finish is not None:
+            self._wrong("choices[0].finish_reason is not text", event)
+        delta = choice.get("delta")
+        if delta is None:
+            return []
+        if not isinstance(delta, Mapping):
+            self._wrong("choices[0].delta is not an object", event)
+            return []
+        reasoning = delta.get("reasoning_content")
+        if reasoning is None or reasoning == "":
+            reasoning = delta.get("reasoning")
+        out = self._text("reasoning", reasoning, "delta.reasoning_content", event)
+        out += self._text("content", delta.get("content"), "delta.content", event)
+        for part in self._list(delta.get("tool_calls"), "delta.tool_calls", event):
+            self._tool_call_part(part, event)
         return out
+
+    def _text(
+        self,
+        kind: Literal["content", "reasoning"],
+        value: Any,
+        where: str,
+        event: Mapping[str, Any],
+    ) -> list[Delta]:
+        if value is None or value == "":
+            return []
+        if not isinstance(value, str):
+            self._wrong(f"{where} is a JSON {type(value).__name__}, not text", event)
+            return []
+        (self.reasoning if kind == "reasoning" else self.content).append(value)
+        return [Delta(kind, value)]
+
+    def _list(self, value: Any, where: str, event: Mapping[str, Any]) -> list[Any]:
+        if value is None or isinstance(value, list):
+            return value or []
+        self._wrong(f"{where} is a JSON {type(value).__name__}, not a list", event)
+        return []
+
+    def _tool_call_part(self, part: Any, event: Mapping[str, Any]) -> None:
+        """One streamed piece of a call: name and arguments arrive as string fragments."""
+        if not isinstance(part, Mapping) or not isinstance(part.get("function") or {}, Mapping):
+            self._wrong("a tool_calls part is not an object with a function object", event)
+            return
+        function = part.get("function") or {}
+        index = part.get("index", len(self.calls))
+        name = function.get("name") or ""
+        arguments = function.get("arguments") or ""
+        if isinstance(arguments, Mapping):  # some servers send whole objects
+            arguments = json.dumps(arguments)
+        if not _is_index(index) or not isinstance(name, str) or not isinstance(arguments, str):
+            self._wrong("a tool_calls part lacks an integer index or text name/arguments", event)
+            return
+        slot = self.calls.setdefault(
+            index, {"id": None, "type": "function", "function": {"name": "", "arguments": ""}}
+        )
+        if isinstance(part.get("id"), str) and part["id"]:
+            slot["id"] = part["id"]
+        slot["function"]["name"] += name
+        slot["function"]["arguments"] += arguments
 
     def message(self) -> dict[str, Any]:
         message: dict[str, Any] = {"role": "assistant", "content": "".join(self.content)}
@@ -354,24 +464,37 @@ class StreamAssembler:
         return message
 
 
+def _is_index(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 # --- client -----------------------------------------------------------------------------------
 
 
-def default_runtime_client(region: str | None = None, read_timeout_s: float = 70.0) -> Any:
+def default_runtime_client(
+    region: str | None = None,
+    read_timeout_s: float = READ_TIMEOUT_S,
+    connect_timeout_s: float = CONNECT_TIMEOUT_S,
+) -> Any:
     """A sagemaker-runtime client whose own retries are off: `EndpointClient` retries itself."""
     import boto3
     from botocore.config import Config
 
     config = Config(
         retries={"mode": "standard", "total_max_attempts": 1},
-        read_timeout=read_timeout_s,  # a little over InvokeEndpoint's 60 s, so its error wins
-        connect_timeout=10,
+        read_timeout=read_timeout_s,  # per socket read: bounds one blocked read
+        connect_timeout=connect_timeout_s,
     )
     return boto3.client("sagemaker-runtime", region_name=region, config=config)
 
 
 class EndpointClient:
-    """Chat with one SageMaker endpoint; see the module docstring for what is checked."""
+    """Chat with one SageMaker endpoint; see the module docstring for what is checked.
+
+    Bounds: `deadline_s` of wall-clock time per `chat` call (checked before each retry, between
+    response reads and between stream events; one blocked socket read can add the runtime
+    client's read timeout), `max_response_bytes` of JSON body and `max_stream_bytes` of stream.
+    """
 
     def __init__(
         self,
@@ -386,11 +509,16 @@ class EndpointClient:
         max_attempts: int = 4,
         backoff_s: float = 0.5,
         max_backoff_s: float = 8.0,
+        deadline_s: float = DEADLINE_S,
+        max_response_bytes: int = MAX_PAYLOAD_BYTES,
+        max_stream_bytes: int = MAX_STREAM_BYTES,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
+        if deadline_s <= 0 or max_response_bytes < 1 or max_stream_bytes < 1:
+            raise ValueError("deadline_s, max_response_bytes and max_stream_bytes must be positive")
         self.endpoint_name = endpoint_name
         self.runtime = runtime_client or default_runtime_client(region)
         self.inference_component = inference_component
@@ -400,6 +528,9 @@ class EndpointClient:
         self.max_attempts = max_attempts
         self.backoff_s = backoff_s
         self.max_backoff_s = max_backoff_s
+        self.deadline_s = deadline_s
+        self.max_response_bytes = max_response_bytes
+        self.max_stream_bytes = max_stream_bytes
         self._sleep = sleep
         self._clock = clock
 
@@ -448,21 +579,21 @@ class EndpointClient:
 
     def _complete(self, payload: bytes, toolset: Toolset | None) -> ChatResult:
         start = self._clock()
-        response, attempts = self._invoke("invoke_endpoint", payload, "application/json")
-        raw_bytes = response["Body"].read()
+        deadline = start + self.deadline_s
+        response, attempts = self._invoke("invoke_endpoint", payload, "application/json", deadline)
+        document = self._read_document(response["Body"], deadline)
         latency = self._clock() - start
-        try:
-            document = json.loads(raw_bytes)
-        except json.JSONDecodeError:
-            document = {"_unparsed": raw_bytes.decode("utf-8", errors="replace")}
+        if isinstance(document, ParseError):
+            empty = ParsedCompletion(reasoning=None, content="", errors=[document])
+            return ChatResult.from_parsed(
+                empty, usage=None, latency_s=latency, attempts=attempts, raw=document.raw
+            )
         parsed = parse_chat_response(document, toolset)
-        choices = document.get("choices") if isinstance(document, dict) else None
-        finish = (
-            choices[0].get("finish_reason") if choices and isinstance(choices[0], dict) else None
-        )
+        usage, usage_errors = _usage(document.get("usage") if isinstance(document, dict) else None)
+        finish, finish_errors = _finish_reason(_first_choice(document).get("finish_reason"))
         return ChatResult.from_parsed(
-            parsed,
-            usage=Usage.from_json(document.get("usage") if isinstance(document, dict) else None),
+            replace(parsed, errors=[*parsed.errors, *usage_errors, *finish_errors]),
+            usage=usage,
             latency_s=latency,
             finish_reason=finish,
             attempts=attempts,
@@ -476,13 +607,15 @@ class EndpointClient:
         on_delta: Callable[[Delta], None] | None,
     ) -> ChatResult:
         start = self._clock()
+        deadline = start + self.deadline_s
         response, attempts = self._invoke(
-            "invoke_endpoint_with_response_stream", payload, "text/event-stream"
+            "invoke_endpoint_with_response_stream", payload, "text/event-stream", deadline
         )
         assembler = StreamAssembler()
         first: float | None = None
         stream_errors: list[ParseError] = []
-        for event in iter_sse_events(self._payload_parts(response["Body"], stream_errors)):
+        parts = self._payload_parts(response["Body"], stream_errors, deadline)
+        for event in iter_sse_events(parts):
             for delta in assembler.add(event):
                 if first is None:
                     first = self._clock() - start
@@ -491,13 +624,14 @@ class EndpointClient:
         latency = self._clock() - start
         message = assembler.message()
         parsed = parse_message(message, toolset)
-        not_json = [
-            ParseError(ErrorKind.MALFORMED_RESPONSE, "stream event is not JSON", p)
-            for p in assembler.problems
-        ]
+        usage, usage_errors = _usage(assembler.usage)
+        no_other = not stream_errors and not assembler.errors  # a broken stream is cut anyway
+        if no_other and (cut := assembler.cut_short()) is not None:
+            stream_errors.append(cut)
+        errors = [*parsed.errors, *stream_errors, *assembler.errors, *usage_errors]
         return ChatResult.from_parsed(
-            replace(parsed, errors=[*parsed.errors, *stream_errors, *not_json]),
-            usage=Usage.from_json(assembler.usage),
+            replace(parsed, errors=errors),
+            usage=usage,
             latency_s=latency,
             finish_reason=assembler.finish_reason,
             attempts=attempts,
@@ -524,13 +658,11 @@ class EndpointClient:
             )
         return payload
 
-    def _invoke(self, operation: str, payload: bytes, accept: str) -> tuple[dict[str, Any], int]:
-        from botocore.exceptions import (
-            ClientError,
-            ConnectTimeoutError,
-            EndpointConnectionError,
-            ReadTimeoutError,
-        )
+    def _invoke(
+        self, operation: str, payload: bytes, accept: str, deadline: float
+    ) -> tuple[dict[str, Any], int]:
+        """Call `operation`, retrying throttling with backoff until `max_attempts` or `deadline`."""
+        from botocore.exceptions import BotoCoreError, ClientError
 
         kwargs: dict[str, Any] = {
             "EndpointName": self.endpoint_name,
@@ -541,75 +673,207 @@ class EndpointClient:
         if self.inference_component:
             kwargs["InferenceComponentName"] = self.inference_component
         call = getattr(self.runtime, operation)
+        streaming = operation != "invoke_endpoint"
         for attempt in range(1, self.max_attempts + 1):
             try:
                 return call(**kwargs), attempt
-            except ReadTimeoutError as exc:
-                raise EndpointTimeoutError(
-                    _timeout_message(self.endpoint_name, streaming=operation != "invoke_endpoint")
-                ) from exc
-            except (ConnectTimeoutError, EndpointConnectionError) as exc:
-                raise EndpointError(f"cannot reach the SageMaker runtime: {exc}") from exc
             except ClientError as exc:
-                error = exc.response.get("Error", {})
-                code = str(error.get("Code", ""))
-                status = exc.response.get("OriginalStatusCode")
-                if code == "ModelError" and status not in RETRYABLE_MODEL_STATUS:
-                    detail = exc.response.get("OriginalMessage") or error.get("Message")
-                    raise ModelError(
-                        f"{self.endpoint_name}: the model returned an error (status {status}): "
-                        f"{detail}",
-                        status=int(status) if status is not None else None,
-                        log_stream_arn=exc.response.get("LogStreamArn"),
-                    ) from exc
-                retryable = code in RETRYABLE_CODES or code == "ModelError"
-                if not retryable:
-                    raise EndpointError(
-                        f"{self.endpoint_name}: {code}: {error.get('Message', exc)}"
-                    ) from exc
+                code = self._client_error_code(exc)
                 if attempt == self.max_attempts:
                     raise ThrottledError(
                         f"{self.endpoint_name}: {code} after {attempt} attempts; "
                         "add instances or lower the request rate"
                     ) from exc
-                self._sleep(self._backoff(attempt))
+            except BotoCoreError as exc:
+                if _is_stub_complaint(exc):
+                    raise
+                raise self._transport_error(exc, streaming=streaming) from exc
+            self._wait(self._backoff(attempt), deadline, f"{code} after {attempt} attempt(s)")
         raise AssertionError("unreachable")  # the loop returns or raises
+
+    def _transport_error(self, exc: Exception, *, streaming: bool) -> EndpointError:
+        """The typed error for a botocore failure that is not the service's answer."""
+        from botocore.exceptions import ConnectionError as BotoConnectionError
+        from botocore.exceptions import ReadTimeoutError
+
+        if isinstance(exc, ReadTimeoutError):
+            return EndpointTimeoutError(_timeout_message(self.endpoint_name, streaming=streaming))
+        if isinstance(exc, BotoConnectionError):
+            return EndpointError(f"cannot reach the SageMaker runtime: {exc}")
+        return EndpointError(f"{self.endpoint_name}: {type(exc).__name__}: {exc}")
+
+    def _client_error_code(self, exc: Any) -> str:
+        error = exc.response.get("Error", {})
+        code = str(error.get("Code", ""))
+        status = exc.response.get("OriginalStatusCode")
+        if code == "ModelError" and status not in RETRYABLE_MODEL_STATUS:
+            detail = exc.response.get("OriginalMessage") or error.get("Message")
+            raise ModelError(
+                f"{self.endpoint_name}: the model returned an error (status {status}): {detail}",
+                status=int(status) if isinstance(status, int) else None,
+                log_stream_arn=exc.response.get("LogStreamArn"),
+            ) from exc
+        if code not in RETRYABLE_CODES and code != "ModelError":
+            raise EndpointError(
+                f"{self.endpoint_name}: {code}: {error.get('Message', exc)}"
+            ) from exc
+        return code
+
+    def _wait(self, delay: float, deadline: float, doing: str) -> None:
+        """Sleep `delay` unless that would pass the deadline, which raises instead."""
+        self._check_deadline(deadline, doing, ahead=delay)
+        self._sleep(delay)
+
+    def _check_deadline(self, deadline: float, doing: str, ahead: float = 0.0) -> None:
+        if self._clock() + ahead > deadline:
+            raise EndpointTimeoutError(
+                f"{self.endpoint_name}: the client's {self.deadline_s:g} s deadline passed "
+                f"({doing}); raise deadline_s, lower max_tokens or switch thinking off"
+            )
 
     def _backoff(self, attempt: int) -> float:
         """Exponential backoff, capped, with jitter in its upper half (spreads retrying clients)."""
         ceiling = min(self.max_backoff_s, self.backoff_s * 2 ** (attempt - 1))
         return random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not cryptography
 
+    def _read_document(self, body: Any, deadline: float) -> Any:
+        """The JSON document of a non-streamed answer, or a `malformed_response` error."""
+        raw = self._read_body(body, deadline)
+        if isinstance(raw, ParseError):
+            return raw
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            reason = f"response body is not UTF-8 ({exc.reason} at byte {exc.start})"
+            return _malformed(reason, raw[:_RAW_LIMIT].decode("utf-8", errors="replace"))
+        document = decode_json(text, "response body")
+        if isinstance(document, ParseError):
+            return _malformed(document.reason, text)
+        return document
+
+    def _read_body(self, body: Any, deadline: float) -> bytes | ParseError:
+        """At most `max_response_bytes` (one chunk more) of `body`; a broken body is an error."""
+        from botocore.exceptions import (
+            IncompleteReadError,
+            ReadTimeoutError,
+            ResponseStreamingError,
+        )
+
+        parts: list[bytes] = []
+        size = 0
+        try:
+            while chunk := body.read(_READ_CHUNK):
+                parts.append(chunk)
+                size += len(chunk)
+                if size > self.max_response_bytes:
+                    _close(body)
+                    reason = f"response body is over the {self.max_response_bytes:,}-byte cap"
+                    return _malformed(reason, _prefix(parts))
+                if len(chunk) == _READ_CHUNK:  # a short read is the last one
+                    self._check_deadline(deadline, f"reading the response, {size:,} bytes in")
+        except (IncompleteReadError, ResponseStreamingError) as exc:
+            return _malformed(f"response body broken off: {exc}", _prefix(parts))
+        except ReadTimeoutError as exc:
+            message = _timeout_message(self.endpoint_name, streaming=False)
+            raise EndpointTimeoutError(message) from exc
+        return b"".join(parts)
+
     def _payload_parts(
-        self, stream: Iterable[Mapping[str, Any]], errors: list[ParseError]
+        self, stream: Iterable[Mapping[str, Any]], errors: list[ParseError], deadline: float
     ) -> Iterator[bytes]:
         """The bytes of each PayloadPart; a stream error ends the stream as a ParseError.
 
         botocore raises `EventStreamError` for ModelStreamError/InternalStreamFailure events;
-        already-decoded error events (as some test doubles and proxies give) count the same.
+        already-decoded error events (as some test doubles and proxies give) count the same. A
+        corrupt event stream (bad checksum or lengths), a connection broken off and a stream over
+        `max_stream_bytes` end it the same way; the deadline raises `EndpointTimeoutError`.
         """
-        from botocore.exceptions import EventStreamError, ReadTimeoutError
-
-        def stream_error(kind: str, detail: Mapping[str, Any]) -> None:
-            raw = json.dumps(detail, default=str)
-            reason = f"{kind}: {detail.get('Message', '')}"
-            errors.append(ParseError(ErrorKind.MALFORMED_RESPONSE, reason, raw))
-
+        size = 0
         try:
             for event in stream:
-                if "PayloadPart" in event:
-                    yield event["PayloadPart"].get("Bytes", b"")
-                for kind in ("ModelStreamError", "InternalStreamFailure"):
-                    if kind in event:
-                        stream_error(kind, event[kind])
-                        return
-        except EventStreamError as exc:
-            error = exc.response.get("Error", {})
-            stream_error(str(error.get("Code", "EventStreamError")), error)
-        except ReadTimeoutError as exc:
-            raise EndpointTimeoutError(
-                _timeout_message(self.endpoint_name, streaming=True)
-            ) from exc
+                self._check_deadline(deadline, f"streaming, {size:,} bytes in")
+                data = _payload_bytes(event, errors)
+                if data is None:
+                    return
+                size += len(data)
+                if size > self.max_stream_bytes:
+                    reason = f"response stream is over the {self.max_stream_bytes:,}-byte cap"
+                    errors.append(_malformed(reason, data[:_RAW_LIMIT].decode(errors="replace")))
+                    return
+                yield data
+        except EndpointTimeoutError:
+            raise
+        except Exception as exc:
+            errors.append(_stream_failure(exc, self.endpoint_name))
+        finally:
+            _close(stream)
+
+
+def _stream_failure(exc: Exception, endpoint: str) -> ParseError:
+    """The error for what an event stream raised mid-read; a read timeout raises
+    `EndpointTimeoutError`, and an exception of no known kind (a bug) is re-raised."""
+    from botocore.eventstream import ParserError
+    from botocore.exceptions import (
+        EventStreamError,
+        HTTPClientError,
+        IncompleteReadError,
+        ReadTimeoutError,
+    )
+    from urllib3.exceptions import HTTPError as Urllib3Error
+    from urllib3.exceptions import ReadTimeoutError as Urllib3ReadTimeoutError
+
+    if isinstance(exc, EventStreamError):  # a ModelStreamError/InternalStreamFailure event
+        error = exc.response.get("Error", {})
+        return _stream_error(str(error.get("Code", "EventStreamError")), error)
+    if isinstance(exc, ParserError):  # ChecksumMismatch, InvalidPayloadLength, ...
+        return _malformed(f"event stream is corrupt: {type(exc).__name__}: {exc}", "")
+    if isinstance(exc, ReadTimeoutError | Urllib3ReadTimeoutError):
+        raise EndpointTimeoutError(_timeout_message(endpoint, streaming=True)) from exc
+    if isinstance(exc, HTTPClientError | IncompleteReadError | Urllib3Error):
+        return _malformed(f"response stream broken off: {type(exc).__name__}: {exc}", "")
+    raise exc
+
+
+def _first_choice(document: Any) -> Mapping[str, Any]:
+    choices = document.get("choices") if isinstance(document, Mapping) else None
+    first = choices[0] if isinstance(choices, list) and choices else None
+    return first if isinstance(first, Mapping) else {}
+
+
+def _payload_bytes(event: Any, errors: list[ParseError]) -> bytes | None:
+    """A PayloadPart's bytes (b"" for other events); None, with an error, for an error event."""
+    if not isinstance(event, Mapping):
+        return b""
+    for kind in ("ModelStreamError", "InternalStreamFailure"):
+        if kind in event:
+            errors.append(_stream_error(kind, event[kind]))
+            return None
+    part = event.get("PayloadPart")
+    data = part.get("Bytes", b"") if isinstance(part, Mapping) else b""
+    return data if isinstance(data, bytes) else b""
+
+
+def _stream_error(kind: str, detail: Any) -> ParseError:
+    message = detail.get("Message", "") if isinstance(detail, Mapping) else ""
+    return _malformed(f"{kind}: {message}", detail)
+
+
+def _prefix(parts: list[bytes]) -> str:
+    return b"".join(parts)[:_RAW_LIMIT].decode("utf-8", errors="replace")
+
+
+def _close(body: Any) -> None:
+    """Release the connection of a body read only in part (stub iterators have no close)."""
+    close = getattr(body, "close", None)
+    if callable(close):
+        close()
+
+
+def _is_stub_complaint(exc: Exception) -> bool:
+    """botocore's Stubber reports a test's mistake as a BotoCoreError: let it through."""
+    from botocore.exceptions import StubResponseError
+
+    return isinstance(exc, StubResponseError)
 
 
 def _timeout_message(endpoint: str, *, streaming: bool) -> str:

@@ -9,7 +9,7 @@ with the `kubernetes` client's models and checked against the operator's publish
 (`inference/crds/`) before they are applied.
 
     python -m inference.hyperpod render --config config/fraud.yaml --endpoint qwen3-tools-hp
-    python -m inference.hyperpod apply  --config config/fraud.yaml --endpoint qwen3-tools-hp
+    python -m inference.hyperpod apply --config config/fraud.yaml --endpoint qwen3-tools-hp
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from typing import Any
 
 from kubernetes import client as k8s
 
+from inference.cli import HelpFormatter, command_parser
 from inference.serving import MODEL_DIR, ServingConfig
 
 GROUP = "inference.sagemaker.aws.amazon.com"
@@ -40,6 +41,10 @@ class RenderError(ValueError):
     """A setting the operator's resource cannot express; the message names it."""
 
 
+class KubeconfigError(RuntimeError):
+    """No usable kubeconfig; the message is the command that writes one."""
+
+
 @dataclass(frozen=True)
 class HyperPodEndpoint:
     """Everything the resource needs; `inference.hyperpod.main` builds it from a BU config."""
@@ -53,6 +58,11 @@ class HyperPodEndpoint:
     model_prefix: str  # key prefix inside `bucket`
     replicas: int = 1
     mig_profile: str | None = None  # serve from one MIG slice instead of whole GPUs
+    eks_cluster: str = "<bu>-eks"  # the BU's EKS cluster: named in the kubeconfig hint
+
+    def update_kubeconfig(self) -> str:
+        """The command that points kubectl (and `apply`) at this BU's cluster."""
+        return f"aws eks update-kubeconfig --region {self.region} --name {self.eks_cluster}"
 
 
 def _resources(spec: HyperPodEndpoint) -> k8s.V1ResourceRequirements:
@@ -155,13 +165,21 @@ def validate(manifest: Mapping[str, Any]) -> list[str]:
     return problems
 
 
-def apply(manifest: Mapping[str, Any], api: Any | None = None) -> tuple[str, dict[str, Any]]:
-    """Create the resource, or replace it when it exists; returns ("created"|"replaced", obj)."""
-    if api is None:
-        from kubernetes import config as kube_config
+def connect(update_kubeconfig: str) -> Any:
+    """A CustomObjectsApi for the kubeconfig's current context; `KubeconfigError` (one line,
+    naming `update_kubeconfig`, the command that writes one) when there is none to use."""
+    from kubernetes import config as kube_config
 
+    try:
         kube_config.load_kube_config()
-        api = k8s.CustomObjectsApi()
+    except (kube_config.ConfigException, OSError) as exc:
+        detail = " ".join(str(exc).split())
+        raise KubeconfigError(f"no kubeconfig: run {update_kubeconfig} ({detail})") from exc
+    return k8s.CustomObjectsApi()
+
+
+def apply(manifest: Mapping[str, Any], api: Any) -> tuple[str, dict[str, Any]]:
+    """Create the resource, or replace it when it exists; returns ("created"|"replaced", obj)."""
     from kubernetes.client.exceptions import ApiException
 
     namespace, name = manifest["metadata"]["namespace"], manifest["metadata"]["name"]
@@ -202,21 +220,50 @@ def from_bu_config(path: Path, endpoint: str, namespace: str) -> HyperPodEndpoin
         model_prefix=item.model_key(cfg.naming),
         replicas=item.autoscaling.min_capacity,
         mig_profile=item.mig_profile,
+        eks_cluster=cfg.naming.resource("eks"),  # the HyperPod stack's name for it
     )
 
 
-def main(argv: list[str] | None = None, api: Any | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m inference.hyperpod", description=__doc__)
+def _parser() -> argparse.ArgumentParser:
+    parser = command_parser("inference.hyperpod", __doc__, with_examples=True)
     sub = parser.add_subparsers(dest="command", required=True)
-    for name, text in (("render", "print the resource as YAML"), ("apply", "create/replace it")):
-        command = sub.add_parser(name, help=text)
+    commands = (
+        ("render", "print the resource as YAML (or write it with --output)"),
+        ("apply", "create the resource, or replace it, on the kubeconfig's cluster"),
+    )
+    for name, text in commands:
+        example = f"example:\n  python -m inference.hyperpod {name} --config config/fraud.yaml "
+        command = sub.add_parser(
+            name,
+            help=text,
+            description=text,
+            epilog=example + "--endpoint qwen3-tools-hp\n",
+            formatter_class=HelpFormatter,
+        )
         command.add_argument("--config", type=Path, required=True, help="config/<bu>.yaml")
         command.add_argument("--endpoint", required=True, help="endpoint name in the config")
-        command.add_argument("--namespace", default="default")
+        command.add_argument("--namespace", default="default", help="Kubernetes namespace")
     sub.choices["render"].add_argument("--output", type=Path, help="write here, not stdout")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def _apply(manifest: dict[str, Any], endpoint: HyperPodEndpoint, api: Any | None) -> int:
     try:
-        manifest = build_endpoint_config(from_bu_config(args.config, args.endpoint, args.namespace))
+        action, obj = apply(manifest, api or connect(endpoint.update_kubeconfig()))
+    except KubeconfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    meta = obj["metadata"]
+    print(f"{action} {KIND} {meta['namespace']}/{meta['name']}")
+    print(f"then: python -m inference.smoke --endpoint {meta['name']}")
+    return 0
+
+
+def main(argv: list[str] | None = None, api: Any | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        endpoint = from_bu_config(args.config, args.endpoint, args.namespace)
+        manifest = build_endpoint_config(endpoint)
     except RenderError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -226,11 +273,7 @@ def main(argv: list[str] | None = None, api: Any | None = None) -> int:
             print(f"error: {KIND} {problem}", file=sys.stderr)
         return 1
     if args.command == "apply":
-        action, obj = apply(manifest, api)
-        meta = obj["metadata"]
-        print(f"{action} {KIND} {meta['namespace']}/{meta['name']}")
-        print(f"then: python -m inference.smoke --endpoint {meta['name']}")
-        return 0
+        return _apply(manifest, endpoint, api)
     import yaml
 
     text = yaml.safe_dump(manifest, sort_keys=False)

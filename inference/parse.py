@@ -4,21 +4,25 @@
 
 The input is raw generated text, or an OpenAI-style chat completion JSON (detected by its
 ``choices``). TOOLS.json holds the OpenAI-style ``tools`` list. Exit status: 0 when the completion
-parsed without errors, 1 when it has errors, 2 on bad usage (unreadable or invalid tools file).
+parsed without errors, 1 when it has errors, 2 on bad usage (unreadable or invalid tools file,
+unreadable or non-UTF-8 input).
 """
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Any, TextIO
 
 from inference.cli import command_parser
 from inference.parsing import (
+    MAX_COMPLETION_CHARS,
     ParsedCompletion,
+    ParseError,
     ToolSchemaError,
+    Toolset,
     compile_tools,
+    decode_json,
     parse_chat_response,
     parse_completion,
 )
@@ -27,18 +31,29 @@ from inference.parsing import (
 def parse_any(text: str, tools: Any) -> ParsedCompletion:
     """Chat-completion JSON if the input is one, raw completion text otherwise."""
     stripped = text.strip()
-    if stripped.startswith("{"):
-        try:
-            document = json.loads(stripped)
-        except json.JSONDecodeError:
-            document = None
+    if stripped.startswith("{") and len(stripped) <= MAX_COMPLETION_CHARS:
+        document = decode_json(stripped, "input")
         if isinstance(document, dict) and "choices" in document:
             return parse_chat_response(document, tools)
     return parse_completion(text, tools)
 
 
+def _tools(path: Path, *, strict: bool) -> Toolset:
+    """The tools file, compiled; `ValueError` says why it cannot be used."""
+    tools = decode_json(path.read_text(encoding="utf-8"), "the tools file")
+    if isinstance(tools, ParseError):
+        raise ValueError(tools.reason)
+    return compile_tools(tools, strict=strict)
+
+
+def _read(path: Path | None, stdin: TextIO | None) -> str:
+    if path is not None:
+        return path.read_text(encoding="utf-8")
+    return (stdin or sys.stdin).read()
+
+
 def main(argv: list[str] | None = None, stdin: TextIO | None = None) -> int:
-    parser = command_parser("inference.parse", __doc__)
+    parser = command_parser("inference.parse", __doc__, with_examples=True)
     parser.add_argument("--tools", type=Path, help="JSON file with the OpenAI-style tools list")
     parser.add_argument("--input", type=Path, help="read the completion from here, not stdin")
     parser.add_argument("--lenient", action="store_true", help="allow arguments not in the schema")
@@ -46,16 +61,15 @@ def main(argv: list[str] | None = None, stdin: TextIO | None = None) -> int:
     tools = None
     if args.tools is not None:
         try:
-            tools = compile_tools(
-                json.loads(args.tools.read_text(encoding="utf-8")), strict=not args.lenient
-            )
-        except (OSError, json.JSONDecodeError, ToolSchemaError) as exc:
+            tools = _tools(args.tools, strict=not args.lenient)
+        except (OSError, ValueError, ToolSchemaError) as exc:  # UnicodeDecodeError included
             print(f"error: cannot use --tools {args.tools}: {exc}", file=sys.stderr)
             return 2
-    if args.input is not None:
-        text = args.input.read_text(encoding="utf-8")
-    else:
-        text = (stdin or sys.stdin).read()
+    try:
+        text = _read(args.input, stdin)
+    except (OSError, UnicodeDecodeError) as exc:
+        print(f"error: cannot read the completion: {exc}", file=sys.stderr)
+        return 2
     parsed = parse_any(text, tools)
     print(parsed.to_json(indent=2))
     return 0 if parsed.ok else 1

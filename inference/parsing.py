@@ -22,6 +22,13 @@ Public API (stable; additions only):
     ParsedCompletion(reasoning, content, tool_calls, errors); .ok, .to_dict(), .to_json()
     ToolCall(name, arguments, raw, id=None)
     ParseError(kind, reason, raw, tool=None); ErrorKind (a str enum, values below)
+    decode_json(text, what) -> value | ParseError
+        The one JSON decoder for model and server output: refuses duplicate keys, NaN/Infinity,
+        integers over MAX_INT_DIGITS digits and nesting over MAX_JSON_DEPTH levels.
+
+Bounds: a completion (or a message's content plus reasoning) over MAX_COMPLETION_CHARS is one
+``malformed_response`` error; below it, time and memory are linear in the text (one pass over
+the tags).
 
 Tools are accepted in OpenAI form ``{"type": "function", "function": {name, description,
 parameters}}`` or bare ``{name, description, parameters}``. With ``tools=None`` calls are parsed but
@@ -39,9 +46,10 @@ other call (vLLM's qwen3 reasoning parser misfiles non-thinking answers there, v
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from functools import lru_cache
 from typing import Any
@@ -57,6 +65,7 @@ __all__ = [
     "ToolSchemaError",
     "Toolset",
     "compile_tools",
+    "decode_json",
     "parse_chat_response",
     "parse_completion",
     "parse_message",
@@ -67,6 +76,15 @@ CALL_OPEN, CALL_CLOSE = "<tool_call>", "</tool_call>"
 END_TOKENS = ("<|im_end|>", "<|endoftext|>")
 _ASSISTANT_HEADER = "<|im_start|>assistant\n"
 _END_RE = re.compile("|".join(re.escape(t) for t in END_TOKENS))
+_CALL_TAG_RE = re.compile(f"{re.escape(CALL_OPEN)}|{re.escape(CALL_CLOSE)}")
+
+# Bounds on what the parser reads, so that any input is answered in linear time and memory.
+# 131,072 tokens (Qwen3's longest context, with YaRN) at 16 characters a token: far above any
+# real completion; a longer text is refused whole rather than scanned.
+MAX_COMPLETION_CHARS = 2 * 1024 * 1024
+MAX_JSON_DEPTH = 64  # nesting of one JSON document; tool arguments need a handful of levels
+MAX_INT_DIGITS = 4300  # CPython's default int limit, enforced whatever the interpreter's setting
+_RAW_LIMIT = 2000  # characters of the raw input quoted in a whole-input error
 
 
 class ErrorKind(StrEnum):
@@ -271,8 +289,91 @@ def _call_from_object(
     return _check_call(name, arguments, raw, toolset, call_id)
 
 
-def _json_error(exc: json.JSONDecodeError, what: str) -> str:
-    return f"{what} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+# --- JSON ---------------------------------------------------------------------------------------
+
+
+class _RefusedError(Exception):
+    """Raised by the decoder hooks: JSON that `json` accepts but a tool call cannot mean."""
+
+    def __init__(self, kind: ErrorKind, reason: str) -> None:
+        super().__init__(reason)
+        self.kind = kind
+
+
+def _refuse_constant(name: str) -> Any:
+    raise _RefusedError(ErrorKind.INVALID_ARGUMENTS, f"non-finite number {name} (not JSON)")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e400 overflows to infinity
+        raise _RefusedError(
+            ErrorKind.INVALID_ARGUMENTS, f"number {text[:40]} overflows to infinity"
+        )
+    return value
+
+
+def _bounded_int(text: str) -> int:
+    digits = len(text.lstrip("-"))
+    if digits > MAX_INT_DIGITS:
+        reason = f"an integer of {digits:,} digits (at most {MAX_INT_DIGITS:,})"
+        raise _RefusedError(ErrorKind.INVALID_JSON, reason)
+    return int(text)
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) == len(pairs):
+        return obj
+    seen: set[str] = set()  # json alone keeps the last of {"name": "a", "name": "b"} silently
+    for key, _ in pairs:
+        if key in seen:
+            raise _RefusedError(ErrorKind.INVALID_JSON, f"duplicate key {key!r}")
+        seen.add(key)
+    raise AssertionError("unreachable: a shorter dict has a repeated key")
+
+
+def _too_deep(value: Any) -> bool:
+    """Whether `value` nests deeper than MAX_JSON_DEPTH (iterative: no recursion to overflow)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item
+        if depth > MAX_JSON_DEPTH:
+            return True
+        stack.extend((c, depth + 1) for c in children if isinstance(c, dict | list))
+    return False
+
+
+def decode_json(text: str, what: str) -> Any:
+    """`json.loads` under the parser's rules, or a `ParseError` (raw = `text`) saying why not.
+
+    Refused beyond what `json` refuses: duplicate keys (`invalid_json`, naming the key), NaN,
+    Infinity and numbers that overflow to infinity (`invalid_arguments`), integers over
+    MAX_INT_DIGITS digits and nesting over MAX_JSON_DEPTH levels (`invalid_json`).
+    """
+    try:
+        value = json.loads(
+            text,
+            parse_constant=_refuse_constant,
+            parse_float=_finite_float,
+            parse_int=_bounded_int,
+            object_pairs_hook=_unique_keys,
+        )
+    except _RefusedError as exc:
+        return ParseError(exc.kind, f"{what} is refused: {exc}", text)
+    except json.JSONDecodeError as exc:
+        reason = f"{what} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        return ParseError(ErrorKind.INVALID_JSON, reason, text)
+    except ValueError as exc:  # anything else json refuses
+        return ParseError(ErrorKind.INVALID_JSON, f"{what} is not valid JSON: {exc}", text)
+    except RecursionError:
+        return ParseError(ErrorKind.INVALID_JSON, f"{what} nests too deep", text)
+    nested = text.count("{") + text.count("[") > MAX_JSON_DEPTH  # cheap test before the walk
+    if nested and isinstance(value, dict | list) and _too_deep(value):
+        reason = f"{what} nests deeper than {MAX_JSON_DEPTH} levels"
+        return ParseError(ErrorKind.INVALID_JSON, reason, text)
+    return value
 
 
 # --- raw text ---------------------------------------------------------------------------------
@@ -297,54 +398,78 @@ def _split_reasoning(text: str) -> tuple[str | None, str, list[ParseError]]:
     return None, text, []
 
 
+def _kept_text(segment: str, results: list[ToolCall | ParseError]) -> str:
+    """Text between calls; a closing tag in it is stray (one error per segment)."""
+    if CALL_CLOSE not in segment:
+        return segment
+    results.append(ParseError(ErrorKind.STRAY_TAG, "</tool_call> without an opening tag", segment))
+    return segment.replace(CALL_CLOSE, "")
+
+
+def _block_result(
+    text: str, start: int, end: int, toolset: Toolset | None
+) -> ToolCall | ParseError:
+    """The call (or error) of the complete block ``text[start:end]``."""
+    raw = text[start:end]
+    body = text[start + len(CALL_OPEN) : end - len(CALL_CLOSE)].strip()
+    decoded = decode_json(body, "tool call body")
+    if isinstance(decoded, ParseError):
+        return replace(decoded, raw=raw)
+    return _call_from_object(decoded, raw, toolset)
+
+
+def _unclosed(raw: str) -> ParseError:
+    return ParseError(ErrorKind.UNCLOSED_TAG, "<tool_call> is never closed", raw.strip())
+
+
 def _scan_tool_calls(text: str, toolset: Toolset | None) -> tuple[str, list[ToolCall | ParseError]]:
-    """Cut every ``<tool_call>`` block out of `text`; returns the leftover text and the results."""
+    """Cut every ``<tool_call>`` block out of `text`; returns the leftover text and the results.
+
+    One pass over the tags (linear in the text): an opening tag followed by another opening tag
+    before any close is unclosed up to that next tag.
+    """
     results: list[ToolCall | ParseError] = []
     kept: list[str] = []
-    pos = 0
-    while True:
-        start = text.find(CALL_OPEN, pos)
-        segment = text[pos:] if start < 0 else text[pos:start]
-        if CALL_CLOSE in segment:
-            results.append(
-                ParseError(ErrorKind.STRAY_TAG, "</tool_call> without an opening tag", segment)
-            )
-            segment = segment.replace(CALL_CLOSE, "")
-        kept.append(segment)
-        if start < 0:
-            break
-        body_start = start + len(CALL_OPEN)
-        end = text.find(CALL_CLOSE, body_start)
-        next_open = text.find(CALL_OPEN, body_start)
-        if end < 0 or 0 <= next_open < end:
-            stop = len(text) if next_open < 0 else next_open
-            raw = text[start:stop]
-            results.append(
-                ParseError(ErrorKind.UNCLOSED_TAG, "<tool_call> is never closed", raw.strip())
-            )
-            pos = stop
-            continue
-        raw = text[start : end + len(CALL_CLOSE)]
-        body = text[body_start:end].strip()
-        try:
-            obj = json.loads(body)
-        except json.JSONDecodeError as exc:
-            results.append(
-                ParseError(ErrorKind.INVALID_JSON, _json_error(exc, "tool call body"), raw)
-            )
-        except RecursionError:
-            results.append(ParseError(ErrorKind.INVALID_JSON, "tool call body nests too deep", raw))
-        else:
-            results.append(_call_from_object(obj, raw, toolset))
-        pos = end + len(CALL_CLOSE)
+    pos, open_at = 0, -1  # end of the last block; start of the block being read (-1: none)
+    for tag in _CALL_TAG_RE.finditer(text):
+        if tag.group() == CALL_OPEN:
+            if open_at < 0:
+                kept.append(_kept_text(text[pos : tag.start()], results))
+            else:
+                results.append(_unclosed(text[open_at : tag.start()]))
+            open_at = tag.start()
+        elif open_at >= 0:  # a close outside a block stays in the kept text, reported there
+            results.append(_block_result(text, open_at, tag.end(), toolset))
+            pos, open_at = tag.end(), -1
+    if open_at >= 0:
+        results.append(_unclosed(text[open_at:]))
+    else:
+        kept.append(_kept_text(text[pos:], results))
     return "".join(kept).strip(), results
+
+
+def _raw_of(value: Any, *, sort_keys: bool = False) -> str:
+    """`value` as JSON text for an error's ``raw``; never raises (a cycle or a deep caller-built
+    object falls back to its truncated repr)."""
+    if isinstance(value, str):
+        return value
+    try:
+        return json.dumps(value, default=str, ensure_ascii=False, sort_keys=sort_keys)
+    except (ValueError, TypeError, RecursionError):
+        return repr(value)[:_RAW_LIMIT]
 
 
 def _unparseable(reason: str, value: Any) -> ParsedCompletion:
     """A completion that is not even text or a message: one `malformed_response` error."""
-    raw = value if isinstance(value, str) else json.dumps(value, default=str, ensure_ascii=False)
-    error = ParseError(ErrorKind.MALFORMED_RESPONSE, reason, raw[:2000])
+    error = ParseError(ErrorKind.MALFORMED_RESPONSE, reason, _raw_of(value)[:_RAW_LIMIT])
     return ParsedCompletion(reasoning=None, content="", errors=[error])
+
+
+def _too_long(length: int, text: str) -> ParsedCompletion:
+    reason = (
+        f"completion is {length:,} characters; the parser reads at most {MAX_COMPLETION_CHARS:,}"
+    )
+    return _unparseable(reason, text[:_RAW_LIMIT])
 
 
 def _strip_envelope(text: str) -> str:
@@ -375,6 +500,8 @@ def parse_completion(
     toolset = _resolve(tools, strict)
     if not isinstance(text, str):
         return _unparseable("completion is not a string", repr(text))
+    if len(text) > MAX_COMPLETION_CHARS:  # refused whole, without reading it
+        return _too_long(len(text), text)
     reasoning, rest, errors = _split_reasoning(_strip_envelope(text))
     content, results = _scan_tool_calls(rest, toolset)
     return _assemble(reasoning, content, list(results), errors)
@@ -383,20 +510,36 @@ def parse_completion(
 # --- OpenAI-style responses -------------------------------------------------------------------
 
 
-def _text_of(value: Any) -> str:
-    """Message content as text: a string, None, or a list of ``{"type": "text", "text"}`` parts."""
+def _part_text(part: Any) -> str | None:
+    """One content part's text: a string, or a ``{"type": "text", "text": ...}`` object."""
+    if isinstance(part, str):
+        return part
+    if isinstance(part, Mapping):
+        text = part.get("text", "")
+        return text if isinstance(text, str) else None
+    return None
+
+
+def _text_of(value: Any, where: str) -> str | ParseError:
+    """A message's text: a string, None, or a list of text parts; anything else is an error."""
     if value is None:
         return ""
     if isinstance(value, str):
         return value
     if isinstance(value, list):
-        return "".join(str(p.get("text", "")) if isinstance(p, Mapping) else str(p) for p in value)
-    return str(value)
+        parts = [_part_text(p) for p in value]
+        if all(p is not None for p in parts):
+            return "".join(p for p in parts if p is not None)
+        return ParseError(
+            ErrorKind.MALFORMED_RESPONSE, f"{where} has a part without text", _raw_of(value)
+        )
+    reason = f"{where} is a JSON {type(value).__name__}, not text"
+    return ParseError(ErrorKind.MALFORMED_RESPONSE, reason, _raw_of(value))
 
 
 def _field_call(item: Any, toolset: Toolset | None) -> ToolCall | ParseError:
     """One entry of ``message.tool_calls`` (``function.arguments`` is a JSON string)."""
-    raw = json.dumps(item, ensure_ascii=False, default=str)
+    raw = _raw_of(item)
     if not isinstance(item, Mapping):
         return ParseError(ErrorKind.NOT_AN_OBJECT, "tool_calls entry is not an object", raw)
     function = item.get("function")
@@ -406,22 +549,30 @@ def _field_call(item: Any, toolset: Toolset | None) -> ToolCall | ParseError:
     arguments: Any = function.get("arguments", {})
     if isinstance(arguments, str):
         name = function.get("name") if isinstance(function.get("name"), str) else None
-        try:
-            arguments = json.loads(arguments) if arguments.strip() else {}
-        except json.JSONDecodeError as exc:
-            reason = _json_error(exc, "function.arguments")
-            return ParseError(ErrorKind.INVALID_JSON, reason, raw, name)
-        except RecursionError:
-            return ParseError(
-                ErrorKind.INVALID_JSON, "function.arguments nests too deep", raw, name
-            )
+        arguments = decode_json(arguments, "function.arguments") if arguments.strip() else {}
+        if isinstance(arguments, ParseError):
+            return replace(arguments, raw=raw, tool=name)
     return _call_from_object(
         {"name": function.get("name"), "arguments": arguments}, raw, toolset, call_id
     )
 
 
 def _call_key(call: ToolCall) -> tuple[str, str]:
-    return call.name, json.dumps(call.arguments, sort_keys=True, default=str)
+    return call.name, _raw_of(call.arguments, sort_keys=True)
+
+
+def _message_texts(message: Mapping[str, Any]) -> tuple[str, str, list[ParseError]]:
+    """``content`` and the server's reasoning field as text, and what was not text."""
+    reasoning: Any = message.get("reasoning_content")
+    if reasoning is None or reasoning == "":
+        reasoning = message.get("reasoning")
+    texts = [
+        _text_of(message.get("content"), "message.content"),
+        _text_of(reasoning, "message.reasoning_content"),
+    ]
+    errors = [t for t in texts if isinstance(t, ParseError)]
+    content, server_reasoning = (t if isinstance(t, str) else "" for t in texts)
+    return content, server_reasoning, errors
 
 
 def parse_message(
@@ -434,8 +585,10 @@ def parse_message(
     toolset = _resolve(tools, strict)
     if not isinstance(message, Mapping):
         return _unparseable("message is not an object", message)
-    from_content = parse_completion(_text_of(message.get("content")), toolset)
-    server_reasoning = _text_of(message.get("reasoning_content") or message.get("reasoning"))
+    content, server_reasoning, field_errors = _message_texts(message)
+    if len(content) + len(server_reasoning) > MAX_COMPLETION_CHARS:
+        return _too_long(len(content) + len(server_reasoning), content or server_reasoning)
+    from_content = parse_completion(content, toolset)
     results: list[ToolCall | ParseError] = []
     field_calls = message.get("tool_calls") or []
     if not isinstance(field_calls, list):
@@ -451,7 +604,8 @@ def parse_message(
         results.extend(misfiled)
     pieces = [p.strip() for p in (server_reasoning, from_content.reasoning or "") if p.strip()]
     reasoning = "\n\n".join(pieces) if pieces else from_content.reasoning
-    return _assemble(reasoning, from_content.content, results, list(from_content.errors))
+    errors = field_errors + list(from_content.errors)
+    return _assemble(reasoning, from_content.content, results, errors)
 
 
 def parse_chat_response(

@@ -23,7 +23,7 @@ from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from inference.cli import command_parser
+from inference.cli import command_parser, field_errors
 
 LMI_VERSION = "0.38.0"  # the SDK table's djl-lmi version: 0.38.0-lmi29.0.0-cu130 (vLLM engine)
 # LMI's async vLLM handler: vLLM's own OpenAI chat service (tool and reasoning parsers included),
@@ -293,7 +293,7 @@ def sdk_image_table(version: str = LMI_VERSION) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = command_parser("inference.serving", __doc__)
+    parser = command_parser("inference.serving", __doc__, with_examples=True)
     sub = parser.add_subparsers(dest="command", required=True)
     env = sub.add_parser("env", help="print the container environment as JSON")
     env.add_argument("--instance-type", default="ml.g5.2xlarge")
@@ -319,7 +319,8 @@ def main(argv: list[str] | None = None) -> int:
             tensor_parallel_degree=args.tensor_parallel_degree,
         )
     except ValidationError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        for line in field_errors(exc):
+            print(f"error: {line}", file=sys.stderr)
         return 2
     print(json.dumps(config.to_environment(), indent=2, sort_keys=True))
     return 0

@@ -1,14 +1,20 @@
 """Smoke-test a deployed endpoint: is it InService, does it reason, does it call the tool right?
 
-    python -m inference.smoke --endpoint NAME [--region R] [--no-thinking] [--stream]
+    python -m inference.smoke --endpoint qwen3-tools --region eu-west-1
+    python -m inference.smoke --endpoint qwen3-tools --stream --no-thinking
 
-Prints the endpoint status, the reasoning, the parsed tool call and the latency, and exits 0 only
-when the endpoint is InService and answered a weather question with reasoning (unless
-``--no-thinking``) and a valid ``get_weather`` call for Paris; 1 otherwise.
+Prints the region and where it came from, the endpoint status, the reasoning, the parsed tool
+call and the latency, and exits 0 only when the endpoint is InService and answered a weather
+question with reasoning (unless ``--no-thinking``) and a valid ``get_weather`` call for Paris;
+1 otherwise; 2 on bad usage (no region, an unknown profile).
+
+The region is ``--region``, else ``AWS_DEFAULT_REGION``, else the active profile's ``region``:
+the order boto3 itself follows (botocore 1.44 reads ``AWS_DEFAULT_REGION``, not ``AWS_REGION``).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from collections.abc import Sequence
@@ -115,12 +121,24 @@ def run(
     return 1 if problems else 0
 
 
-def main(
-    argv: Sequence[str] | None = None, clients: Clients | None = None, out: TextIO = sys.stdout
-) -> int:
-    parser = command_parser("inference.smoke", __doc__)
+def default_clients(region: str | None) -> Clients:
+    """Real sagemaker and sagemaker-runtime clients for `region` (None: the profile's)."""
+    import boto3
+
+    from inference.client import default_runtime_client
+
+    return Clients(
+        sagemaker=boto3.client("sagemaker", region_name=region),
+        runtime=default_runtime_client(region),
+    )
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = command_parser("inference.smoke", __doc__, with_examples=True)
     parser.add_argument("--endpoint", required=True, help="SageMaker endpoint name")
-    parser.add_argument("--region", help="AWS region (default: the environment's)")
+    parser.add_argument(
+        "--region", help="AWS region (default: AWS_DEFAULT_REGION, else the profile's)"
+    )
     parser.add_argument("--no-thinking", action="store_true", help="ask for no reasoning")
     parser.add_argument("--stream", action="store_true", help="use the streaming API")
     parser.add_argument(
@@ -129,24 +147,26 @@ def main(
         default=1024,
         help="completion budget; reasoning counts against it (default: %(default)s)",
     )
+    return parser
+
+
+def main(
+    argv: Sequence[str] | None = None, clients: Clients | None = None, out: TextIO = sys.stdout
+) -> int:
+    parser = _parser()
     args = parser.parse_args(argv)
     if clients is None or clients.sagemaker is None or clients.runtime is None:
-        import boto3
-        from botocore.exceptions import NoRegionError
+        # The platform's one region resolver (a CLI path, as inference.hyperpod's config load).
+        from config.aws_region import RegionNotSetError, resolve_region
 
-        from inference.client import default_runtime_client
-
-        given = clients or Clients()
         try:
-            clients = Clients(
-                sagemaker=given.sagemaker or boto3.client("sagemaker", region_name=args.region),
-                runtime=given.runtime or default_runtime_client(args.region),
-            )
-        except NoRegionError:
-            parser.error(
-                "no AWS region: pass --region (the endpoint's region, e.g. --region us-east-1) "
-                "or set AWS_REGION"
-            )
+            region = resolve_region(args.region)
+        except RegionNotSetError as exc:
+            parser.error(str(exc))
+        built = default_clients(region.name)
+        given = clients or Clients()
+        clients = Clients(given.sagemaker or built.sagemaker, given.runtime or built.runtime)
+        print(region.describe(), file=out)
     return run(
         args.endpoint,
         clients=clients,

@@ -323,6 +323,7 @@ def test_streamed_reasoning_field_and_tool_call_deltas(
         chunk(tool_calls=[{"index": 0, "id": "c1", "function": {"name": "get_weather"}}]),
         chunk(tool_calls=[{"index": 0, "function": {"arguments": '{"city": '}}]),
         chunk(tool_calls=[{"index": 0, "function": {"arguments": '"Paris"}'}}]),
+        {"choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]},
     )
     runtime.stream(split_every(stream, 5))
     seen: list[Delta] = []
@@ -350,7 +351,9 @@ def test_sse_reassembly_handles_split_utf8_and_json_lines() -> None:
     events = list(iter_sse_events(split_every(raw, 3)))
     assert events[0]["choices"][0]["delta"]["content"] == "Zürich ☀"
     assert events[1] == {"token": {"text": "x"}}
-    assert list(iter_sse_events([b"data: not json\n"])) == [{"_unparsed": "not json"}]
+    (unparsed,) = iter_sse_events([b"data: not json\n"])
+    assert unparsed["_unparsed"] == "not json"
+    assert "not valid JSON" in unparsed["_reason"]
 
 
 def test_client_for_a_serving_config_takes_its_budget_and_thinking_default(

@@ -12,7 +12,6 @@ import pytest
 import yaml
 from kubernetes.client.exceptions import ApiException
 
-from config.hyperpod import HyperPod
 from config.loader import CONFIG_DIR, load_file
 from inference.hyperpod import (
     GROUP,
@@ -149,23 +148,27 @@ def test_fraud_example_renders_its_hyperpod_endpoint() -> None:
     assert validate(build_endpoint_config(endpoint)) == []
 
 
-def test_mig_endpoint_from_a_bu_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(HyperPod, "mig_profiles_offered", lambda self: frozenset({"3g.40gb"}))
+def test_mig_endpoint_from_a_bu_config(tmp_path: Path) -> None:
+    """A MIG endpoint on the slice the BU's cluster layout offers for its instance type (the
+    config refuses any other since it checks slices per type)."""
     raw = yaml.safe_load(FRAUD.read_text())
+    (group,) = [g for g in raw["hyperpod"]["gpu_groups"] if g.get("mig")]
+    profile = group["mig"].removeprefix("all-")
     raw["endpoints"]["items"] = [
         {
             "name": "qwen3-mig",
             "model": "qwen3-4b-tools/v1/",
             "target": "hyperpod",
-            "instance_type": "ml.p5.48xlarge",
-            "mig_profile": "3g.40gb",
+            "instance_type": group["instance_type"],
+            "mig_profile": profile,
         }
     ]
     path = tmp_path / "fraud.yaml"
     path.write_text(yaml.safe_dump(raw))
     rendered = build_endpoint_config(from_bu_config(path, "qwen3-mig", "default"))
     assert validate(rendered) == []
-    assert rendered["spec"]["worker"]["resources"]["limits"] == {"nvidia.com/mig-3g.40gb": "1"}
+    assert rendered["spec"]["worker"]["resources"]["limits"] == {f"nvidia.com/mig-{profile}": "1"}
+    assert "instanceType" not in rendered["spec"], "the node affinity carries the type"
 
 
 def test_render_cli_writes_valid_yaml(tmp_path: Path) -> None:
@@ -189,6 +192,36 @@ def test_cli_refuses_what_it_cannot_render(
 ) -> None:
     assert main(["render", "--config", str(FRAUD), "--endpoint", endpoint]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_help_lists_examples_on_their_own_lines(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    description, _, rest = out.partition("positional arguments:")
+    assert "--config" not in description, "examples no longer run into the prose"
+    example = "python -m inference.hyperpod apply --config config/fraud.yaml --endpoint "
+    assert f"\n  {example}qwen3-tools-hp\n" in rest
+    with pytest.raises(SystemExit):
+        main(["apply", "--help"])
+    assert f"example:\n  {example}qwen3-tools-hp\n" in capsys.readouterr().out
+
+
+def test_apply_without_a_kubeconfig_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from kubernetes.config import kube_config
+
+    monkeypatch.setattr(kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(tmp_path / "none"))
+    argv = ["apply", "--config", str(FRAUD), "--endpoint", "qwen3-tools-hp"]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    cfg, _ = load_file(FRAUD)
+    assert cfg is not None
+    fix = f"aws eks update-kubeconfig --region {cfg.region} --name {cfg.naming.resource('eks')}"
+    assert err.startswith(f"error: no kubeconfig: run {fix} (")
+    assert err.count("\n") == 1
+    assert "Traceback" not in err
 
 
 class FakeCustomObjects:

@@ -55,6 +55,36 @@ def test_bad_tools_file_is_a_usage_error(
     assert "cannot use --tools" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    "content",
+    [b"[" + b"9" * 10_000 + b"]", b"[" * 5000, b'[{"name": "a", "name": "b"}]', b"\xff\xfe["],
+    ids=["huge integer", "deep nesting", "duplicate key", "not UTF-8"],
+)
+def test_unusable_tools_file_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: bytes
+) -> None:
+    bad = tmp_path / "tools.json"
+    bad.write_bytes(content)
+    assert main(["--tools", str(bad)], stdin=io.StringIO("hi")) == 2
+    assert "cannot use --tools" in capsys.readouterr().err
+
+
+def test_unreadable_input_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    binary = tmp_path / "completion.bin"
+    binary.write_bytes(b"<tool_call>\xff\xfe</tool_call>")
+    assert main(["--input", str(binary)]) == 2
+    assert main(["--input", str(tmp_path / "missing.txt")]) == 2
+    assert capsys.readouterr().err.count("cannot read the completion") == 2
+
+
+def test_undecodable_json_input_is_read_as_raw_text(capsys: pytest.CaptureFixture[str]) -> None:
+    hostile = '{"choices": [{"message": {"content": "x"}}], "n": ' + "9" * 10_000 + "}"
+    assert main([], stdin=io.StringIO(hostile)) == 0
+    assert json.loads(capsys.readouterr().out)["content"] == hostile
+
+
 def test_runs_as_a_module(tools_file: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "inference.parse", "--tools", str(tools_file)],

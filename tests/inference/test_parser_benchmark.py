@@ -17,6 +17,7 @@ from benchmarks.inference import (
     TOOLS,
     VALID_KINDS,
     HandRolled,
+    _hostile_inputs,
     format_table,
     generate,
     run,
@@ -110,3 +111,12 @@ def test_scores_follow_the_labels(results: dict[str, Any]) -> None:
     for name in (n for n in scores if n.startswith("transformers")):
         assert scores[name].flagged.get("invalid_json", 0) == counts["invalid_json"]
         assert scores[name].flagged.get("unknown_tool", 0) == 0
+
+
+def test_hostile_inputs_of_the_adversarial_table_end_in_errors() -> None:
+    for what, thunk in _hostile_inputs():
+        result = thunk()
+        if what.startswith("1 MB SSE line"):
+            assert len(result) == 1, "one event, reassembled"
+        else:
+            assert result.errors, what

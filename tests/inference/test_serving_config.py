@@ -152,6 +152,50 @@ def test_cli_prints_the_environment(capsys: pytest.CaptureFixture[str]) -> None:
     assert "tensor_parallel_degree" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("argv", "lines"),
+    [
+        (
+            ["env", "--tensor-parallel-degree", "2"],
+            ["error: tensor_parallel_degree: 2 exceeds the 1 GPU(s) of ml.g5.2xlarge"],
+        ),
+        (
+            ["env", "--instance-type", "ml.g5.2xlarge", "--tensor-parallel-degree", "0"],
+            ["error: tensor_parallel_degree: Input should be greater than or equal to 1"],
+        ),
+        (
+            ["env", "--model", "not a model", "--tensor-parallel-degree", "0"],
+            [
+                "error: model: 'not a model' is not an s3:// prefix, absolute path or hub id",
+                "error: tensor_parallel_degree: Input should be greater than or equal to 1",
+            ],
+        ),
+    ],
+    ids=["model-level rule", "field bound", "two fields"],
+)
+def test_cli_refusals_are_field_reason_lines(
+    argv: list[str], lines: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.err.splitlines() == lines
+    assert "pydantic" not in captured.err
+    assert captured.out == ""
+
+
+def test_field_errors_word_unknown_fields_like_the_config_loader() -> None:
+    from pydantic import ValidationError
+
+    from inference.cli import field_errors
+
+    with pytest.raises(ValidationError) as caught:
+        ServingConfig(max_model_len=1, typo=True)  # type: ignore[call-arg]
+    assert field_errors(caught.value) == [
+        "max_model_len: Input should be greater than or equal to 256",
+        "typo: unknown field (not in the schema)",
+    ]
+
+
 def test_module_imports_no_heavy_dependencies() -> None:
     import subprocess
     import sys

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 from botocore.stub import Stubber
 from inference_stubs import StubbedRuntime, describe_endpoint_response, sagemaker_client
@@ -70,7 +71,7 @@ def test_healthy_endpoint_passes(control: tuple[Any, Stubber], runtime: StubbedR
 
 def test_streaming_variant(control: tuple[Any, Stubber], runtime: StubbedRuntime) -> None:
     in_service(control)
-    event = {"choices": [{"index": 0, "delta": {"content": GOOD}}]}
+    event = {"choices": [{"index": 0, "delta": {"content": GOOD}, "finish_reason": "stop"}]}
     runtime.stream([b"data: " + json.dumps(event).encode() + b"\n\n"])
     code, out = smoke(control, runtime, "--stream")
     assert code == 0, out
@@ -143,15 +144,101 @@ def test_model_error_fails(control: tuple[Any, Stubber], runtime: StubbedRuntime
     assert "FAIL: ModelError" in out
 
 
-def test_missing_region_is_a_one_line_usage_error(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
-) -> None:
-    for var in ("AWS_REGION", "AWS_DEFAULT_REGION"):
+@pytest.fixture
+def no_region(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyPatch:
+    """No region anywhere: not in the environment, no config file, the default profile."""
+    for var in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)  # it caches the config file it read
+    return monkeypatch
+
+
+def test_missing_region_is_a_one_line_usage_error(
+    no_region: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     with pytest.raises(SystemExit) as caught:
         main(["--endpoint", "e"])
     assert caught.value.code == 2
     err = capsys.readouterr().err
-    assert "no AWS region: pass --region" in err
+    assert "no AWS region set: pass --region" in err
+    assert "export AWS_DEFAULT_REGION" in err
     assert "Traceback" not in err
+
+
+def test_aws_region_alone_is_named_as_ignored(
+    no_region: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """boto3 (botocore 1.44) reads AWS_DEFAULT_REGION only: saying so beats a silent default."""
+    no_region.setenv("AWS_REGION", "eu-west-1")
+    with pytest.raises(SystemExit):
+        main(["--endpoint", "e"])
+    err = capsys.readouterr().err
+    assert "AWS_REGION=eu-west-1 is set, but boto3 reads AWS_DEFAULT_REGION, not AWS_REGION" in err
+
+
+def test_unknown_profile_is_a_usage_error(
+    no_region: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    no_region.setenv("AWS_PROFILE", "nobody")
+    with pytest.raises(SystemExit) as caught:
+        main(["--endpoint", "e"])
+    assert caught.value.code == 2
+    assert "nobody" in capsys.readouterr().err
+
+
+PROFILE_REGION = "us-west-2"
+
+
+@pytest.mark.parametrize(
+    ("flag", "env", "expected"),
+    [
+        ("ap-south-1", "eu-west-1", ("ap-south-1", "--region")),
+        (None, "eu-west-1", ("eu-west-1", "AWS_DEFAULT_REGION")),
+        (None, None, (PROFILE_REGION, "profile default in")),
+    ],
+    ids=["flag", "environment", "profile"],
+)
+def test_region_comes_from_one_place_in_boto3_order(
+    no_region: pytest.MonkeyPatch,
+    tmp_path: Path,
+    flag: str | None,
+    env: str | None,
+    expected: tuple[str, str],
+) -> None:
+    """smoke uses the platform's one resolver (config.aws_region), in boto3's own order."""
+    from config.aws_region import resolve_region
+    from inference.client import default_runtime_client
+
+    config = tmp_path / "config"
+    config.write_text(f"[default]\nregion = {PROFILE_REGION}\n")
+    no_region.setenv("AWS_CONFIG_FILE", str(config))
+    no_region.setenv("AWS_REGION", "ca-central-1")  # never read: boto3 does not either
+    if env:
+        no_region.setenv("AWS_DEFAULT_REGION", env)
+    region = resolve_region(flag)
+    assert region.name == expected[0]
+    assert region.source.startswith(expected[1])
+    # boto3 lands where the resolver says.
+    assert default_runtime_client(region.name).meta.region_name == expected[0]
+
+
+def test_the_region_and_its_source_are_printed(
+    no_region: pytest.MonkeyPatch, control: tuple[Any, Stubber], runtime: StubbedRuntime
+) -> None:
+    import inference.smoke
+
+    no_region.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    built: list[str | None] = []
+
+    def stubbed(region: str | None) -> Clients:
+        built.append(region)
+        return Clients(sagemaker=control[0], runtime=runtime.client)
+
+    no_region.setattr(inference.smoke, "default_clients", stubbed)
+    in_service(control)
+    runtime.respond(answer(GOOD))
+    out = io.StringIO()
+    assert main(["--endpoint", "qwen3-tools"], out=out) == 0
+    assert built == ["us-east-1"]
+    assert out.getvalue().startswith("region us-east-1 (from AWS_DEFAULT_REGION)\n")
