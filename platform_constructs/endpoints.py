@@ -393,19 +393,48 @@ class EndpointAutoscaling(Construct):
 
 
 class AlarmTopic(Construct):
-    """An SNS topic for the endpoint alarms, encrypted with its own key, TLS-only."""
+    """An SNS topic for the endpoint alarms, encrypted with its own key, TLS-only.
+
+    CloudWatch publishes the alarm notifications and must use the topic's key to do so (SNS
+    developer guide, "Key management": compatibility between event sources from AWS services
+    and encrypted topics). The key admits it only for alarms of this account and region
+    (``aws:SourceAccount``, ``aws:SourceArn``): the confused-deputy keys CloudWatch sets on
+    that call, as AWS's modern-data-architecture-accelerator also conditions this grant
+    (``cloudwatch-constructs/lib/alarm-topic-utils.ts``). The alarms carry CloudFormation-
+    generated names, so ``aws:SourceArn`` names every alarm of the account and region rather
+    than this BU's; naming the alarms would narrow it.
+    """
 
     def __init__(
         self, scope: Construct, construct_id: str, *, topic_name: str, key: kms.IKey
     ) -> None:
         super().__init__(scope, construct_id)
-        # CloudWatch publishes the alarm notifications; it must use the topic's key to do so.
-        key.grant(
-            iam.ServicePrincipal("cloudwatch.amazonaws.com"), "kms:Decrypt", "kms:GenerateDataKey"
+        stack = cdk.Stack.of(self)
+        key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="CloudWatchAlarmsOfThisAccount",
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["kms:Decrypt", "kms:GenerateDataKey"],
+                resources=["*"],  # in a key policy, "*" is this key
+                conditions={
+                    "StringEquals": {"aws:SourceAccount": stack.account},
+                    "ArnLike": {"aws:SourceArn": alarm_arns(self)},
+                },
+            )
         )
         self.topic = sns.Topic(
             self, "Topic", topic_name=topic_name, master_key=key, enforce_ssl=True
         )
+
+
+def alarm_arns(scope: Construct) -> str:
+    """Every CloudWatch alarm of the stack's account and region, as an ARN pattern."""
+    return cdk.Stack.of(scope).format_arn(
+        service="cloudwatch",
+        resource="alarm",
+        resource_name="*",
+        arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+    )
 
 
 class EndpointAlarms(Construct):

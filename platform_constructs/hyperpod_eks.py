@@ -4,11 +4,18 @@ Add-ons are ``AWS::EKS::Addon`` resources, each at the version the BU config pin
 dependency order (networking, then cert-manager and the Pod Identity agent, then the HyperPod
 operators). Roles for add-ons are bound with separate ``AWS::EKS::PodIdentityAssociation``
 resources: the default training-operator version rejects the inline form.
+
+Every Pod Identity role trusts ``pods.eks.amazonaws.com`` for this account only, and once bound
+for exactly the cluster, namespace and service account it is bound to (see
+:class:`PodIdentityRole`). The kubectl provider's role pulls only the charts this stack
+installs from its own account's ECR (see :meth:`HyperPodEksCluster._scope_kubectl_role`).
 """
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import aws_cdk as cdk
+import jsii
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_eks_v2 as eks
 from aws_cdk import aws_iam as iam
@@ -16,7 +23,14 @@ from aws_cdk import aws_kms as kms
 from aws_cdk.lambda_layer_kubectl_v33 import KubectlV33Layer
 from constructs import Construct
 
-from platform_constructs.gates import accept_role_depends_on, acknowledge, acknowledge_cdk_function
+from platform_constructs.gates import (
+    COMPLIANCE_PACKS,
+    accept_role_depends_on,
+    acknowledge,
+    acknowledge_cdk_function,
+    acknowledge_each,
+)
+from platform_constructs.network import ECR_PULL_ACTIONS
 
 # Each add-on waits for the ones listed (add-on name -> prerequisites).
 ADDON_ORDER: dict[str, tuple[str, ...]] = {
@@ -38,23 +52,83 @@ LOG_TYPES = [
     eks.ClusterLoggingTypes.SCHEDULER,
 ]
 CLUSTER_ADMIN = "AmazonEKSClusterAdminPolicy"
+# What the kubectl handler role keeps of the managed policies CDK gives it.
+VPC_ACCESS_POLICY = "service-role/AWSLambdaVPCAccessExecutionRole"
+PODS_PRINCIPAL = "pods.eks.amazonaws.com"
+# The request tags EKS Pod Identity sends when it assumes a role (EKS user guide, "Create IAM
+# role with trust policy required by EKS Pod Identity", Setting Conditions; the list in "Grant
+# Pods access to AWS resources based on tags"). The cluster tag's value is the cluster's ARN.
+CLUSTER_TAG = "aws:RequestTag/eks-cluster-arn"
+NAMESPACE_TAG = "aws:RequestTag/kubernetes-namespace"
+SERVICE_ACCOUNT_TAG = "aws:RequestTag/kubernetes-service-account"
 
 
-def pod_identity_role(scope: Construct, construct_id: str, *, role_name: str) -> iam.Role:
-    """A role only EKS Pod Identity can assume (``sts:AssumeRole`` + ``sts:TagSession``)."""
-    role = iam.Role(
-        scope,
-        construct_id,
-        role_name=role_name,
-        assumed_by=iam.ServicePrincipal("pods.eks.amazonaws.com"),
-    )
-    role.assume_role_policy.add_statements(  # type: ignore[union-attr]
-        iam.PolicyStatement(
-            principals=[iam.ServicePrincipal("pods.eks.amazonaws.com")],
-            actions=["sts:TagSession"],
+class PodIdentityRole(iam.Role):
+    """A role only EKS Pod Identity can assume (``sts:AssumeRole`` + ``sts:TagSession``), only
+    for this account, and once bound (:meth:`HyperPodEksCluster.bind_service_account`) only for
+    the bound cluster, namespace and service account.
+
+    Conditions, each sourced:
+    - ``aws:SourceAccount``: the confused-deputy key AWS services set when they act for an
+      account; EKS passes the source organization (``aws:SourceOrgId``) when it assumes a role
+      for Pod Identity (EKS Best Practices Guide, Security, "Identity and Access Management",
+      EKS Pod Identities) and trust policies conditioned on ``aws:SourceAccount`` are reported
+      working (awslabs/mountpoint-s3-csi-driver#781).
+    - ``aws:RequestTag/eks-cluster-arn``, ``kubernetes-namespace``,
+      ``kubernetes-service-account``: the session tags EKS sends on the AssumeRole call, which
+      the EKS user guide documents for restricting "which service accounts, namespaces, and
+      clusters can use this role". They stand in for ``aws:SourceArn``, whose value for Pod
+      Identity the EKS guides do not document.
+    """
+
+    def __init__(self, scope: Construct, construct_id: str, *, role_name: str) -> None:
+        account = cdk.Stack.of(scope).account
+        super().__init__(
+            scope,
+            construct_id,
+            role_name=role_name,
+            assumed_by=iam.SessionTagsPrincipal(
+                iam.ServicePrincipal(
+                    PODS_PRINCIPAL, conditions={"StringEquals": {"aws:SourceAccount": account}}
+                )
+            ),
         )
-    )
-    return role
+        self._account = account
+        self._bindings: list[tuple[str, str, str]] = []
+
+    def trust_binding(self, *, cluster_arn: str, namespace: str, service_account: str) -> None:
+        """Trust Pod Identity for one more (cluster, namespace, service account): the trust
+        policy becomes one statement per binding, each with its own session-tag conditions."""
+        self._bindings.append((cluster_arn, namespace, service_account))
+        statements = [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": PODS_PRINCIPAL},
+                "Action": ["sts:AssumeRole", "sts:TagSession"],
+                "Condition": {
+                    "StringEquals": {
+                        "aws:SourceAccount": self._account,
+                        CLUSTER_TAG: cluster,
+                        NAMESPACE_TAG: ns,
+                        SERVICE_ACCOUNT_TAG: sa,
+                    }
+                },
+            }
+            for cluster, ns, sa in self._bindings
+        ]
+        cfn_role = self.node.default_child
+        if not isinstance(cfn_role, iam.CfnRole):
+            raise TypeError(f"unexpected role resource {cfn_role}")
+        # The whole document, rewritten on each binding: CDK's statement (account only) is the
+        # trust of a role no association uses yet.
+        cfn_role.add_property_override(
+            "AssumeRolePolicyDocument", {"Version": "2012-10-17", "Statement": statements}
+        )
+
+
+def pod_identity_role(scope: Construct, construct_id: str, *, role_name: str) -> PodIdentityRole:
+    """A :class:`PodIdentityRole`: bind it with ``HyperPodEksCluster.bind_service_account``."""
+    return PodIdentityRole(scope, construct_id, role_name=role_name)
 
 
 class HyperPodEksCluster(Construct):
@@ -125,6 +199,7 @@ class HyperPodEksCluster(Construct):
             ),
         )
         self.kubectl_role = kubectl_role
+        self._scope_kubectl_role()
         self._acknowledge_kubectl_provider()
         for i, arn in enumerate(admin_role_arns):
             eks.AccessEntry(
@@ -158,7 +233,18 @@ class HyperPodEksCluster(Construct):
     def bind_service_account(
         self, construct_id: str, *, role: iam.IRole, namespace: str, service_account: str
     ) -> eks.CfnPodIdentityAssociation:
-        """A separate Pod Identity association, after the agent add-on is running."""
+        """A separate Pod Identity association, after the agent add-on is running; the role's
+        trust then admits this cluster's ``namespace/service_account`` only."""
+        if not isinstance(role, PodIdentityRole):
+            raise TypeError(
+                f"{role}: bind a role made by pod_identity_role, whose trust policy this "
+                "binding narrows to the cluster, namespace and service account"
+            )
+        role.trust_binding(
+            cluster_arn=self.cluster.cluster_arn,
+            namespace=namespace,
+            service_account=service_account,
+        )
         association = eks.CfnPodIdentityAssociation(
             self,
             construct_id,
@@ -170,11 +256,45 @@ class HyperPodEksCluster(Construct):
         association.node.add_dependency(self.addons["eks-pod-identity-agent"])
         return association
 
+    def _scope_kubectl_role(self) -> None:
+        """The kubectl provider attaches ``AmazonEC2ContainerRegistryReadOnly`` (pull from every
+        repository of the account, other BUs' included) and, in the aws partition, public-ECR
+        read-only to its handler role (aws-cdk-lib 2.275 ``aws-eks-v2/lib/kubectl-provider.js``).
+        The role keeps only ``AWSLambdaVPCAccessExecutionRole`` (the handler's ENIs and logs in
+        the private subnets) and gets, at synthesis, pull on exactly the charts this stack
+        installs from its own account's ECR (:class:`_ChartPullGrant`)."""
+        cfn_role = self.kubectl_role.node.default_child
+        if not isinstance(cfn_role, iam.CfnRole):
+            raise TypeError(f"unexpected role resource {cfn_role}")
+        vpc_access = iam.ManagedPolicy.from_aws_managed_policy_name(VPC_ACCESS_POLICY)
+        cfn_role.managed_policy_arns = [vpc_access.managed_policy_arn]
+        # The partition condition only chose the public-ECR policy; unused, cfn-lint warns.
+        if not self.node.try_remove_child("HasEcrPublic"):
+            raise RuntimeError(
+                "aws-eks-v2's kubectl provider no longer adds HasEcrPublic: re-check"
+            )
+        cdk.Aspects.of(self.kubectl_role).add(_ChartPullGrant(self))
+
+    def chart_repository_arns(self) -> list[str]:
+        """ECR repositories of this account and region that this stack's Helm charts are
+        installed from (``oci://<account>.dkr.ecr.<region>.<suffix>/<repository>``)."""
+        stack = cdk.Stack.of(self)
+        own_registry = f"{stack.account}.dkr.ecr.{stack.region}."
+        arns = []
+        for construct in stack.node.find_all():
+            if not isinstance(construct, eks.HelmChart) or not construct.repository:
+                continue
+            host, _, repository = construct.repository.removeprefix("oci://").partition("/")
+            if construct.repository.startswith("oci://") and host.startswith(own_registry):
+                arns.append(
+                    stack.format_arn(service="ecr", resource="repository", resource_name=repository)
+                )
+        return sorted(set(arns))
+
     def _acknowledge_kubectl_provider(self) -> None:
         provider = self.cluster.node.find_child("KubectlProvider")
         what = "EKS kubectl provider (applies this stack's Kubernetes objects and Helm chart)"
         acknowledge_cdk_function(provider, what)
-        acknowledge_cdk_function(self.kubectl_role, what)
         handler = provider.node.find_child("Handler").node.default_child
         on_event = provider.node.find_child("Provider").node.find_child("framework-onEvent")
         for function in (handler, on_event.node.default_child):
@@ -186,24 +306,49 @@ class HyperPodEksCluster(Construct):
             "The provider framework invokes any version of the one kubectl handler function; "
             "the :* suffix covers its versions and aliases, no other function.",
         )
-        ecr = "arn:<AWS::Partition>:iam::aws:policy/AmazonEC2ContainerRegistryReadOnly"
-        acknowledge(
-            self.kubectl_role,
-            f"AwsSolutions-IAM4[Policy::{ecr}]",
-            "The kubectl handler pulls the dependencies chart from the BU's private ECR (helm "
-            "pull oci://); CDK attaches this read-only AWS policy to the handler role.",
+        vpc_access = f"arn:<AWS::Partition>:iam::aws:policy/{VPC_ACCESS_POLICY}"
+        findings = {
+            f"AwsSolutions-IAM4[Policy::{vpc_access}]": f"{what}: the handler runs in the "
+            "private subnets (no internet path) and this AWS policy holds its ENI and log-stream "
+            "permissions; it is the only managed policy left on the role.",
+            "AwsSolutions-IAM5[Resource::*]": f"{what}: ecr:GetAuthorizationToken has no "
+            "resource-level permissions (Service Authorization Reference); image pulls are "
+            "limited to this stack's chart repositories by the statement beside it.",
+        }
+        for pack in COMPLIANCE_PACKS:
+            findings[f"{pack}-IAMNoInlinePolicy"] = (
+                f"{what}: the handler role's own policy (eks:DescribeCluster on this cluster, "
+                "ECR pull on this stack's chart repositories); it cannot be attached elsewhere."
+            )
+        acknowledge_each(self.kubectl_role, findings)
+
+
+@jsii.implements(cdk.IAspect)
+class _ChartPullGrant:
+    """At synthesis, when every chart of the stack exists: ECR pull for the kubectl handler on
+    the repositories of ``HyperPodEksCluster.chart_repository_arns`` (``helm pull oci://`` logs
+    in with ``aws ecr get-login-password``, aws-cdk-lib 2.275 ``kubectl-handler/helm``), nothing
+    when the stack installs no chart from its own ECR."""
+
+    def __init__(self, owner: "HyperPodEksCluster") -> None:
+        self._owner = owner
+        self._done = False
+
+    def visit(self, node: Any) -> None:
+        if self._done or node.node.path != self._owner.kubectl_role.node.path:
+            return
+        self._done = True
+        repositories = self._owner.chart_repository_arns()
+        if not repositories:
+            return
+        role = self._owner.kubectl_role
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="PullThisStacksCharts", actions=list(ECR_PULL_ACTIONS), resources=repositories
+            )
         )
-        condition = cdk.Stack.of(self).get_logical_id(
-            self.node.find_child("HasEcrPublic")  # type: ignore[arg-type]
-        )
-        public = (
-            f'{{"Fn::If":["{condition}",{{"Fn::Join":["",["arn:",{{"Ref":"AWS::Partition"}},'
-            '":iam::aws:policy/AmazonElasticContainerRegistryPublicReadOnly"]]},'
-            '{"Ref":"AWS::NoValue"}]}'
-        )
-        acknowledge(
-            self.kubectl_role,
-            f"AwsSolutions-IAM4[Policy::{public}]",
-            "CDK's kubectl handler adds public-ECR read-only in the aws partition; this platform "
-            "never installs from public ECR (charts come from the BU's private ECR).",
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="EcrLogin", actions=["ecr:GetAuthorizationToken"], resources=["*"]
+            )
         )

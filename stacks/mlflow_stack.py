@@ -18,6 +18,15 @@ from stacks._common import named_bucket, removal_policy
 from stacks.security_stack import SecurityStack
 
 
+def registered_model_prefix(config: BusinessUnitConfig) -> str:
+    """What every MLflow registered model of the BU must be named with when automatic model
+    registration is on: the Model Package Group SageMaker creates is named after it, and the
+    MLflow service role may only touch groups with this prefix. ``--`` because BU names hold
+    single hyphens only (``config.schema.BU_NAME``): no other BU's ``<name>--`` can be a prefix
+    of it, as ``<bu>-`` could (``fraud-`` is a prefix of ``fraud-eu-...``)."""
+    return f"{config.name}--"
+
+
 class MlflowStack(cdk.Stack):
     def __init__(
         self,
@@ -45,6 +54,7 @@ class MlflowStack(cdk.Stack):
             artifact_bucket=artifacts,
             role_name=names.role("mlflow-tracking"),
             automatic_model_registration=section.automatic_model_registration,
+            registered_model_prefix=registered_model_prefix(config),
             size=section.size,
             mlflow_version=section.mlflow_version if tracking_server else None,
             weekly_maintenance_window_start=section.weekly_maintenance_window_start,
@@ -71,6 +81,14 @@ class MlflowStack(cdk.Stack):
                 description=f"{config.name}: {description}",
             )
             cdk.CfnOutput(self, output_id, value=value, description=description)
+        if section.automatic_model_registration:
+            cdk.CfnOutput(
+                self,
+                "RegisteredModelPrefix",
+                value=registered_model_prefix(config),
+                description="name every MLflow registered model with this prefix: the Model "
+                "Registry sync may only create model package groups that start with it",
+            )
 
     def grant_access(self, grantee: iam.IGrantable) -> iam.Grant:
         """``MlflowAccess``: this BU's MLflow data plane and artifacts, nothing else."""

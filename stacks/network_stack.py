@@ -5,10 +5,52 @@ from typing import Any
 import aws_cdk as cdk
 from constructs import Construct
 
+from config.aws_registries import node_image_accounts
+from config.naming import BUCKET_PURPOSES, OPTIONAL_BUCKET_PURPOSES
 from config.schema import BusinessUnitConfig
+from inference.serving import image_uri
 from platform_constructs.keys import PurposeKey
-from platform_constructs.network import PlatformVpc, VpcEndpoints, VpcFlowLogs
+from platform_constructs.network import AdmittedBucket, PlatformVpc, VpcEndpoints, VpcFlowLogs
 from stacks._common import log_retention, removal_policy
+
+
+def bu_buckets(config: BusinessUnitConfig) -> list[AdmittedBucket]:
+    """Every bucket the BU may have (``config.naming``), admitted whole by the S3 endpoint."""
+    return [
+        AdmittedBucket(
+            kind="BusinessUnitBuckets",
+            name=config.naming.bucket(purpose),
+            actions=("s3:*",),
+            objects_only=False,
+            reason=f"this BU's {purpose} bucket (config.naming); IAM and the bucket policy "
+            "decide who may do what in it",
+        )
+        for purpose in (*BUCKET_PURPOSES, *OPTIONAL_BUCKET_PURPOSES)
+    ]
+
+
+def bu_repositories(config: BusinessUnitConfig) -> tuple[str, ...]:
+    """This account's ECR repositories of the BU: the training image and everything under
+    ``<bu>/`` (the dependencies chart, the chart's image mirrors)."""
+    return (config.naming.resource("training"), f"{config.name}/*")
+
+
+def aws_registries(config: BusinessUnitConfig) -> dict[str, str]:
+    """AWS-owned registry account -> what the BU pulls from it in its region: the HyperPod
+    nodes' images (``config.aws_registries``) and the LMI image of SageMaker endpoints."""
+    registries: dict[str, str] = {}
+    hp = config.hyperpod
+    if hp is not None:
+        registries |= node_image_accounts(
+            config.region,
+            mig=any(g.mig_label for g in hp.gpu_groups),
+            hyperpod_inference=config.endpoints is not None
+            and bool(config.endpoints.on("hyperpod")),
+        )
+    if config.endpoints is not None and config.endpoints.on("sagemaker"):
+        lmi_account = image_uri(config.region).split(".", 1)[0]
+        registries.setdefault(lmi_account, "the LMI serving image of the SageMaker endpoints")
+    return registries
 
 
 class NetworkStack(cdk.Stack):
@@ -58,6 +100,9 @@ class NetworkStack(cdk.Stack):
             vpc=self.network.vpc,
             cidr=str(net.cidr),
             subnets=self.network.private_subnets,
+            buckets=bu_buckets(config),
+            own_repositories=bu_repositories(config),
+            registry_accounts=aws_registries(config),
         )
         # What the other stacks attach to: the VPC, its private subnets and the endpoints' group.
         self.vpc = self.network.vpc

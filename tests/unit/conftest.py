@@ -43,7 +43,12 @@ def construct_stacks() -> dict[str, Any]:
 
     from platform_constructs.buckets import AccessLogBucket, SecureBucket
     from platform_constructs.keys import PurposeKey
-    from platform_constructs.network import PlatformVpc, VpcEndpoints, VpcFlowLogs
+    from platform_constructs.network import (
+        AdmittedBucket,
+        PlatformVpc,
+        VpcEndpoints,
+        VpcFlowLogs,
+    )
 
     app = cdk.App(context=cdk_json_context(), builtin_cloud_formation_validation=False)
     storage = cdk.Stack(app, "Storage")
@@ -97,7 +102,14 @@ def construct_stacks() -> dict[str, Any]:
             removal_policy=cdk.RemovalPolicy.DESTROY,
         )
         VpcEndpoints(
-            stack, "Endpoints", vpc=network.vpc, cidr="10.1.0.0/16", subnets=network.private_subnets
+            stack,
+            "Endpoints",
+            vpc=network.vpc,
+            cidr="10.1.0.0/16",
+            subnets=network.private_subnets,
+            buckets=[AdmittedBucket("BusinessUnitBuckets", "t-data", ("s3:*",), False, "test")],
+            own_repositories=("t-training", "t/*"),
+            registry_accounts={"602401143452": "EKS add-ons"},
         )
         vpcs[name] = stack
     # Flow logs with a key nobody admitted CloudWatch Logs to: the construct must leave the

@@ -158,6 +158,7 @@ def built() -> Built:
             artifact_bucket=bucket,
             role_name=f"t-mlflow-{kind}",
             automatic_model_registration=kind == "tracking_server",
+            registered_model_prefix="t--",
             size="Medium",
             mlflow_version="3.0" if kind == "tracking_server" else None,
             removal_policy=_DESTROY,
