@@ -136,6 +136,16 @@ def acknowledge_each(construct: IConstruct, findings: Mapping[str, str]) -> None
         )
 
 
+def acknowledge_grant(
+    policy: IConstruct, wildcards: Mapping[str, str], *, inline_reason: str
+) -> None:
+    """A CDK grant's policy: each ``AwsSolutions-IAM5[<finding>]`` of ``wildcards`` with its
+    reason, and the compliance packs' IAMNoInlinePolicy with ``inline_reason``."""
+    findings = {f"AwsSolutions-IAM5[{finding}]": why for finding, why in wildcards.items()}
+    findings |= {f"{pack}-IAMNoInlinePolicy": inline_reason for pack in COMPLIANCE_PACKS}
+    acknowledge_each(policy, findings)
+
+
 def acknowledge_cdk_function(construct: IConstruct, what: str) -> None:
     """The findings every Lambda that the CDK itself writes raises (a custom-resource provider,
     a bucket deployment), acknowledged on that provider's construct with ``what`` it does.

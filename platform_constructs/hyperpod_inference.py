@@ -17,7 +17,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
-from platform_constructs.gates import COMPLIANCE_PACKS, acknowledge, acknowledge_each
+from platform_constructs.gates import COMPLIANCE_PACKS, acknowledge, acknowledge_grant
 
 OPERATOR_NAMESPACE = "hyperpod-inference-system"
 OPERATOR_SERVICE_ACCOUNT = "hyperpod-inference-controller-manager"
@@ -190,13 +190,13 @@ class HyperPodInferenceOperator(Construct):
             "Action::kms:ReEncrypt*": "CDK's encrypt/decrypt grant on the TLS bucket's own key, "
             "which S3 uses when it rewrites a certificate object.",
         }
-        acknowledged = {f"AwsSolutions-IAM5[{f}]": why for f, why in findings.items()}
-        for pack in COMPLIANCE_PACKS:
-            acknowledged[f"{pack}-IAMNoInlinePolicy"] = (
-                "The operator role's grant on its TLS-certificate bucket and key, written for this "
-                "role alone; an inline policy cannot be attached to another principal."
-            )
-        acknowledge_each(policy, acknowledged)
+        acknowledge_grant(
+            policy,
+            findings,
+            inline_reason="The operator role's grant on its TLS-certificate bucket and key, "
+            "written for this role alone; an inline policy cannot be attached to another "
+            "principal.",
+        )
 
 
 def _irsa_trust(

@@ -18,7 +18,7 @@ from kubernetes import client as k8s
 
 from config.hyperpod import Team
 from platform_constructs.access import MlflowAccess
-from platform_constructs.gates import COMPLIANCE_PACKS, acknowledge_each
+from platform_constructs.gates import acknowledge_grant
 from platform_constructs.hyperpod_eks import HyperPodEksCluster, pod_identity_role
 
 SERVICE_ACCOUNT = "training"  # in each team namespace
@@ -191,10 +191,9 @@ def _acknowledge_workload_policy(
         findings[f"Resource::arn:{partition}:s3:::{bucket.bucket_name}/{team}/*"] = (
             f"Team {team} reads and writes only its own prefix of this bucket."
         )
-    acknowledged = {f"AwsSolutions-IAM5[{finding}]": reason for finding, reason in findings.items()}
-    for pack in COMPLIANCE_PACKS:
-        acknowledged[f"{pack}-IAMNoInlinePolicy"] = (
-            "CDK grants write this role's policy for this one team role only; an inline policy "
-            "cannot be attached to another principal by mistake."
-        )
-    acknowledge_each(policy, acknowledged)
+    acknowledge_grant(
+        policy,
+        findings,
+        inline_reason="CDK grants write this role's policy for this one team role only; an inline "
+        "policy cannot be attached to another principal by mistake.",
+    )
