@@ -21,7 +21,7 @@ export HF_HUB_DISABLE_TELEMETRY := 1
 export MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR := false
 
 .PHONY: help install install-cdk synth validate new-bu replacements doctor test test-all lint format \
-        typecheck bench-synth bench-train bench-dpo bench-contention bench-inference push-training-image stage-hyperpod-chart \
+        typecheck bench-synth bench-train bench-dpo bench-contention bench-inference bfcl-data push-training-image stage-hyperpod-chart \
         clean
 
 help: ## List the targets
@@ -116,6 +116,11 @@ bench-contention: install ## The tiny training run idle and beside a busy proces
 
 bench-inference: install ## Completion parser vs a hand-rolled jsonschema baseline and transformers' parse_response
 	$(PY) -m benchmarks.inference
+
+# Network once: BFCL's data from the pinned bfcl-eval wheel (version and sha256 in
+# training/bfcl_data.py), downloaded with --no-deps and never installed; needs only pip.
+bfcl-data: $(VENV)/.stamp-cdk ## BFCL's pinned data (bfcl_eval/data only) into .cache/bfcl/<version>/ for python -m training.bfcl
+	$(PY) -m training.bfcl_data
 
 clean: ## Remove build outputs (keeps .venv and node_modules)
 	rm -rf cdk.out .mypy_cache .ruff_cache .pytest_cache

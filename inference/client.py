@@ -34,6 +34,7 @@ from inference.parsing import (
     Toolset,
     compile_tools,
     decode_json,
+    normalize_tools,
     parse_chat_response,
     parse_message,
 )
@@ -178,10 +179,11 @@ def build_chat_request(
         body["model"] = model
     if tools:
         try:  # a broken schema fails here, not as a 424 from the endpoint
+            tools = normalize_tools(tools)  # the server's template sees JSON Schema too
             toolset = compile_tools(tools)
         except ToolSchemaError as exc:
             raise RequestError(str(exc)) from exc
-        body["tools"] = [dict(t) for t in tools]
+        body["tools"] = tools
         _check_tool_choice(tool_choice, toolset.names)
         body["tool_choice"] = tool_choice
     elif tool_choice not in ("auto", "none"):
@@ -572,7 +574,7 @@ class EndpointClient:
             extra=extra,
         )
         payload = self._checked_payload(body)
-        toolset = compile_tools(tools) if tools else None
+        toolset = compile_tools(body["tools"]) if tools else None  # normalised by the builder
         if stream:
             return self._streamed(payload, toolset, on_delta)
         return self._complete(payload, toolset)

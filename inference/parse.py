@@ -3,7 +3,8 @@
     python -m inference.parse --tools TOOLS.json < completion.txt
 
 The input is raw generated text, or an OpenAI-style chat completion JSON (detected by its
-``choices``). TOOLS.json holds the OpenAI-style ``tools`` list. Exit status: 0 when the completion
+``choices``). TOOLS.json holds the OpenAI-style ``tools`` list (JSON Schema, or the BFCL/xLAM
+dialects: ``dict``, ``float``, ``List[str]`` ...). Exit status: 0 when the completion
 parsed without errors, 1 when it has errors, 2 on bad usage (unreadable or invalid tools file,
 unreadable or non-UTF-8 input).
 """
@@ -23,6 +24,7 @@ from inference.parsing import (
     Toolset,
     compile_tools,
     decode_json,
+    normalize_tools,
     parse_chat_response,
     parse_completion,
 )
@@ -43,7 +45,7 @@ def _tools(path: Path, *, strict: bool) -> Toolset:
     tools = decode_json(path.read_text(encoding="utf-8"), "the tools file")
     if isinstance(tools, ParseError):
         raise ValueError(tools.reason)
-    return compile_tools(tools, strict=strict)
+    return compile_tools(normalize_tools(tools), strict=strict)
 
 
 def _read(path: Path | None, stdin: TextIO | None) -> str:

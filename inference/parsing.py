@@ -16,6 +16,11 @@ Public API (stable; additions only):
         One OpenAI-style assistant message: ``content``, ``reasoning_content``/``reasoning`` and
         ``tool_calls`` (``function.arguments`` a JSON string). Raw ``<think>``/``<tool_call>``
         left in ``content`` by a server without reasoning/tool parsers are parsed as well.
+    normalize_tools(tools) -> list[dict]
+        Tools written in the schema dialects datasets use (BFCL/Gorilla ``dict``/``float``/
+        ``tuple``/``any``, xLAM ``str``/``List[str]``) as JSON Schema; call it where tools enter
+        (prepare, evaluate, ``python -m inference.parse``, the client). An unknown type name
+        raises `ToolSchemaError` naming the tool and the field.
     compile_tools(tools, *, strict=True) -> Toolset
         Pre-compiles the validators; pass the `Toolset` as ``tools`` on hot paths (it carries its
         own `strict`). Plain lists are compiled once and cached by content.
@@ -66,6 +71,8 @@ __all__ = [
     "Toolset",
     "compile_tools",
     "decode_json",
+    "dialect_type",
+    "normalize_tools",
     "parse_chat_response",
     "parse_completion",
     "parse_message",
@@ -162,6 +169,142 @@ class ParsedCompletion:
 
 
 # --- tools ------------------------------------------------------------------------------------
+
+# --- schema dialects ----------------------------------------------------------------------------
+
+# The one table from the type names datasets write to JSON Schema's (None: no type constraint).
+# BFCL/Gorilla (`dict`, `float`, `tuple`, `any`) and xLAM/Python (`str`, `int`, `List[...]`)
+# both appear in real tool lists; jsonschema refuses them, so they are translated once, at entry.
+DIALECT_TYPES: dict[str, str | None] = {
+    "string": "string",
+    "str": "string",
+    "integer": "integer",
+    "int": "integer",
+    "number": "number",
+    "float": "number",
+    "boolean": "boolean",
+    "bool": "boolean",
+    "array": "array",
+    "list": "array",
+    "tuple": "array",
+    "set": "array",
+    "object": "object",
+    "dict": "object",
+    "null": "null",
+    "any": None,
+}
+_GENERIC_RE = re.compile(r"(\w+)\[(.*)\]")
+
+
+def split_optional(type_name: str) -> tuple[str, bool]:
+    """``Optional[int]``, ``Union[int, None]`` and ``int, optional`` -> (``int``, True)."""
+    t, optional = type_name.strip(), False
+    if t.lower().endswith(", optional"):
+        t, optional = t[: -len(", optional")].strip(), True
+    if m := re.fullmatch(r"(?i:optional)\[(.*)\]", t):
+        t, optional = m.group(1).strip(), True
+    if m := re.fullmatch(r"(?i:union)\[(.*),\s*None\]", t):
+        t, optional = m.group(1).strip(), True
+    return t, optional
+
+
+def dialect_type(type_name: str) -> tuple[dict[str, Any], bool] | None:
+    """JSON Schema for one dialect type name and whether it says optional; None when unknown.
+
+    ``"List[str]"`` -> array of strings, ``"Optional[int]"`` -> (integer, True), ``"any"`` -> {}.
+    """
+    t, optional = split_optional(type_name)
+    if m := _GENERIC_RE.fullmatch(t):
+        outer, inner = m.group(1).lower(), m.group(2)
+        if DIALECT_TYPES.get(outer, "") == "array" and "," not in inner:
+            items = dialect_type(inner)
+            if items is None:
+                return None
+            return (
+                {"type": "array", "items": items[0]} if items[0] else {"type": "array"}
+            ), optional
+        t = outer
+    if t.lower() not in DIALECT_TYPES:
+        return None
+    base = DIALECT_TYPES[t.lower()]
+    return ({"type": base} if base else {}), optional
+
+
+def _json_types(declared: Any, where: str) -> tuple[Any, dict[str, Any]]:
+    """The JSON Schema ``type`` for a declared one (None: unconstrained) and implied keywords."""
+    implied: dict[str, Any] = {}
+    types: list[str] = []
+    for name in declared if isinstance(declared, list) else [declared]:
+        found = dialect_type(name) if isinstance(name, str) else None
+        if found is None:
+            known = ", ".join(sorted(DIALECT_TYPES))
+            raise ToolSchemaError(f"{where}: unknown type {name!r} (known: {known}, List[...])")
+        schema = dict(found[0])
+        if "type" not in schema:  # `any` anywhere in a list: no constraint at all
+            return None, {}
+        types.append(schema.pop("type"))
+        implied.update(schema)
+    return (types if isinstance(declared, list) else types[0]), implied
+
+
+def _normalized_type(node: dict[str, Any], where: str) -> dict[str, Any]:
+    """`node` with its ``type`` in JSON Schema terms, keys kept in place (the template prints
+    them in order); declared keywords (``items``) win over implied ones."""
+    json_type, implied = _json_types(node["type"], where)
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key != "type":
+            out[key] = value
+        elif json_type is not None:
+            out[key] = json_type
+            out.update((k, v) for k, v in implied.items() if k not in node)
+    return out
+
+
+_SCHEMA_MAPS = ("properties", "patternProperties", "$defs", "definitions")
+_SCHEMA_ONES = ("items", "additionalProperties", "not", "contains", "propertyNames")
+_SCHEMA_LISTS = ("anyOf", "oneOf", "allOf", "prefixItems", "items")
+
+
+def _normalize_schema(node: Any, where: str) -> Any:
+    """One schema node and everything under it in JSON Schema terms."""
+    if not isinstance(node, Mapping):
+        return node
+    out = dict(node)
+    if "type" in out:
+        out = _normalized_type(out, where)
+    for key in _SCHEMA_MAPS:
+        if isinstance(out.get(key), Mapping):
+            out[key] = {k: _normalize_schema(v, f"{where}.{k}") for k, v in out[key].items()}
+    for key in _SCHEMA_ONES:
+        if isinstance(out.get(key), Mapping):
+            out[key] = _normalize_schema(out[key], f"{where}[{key}]")
+    for key in _SCHEMA_LISTS:
+        if isinstance(out.get(key), list):
+            out[key] = [_normalize_schema(v, f"{where}[{key}]") for v in out[key]]
+    return out
+
+
+def normalize_tools(tools: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """`tools` (OpenAI or bare form, kept) with every parameter schema in JSON Schema terms.
+
+    Raises `ToolSchemaError` for a tool that is not a tool or a type name no dialect knows,
+    naming the tool and the field (``tool 'f': invalid JSON schema: parameters.unit: unknown
+    type 'money' ...``).
+    """
+    if isinstance(tools, str | bytes) or not isinstance(tools, Sequence):
+        raise ToolSchemaError("tools must be a list of tool definitions")
+    out = []
+    for tool in tools:
+        if not isinstance(tool, Mapping):
+            raise ToolSchemaError(f"tool must be an object, got {type(tool).__name__}")
+        name, parameters = _tool_name_and_parameters(tool)
+        spec = dict(tool.get("function", tool))
+        spec["parameters"] = _normalize_schema(
+            parameters, f"tool {name!r}: invalid JSON schema: parameters"
+        )
+        out.append({**tool, "function": spec} if "function" in tool else spec)
+    return out
 
 
 @dataclass(frozen=True)

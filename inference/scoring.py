@@ -11,12 +11,20 @@ extra argument is optional in the schema with its ``default`` value). Values com
 normalisation: ints and floats by numeric value (but booleans are not numbers), strings stripped
 and case-folded, lists element-wise in order, objects key by key. Parallel calls are matched
 order-insensitively (the best one-to-one assignment).
+
+An expected argument may be a set of acceptable values, `OneOf` (BFCL's ``possible_answer``:
+``bfcl_expected`` converts its ground truth); an acceptable ``""`` means the argument may be left
+out. With ``bfcl=True`` the rest of BFCL's AST checker applies as well: strings compare after its
+standardisation (case, spaces and ``,./-_*^`` ignored), each argument must have its schema's type
+(an int passes for a number; arrays check their items one level deep) unless it has the type of
+the acceptable values, and an extra argument is wrong even at its schema default.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import permutations
@@ -71,6 +79,113 @@ def values_equal(predicted: Any, expected: Any) -> bool:
     return bool(predicted == expected)
 
 
+@dataclass(frozen=True)
+class OneOf:
+    """Acceptable values for one expected argument; ``""`` among them: it may be omitted."""
+
+    values: tuple[Any, ...]
+
+    @property
+    def optional(self) -> bool:
+        return any(v == "" for v in self.values)
+
+
+def bfcl_expected(
+    ground_truth: Sequence[Mapping[str, Mapping[str, Sequence[Any]]]],
+) -> list[dict[str, Any]]:
+    """BFCL's ``ground_truth`` (``[{name: {arg: [acceptable, ...]}}]``) as expected calls."""
+    return [
+        {"name": name, "arguments": {k: OneOf(tuple(v)) for k, v in arguments.items()}}
+        for call in ground_truth
+        for name, arguments in call.items()
+    ]
+
+
+_BFCL_PUNCTUATION = re.compile(r"[ ,./\-_*^]")
+
+
+def standardize_string(text: str) -> str:
+    """BFCL's string standardisation: "April 1, 2024" and "april 1 2024" are one answer."""
+    return _BFCL_PUNCTUATION.sub("", text).lower().replace("'", '"')
+
+
+def _bfcl_scalar_equal(predicted: Any, acceptable: Any) -> bool:
+    if isinstance(predicted, str) and isinstance(acceptable, str):
+        return standardize_string(predicted) == standardize_string(acceptable)
+    return values_equal(predicted, acceptable)
+
+
+def _dict_accepts(predicted: Mapping[str, Any], acceptable: Mapping[str, Any]) -> bool:
+    """BFCL's dict checker: each key's value among that key's acceptable values."""
+    for key, value in predicted.items():
+        options = acceptable.get(key)
+        if not isinstance(options, list) or not any(_bfcl_scalar_equal(value, o) for o in options):
+            return False
+    return all(
+        key in predicted or (isinstance(opts, list) and "" in opts)
+        for key, opts in acceptable.items()
+    )
+
+
+def _accepts(predicted: Any, acceptable: Any, *, bfcl: bool) -> bool:
+    """Whether `predicted` is the one acceptable value `acceptable` (BFCL: dicts inside an
+    acceptable value hold their own acceptable-value lists)."""
+    if not bfcl:
+        return values_equal(predicted, acceptable)
+    if isinstance(acceptable, Mapping) and isinstance(predicted, Mapping):
+        return _dict_accepts(predicted, acceptable)
+    if isinstance(acceptable, list) and isinstance(predicted, list):
+        return len(acceptable) == len(predicted) and all(
+            _accepts(p, a, bfcl=True) if isinstance(a, Mapping) else _bfcl_scalar_equal(p, a)
+            for p, a in zip(predicted, acceptable, strict=True)
+        )
+    return _bfcl_scalar_equal(predicted, acceptable)
+
+
+def _value_matches(predicted: Any, expected: Any, *, bfcl: bool) -> bool:
+    if isinstance(expected, OneOf):
+        return any(_accepts(predicted, v, bfcl=bfcl) for v in expected.values)
+    return _accepts(predicted, expected, bfcl=bfcl)
+
+
+_JSON_TYPES: dict[str, tuple[type, ...]] = {
+    "string": (str,),
+    "integer": (int,),
+    "number": (int, float),  # BFCL: Python's int-for-float conversion
+    "boolean": (bool,),
+    "array": (list,),
+    "object": (dict,),
+    "null": (type(None),),
+}
+
+
+def _has_type(value: Any, schema: Any) -> bool:
+    """Whether `value` has the (JSON Schema) type of `schema`; untyped schemas accept anything."""
+    names = schema.get("type") if isinstance(schema, Mapping) else None
+    if names is None:
+        return True
+    for name in names if isinstance(names, list) else [names]:
+        python = _JSON_TYPES.get(name)
+        if python is None or (
+            isinstance(value, python) and (bool in python) == isinstance(value, bool)
+        ):
+            return True
+    return False
+
+
+def _type_ok(value: Any, schema: Any, expected: Any) -> bool:
+    """BFCL's type check: the schema's type (array items one level deep), or the type of the
+    acceptable values (BFCL's "variable" answers, e.g. a string where the schema says integer)."""
+    items = schema.get("items") if isinstance(schema, Mapping) else None
+    if _has_type(value, schema) and (
+        not isinstance(value, list) or all(_has_type(v, items) for v in value)
+    ):
+        return True
+    options = expected.values if isinstance(expected, OneOf) else (expected,)
+    typed = [type(o) for o in options if o != ""]
+    return bool(typed) and type(value) is typed[0]
+
+
 def _as_pair(call: ToolCall | Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
     if isinstance(call, ToolCall):
         return call.name, call.arguments
@@ -83,58 +198,87 @@ def _as_pair(call: ToolCall | Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
     return name, dict(arguments)
 
 
-def _defaults(tools: Sequence[Mapping[str, Any]] | None) -> dict[str, dict[str, Any]]:
-    """Per tool, the optional arguments that declare a default."""
-    table: dict[str, dict[str, Any]] = {}
+@dataclass(frozen=True)
+class _Schema:
+    """What the scorer reads of one tool's parameters."""
+
+    properties: Mapping[str, Any] = field(default_factory=dict)
+    required: frozenset[str] = frozenset()
+
+    @property
+    def defaults(self) -> dict[str, Any]:
+        """The optional arguments that declare a default."""
+        return {
+            k: v["default"]
+            for k, v in self.properties.items()
+            if isinstance(v, Mapping) and "default" in v and k not in self.required
+        }
+
+
+def _schemas(tools: Sequence[Mapping[str, Any]] | None) -> dict[str, _Schema]:
+    table: dict[str, _Schema] = {}
     for tool in tools or ():
         spec = tool.get("function", tool)
         params = spec.get("parameters") or {}
-        required = set(params.get("required", ()))
-        table[spec.get("name", "")] = {
-            k: v["default"]
-            for k, v in (params.get("properties") or {}).items()
-            if isinstance(v, Mapping) and "default" in v and k not in required
-        }
+        table[spec.get("name", "")] = _Schema(
+            dict(params.get("properties") or {}), frozenset(params.get("required", ()))
+        )
     return table
 
 
 def _difference(
     predicted: tuple[str, dict[str, Any]],
     expected: tuple[str, dict[str, Any]],
-    defaults: Mapping[str, Any],
+    schema: _Schema | None,
+    *,
+    bfcl: bool = False,
 ) -> str | None:
     """None when the calls match, else the first reason they do not."""
     (p_name, p_args), (e_name, e_args) = predicted, expected
     if p_name != e_name:
         return f"name {p_name!r} != {e_name!r}"
-    missing = sorted(set(e_args) - set(p_args))
+    optional = {k for k, v in e_args.items() if isinstance(v, OneOf) and v.optional}
+    required = schema.required if bfcl and schema else frozenset()
+    missing = sorted((set(e_args) - optional | required) - set(p_args))
     if missing:
         return f"{e_name}: missing argument(s) {', '.join(missing)}"
+    defaults = schema.defaults if schema and not bfcl else {}
     for key in sorted(set(p_args) - set(e_args)):
         if not (key in defaults and values_equal(p_args[key], defaults[key])):
             return f"{e_name}: unexpected argument {key!r}"
-    for key in sorted(e_args):
-        if not values_equal(p_args[key], e_args[key]):
-            return f"{e_name}: {key}={p_args[key]!r}, expected {e_args[key]!r}"
+    for key in sorted(set(e_args) & set(p_args)):
+        if bfcl and schema and not _type_ok(p_args[key], schema.properties.get(key), e_args[key]):
+            return f"{e_name}: {key}={p_args[key]!r} has the wrong type"
+        if not _value_matches(p_args[key], e_args[key], bfcl=bfcl):
+            return f"{e_name}: {key}={p_args[key]!r}, expected {_shown(e_args[key])}"
     return None
+
+
+def _shown(expected: Any) -> str:
+    if isinstance(expected, OneOf):
+        return "one of " + ", ".join(repr(v) for v in expected.values)
+    return repr(expected)
 
 
 def score_calls(
     predicted: Sequence[ToolCall | Mapping[str, Any]],
     expected: Sequence[ToolCall | Mapping[str, Any]],
     tools: Sequence[Mapping[str, Any]] | None = None,
+    *,
+    bfcl: bool = False,
 ) -> CallScore:
     """Compare calls one-to-one, order-insensitively; see the module docstring for the rules.
 
-    `expected` entries are ``{"name", "arguments"}`` (arguments an object or a JSON string) or
-    `ToolCall`s; a malformed expected entry raises `ValueError` (it is our data, not model output).
+    `expected` entries are ``{"name", "arguments"}`` (arguments an object or a JSON string, its
+    values plain or `OneOf`) or `ToolCall`s; a malformed expected entry raises `ValueError` (it is
+    our data, not model output). `bfcl` applies BFCL's type and string rules (needs `tools`).
     """
     preds = [_as_pair(c) for c in predicted]
     gold = [_as_pair(c) for c in expected]
-    defaults = _defaults(tools)
+    schemas = _schemas(tools)
 
     def diff(p: int, g: int) -> str | None:
-        return _difference(preds[p], gold[g], defaults.get(gold[g][0], {}))
+        return _difference(preds[p], gold[g], schemas.get(gold[g][0]), bfcl=bfcl)
 
     table = [[diff(p, g) for g in range(len(gold))] for p in range(len(preds))]
     # An exact match is worth more than a right name with wrong arguments, which beats nothing.

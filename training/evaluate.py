@@ -26,6 +26,9 @@ With ``--pairs`` (held-out preference pairs, e.g. ``prepare --task preference``'
 each model also gets `preference_accuracy` (log p(chosen) > log p(rejected)) and
 `preference_margin` (their mean difference), overall and per ``meta.mistake``
 (`training.preference_eval`).
+
+BFCL's AST categories, with BFCL's data and rules, are the sibling command ``python -m
+training.bfcl`` (same model loading, generation and MLflow logging).
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from inference.parsing import ErrorKind, ParsedCompletion, parse_completion
 from inference.scoring import CallScore, score_calls
@@ -354,8 +357,23 @@ def format_table(report: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
-def log_to_mlflow(report: dict[str, Any], args: EvaluateArgs) -> str | None:
-    """Log metrics as ``eval/<model>/<metric>`` and the report as ``eval/report.json``.
+class Tracking(Protocol):
+    """The arguments that say where to log (`EvaluateArgs`, `training.bfcl.BfclArgs`)."""
+
+    @property
+    def mlflow_run_id(self) -> str | None: ...
+    @property
+    def mlflow_experiment(self) -> str | None: ...
+
+
+def log_to_mlflow(
+    report: dict[str, Any],
+    args: Tracking,
+    *,
+    run_name: str = "evaluate",
+    artifact: str = "eval/report.json",
+) -> str | None:
+    """Log metrics as ``eval/<model>/<metric>`` and the report as `artifact`.
 
     Only when a tracking URI is configured (``MLFLOW_TRACKING_URI``) or a run/experiment is named.
     """
@@ -366,13 +384,13 @@ def log_to_mlflow(report: dict[str, Any], args: EvaluateArgs) -> str | None:
     if args.mlflow_experiment and not args.mlflow_run_id:
         mlflow.set_experiment(args.mlflow_experiment)
     with mlflow.start_run(
-        run_id=args.mlflow_run_id, run_name=None if args.mlflow_run_id else "evaluate"
+        run_id=args.mlflow_run_id, run_name=None if args.mlflow_run_id else run_name
     ) as run:
         for name, body in report["models"].items():
             mlflow.log_metrics(
                 {f"eval/{name}/{k}": float(v) for k, v in body["metrics"].items() if v is not None}
             )
-        mlflow.log_dict(report, "eval/report.json")
+        mlflow.log_dict(report, artifact)
         return str(run.info.run_id)
 
 

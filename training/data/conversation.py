@@ -12,6 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, cast
 
+from inference.parsing import ToolSchemaError, normalize_tools
+
 Role = Literal["system", "user", "assistant", "tool"]
 ROLES: frozenset[str] = frozenset({"system", "user", "assistant", "tool"})
 
@@ -165,7 +167,11 @@ def normalize_tool(tool: Any) -> dict[str, Any]:
         raise ConversationError("bad_tool", f"tool has no function name: {tool!r:.80}")
     function = {"name": fn["name"], "description": fn.get("description", "")}
     function["parameters"] = fn.get("parameters") or {"type": "object", "properties": {}}
-    return {"type": "function", "function": function}
+    try:  # BFCL's `dict`/`float`, xLAM's `str`: JSON Schema from here on, for template and checks
+        (normalized,) = normalize_tools([function])
+    except ToolSchemaError as e:
+        raise ConversationError("bad_tool", str(e)) from e
+    return {"type": "function", "function": normalized}
 
 
 def parse_arguments(raw: Any, tool: str) -> dict[str, Any]:

@@ -17,7 +17,15 @@ from itertools import count
 from pathlib import Path
 from typing import Any
 
-from inference.parsing import CALL_CLOSE, CALL_OPEN, THINK_OPEN, ErrorKind, parse_completion
+from inference.parsing import (
+    CALL_CLOSE,
+    CALL_OPEN,
+    THINK_OPEN,
+    ErrorKind,
+    dialect_type,
+    parse_completion,
+    split_optional,
+)
 from training.data.conversation import (
     Conversation,
     ConversationError,
@@ -235,46 +243,16 @@ def record_meta(obj: dict[str, Any]) -> dict[str, Any]:
 
 # --- xLAM ----------------------------------------------------------------------------------
 
-_XLAM_TYPES = {
-    "str": "string",
-    "string": "string",
-    "int": "integer",
-    "integer": "integer",
-    "float": "number",
-    "number": "number",
-    "bool": "boolean",
-    "boolean": "boolean",
-    "list": "array",
-    "tuple": "array",
-    "set": "array",
-    "array": "array",
-    "dict": "object",
-    "object": "object",
-}
-
 
 def xlam_type_schema(type_name: str) -> tuple[dict[str, Any], bool]:
     """JSON Schema for an xLAM type string, and whether it is optional.
 
-    ``"List[str]"`` -> array of strings, ``"Optional[int]"`` / ``"int, optional"`` -> optional
-    integer; an unknown type (``"Callable"``, ``"Any"``) gets no type constraint, not a guess.
+    The mapping is the parser's one table (`inference.parsing.dialect_type`): ``"List[str]"`` ->
+    array of strings, ``"Optional[int]"`` / ``"int, optional"`` -> optional integer. An unknown
+    type (``"Callable"``) gets no type constraint rather than a guess: xLAM's types are free text.
     """
-    t = type_name.strip()
-    optional = False
-    if t.lower().endswith(", optional"):
-        t, optional = t[: -len(", optional")].strip(), True
-    if m := re.fullmatch(r"(?i:optional)\[(.*)\]", t):
-        t, optional = m.group(1).strip(), True
-    if m := re.fullmatch(r"(?i:union)\[(.*),\s*None\]", t):
-        t, optional = m.group(1).strip(), True
-    if m := re.fullmatch(r"(\w+)\[(.*)\]", t):
-        outer, inner = m.group(1).lower(), m.group(2)
-        if _XLAM_TYPES.get(outer) == "array":
-            items, _ = xlam_type_schema(inner) if "," not in inner else ({}, False)
-            return ({"type": "array", "items": items} if items else {"type": "array"}), optional
-        t = outer
-    base = _XLAM_TYPES.get(t.lower())
-    return ({"type": base} if base else {}), optional
+    found = dialect_type(type_name)
+    return found if found is not None else ({}, split_optional(type_name)[1])
 
 
 def xlam_parameters(params: Any) -> dict[str, Any]:
