@@ -216,7 +216,15 @@ def _synthetic(monkeypatch: pytest.MonkeyPatch, argv: list[str]) -> int:
     return synthetic.cli(argv)
 
 
+def _bfcl(monkeypatch: pytest.MonkeyPatch, argv: list[str]) -> int:
+    from training import bfcl
+
+    monkeypatch.setattr(bfcl, "main", _reached)
+    return bfcl.cli(argv)
+
+
 RUNNERS = {
+    "training.bfcl": _bfcl,
     "training.job": _job,
     "training.prepare": _prepare,
     "training.train": _train,
