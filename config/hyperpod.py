@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints, field_validator, model_validator
 
-from config.accelerators import GPUS_PER_INSTANCE, MIG_PROFILES, mig_profiles
+from config.accelerators import GPUS_PER_INSTANCE, MIG_PROFILES, MigProfile, mig_profiles
 from config.base import FieldProblemError, FieldProblemsError, StrictModel, matching
 
 # HyperPod supports Kubernetes 1.28-1.34 (AWS docs, HyperPod EKS prerequisites); the kubectl
@@ -366,6 +366,92 @@ class Observability(StrictModel):
     grafana: bool = False  # an Amazon Managed Grafana workspace (needs IAM Identity Center)
 
 
+# Kubernetes minors SageMaker Spaces runs on (the add-on's prerequisites; DESIGN.md, "SageMaker
+# Spaces on HyperPod": Kubernetes >= 1.30).
+SPACES_MIN_KUBERNETES = (1, 30)
+SpaceApp = Literal["jupyterlab", "code-editor"]
+SPACE_APPS: tuple[SpaceApp, ...] = ("jupyterlab", "code-editor")
+ImageTag = Annotated[
+    str, matching(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}", "an image tag like 3.4.2-gpu")
+]
+
+
+class SpacesAddons(StrictModel):
+    """The Spaces add-on and the EBS CSI driver it stores home directories with, pinned like
+    :class:`Addons` (``aws eks describe-addon-versions --addon-name amazon-sagemaker-spaces``)."""
+
+    sagemaker_spaces: AddonVersion = "v1.0.3-eksbuild.1"
+    aws_ebs_csi_driver: AddonVersion = "v1.48.0-eksbuild.1"
+
+
+# Field of `SpacesAddons` -> the EKS add-on name.
+SPACES_ADDON_NAMES = {
+    "sagemaker_spaces": "amazon-sagemaker-spaces",
+    "aws_ebs_csi_driver": "aws-ebs-csi-driver",
+}
+
+
+class SpacesTeam(StrictModel):
+    """A team whose members may create spaces in its namespace: the IAM roles (names in the
+    BU's account) they reach the cluster with, each given an EKS access entry."""
+
+    team: TeamName
+    # `[]` (like `admin_roles`) leaves space creation to the cluster admins until someone is named.
+    roles: list[IamRoleName] = Field(default_factory=list)
+    # The team's Kueue priority class for spaces (one of `scheduler.priority_classes`).
+    priority_class: str = "experimentation"
+
+
+class Spaces(StrictModel):
+    """SageMaker Spaces on the cluster: JupyterLab and Code Editor for the listed teams, on a
+    MIG slice or a whole GPU, scheduled by the team's task-governance quota."""
+
+    teams: list[SpacesTeam] = Field(min_length=1)
+    apps: list[SpaceApp] = Field(default_factory=lambda: list(SPACE_APPS), min_length=1)
+    # SageMaker Distribution, mirrored into `<bu>/hyperpod-mirror/sagemaker-distribution`.
+    image_tag: ImageTag = "3.4.2-gpu"
+    # Defaults that fit a node with `threads_per_core: 1` beside the cluster's daemons (the
+    # public templates ask for 2 vCPUs, which does not).
+    cpu: float = Field(default=1, gt=0, le=64)
+    memory_gib: int = Field(default=8, ge=1, le=512)
+    storage_gib: int = Field(default=20, ge=1, le=1000)
+    # The MIG slice a space gets unless it asks for another (null: no GPU by default), and the
+    # largest slice the platform admits; both must be profiles some group offers.
+    default_mig_profile: str | None = None
+    max_mig_profile: str | None = None
+    max_gpus: int = Field(default=1, ge=0, le=8)  # whole GPUs one space may request
+    idle_shutdown_minutes: int = Field(default=60, ge=5, le=1440)
+    addons: SpacesAddons = Field(default_factory=SpacesAddons)
+
+    @field_validator("teams")
+    @classmethod
+    def _unique_spaces_teams(cls, teams: list[SpacesTeam]) -> list[SpacesTeam]:
+        dupes = [n for n, c in Counter(t.team for t in teams).items() if c > 1]
+        if dupes:
+            raise ValueError(f"duplicate team {', '.join(dupes)}")
+        return teams
+
+    @field_validator("apps")
+    @classmethod
+    def _unique_apps(cls, apps: list[SpaceApp]) -> list[SpaceApp]:
+        if len(set(apps)) != len(apps):
+            raise ValueError("each app at most once")
+        return apps
+
+    def template_names(self) -> list[str]:
+        """Every WorkspaceTemplate the platform publishes (``<team>-<app>``, in
+        ``jupyter-k8s-system``): one per team and app, so each carries its team's queue."""
+        return [name for t in self.teams for name in self.template_names_of(t.team)]
+
+    def template_names_of(self, team: str) -> list[str]:
+        """``team``'s templates, one per app in ``apps`` order."""
+        return [template_name(team, app) for app in self.apps]
+
+
+def template_name(team: str, app: str) -> str:
+    return f"{team}-{app}"
+
+
 class HyperPod(StrictModel):
     """A HyperPod EKS cluster: control plane, add-ons, instance groups, teams and storage."""
 
@@ -385,6 +471,7 @@ class HyperPod(StrictModel):
     scheduler: Scheduler = Field(default_factory=Scheduler)
     fsx: Fsx = Field(default_factory=Fsx)
     observability: Observability = Field(default_factory=Observability)
+    spaces: Spaces | None = None
 
     @field_validator("kubernetes_version")
     @classmethod
@@ -429,6 +516,33 @@ class HyperPod(StrictModel):
         if problems:
             raise FieldProblemsError(problems)
         return self
+
+    @model_validator(mode="after")
+    def _spaces_fit(self) -> "HyperPod":
+        problems = spaces_problems(self)
+        if problems:
+            raise FieldProblemsError(problems)
+        return self
+
+    def mig_profile(self, name: str) -> MigProfile | None:
+        """The profile ``name`` as some group of this cluster offers it (None if none does)."""
+        for group in self.gpu_groups:
+            if name in group.slices_per_gpu():
+                return mig_profiles(group.instance_type)[name]
+        return None
+
+    def mig_profiles_within(self, largest: str) -> list[str]:
+        """The cluster's profiles no larger than ``largest`` in compute and in memory."""
+        top = self.mig_profile(largest)
+        if top is None:
+            return []
+        return sorted(
+            p
+            for p in self.mig_profiles_offered()
+            if (found := self.mig_profile(p)) is not None
+            and found.compute <= top.compute
+            and found.memory_eighths <= top.memory_eighths
+        )
 
     def mig_profiles_offered(self) -> frozenset[str]:
         """Every MIG profile some instance group of this cluster provides (e.g. ``1g.18gb``)."""
@@ -509,3 +623,61 @@ def quota_problems(cfg: HyperPod) -> list[FieldProblemError]:
             )
             problems.append((i, FieldProblemError(f"quotas.{i}.{field}", reason)))
     return [problem for _, problem in sorted(problems, key=lambda item: item[0])]
+
+
+def spaces_problems(cfg: HyperPod) -> list[FieldProblemError]:
+    """What the ``spaces`` section asks that this cluster cannot give: a team not in ``teams``,
+    a role that already administers the cluster (one access entry per principal), a priority
+    class the scheduler lacks, a MIG profile no group offers, a default above the maximum, or
+    Kubernetes older than 1.30."""
+    spaces = cfg.spaces
+    if spaces is None:
+        return []
+    problems: list[FieldProblemError] = []
+    minor = tuple(int(x) for x in cfg.kubernetes_version.split("."))
+    if minor < SPACES_MIN_KUBERNETES:
+        wanted = ".".join(map(str, SPACES_MIN_KUBERNETES))
+        reason = (
+            f"SageMaker Spaces needs Kubernetes >= {wanted}; the cluster runs "
+            f"{cfg.kubernetes_version}"
+        )
+        problems.append(FieldProblemError("kubernetes_version", reason))
+    teams = {t.name for t in cfg.teams}
+    priorities = {p.name for p in cfg.scheduler.priority_classes}
+    admins = set(cfg.admin_roles)
+    for i, team in enumerate(spaces.teams):
+        path = f"spaces.teams.{i}"
+        if team.team not in teams:
+            reason = f"unknown team {team.team!r}; teams: {', '.join(sorted(teams))}"
+            problems.append(FieldProblemError(f"{path}.team", reason))
+        if team.priority_class not in priorities:
+            reason = (
+                f"no priority class {team.priority_class!r}; scheduler has "
+                f"{', '.join(sorted(priorities))}"
+            )
+            problems.append(FieldProblemError(f"{path}.priority_class", reason))
+        for j, role in enumerate(team.roles):
+            if role in admins:
+                reason = f"{role} is in admin_roles: it already has the cluster's admin entry"
+                problems.append(FieldProblemError(f"{path}.roles.{j}", reason))
+    offered = sorted(cfg.mig_profiles_offered())
+    for field in ("default_mig_profile", "max_mig_profile"):
+        profile = getattr(spaces, field)
+        if profile is not None and profile not in offered:
+            reason = (
+                f"{profile} is not offered by any GPU group; the cluster offers "
+                f"{', '.join(offered) or 'no MIG'}"
+            )
+            problems.append(FieldProblemError(f"spaces.{field}", reason))
+    default, largest = spaces.default_mig_profile, spaces.max_mig_profile
+    if default in offered and largest is None:
+        reason = "a default MIG profile needs max_mig_profile (the largest a space may ask for)"
+        problems.append(FieldProblemError("spaces.max_mig_profile", reason))
+    if (
+        default in offered
+        and largest in offered
+        and default not in cfg.mig_profiles_within(str(largest))
+    ):
+        reason = f"the default {default} is larger than max_mig_profile {largest}"
+        problems.append(FieldProblemError("spaces.default_mig_profile", reason))
+    return problems

@@ -46,6 +46,7 @@ from platform_constructs.hyperpod_chart import (
     chart_values,
     mirrored_images,
 )
+from platform_constructs.hyperpod_spaces import SPACES_IMAGE_NAME, SPACES_IMAGE_SOURCE
 from scripts.chart_images import documents, foreign_images, kind_count, rendered_images
 from scripts.kubectl_layer import LayerError, helm_path, layer_helm
 from stacks.hyperpod_stack import chart_repository
@@ -108,6 +109,7 @@ class Plan:
     kubernetes_version: str
     mig: bool
     hyperpod_inference: bool
+    spaces_tag: str | None = None  # SageMaker Distribution's tag when the BU runs Spaces
 
     @property
     def values(self) -> dict[str, Any]:
@@ -117,7 +119,14 @@ class Plan:
 
     @property
     def images(self) -> list[MirroredImage]:
-        return mirrored_images(mig=self.mig)
+        """The chart's mirrored images, and the Spaces templates' image when the BU runs
+        Spaces (public ECR, which a closed BU cannot reach)."""
+        images = mirrored_images(mig=self.mig)
+        if self.spaces_tag is not None:
+            images.append(
+                MirroredImage(SPACES_IMAGE_NAME, SPACES_IMAGE_SOURCE, self.spaces_tag, (), "always")
+            )
+        return images
 
     @property
     def aws_accounts(self) -> dict[str, str]:
@@ -153,6 +162,7 @@ def plan_for(config: BusinessUnitConfig) -> Plan:
         kubernetes_version=hp.kubernetes_version,
         mig=any(group.mig_label for group in hp.gpu_groups),
         hyperpod_inference=config.endpoints is not None and bool(config.endpoints.on("hyperpod")),
+        spaces_tag=hp.spaces.image_tag if hp.spaces is not None else None,
     )
 
 

@@ -535,3 +535,18 @@ def test_layer_helm_packages_and_renders_a_chart(fraud: Plan, tmp_path: Path) ->
     values.write_text(json.dumps({"image": {"repository": f"{REGISTRY}/fraud/app"}}))
     manifests = run_command(render_command(fraud, tmp_path / "tiny-0.2.0.tgz", values, helm))
     assert [u.image for u in rendered_images(documents(manifests))] == [f"{REGISTRY}/fraud/app:1"]
+
+
+def test_a_bu_with_spaces_mirrors_the_spaces_image_too() -> None:
+    """Spaces templates run SageMaker Distribution from the BU's mirror (its public ECR source
+    is out of a closed BU's reach); staging copies it beside the chart's images."""
+    from config.loader import CONFIG_DIR, load_valid
+
+    (config,) = load_valid([CONFIG_DIR / "marketing.yaml"])
+    assert config.hyperpod is not None
+    assert config.hyperpod.spaces is not None
+    plan = plan_for(config)
+    (spaces,) = [i for i in plan.images if i.name == "sagemaker-distribution"]
+    assert spaces.source == "public.ecr.aws/sagemaker/sagemaker-distribution"
+    assert spaces.tag == config.hyperpod.spaces.image_tag
+    assert plan.mirror(spaces).endswith("/marketing/hyperpod-mirror/sagemaker-distribution")
