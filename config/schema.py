@@ -16,6 +16,7 @@ from pydantic import (
 
 from config.base import FieldProblemError, StrictModel, ascii_pattern
 from config.endpoints import Endpoints
+from config.governance import Governance
 from config.hyperpod import HyperPod
 from config.mlflow import Mlflow
 from config.naming import BU_TAG_KEY, Naming
@@ -203,6 +204,7 @@ class BusinessUnitConfig(StrictModel):
     hyperpod: HyperPod | None = None
     mlflow: Mlflow | None = None
     endpoints: Endpoints | None = None
+    governance: Governance | None = None
 
     @field_validator("name")
     @classmethod

@@ -8,6 +8,7 @@ from constructs import Construct
 from config.schema import BusinessUnitConfig
 from stacks._common import stage_tags
 from stacks.endpoints_stack import EndpointsStack
+from stacks.governance_stack import GovernanceStack
 from stacks.hyperpod_stack import HyperPodStack
 from stacks.mlflow_stack import MlflowStack
 from stacks.network_stack import NetworkStack
@@ -100,5 +101,19 @@ class BusinessUnitStage(cdk.Stage):
                 security=self.security,
                 **common,
             )
+        # Last: the budget action names the Studio, training and HyperPod roles it stops, and
+        # the dashboard the endpoints; both by derived name, so they must exist first.
+        self.governance: GovernanceStack | None = None
+        if config.governance is not None:
+            self.governance = GovernanceStack(
+                self,
+                "governance",
+                stack_name=config.naming.stack("governance"),
+                description=f"{config.name}: budget, alerts, budget action and dashboard",
+                **common,
+            )
+            for stack in (self.studio, self.hyperpod, self.training, self.endpoints):
+                if stack is not None:
+                    self.governance.add_stack_dependency(stack)
         for key, value in stage_tags(config).items():
             cdk.Tags.of(self).add(key, value)

@@ -1,0 +1,127 @@
+"""Governance stack: the BU's monthly cost budget on its cost-allocation tag, its alerts (email
+and an encrypted SNS topic), an optional budget action that stops new capacity, and the BU's
+CloudWatch dashboard. It names other stacks' resources by their derived names only (endpoint
+names, role names), so it deploys after them and changes without touching them.
+"""
+
+from typing import Any
+
+import aws_cdk as cdk
+from constructs import Construct
+
+from config.naming import BU_TAG_KEY
+from config.schema import BusinessUnitConfig
+from platform_constructs.budgets import (
+    Alerts,
+    BudgetAlertTopic,
+    CapacityBrake,
+    MonthlyCostBudget,
+    tag_filter,
+)
+from platform_constructs.dashboard import DashboardSpec, PlatformDashboard
+from platform_constructs.keys import PurposeKey
+from stacks._common import removal_policy
+
+
+def dashboard_spec(config: BusinessUnitConfig) -> DashboardSpec:
+    """What the BU's dashboard shows; ``scripts/render_dashboard.py`` renders the same body."""
+    if config.governance is None:
+        raise ValueError(f"{config.name}: no governance section")
+    names = config.naming
+    endpoints = (
+        [names.resource(item.name) for item in config.endpoints.on("sagemaker")]
+        if config.endpoints is not None
+        else []
+    )
+    hyperpod = config.hyperpod is not None
+    return DashboardSpec(
+        bu=config.name,
+        region=config.region,
+        endpoint_names=endpoints,
+        monthly_limit_usd=config.governance.monthly_limit_usd,
+        prometheus_alias=names.resource("hyperpod-metrics") if hyperpod else None,
+        hyperpod_cluster=names.resource("hyperpod") if hyperpod else None,
+    )
+
+
+def brake_role_names(config: BusinessUnitConfig) -> list[str]:
+    """The roles the budget action stops: those data scientists and their jobs act as (Studio's
+    execution role, the managed-job role) and the HyperPod inference operator's, which creates
+    SageMaker endpoints for HyperPod-served models. CloudFormation's own deploy role is not
+    among them: a platform admin can still deploy."""
+    names = config.naming
+    roles = [names.role("training-job")]
+    if config.studio is not None:
+        roles.insert(0, names.role("studio-execution"))
+    if (
+        config.hyperpod is not None
+        and config.endpoints is not None
+        and config.endpoints.on("hyperpod")
+    ):
+        roles.append(names.role("hyperpod-inference"))
+    return roles
+
+
+class GovernanceStack(cdk.Stack):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: BusinessUnitConfig,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        governance = config.governance
+        if governance is None:
+            raise ValueError(f"{config.name}: no governance section; the Stage adds no such stack")
+        names = config.naming
+        self.topic = None
+        if governance.sns_topic:
+            key = PurposeKey(
+                self,
+                "BudgetAlertsKey",
+                alias=names.key_alias("budget-alerts"),
+                description=f"{config.name}: budget alert notifications (SNS)",
+                removal_policy=removal_policy(config),
+            ).key
+            self.topic = BudgetAlertTopic(
+                self, "BudgetAlerts", topic_name=names.resource("budget-alerts"), key=key
+            ).topic
+            cdk.CfnOutput(self, "BudgetAlertTopicArn", value=self.topic.topic_arn)
+        alerts = Alerts(emails=list(governance.notification_emails), topic=self.topic)
+        self.budget = MonthlyCostBudget(
+            self,
+            "MonthlyCost",
+            budget_name=names.resource("monthly-cost"),
+            limit_usd=governance.monthly_limit_usd,
+            cost_filter=tag_filter(BU_TAG_KEY, config.name),
+            thresholds_percent=governance.alert_thresholds_percent,
+            alerts=alerts,
+        )
+        self.brake: CapacityBrake | None = None
+        if governance.budget_action:
+            self.brake = CapacityBrake(
+                self,
+                "CapacityBrake",
+                budget=self.budget,
+                role_names=brake_role_names(config),
+                execution_role_name=names.role("budget-action"),
+                threshold_percent=governance.action_threshold,
+                approval=governance.action_approval,
+                alerts=alerts,
+            )
+        self.dashboard: PlatformDashboard | None = None
+        if governance.dashboard:
+            self.dashboard = PlatformDashboard(
+                self,
+                "Dashboard",
+                dashboard_name=names.resource("platform"),
+                spec=dashboard_spec(config),
+            )
+            cdk.CfnOutput(
+                self,
+                "DashboardUrl",
+                value=f"https://{config.region}.console.aws.amazon.com/cloudwatch/home"
+                f"?region={config.region}#dashboards/dashboard/{names.resource('platform')}",
+            )
