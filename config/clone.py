@@ -40,6 +40,7 @@ def clone_config(
         *_set_identity(doc, source, name=name, account=account, cidr=cidr),
         *_studio_people(doc, source.name),
         *_hyperpod_people(doc, source.name, name),
+        *_governance_people(doc, source.name),
         *_endpoint_models(doc, source, name),
     ]
     out = io.StringIO()
@@ -112,10 +113,31 @@ def _hyperpod_people(doc: CommentedMap, source: str, name: str) -> Iterator[tupl
         fill = "IAM role names in this account that administer the cluster (EKS cluster admin)"
         _fill(hyperpod, "admin_roles", fill)
         yield "hyperpod.admin_roles", f"empty: only the deployment's role administers it; {fill}"
+    spaces = hyperpod.get("spaces")
+    for i, team in enumerate((spaces or {}).get("teams") or []):
+        if team.get("roles"):
+            fill = "IAM role names of this team's people who may create spaces"
+            _fill(team, "roles", fill)
+            yield (
+                f"hyperpod.spaces.teams.{i}.roles",
+                f"empty: only cluster admins create spaces; {fill}",
+            )
     yield (
         "hyperpod.dependencies_chart.digest",
         f"{source}'s digest: put here what `make stage-hyperpod-chart BU={name}` prints",
     )
+
+
+def _governance_people(doc: CommentedMap, source: str) -> Iterator[tuple[str, str]]:
+    """Budget alerts go to people: the clone alerts only through its own topic until filled."""
+    governance = doc.get("governance")
+    if governance is None or not governance.get("notification_emails"):
+        return
+    fill = "addresses that receive this BU's budget alerts"
+    _fill(governance, "notification_emails", fill)
+    if governance.get("sns_topic") is False:
+        governance["sns_topic"] = True  # someone must hear of the budget: the topic, for now
+    yield "governance.notification_emails", f"empty ({source}'s not copied): {fill}"
 
 
 def _endpoint_models(

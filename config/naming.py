@@ -45,6 +45,13 @@ RESERVED_ROLE_PURPOSES = (
     "hyperpod-observability",
     "hyperpod-inference",
     "hyperpod-vpc-cni",
+    # SageMaker Spaces (hyperpod.spaces): its controller, the SSM managed-node role of remote
+    # access, and the EBS CSI driver that holds the spaces' home volumes.
+    "hyperpod-spaces-controller",
+    "hyperpod-spaces-ssm",
+    "hyperpod-ebs-csi",
+    # Governance stack: the role AWS Budgets assumes to attach and detach the deny policy.
+    "budget-action",
 )
 RESERVED_RESOURCE_PURPOSES = ("studio", "hyperpod", "eks", "mlflow", "training", "hyperpod-metrics")
 STACK_UNITS = (
@@ -55,7 +62,10 @@ STACK_UNITS = (
     "mlflow",
     "endpoints",
     "training",
+    "governance",
 )
+# Keys only a BU with a `governance` section gets (the budget alerts' SNS topic).
+GOVERNANCE_KEY_PURPOSES = ("budget-alerts",)
 
 # The Stage tags every resource with its BU's name: IAM conditions match resources whose ARN
 # holds a generated ID, not our name (a HyperPod cluster's ARN ends in its cluster ID).
@@ -111,6 +121,7 @@ class Naming:
             *((self.stack(u), MAX_STACK_NAME) for u in STACK_UNITS),
             *((self.key_alias(p), MAX_KEY_ALIAS) for p in KEY_PURPOSES),
             *((self.key_alias(p), MAX_KEY_ALIAS) for p in OPTIONAL_BUCKET_PURPOSES),
+            *((self.key_alias(p), MAX_KEY_ALIAS) for p in GOVERNANCE_KEY_PURPOSES),
             *((self.log_group(p), MAX_LOG_GROUP) for p in ("vpc-flow-logs", "studio")),
             *((self.resource(p), MAX_RESOURCE_NAME) for p in RESERVED_RESOURCE_PURPOSES),
         ]

@@ -1,5 +1,6 @@
 """Check that a deployed business unit works: every stack, the HyperPod cluster and its nodes, GPU
-and MIG capacity, add-ons, team quotas and storage, Studio sign-in, MLflow and the endpoints.
+and MIG capacity, add-ons, team quotas and storage, Spaces templates, Studio sign-in, MLflow and
+the endpoints.
 
     python -m scripts.doctor --bu NAME [--region R] [--kubeconfig PATH] [--context C]
                              [--skip-endpoint-smoke]

@@ -20,7 +20,7 @@ from kubernetes import client as k8s
 from urllib3.exceptions import HTTPError as Urllib3Error
 
 from config.endpoints import Endpoint
-from config.hyperpod import ADDON_NAMES, GpuGroup, HyperPod, Team
+from config.hyperpod import ADDON_NAMES, SPACES_ADDON_NAMES, GpuGroup, HyperPod, Spaces, Team
 from config.parameters import MLFLOW_TRACKING_ARN
 from config.schema import BusinessUnitConfig
 from config.studio import Studio, StudioUser
@@ -48,6 +48,11 @@ INFERENCE_ADDON_NAMES = {  # config.endpoints.HyperPodInferenceAddons -> platfor
     "s3_csi_driver": "aws-mountpoint-s3-csi-driver",
     "metrics_server": "metrics-server",
 }
+# SageMaker Spaces' WorkspaceTemplates (platform_constructs.hyperpod_spaces: TEMPLATE_API_VERSION,
+# SYSTEM_NAMESPACE), listed with the kubernetes client's custom-objects API.
+WORKSPACE_GROUP, WORKSPACE_VERSION = "workspace.jupyter.org", "v1alpha1"
+WORKSPACE_TEMPLATES = "workspacetemplates"
+SPACES_NAMESPACE = "jupyter-k8s-system"
 GPU = "nvidia.com/gpu"
 MIG_PREFIX = "nvidia.com/mig-"
 MIG_STATE_LABEL = "nvidia.com/mig.config.state"
@@ -238,6 +243,9 @@ def pinned_addons(config: BusinessUnitConfig) -> dict[str, str]:
     if hp is None:
         return {}
     pins = {ADDON_NAMES[field]: v for field, v in hp.addons.model_dump().items()}
+    if hp.spaces is not None:
+        spaces = hp.spaces.addons.model_dump().items()
+        pins |= {SPACES_ADDON_NAMES[field]: v for field, v in spaces}
     if config.endpoints is not None and config.endpoints.on("hyperpod"):
         versions = config.endpoints.hyperpod_addons.model_dump()
         pins |= {INFERENCE_ADDON_NAMES[field]: v for field, v in versions.items()}
@@ -308,7 +316,8 @@ def capacity_rows(hp: HyperPod, nodes: list[k8s.V1Node]) -> list[Row]:
             for resource in expected_allocatable(group):
                 have[resource] = have.get(resource, 0) + int(allocatable.get(resource, 0))
         expected = expected_allocatable(group)
-        detail = ", ".join(f"{r} {have[r]} (config {n})" for r, n in expected.items())
+        # A group with no node yet has nothing allocatable: a FAIL row, not a KeyError.
+        detail = ", ".join(f"{r} {have.get(r, 0)} (config {n})" for r, n in expected.items())
         unsettled = sorted(
             f"{n.metadata.name}: {_labels(n).get(MIG_STATE_LABEL, 'unset')}"
             for n in members
@@ -407,7 +416,27 @@ def cluster_rows(
     rows += node_rows(hp, nodes) + capacity_rows(hp, nodes)
     rows += guard("clusterqueue", "*", _queue_rows, hp, k8s.CustomObjectsApi(api))
     rows += each(hp.teams, "fsx claim", lambda t: f"{t.namespace}/{FSX_CLAIM}", claim_row, core)
+    if hp.spaces is not None:
+        custom = k8s.CustomObjectsApi(api)
+        rows += guard("workspace templates", SPACES_NAMESPACE, template_rows, hp.spaces, custom)
     return rows
+
+
+def template_rows(spaces: Spaces, custom: k8s.CustomObjectsApi) -> list[Row]:
+    """Every WorkspaceTemplate the config publishes is in the add-on's namespace (a missing one
+    means the Spaces add-on or the templates' manifest did not apply)."""
+    listed = custom.list_namespaced_custom_object(
+        WORKSPACE_GROUP,
+        WORKSPACE_VERSION,
+        SPACES_NAMESPACE,
+        WORKSPACE_TEMPLATES,
+        _request_timeout=REQUEST_TIMEOUT_S,
+    )
+    found = {t["metadata"]["name"] for t in listed.get("items", [])}
+    wanted = spaces.template_names()
+    missing = [name for name in wanted if name not in found]
+    detail = f"missing {', '.join(missing)}" if missing else f"{len(wanted)} present"
+    return [row("workspace templates", SPACES_NAMESPACE, not missing, detail)]
 
 
 def _queue_rows(hp: HyperPod, custom: k8s.CustomObjectsApi) -> list[Row]:

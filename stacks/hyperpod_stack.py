@@ -11,13 +11,15 @@ from typing import Any
 import aws_cdk as cdk
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
 from config import parameters as params
-from config.aws_registries import node_image_accounts
-from config.hyperpod import ADDON_NAMES
+from config.aws_registries import node_image_accounts, registry_host
+from config.hyperpod import ADDON_NAMES, SPACES_ADDON_NAMES
 from config.schema import BusinessUnitConfig
 from platform_constructs.access import MlflowAccess
 from platform_constructs.gates import acknowledge
@@ -35,10 +37,16 @@ from platform_constructs.hyperpod_observability import (
     MetricsWorkspace,
     addon_configuration,
 )
+from platform_constructs.hyperpod_spaces import (
+    HyperPodSpaces,
+    SpaceDefaults,
+    SpacesTeam,
+    spaces_image,
+)
 from platform_constructs.hyperpod_workloads import FSX_CLAIM, SERVICE_ACCOUNT, TeamWorkloads
 from platform_constructs.keys import PurposeKey
 from platform_constructs.lustre import LustreFileSystem
-from stacks._common import removal_policy, stage_tags
+from stacks._common import log_retention, removal_policy, stage_tags
 from stacks.network_stack import NetworkStack
 from stacks.security_stack import SecurityStack
 
@@ -97,13 +105,7 @@ class HyperPodStack(cdk.Stack):
             )
             for p in ("data", "checkpoints", "models", "hyperpod-lifecycle")
         }
-        self.key = PurposeKey(
-            self,
-            "Key",
-            alias=names.key_alias("hyperpod"),
-            description=f"{config.name}: EKS secrets, node volumes, FSx and metrics of HyperPod",
-            removal_policy=policy,
-        ).key
+        self.key = self._key_and_control_plane_logs(config)
         self.security_group = efa_security_group(self, "ClusterSecurityGroup", vpc=network.vpc)
 
         versions = {ADDON_NAMES[field]: v for field, v in hp.addons.model_dump().items()}
@@ -125,6 +127,7 @@ class HyperPodStack(cdk.Stack):
             addon_versions=versions,
         )
         self.eks_cluster = self.eks.cluster
+        self.eks_cluster.node.add_dependency(self.eks_log_group)
         self.addons = self.eks.addons
 
         collector_role = self._addon_identities(config)
@@ -261,6 +264,7 @@ class HyperPodStack(cdk.Stack):
             after=[*quotas.values(), self.addons["aws-fsx-csi-driver"]],
         )
         del scheduler
+        self.spaces = self._spaces(config) if hp.spaces is not None else None
 
         published = {
             params.HYPERPOD_CLUSTER_NAME: names.resource("hyperpod"),
@@ -295,6 +299,92 @@ class HyperPodStack(cdk.Stack):
         cdk.CfnOutput(
             self, "PrometheusEndpoint", value=self.metrics.workspace.attr_prometheus_endpoint
         )
+
+    def _spaces(self, config: BusinessUnitConfig) -> HyperPodSpaces:
+        """SageMaker Spaces for the teams ``hyperpod.spaces`` lists (after the cluster's nodes
+        and the team namespaces, which its templates and pod-security labels need)."""
+        hp = config.hyperpod
+        if hp is None or hp.spaces is None:
+            raise ValueError(f"{config.name}: spaces need a hyperpod.spaces section")
+        spaces, names = hp.spaces, config.naming
+        teams = {t.name: t for t in hp.teams}
+        role_arn = {
+            r: self.format_arn(service="iam", region="", resource="role", resource_name=r)
+            for t in spaces.teams
+            for r in t.roles
+        }
+        mig_max = spaces.max_mig_profile
+        return HyperPodSpaces(
+            self,
+            "Spaces",
+            eks_cluster=self.eks,
+            hyperpod_cluster=self.cluster,
+            hyperpod_cluster_arn=self.cluster.attr_cluster_arn,
+            versions={SPACES_ADDON_NAMES[f]: v for f, v in spaces.addons.model_dump().items()},
+            controller_role_name=names.role("hyperpod-spaces-controller"),
+            ssm_role_name=names.role("hyperpod-spaces-ssm"),
+            ebs_csi_role_name=names.role("hyperpod-ebs-csi"),
+            teams=[
+                SpacesTeam(
+                    name=t.team,
+                    namespace=teams[t.team].namespace,
+                    queue=teams[t.team].queue,
+                    priority_class=t.priority_class,
+                    user_role_arns=tuple(role_arn[r] for r in t.roles),
+                )
+                for t in spaces.teams
+            ],
+            template_names={
+                (t.team, app): name
+                for t in spaces.teams
+                for app, name in zip(spaces.apps, spaces.template_names_of(t.team), strict=True)
+            },
+            defaults=SpaceDefaults(
+                image=spaces_image(
+                    registry=registry_host(config.account, config.region),
+                    bu=config.name,
+                    tag=spaces.image_tag,
+                ),
+                apps=tuple(spaces.apps),
+                cpu=f"{spaces.cpu:g}",
+                memory=f"{spaces.memory_gib}Gi",
+                storage=f"{spaces.storage_gib}Gi",
+                default_mig_profile=spaces.default_mig_profile,
+                allowed_mig_profiles=tuple(hp.mig_profiles_within(mig_max) if mig_max else ()),
+                max_gpus=spaces.max_gpus,
+                idle_shutdown_minutes=spaces.idle_shutdown_minutes,
+            ),
+            team_namespaces_ready=self.teams.manifests,
+        )
+
+    def _key_and_control_plane_logs(self, config: BusinessUnitConfig) -> kms.IKey:
+        """The BU's HyperPod key, and the EKS control-plane log group encrypted with it.
+
+        EKS writes control-plane logs (audit among them) to /aws/eks/<cluster>/cluster and makes
+        that group itself, unencrypted and kept forever, unless it exists first (EKS user guide,
+        "Send control plane logs to CloudWatch Logs"): made here, with the BU's retention; the
+        cluster waits for it."""
+        names, policy = config.naming, removal_policy(config)
+        hyperpod_key = PurposeKey(
+            self,
+            "Key",
+            alias=names.key_alias("hyperpod"),
+            description=f"{config.name}: EKS secrets, node volumes, FSx and metrics of HyperPod",
+            removal_policy=policy,
+        )
+        eks_logs = f"/aws/eks/{names.resource('eks')}/cluster"
+        hyperpod_key.admit_log_group(eks_logs)
+        self.eks_log_group = logs.LogGroup(
+            self,
+            "EksControlPlaneLogs",
+            log_group_name=eks_logs,
+            encryption_key=hyperpod_key.key,
+            retention=log_retention(
+                config.governance.log_retention_days if config.governance is not None else 365
+            ),
+            removal_policy=policy,
+        )
+        return hyperpod_key.key
 
     def _addon_identities(self, config: BusinessUnitConfig) -> iam.Role:
         """Each add-on's role, bound by a separate Pod Identity association (see

@@ -303,3 +303,21 @@ def test_the_inference_operator_gets_what_its_setup_page_requires(synthesized, b
         version = pinned["Properties"]["AddonVersion"]  # v1.2.3-eksbuild.4
         numbers = tuple(int(x) for x in version[1:].replace("-eksbuild.", ".").split("."))
         assert numbers >= floor, (name, version)
+
+
+@pytest.mark.parametrize("bu", HYPERPOD_BUS)
+def test_control_plane_logs_go_to_an_encrypted_group_made_before_the_cluster(synthesized, bu):
+    """EKS writes control-plane logs (audit included) to /aws/eks/<cluster>/cluster and creates
+    that group itself, unencrypted and without retention, unless it exists first (EKS user
+    guide, "Send control plane logs to CloudWatch Logs")."""
+    graph, config = _hyperpod(synthesized, bu)
+    name = f"/aws/eks/{config.naming.resource('eks')}/cluster"
+    group_id, group = graph.find_one_with_id(
+        "AWS::Logs::LogGroup", lambda p: p.get("LogGroupName") == name
+    )
+    assert "KmsKeyId" in group["Properties"]
+    assert group["Properties"]["RetentionInDays"] > 0
+    cluster = graph.id_of(graph.find_one("AWS::EKS::Cluster", lambda p: True))
+    assert graph.depends_on(cluster, group_id)
+    logging = json.dumps(graph.resource(cluster)["Properties"]["Logging"])
+    assert '"audit"' in logging

@@ -34,6 +34,8 @@ class FakeCluster:
     logs: dict[str, str] = field(default_factory=dict)  # pod name -> log text
     cluster_queues: list[dict[str, Any]] = field(default_factory=list)  # Kueue ClusterQueues
     claims: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)  # (ns, name) -> PVC
+    # SageMaker Spaces' WorkspaceTemplates: namespace -> templates
+    workspace_templates: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     forbidden: set[str] = field(default_factory=set)  # "nodes", "namespaces": answer 403
     requests: list[tuple[str, str, Any]] = field(default_factory=list)  # method, path, body
 
@@ -88,6 +90,11 @@ def _handler(state: FakeCluster) -> type[BaseHTTPRequestHandler]:
                 (JOBS + "/(?P<name>[^/]+)", self._job),
                 (r"/api/v1/namespaces/(?P<ns>[^/]+)/pods", self._pods),
                 (r"/api/v1/namespaces/(?P<ns>[^/]+)/pods/(?P<pod>[^/]+)/log", self._log),
+                (
+                    r"/apis/workspace.jupyter.org/v1alpha1/namespaces/(?P<ns>[^/]+)"
+                    r"/workspacetemplates",
+                    self._workspace_templates,
+                ),
             ):
                 if match := re.fullmatch(pattern, url.path):
                     return handle(method, match, parse_qs(url.query), body)
@@ -109,6 +116,12 @@ def _handler(state: FakeCluster) -> type[BaseHTTPRequestHandler]:
             if "nodes" in state.forbidden:
                 return self._send(403, _status(403, "Forbidden", "nodes is forbidden"))
             return self._send(200, {"kind": "NodeList", "items": state.nodes})
+
+        def _workspace_templates(
+            self, method: str, m: re.Match[str], query: Any, body: Any
+        ) -> None:
+            items = state.workspace_templates.get(m["ns"], [])
+            return self._send(200, {"kind": "WorkspaceTemplateList", "items": items})
 
         def _cluster_queues(self, method: str, m: re.Match[str], query: Any, body: Any) -> None:
             return self._send(200, {"kind": "ClusterQueueList", "items": state.cluster_queues})

@@ -364,6 +364,7 @@ def test_a_healthy_bu_passes_every_check(tmp_path: Path) -> None:
     asked = {path for method, path, _ in bu.cluster.requests if method == "GET"}
     assert "/apis/kueue.x-k8s.io/v1beta1/clusterqueues" in asked
     assert "/api/v1/namespaces/hyperpod-ns-research/persistentvolumeclaims/fsx-claim" in asked
+    assert ("workspace templates", "jupyter-k8s-system") not in rows  # fraud has no spaces
 
 
 def test_the_bu_s_names_are_the_stage_s() -> None:
@@ -382,6 +383,12 @@ def test_the_bu_s_names_are_the_stage_s() -> None:
     from platform_constructs.hyperpod_workloads import FSX_CLAIM
 
     assert checks.FSX_CLAIM == FSX_CLAIM
+    from platform_constructs import hyperpod_spaces
+
+    assert checks.SPACES_NAMESPACE == hyperpod_spaces.SYSTEM_NAMESPACE
+    api_version = f"{checks.WORKSPACE_GROUP}/{checks.WORKSPACE_VERSION}"
+    assert api_version == hyperpod_spaces.TEMPLATE_API_VERSION
+    assert f"{hyperpod_spaces.TEMPLATE_KIND.lower()}s" == checks.WORKSPACE_TEMPLATES
     spec = _instance_group(
         HP.gpu_groups[0],
         "h200-mig",
@@ -690,3 +697,76 @@ def test_the_printed_table_lines_up() -> None:
         "aws identity  111111111111   FAIL    x",
     ]
     assert verdict(rows) == (1, "doctor: 1 check(s) failed: aws identity 111111111111")
+
+
+# --- SageMaker Spaces (marketing, the example BU with a hyperpod.spaces section) ---------------
+
+MARKETING = load_valid([CONFIG_DIR / "marketing.yaml"])[0]
+assert MARKETING.hyperpod is not None
+assert MARKETING.hyperpod.spaces is not None
+SPACES = MARKETING.hyperpod.spaces
+MARKETING_EKS = MARKETING.naming.resource("eks")
+SPACES_NS = "jupyter-k8s-system"
+
+
+def _spaces_rows(tmp_path: Path, templates: list[str]) -> dict[tuple[str, str], tuple[str, str]]:
+    """marketing's cluster rows against a fake cluster holding ``templates``."""
+    cluster = FakeCluster(
+        workspace_templates={
+            SPACES_NS: [
+                {"kind": "WorkspaceTemplate", "metadata": {"name": n, "namespace": SPACES_NS}}
+                for n in templates
+            ]
+        }
+    )
+    arn = f"arn:aws:eks:{MARKETING.region}:{MARKETING.account}:cluster/{MARKETING_EKS}"
+    with fake_kube_server(cluster) as url:
+        path = write_kubeconfig(tmp_path / "kubeconfig", url, arn)
+        rows = checks.cluster_rows(MARKETING, kubeconfig=str(path), context=None)
+    asked = {path for method, path, _ in cluster.requests if method == "GET"}
+    assert (
+        f"/apis/workspace.jupyter.org/v1alpha1/namespaces/{SPACES_NS}/workspacetemplates" in asked
+    )
+    return {(r.check, r.target): (r.status, r.detail) for r in rows}
+
+
+def test_every_published_template_present_passes_the_spaces_row(tmp_path: Path) -> None:
+    rows = _spaces_rows(tmp_path, [*SPACES.template_names(), "someone-elses"])
+    assert rows[("workspace templates", SPACES_NS)] == ("ok", "4 present")
+    # This fake cluster has no node: each GPU group's row fails instead of the run crashing.
+    assert rows[("gpu capacity", "a100-mig")] == ("FAIL", "nvidia.com/mig-3g.20gb 0 (config 16)")
+
+
+def test_a_missing_template_fails_the_spaces_row(tmp_path: Path) -> None:
+    kept = [n for n in SPACES.template_names() if n != "insights-code-editor"]
+    rows = _spaces_rows(tmp_path, kept)
+    assert rows[("workspace templates", SPACES_NS)] == ("FAIL", "missing insights-code-editor")
+
+
+@pytest.mark.parametrize(
+    ("status", "version", "good"),
+    [
+        ("ACTIVE", SPACES.addons.sagemaker_spaces, True),
+        ("ACTIVE", "v0.9.0-eksbuild.1", False),  # an older add-on than the pin
+        ("CREATING", SPACES.addons.sagemaker_spaces, False),
+    ],
+)
+def test_the_spaces_addons_are_checked_at_their_pins(status: str, version: str, good: bool) -> None:
+    pins = checks.pinned_addons(MARKETING)
+    assert pins["amazon-sagemaker-spaces"] == SPACES.addons.sagemaker_spaces
+    assert pins["aws-ebs-csi-driver"] == SPACES.addons.aws_ebs_csi_driver
+    answers = {name: ("ACTIVE", pin) for name, pin in pins.items()}
+    answers["amazon-sagemaker-spaces"] = (status, version)
+    with stubbed_aws() as (aws, stubs):
+        for name, (state, have) in answers.items():
+            addon = {"addonName": name, "clusterName": MARKETING_EKS, "status": state}
+            stubs["eks"].add_response(
+                "describe_addon",
+                {"addon": {**addon, "addonVersion": have}},
+                {"clusterName": MARKETING_EKS, "addonName": name},
+            )
+        rows = {r.target: r for r in checks.addon_rows(MARKETING, aws)}
+    spaces = rows["amazon-sagemaker-spaces"]
+    assert spaces.status == ("ok" if good else "FAIL"), spaces
+    assert spaces.detail.startswith(f"{status} {version}")
+    assert rows["aws-ebs-csi-driver"].status == "ok"
