@@ -21,7 +21,7 @@ export HF_HUB_DISABLE_TELEMETRY := 1
 export MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR := false
 
 .PHONY: help install install-cdk synth validate new-bu replacements doctor test test-all lint format \
-        typecheck bench-synth bench-train bench-dpo bench-contention bench-inference bfcl-data push-training-image stage-hyperpod-chart \
+        typecheck bench-synth bench-train bench-dpo bench-contention bench-inference bfcl-data dashboard-picture push-training-image stage-hyperpod-chart \
         clean
 
 help: ## List the targets
@@ -121,6 +121,9 @@ bench-inference: install ## Completion parser vs a hand-rolled jsonschema baseli
 # training/bfcl_data.py), downloaded with --no-deps and never installed; needs only pip.
 bfcl-data: $(VENV)/.stamp-cdk ## BFCL's pinned data (bfcl_eval/data only) into .cache/bfcl/<version>/ for python -m training.bfcl
 	$(PY) -m training.bfcl_data
+
+dashboard-picture: install ## Redraw docs/dashboard.png from credit's dashboard body (the README shows it)
+	$(PY) scripts/render_dashboard.py --config config/credit.yaml --out docs/dashboard.png
 
 clean: ## Remove build outputs (keeps .venv and node_modules)
 	rm -rf cdk.out .mypy_cache .ruff_cache .pytest_cache

@@ -2,7 +2,8 @@
 dashboard puts them, titled as on the console, each metric line a synthetic series (the
 picture shows the layout and what is plotted, not real traffic).
 
-    python scripts/render_dashboard.py --config config/credit.yaml --out docs/dashboard.png
+    make dashboard-picture   # = .venv/bin/python scripts/render_dashboard.py
+                             #   --config config/credit.yaml --out docs/dashboard.png
 
 The PNG's ``Description`` text chunk holds the SHA-256 of the body it was drawn from, so a test
 can tell a stale picture from a current one.
@@ -20,7 +21,13 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # `python scripts/render_dashboard.py` runs with scripts/ on the path
 
-import matplotlib  # noqa: E402
+try:
+    import matplotlib
+except ModuleNotFoundError:  # `make synth` installs only what synthesis needs
+    raise SystemExit(
+        "render_dashboard: needs matplotlib, a dev package: run `make dashboard-picture` "
+        "(it installs the dev packages first)"
+    ) from None
 
 matplotlib.use("Agg")  # no display; before pyplot
 import matplotlib.pyplot as plt  # noqa: E402

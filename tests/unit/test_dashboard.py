@@ -31,7 +31,7 @@ def test_the_script_renders_the_current_body(tmp_path: Path) -> None:
 
 
 def test_the_committed_picture_is_of_the_current_body() -> None:
-    """Stale picture? Run: python scripts/render_dashboard.py"""
+    """Stale picture? Run: make dashboard-picture"""
     with Image.open(PICTURE) as image:
         assert image.text["Description"] == body_digest(credit_body())  # type: ignore[attr-defined]
 
