@@ -24,6 +24,8 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
+from platform_constructs.topics import service_encrypted_topic
+
 BUDGETS_PRINCIPAL = "budgets.amazonaws.com"
 # What the budget action denies once it fires: every call that starts or grows paid capacity
 # on SageMaker (endpoints, HyperPod clusters, managed jobs). Running capacity keeps running,
@@ -82,17 +84,14 @@ class BudgetAlertTopic(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         stack = cdk.Stack.of(self)
-        key.add_to_resource_policy(
-            iam.PolicyStatement(
-                sid="BudgetsOfThisAccount",
-                principals=[iam.ServicePrincipal(BUDGETS_PRINCIPAL)],
-                actions=["kms:GenerateDataKey*", "kms:Decrypt"],
-                resources=["*"],  # in a key policy, "*" is this key
-                conditions={"StringEquals": {"aws:SourceAccount": stack.account}},
-            )
-        )
-        self.topic = sns.Topic(
-            self, "Topic", topic_name=topic_name, master_key=key, enforce_ssl=True
+        self.topic = service_encrypted_topic(
+            self,
+            topic_name=topic_name,
+            key=key,
+            service=BUDGETS_PRINCIPAL,
+            key_actions=("kms:GenerateDataKey*", "kms:Decrypt"),
+            sid="BudgetsOfThisAccount",
+            conditions={"StringEquals": {"aws:SourceAccount": stack.account}},
         )
         self.topic.add_to_resource_policy(
             iam.PolicyStatement(

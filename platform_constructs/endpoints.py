@@ -22,6 +22,7 @@ from constructs import Construct
 
 from platform_constructs import vpc_enis
 from platform_constructs.gates import COMPLIANCE_PACKS, acknowledge
+from platform_constructs.topics import service_encrypted_topic
 
 VARIANT = "AllTraffic"
 HTTPS = 443
@@ -409,21 +410,17 @@ class AlarmTopic(Construct):
         self, scope: Construct, construct_id: str, *, topic_name: str, key: kms.IKey
     ) -> None:
         super().__init__(scope, construct_id)
-        stack = cdk.Stack.of(self)
-        key.add_to_resource_policy(
-            iam.PolicyStatement(
-                sid="CloudWatchAlarmsOfThisAccount",
-                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
-                actions=["kms:Decrypt", "kms:GenerateDataKey"],
-                resources=["*"],  # in a key policy, "*" is this key
-                conditions={
-                    "StringEquals": {"aws:SourceAccount": stack.account},
-                    "ArnLike": {"aws:SourceArn": alarm_arns(self)},
-                },
-            )
-        )
-        self.topic = sns.Topic(
-            self, "Topic", topic_name=topic_name, master_key=key, enforce_ssl=True
+        self.topic = service_encrypted_topic(
+            self,
+            topic_name=topic_name,
+            key=key,
+            service="cloudwatch.amazonaws.com",
+            key_actions=("kms:Decrypt", "kms:GenerateDataKey"),
+            sid="CloudWatchAlarmsOfThisAccount",
+            conditions={
+                "StringEquals": {"aws:SourceAccount": cdk.Stack.of(self).account},
+                "ArnLike": {"aws:SourceArn": alarm_arns(self)},
+            },
         )
 
 
