@@ -8,7 +8,8 @@ without importing the BU schema.
 
 import datetime
 import re
-from collections.abc import Mapping, Sequence
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +34,11 @@ class FieldProblemsError(ValueError):
     def __init__(self, problems: Sequence[FieldProblemError]) -> None:
         super().__init__("; ".join(f"{p.path}: {p}" for p in problems))
         self.problems = list(problems)
+
+
+def repeated(names: Iterable[str]) -> list[str]:
+    """The names that occur more than once, in first-seen order (list validators' one check)."""
+    return [name for name, count in Counter(names).items() if count > 1]
 
 
 class StrictModel(BaseModel):

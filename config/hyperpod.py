@@ -6,13 +6,13 @@ MIG profiles exist on their instance type, and the teams' quotas (whole GPUs and
 type) fit what the instance groups provide, so no quota leaves jobs pending forever.
 """
 
-from collections import Counter, defaultdict
+from collections import defaultdict
 from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints, field_validator, model_validator
 
 from config.accelerators import GPUS_PER_INSTANCE, MIG_PROFILES, MigProfile, mig_profiles
-from config.base import FieldProblemError, FieldProblemsError, StrictModel, matching
+from config.base import FieldProblemError, FieldProblemsError, StrictModel, matching, repeated
 
 # HyperPod supports Kubernetes 1.28-1.34 (AWS docs, HyperPod EKS prerequisites); the kubectl
 # Lambda layer pinned in requirements.txt (kubectl 1.33) manages servers one minor either side.
@@ -306,7 +306,7 @@ class Scheduler(StrictModel):
     @field_validator("priority_classes")
     @classmethod
     def _unique(cls, classes: list[PriorityClass]) -> list[PriorityClass]:
-        dupes = [n for n, c in Counter(p.name for p in classes).items() if c > 1]
+        dupes = repeated(p.name for p in classes)
         if dupes:
             raise ValueError(f"duplicate priority class {', '.join(dupes)}")
         return classes
@@ -426,7 +426,7 @@ class Spaces(StrictModel):
     @field_validator("teams")
     @classmethod
     def _unique_spaces_teams(cls, teams: list[SpacesTeam]) -> list[SpacesTeam]:
-        dupes = [n for n, c in Counter(t.team for t in teams).items() if c > 1]
+        dupes = repeated(t.team for t in teams)
         if dupes:
             raise ValueError(f"duplicate team {', '.join(dupes)}")
         return teams
@@ -434,7 +434,7 @@ class Spaces(StrictModel):
     @field_validator("apps")
     @classmethod
     def _unique_apps(cls, apps: list[SpaceApp]) -> list[SpaceApp]:
-        if len(set(apps)) != len(apps):
+        if repeated(apps):
             raise ValueError("each app at most once")
         return apps
 
@@ -486,7 +486,7 @@ class HyperPod(StrictModel):
     @field_validator("gpu_groups")
     @classmethod
     def _unique_groups(cls, groups: list[GpuGroup]) -> list[GpuGroup]:
-        dupes = [n for n, c in Counter(g.name for g in groups).items() if c > 1]
+        dupes = repeated(g.name for g in groups)
         if dupes or "system" in {g.name for g in groups}:
             raise ValueError(f"group names must be unique and not 'system': {dupes or 'system'}")
         return groups
@@ -494,7 +494,7 @@ class HyperPod(StrictModel):
     @field_validator("teams")
     @classmethod
     def _unique_teams(cls, teams: list[Team]) -> list[Team]:
-        dupes = [n for n, c in Counter(t.name for t in teams).items() if c > 1]
+        dupes = repeated(t.name for t in teams)
         if dupes:
             raise ValueError(f"duplicate team {', '.join(dupes)}")
         return teams

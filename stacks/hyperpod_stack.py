@@ -47,7 +47,7 @@ from platform_constructs.hyperpod_workloads import FSX_CLAIM, SERVICE_ACCOUNT, T
 from platform_constructs.keys import PurposeKey
 from platform_constructs.lustre import LustreFileSystem
 from stacks._common import log_retention, removal_policy, stage_tags
-from stacks.network_stack import NetworkStack
+from stacks.network_stack import NetworkStack, bu_repositories
 from stacks.security_stack import SecurityStack
 
 TRAINING_OPERATOR_NAMESPACE = "aws-hyperpod"
@@ -147,7 +147,7 @@ class HyperPodStack(cdk.Stack):
             volume_key=self.key,
             system_group=hp.system_group,
             gpu_groups=hp.gpu_groups,
-            own_repositories=(names.resource("training"), f"{config.name}/*"),
+            own_repositories=bu_repositories(config),
             aws_registries=node_image_accounts(
                 config.region, mig=mig, hyperpod_inference=serves_inference
             ),
