@@ -5,7 +5,7 @@ Defaults: alerts at 50, 80 and 100 % of the limit, an encrypted SNS topic for th
 action, a dashboard, and 365 days of retention for the EKS control-plane (audit) log group.
 """
 
-from typing import Annotated, Literal
+from typing import Annotated, Final, Literal
 
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
@@ -41,6 +41,10 @@ Email = Annotated[str, AfterValidator(_email)]
 Percent = Annotated[float, Field(gt=0, le=100)]
 
 
+# EKS control-plane (audit) log retention, also for a BU without a governance section.
+DEFAULT_LOG_RETENTION_DAYS: Final = 365
+
+
 class Governance(StrictModel):
     """Budget, alerts, enforcement and dashboard for one BU (README "Governance")."""
 
@@ -63,7 +67,7 @@ class Governance(StrictModel):
     dashboard: bool = True
     # Retention of the EKS control-plane log group (audit logs), once the HyperPod stack
     # pre-creates it encrypted (README "Governance": audit).
-    log_retention_days: Literal[90, 180, 365, 731, 1827, 3653] = 365
+    log_retention_days: Literal[90, 180, 365, 731, 1827, 3653] = DEFAULT_LOG_RETENTION_DAYS
 
     @field_validator("alert_thresholds_percent")
     @classmethod

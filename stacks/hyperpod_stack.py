@@ -19,6 +19,7 @@ from constructs import Construct
 
 from config import parameters as params
 from config.aws_registries import node_image_accounts, registry_host
+from config.governance import DEFAULT_LOG_RETENTION_DAYS
 from config.hyperpod import ADDON_NAMES, SPACES_ADDON_NAMES
 from config.schema import BusinessUnitConfig
 from platform_constructs.access import MlflowAccess
@@ -380,7 +381,9 @@ class HyperPodStack(cdk.Stack):
             log_group_name=eks_logs,
             encryption_key=hyperpod_key.key,
             retention=log_retention(
-                config.governance.log_retention_days if config.governance is not None else 365
+                config.governance.log_retention_days
+                if config.governance is not None
+                else DEFAULT_LOG_RETENTION_DAYS
             ),
             removal_policy=policy,
         )
