@@ -17,6 +17,7 @@ world size; this way the gradient is the same however the step's tokens are spli
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import math
 import os
@@ -518,7 +519,13 @@ class Recipe:
     def cleanup(self, status: str = "FINISHED") -> None:
         if getattr(self, "tracker", None) is not None:
             self.tracker.end(status)
-        distributed.cleanup()
+        # The model, its parameters and the optimizer state hold the process group (FSDP2's
+        # mesh and DTensors, DDP's reducer): free them while the interpreter is whole, so no
+        # gloo object outlives the group into interpreter shutdown.
+        for name in ("model", "module", "params", "optimizer", "scheduler"):
+            self.__dict__.pop(name, None)
+        gc.collect()
+        distributed.cleanup(graceful=status == "FINISHED")
 
     def result(self) -> TrainResult:
         return TrainResult(

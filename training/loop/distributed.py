@@ -115,9 +115,20 @@ def broadcast_object(obj: Any, world: World) -> Any:
     return box[0]
 
 
-def cleanup() -> None:
-    if dist.is_initialized():
-        dist.destroy_process_group()
+def cleanup(*, graceful: bool = True) -> None:
+    """Tear the process group down on every rank together.
+
+    A rank that shuts gloo down while its peer is still sending can abort the peer at exit
+    (seen once in CI: rank 0 `terminate called without an active exception`, SIGABRT, after a
+    finished FSDP2 run), which torchrun and the HyperPod operator report as a failed job. So a
+    finished run meets at a barrier first; a failing one (`graceful=False`) must not wait for
+    peers that may never arrive.
+    """
+    if not dist.is_initialized():
+        return
+    if graceful:
+        dist.barrier()
+    dist.destroy_process_group()
 
 
 def full_state(
