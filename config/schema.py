@@ -20,6 +20,7 @@ from config.governance import Governance
 from config.hyperpod import HyperPod
 from config.mlflow import Mlflow
 from config.naming import BU_TAG_KEY, Naming
+from config.pipeline import Pipeline
 from config.regions import AVAILABILITY_ZONES, HYPERPOD_REGIONS, MISSING_HYPERPOD_TYPES
 from config.studio import Studio
 
@@ -205,6 +206,7 @@ class BusinessUnitConfig(StrictModel):
     mlflow: Mlflow | None = None
     endpoints: Endpoints | None = None
     governance: Governance | None = None
+    pipeline: Pipeline | None = None
 
     @field_validator("name")
     @classmethod
@@ -270,6 +272,10 @@ class BusinessUnitConfig(StrictModel):
                 )
         if self.endpoints is not None:
             self.endpoints.check(naming=self.naming, hyperpod=self.hyperpod)
+        if self.pipeline is not None:
+            self.pipeline.check(
+                hyperpod=self.hyperpod, endpoints=self.endpoints, mlflow=self.mlflow
+            )
         return self
 
     @property

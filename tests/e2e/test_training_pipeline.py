@@ -167,11 +167,11 @@ def test_exported_model_served_locally_answers_the_endpoint_clients_request(
     same client, same ServingConfig defaults, same body (the shim drops only vLLM's top_k)."""
     import json
 
-    from harness.sagemaker_runtime import LocalRuntime
     from harness.servers import transformers_serve
 
     from config.loader import CONFIG_DIR, load_file
     from inference.client import EndpointClient, EndpointError, Sampling, build_chat_request
+    from inference.local_runtime import LocalRuntime
 
     fraud, _ = load_file(CONFIG_DIR / "fraud.yaml")
     assert fraud is not None

@@ -13,6 +13,8 @@ import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
+from inference.local_runtime import SERVE_ENV, serve_command
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -71,27 +73,8 @@ def transformers_serve(model: Path, log_dir: Path) -> Iterator[str]:
     The local stand-in for an LMI container: an OpenAI-compatible chat server for a model
     directory as `training.export` writes it."""
     port = free_port()
-    command = [
-        str(Path(sys.executable).with_name("transformers")),
-        "serve",
-        str(model),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--device",
-        "cpu",
-        "--default-seed",
-        "0",
-    ]
-    env = {
-        **os.environ,
-        "HF_HUB_OFFLINE": "1",
-        "TRANSFORMERS_OFFLINE": "1",
-        "HF_HUB_DISABLE_TELEMETRY": "1",
-        "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1",
-        "OMP_NUM_THREADS": "1",  # two cores are shared with the rest of the suite
-    }
+    command = serve_command(Path(sys.executable), model, port)
+    env = {**os.environ, **SERVE_ENV}
     base_url = f"http://127.0.0.1:{port}"
     with running_server(
         command,

@@ -186,35 +186,13 @@ def processing_job_request(
     if source.endswith("/"):
         raise ManagedJobError("--input: give the JSONL object, not a prefix")
     file_name = source.rsplit("/", 1)[-1]
-    inputs = [
-        {
-            "InputName": "records",
-            "S3Input": {
-                "S3Uri": source,
-                "LocalPath": f"{PROCESSING_INPUT}/records",
-                "S3DataType": "S3Prefix",
-                "S3InputMode": "File",
-                "S3DataDistributionType": "FullyReplicated",
-            },
-        }
-    ]
+    inputs = {"records": source}
     tokenizer = spec.tokenizer
     if tokenizer.startswith("s3://"):
         match = _S3.match(tokenizer)
         if not match or match.group(1) not in {data, platform[p.MODELS_BUCKET]}:
             raise ManagedJobError(f"--tokenizer: {tokenizer!r} is outside this BU's buckets")
-        inputs.append(
-            {
-                "InputName": "tokenizer",
-                "S3Input": {
-                    "S3Uri": tokenizer,
-                    "LocalPath": f"{PROCESSING_INPUT}/tokenizer",
-                    "S3DataType": "S3Prefix",
-                    "S3InputMode": "File",
-                    "S3DataDistributionType": "FullyReplicated",
-                },
-            }
-        )
+        inputs["tokenizer"] = tokenizer
         tokenizer = f"{PROCESSING_INPUT}/tokenizer"
     arguments = [
         "prepare",
@@ -226,13 +204,65 @@ def processing_job_request(
         tokenizer,
         *spec.prepare_args,
     ]
+    return command_job_request(
+        CommandJob(
+            run=spec.run,
+            arguments=arguments,
+            inputs=inputs,
+            output=_in_bucket(spec.output, data, "--output"),
+            output_key=p.DATA_KEY_ARN,
+            image_tag=spec.image_tag,
+            instance_type=spec.instance_type,
+            volume_gb=spec.volume_gb,
+            max_run_hours=spec.max_run_hours,
+        ),
+        platform,
+        name=name,
+    )
+
+
+@dataclass(frozen=True)
+class CommandJob:
+    """One command of the training image (prepare, export, evaluate) as a Processing job:
+    each input an S3 prefix mounted at ``PROCESSING_INPUT/<name>``, one output folder
+    (``PROCESSING_OUTPUT``) uploaded to ``output`` encrypted with the key ``output_key`` names."""
+
+    run: str
+    arguments: Sequence[str]
+    inputs: Mapping[str, str]
+    output: str
+    output_key: str  # a parameter name: p.DATA_KEY_ARN or p.MODELS_KEY_ARN
+    image_tag: str
+    instance_type: str = "ml.m5.4xlarge"
+    volume_gb: int = 100
+    max_run_hours: float = 12.0
+    # prepare and export need no network; evaluate logs to MLflow when a URI is given.
+    network_isolation: bool = True
+    environment: Mapping[str, str] = field(default_factory=dict)
+
+
+def command_job_request(job: CommandJob, platform: BuPlatform, *, name: str) -> dict[str, Any]:
+    """The CreateProcessingJob request for one command of the training image."""
+    inputs = [
+        {
+            "InputName": input_name,
+            "S3Input": {
+                "S3Uri": uri,
+                "LocalPath": f"{PROCESSING_INPUT}/{input_name}",
+                "S3DataType": "S3Prefix",
+                "S3InputMode": "File",
+                "S3DataDistributionType": "FullyReplicated",
+            },
+        }
+        for input_name, uri in job.inputs.items()
+    ]
     return {
         "ProcessingJobName": name,
         "RoleArn": platform[p.TRAINING_JOB_ROLE_ARN],
         "AppSpecification": {
-            "ImageUri": f"{platform[p.TRAINING_IMAGE_URI]}:{spec.image_tag}",
+            "ImageUri": f"{platform[p.TRAINING_IMAGE_URI]}:{job.image_tag}",
             "ContainerEntrypoint": CONTAINER_ENTRYPOINT,
-            "ContainerArguments": arguments,
+            "ContainerArguments": list(job.arguments),
         },
         "ProcessingInputs": inputs,
         "ProcessingOutputConfig": {
@@ -240,31 +270,31 @@ def processing_job_request(
                 {
                     "OutputName": "dataset",
                     "S3Output": {
-                        "S3Uri": _in_bucket(spec.output, data, "--output"),
+                        "S3Uri": job.output,
                         "LocalPath": PROCESSING_OUTPUT,
                         "S3UploadMode": "EndOfJob",
                     },
                 }
             ],
-            "KmsKeyId": platform[p.DATA_KEY_ARN],
+            "KmsKeyId": platform[job.output_key],
         },
         "ProcessingResources": {
             "ClusterConfig": {
                 "InstanceCount": 1,
-                "InstanceType": spec.instance_type,
-                "VolumeSizeInGB": spec.volume_gb,
+                "InstanceType": job.instance_type,
+                "VolumeSizeInGB": job.volume_gb,
                 "VolumeKmsKeyId": platform[p.TRAINING_VOLUME_KEY_ARN],
             }
         },
-        "StoppingCondition": {"MaxRuntimeInSeconds": int(spec.max_run_hours * 3600)},
-        # prepare needs no network: SageMaker moves the inputs and outputs.
+        "StoppingCondition": {"MaxRuntimeInSeconds": int(job.max_run_hours * 3600)},
+        # SageMaker moves the inputs and outputs; the command itself needs no network.
         "NetworkConfig": {
             "EnableInterContainerTrafficEncryption": True,
-            "EnableNetworkIsolation": True,
+            "EnableNetworkIsolation": job.network_isolation,
             "VpcConfig": _vpc(platform),
         },
-        "Environment": {"PYTHONUNBUFFERED": "1"},
-        "Tags": [{"Key": "bu", "Value": platform.bu}, {"Key": "run", "Value": spec.run}],
+        "Environment": {"PYTHONUNBUFFERED": "1", **job.environment},
+        "Tags": [{"Key": "bu", "Value": platform.bu}, {"Key": "run", "Value": job.run}],
     }
 
 

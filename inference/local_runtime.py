@@ -1,5 +1,8 @@
 """A `sagemaker-runtime` client that answers InvokeEndpoint from a local chat server.
 
+The local stand-in for a deployed endpoint: the pipeline's local profile (`pipelines.local`)
+and the end-to-end tests call a local `transformers serve` through it.
+
 `inference.client.EndpointClient` takes any object with `invoke_endpoint`; this one forwards
 the exact payload the client would send to a deployed LMI endpoint to a local OpenAI-style
 server (`transformers serve`), and answers as SageMaker does: the body as a stream, or a
@@ -12,6 +15,7 @@ import io
 import json
 import urllib.error
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -28,7 +32,8 @@ class LocalRuntime:
         self.payloads: list[dict[str, Any]] = []
 
     def invoke_endpoint(self, **kwargs: Any) -> dict[str, Any]:
-        assert kwargs["ContentType"] == "application/json"
+        if kwargs.get("ContentType") != "application/json":
+            raise ValueError(f"ContentType {kwargs.get('ContentType')!r}: only application/json")
         sent = json.loads(kwargs["Body"])
         self.payloads.append(sent)
         local = {k: v for k, v in sent.items() if k not in VLLM_ONLY_FIELDS}
@@ -50,3 +55,32 @@ class LocalRuntime:
                 },
                 "InvokeEndpoint",
             ) from exc
+
+
+def serve_command(python: Path, model: Path, port: int) -> list[str]:
+    """`transformers serve` pinned to one exported model folder on 127.0.0.1, CPU, seeded: the
+    local stand-in for an LMI container (`python` is the interpreter of the environment that
+    has transformers; its `transformers` script sits beside it)."""
+    return [
+        str(python.with_name("transformers")),
+        "serve",
+        str(model),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--device",
+        "cpu",
+        "--default-seed",
+        "0",
+    ]
+
+
+# Offline and quiet; one thread, because the two cores are shared with whatever runs beside it.
+SERVE_ENV = {
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "HF_HUB_DISABLE_TELEMETRY": "1",
+    "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1",
+    "OMP_NUM_THREADS": "1",
+}

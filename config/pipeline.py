@@ -1,0 +1,216 @@
+"""The ``pipeline`` section of a BU config: the model lifecycle as one Airflow DAG on Amazon MWAA.
+
+prepare -> train -> evaluate -> gate (floors, then champion/challenger) -> register -> deploy with
+SageMaker's blue/green guardrails. The DAG (`pipelines/`) and the MWAA stack read this one
+section; rules that need other sections (the endpoint it deploys to, the HyperPod team it trains
+in, MLflow for the registry) are checked by :meth:`Pipeline.check`.
+
+Airflow version: MWAA offers 3.0.6 (Python 3.12, apache-airflow-providers-amazon 9.12.0), 2.11.0
+and 2.10.3 (MWAA user guide, "Apache Airflow versions on Amazon MWAA", read 2026-12; the
+project's `../shared/DESIGN.md` records the same list). The DAG is written for 3.0.x.
+"""
+
+from typing import TYPE_CHECKING, Annotated, Final, Literal, get_args
+
+from pydantic import Field, model_validator
+
+from config.base import FieldProblemError, StrictModel, matching
+
+if TYPE_CHECKING:
+    from config.endpoints import Endpoints
+    from config.hyperpod import HyperPod
+    from config.mlflow import Mlflow
+
+AIRFLOW_VERSION: Final = "3.0.6"
+# Where the pipeline writes in the BU's data and models buckets (prepared splits, evaluation
+# reports, candidate models): the MWAA execution role may write there and nowhere else in them,
+# and the endpoint role may read candidate models there.
+OUTPUT_PREFIX: Final = "pipeline/"
+# `training.evaluate` metrics a floor or the comparison may name (all are rates in [0, 1]).
+GateMetric = Literal[
+    "accuracy",
+    "full_call_accuracy",
+    "function_name_accuracy",
+    "arguments_values",
+    "parse_validity",
+    "no_call_accuracy",
+]
+GATE_METRICS: Final = get_args(GateMetric)
+Rate = Annotated[float, Field(ge=0.0, le=1.0)]
+# A key prefix inside one of the BU's buckets: no leading slash, S3-safe segments, a trailing
+# slash, and no IAM wildcard (the execution role's grants are `<prefix>*`).
+KeyPrefix = Annotated[
+    str,
+    matching(r"(?:[A-Za-z0-9!_.'()\-]+/)+", "a key prefix like datasets/tools/ (ending in /)"),
+]
+# An S3 object version ID as `aws s3api put-object` prints it (opaque; at most 1024 characters,
+# MWAA API reference, CreateEnvironment). "null" is the version of an object written before
+# versioning was on, which the source bucket never has.
+ObjectVersion = Annotated[
+    str,
+    matching(r"(?!null$)[A-Za-z0-9._+/=-]{1,1024}", "an S3 object version ID"),
+]
+
+
+class Train(StrictModel):
+    """Where the candidate trains: a HyperPodPyTorchJob in a team's queue, or a Training Job."""
+
+    backend: Literal["hyperpod", "training_job"]
+    # hyperpod: the team (hyperpod.teams) whose namespace and Kueue queue run the job.
+    team: str | None = None
+    # A training config shipped in the training image (training/configs/<name>.yaml).
+    config: Annotated[str, matching(r"[a-z0-9][a-z0-9._-]*\.yaml", "a file name like x.yaml")] = (
+        "qwen3-4b-lora.yaml"
+    )
+    # The base model's prefix in the BU's models bucket (Hugging Face layout).
+    base_model: KeyPrefix = "base/Qwen3-4B/"
+    # The training image's tag in the BU's training repository.
+    image_tag: Annotated[str, matching(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}", "an image tag")] = (
+        "latest"
+    )
+    # training_job: the instance; hyperpod: the GPU group's instance type picks the nodes.
+    instance_type: Annotated[str, matching(r"ml\.[a-z0-9]+\.[a-z0-9]+", "an ml.* type")] = (
+        "ml.g5.2xlarge"
+    )
+    max_run_hours: float = Field(default=24.0, gt=0, le=28 * 24)
+
+    @model_validator(mode="after")
+    def _team(self) -> "Train":
+        if self.backend == "hyperpod":
+            # The DAG's HyperPod branch needs an EKS client built from the MWAA role's token
+            # (no kubeconfig there), which is not written yet: refuse rather than fail at run.
+            raise FieldProblemError(
+                "backend",
+                "hyperpod is not wired into the pipeline yet; use training_job (the same "
+                "image and config as a SageMaker Training Job)",
+            )
+        if self.team is not None:
+            raise FieldProblemError("team", "only the hyperpod backend runs in a team's queue")
+        return self
+
+
+def _default_floors() -> dict[GateMetric, float]:
+    return {"parse_validity": 0.95, "full_call_accuracy": 0.5}
+
+
+class Gate(StrictModel):
+    """What a candidate must show on the held-out split before it may replace the champion."""
+
+    # Each metric must reach its floor (inclusive).
+    floors: dict[GateMetric, Rate] = Field(default_factory=_default_floors)
+    # Champion/challenger: the candidate must beat the model in production on this metric, on
+    # the same held-out cases, by more than `min_improvement` (a tie keeps the champion).
+    compare_on: GateMetric = "accuracy"
+    min_improvement: Rate = 0.0
+    # Evaluate on at most this many held-out turns (both models see the same ones).
+    max_cases: int = Field(default=500, ge=10, le=100_000)
+
+
+class Deploy(StrictModel):
+    """The endpoint the pipeline updates, and SageMaker's blue/green guardrails for it.
+
+    Canary traffic shifting with auto-rollback on the endpoint's CloudWatch alarms (SageMaker
+    developer guide, "Deployment guardrails": `DeploymentConfig.BlueGreenUpdatePolicy` with
+    `TrafficRoutingConfiguration.Type=CANARY` and `AutoRollbackConfiguration.Alarms`).
+    """
+
+    # An endpoint of this BU (endpoints.items) on target `sagemaker`.
+    endpoint: str
+    canary_percent: int = Field(default=10, ge=1, le=50)
+    # How long the canary serves before the rest of the traffic moves (alarms watched).
+    canary_wait_minutes: int = Field(default=10, ge=0, le=60)
+    # How long the old fleet stays after the shift, watched by the same alarms (a rollback
+    # in this window is still instant).
+    termination_wait_minutes: int = Field(default=10, ge=0, le=60)
+    maximum_execution_timeout_minutes: int = Field(default=120, ge=10, le=480)
+
+
+class Pipeline(StrictModel):
+    """One Airflow DAG per BU on an MWAA environment in the BU's private subnets."""
+
+    airflow_version: Literal["3.0.6"] = AIRFLOW_VERSION
+    environment_class: Literal[
+        "mw1.micro", "mw1.small", "mw1.medium", "mw1.large", "mw1.xlarge", "mw1.2xlarge"
+    ] = "mw1.small"
+    min_workers: int = Field(default=1, ge=1, le=25)
+    max_workers: int = Field(default=2, ge=1, le=25)
+    # A cron expression (UTC) for scheduled retraining; None: started by hand or by the API.
+    schedule: Annotated[str, matching(r"[0-9*/,\- ]+", "a five-field cron expression")] | None = (
+        None
+    )
+    # The raw tool conversations the prepare step reads: one JSONL object (any format
+    # `training.prepare` reads) under this prefix of the BU's data bucket. Writers replace the
+    # object; the pipeline records which version it read (the prepared data's fingerprint).
+    data_prefix: KeyPrefix = "raw/tool-calls/"
+    dataset_file: Annotated[
+        str, matching(r"[A-Za-z0-9!_.'()\-]+\.jsonl", "a file name like conversations.jsonl")
+    ] = "conversations.jsonl"
+    train: Train
+    gate: Gate = Field(default_factory=Gate)
+    deploy: Deploy
+    # Airflow's five log types (DAG processing, scheduler, task, web server, worker), in
+    # CloudWatch Logs groups `airflow-<environment>-*` under the pipeline key.
+    log_level: Literal["CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"] = "INFO"
+    # The S3 object versions of plugins.zip and requirements.txt in the source bucket. MWAA
+    # needs a version whenever a path is given ("If specified, then the plugins.zip version is
+    # required", MWAA API reference, CreateEnvironment), and the objects exist only after the
+    # first deploy made the bucket: deploy once without them (the environment runs the DAGs
+    # folder only), upload, put the printed versions here, deploy again. requirements.txt
+    # installs wheels from plugins.zip (`--no-index --find-links /usr/local/airflow/plugins`),
+    # so it needs plugins_version too.
+    plugins_version: ObjectVersion | None = None
+    requirements_version: ObjectVersion | None = None
+
+    @model_validator(mode="after")
+    def _workers(self) -> "Pipeline":
+        if self.min_workers > self.max_workers:
+            raise FieldProblemError(
+                "min_workers", f"{self.min_workers} is over max_workers {self.max_workers}"
+            )
+        if self.schedule is not None and len(self.schedule.split()) != 5:
+            raise FieldProblemError("schedule", f"{self.schedule!r} is not five cron fields")
+        if self.requirements_version is not None and self.plugins_version is None:
+            raise FieldProblemError(
+                "requirements_version",
+                "requirements.txt installs the wheels in plugins.zip: set plugins_version too",
+            )
+        return self
+
+    def check(
+        self,
+        *,
+        hyperpod: "HyperPod | None",
+        endpoints: "Endpoints | None",
+        mlflow: "Mlflow | None",
+    ) -> None:
+        """The cross-section rules; each raises with the path below ``pipeline``."""
+        if mlflow is None:
+            raise FieldProblemError(
+                "pipeline", "the pipeline registers models in MLflow: add an mlflow section"
+            )
+        if self.train.backend == "hyperpod":
+            if hyperpod is None:
+                raise FieldProblemError(
+                    "pipeline.train.backend", "hyperpod needs a hyperpod section in this BU"
+                )
+            teams = [t.name for t in hyperpod.teams]
+            if self.train.team not in teams:
+                raise FieldProblemError(
+                    "pipeline.train.team",
+                    f"unknown team {self.train.team!r}; hyperpod.teams has "
+                    f"{', '.join(teams) or 'none'}",
+                )
+        items = {e.name: e for e in (endpoints.items if endpoints else [])}
+        target = items.get(self.deploy.endpoint)
+        if target is None:
+            raise FieldProblemError(
+                "pipeline.deploy.endpoint",
+                f"unknown endpoint {self.deploy.endpoint!r}; endpoints.items has "
+                f"{', '.join(items) or 'none'}",
+            )
+        if target.target != "sagemaker":
+            raise FieldProblemError(
+                "pipeline.deploy.endpoint",
+                f"{self.deploy.endpoint} runs on {target.target}; blue/green guardrails are "
+                "a SageMaker real-time endpoint feature",
+            )

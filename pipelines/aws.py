@@ -1,0 +1,391 @@
+"""The cloud profile (MWAA): each step is a SageMaker job in the BU's private subnets, built by
+the same request builders `training.job` uses, and the deploy is an UpdateEndpoint with
+SageMaker's deployment guardrails.
+
+- prepare, export, evaluate: Processing jobs running the training image's command
+  (`training.job.managed.command_job_request`), awaited in the task (no EKS token involved).
+- train: a Training Job (`training_job_request`), submitted once per run and polled by a
+  reschedule-mode sensor; a retry finds the run's job in progress instead of starting a second
+  one, and a new job for the same run resumes from the run's checkpoint prefix.
+- deploy: a new Model and EndpointConfig copied from what the endpoint serves with only the
+  model data changed, then UpdateEndpoint with blue/green CANARY traffic shifting and
+  auto-rollback on the endpoint's CloudWatch alarms (SageMaker developer guide, "Deployment
+  guardrails": `DeploymentConfig.BlueGreenUpdatePolicy`, `AutoRollbackConfiguration.Alarms`).
+  A rollback leaves the endpoint InService on its old config: the task fails saying so.
+
+Clients are injected by tests (botocore Stubber); on MWAA they come from the execution role.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+from config import parameters as p
+from config.schema import BusinessUnitConfig
+from pipelines.lifecycle import (
+    TRAINING_CONFIGS,
+    Candidate,
+    Deployed,
+    Evaluation,
+    Prepared,
+    Run,
+    StepFailedError,
+    TrainingHandle,
+    metrics_of,
+    pack_length,
+)
+from training.job import managed, platform
+from training.job.managed import PROCESSING_INPUT, PROCESSING_OUTPUT, CommandJob
+
+POLL_S = 30.0
+EVAL_INSTANCE = "ml.g5.2xlarge"  # one A10G: a 4B model in bf16 with room for the batch
+_DONE = {"Completed"}
+_FAILED = {"Failed", "Stopped"}
+
+
+class AwsBackend:
+    def __init__(
+        self,
+        bu: BusinessUnitConfig,
+        *,
+        ssm: Any = None,
+        sagemaker: Any = None,
+        s3: Any = None,
+        cloudwatch: Any = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        import boto3
+
+        self.bu = bu
+        region = bu.region
+        self.ssm = ssm or boto3.client("ssm", region_name=region)
+        self.sagemaker = sagemaker or boto3.client("sagemaker", region_name=region)
+        self.s3 = s3 or boto3.client("s3", region_name=region)
+        self.cloudwatch = cloudwatch or boto3.client("cloudwatch", region_name=region)
+        self.sleep = sleep
+        self._platform: platform.BuPlatform | None = None
+
+    # -- platform values -----------------------------------------------------------------------
+    @property
+    def platform(self) -> platform.BuPlatform:
+        if self._platform is None:
+            try:
+                self._platform = platform.read(self.ssm, self.bu.name, platform.TRAINING_JOB_NAMES)
+            except platform.PlatformLookupError as err:
+                raise StepFailedError(str(err)) from err
+        return self._platform
+
+    @property
+    def image(self) -> str:
+        tag = self.bu.pipeline.train.image_tag if self.bu.pipeline else "latest"
+        return f"{self.platform[p.TRAINING_IMAGE_URI]}:{tag}"
+
+    def _uri(self, bucket_parameter: str, key: str) -> str:
+        return f"s3://{self.platform[bucket_parameter]}/{key}"
+
+    def _out(self, run: Run, what: str, bucket_parameter: str = p.DATA_BUCKET) -> str:
+        return self._uri(bucket_parameter, f"pipeline/{run.name}/{what}/")
+
+    def _read_json(self, uri: str) -> Any:
+        bucket, _, key = uri.removeprefix("s3://").partition("/")
+        try:
+            body = self.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+            return json.loads(body)
+        except ValueError as err:
+            raise StepFailedError(f"{uri}: not JSON ({err})") from err
+        except Exception as err:  # botocore's ClientError: a missing object is a step failure
+            if type(err).__name__ == "ClientError":
+                raise StepFailedError(f"{uri}: {err}") from err
+            raise
+
+    # -- processing jobs -----------------------------------------------------------------------
+    def _processing(self, run: Run, step: str, job: CommandJob) -> None:
+        """Run one command of the image as a Processing job and wait for it (idempotent: a retry
+        waits for the job its earlier try started)."""
+        name = f"{self.bu.name}-{run.name}-{step}"[: managed.MAX_JOB_NAME]
+        try:
+            self.sagemaker.describe_processing_job(ProcessingJobName=name)
+        except Exception as err:
+            if type(err).__name__ != "ClientError":
+                raise
+            request = managed.command_job_request(job, self.platform, name=name)
+            managed.submit_processing_job(self.sagemaker, request)
+        while True:
+            job_state = self.sagemaker.describe_processing_job(ProcessingJobName=name)
+            status = job_state["ProcessingJobStatus"]
+            if status in _DONE:
+                return
+            if status in _FAILED:
+                reason = job_state.get("FailureReason") or job_state.get("ExitMessage") or status
+                raise StepFailedError(f"processing job {name} {status.lower()}: {reason}")
+            self.sleep(POLL_S)
+
+    def prepare(self, run: Run) -> Prepared:
+        pipeline = run.pipeline
+        source = self._uri(p.DATA_BUCKET, pipeline.data_prefix + pipeline.dataset_file)
+        output = self._out(run, "data")
+        self._processing(
+            run,
+            "prepare",
+            CommandJob(
+                run=run.name,
+                arguments=[
+                    "prepare",
+                    "--input", f"{PROCESSING_INPUT}/records/{pipeline.dataset_file}",
+                    "--output", PROCESSING_OUTPUT,
+                    "--tokenizer", f"{PROCESSING_INPUT}/tokenizer",
+                    "--max-length", str(pack_length(pipeline.train.config)),
+                    "--eval-fraction", "0.1", "--quiet",
+                ],
+                inputs={
+                    "records": source,
+                    "tokenizer": self._uri(p.MODELS_BUCKET, pipeline.train.base_model),
+                },
+                output=output,
+                output_key=p.DATA_KEY_ARN,
+                image_tag=pipeline.train.image_tag,
+            ),
+        )  # fmt: skip
+        stats = self._read_json(output + "stats.json")
+        bucket, _, prefix = output.removeprefix("s3://").partition("/")
+        listed = self.s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])
+        digest = hashlib.sha256()
+        for item in sorted(listed, key=lambda o: o["Key"]):
+            digest.update(f"{item['Key']}\0{item['ETag']}\0{item['Size']}\n".encode())
+        return {
+            "dataset": output,
+            "eval_data": output + "eval.jsonl",
+            "records_read": stats["records_read"],
+            "quarantined": stats["quarantined"],
+            "dataset_digest": digest.hexdigest()[:16],
+        }
+
+    # -- training ------------------------------------------------------------------------------
+    def submit_training(self, run: Run, prepared: Prepared, overrides: list[str]) -> TrainingHandle:
+        from training.config import dump_config, load_config
+
+        train = run.pipeline.train
+        running = self.sagemaker.list_training_jobs(
+            NameContains=run.name, StatusEquals="InProgress", MaxResults=1
+        )["TrainingJobSummaries"]
+        if running:  # a retry of this task: the earlier try's job is still going
+            return {"job": running[0]["TrainingJobName"], "resumed": True}
+        try:
+            config = load_config(TRAINING_CONFIGS / train.config, overrides)
+        except (OSError, ValueError, TypeError, KeyError) as err:
+            raise StepFailedError(f"training config {train.config}: {err}") from err
+        spec = managed.TrainingJobSpec(
+            run=run.name,
+            config_yaml=dump_config(config),
+            train_data=prepared["dataset"],
+            base_model=self._uri(p.MODELS_BUCKET, train.base_model),
+            image_tag=train.image_tag,
+            instance_type=train.instance_type,
+            max_run_hours=train.max_run_hours,
+        )
+        name = managed.job_name(self.platform, run.name)
+        try:
+            request = managed.training_job_request(spec, self.platform, name=name)
+        except managed.ManagedJobError as err:
+            raise StepFailedError(str(err)) from err
+        earlier = self.sagemaker.list_training_jobs(NameContains=run.name, MaxResults=1)
+        managed.submit_training_job(self.sagemaker, request)
+        return {"job": name, "resumed": bool(earlier["TrainingJobSummaries"])}
+
+    def training_finished(self, handle: TrainingHandle) -> bool:
+        job = self.sagemaker.describe_training_job(TrainingJobName=handle["job"])
+        status = job["TrainingJobStatus"]
+        if status in _FAILED:
+            reason = job.get("FailureReason") or status
+            raise StepFailedError(f"training job {handle['job']} {status.lower()}: {reason}")
+        return status in _DONE
+
+    def export(self, run: Run, handle: TrainingHandle) -> Candidate:
+        """The run's latest checkpoint (synced to its checkpoint prefix) as a merged model."""
+        checkpoints = self._uri(p.CHECKPOINTS_BUCKET, f"training-jobs/{run.name}/")
+        output = self._out(run, "model", p.MODELS_BUCKET)
+        self._processing(
+            run,
+            "export",
+            CommandJob(
+                run=run.name,
+                arguments=[
+                    "export",
+                    "--run-dir", f"{PROCESSING_INPUT}/run",
+                    "--base-model", f"{PROCESSING_INPUT}/base",
+                    "--output", PROCESSING_OUTPUT,
+                ],
+                inputs={
+                    "run": checkpoints,
+                    "base": self._uri(p.MODELS_BUCKET, run.pipeline.train.base_model),
+                },
+                output=output,
+                output_key=p.MODELS_KEY_ARN,
+                image_tag=run.pipeline.train.image_tag,
+                volume_gb=200,
+            ),
+        )  # fmt: skip
+        return {"model": output, "run": run.name}
+
+    # -- evaluation ----------------------------------------------------------------------------
+    def _endpoint_name(self, run: Run) -> str:
+        return self.bu.naming.resource(run.pipeline.deploy.endpoint)
+
+    def _served_model(self, endpoint: str) -> tuple[dict[str, Any], dict[str, Any], str]:
+        """(endpoint config, model description, model data URI) of what the endpoint serves."""
+        described = self.sagemaker.describe_endpoint(EndpointName=endpoint)
+        config = self.sagemaker.describe_endpoint_config(
+            EndpointConfigName=described["EndpointConfigName"]
+        )
+        model = self.sagemaker.describe_model(
+            ModelName=config["ProductionVariants"][0]["ModelName"]
+        )
+        container = model["PrimaryContainer"]
+        source = container.get("ModelDataSource", {}).get("S3DataSource", {}).get("S3Uri")
+        uri = source or container.get("ModelDataUrl")
+        if not uri:
+            raise StepFailedError(f"{endpoint}: its model names no S3 model data")
+        return config, model, str(uri)
+
+    def champion(self, run: Run) -> str | None:
+        try:
+            return self._served_model(self._endpoint_name(run))[2]
+        except Exception as err:
+            if type(err).__name__ == "ClientError" and "Could not find" in str(err):
+                return None  # the endpoint does not exist yet
+            raise
+
+    def evaluate(
+        self, run: Run, candidate: Candidate, champion: str | None, prepared: Prepared
+    ) -> Evaluation:
+        output = self._out(run, "evaluation")
+        arguments = [
+            "evaluate",
+            "--model", f"{PROCESSING_INPUT}/candidate",
+            "--data", f"{PROCESSING_INPUT}/eval/eval.jsonl",
+            "--max-cases", str(run.pipeline.gate.max_cases),
+            "--output", f"{PROCESSING_OUTPUT}/evaluation.json",
+        ]  # fmt: skip
+        inputs = {"candidate": candidate["model"], "eval": prepared["dataset"]}
+        if champion is not None:
+            arguments += ["--base-model", f"{PROCESSING_INPUT}/champion"]
+            inputs["champion"] = champion
+        self._processing(
+            run,
+            "evaluate",
+            CommandJob(
+                run=run.name,
+                arguments=arguments,
+                inputs=inputs,
+                output=output,
+                output_key=p.DATA_KEY_ARN,
+                image_tag=run.pipeline.train.image_tag,
+                instance_type=EVAL_INSTANCE,
+            ),
+        )
+        report = self._read_json(output + "evaluation.json")
+        return {
+            "candidate": metrics_of(report, "tuned", output),
+            "champion": metrics_of(report, "base", output) if champion else None,
+            "champion_model": champion,
+            "report": output + "evaluation.json",
+        }
+
+    # -- deployment ----------------------------------------------------------------------------
+    def _alarms(self, endpoint: str) -> list[str]:
+        """The endpoint stack's alarms on this endpoint (their names carry the stack's name)."""
+        names = []
+        pages = self.cloudwatch.get_paginator("describe_alarms").paginate(
+            AlarmNamePrefix=self.bu.naming.stack("endpoints"), AlarmTypes=["MetricAlarm"]
+        )
+        for page in pages:
+            for alarm in page["MetricAlarms"]:
+                dims = {d["Name"]: d["Value"] for d in alarm.get("Dimensions", [])}
+                if dims.get("EndpointName") == endpoint:
+                    names.append(alarm["AlarmName"])
+        return names
+
+    def deploy(self, run: Run, candidate: Candidate) -> Deployed:
+        deploy = run.pipeline.deploy
+        endpoint = self._endpoint_name(run)
+        config, model, served = self._served_model(endpoint)
+        alarms = self._alarms(endpoint)
+        if not alarms:
+            raise StepFailedError(
+                f"{endpoint}: no CloudWatch alarm watches it, so nothing could roll a bad model "
+                "back; deploy the endpoints stack first"
+            )
+        new_name = f"{endpoint}-{run.name}"[:63]
+        container = dict(model["PrimaryContainer"])
+        container.pop("ModelDataUrl", None)
+        container["ModelDataSource"] = {
+            "S3DataSource": {
+                "S3Uri": candidate["model"],
+                "S3DataType": "S3Prefix",
+                "CompressionType": "None",
+            }
+        }
+        tags = [{"Key": "bu", "Value": self.bu.name}, {"Key": "run", "Value": run.name}]
+        model_request: dict[str, Any] = {
+            "ModelName": new_name,
+            "ExecutionRoleArn": model["ExecutionRoleArn"],
+            "PrimaryContainer": container,
+            "Tags": tags,
+        }
+        for key in ("VpcConfig", "EnableNetworkIsolation"):
+            if key in model:
+                model_request[key] = model[key]
+        self.sagemaker.create_model(**model_request)
+        variants = [{**v, "ModelName": new_name} for v in config["ProductionVariants"]]
+        config_request: dict[str, Any] = {
+            "EndpointConfigName": new_name,
+            "ProductionVariants": variants,
+            "Tags": tags,
+        }
+        for key in ("DataCaptureConfig", "KmsKeyId", "AsyncInferenceConfig"):
+            if key in config:
+                config_request[key] = config[key]
+        self.sagemaker.create_endpoint_config(**config_request)
+        self.sagemaker.update_endpoint(
+            EndpointName=endpoint,
+            EndpointConfigName=new_name,
+            RetainAllVariantProperties=True,  # keep the autoscaled instance counts
+            DeploymentConfig={
+                "BlueGreenUpdatePolicy": {
+                    "TrafficRoutingConfiguration": {
+                        "Type": "CANARY",
+                        "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": deploy.canary_percent},
+                        "WaitIntervalInSeconds": deploy.canary_wait_minutes * 60,
+                    },
+                    "TerminationWaitInSeconds": deploy.termination_wait_minutes * 60,
+                    "MaximumExecutionTimeoutInSeconds": deploy.maximum_execution_timeout_minutes
+                    * 60,
+                },
+                "AutoRollbackConfiguration": {"Alarms": [{"AlarmName": a} for a in alarms]},
+            },
+        )
+        while True:
+            state = self.sagemaker.describe_endpoint(EndpointName=endpoint)
+            status = state["EndpointStatus"]
+            if status == "InService":
+                break
+            if status == "Failed":
+                raise StepFailedError(f"{endpoint} failed: {state.get('FailureReason')}")
+            self.sleep(POLL_S)
+        if state["EndpointConfigName"] != new_name:
+            raise StepFailedError(
+                f"{endpoint} rolled back to {state['EndpointConfigName']} (an alarm fired during "
+                f"the canary: {state.get('FailureReason') or 'see the endpoint events'}); it "
+                f"still serves {served}"
+            )
+        self.ssm.put_parameter(
+            Name=self.bu.naming.parameter(f"pipeline/{deploy.endpoint}/model"),
+            Value=candidate["model"],
+            Type="String",
+            Overwrite=True,
+        )
+        return {"endpoint": endpoint, "model": candidate["model"], "replaced": served}
