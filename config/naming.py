@@ -52,8 +52,18 @@ RESERVED_ROLE_PURPOSES = (
     "hyperpod-ebs-csi",
     # Governance stack: the role AWS Budgets assumes to attach and detach the deny policy.
     "budget-action",
+    # Pipeline stack: the MWAA environment's execution role (the DAG's tasks run as it).
+    "pipeline-execution",
 )
-RESERVED_RESOURCE_PURPOSES = ("studio", "hyperpod", "eks", "mlflow", "training", "hyperpod-metrics")
+RESERVED_RESOURCE_PURPOSES = (
+    "studio",
+    "hyperpod",
+    "eks",
+    "mlflow",
+    "training",
+    "hyperpod-metrics",
+    "airflow",  # the MWAA environment (<= 80 characters; the 63 here is stricter)
+)
 STACK_UNITS = (
     "network",
     "security",
@@ -63,9 +73,14 @@ STACK_UNITS = (
     "endpoints",
     "training",
     "governance",
+    "pipeline",
 )
 # Keys only a BU with a `governance` section gets (the budget alerts' SNS topic).
 GOVERNANCE_KEY_PURPOSES = ("budget-alerts",)
+# Keys only a BU with a `pipeline` section gets: the MWAA environment and its source bucket
+# share one (MWAA user guide, "Create an Amazon S3 bucket for Amazon MWAA": with server-side
+# encryption, "you must use the same key for your Amazon S3 bucket and Amazon MWAA environment").
+PIPELINE_KEY_PURPOSES = ("pipeline",)
 
 # The Stage tags every resource with its BU's name: IAM conditions match resources whose ARN
 # holds a generated ID, not our name (a HyperPod cluster's ARN ends in its cluster ID).
@@ -95,6 +110,12 @@ class Naming:
         # Account and region make the globally unique S3 namespace collision-free.
         return f"{self.bu}-{purpose}-{self.account}-{self.region}"
 
+    def airflow_bucket(self) -> str:
+        """The MWAA source bucket (DAGs, plugins.zip, requirements.txt): ``airflow-`` first, a
+        prefix MWAA is reported to require (the stored MWAA user guide lists only S3's general
+        naming rules, so the prefix is the cautious choice), then what ``bucket`` carries."""
+        return f"airflow-{self.bu}-{self.account}-{self.region}"
+
     def key_alias(self, purpose: str) -> str:
         return f"alias/{self.bu}/{purpose}"
 
@@ -117,11 +138,13 @@ class Naming:
         checks: list[tuple[str, int]] = [
             *((self.bucket(p), MAX_BUCKET_NAME) for p in BUCKET_PURPOSES),
             *((self.bucket(p), MAX_BUCKET_NAME) for p in OPTIONAL_BUCKET_PURPOSES),
+            (self.airflow_bucket(), MAX_BUCKET_NAME),
             *((self.role(p), MAX_ROLE_NAME) for p in RESERVED_ROLE_PURPOSES),
             *((self.stack(u), MAX_STACK_NAME) for u in STACK_UNITS),
             *((self.key_alias(p), MAX_KEY_ALIAS) for p in KEY_PURPOSES),
             *((self.key_alias(p), MAX_KEY_ALIAS) for p in OPTIONAL_BUCKET_PURPOSES),
             *((self.key_alias(p), MAX_KEY_ALIAS) for p in GOVERNANCE_KEY_PURPOSES),
+            *((self.key_alias(p), MAX_KEY_ALIAS) for p in PIPELINE_KEY_PURPOSES),
             *((self.log_group(p), MAX_LOG_GROUP) for p in ("vpc-flow-logs", "studio")),
             *((self.resource(p), MAX_RESOURCE_NAME) for p in RESERVED_RESOURCE_PURPOSES),
         ]

@@ -36,6 +36,13 @@ CHECKPOINTS_BUCKET = "storage/checkpoints-bucket"
 DATA_KEY_ARN = "storage/data-key-arn"
 MODELS_KEY_ARN = "storage/models-key-arn"
 
+# Published by the pipeline stack (a BU with a `pipeline` section): the MWAA environment, the
+# role its tasks run as, and the bucket `dags/`, plugins.zip and requirements.txt go to. The
+# DAG's own state goes under ``pipeline/`` too (its role may write there, except these three).
+PIPELINE_ENVIRONMENT_NAME = "pipeline/environment-name"
+PIPELINE_EXECUTION_ROLE_ARN = "pipeline/execution-role-arn"
+PIPELINE_SOURCE_BUCKET = "pipeline/source-bucket"
+
 
 def team_parameter(name: str, team: str) -> str:
     """A team-scoped parameter name: ``hyperpod/teams/<team>/<name>``."""
@@ -49,6 +56,7 @@ _PUBLISHER = {
     "hyperpod": "hyperpod",
     "training": "training",
     "storage": "training",
+    "pipeline": "pipeline",
 }
 
 

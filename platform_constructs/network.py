@@ -112,6 +112,32 @@ OPEN_ENDPOINTS: dict[str, str] = {
     "PrometheusWorkspaces": "the observability add-on remote-writes to this BU's workspace; its "
     "other calls are not sourced",
 }
+# The interface endpoints a BU with a `pipeline` section adds: Amazon MWAA in a VPC without
+# internet access needs s3, monitoring, ecr.dkr, ecr.api, logs, sqs, kms, airflow.api,
+# airflow.env and airflow.ops (MWAA user guide, "Creating the required VPC service endpoints in
+# an Amazon VPC with private routing", "(Required) Example VPC endpoints"); every BU has the
+# first seven already (S3 as the gateway endpoint), these are the rest.
+MWAA_ENDPOINTS: dict[str, ec2.InterfaceVpcEndpointAwsService] = {
+    "Sqs": _SVC.SQS,
+    "AirflowApi": _SVC.AIRFLOW_API,
+    "AirflowEnv": _SVC.AIRFLOW_ENV,
+    "AirflowOps": _SVC.AIRFLOW_OPS,
+}
+# Each MWAA endpoint's policy decision, as RESTRICTED_ENDPOINTS / OPEN_ENDPOINTS above.
+MWAA_RESTRICTED_ENDPOINTS: dict[str, str] = {
+    "Sqs": "the Celery queues of MWAA environments in this region (airflow-celery-*, in MWAA's "
+    "account: MWAA user guide, 'Amazon MWAA execution role', Sample policy for a customer "
+    "managed key); no other queue, so SQS is no way out of the VPC",
+}
+MWAA_OPEN_ENDPOINTS: dict[str, str] = {
+    "AirflowApi": "MWAA's own control plane for the environment's containers; the user guide "
+    "recommends a full-access policy for these endpoints and lists no actions or resources",
+    "AirflowEnv": "the environment's containers reach MWAA's environment service; not "
+    "documented as an action or resource list (see AirflowApi)",
+    "AirflowOps": "the environment's containers reach MWAA's operations service; not "
+    "documented as an action or resource list (see AirflowApi)",
+}
+MWAA_CELERY_QUEUES = "airflow-celery-*"
 # Actions with no resource type and access level List or Read, per service (see above).
 READS_WITHOUT_RESOURCE: dict[str, tuple[str, ...]] = {
     "sts": ("GetAccessKeyInfo", "GetCallerIdentity", "GetServiceBearerToken", "GetSessionToken"),
@@ -352,7 +378,8 @@ class VpcEndpoints(Construct):
 
     ``buckets``: the BU's own buckets (with :func:`platform_buckets` they are all the S3
     endpoint admits); ``own_repositories``: this account's ECR repository names (``*`` allowed)
-    the BU uses; ``registry_accounts``: AWS-owned registry account -> what the BU pulls from it.
+    the BU uses; ``registry_accounts``: AWS-owned registry account -> what the BU pulls from it;
+    ``mwaa``: also the endpoints of :data:`MWAA_ENDPOINTS` (a BU that runs an MWAA environment).
     """
 
     def __init__(
@@ -366,12 +393,15 @@ class VpcEndpoints(Construct):
         buckets: Sequence[AdmittedBucket],
         own_repositories: Sequence[str],
         registry_accounts: Mapping[str, str],
+        mwaa: bool = False,
     ) -> None:
         super().__init__(scope, construct_id)
-        if set(RESTRICTED_ENDPOINTS) & set(OPEN_ENDPOINTS) or set(INTERFACE_ENDPOINTS) != set(
-            RESTRICTED_ENDPOINTS
-        ) | set(OPEN_ENDPOINTS):
-            raise ValueError("every interface endpoint is either restricted or open, with a why")
+        for endpoints, restricted, open_ in (
+            (INTERFACE_ENDPOINTS, RESTRICTED_ENDPOINTS, OPEN_ENDPOINTS),
+            (MWAA_ENDPOINTS, MWAA_RESTRICTED_ENDPOINTS, MWAA_OPEN_ENDPOINTS),
+        ):
+            if set(restricted) & set(open_) or set(endpoints) != set(restricted) | set(open_):
+                raise ValueError("every interface endpoint is restricted or open, with a why")
         stack = cdk.Stack.of(self)
         self.security_group = ec2.SecurityGroup(
             self,
@@ -405,11 +435,16 @@ class VpcEndpoints(Construct):
                 open=False,  # the group above admits the VPC; no duplicate rule per endpoint
                 private_dns_enabled=True,
             )
-            for endpoint_id, service in INTERFACE_ENDPOINTS.items()
+            for endpoint_id, service in {
+                **INTERFACE_ENDPOINTS,
+                **(MWAA_ENDPOINTS if mwaa else {}),
+            }.items()
         }
         policies = _interface_statements(
             self, own_repositories=own_repositories, registry_accounts=registry_accounts
         )
+        if mwaa:
+            policies |= _mwaa_statements(self)
         for endpoint_id, statements in policies.items():
             for statement in statements:
                 self.interface_endpoints[endpoint_id].add_to_policy(statement)
@@ -505,4 +540,25 @@ def _interface_statements(
             "sagemaker", [arn("sagemaker", "endpoint/*"), arn("sagemaker", "inference-component/*")]
         ),
         "Lambda": account_only("lambda", [arn("lambda", "*")]),
+    }
+
+
+def _mwaa_statements(scope: Construct) -> dict[str, list[iam.PolicyStatement]]:
+    """The statements of each endpoint in :data:`MWAA_RESTRICTED_ENDPOINTS`."""
+    stack = cdk.Stack.of(scope)
+    queues = stack.format_arn(
+        service="sqs",
+        account="*",
+        resource=MWAA_CELERY_QUEUES,
+        arn_format=cdk.ArnFormat.NO_RESOURCE_NAME,
+    )
+    return {
+        "Sqs": [
+            iam.PolicyStatement(
+                sid="MwaaCeleryQueues",
+                principals=[iam.StarPrincipal()],
+                actions=["sqs:*"],
+                resources=[queues],
+            )
+        ]
     }

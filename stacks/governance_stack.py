@@ -47,8 +47,9 @@ def dashboard_spec(config: BusinessUnitConfig) -> DashboardSpec:
 def brake_role_names(config: BusinessUnitConfig) -> list[str]:
     """The roles the budget action stops: those data scientists and their jobs act as (Studio's
     execution role, the managed-job role) and the HyperPod inference operator's, which creates
-    SageMaker endpoints for HyperPod-served models. CloudFormation's own deploy role is not
-    among them: a platform admin can still deploy."""
+    SageMaker endpoints for HyperPod-served models, and the pipeline's (MWAA) execution role,
+    which starts training and processing jobs and updates an endpoint. CloudFormation's own
+    deploy role is not among them: a platform admin can still deploy."""
     names = config.naming
     roles = [names.role("training-job")]
     if config.studio is not None:
@@ -59,6 +60,8 @@ def brake_role_names(config: BusinessUnitConfig) -> list[str]:
         and config.endpoints.on("hyperpod")
     ):
         roles.append(names.role("hyperpod-inference"))
+    if config.pipeline is not None:
+        roles.append(names.role("pipeline-execution"))
     return roles
 
 

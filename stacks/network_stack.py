@@ -14,18 +14,30 @@ from platform_constructs.network import AdmittedBucket, PlatformVpc, VpcEndpoint
 from stacks._common import log_retention, removal_policy
 
 
+def bu_bucket_names(config: BusinessUnitConfig) -> list[str]:
+    """Every bucket the BU may have (``config.naming``): one per purpose, and the MWAA source
+    bucket of a BU with a ``pipeline`` section (MWAA's containers read DAGs, plugins.zip and
+    requirements.txt through the S3 gateway endpoint: MWAA user guide, "Security in your VPC on
+    Amazon MWAA", the gateway endpoint policy must allow "the bucket where your DAGs and
+    supporting files are stored")."""
+    names = [config.naming.bucket(p) for p in (*BUCKET_PURPOSES, *OPTIONAL_BUCKET_PURPOSES)]
+    if config.pipeline is not None:
+        names.append(config.naming.airflow_bucket())
+    return names
+
+
 def bu_buckets(config: BusinessUnitConfig) -> list[AdmittedBucket]:
-    """Every bucket the BU may have (``config.naming``), admitted whole by the S3 endpoint."""
+    """Every bucket of :func:`bu_bucket_names`, admitted whole by the S3 endpoint."""
     return [
         AdmittedBucket(
             kind="BusinessUnitBuckets",
-            name=config.naming.bucket(purpose),
+            name=name,
             actions=("s3:*",),
             objects_only=False,
-            reason=f"this BU's {purpose} bucket (config.naming); IAM and the bucket policy "
+            reason=f"this BU's bucket {name} (config.naming); IAM and the bucket policy "
             "decide who may do what in it",
         )
-        for purpose in (*BUCKET_PURPOSES, *OPTIONAL_BUCKET_PURPOSES)
+        for name in bu_bucket_names(config)
     ]
 
 
@@ -103,6 +115,7 @@ class NetworkStack(cdk.Stack):
             buckets=bu_buckets(config),
             own_repositories=bu_repositories(config),
             registry_accounts=aws_registries(config),
+            mwaa=config.pipeline is not None,
         )
         # What the other stacks attach to: the VPC, its private subnets and the endpoints' group.
         self.vpc = self.network.vpc

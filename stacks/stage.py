@@ -12,6 +12,7 @@ from stacks.governance_stack import GovernanceStack
 from stacks.hyperpod_stack import HyperPodStack
 from stacks.mlflow_stack import MlflowStack
 from stacks.network_stack import NetworkStack
+from stacks.pipeline_stack import PipelineStack
 from stacks.security_stack import SecurityStack
 from stacks.studio_stack import StudioStack
 from stacks.training_stack import TrainingStack
@@ -101,6 +102,26 @@ class BusinessUnitStage(cdk.Stage):
                 security=self.security,
                 **common,
             )
+        # After the stacks whose resources it names: the training-job role it passes, the
+        # endpoint it updates (and the endpoint role it lets read candidates), the HyperPod
+        # cluster it submits to (added by the stack itself) and MLflow.
+        self.pipeline: PipelineStack | None = None
+        if config.pipeline is not None:
+            self.pipeline = PipelineStack(
+                self,
+                "pipeline",
+                stack_name=config.naming.stack("pipeline"),
+                description=f"{config.name}: model pipeline on Amazon MWAA (Airflow "
+                f"{config.pipeline.airflow_version})",
+                network=self.network,
+                security=self.security,
+                mlflow=self.mlflow,
+                hyperpod=self.hyperpod,
+                **common,
+            )
+            for needed in (self.training, self.endpoints):
+                if needed is not None:
+                    self.pipeline.add_stack_dependency(needed)
         # Last: the budget action names the Studio, training and HyperPod roles it stops, and
         # the dashboard the endpoints; both by derived name, so they must exist first.
         self.governance: GovernanceStack | None = None
@@ -112,7 +133,13 @@ class BusinessUnitStage(cdk.Stage):
                 description=f"{config.name}: budget, alerts, budget action and dashboard",
                 **common,
             )
-            for stack in (self.studio, self.hyperpod, self.training, self.endpoints):
+            for stack in (
+                self.studio,
+                self.hyperpod,
+                self.training,
+                self.endpoints,
+                self.pipeline,
+            ):
                 if stack is not None:
                     self.governance.add_stack_dependency(stack)
         for key, value in stage_tags(config).items():

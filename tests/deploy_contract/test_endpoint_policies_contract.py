@@ -14,21 +14,22 @@ from harness.synthesized_app import CLONED_BU
 from harness.template_graph import TemplateGraph, actions_of, policy_statements, resources_of
 
 from config.loader import CONFIG_DIR, config_files
-from config.naming import BUCKET_PURPOSES, OPTIONAL_BUCKET_PURPOSES
 from platform_constructs.network import (
     INTERFACE_ENDPOINTS,
     OPEN_ENDPOINTS,
     RESTRICTED_ENDPOINTS,
 )
 from stacks.hyperpod_stack import chart_repository
-from stacks.network_stack import aws_registries
+from stacks.network_stack import aws_registries, bu_bucket_names
 
 BUS = (*sorted(p.stem for p in config_files(CONFIG_DIR)), CLONED_BU)
 OTHER_ACCOUNT = "999999999999"
 
 
 def _bu_buckets(config: Any) -> set[str]:
-    return {config.naming.bucket(p) for p in (*BUCKET_PURPOSES, *OPTIONAL_BUCKET_PURPOSES)}
+    """One bucket per purpose (BUCKET_PURPOSES, OPTIONAL_BUCKET_PURPOSES) and, with a
+    ``pipeline`` section, the MWAA source bucket (``airflow-<bu>-...``)."""
+    return set(bu_bucket_names(config))
 
 
 # Every kind of bucket the S3 gateway endpoint admits (its statement Sid), the buckets of that
@@ -142,8 +143,11 @@ def test_the_s3_endpoint_admits_this_bus_buckets(synthesized, bu: str) -> None:
     """Every bucket config.naming gives the BU (BUCKET_PURPOSES, OPTIONAL_BUCKET_PURPOSES):
     data, models, checkpoints, MLflow artifacts (the MLflow client uploads itself: aws/
     sagemaker-mlflow, s3_presigned_artifact_repo.py), lifecycle scripts (HyperPod nodes read
-    them), inference capture, TLS certificates, access logs. Any action: IAM and the bucket
-    policies already decide who may do what inside the BU's own buckets."""
+    them), inference capture, TLS certificates, access logs; and the MWAA source bucket of a BU
+    with a pipeline (MWAA user guide, "Security in your VPC on Amazon MWAA": the gateway
+    endpoint policy must admit "the bucket where your DAGs and supporting files are stored").
+    Any action: IAM and the bucket policies already decide who may do what inside the BU's own
+    buckets."""
     config, statements = _s3_sid(synthesized, bu, "BusinessUnitBuckets")
     for name in _bu_buckets(config):
         for action in ("s3:GetObject", "s3:PutObject", "s3:DeleteObject"):

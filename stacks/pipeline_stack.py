@@ -1,0 +1,184 @@
+"""Pipeline stack: the BU's model pipeline on Amazon MWAA (a BU with a `pipeline` section).
+
+The environment, its source bucket, key, security group and execution role
+(``platform_constructs.mwaa``), translated from the config's ``pipeline`` section; the pipeline's
+permissions on SageMaker, S3, SSM, MLflow and (HyperPod backend) one team's EKS namespace; the
+SSM parameters the upload target and the DAG read. Deploys after the stacks whose resources it
+names: training (the job role it passes), endpoints (the endpoint it updates and the endpoint
+role it lets read candidate models), HyperPod (the cluster it submits to) and MLflow.
+"""
+
+from typing import Any
+
+import aws_cdk as cdk
+from aws_cdk import aws_eks_v2 as eks
+from constructs import Construct
+
+from config import parameters as p
+from config.naming import BU_TAG_KEY
+from config.pipeline import OUTPUT_PREFIX
+from config.schema import BusinessUnitConfig
+from platform_constructs.access import MlflowAccess
+from platform_constructs.mwaa import (
+    PLUGINS_PATH,
+    REQUIREMENTS_PATH,
+    AirflowEnvironment,
+    BucketPrefixes,
+    ModelReader,
+    PipelinePermissions,
+    S3Artifact,
+    SageMakerScope,
+    Sizing,
+    TeamNamespace,
+)
+from platform_constructs.published import PublishedParameters
+from stacks._common import removal_policy
+from stacks.hyperpod_stack import HyperPodStack
+from stacks.network_stack import NetworkStack
+from stacks.security_stack import SecurityStack
+
+# Weekly maintenance (MWAA applies patches then; the environment may be unavailable for a
+# while): Saturday 03:00 UTC, off the working week and the example BUs' Monday retraining.
+MAINTENANCE_WINDOW_START = "SAT:03:00"
+# Schedulers per environment class: 1 on mw1.micro, 2 on the others, the values MWAA itself
+# defaults to (MWAA API reference, CreateEnvironment, Schedulers: "accepts values from 2 to 5.
+# Defaults to 2 for all environment sizes except mw1.micro, which defaults to 1").
+SCHEDULERS = {"mw1.micro": 1}
+DEFAULT_SCHEDULERS = 2
+
+
+def schedulers(environment_class: str) -> int:
+    return SCHEDULERS.get(environment_class, DEFAULT_SCHEDULERS)
+
+
+class PipelineStack(cdk.Stack):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: BusinessUnitConfig,
+        network: NetworkStack,
+        security: SecurityStack,
+        mlflow: MlflowAccess | None,
+        hyperpod: HyperPodStack | None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        pipeline = config.pipeline
+        if pipeline is None:
+            raise ValueError(f"{config.name}: no pipeline section; the Stage adds no such stack")
+        if mlflow is None:  # the schema refuses a pipeline without MLflow; this says why here
+            raise ValueError(f"{config.name}: the pipeline registers models in MLflow")
+        names = config.naming
+        environment_name = names.resource("airflow")
+
+        # Two private subnets in different AZs (MWAA allows exactly two): the config's first two.
+        azs = list(config.network.availability_zones[:2])
+        subnets = network.vpc.select_subnets(
+            subnet_type=network.private_subnets.subnet_type, availability_zones=azs
+        ).subnets
+        self.airflow = AirflowEnvironment(
+            self,
+            "Airflow",
+            environment_name=environment_name,
+            airflow_version=pipeline.airflow_version,
+            sizing=Sizing(
+                environment_class=pipeline.environment_class,
+                min_workers=pipeline.min_workers,
+                max_workers=pipeline.max_workers,
+                schedulers=schedulers(pipeline.environment_class),
+            ),
+            log_level=pipeline.log_level,
+            maintenance_window_start=MAINTENANCE_WINDOW_START,
+            vpc=network.vpc,
+            subnets=subnets,
+            endpoint_security_group=network.endpoint_security_group,
+            source_bucket_name=names.airflow_bucket(),
+            access_logs=security.access_logs,
+            key_alias=names.key_alias("pipeline"),
+            role_name=names.role("pipeline-execution"),
+            plugins=(
+                S3Artifact(PLUGINS_PATH, pipeline.plugins_version)
+                if pipeline.plugins_version
+                else None
+            ),
+            requirements=(
+                S3Artifact(REQUIREMENTS_PATH, pipeline.requirements_version)
+                if pipeline.requirements_version
+                else None
+            ),
+            removal_policy=removal_policy(config),
+        )
+
+        team = None
+        if pipeline.train.backend == "hyperpod":
+            if hyperpod is None or config.hyperpod is None:
+                raise ValueError(f"{config.name}: the hyperpod backend needs the HyperPod stack")
+            (namespace,) = [
+                t.namespace for t in config.hyperpod.teams if t.name == pipeline.train.team
+            ]
+            team = TeamNamespace(
+                # By its derived name: no export of the cluster, the stack dependency orders it.
+                cluster=eks.Cluster.from_cluster_attributes(
+                    self, "EksCluster", cluster_name=names.resource("eks")
+                ),
+                namespace=namespace,
+                control_plane_security_group=hyperpod.security_group,
+            )
+            self.add_stack_dependency(hyperpod)
+        published = {
+            names.parameter(p.PIPELINE_ENVIRONMENT_NAME): environment_name,
+            names.parameter(p.PIPELINE_EXECUTION_ROLE_ARN): self.airflow.role.role_arn,
+            names.parameter(p.PIPELINE_SOURCE_BUCKET): names.airflow_bucket(),
+        }
+        self.permissions = PipelinePermissions(
+            self,
+            "Permissions",
+            environment=self.airflow,
+            parameter_path=names.parameter(""),
+            writable_parameter_path=names.parameter("pipeline"),
+            protected_parameters=list(published),
+            sagemaker=SageMakerScope(
+                name_prefix=names.resource(""),
+                endpoint_name=names.resource(pipeline.deploy.endpoint),
+                passed_role_names=(names.role("training-job"), names.role("endpoint-execution")),
+                bu_tag=(BU_TAG_KEY, config.name),
+                alarm_prefix=names.stack("endpoints"),
+                endpoint_keys=(security.keys["models"], security.keys["inference-capture"]),
+            ),
+            buckets=[
+                BucketPrefixes(
+                    label="Data",
+                    bucket_name=names.bucket("data"),
+                    key=security.keys["data"],
+                    read=(pipeline.data_prefix,),
+                    read_write=(OUTPUT_PREFIX,),
+                ),
+                BucketPrefixes(
+                    label="Models",
+                    bucket_name=names.bucket("models"),
+                    key=security.keys["models"],
+                    read_write=(OUTPUT_PREFIX,),
+                ),
+            ],
+            model_reader=ModelReader(
+                role_name=names.role("endpoint-execution"),
+                bucket_name=names.bucket("models"),
+                prefix=OUTPUT_PREFIX,
+                key=security.keys["models"],
+            ),
+            mlflow=mlflow,
+            team=team,
+        )
+        self.parameters = PublishedParameters(
+            self, "Parameters", description=f"{config.name} pipeline", values=published
+        ).parameters
+        cdk.CfnOutput(self, "EnvironmentName", value=environment_name)
+        cdk.CfnOutput(self, "SourceBucket", value=names.airflow_bucket())
+        cdk.CfnOutput(
+            self,
+            "WebserverUrl",
+            description="the Airflow UI, reachable from inside the VPC only (PRIVATE_ONLY)",
+            value=self.airflow.environment.attr_webserver_url,
+        )

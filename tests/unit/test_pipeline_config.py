@@ -1,0 +1,182 @@
+"""The ``pipeline`` section: a valid one passes, and each mistake is one line naming the file, the
+field path and the reason (the loader's ``file: field.path: reason``)."""
+
+import copy
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from harness.bu_configs import add_hyperpod
+
+from config.loader import load_all
+from config.naming import MAX_BUCKET_NAME, STACK_UNITS, Naming
+from config.schema import BusinessUnitConfig
+
+ENDPOINT: dict[str, Any] = {"name": "qwen3", "model": "qwen3-4b-tools/v1/"}
+PIPELINE: dict[str, Any] = {
+    "train": {"backend": "training_job"},
+    "deploy": {"endpoint": "qwen3"},
+}
+
+
+def with_pipeline(raw: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    """``raw`` with MLflow, one SageMaker endpoint and a pipeline deploying to it."""
+    raw["mlflow"] = {}
+    raw["endpoints"] = {"items": [copy.deepcopy(ENDPOINT)]}
+    raw["pipeline"] = {**copy.deepcopy(PIPELINE), **fields}
+    return raw
+
+
+def errors_of(write_bu: Callable[..., Path], raw: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """Each problem as (file, field path, reason); nothing is loaded."""
+    path = write_bu(raw)
+    loaded, errors = load_all([path])
+    assert errors, "the config should have been rejected"
+    assert loaded == []
+    return [(e.file, e.path, e.reason) for e in errors]
+
+
+def test_a_minimal_section_is_valid_with_defaults(valid_bu: dict[str, Any]) -> None:
+    pipeline = BusinessUnitConfig.model_validate(with_pipeline(valid_bu)).pipeline
+    assert pipeline is not None
+    assert (pipeline.airflow_version, pipeline.environment_class) == ("3.0.6", "mw1.small")
+    assert (pipeline.min_workers, pipeline.max_workers) == (1, 2)
+    assert (pipeline.plugins_version, pipeline.requirements_version) == (None, None)
+
+
+def test_object_versions_are_kept(valid_bu: dict[str, Any]) -> None:
+    version = "3sL4kqtJlcpXroDTDmJ+rmSpXd3dIbrHY+MTRCxf3vjVBH40Nr8X8gdRQBpUMLUo"
+    raw = with_pipeline(valid_bu, plugins_version=version, requirements_version="Tx7.yz_Q")
+    pipeline = BusinessUnitConfig.model_validate(raw).pipeline
+    assert pipeline is not None
+    assert pipeline.requirements_version == "Tx7.yz_Q"
+
+
+# (what is wrong, how to break a valid BU, the field path, a piece of the reason)
+CASES: list[tuple[str, Callable[[dict[str, Any]], dict[str, Any]], str, str]] = [
+    (
+        "missing train",
+        lambda raw: (raw["pipeline"].pop("train"), raw)[1],
+        "pipeline.train",
+        "Field required",
+    ),
+    (
+        # The schema refuses the HyperPod backend until the DAG's HyperPod branch exists, so a
+        # missing team is reported on the backend.
+        "hyperpod backend without a team",
+        lambda raw: (raw["pipeline"].update(train={"backend": "hyperpod"}), raw)[1],
+        "pipeline.train.backend",
+        "hyperpod is not wired into the pipeline yet",
+    ),
+    (
+        "unknown team (a team only the hyperpod backend could use)",
+        lambda raw: (
+            raw["pipeline"].update(train={"backend": "training_job", "team": "nope"}),
+            raw,
+        )[1],
+        "pipeline.train.team",
+        "only the hyperpod backend runs in a team's queue",
+    ),
+    (
+        "unknown endpoint",
+        lambda raw: (raw["pipeline"].update(deploy={"endpoint": "missing"}), raw)[1],
+        "pipeline.deploy.endpoint",
+        "unknown endpoint 'missing'; endpoints.items has qwen3",
+    ),
+    (
+        "pipeline without an mlflow section",
+        lambda raw: (raw.pop("mlflow"), raw)[1],
+        "pipeline",
+        "the pipeline registers models in MLflow: add an mlflow section",
+    ),
+    (
+        "cron with four fields",
+        lambda raw: (raw["pipeline"].update(schedule="0 3 * *"), raw)[1],
+        "pipeline.schedule",
+        "'0 3 * *' is not five cron fields",
+    ),
+    (
+        "cron with letters",
+        lambda raw: (raw["pipeline"].update(schedule="0 3 * * MON"), raw)[1],
+        "pipeline.schedule",
+        "is not a five-field cron expression",
+    ),
+    (
+        "min_workers over max_workers",
+        lambda raw: (raw["pipeline"].update(min_workers=5, max_workers=2), raw)[1],
+        "pipeline.min_workers",
+        "5 is over max_workers 2",
+    ),
+    (
+        # requirements.txt installs wheels from plugins.zip (--no-index --find-links
+        # /usr/local/airflow/plugins: ../shared/DESIGN.md, Amazon MWAA).
+        "requirements version without a plugins version",
+        lambda raw: (raw["pipeline"].update(requirements_version="abc"), raw)[1],
+        "pipeline.requirements_version",
+        "set plugins_version too",
+    ),
+    (
+        # "null" is the version ID S3 gives objects written before versioning was on (S3 user
+        # guide, "How S3 Versioning works"); the source bucket is versioned from its creation.
+        "the null object version",
+        lambda raw: (raw["pipeline"].update(plugins_version="null"), raw)[1],
+        "pipeline.plugins_version",
+        "is not an S3 object version ID",
+    ),
+    (
+        "an unknown field",
+        lambda raw: (raw["pipeline"].update(startup_script="x.sh"), raw)[1],
+        "pipeline.startup_script",
+        "unknown field",
+    ),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+def test_each_mistake_names_file_field_and_reason(
+    valid_bu: dict[str, Any],
+    write_bu: Callable[..., Path],
+    case: tuple[str, Callable[[dict[str, Any]], dict[str, Any]], str, str],
+) -> None:
+    what, breaks, field, reason = case
+    raw = breaks(with_pipeline(valid_bu))
+    ((file, path, why),) = errors_of(write_bu, raw)
+    assert file.endswith("bu.yaml")
+    assert path == field, what
+    assert reason in why, what
+
+
+def test_an_endpoint_on_hyperpod_cannot_be_the_target(
+    valid_bu: dict[str, Any], write_bu: Callable[..., Path]
+) -> None:
+    """Blue/green deployment guardrails are a feature of SageMaker real-time endpoints
+    (SageMaker developer guide, "Deployment guardrails"); a HyperPod-served endpoint is not one."""
+    raw = with_pipeline(add_hyperpod(valid_bu))
+    raw["endpoints"]["items"] = [
+        {
+            **ENDPOINT,
+            "target": "hyperpod",
+            "instance_type": "ml.p5en.48xlarge",
+            "mig_profile": "1g.18gb",
+        }
+    ]
+    ((file, path, why),) = errors_of(write_bu, raw)
+    assert file.endswith("bu.yaml")
+    assert path == "pipeline.deploy.endpoint"
+    assert "qwen3 runs on hyperpod; blue/green guardrails are a SageMaker" in why
+
+
+def test_the_pipeline_stack_and_its_names_are_length_checked() -> None:
+    """The stack unit, the execution role, the key alias, the environment and the source bucket
+    are derived names the validator checks before synthesis. S3 bucket names are at most 63
+    characters (S3 user guide, "General purpose bucket naming rules")."""
+    assert "pipeline" in STACK_UNITS
+    names = Naming(bu="b" * 20, account="111111111111", region="ap-southeast-2")
+    bucket = names.airflow_bucket()
+    assert bucket.startswith("airflow-")
+    assert len(bucket) <= MAX_BUCKET_NAME
+    long = Naming(bu="b" * 40, account="111111111111", region="ap-southeast-2")
+    problems = long.limit_problems()
+    assert any(long.airflow_bucket() in problem for problem in problems)
+    assert any(long.role("pipeline-execution") in problem for problem in problems)
