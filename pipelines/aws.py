@@ -42,6 +42,8 @@ from training.job import managed, platform
 from training.job.managed import PROCESSING_INPUT, PROCESSING_OUTPUT, CommandJob
 
 POLL_S = 30.0
+# What the jobs' requests read from the BU's published parameters (both builders' lists).
+PLATFORM_NAMES = list(dict.fromkeys([*platform.TRAINING_JOB_NAMES, *platform.PROCESSING_JOB_NAMES]))
 EVAL_INSTANCE = "ml.g5.2xlarge"  # one A10G: a 4B model in bf16 with room for the batch
 _DONE = {"Completed"}
 _FAILED = {"Failed", "Stopped"}
@@ -74,7 +76,7 @@ class AwsBackend:
     def platform(self) -> platform.BuPlatform:
         if self._platform is None:
             try:
-                self._platform = platform.read(self.ssm, self.bu.name, platform.TRAINING_JOB_NAMES)
+                self._platform = platform.read(self.ssm, self.bu.name, PLATFORM_NAMES)
             except platform.PlatformLookupError as err:
                 raise StepFailedError(str(err)) from err
         return self._platform

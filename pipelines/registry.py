@@ -116,9 +116,14 @@ def register(
         "pipeline_run": run.name,
         **{k: f"{v:.6g}" for k, v in _numbers("metric", evaluation["candidate"]).items()},
     }
-    version = client.create_model_version(
-        name, source=candidate["model"], run_id=pipeline_run_id(run), tags=tags
-    )
+    run_id = pipeline_run_id(run)
+    source = candidate["model"]
+    if "://" not in source:
+        # A local model folder (the local profile): the tracking server registers only what
+        # lives in a run's artifacts, so the folder is logged to the pipeline run first.
+        client.log_artifacts(run_id, source, artifact_path="model")
+        source = f"runs:/{run_id}/model"
+    version = client.create_model_version(name, source=source, run_id=run_id, tags=tags)
     return {"name": name, "version": str(version.version)}
 
 

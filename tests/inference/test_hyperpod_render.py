@@ -154,6 +154,7 @@ def test_mig_endpoint_from_a_bu_config(tmp_path: Path) -> None:
     raw = yaml.safe_load(FRAUD.read_text())
     (group,) = [g for g in raw["hyperpod"]["gpu_groups"] if g.get("mig")]
     profile = group["mig"].removeprefix("all-")
+    raw.pop("pipeline")  # it deploys to an endpoint this test replaces
     raw["endpoints"]["items"] = [
         {
             "name": "qwen3-mig",

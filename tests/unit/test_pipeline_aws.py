@@ -153,3 +153,191 @@ def test_the_champion_is_what_the_endpoint_serves(stubs: Any) -> None:
     backend, s_sm, _, _, run = stubs
     _served(s_sm)
     assert backend.champion(run) == OLD
+
+
+# -- the jobs before the deploy -------------------------------------------------------------------
+KEY = "arn:aws:kms:us-east-1:111111111111:key/"
+PUBLISHED = {
+    "training/image-uri": "111111111111.dkr.ecr.us-east-1.amazonaws.com/fraud/training",
+    "training/job-role-arn": "arn:aws:iam::111111111111:role/fraud-training-job-us-east-1",
+    "training/subnet-ids": "subnet-a,subnet-b",
+    "training/security-group-id": "sg-jobs",
+    "training/volume-key-arn": KEY + "volume",
+    "storage/data-bucket": "fraud-data-111111111111-us-east-1",
+    "storage/models-bucket": "fraud-models-111111111111-us-east-1",
+    "storage/checkpoints-bucket": "fraud-checkpoints-111111111111-us-east-1",
+    "storage/models-key-arn": KEY + "models",
+    "mlflow/tracking-arn": "arn:aws:sagemaker:us-east-1:111111111111:mlflow-tracking-server/fraud",
+    "storage/data-key-arn": KEY + "data",
+}
+DATA = "s3://fraud-data-111111111111-us-east-1"
+
+
+def _published(s_ssm: Stubber) -> None:
+    from pipelines.aws import PLATFORM_NAMES
+
+    assert set(PLATFORM_NAMES) == set(PUBLISHED), "the test's table follows the builders' lists"
+    for batch in (PLATFORM_NAMES[:10], PLATFORM_NAMES[10:]):
+        s_ssm.add_response(
+            "get_parameters",
+            {
+                "Parameters": [
+                    {"Name": f"/fraud/{n}", "Type": "String", "Value": PUBLISHED[n]} for n in batch
+                ]
+            },
+            {"Names": [f"/fraud/{n}" for n in batch]},
+        )
+
+
+def _processing(s_sm: Stubber, name: str, final: str, reason: str = "") -> None:
+    """A job this run has not started yet: created, then polled to `final`."""
+    s_sm.add_client_error("describe_processing_job", "ValidationException", "Could not find job")
+    s_sm.add_response(
+        "create_processing_job",
+        {"ProcessingJobArn": f"arn:aws:sagemaker:us-east-1:111111111111:processing-job/{name}"},
+        None,
+    )
+    for status in ("InProgress", final):
+        s_sm.add_response("describe_processing_job", {
+            "ProcessingJobName": name, "ProcessingJobArn": "arn:aws:sagemaker:us-east-1:111111111111:processing-job/x",
+            "ProcessingJobStatus": status, "CreationTime": "2026-01-01", "FailureReason": reason or "none",
+            "ProcessingResources": {"ClusterConfig": {"InstanceCount": 1, "InstanceType": "ml.m5.4xlarge", "VolumeSizeInGB": 100}},
+            "AppSpecification": {"ImageUri": "x"}, "StoppingCondition": {"MaxRuntimeInSeconds": 1},
+            "RoleArn": "arn:aws:iam::111111111111:role/x"}, {"ProcessingJobName": name})  # fmt: skip
+
+
+def _json_object(s_s3: Stubber, key: str, body: bytes) -> None:
+    import io
+
+    from botocore.response import StreamingBody
+
+    s_s3.add_response(
+        "get_object",
+        {"Body": StreamingBody(io.BytesIO(body), len(body))},
+        {"Bucket": "fraud-data-111111111111-us-east-1", "Key": key},
+    )
+
+
+@pytest.fixture
+def jobs() -> Iterator[tuple[AwsBackend, Stubber, Stubber, Stubber, Run]]:
+    bu, _ = load_file(CONFIG_DIR / "fraud.yaml")
+    assert bu is not None
+    sm, ssm, s3 = _client("sagemaker"), _client("ssm"), _client("s3")
+    backend = AwsBackend(
+        bu, sagemaker=sm, ssm=ssm, s3=s3, cloudwatch=_client("cloudwatch"), sleep=lambda s: None
+    )
+    with Stubber(sm) as s_sm, Stubber(ssm) as s_ssm, Stubber(s3) as s_s3:
+        _published(s_ssm)
+        yield backend, s_sm, s_ssm, s_s3, Run(bu=bu, airflow_run_id="manual__x")
+        s_sm.assert_no_pending_responses()
+
+
+def test_prepare_runs_the_images_prepare_on_the_bus_dataset_and_reports_its_quarantine(
+    jobs: Any,
+) -> None:
+    backend, s_sm, _, s_s3, run = jobs
+    name = f"fraud-{run.name}-prepare"
+    _processing(s_sm, name, "Completed")
+    out = f"pipeline/{run.name}/data/"
+    _json_object(s_s3, out + "stats.json", b'{"records_read": 1000, "quarantined": 3}')
+    s_s3.add_response("list_objects_v2", {"Contents": [
+        {"Key": out + "manifest.json", "ETag": '"a"', "Size": 10},
+        {"Key": out + "stats.json", "ETag": '"b"', "Size": 5}]},
+        {"Bucket": "fraud-data-111111111111-us-east-1", "Prefix": out})  # fmt: skip
+    prepared = backend.prepare(run)
+    assert prepared["dataset"] == f"{DATA}/{out}"
+    assert (prepared["records_read"], prepared["quarantined"]) == (1000, 3)
+    assert len(prepared["dataset_digest"]) == 16
+
+
+def test_prepare_packs_to_the_training_configs_length(jobs: Any) -> None:
+    """The request itself: the image's prepare, fed the BU's dataset and base tokenizer, packing
+    to qwen3-4b-lora.yaml's data.pack_length (4096) so the trainer accepts the packs."""
+    backend, s_sm, _, _, run = jobs
+    name = f"fraud-{run.name}-prepare"
+    s_sm.add_client_error("describe_processing_job", "ValidationException", "Could not find job")
+    s_sm.add_response("create_processing_job", {"ProcessingJobArn": "arn:x"}, {
+        "ProcessingJobName": name, "RoleArn": PUBLISHED["training/job-role-arn"],
+        "AppSpecification": {
+            "ImageUri": PUBLISHED["training/image-uri"] + ":latest",
+            "ContainerEntrypoint": ["python", "-m", "training.entrypoint"],
+            "ContainerArguments": [
+                "prepare", "--input", "/opt/ml/processing/input/records/conversations.jsonl",
+                "--output", "/opt/ml/processing/output/dataset",
+                "--tokenizer", "/opt/ml/processing/input/tokenizer",
+                "--max-length", "4096", "--eval-fraction", "0.1", "--quiet"]},
+        "ProcessingInputs": ANY, "ProcessingOutputConfig": {"Outputs": [{"OutputName": "dataset", "S3Output": {
+            "S3Uri": f"{DATA}/pipeline/{run.name}/data/", "LocalPath": "/opt/ml/processing/output/dataset",
+            "S3UploadMode": "EndOfJob"}}], "KmsKeyId": KEY + "data"},
+        "ProcessingResources": ANY, "StoppingCondition": ANY, "NetworkConfig": ANY, "Environment": ANY, "Tags": ANY,
+    })  # fmt: skip
+    s_sm.add_response("describe_processing_job", {
+        "ProcessingJobName": name, "ProcessingJobArn": "arn:x", "ProcessingJobStatus": "Failed",
+        "CreationTime": "2026-01-01", "FailureReason": "AlgorithmError: 12 of 20 records rejected",
+        "ProcessingResources": {"ClusterConfig": {"InstanceCount": 1, "InstanceType": "ml.m5.4xlarge", "VolumeSizeInGB": 100}},
+        "AppSpecification": {"ImageUri": "x"}, "StoppingCondition": {"MaxRuntimeInSeconds": 1},
+        "RoleArn": "arn:aws:iam::111111111111:role/x"}, {"ProcessingJobName": name})  # fmt: skip
+    with pytest.raises(
+        StepFailedError, match=f"processing job {name} failed: AlgorithmError: 12 of 20"
+    ):
+        backend.prepare(run)
+
+
+def test_training_is_submitted_once_per_run_and_a_retry_waits_for_the_running_job(
+    jobs: Any,
+) -> None:
+    backend, s_sm, _, _, run = jobs
+    prepared = {"dataset": f"{DATA}/pipeline/{run.name}/data/"}
+    s_sm.add_response("list_training_jobs", {"TrainingJobSummaries": []},
+                      {"NameContains": run.name, "StatusEquals": "InProgress", "MaxResults": 1})  # fmt: skip
+    s_sm.add_response(
+        "list_training_jobs",
+        {"TrainingJobSummaries": []},
+        {"NameContains": run.name, "MaxResults": 1},
+    )
+    s_sm.add_response("create_training_job", {"TrainingJobArn": "arn:x"}, {
+        "TrainingJobName": ANY, "RoleArn": ANY, "AlgorithmSpecification": ANY, "HyperParameters": ANY,
+        "InputDataConfig": ANY, "OutputDataConfig": ANY, "VpcConfig": ANY, "StoppingCondition": ANY,
+        "EnableNetworkIsolation": False, "EnableInterContainerTrafficEncryption": True,
+        "EnableManagedSpotTraining": False, "Environment": ANY, "Tags": ANY,
+        "ResourceConfig": {"InstanceType": "ml.p4d.24xlarge", "InstanceCount": 1, "VolumeSizeInGB": 500,
+                           "VolumeKmsKeyId": KEY + "volume"},
+        # The run's checkpoint prefix: a second job of the same run resumes from it.
+        "CheckpointConfig": {"S3Uri": f"s3://fraud-checkpoints-111111111111-us-east-1/training-jobs/{run.name}/",
+                             "LocalPath": "/opt/ml/checkpoints"},
+    })  # fmt: skip
+    handle = backend.submit_training(run, prepared, ["optim.lr=1e-4"])
+    assert handle["job"].startswith(f"fraud-{run.name}-")
+    assert handle["resumed"] is False
+    s_sm.add_response("list_training_jobs", {"TrainingJobSummaries": [{
+        "TrainingJobName": handle["job"], "TrainingJobArn": "arn:x", "CreationTime": "2026-01-01",
+        "TrainingJobStatus": "InProgress"}]},
+        {"NameContains": run.name, "StatusEquals": "InProgress", "MaxResults": 1})  # fmt: skip
+    assert backend.submit_training(run, prepared, []) == {"job": handle["job"], "resumed": True}
+
+
+def _training_status(s_sm: Stubber, status: str, reason: str = "") -> None:
+    s_sm.add_response("describe_training_job", {
+        "TrainingJobName": "j", "TrainingJobArn": "arn:x", "TrainingJobStatus": status,
+        "SecondaryStatus": "Training", "CreationTime": "2026-01-01", "FailureReason": reason or "none",
+        "AlgorithmSpecification": {"TrainingInputMode": "File"}, "ResourceConfig": {"VolumeSizeInGB": 1},
+        "StoppingCondition": {}, "ModelArtifacts": {"S3ModelArtifacts": "s3://x/y"}}, {"TrainingJobName": "j"})  # fmt: skip
+
+
+def test_the_training_sensor_waits_then_fails_with_the_jobs_reason(jobs: Any) -> None:
+    backend, s_sm, _, _, _ = jobs
+    _training_status(s_sm, "InProgress")
+    _training_status(s_sm, "Completed")
+    _training_status(s_sm, "Failed", "CapacityError: no ml.p4d.24xlarge capacity")
+    assert backend.training_finished({"job": "j"}) is False
+    assert backend.training_finished({"job": "j"}) is True
+    with pytest.raises(StepFailedError, match="training job j failed: CapacityError"):
+        backend.training_finished({"job": "j"})
+
+
+def test_an_evaluation_report_that_does_not_parse_fails_the_step(jobs: Any) -> None:
+    backend, s_sm, _, s_s3, run = jobs
+    _processing(s_sm, f"fraud-{run.name}-evaluate", "Completed")
+    _json_object(s_s3, f"pipeline/{run.name}/evaluation/evaluation.json", b'{"models": ')
+    with pytest.raises(StepFailedError, match=r"evaluation\.json: not JSON"):
+        backend.evaluate(run, {"model": "s3://m/c/"}, None, {"dataset": f"{DATA}/d/"})
