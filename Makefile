@@ -6,6 +6,11 @@ SHELL := /bin/bash
 PYTHON_BOOTSTRAP ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+# The Airflow DAG's own environment (pipelines/requirements.txt): Airflow 3.0.6's pins cannot
+# share .venv's resolve. Python 3.11 here; MWAA runs the DAG on 3.12.
+PIPELINE_PYTHON_BOOTSTRAP ?= python3.11
+PIPELINE_VENV := .venv-pipeline
+PIPELINE_PY := $(PIPELINE_VENV)/bin/python
 CDK := node_modules/.bin/cdk
 PYTEST_ARGS ?=
 
@@ -20,8 +25,8 @@ export TRANSFORMERS_OFFLINE := 1
 export HF_HUB_DISABLE_TELEMETRY := 1
 export MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR := false
 
-.PHONY: help install install-cdk synth validate new-bu replacements doctor test test-all lint format \
-        typecheck bench-synth bench-train bench-dpo bench-contention bench-inference bfcl-data dashboard-picture push-training-image stage-hyperpod-chart \
+.PHONY: help install install-cdk pipeline-env synth validate new-bu replacements doctor test test-all \
+        test-pipeline lint format typecheck mwaa-bundle bench-synth bench-train bench-dpo bench-contention bench-inference bfcl-data dashboard-picture push-training-image stage-hyperpod-chart \
         clean
 
 help: ## List the targets
@@ -50,6 +55,15 @@ node_modules/.stamp: package.json package-lock.json
 
 install-cdk: $(VENV)/.stamp-cdk node_modules/.stamp ## Install what synthesis needs (no torch)
 install: $(VENV)/.stamp-all node_modules/.stamp ## Install everything (CDK app, training, inference, dev tools)
+
+$(PIPELINE_VENV)/.stamp: pipelines/requirements.txt pipelines/constraints.txt
+	@test -x $(PIPELINE_PY) || $(PIPELINE_PYTHON_BOOTSTRAP) -m venv $(PIPELINE_VENV)
+	@echo "install: Airflow 3.0.6 and the DAG's packages (pipelines/requirements.txt) into $(PIPELINE_VENV), about 1 min on a fresh machine"
+	@start=$$SECONDS; $(PIPELINE_PY) -m pip install -q --disable-pip-version-check -r pipelines/requirements.txt -c pipelines/constraints.txt \
+	    && echo "install: pipeline packages done in $$((SECONDS - start)) s"
+	@touch $@
+
+pipeline-env: $(PIPELINE_VENV)/.stamp ## Install the Airflow DAG's environment (.venv-pipeline: Airflow 3.0.6, providers, pytest)
 
 # --- infrastructure --------------------------------------------------------------------------
 synth: install-cdk ## Validate every config/*.yaml, synthesize every BU offline, run nag + cfn-lint, print a summary
@@ -83,6 +97,11 @@ stage-hyperpod-chart: install-cdk ## Once, with internet: build, check and push 
 	@test -n "$(BU)" || { echo "usage: make stage-hyperpod-chart BU=name [VERIFY=1] [DRY_RUN=1]"; exit 2; }
 	$(PY) -m scripts.stage_hyperpod_chart --bu $(BU) $(if $(VERIFY),--verify) $(if $(DRY_RUN),--dry-run)
 
+# Network: pip downloads the wheels from PyPI (MWAA's platform, Python 3.12, MWAA's constraints).
+mwaa-bundle: install-cdk ## With internet: BU=name's MWAA upload (requirements.txt, plugins.zip of wheels, dags/) in build/mwaa/<bu>/
+	@test -n "$(BU)" || { echo "usage: make mwaa-bundle BU=name"; exit 2; }
+	$(PY) -m scripts.mwaa_bundle --bu $(BU)
+
 # --- quality gate ----------------------------------------------------------------------------
 lint: install ## ruff lint + format check
 	$(PY) -m ruff check .
@@ -100,6 +119,15 @@ test: lint typecheck ## Lint, type-check and run the default test suite (slow te
 
 test-all: install ## Every test, the slow ones included
 	$(PY) -m pytest -m "" $(PYTEST_ARGS)
+
+# The DAG's tests run in .venv-pipeline, and its training steps in .venv (PIPELINE_ML_PYTHON),
+# each against its own pins. --confcutdir: tests/conftest.py loads the CDK harness, which
+# .venv-pipeline does not have; tests/pipeline/conftest.py sets Airflow up (AIRFLOW_HOME here
+# is a fresh folder, removed afterwards).
+test-pipeline: install pipeline-env ## The Airflow DAG's tests (tests/pipeline: dag.test() on sqlite, offline)
+	@home=$$(mktemp -d) && trap 'rm -rf "$$home"' EXIT && set -x && \
+	    AIRFLOW_HOME=$$home PIPELINE_ML_PYTHON=$(CURDIR)/$(PY) \
+	    $(PIPELINE_PY) -m pytest tests/pipeline -p no:cacheprovider --confcutdir=tests/pipeline $(PYTEST_ARGS)
 
 # --- benchmarks (print a table; timings never live in tests) -------------------------------
 bench-synth: install ## cdk synth time: empty app floor vs this app with 1, 3 and 6 BUs
@@ -125,5 +153,5 @@ bfcl-data: $(VENV)/.stamp-cdk ## BFCL's pinned data (bfcl_eval/data only) into .
 dashboard-picture: install ## Redraw docs/dashboard.png from credit's dashboard body (the README shows it)
 	$(PY) scripts/render_dashboard.py --config config/credit.yaml --out docs/dashboard.png
 
-clean: ## Remove build outputs (keeps .venv and node_modules)
-	rm -rf cdk.out .mypy_cache .ruff_cache .pytest_cache
+clean: ## Remove build outputs (keeps .venv, .venv-pipeline and node_modules)
+	rm -rf cdk.out build .mypy_cache .ruff_cache .pytest_cache

@@ -1,4 +1,5 @@
-"""The DAG file MWAA parses: `make mwaa-bundle` puts it at the top of the DAG folder, beside
+"""The Airflow DAG file MWAA parses (Airflow's safe-mode discovery reads only files whose text
+says "airflow" and "dag"): `make mwaa-bundle` puts it at the top of the DAG folder, beside
 `pipelines/`, the code the tasks import, and `config/` holding only the BU's own YAML."""
 
 from pathlib import Path
