@@ -30,12 +30,15 @@ class PurposeKey(Construct):
             removal_policy=removal_policy,
         )
 
-    def admit_log_group(self, log_group_name: str) -> None:
+    def admit_log_group(self, log_group_name: str, *, sid: str | None = None) -> None:
         """Let CloudWatch Logs of this stack's region use the key for one log group only (the
-        ``aws:logs:arn`` encryption context), as a log group encrypted with it requires."""
+        ``aws:logs:arn`` encryption context), as a log group encrypted with it requires; a name
+        with ``*`` admits the groups it matches (a service that names its own groups)."""
         stack = cdk.Stack.of(self)
+        operator = "ArnLike" if "*" in log_group_name else "ArnEquals"
         self.key.add_to_resource_policy(
             iam.PolicyStatement(
+                sid=sid,
                 principals=[iam.ServicePrincipal(f"logs.{stack.region}.amazonaws.com")],
                 actions=[
                     "kms:Encrypt*",
@@ -46,7 +49,7 @@ class PurposeKey(Construct):
                 ],
                 resources=["*"],  # in a key policy, "*" is this key
                 conditions={
-                    "ArnEquals": {
+                    operator: {
                         "kms:EncryptionContext:aws:logs:arn": stack.format_arn(
                             service="logs",
                             resource="log-group",

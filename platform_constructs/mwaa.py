@@ -226,29 +226,15 @@ class AirflowEnvironment(Construct):
             resource_name=f"airflow-{environment_name}-*",
             arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
         )
-
-        self.key = PurposeKey(
+        key = PurposeKey(
             self,
             "Key",
             alias=key_alias,
             description=f"{environment_name}: MWAA environment and its source bucket",
             removal_policy=removal_policy,
-        ).key
-        self.key.add_to_resource_policy(
-            iam.PolicyStatement(
-                sid="AirflowLogGroups",
-                principals=[iam.ServicePrincipal(f"logs.{stack.region}.amazonaws.com")],
-                actions=[
-                    "kms:Encrypt*",
-                    "kms:Decrypt*",
-                    "kms:ReEncrypt*",
-                    "kms:GenerateDataKey*",
-                    "kms:Describe*",
-                ],
-                resources=["*"],  # in a key policy, "*" is this key
-                conditions={"ArnLike": {"kms:EncryptionContext:aws:logs:arn": log_groups}},
-            )
         )
+        self.key = key.key
+        key.admit_log_group(f"airflow-{environment_name}-*", sid="AirflowLogGroups")
 
         self.bucket = SecureBucket(
             self,
