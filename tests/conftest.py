@@ -14,7 +14,7 @@ from pathlib import Path
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import pytest
-from harness.servers import free_port, running_server
+from harness.servers import mlflow_server as harness_mlflow
 
 pytest_plugins = ["harness.progress", "harness.synthesized_app"]
 
@@ -22,15 +22,5 @@ pytest_plugins = ["harness.progress", "harness.synthesized_app"]
 @pytest.fixture(scope="session")
 def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Start `mlflow server` on 127.0.0.1 (sqlite backend, local artifacts); yield its URI."""
-    root: Path = tmp_path_factory.mktemp("mlflow")
-    port = free_port()
-    uri = f"http://127.0.0.1:{port}"
-    command = [
-        sys.executable, "-m", "mlflow", "server",
-        "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-        "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
-        "--artifacts-destination", str(root / "artifacts"),
-    ]  # fmt: skip
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    with running_server(command, health_url=f"{uri}/health", log_path=root / "server.log", env=env):
+    with harness_mlflow(Path(sys.executable), tmp_path_factory.mktemp("mlflow")) as uri:
         yield uri

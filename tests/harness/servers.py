@@ -63,6 +63,23 @@ def running_server(
                 process.wait(timeout=5)
 
 
+@contextlib.contextmanager
+def mlflow_server(python: Path, root: Path) -> Iterator[str]:
+    """`mlflow server` of ``python``'s environment on 127.0.0.1 (sqlite backend, artifacts
+    under ``root``); yield its URI."""
+    port = free_port()
+    uri = f"http://127.0.0.1:{port}"
+    command = [
+        str(python), "-m", "mlflow", "server",
+        "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+        "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
+        "--artifacts-destination", str(root / "artifacts"),
+    ]  # fmt: skip
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    with running_server(command, health_url=f"{uri}/health", log_path=root / "server.log", env=env):
+        yield uri
+
+
 TRANSFORMERS_READY_TIMEOUT_S = 120.0
 
 

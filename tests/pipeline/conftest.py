@@ -99,17 +99,7 @@ def ml_python() -> Path:
 def mlflow_server(ml_python: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`mlflow server` from .venv on 127.0.0.1 (sqlite, local artifacts); yields its URI.
     .venv-pipeline has only the MLflow client (mlflow-skinny), like MWAA."""
-    from harness.servers import free_port, running_server
+    from harness.servers import mlflow_server as harness_mlflow
 
-    root = tmp_path_factory.mktemp("mlflow")
-    port = free_port()
-    uri = f"http://127.0.0.1:{port}"
-    command = [
-        str(ml_python), "-m", "mlflow", "server",
-        "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-        "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
-        "--artifacts-destination", str(root / "artifacts"),
-    ]  # fmt: skip
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    with running_server(command, health_url=f"{uri}/health", log_path=root / "server.log", env=env):
+    with harness_mlflow(ml_python, tmp_path_factory.mktemp("mlflow")) as uri:
         yield uri
