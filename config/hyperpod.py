@@ -421,6 +421,10 @@ class Spaces(StrictModel):
     max_mig_profile: str | None = None
     max_gpus: int = Field(default=1, ge=0, le=8)  # whole GPUs one space may request
     idle_shutdown_minutes: int = Field(default=60, ge=5, le=1440)
+    # The idle timeout a space gets unless it sets its own, at most `idle_shutdown_minutes`;
+    # with it a space cannot turn idle shutdown off. null: no idle shutdown unless a space
+    # asks for one (and then within the cap).
+    idle_shutdown_default_minutes: int | None = Field(default=None, ge=5, le=1440)
     addons: SpacesAddons = Field(default_factory=SpacesAddons)
 
     @field_validator("teams")
@@ -437,6 +441,17 @@ class Spaces(StrictModel):
         if repeated(apps):
             raise ValueError("each app at most once")
         return apps
+
+    @model_validator(mode="after")
+    def _idle_default_within_cap(self) -> "Spaces":
+        default, cap = self.idle_shutdown_default_minutes, self.idle_shutdown_minutes
+        if default is not None and default > cap:
+            raise FieldProblemError(
+                "idle_shutdown_default_minutes",
+                f"{default} is above idle_shutdown_minutes {cap}, the longest idle timeout a "
+                "space may set; lower it or raise the cap",
+            )
+        return self
 
     def template_names(self) -> list[str]:
         """Every WorkspaceTemplate the platform publishes (``<team>-<app>``, in

@@ -9,11 +9,15 @@ What it creates, each fact sourced where it is used:
 - the BU's own WorkspaceTemplates (one per team and app) whose image is the BU's mirror of
   SageMaker Distribution, never the public one the add-on's templates default to;
 - per team, ``pod-security.kubernetes.io/enforce: baseline`` on its namespace (``restricted``
-  breaks space pods) and EKS access entries for the roles its members use.
+  breaks space pods) and EKS access entries for the roles its members use;
+- per team, a ValidatingAdmissionPolicy that admits a Workspace in the team's namespace only
+  from the team's templates, in the team's Kueue queue and priority class, with MIG slices no
+  larger than the BU's maximum and no more whole GPUs than it allows.
 """
 
 import json
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,7 +68,34 @@ PRIORITY_LABEL = "kueue.x-k8s.io/priority-class"
 POD_SECURITY_LABEL = "pod-security.kubernetes.io/enforce"
 POD_SECURITY_LEVEL = "baseline"
 MIG_RESOURCE_PREFIX = "nvidia.com/mig-"
+GPU_RESOURCE = "nvidia.com/gpu"
 ALLOWED_MIG_ANNOTATION = "platform/allowed-mig-profiles"
+# Idle shutdown (jupyter-k8s api/v1alpha1: WorkspaceTemplate `defaultIdleShutdown` is an
+# IdleShutdownSpec {enabled, idleTimeoutInMinutes >= 1, detection} and `idleShutdownOverrides`
+# is {allow, minIdleTimeoutInMinutes, maxIdleTimeoutInMinutes}, names since jupyter-k8s #264,
+# 2025-11-14, which AWS's HyperPod CLI adopted for the add-on's GA, sagemaker-hyperpod-cli #296).
+# Detection polls SageMaker Distribution's idle endpoint on the spaces' port (AWS docs,
+# "Customize add-on", Idle shutdown: httpGet /api/idle, port 8888).
+IDLE_PATH, SPACE_PORT = "/api/idle", 8888
+MIN_IDLE_TIMEOUT_MINUTES = 1  # the CRD's minimum for idleTimeoutInMinutes
+
+# Admission (Kubernetes docs, "Validating Admission Policy": admissionregistration.k8s.io/v1 is
+# GA since 1.30, which the Spaces add-on needs anyway; the add-on guards Workspaces the same way,
+# jupyter-k8s-aws charts/aws-hyperpod/templates/workspace-memory-policy.yaml).
+ADMISSION_API_VERSION = "admissionregistration.k8s.io/v1"
+# The Workspace resource (jupyter-k8s api/v1alpha1/workspace_types.go; group, version and plural
+# as AWS's HyperPod CLI calls them, sagemaker-hyperpod-cli cli/constants/space_constants.py).
+WORKSPACE_GROUP, WORKSPACE_VERSION, WORKSPACE_RESOURCE = (
+    "workspace.jupyter.org",
+    "v1alpha1",
+    "workspaces",
+)
+# The API server labels every namespace with its own name (Kubernetes docs, "Well-Known Labels,
+# Annotations and Taints": kubernetes.io/metadata.name).
+NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
+# The add-on's controller updates Workspaces (finalizers, idle stop): never held to the policy,
+# or a space made before it could not be stopped or deleted.
+CONTROLLER_USER = f"system:serviceaccount:{SYSTEM_NAMESPACE}:{CONTROLLER_SERVICE_ACCOUNT}"
 
 
 @dataclass(frozen=True)
@@ -91,6 +122,8 @@ class SpaceDefaults:
     allowed_mig_profiles: tuple[str, ...]
     max_gpus: int
     idle_shutdown_minutes: int
+    # The idle timeout a space gets unless it sets one; None: no idle shutdown by default.
+    idle_shutdown_default_minutes: int | None = None
 
 
 def spaces_image(*, registry: str, bu: str, tag: str) -> str:
@@ -141,7 +174,8 @@ def workspace_template(team: SpacesTeam, app: str, name: str, d: SpaceDefaults) 
             "allowedImages": [d.image],
             # Requests equal limits: a space is Guaranteed and counts against the quota as asked.
             "defaultResources": {"requests": dict(amounts), "limits": dict(amounts)},
-            "resourceBounds": {"gpu": {"min": "0", "max": str(d.max_gpus)}},
+            # jupyter-k8s api/v1alpha1 ResourceBounds: a map by resource name (since #287).
+            "resourceBounds": {"resources": {GPU_RESOURCE: {"min": "0", "max": str(d.max_gpus)}}},
             "primaryStorage": {
                 "defaultSize": d.storage,
                 "minSize": "1Gi",
@@ -152,14 +186,213 @@ def workspace_template(team: SpacesTeam, app: str, name: str, d: SpaceDefaults) 
             "defaultContainerConfig": {"command": [ENTRYPOINTS[app]]},
             "defaultPodSecurityContext": {"fsGroup": SAGEMAKER_USER_GROUP},
             "defaultOwnershipType": "OwnerOnly",
-            "idleShutdownOverrides": {
-                "allow": True,
-                "maxTimeoutMinutes": d.idle_shutdown_minutes,
-            },
+            **idle_shutdown(d.idle_shutdown_default_minutes, d.idle_shutdown_minutes),
             "defaultAccessStrategy": {"name": ACCESS_STRATEGY, "namespace": SYSTEM_NAMESPACE},
             "allowSecondaryStorages": True,
             "appType": app,
         },
+    }
+
+
+def idle_shutdown(default_minutes: int | None, max_minutes: int) -> dict[str, Any]:
+    """The template's idle-shutdown fields. With a default, overrides are locked (``allow:
+    false``): a space keeps idle shutdown on and may only move its timeout within
+    [1, ``max_minutes``]; with ``allow: true`` a space may turn it off, so the cap binds only
+    spaces that keep it on (jupyter-k8s docs/source/concepts/templates/bounds.md, "Idle shutdown
+    bounds"; internal/webhook/v1alpha1/idle_shutdown_validator.go). Locking needs a default to
+    compare against (docs/source/dive-deeper/webhooks/template-validation.md)."""
+    if default_minutes is None:
+        return {"idleShutdownOverrides": {"allow": True, "maxIdleTimeoutInMinutes": max_minutes}}
+    return {
+        "defaultIdleShutdown": {
+            "enabled": True,
+            "idleTimeoutInMinutes": default_minutes,
+            "detection": {"httpGet": {"path": IDLE_PATH, "port": SPACE_PORT}},
+        },
+        "idleShutdownOverrides": {
+            "allow": False,
+            "minIdleTimeoutInMinutes": MIN_IDLE_TIMEOUT_MINUTES,
+            "maxIdleTimeoutInMinutes": max_minutes,
+        },
+    }
+
+
+# What this module quotes into CEL: Kubernetes names, label values and user names only, so a
+# quote or a backslash here is a bug, not something to escape.
+_CEL_QUOTABLE = re.compile(r"[A-Za-z0-9._/:-]+")
+
+
+def cel_string(value: str) -> str:
+    """``value`` as a CEL string literal."""
+    if _CEL_QUOTABLE.fullmatch(value) is None:
+        raise ValueError(f"{value!r} is not a name this policy quotes into CEL")
+    return f"'{value}'"
+
+
+def cel_list(values: Sequence[str]) -> str:
+    return "[" + ", ".join(cel_string(v) for v in values) + "]"
+
+
+def _requests_and_limits(resources: str, check: Callable[[str], str]) -> str:
+    """``check`` holds on a ResourceRequirements' ``requests`` and on its ``limits``: an
+    extended resource named only in limits is requested too (Kubernetes docs, "Resource
+    Management for Pods and Containers": requests default to limits)."""
+    return (
+        f"!has({resources}) || ("
+        f"(!has({resources}.requests) || {check(resources + '.requests')}) && "
+        f"(!has({resources}.limits) || {check(resources + '.limits')}))"
+    )
+
+
+def _space_and_init_containers(check: Callable[[str], str]) -> str:
+    """``check`` (of a ResourceRequirements path) holds on the space's container
+    (``spec.resources``) and on each of ``spec.initContainers`` (core Containers), whose requests
+    count towards the pod's too (Kubernetes docs, "Init Containers": effective requests)."""
+    return (
+        f"({check('object.spec.resources')}) && (!has(object.spec.initContainers) || "
+        f"object.spec.initContainers.all(c, {check('c.resources')}))"
+    )
+
+
+def mig_expression(allowed_profiles: Sequence[str]) -> str:
+    """CEL: every ``nvidia.com/mig-*`` resource a Workspace names is one of
+    ``allowed_profiles``. An allow-list, so a profile no group offers, or a larger one, is
+    refused alike; empty: no MIG resource at all."""
+    names = [MIG_RESOURCE_PREFIX + p for p in allowed_profiles]
+    allowed = f" || k in {cel_list(names)}" if names else ""
+
+    def keys(resource_list: str) -> str:
+        return f"{resource_list}.all(k, !k.startsWith({cel_string(MIG_RESOURCE_PREFIX)}){allowed})"
+
+    return _space_and_init_containers(lambda r: _requests_and_limits(r, keys))
+
+
+def gpu_expression(max_gpus: int) -> str:
+    """CEL: no container asks for more than ``max_gpus`` whole GPUs. Quantities compare with
+    the Kubernetes quantity library (Kubernetes docs, "Common Expression Language in
+    Kubernetes"; the add-on's workspace-memory-policy.yaml uses it); ``string()`` because a
+    ResourceList value may be written as a number."""
+    gpu, most = cel_string(GPU_RESOURCE), cel_string(str(max_gpus))
+
+    def count(resource_list: str) -> str:
+        value = f"{resource_list}[{gpu}]"
+        return (
+            f"(!({gpu} in {resource_list}) || "
+            f"!quantity(string({value})).isGreaterThan(quantity({most})))"
+        )
+
+    return _space_and_init_containers(lambda r: _requests_and_limits(r, count))
+
+
+def admission_name(team: SpacesTeam) -> str:
+    return f"hyperpod-spaces-{team.name}"
+
+
+def admission_policy(
+    team: SpacesTeam, templates: Sequence[str], d: SpaceDefaults
+) -> dict[str, Any]:
+    """The team's ValidatingAdmissionPolicy: a Workspace created or updated in its namespace
+    must come from one of ``templates`` and carry the team's Kueue labels (the labels the
+    controller copies onto the space's Deployment and pods, jupyter-k8s internal/controller/
+    deployment_builder.go, which is what Kueue queues), and name no MIG profile outside
+    ``d.allowed_mig_profiles`` nor more than ``d.max_gpus`` whole GPUs. A template's own bounds
+    apply only to workspaces that reference it (jupyter-k8s docs/source/concepts/templates/
+    bounds.md), hence the template check. Paths: Workspace ``metadata.labels``,
+    ``spec.templateRef.{name,namespace}``, ``spec.resources``, ``spec.initContainers``,
+    ``spec.desiredStatus`` (jupyter-k8s api/v1alpha1/workspace_types.go)."""
+    ref = "object.spec.templateRef"
+    label = "object.metadata.labels"
+    if d.allowed_mig_profiles:
+        mig_fix = (
+            f"Request MIG slices only of profile {', '.join(d.allowed_mig_profiles)} "
+            f"(nvidia.com/mig-<profile> in spec.resources and init containers): the spaces "
+            f"of team {team.name} may not use larger or other profiles."
+        )
+    else:
+        mig_fix = (
+            "Remove nvidia.com/mig-* from spec.resources and init containers: the spaces of "
+            f"team {team.name} get no MIG slices."
+        )
+    if d.max_gpus:
+        gpu_fix = (
+            f"Request at most {d.max_gpus} whole GPU{'s' if d.max_gpus > 1 else ''} "
+            "(nvidia.com/gpu in spec.resources and init containers, requests and limits) in "
+            f"the spaces of team {team.name}."
+        )
+    else:
+        slice_hint = (
+            " or request a nvidia.com/mig-<profile> slice" if d.allowed_mig_profiles else ""
+        )
+        gpu_fix = (
+            f"Remove nvidia.com/gpu from spec.resources and init containers{slice_hint}: the "
+            f"spaces of team {team.name} get no whole GPUs."
+        )
+    validations = [
+        (
+            f"has({ref}) && has({ref}.namespace) && "
+            f"{ref}.namespace == {cel_string(SYSTEM_NAMESPACE)} && "
+            f"{ref}.name in {cel_list(templates)}",
+            f"Create the space from a template of team {team.name}: set spec.templateRef.name "
+            f"to {' or '.join(templates)} and spec.templateRef.namespace to {SYSTEM_NAMESPACE}.",
+        ),
+        (
+            f"has({label}) && {cel_string(QUEUE_LABEL)} in {label} && "
+            f"{label}[{cel_string(QUEUE_LABEL)}] == {cel_string(team.queue)}",
+            f"Set the label {QUEUE_LABEL}: {team.queue} in metadata.labels: spaces in "
+            f"{team.namespace} are queued by the task-governance quota of team {team.name}.",
+        ),
+        (
+            f"has({label}) && {cel_string(PRIORITY_LABEL)} in {label} && "
+            f"{label}[{cel_string(PRIORITY_LABEL)}] == {cel_string(team.priority_class)}",
+            f"Set the label {PRIORITY_LABEL}: {team.priority_class} in metadata.labels, the "
+            f"priority class of the spaces of team {team.name}.",
+        ),
+        (mig_expression(d.allowed_mig_profiles), mig_fix),
+        (gpu_expression(d.max_gpus), gpu_fix),
+    ]
+    return {
+        "apiVersion": ADMISSION_API_VERSION,
+        "kind": "ValidatingAdmissionPolicy",
+        "metadata": {"name": admission_name(team), "labels": {"platform/team": team.name}},
+        "spec": {
+            # An expression that cannot be evaluated (an unparsable quantity) denies too.
+            "failurePolicy": "Fail",
+            "matchConstraints": {
+                "resourceRules": [
+                    {
+                        "apiGroups": [WORKSPACE_GROUP],
+                        "apiVersions": [WORKSPACE_VERSION],
+                        "resources": [WORKSPACE_RESOURCE],
+                        "operations": ["CREATE", "UPDATE"],
+                    }
+                ],
+                "namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: team.namespace}},
+            },
+            "matchConditions": [
+                {
+                    "name": "not-the-spaces-controller",
+                    "expression": f"request.userInfo.username != {cel_string(CONTROLLER_USER)}",
+                },
+                {
+                    # A stopped space holds nothing; starting it again is an UPDATE that is
+                    # checked. So a space made before this policy can still be stopped.
+                    "name": "space-would-run",
+                    "expression": "!has(object.spec.desiredStatus) || "
+                    "object.spec.desiredStatus != 'Stopped'",
+                },
+            ],
+            "validations": [{"expression": e, "message": m} for e, m in validations],
+        },
+    }
+
+
+def admission_binding(team: SpacesTeam) -> dict[str, Any]:
+    """Binds the team's policy, denying (not only warning or auditing) what it refuses."""
+    return {
+        "apiVersion": ADMISSION_API_VERSION,
+        "kind": "ValidatingAdmissionPolicyBinding",
+        "metadata": {"name": admission_name(team), "labels": {"platform/team": team.name}},
+        "spec": {"policyName": admission_name(team), "validationActions": ["Deny"]},
     }
 
 
@@ -290,6 +523,26 @@ class HyperPodSpaces(Construct):
         self.ebs_csi_driver = self._addon(EBS_CSI_ADDON, versions[EBS_CSI_ADDON])
         for need in (addons["eks-pod-identity-agent"], ebs_identity, hyperpod_cluster):
             self.ebs_csi_driver.node.add_dependency(need)
+        # The admission policies go in before the add-on brings the Workspace CRD, so no space
+        # is ever admitted without them (a policy needs no CRD to exist).
+        self.admission = eks.KubernetesManifest(
+            self,
+            "Admission",
+            cluster=cluster,  # type: ignore[arg-type]  # jsii protocol gap
+            manifest=[
+                obj
+                for team in teams
+                for obj in (
+                    admission_policy(
+                        team,
+                        [template_names[(team.name, app)] for app in defaults.apps],
+                        defaults,
+                    ),
+                    admission_binding(team),
+                )
+            ],
+            overwrite=True,
+        )
         self.addon = self._addon(SPACES_ADDON, versions[SPACES_ADDON])
         # Tokens inside the JSON string resolve to an Fn::Join at synthesis.
         self.addon.configuration_values = json.dumps(
@@ -303,6 +556,7 @@ class HyperPodSpaces(Construct):
             hyperpod_cluster,
         ):
             self.addon.node.add_dependency(need)
+        self.addon.node.add_dependency(self.admission)
 
         # The add-on brings the CRDs: the templates wait for it.
         self.templates = eks.KubernetesManifest(

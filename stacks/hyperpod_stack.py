@@ -354,6 +354,7 @@ class HyperPodStack(cdk.Stack):
                 allowed_mig_profiles=tuple(hp.mig_profiles_within(mig_max) if mig_max else ()),
                 max_gpus=spaces.max_gpus,
                 idle_shutdown_minutes=spaces.idle_shutdown_minutes,
+                idle_shutdown_default_minutes=spaces.idle_shutdown_default_minutes,
             ),
             team_namespaces_ready=self.teams.manifests,
         )

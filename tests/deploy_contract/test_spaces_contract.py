@@ -1,12 +1,14 @@
 """What a SageMaker Spaces deploy relies on that cfn-lint and cdk-nag cannot see, on every example
 BU with a ``hyperpod.spaces`` section: add-on order and pins, the add-on identities, the SSM
-role remote access passes, the BU's own WorkspaceTemplates and who may create spaces.
+role remote access passes, the BU's own WorkspaceTemplates, who may create spaces, and the
+admission policies that hold every space to its team's template, queue and GPU limits.
 
 Sources: DESIGN.md "Facts for the next platform features: SageMaker Spaces on HyperPod";
-jupyter-infra/jupyter-k8s-aws ``charts/aws-hyperpod`` (values.yaml and the two
-sagemaker-*-template.yaml) and jupyter-infra/jupyter-k8s ``api/v1alpha1/
-workspacetemplate_types.go``; the AWS managed policy reference for
-AmazonSageMakerSpacesControllerPolicy.
+jupyter-infra/jupyter-k8s-aws ``charts/aws-hyperpod`` (values.yaml, the two
+sagemaker-*-template.yaml, workspace-*-policy.yaml) and jupyter-infra/jupyter-k8s
+``api/v1alpha1/workspacetemplate_types.go`` and ``workspace_types.go``; the AWS managed policy
+reference for AmazonSageMakerSpacesControllerPolicy; Kubernetes docs, "Validating Admission
+Policy". What the policies' CEL admits is evaluated in tests/unit/test_spaces_admission.py.
 """
 
 import fnmatch
@@ -21,6 +23,8 @@ from config.hyperpod import SPACES_ADDON_NAMES
 SPACES_BUS = ("marketing",)
 NO_SPACES_BUS = ("fraud", "credit", "risk")
 TEMPLATE_KIND = "WorkspaceTemplate"
+POLICY_KIND = "ValidatingAdmissionPolicy"
+BINDING_KIND = "ValidatingAdmissionPolicyBinding"
 
 
 def _hyperpod(synthesized: Any, bu: str) -> tuple[TemplateGraph, Any]:
@@ -49,12 +53,18 @@ def _statements(graph: TemplateGraph, role_id: str) -> list[dict[str, Any]]:
     return [s for doc in graph.policies_of(role_id) for s in policy_statements(doc)]
 
 
-def _templates(graph: TemplateGraph) -> list[dict[str, Any]]:
+def _applied(graph: TemplateGraph, kind: str) -> list[tuple[str, dict[str, Any]]]:
+    """(manifest resource id, object) for every ``kind`` object the stack applies to the
+    cluster (the kubectl provider's Custom::AWSCDK-EKS-KubernetesResource ``Manifest``)."""
     found = []
-    for resource in graph.of_type("Custom::AWSCDK-EKS-KubernetesResource").values():
+    for logical_id, resource in graph.of_type("Custom::AWSCDK-EKS-KubernetesResource").items():
         manifest = json.loads(TemplateGraph.render(resource["Properties"]["Manifest"]))
-        found += [o for o in manifest if o.get("kind") == TEMPLATE_KIND]
+        found += [(logical_id, o) for o in manifest if o.get("kind") == kind]
     return found
+
+
+def _templates(graph: TemplateGraph) -> list[dict[str, Any]]:
+    return [o for _, o in _applied(graph, TEMPLATE_KIND)]
 
 
 def _spaces(config: Any) -> Any:
@@ -211,7 +221,10 @@ def test_template_resources_fit_the_nodes_and_the_mig_maximum(synthesized, bu) -
     space asks for the config's CPU and memory. A MIG request names a profile the cluster
     offers (``nvidia.com/mig-<profile>``, DESIGN.md MIG mechanics) no larger than the config's
     maximum, never beside whole GPUs, and whole GPUs stay within ``max_gpus``
-    (WorkspaceTemplate ``resourceBounds.gpu``)."""
+    (WorkspaceTemplate ``resourceBounds.resources``, a map by resource name since jupyter-k8s
+    #287; ``idleShutdownOverrides.maxIdleTimeoutInMinutes`` since #264). Without
+    ``idle_shutdown_default_minutes`` a space may set idle shutdown within the cap or turn it off
+    (``allow: true``, jupyter-k8s docs/source/concepts/templates/bounds.md)."""
     graph, config = _hyperpod(synthesized, bu)
     spaces = _spaces(config)
     allowed = config.hyperpod.mig_profiles_within(spaces.max_mig_profile)
@@ -227,10 +240,16 @@ def test_template_resources_fit_the_nodes_and_the_mig_maximum(synthesized, bu) -
         assert mig == [spaces.default_mig_profile]
         assert set(mig) <= set(allowed)
         assert "nvidia.com/gpu" not in requests
-        assert spec["resourceBounds"]["gpu"] == {"min": "0", "max": str(spaces.max_gpus)}
+        assert spec["resourceBounds"] == {
+            "resources": {"nvidia.com/gpu": {"min": "0", "max": str(spaces.max_gpus)}}
+        }
         annotation = template["metadata"]["annotations"]["platform/allowed-mig-profiles"]
         assert annotation.split(",") == allowed
-        assert spec["idleShutdownOverrides"]["maxTimeoutMinutes"] == spaces.idle_shutdown_minutes
+        overrides = spec["idleShutdownOverrides"]
+        assert overrides["maxIdleTimeoutInMinutes"] == spaces.idle_shutdown_minutes
+        if spaces.idle_shutdown_default_minutes is None:
+            assert overrides["allow"] is True
+            assert "defaultIdleShutdown" not in spec
 
 
 @pytest.mark.parametrize("bu", SPACES_BUS)
@@ -307,6 +326,78 @@ def test_space_users_reach_only_their_teams_namespaces(synthesized, bu) -> None:
             }
 
 
+@pytest.mark.parametrize("bu", SPACES_BUS)
+def test_each_space_team_has_a_denying_admission_policy_on_its_namespace(synthesized, bu) -> None:
+    """A template's bounds bind only workspaces that reference it, and its labels do not reach a
+    Workspace (jupyter-k8s docs/source/concepts/templates/bounds.md); the MIG maximum was an
+    annotation. So each space team gets a ValidatingAdmissionPolicy (admissionregistration.k8s.io
+    /v1, GA in Kubernetes 1.30: Kubernetes docs, "Validating Admission Policy") on CREATE and
+    UPDATE of workspaces.workspace.jupyter.org/v1alpha1 in its namespace only
+    (``kubernetes.io/metadata.name``: Kubernetes docs, "Well-Known Labels, Annotations and
+    Taints"), failing closed and bound with Deny. Its CEL names the team's templates in
+    jupyter-k8s-system, its Kueue queue and priority class (training jobs' queue label, DESIGN.md
+    Training on HyperPod EKS), the MIG profiles the config admits and its whole-GPU cap."""
+    graph, config = _hyperpod(synthesized, bu)
+    spaces = _spaces(config)
+    teams = {t.name: t for t in config.hyperpod.teams}
+    policies = {o["metadata"]["name"]: o for _, o in _applied(graph, POLICY_KIND)}
+    bindings = {o["metadata"]["name"]: o for _, o in _applied(graph, BINDING_KIND)}
+    allowed = config.hyperpod.mig_profiles_within(spaces.max_mig_profile)
+    assert sorted(policies) == sorted(bindings)
+    assert len(policies) == len(spaces.teams)
+    for member in spaces.teams:
+        team = teams[member.team]
+        name = f"hyperpod-spaces-{team.name}"
+        policy, binding = policies[name], bindings[name]
+        assert policy["apiVersion"] == binding["apiVersion"] == "admissionregistration.k8s.io/v1"
+        assert binding["spec"] == {"policyName": name, "validationActions": ["Deny"]}
+        spec = policy["spec"]
+        assert spec["failurePolicy"] == "Fail"
+        assert spec["matchConstraints"] == {
+            "resourceRules": [
+                {
+                    "apiGroups": ["workspace.jupyter.org"],
+                    "apiVersions": ["v1alpha1"],
+                    "resources": ["workspaces"],
+                    "operations": ["CREATE", "UPDATE"],
+                }
+            ],
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": team.namespace}},
+        }
+        # Only the add-on's own controller, and a space being stopped, are let through unchecked.
+        conditions = " ".join(c["expression"] for c in spec["matchConditions"])
+        assert (
+            "'system:serviceaccount:jupyter-k8s-system:jupyter-k8s-controller-manager'"
+            in conditions
+        )
+        assert "'Stopped'" in conditions
+        expressions = [v["expression"] for v in spec["validations"]]
+        templates = ", ".join(f"'{n}'" for n in spaces.template_names_of(team.name))
+        assert any(f"templateRef.name in [{templates}]" in e for e in expressions)
+        assert any("== 'jupyter-k8s-system'" in e for e in expressions)
+        assert any(f"['kueue.x-k8s.io/queue-name'] == '{team.queue}'" in e for e in expressions)
+        assert any(
+            f"['kueue.x-k8s.io/priority-class'] == '{member.priority_class}'" in e
+            for e in expressions
+        )
+        mig = ", ".join(f"'nvidia.com/mig-{p}'" for p in allowed)
+        (mig_rule,) = [e for e in expressions if "nvidia.com/mig-" in e]
+        assert f"k in [{mig}]" in mig_rule
+        (gpu_rule,) = [e for e in expressions if "'nvidia.com/gpu'" in e]
+        assert f"isGreaterThan(quantity('{spaces.max_gpus}'))" in gpu_rule
+        assert all(v["message"] for v in spec["validations"])
+
+
+@pytest.mark.parametrize("bu", SPACES_BUS)
+def test_the_policies_are_in_place_before_the_addon_brings_workspaces(synthesized, bu) -> None:
+    """The add-on installs the Workspace CRD; a policy needs no CRD to exist. Applying the
+    policies first leaves no window in which a space is admitted without them."""
+    graph, _ = _hyperpod(synthesized, bu)
+    (manifest,) = {logical_id for logical_id, _ in _applied(graph, POLICY_KIND)}
+    assert {logical_id for logical_id, _ in _applied(graph, BINDING_KIND)} == {manifest}
+    assert graph.depends_on(_addon(graph, "amazon-sagemaker-spaces"), manifest)
+
+
 @pytest.mark.parametrize("bu", NO_SPACES_BUS)
 def test_a_bu_without_spaces_gets_none_of_it(synthesized, bu) -> None:
     """``hyperpod.spaces`` is optional: without it no add-on, role or template is made."""
@@ -315,3 +406,5 @@ def test_a_bu_without_spaces_gets_none_of_it(synthesized, bu) -> None:
     names = {a["Properties"]["AddonName"] for a in graph.of_type("AWS::EKS::Addon").values()}
     assert not names & set(SPACES_ADDON_NAMES.values())
     assert _templates(graph) == []
+    assert _applied(graph, POLICY_KIND) == []
+    assert _applied(graph, BINDING_KIND) == []

@@ -123,6 +123,27 @@ SPACES_CASES = [
     ("no team", f"{H}.spaces.teams", [], f"{H}.spaces.teams", "at least 1 item"),
     ("a typo", f"{H}.spaces.idle_minutes", 30, f"{H}.spaces.idle_minutes", "unknown field"),
     (
+        "idle default above the cap",
+        f"{H}.spaces.idle_shutdown_default_minutes",
+        90,
+        f"{H}.spaces.idle_shutdown_default_minutes",
+        "90 is above idle_shutdown_minutes 60, the longest idle timeout a space may set",
+    ),
+    (
+        "idle default too short",
+        f"{H}.spaces.idle_shutdown_default_minutes",
+        2,
+        f"{H}.spaces.idle_shutdown_default_minutes",
+        "greater than or equal to 5",
+    ),
+    (
+        "idle default not minutes",
+        f"{H}.spaces.idle_shutdown_default_minutes",
+        "an hour",
+        f"{H}.spaces.idle_shutdown_default_minutes",
+        "valid integer",
+    ),
+    (
         "not a version",
         f"{H}.spaces.addons",
         {"sagemaker_spaces": "latest"},
@@ -177,3 +198,19 @@ def test_kubernetes_older_than_1_30_is_refused_with_spaces(bu_with_spaces: dict[
     assert spaces_problems(hp) == []
     no_spaces = hp.model_copy(update={"spaces": None, "kubernetes_version": "1.29"})
     assert spaces_problems(no_spaces) == []
+
+
+def test_the_idle_default_is_optional_and_may_equal_the_cap(bu_with_spaces: dict[str, Any]) -> None:
+    """No default unless asked (the templates then leave idle shutdown to each space, within the
+    cap); a default may be as long as the cap (jupyter-k8s template validation: an enabled
+    default must fall within the idleShutdownOverrides bounds,
+    docs/source/dive-deeper/webhooks/template-validation.md)."""
+    hp = BusinessUnitConfig.model_validate(bu_with_spaces).hyperpod
+    assert hp is not None
+    assert hp.spaces is not None
+    assert hp.spaces.idle_shutdown_default_minutes is None
+    bu_with_spaces[H]["spaces"].update(idle_shutdown_minutes=120, idle_shutdown_default_minutes=120)
+    hp = BusinessUnitConfig.model_validate(bu_with_spaces).hyperpod
+    assert hp is not None
+    assert hp.spaces is not None
+    assert hp.spaces.idle_shutdown_default_minutes == 120
