@@ -66,8 +66,8 @@ $(PIPELINE_VENV)/.stamp: pipelines/requirements.txt pipelines/constraints.txt
 pipeline-env: $(PIPELINE_VENV)/.stamp ## Install the Airflow DAG's environment (.venv-pipeline: Airflow 3.0.6, providers, pytest)
 
 # --- infrastructure --------------------------------------------------------------------------
-synth: install-cdk ## Validate every config/*.yaml, synthesize every BU offline, run nag + cfn-lint, print a summary
-	$(PY) scripts/synth.py
+synth: install-cdk ## Validate every config/*.yaml, synthesize every BU (or BU=name[,name]) offline, run nag + cfn-lint, print a summary
+	$(PY) scripts/synth.py $(if $(BU),--bu "$(BU)")
 
 validate: install-cdk ## Validate the business-unit configs (FILES=... to pick some)
 	$(PY) -m config validate $(FILES)

@@ -7,6 +7,8 @@ report only for the stacks a command names: ``cdk synth`` of a Stage-only app na
 failure inside a Python app only sets the exit code of jsii's node process, never ours.)
 
 ``-c config_dir=DIR`` points at another config directory (the benchmark and tests use it);
+``-c bu=NAME[,NAME...]`` synthesizes only those BUs (``make synth BU=NAME``: a pull request
+that changes one BU's file), after validating every file, cross-file rules included;
 ``-c lint_cache=DIR`` moves the cfn-lint result cache (default ``.cache/cfn-lint``); ``off``
 lints every template afresh.
 """
@@ -55,11 +57,15 @@ def main() -> int:
             print(error, file=sys.stderr)
         print(f"{len(errors)} config problem(s); nothing synthesized", file=sys.stderr)
         return 1
+    selected = _selected(app.node.try_get_context("bu"), [item.config.name for item in loaded])
+    if isinstance(selected, str):
+        print(selected, file=sys.stderr)
+        return 1
     lint_cache = app.node.try_get_context("lint_cache") or str(ROOT / ".cache" / "cfn-lint")
     gates = register_gates(
         app, lint_cache=None if lint_cache == "off" else Path(lint_cache), early=True
     )
-    for item in loaded:
+    for item in (i for i in loaded if i.config.name in selected):
         # Synthesizes this BU's stage now: its templates are linted while the next is built.
         gates.lint_early(BusinessUnitStage(app, config=item.config))
     assembly = app.synth()
@@ -75,6 +81,20 @@ def main() -> int:
         )
         return 1
     return 0
+
+
+def _selected(option: object, names: list[str]) -> set[str] | str:
+    """The BUs ``-c bu=`` names (every BU without it), or the one line that says what is wrong."""
+    if option is None or option == "":
+        return set(names)
+    wanted = [name.strip() for name in str(option).split(",") if name.strip()]
+    unknown = [name for name in wanted if name not in names]
+    if unknown or not wanted:
+        return (
+            f"-c bu={option}: no config for {', '.join(unknown) or 'an empty name'}; "
+            f"known: {', '.join(sorted(names))}"
+        )
+    return set(wanted)
 
 
 def _exit(code: int) -> None:
