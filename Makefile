@@ -130,7 +130,7 @@ test-pipeline: install pipeline-env ## The Airflow DAG's tests (tests/pipeline: 
 	    $(PIPELINE_PY) -m pytest tests/pipeline -p no:cacheprovider --confcutdir=tests/pipeline $(PYTEST_ARGS)
 
 # --- benchmarks (print a table; timings never live in tests) -------------------------------
-bench-synth: install ## cdk synth time: empty app floor vs this app with 1, 3 and 6 BUs
+bench-synth: install ## cdk synth time and memory: empty app floor vs this app with 1, 3, 10 and 20 BUs, and a one-BU synth
 	$(PY) -m benchmarks.synth
 
 bench-train: install ## This trainer vs TRL SFTTrainer: ablation ladder, data mixes, utilisation (~35 min)
