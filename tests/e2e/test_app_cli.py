@@ -14,15 +14,21 @@ ROOT = Path(__file__).resolve().parents[2]
 CDK = ROOT / "node_modules" / ".bin" / "cdk"
 
 
-@pytest.mark.skipif(not CDK.exists(), reason="the pinned CDK CLI is not installed")
-def test_invalid_config_leaves_cdk_out_untouched(tmp_path: Path) -> None:
+def _clashing_config_dir(tmp_path: Path) -> Path:
+    """The example configs with credit's CIDR set to fraud's (same account and region)."""
     config_dir = tmp_path / "config"
     config_dir.mkdir()
     for path in config_files(CONFIG_DIR):
         shutil.copy(path, config_dir / path.name)
     bad = yaml.safe_load((config_dir / "credit.yaml").read_text(encoding="utf-8"))
-    bad["network"]["cidr"] = "10.64.0.0/16"  # fraud's CIDR, same account and region
+    bad["network"]["cidr"] = "10.64.0.0/16"
     (config_dir / "credit.yaml").write_text(yaml.safe_dump(bad), encoding="utf-8")
+    return config_dir
+
+
+@pytest.mark.skipif(not CDK.exists(), reason="the pinned CDK CLI is not installed")
+def test_invalid_config_leaves_cdk_out_untouched(tmp_path: Path) -> None:
+    config_dir = _clashing_config_dir(tmp_path)
 
     outdir = tmp_path / "cdk.out"
     outdir.mkdir()
@@ -58,13 +64,7 @@ def test_one_bu_synth_builds_only_that_bu_but_validates_every_file(tmp_path: Pat
     assert sorted(p.name for p in (tmp_path / "one").glob("assembly-*")) == ["assembly-fraud"]
 
     # Another BU's file breaking a cross-file rule still stops a one-BU synth.
-    config_dir = tmp_path / "config"
-    config_dir.mkdir()
-    for path in config_files(CONFIG_DIR):
-        shutil.copy(path, config_dir / path.name)
-    bad = yaml.safe_load((config_dir / "credit.yaml").read_text(encoding="utf-8"))
-    bad["network"]["cidr"] = "10.64.0.0/16"  # fraud's CIDR, same account and region
-    (config_dir / "credit.yaml").write_text(yaml.safe_dump(bad), encoding="utf-8")
+    config_dir = _clashing_config_dir(tmp_path)
     done = _synth(f"config_dir={config_dir}", "bu=marketing", outdir=tmp_path / "bad")
     assert done.returncode != 0
     assert "network.cidr: 10.64.0.0/16 overlaps" in done.stderr
