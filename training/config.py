@@ -53,7 +53,8 @@ class _Section(StrictModel):
 class ModelConfig(_Section):
     name_or_path: str = Field(
         min_length=1,
-        description="Hugging Face model directory (weights + tokenizer); local or FSx path.",
+        description="Hugging Face model directory (weights + tokenizer): a local or FSx path, or "
+        "an s3://bucket/prefix/ staged to a node-local copy first (data.staging_dir).",
     )
     attn_implementation: AttnImpl = Field(
         default="auto",
@@ -86,7 +87,9 @@ class DataConfig(_Section):
     path: str = Field(
         min_length=1,
         description="A packed directory (`training.prepare` output, manifest.json) or a JSONL "
-        "file with `input_ids`/`labels` (prepare --no-pack) or `text` (continued pre-training).",
+        "file with `input_ids`/`labels` (prepare --no-pack) or `text` (continued pre-training); "
+        "local, FSx, or s3://bucket/prefix/ (or an s3:// JSONL object) staged to "
+        "data.staging_dir.",
     )
     mode: Literal["sft", "cpt"] = Field(
         default="sft",
@@ -100,7 +103,16 @@ class DataConfig(_Section):
     packs_per_micro_batch: Count = Field(
         default=1, description="Packs laid end to end into one [1, T] row per forward pass."
     )
-    eval_path: str = Field(default="", description="Optional held-out data in the same format.")
+    eval_path: str = Field(
+        default="", description="Optional held-out data in the same format (s3:// too)."
+    )
+    staging_dir: str = Field(
+        default="",
+        description="Node-local folder where s3:// inputs (data.path, data.eval_path, "
+        "model.name_or_path) are downloaded, by one process per node, and reused while their S3 "
+        "listing (keys, ETags, sizes) is unchanged; empty: $TMPDIR/training-inputs. Must not be "
+        "shared between nodes.",
+    )
 
 
 class OptimConfig(_Section):
@@ -200,12 +212,12 @@ class DpoConfig(_Section):
 # Settings a resumed run must share with the checkpoint: they decide which packs come next, the
 # optimizer's trajectory and the schedule's shape (a new max_steps reshapes the cosine mid-run, a
 # new lr would be overridden by the restored optimizer state). Logging, checkpoint cadence,
-# evaluation, tracking, threads and the data *path* may change (data content is fingerprinted
-# separately, see `training.data.stream.fingerprint`).
+# evaluation, tracking, threads, the data *path* and where s3:// inputs are staged may change (data
+# content is fingerprinted separately, see `training.data.stream.fingerprint`).
 RESUME_SETTINGS = (
     "seed", "max_steps", "model.name_or_path", "lora", "data", "optim", "objective", "dpo",
 )  # fmt: skip
-_NOT_RESUME_SETTINGS = ("data.path", "data.eval_path")
+_NOT_RESUME_SETTINGS = ("data.path", "data.eval_path", "data.staging_dir")
 
 
 class TrainConfig(_Section):

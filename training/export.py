@@ -24,7 +24,7 @@ import torch
 
 from training.cli_args import command_parser
 from training.file_modes import honour_umask
-from training.loop import checkpoint
+from training.loop import checkpoint, inputs
 from training.model.dirs import local_dir
 from training.model.modeling import with_lora
 
@@ -55,7 +55,7 @@ def merged_model(
     base = base_model or state.get("base_model")
     if not base:
         raise ValueError(f"{ckpt}: no base model recorded; pass --base-model")
-    base_dir = local_dir(base, what="base model")
+    base_dir = _base_dir(base)
     with checkpoint.refusing_pickles(base_dir):
         model: Any = AutoModelForCausalLM.from_pretrained(
             base_dir, dtype="auto", attn_implementation="sdpa"
@@ -83,6 +83,14 @@ def merged_model(
         model.load_state_dict(weights, strict=True)
     model.eval()
     return model, state
+
+
+def _base_dir(base: str) -> str:
+    """The base model's local folder: an s3:// one (what a run on S3 inputs records as its
+    `base_model`) is staged as the trainer stages it, reusing a copy already on this machine."""
+    if checkpoint.is_s3(base):
+        return str(inputs.stage(base, inputs.staging_root("")))
+    return local_dir(base, what="base model")
 
 
 def _generation_config(tokenizer: Any) -> Any:
@@ -125,7 +133,7 @@ def main(
         local.mkdir(parents=True, exist_ok=True)
         model.config.use_cache = True
         model.save_pretrained(local)
-        tokenizer = AutoTokenizer.from_pretrained(base)
+        tokenizer = AutoTokenizer.from_pretrained(_base_dir(base))
         tokenizer.save_pretrained(local)
         if not (local / "chat_template.jinja").is_file():
             (local / "chat_template.jinja").write_text(tokenizer.chat_template, encoding="utf-8")
@@ -149,7 +157,11 @@ def cli(argv: list[str] | None = None) -> int:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--checkpoint", help="a step-NNNNNN directory or s3 URI")
     src.add_argument("--run-dir", help="a training output_dir: exports its latest checkpoint")
-    p.add_argument("--base-model", help="defaults to the base recorded in the checkpoint")
+    p.add_argument(
+        "--base-model",
+        help="a local folder or an s3:// prefix (staged to $TMPDIR/training-inputs); defaults "
+        "to the base recorded in the checkpoint",
+    )
     p.add_argument("--output", required=True, help="local directory or s3://bucket/prefix")
     p.add_argument("--mlflow-run-id", help="log the exported model as artifacts of this run")
     a = p.parse_args(argv)

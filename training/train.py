@@ -6,7 +6,8 @@
 Features: contamination-free packing (positions restart per sequence, attention per segment or
 FlashAttention varlen), logits and cross-entropy only at loss-bearing positions, bf16 autocast
 on CUDA, gradient checkpointing and accumulation, warm-up + cosine, DDP (LoRA) / FSDP2 (full),
-atomic checkpoints with exact resume, MLflow tracking, metrics.jsonl and a progress bar on rank 0.
+atomic checkpoints with exact resume, MLflow tracking, metrics.jsonl and a progress bar on rank 0;
+s3:// data and model paths are downloaded once per node first (`training.loop.inputs`).
 
 Loss normalisation: the step's loss is (sum of token losses over every micro-batch and rank) /
 (loss tokens in the whole step). A mean of per-micro-batch means would weight a token in a
@@ -42,7 +43,7 @@ from training.config import (
 )
 from training.data import stream
 from training.data.preference import PREFERENCE
-from training.loop import checkpoint, distributed, reference
+from training.loop import checkpoint, distributed, inputs, reference
 from training.loop.tracking import Tracker
 from training.model.modeling import MicroBatch, PackedCausalLM, load_causal_lm, make_micro_batch
 from training.model.preference import STATS, PairBatch, PreferenceLM, make_pair_batch
@@ -116,21 +117,29 @@ class Recipe:
         self.strategy = distributed.resolve_strategy(
             cfg.distributed.strategy, world=self.world, lora=cfg.lora.enabled
         )
+        # s3:// inputs are downloaded once per node (LOCAL_RANK 0; the node's other ranks wait).
+        # `self.staged` names the local copies and is used only to open them: `cfg` keeps the
+        # URIs for all it records (config copy, MLflow params, the checkpoint's settings,
+        # data_path and base_model), so resuming on another node or staging dir compares equal.
+        self.staged = inputs.stage_inputs(cfg, self.world)
         seed_everything(cfg.seed)
         self.ckpt_root = cfg.checkpoint.dir or str(self.out / "checkpoints")
         self.staging = self.out / "checkpoint-staging"
 
-        model, self.tokenizer = load_causal_lm(cfg, self.world.device, bf16=self.bf16)
+        model, self.tokenizer = load_causal_lm(self.staged, self.world.device, bf16=self.bf16)
         chunk_rows = cfg.model.loss_chunk_rows
         compute_dtype = torch.bfloat16 if self.bf16 else None
         self.dpo = cfg.objective == "dpo"
         kind = PREFERENCE if self.dpo else stream.SEQUENCES
         source = stream.open_source(
-            cfg.data.path, pack_length=cfg.data.pack_length, tokenizer=self.tokenizer, kind=kind
+            self.staged.data.path,
+            pack_length=cfg.data.pack_length,
+            tokenizer=self.tokenizer,
+            kind=kind,
         )
         self.eval_source = (
             stream.open_source(
-                cfg.data.eval_path,
+                self.staged.data.eval_path,
                 pack_length=cfg.data.pack_length,
                 tokenizer=self.tokenizer,
                 kind=kind,
@@ -210,11 +219,13 @@ class Recipe:
             if src is None:
                 continue
             key = reference.reference_key(
-                cfg.model.name_or_path,
+                self.staged.model.name_or_path,
                 (fingerprint or stream.fingerprint(src))["sha256"],
                 bf16=self.bf16,
                 share_prompt=cfg.dpo.share_prompt,
             )
+            # The configured path: an s3:// input's node-local copy is no place for a table every
+            # node reads, so its table goes under the output folder (reference_dir's fallback).
             path = cfg.data.path if split == "train" else cfg.data.eval_path
             where = reference.reference_dir(path, str(self.out), key)
             self.references[split] = reference.compute_or_load(src, log_probs, where, self.world)
@@ -584,7 +595,7 @@ def cli(argv: list[str] | None = None) -> int:
     except (CannotResumeError, checkpoint.CheckpointError) as e:
         print(f"train: {e}", file=sys.stderr)
         return 2
-    except FileNotFoundError as e:  # a missing model folder or dataset: say which, no traceback
+    except (FileNotFoundError, inputs.StagingError) as e:  # a missing input: which, no traceback
         print(f"train failed: {e}", file=sys.stderr)
         return 2
     if os.environ.get("RANK", "0") == "0":

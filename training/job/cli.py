@@ -296,6 +296,26 @@ def _cluster(options: dict[str, Any], expect: str | None, region: str | None) ->
     return HyperPodCluster(api)
 
 
+def _hyperpod_manifest(
+    options: dict[str, Any], clients: Clients
+) -> tuple[dict[str, Any], JobSpec, platform.BuPlatform | None]:
+    _check_container_config(options)
+    spec, found = _hyperpod_spec(options, clients)
+    manifest = build_manifest(spec)
+    crd.validate(manifest)
+    return manifest, spec, found
+
+
+def hyperpod_manifest(
+    argv: list[str], *, ssm: Any
+) -> tuple[dict[str, Any], JobSpec, platform.BuPlatform | None]:
+    """The validated HyperPodPyTorchJob that ``training.job render ARGV`` prints, with its spec
+    and the BU's values: the one path from a BU and team to a job, for the CLI and the pipeline.
+    Raises JobSpecError, ManifestSchemaError or PlatformLookupError with the CLI's messages."""
+    options = vars(_parser().parse_args(["render", *argv]))
+    return _hyperpod_manifest(options, Clients(ssm=ssm))
+
+
 def _run(options: dict[str, Any], clients: Clients) -> int:
     command = options["command"]
     if command in ("render", "submit") and options["backend"] == "training-job":
@@ -307,10 +327,7 @@ def _run(options: dict[str, Any], clients: Clients) -> int:
         print(f"created training job {request['TrainingJobName']}: {arn}")
         return 0
     if command in ("render", "submit"):
-        _check_container_config(options)
-        spec, found = _hyperpod_spec(options, clients)
-        manifest = build_manifest(spec)
-        crd.validate(manifest)
+        manifest, spec, found = _hyperpod_manifest(options, clients)
         if command == "render":
             import yaml
 

@@ -52,15 +52,23 @@ def is_s3(uri: str) -> bool:
     return uri.startswith("s3://")
 
 
-def _split_s3(uri: str) -> tuple[str, str]:
+def split_s3(uri: str) -> tuple[str, str]:
+    """`s3://bucket/a/b/` -> (`bucket`, `a/b`): the prefix without leading or trailing slashes."""
     bucket, _, prefix = uri.removeprefix("s3://").partition("/")
     return bucket, prefix.strip("/")
 
 
-def _s3() -> Any:
+def s3_client() -> Any:
+    """The one S3 client factory of the trainer (checkpoints, staged inputs)."""
     import boto3
 
     return boto3.client("s3")
+
+
+def s3_objects(client: Any, bucket: str, prefix: str) -> Iterator[dict[str, Any]]:
+    """Every object (`Key`, `Size`, `ETag`, ...) whose key starts with `prefix`, all pages."""
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        yield from page.get("Contents", [])
 
 
 def rng_state() -> dict[str, Any]:
@@ -142,8 +150,8 @@ def save(
         shutil.rmtree(final)
     os.replace(tmp, final)
     if is_s3(root):
-        bucket, prefix = _split_s3(root)
-        client = _s3()
+        bucket, prefix = split_s3(root)
+        client = s3_client()
         files = sorted(final.iterdir(), key=lambda f: f.name == STATE)  # marker last
         for f in files:
             client.upload_file(str(f), bucket, "/".join(x for x in (prefix, name, f.name) if x))
@@ -171,21 +179,18 @@ def _prune_local(root: Path, keep_last: int) -> None:
 
 def _steps_s3(client: Any, bucket: str, prefix: str) -> list[int]:
     steps = []
-    paginator = client.get_paginator("list_objects_v2")
     base = f"{prefix}/" if prefix else ""
-    for page in paginator.paginate(Bucket=bucket, Prefix=base):
-        for obj in page.get("Contents", []):
-            parts = obj["Key"][len(base) :].split("/")
-            if len(parts) == 2 and parts[1] == STATE and (m := _STEP_DIR.match(parts[0])):
-                steps.append(int(m.group(1)))
+    for obj in s3_objects(client, bucket, base):
+        parts = obj["Key"][len(base) :].split("/")
+        if len(parts) == 2 and parts[1] == STATE and (m := _STEP_DIR.match(parts[0])):
+            steps.append(int(m.group(1)))
     return sorted(steps)
 
 
 def _prune_s3(client: Any, bucket: str, prefix: str, keep_last: int) -> None:
     base = f"{prefix}/" if prefix else ""
     for step in _steps_s3(client, bucket, prefix)[:-keep_last]:
-        listing = client.list_objects_v2(Bucket=bucket, Prefix=f"{base}{step_name(step)}/")
-        keys = [{"Key": o["Key"]} for o in listing.get("Contents", [])]
+        keys = [{"Key": o["Key"]} for o in s3_objects(client, bucket, f"{base}{step_name(step)}/")]
         if keys:
             client.delete_objects(Bucket=bucket, Delete={"Objects": keys})
 
@@ -193,8 +198,8 @@ def _prune_s3(client: Any, bucket: str, prefix: str, keep_last: int) -> None:
 def latest(root: str) -> str | None:
     """The newest complete checkpoint under `root` (local path or s3 URI), or None."""
     if is_s3(root):
-        bucket, prefix = _split_s3(root)
-        steps = _steps_s3(_s3(), bucket, prefix)
+        bucket, prefix = split_s3(root)
+        steps = _steps_s3(s3_client(), bucket, prefix)
         if not steps:
             return None
         return f"s3://{bucket}/{prefix + '/' if prefix else ''}{step_name(steps[-1])}"
@@ -205,14 +210,13 @@ def latest(root: str) -> str | None:
 def _materialise(path: str, staging: Path) -> Path:
     if not is_s3(path):
         return Path(path)
-    bucket, key = _split_s3(path)
+    bucket, key = split_s3(path)
     local = staging / "download" / Path(key).name
     if local.exists():
         shutil.rmtree(local)
     local.mkdir(parents=True)
-    client = _s3()
-    listing = client.list_objects_v2(Bucket=bucket, Prefix=key + "/")
-    for obj in listing.get("Contents", []):
+    client = s3_client()
+    for obj in s3_objects(client, bucket, key + "/"):
         client.download_file(bucket, obj["Key"], str(local / Path(obj["Key"]).name))
     return local
 
