@@ -76,15 +76,17 @@ class Train(StrictModel):
 
     @model_validator(mode="after")
     def _team(self) -> "Train":
-        if self.backend == "hyperpod":
-            # The DAG's HyperPod branch needs an EKS client built from the MWAA role's token
-            # (no kubeconfig there), which is not written yet: refuse rather than fail at run.
+        if self.backend == "hyperpod" and self.team is None:
+            raise FieldProblemError("team", "the hyperpod backend needs the team whose queue runs")
+        if self.backend == "hyperpod" and not self.base_model.startswith(f"{self.team}/"):
+            # A team's pods may read and write only <team>/ of the models and checkpoints
+            # buckets (platform_constructs/hyperpod_workloads.py, the team role's grants).
             raise FieldProblemError(
-                "backend",
-                "hyperpod is not wired into the pipeline yet; use training_job (the same "
-                "image and config as a SageMaker Training Job)",
+                "base_model",
+                f"{self.base_model!r}: a HyperPod team's pods read only {self.team}/ of the "
+                f"models bucket; put the base model under {self.team}/",
             )
-        if self.team is not None:
+        if self.backend == "training_job" and self.team is not None:
             raise FieldProblemError("team", "only the hyperpod backend runs in a team's queue")
         return self
 

@@ -4,9 +4,12 @@ SageMaker's deployment guardrails.
 
 - prepare, export, evaluate: Processing jobs running the training image's command
   (`training.job.managed.command_job_request`), awaited in the task (no EKS token involved).
-- train: a Training Job (`training_job_request`), submitted once per run and polled by a
-  reschedule-mode sensor; a retry finds the run's job in progress instead of starting a second
-  one, and a new job for the same run resumes from the run's checkpoint prefix.
+- train: a Training Job (`training_job_request`) or a HyperPodPyTorchJob in the team's namespace
+  and Kueue queue (`training.job.cli.hyperpod_manifest`, the path `training.job submit` takes,
+  through an EKS client made from the execution role's credentials for each call:
+  `pipelines.eks`), submitted once per run and polled by a reschedule-mode sensor. A retry finds
+  the run's job instead of starting a second one; a new job for the same run resumes from the
+  run's checkpoint prefix.
 - deploy: a new Model and EndpointConfig copied from what the endpoint serves with only the
   model data changed, then UpdateEndpoint with blue/green CANARY traffic shifting and
   auto-rollback on the endpoint's CloudWatch alarms (SageMaker developer guide, "Deployment
@@ -42,6 +45,7 @@ from training.job import managed, platform
 from training.job.managed import PROCESSING_INPUT, PROCESSING_OUTPUT, CommandJob
 
 POLL_S = 30.0
+IMAGE_TRAINING_CONFIGS = "/app/training/configs"  # training/Dockerfile: WORKDIR /app
 # What the jobs' requests read from the BU's published parameters (both builders' lists).
 PLATFORM_NAMES = list(dict.fromkeys([*platform.TRAINING_JOB_NAMES, *platform.PROCESSING_JOB_NAMES]))
 EVAL_INSTANCE = "ml.g5.2xlarge"  # one A10G: a 4B model in bf16 with room for the batch
@@ -58,6 +62,8 @@ class AwsBackend:
         sagemaker: Any = None,
         s3: Any = None,
         cloudwatch: Any = None,
+        eks: Any = None,
+        sts: Any = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         import boto3
@@ -68,6 +74,11 @@ class AwsBackend:
         self.sagemaker = sagemaker or boto3.client("sagemaker", region_name=region)
         self.s3 = s3 or boto3.client("s3", region_name=region)
         self.cloudwatch = cloudwatch or boto3.client("cloudwatch", region_name=region)
+        self.eks = eks or boto3.client("eks", region_name=region)
+        # Regional STS: the token's presigned URL must name the region's STS endpoint.
+        self.sts = sts or boto3.client(
+            "sts", region_name=region, endpoint_url=f"https://sts.{region}.amazonaws.com"
+        )
         self.sleep = sleep
         self._platform: platform.BuPlatform | None = None
 
@@ -168,14 +179,21 @@ class AwsBackend:
 
     # -- training ------------------------------------------------------------------------------
     def submit_training(self, run: Run, prepared: Prepared, overrides: list[str]) -> TrainingHandle:
+        if run.pipeline.train.backend == "hyperpod":
+            return self._submit_hyperpod(run, prepared, overrides)
         from training.config import dump_config, load_config
 
         train = run.pipeline.train
         running = self.sagemaker.list_training_jobs(
             NameContains=run.name, StatusEquals="InProgress", MaxResults=1
         )["TrainingJobSummaries"]
+        checkpoints = self._uri(p.CHECKPOINTS_BUCKET, f"training-jobs/{run.name}/")
         if running:  # a retry of this task: the earlier try's job is still going
-            return {"job": running[0]["TrainingJobName"], "resumed": True}
+            return {
+                "job": running[0]["TrainingJobName"],
+                "resumed": True,
+                "checkpoints": checkpoints,
+            }
         try:
             config = load_config(TRAINING_CONFIGS / train.config, overrides)
         except (OSError, ValueError, TypeError, KeyError) as err:
@@ -196,9 +214,96 @@ class AwsBackend:
             raise StepFailedError(str(err)) from err
         earlier = self.sagemaker.list_training_jobs(NameContains=run.name, MaxResults=1)
         managed.submit_training_job(self.sagemaker, request)
-        return {"job": name, "resumed": bool(earlier["TrainingJobSummaries"])}
+        return {
+            "job": name,
+            "resumed": bool(earlier["TrainingJobSummaries"]),
+            "checkpoints": checkpoints,
+        }
+
+    def _cluster(self, eks_cluster: str) -> Any:
+        from pipelines.eks import api_client
+        from training.job.cluster import HyperPodCluster
+
+        return HyperPodCluster(api_client(self.eks, self.sts, eks_cluster))
+
+    def _submit_hyperpod(
+        self, run: Run, prepared: Prepared, overrides: list[str]
+    ) -> TrainingHandle:
+        """The run's HyperPodPyTorchJob, named for the run: a retry that finds it leaves it to
+        the training operator, which restarts it from its checkpoints itself."""
+        from training.job import crd
+        from training.job.cli import hyperpod_manifest
+        from training.job.cluster import ClusterError
+        from training.job.manifest import JobSpecError
+
+        train = run.pipeline.train
+        # Under the team's prefix: the only part of the bucket its pods may write.
+        checkpoints = self._uri(
+            p.CHECKPOINTS_BUCKET, f"{train.team}/pipeline/{run.name}/checkpoints/"
+        )
+        sets = [
+            f"data.path={prepared['dataset']}",
+            f"model.name_or_path={self._uri(p.MODELS_BUCKET, train.base_model)}",
+            f"checkpoint.dir={checkpoints}",
+            *overrides,
+        ]
+        argv = [
+            "--bu", self.bu.name, "--team", str(train.team), "--region", self.bu.region,
+            "--name", run.name, "--tag", train.image_tag, "--instance-type", train.instance_type,
+            "--config", f"{IMAGE_TRAINING_CONFIGS}/{train.config}",
+            "--config-file", str(TRAINING_CONFIGS / train.config),
+            *(arg for item in sets for arg in ("--set", item)),
+        ]  # fmt: skip
+        try:
+            manifest, spec, found = hyperpod_manifest(argv, ssm=self.ssm)
+        except (JobSpecError, crd.ManifestSchemaError, platform.PlatformLookupError) as err:
+            raise StepFailedError(str(err)) from err
+        if found is None:  # --bu is given, so the BU's values were read
+            raise StepFailedError(f"{self.bu.name}: no published HyperPod values")
+        handle = {
+            "backend": "hyperpod",
+            "job": run.name,
+            "namespace": spec.namespace,
+            "eks_cluster": found[p.EKS_CLUSTER_NAME],
+            "checkpoints": checkpoints,
+        }
+        cluster = self._cluster(handle["eks_cluster"])
+        try:
+            cluster.get(spec.namespace, run.name)
+        except ClusterError:
+            try:
+                cluster.submit(manifest)
+            except ClusterError as err:
+                raise StepFailedError(str(err)) from err
+            return {**handle, "resumed": False}
+        return {**handle, "resumed": True}
+
+    def _hyperpod_finished(self, handle: TrainingHandle) -> bool:
+        """Done on a true `Complete` condition, failed on `Failed` (the CRD's JobCondition type:
+        "Complete or Failed", aws/sagemaker-hyperpod-cli hyperpod_pytorch_job_status.py)."""
+        from training.job.cluster import ClusterError
+
+        cluster = self._cluster(handle["eks_cluster"])
+        try:
+            job = cluster.get(handle["namespace"], handle["job"])
+        except ClusterError as err:
+            raise StepFailedError(str(err)) from err
+        conditions = {
+            c.get("type"): c
+            for c in (job.get("status") or {}).get("conditions") or []
+            if c.get("status") == "True"
+        }
+        if "Failed" in conditions:
+            failed = conditions["Failed"]
+            reason = failed.get("message") or failed.get("reason") or "no reason given"
+            raise StepFailedError(
+                f"HyperPodPyTorchJob {handle['namespace']}/{handle['job']} failed: {reason}"
+            )
+        return bool(conditions.keys() & {"Complete", "Completed", "Succeeded"})
 
     def training_finished(self, handle: TrainingHandle) -> bool:
+        if handle.get("backend") == "hyperpod":
+            return self._hyperpod_finished(handle)
         job = self.sagemaker.describe_training_job(TrainingJobName=handle["job"])
         status = job["TrainingJobStatus"]
         if status in _FAILED:
@@ -208,7 +313,6 @@ class AwsBackend:
 
     def export(self, run: Run, handle: TrainingHandle) -> Candidate:
         """The run's latest checkpoint (synced to its checkpoint prefix) as a merged model."""
-        checkpoints = self._uri(p.CHECKPOINTS_BUCKET, f"training-jobs/{run.name}/")
         output = self._out(run, "model", p.MODELS_BUCKET)
         self._processing(
             run,
@@ -217,12 +321,13 @@ class AwsBackend:
                 run=run.name,
                 arguments=[
                     "export",
-                    "--run-dir", f"{PROCESSING_INPUT}/run",
+                    # export reads <run-dir>/checkpoints/step-*: the prefix is mounted there.
+                    "--run-dir", PROCESSING_INPUT,
                     "--base-model", f"{PROCESSING_INPUT}/base",
                     "--output", PROCESSING_OUTPUT,
                 ],
                 inputs={
-                    "run": checkpoints,
+                    "checkpoints": handle["checkpoints"],
                     "base": self._uri(p.MODELS_BUCKET, run.pipeline.train.base_model),
                 },
                 output=output,

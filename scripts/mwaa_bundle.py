@@ -459,6 +459,11 @@ def _write_dags(
         target = dags / file.relative_to(root)
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(file, target)
+    configs = root / "training" / "configs"
+    if any(name.startswith("pipelines") for name in closure.modules) and configs.is_dir():
+        # The training configs the pipeline's train.config names (the image ships the same
+        # folder): the DAG validates the one it submits before any job exists.
+        shutil.copytree(configs, dags / "training" / "configs", dirs_exist_ok=True)
     if "config" in closure.modules:
         # The one BU's YAML: the bundled loader's config_files() finds it and no other.
         shutil.copy2(config_file, dags / "config" / config_file.name)

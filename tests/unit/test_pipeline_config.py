@@ -62,15 +62,24 @@ CASES: list[tuple[str, Callable[[dict[str, Any]], dict[str, Any]], str, str]] = 
         "Field required",
     ),
     (
-        # The schema refuses the HyperPod backend until the DAG's HyperPod branch exists, so a
-        # missing team is reported on the backend.
         "hyperpod backend without a team",
         lambda raw: (raw["pipeline"].update(train={"backend": "hyperpod"}), raw)[1],
-        "pipeline.train.backend",
-        "hyperpod is not wired into the pipeline yet",
+        "pipeline.train.team",
+        "the hyperpod backend needs the team whose queue runs",
     ),
     (
-        "unknown team (a team only the hyperpod backend could use)",
+        "hyperpod backend in a BU without a cluster",
+        lambda raw: (
+            raw["pipeline"].update(
+                train={"backend": "hyperpod", "team": "research", "base_model": "research/b/"}
+            ),
+            raw,
+        )[1],
+        "pipeline.train.backend",
+        "hyperpod needs a hyperpod section in this BU",
+    ),
+    (
+        "a team with the training-job backend",
         lambda raw: (
             raw["pipeline"].update(train={"backend": "training_job", "team": "nope"}),
             raw,
@@ -145,6 +154,28 @@ def test_each_mistake_names_file_field_and_reason(
     assert file.endswith("bu.yaml")
     assert path == field, what
     assert reason in why, what
+
+
+def test_a_hyperpod_base_model_outside_the_teams_prefix_is_refused(
+    valid_bu: dict[str, Any], write_bu: Callable[..., Path]
+) -> None:
+    """A team's pods read only <team>/ of the models bucket (the team role's grant in
+    platform_constructs/hyperpod_workloads.py)."""
+    train = {"backend": "hyperpod", "team": "research", "base_model": "base/Qwen3-4B/"}
+    ((_, path, why),) = errors_of(write_bu, with_pipeline(add_hyperpod(valid_bu), train=train))
+    assert path == "pipeline.train.base_model"
+    assert "read only research/ of the models bucket" in why
+
+
+def test_an_unknown_team_is_named_with_the_teams_there_are(
+    valid_bu: dict[str, Any], write_bu: Callable[..., Path]
+) -> None:
+    train = {"backend": "hyperpod", "team": "nope", "base_model": "nope/base/"}
+    raw = with_pipeline(add_hyperpod(valid_bu), train=train)
+    ((file, path, why),) = errors_of(write_bu, raw)
+    assert file.endswith("bu.yaml")
+    assert path == "pipeline.train.team"
+    assert why.startswith("unknown team 'nope'; hyperpod.teams has ")
 
 
 def test_an_endpoint_on_hyperpod_cannot_be_the_target(
