@@ -42,7 +42,7 @@ from pipelines.lifecycle import (
     pack_length,
 )
 from training.job import managed, platform
-from training.job.managed import PROCESSING_INPUT, PROCESSING_OUTPUT, CommandJob
+from training.job.managed import PROCESSING_INPUT, PROCESSING_OUTPUT, CommandJob, image_ref
 
 POLL_S = 30.0
 IMAGE_TRAINING_CONFIGS = "/app/training/configs"  # training/Dockerfile: WORKDIR /app
@@ -64,6 +64,7 @@ class AwsBackend:
         cloudwatch: Any = None,
         eks: Any = None,
         sts: Any = None,
+        ecr: Any = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         import boto3
@@ -75,6 +76,7 @@ class AwsBackend:
         self.s3 = s3 or boto3.client("s3", region_name=region)
         self.cloudwatch = cloudwatch or boto3.client("cloudwatch", region_name=region)
         self.eks = eks or boto3.client("eks", region_name=region)
+        self.ecr = ecr or boto3.client("ecr", region_name=region)
         # Regional STS: the token's presigned URL must name the region's STS endpoint.
         self.sts = sts or boto3.client(
             "sts", region_name=region, endpoint_url=f"https://sts.{region}.amazonaws.com"
@@ -92,10 +94,22 @@ class AwsBackend:
                 raise StepFailedError(str(err)) from err
         return self._platform
 
-    @property
-    def image(self) -> str:
-        tag = self.bu.pipeline.train.image_tag if self.bu.pipeline else "latest"
-        return f"{self.platform[p.TRAINING_IMAGE_URI]}:{tag}"
+    def image_digest(self, tag: str) -> str:
+        """The digest (``sha256:...``) ``tag`` names now. The run's first step resolves it and
+        every later job of the run uses it: a tag can move, the digest names the bytes."""
+        uri = self.platform[p.TRAINING_IMAGE_URI]
+        repository = uri.split("/", 1)[1]
+        try:
+            found = self.ecr.describe_images(
+                repositoryName=repository, imageIds=[{"imageTag": tag}]
+            )["imageDetails"]
+        except Exception as err:
+            if type(err).__name__ == "ImageNotFoundException":
+                raise StepFailedError(
+                    f"{uri}:{tag}: no such image; push it first (make push-training-image)"
+                ) from err
+            raise
+        return str(found[0]["imageDigest"])
 
     def _uri(self, bucket_parameter: str, key: str) -> str:
         return f"s3://{self.platform[bucket_parameter]}/{key}"
@@ -141,6 +155,7 @@ class AwsBackend:
         pipeline = run.pipeline
         source = self._uri(p.DATA_BUCKET, pipeline.data_prefix + pipeline.dataset_file)
         output = self._out(run, "data")
+        digest = self.image_digest(pipeline.train.image_tag)
         self._processing(
             run,
             "prepare",
@@ -160,21 +175,22 @@ class AwsBackend:
                 },
                 output=output,
                 output_key=p.DATA_KEY_ARN,
-                image_tag=pipeline.train.image_tag,
+                image_tag=digest,
             ),
         )  # fmt: skip
         stats = self._read_json(output + "stats.json")
         bucket, _, prefix = output.removeprefix("s3://").partition("/")
         listed = self.s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])
-        digest = hashlib.sha256()
+        listing = hashlib.sha256()
         for item in sorted(listed, key=lambda o: o["Key"]):
-            digest.update(f"{item['Key']}\0{item['ETag']}\0{item['Size']}\n".encode())
+            listing.update(f"{item['Key']}\0{item['ETag']}\0{item['Size']}\n".encode())
         return {
             "dataset": output,
             "eval_data": output + "eval.jsonl",
             "records_read": stats["records_read"],
             "quarantined": stats["quarantined"],
-            "dataset_digest": digest.hexdigest()[:16],
+            "dataset_digest": listing.hexdigest()[:16],
+            "image_digest": digest,
         }
 
     # -- training ------------------------------------------------------------------------------
@@ -188,11 +204,13 @@ class AwsBackend:
             NameContains=run.name, StatusEquals="InProgress", MaxResults=1
         )["TrainingJobSummaries"]
         checkpoints = self._uri(p.CHECKPOINTS_BUCKET, f"training-jobs/{run.name}/")
+        image = prepared["image_digest"]
         if running:  # a retry of this task: the earlier try's job is still going
             return {
                 "job": running[0]["TrainingJobName"],
                 "resumed": True,
                 "checkpoints": checkpoints,
+                "image": image,
             }
         try:
             config = load_config(TRAINING_CONFIGS / train.config, overrides)
@@ -203,7 +221,7 @@ class AwsBackend:
             config_yaml=dump_config(config),
             train_data=prepared["dataset"],
             base_model=self._uri(p.MODELS_BUCKET, train.base_model),
-            image_tag=train.image_tag,
+            image_tag=image,
             instance_type=train.instance_type,
             max_run_hours=train.max_run_hours,
         )
@@ -218,6 +236,7 @@ class AwsBackend:
             "job": name,
             "resumed": bool(earlier["TrainingJobSummaries"]),
             "checkpoints": checkpoints,
+            "image": image,
         }
 
     def _cluster(self, eks_cluster: str) -> Any:
@@ -249,7 +268,8 @@ class AwsBackend:
         ]
         argv = [
             "--bu", self.bu.name, "--team", str(train.team), "--region", self.bu.region,
-            "--name", run.name, "--tag", train.image_tag, "--instance-type", train.instance_type,
+            "--name", run.name, "--instance-type", train.instance_type,
+            "--image", image_ref(self.platform[p.TRAINING_IMAGE_URI], prepared["image_digest"]),
             "--config", f"{IMAGE_TRAINING_CONFIGS}/{train.config}",
             "--config-file", str(TRAINING_CONFIGS / train.config),
             *(arg for item in sets for arg in ("--set", item)),
@@ -266,6 +286,7 @@ class AwsBackend:
             "namespace": spec.namespace,
             "eks_cluster": found[p.EKS_CLUSTER_NAME],
             "checkpoints": checkpoints,
+            "image": prepared["image_digest"],
         }
         cluster = self._cluster(handle["eks_cluster"])
         try:
@@ -332,11 +353,12 @@ class AwsBackend:
                 },
                 output=output,
                 output_key=p.MODELS_KEY_ARN,
-                image_tag=run.pipeline.train.image_tag,
+                image_tag=handle["image"],
                 volume_gb=200,
             ),
         )  # fmt: skip
-        return {"model": output, "run": run.name}
+        image = image_ref(self.platform[p.TRAINING_IMAGE_URI], handle["image"])
+        return {"model": output, "run": run.name, "image": image}
 
     # -- evaluation ----------------------------------------------------------------------------
     def _endpoint_name(self, run: Run) -> str:
@@ -390,7 +412,7 @@ class AwsBackend:
                 inputs=inputs,
                 output=output,
                 output_key=p.DATA_KEY_ARN,
-                image_tag=run.pipeline.train.image_tag,
+                image_tag=prepared["image_digest"],
                 instance_type=EVAL_INSTANCE,
             ),
         )

@@ -141,8 +141,8 @@ def build_dag(bu: BusinessUnitConfig) -> DAG:
         def register(
             candidate: dict[str, Any], prepared: dict[str, Any], evaluation: dict[str, Any]
         ) -> dict[str, Any]:
-            backend = backend_for(bu)
-            image = getattr(backend, "image", "local")
+            # The cloud backends record the training image's digest on the candidate.
+            image = candidate.get("image", "local")
             return registry.register(current_run(), candidate, prepared, evaluation, image)
 
         @task(multiple_outputs=False)

@@ -116,6 +116,8 @@ class SageMakerScope:
     bu_tag: tuple[str, str]
     alarm_prefix: str
     endpoint_keys: tuple[kms.IKey, ...]
+    # The training image's ECR repository: the run pins its tag to a digest (DescribeImages).
+    image_repository: str
 
 
 @dataclass(frozen=True)
@@ -528,6 +530,17 @@ class PipelinePermissions(Construct):
                 actions=["sagemaker:DescribeEndpointConfig", "sagemaker:DescribeModel"],
                 resources=[sagemaker_arn("endpoint-config", "*"), sagemaker_arn("model", "*")],
                 conditions={"StringEquals": {f"aws:ResourceTag/{tag_key}": tag_value}},
+            ),
+            iam.PolicyStatement(
+                sid="ResolveTrainingImage",
+                actions=["ecr:DescribeImages"],
+                resources=[
+                    stack.format_arn(
+                        service="ecr",
+                        resource="repository",
+                        resource_name=sagemaker.image_repository,
+                    )
+                ],
             ),
             iam.PolicyStatement(
                 sid="ReadRollbackAlarms",

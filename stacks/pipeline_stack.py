@@ -146,6 +146,7 @@ class PipelineStack(cdk.Stack):
                 bu_tag=(BU_TAG_KEY, config.name),
                 alarm_prefix=names.stack("endpoints"),
                 endpoint_keys=(security.keys["models"], security.keys["inference-capture"]),
+                image_repository=names.resource("training"),
             ),
             buckets=[
                 BucketPrefixes(

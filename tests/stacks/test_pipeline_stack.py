@@ -64,9 +64,8 @@ def _by_sid(template: Template, sid: str) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def hyperpod_variant() -> tuple[BusinessUnitConfig, Template, list[str]]:
     """fraud with the HyperPod backend (team ``research``) and pinned plugins/requirements
-    versions, built in an App of its own with every gate. The schema refuses the HyperPod backend
-    until the DAG's HyperPod branch exists, so the config is changed after validation: this
-    checks the stack that branch will get."""
+    versions, built in an App of its own with every gate (the example BUs train with Training
+    Jobs, so the config is changed after validation)."""
     loaded, _ = load_file(CONFIG_DIR / "fraud.yaml")
     assert loaded is not None
     assert loaded.pipeline is not None
@@ -440,6 +439,13 @@ def test_sagemaker_access_is_this_bus_jobs_and_one_endpoint(synthesized, bu: str
     alarms = _by_sid(template, "ReadRollbackAlarms")
     assert resources_of(alarms) == [
         _arn(config, "cloudwatch", f"alarm:{config.naming.stack('endpoints')}*")
+    ]
+    # The run pins the training image's tag to a digest: DescribeImages on its repository only
+    # (the training stack names it <bu>-training).
+    image = _by_sid(template, "ResolveTrainingImage")
+    assert actions_of(image) == ["ecr:DescribeImages"]
+    assert resources_of(image) == [
+        _arn(config, "ecr", f"repository/{config.naming.resource('training')}")
     ]
     keys = _by_sid(template, "EndpointConfigKeys")
     assert keys["Condition"] == {"Bool": {"kms:GrantIsForAWSResource": "true"}}

@@ -218,16 +218,26 @@ def _json_object(s_s3: Stubber, key: str, body: bytes) -> None:
     )
 
 
+DIGEST = "sha256:" + "ab" * 32
+
+
 @pytest.fixture
 def jobs() -> Iterator[tuple[AwsBackend, Stubber, Stubber, Stubber, Run]]:
     bu, _ = load_file(CONFIG_DIR / "fraud.yaml")
     assert bu is not None
-    sm, ssm, s3 = _client("sagemaker"), _client("ssm"), _client("s3")
+    sm, ssm, s3, ecr = _client("sagemaker"), _client("ssm"), _client("s3"), _client("ecr")
     backend = AwsBackend(
-        bu, sagemaker=sm, ssm=ssm, s3=s3, cloudwatch=_client("cloudwatch"), sleep=lambda s: None
-    )
-    with Stubber(sm) as s_sm, Stubber(ssm) as s_ssm, Stubber(s3) as s_s3:
+        bu, sagemaker=sm, ssm=ssm, s3=s3, ecr=ecr, cloudwatch=_client("cloudwatch"),
+        sleep=lambda s: None,
+    )  # fmt: skip
+    with Stubber(sm) as s_sm, Stubber(ssm) as s_ssm, Stubber(s3) as s_s3, Stubber(ecr) as s_ecr:
         _published(s_ssm)
+        # The run's first step pins the training image's tag to its digest.
+        s_ecr.add_response(
+            "describe_images",
+            {"imageDetails": [{"imageDigest": DIGEST}]},
+            {"repositoryName": "fraud/training", "imageIds": [{"imageTag": "latest"}]},
+        )
         yield backend, s_sm, s_ssm, s_s3, Run(bu=bu, airflow_run_id="manual__x")
         s_sm.assert_no_pending_responses()
 
@@ -248,6 +258,7 @@ def test_prepare_runs_the_images_prepare_on_the_bus_dataset_and_reports_its_quar
     assert prepared["dataset"] == f"{DATA}/{out}"
     assert (prepared["records_read"], prepared["quarantined"]) == (1000, 3)
     assert len(prepared["dataset_digest"]) == 16
+    assert prepared["image_digest"] == DIGEST
 
 
 def test_prepare_packs_to_the_training_configs_length(jobs: Any) -> None:
@@ -259,7 +270,8 @@ def test_prepare_packs_to_the_training_configs_length(jobs: Any) -> None:
     s_sm.add_response("create_processing_job", {"ProcessingJobArn": "arn:x"}, {
         "ProcessingJobName": name, "RoleArn": PUBLISHED["training/job-role-arn"],
         "AppSpecification": {
-            "ImageUri": PUBLISHED["training/image-uri"] + ":latest",
+            # Every job of the run runs the digest the tag named when the run began.
+            "ImageUri": PUBLISHED["training/image-uri"] + "@" + DIGEST,
             "ContainerEntrypoint": ["python", "-m", "training.entrypoint"],
             "ContainerArguments": [
                 "prepare", "--input", "/opt/ml/processing/input/records/conversations.jsonl",
@@ -287,7 +299,7 @@ def test_training_is_submitted_once_per_run_and_a_retry_waits_for_the_running_jo
     jobs: Any,
 ) -> None:
     backend, s_sm, _, _, run = jobs
-    prepared = {"dataset": f"{DATA}/pipeline/{run.name}/data/"}
+    prepared = {"dataset": f"{DATA}/pipeline/{run.name}/data/", "image_digest": DIGEST}
     s_sm.add_response("list_training_jobs", {"TrainingJobSummaries": []},
                       {"NameContains": run.name, "StatusEquals": "InProgress", "MaxResults": 1})  # fmt: skip
     s_sm.add_response(
@@ -296,7 +308,9 @@ def test_training_is_submitted_once_per_run_and_a_retry_waits_for_the_running_jo
         {"NameContains": run.name, "MaxResults": 1},
     )
     s_sm.add_response("create_training_job", {"TrainingJobArn": "arn:x"}, {
-        "TrainingJobName": ANY, "RoleArn": ANY, "AlgorithmSpecification": ANY, "HyperParameters": ANY,
+        "TrainingJobName": ANY, "RoleArn": ANY, "HyperParameters": ANY,
+        "AlgorithmSpecification": {"TrainingImage": PUBLISHED["training/image-uri"] + "@" + DIGEST,
+                                   "TrainingInputMode": "File"},
         "InputDataConfig": ANY, "OutputDataConfig": ANY, "VpcConfig": ANY, "StoppingCondition": ANY,
         "EnableNetworkIsolation": False, "EnableInterContainerTrafficEncryption": True,
         "EnableManagedSpotTraining": False, "Environment": ANY, "Tags": ANY,
@@ -341,4 +355,6 @@ def test_an_evaluation_report_that_does_not_parse_fails_the_step(jobs: Any) -> N
     _processing(s_sm, f"fraud-{run.name}-evaluate", "Completed")
     _json_object(s_s3, f"pipeline/{run.name}/evaluation/evaluation.json", b'{"models": ')
     with pytest.raises(StepFailedError, match=r"evaluation\.json: not JSON"):
-        backend.evaluate(run, {"model": "s3://m/c/"}, None, {"dataset": f"{DATA}/d/"})
+        backend.evaluate(
+            run, {"model": "s3://m/c/"}, None, {"dataset": f"{DATA}/d/", "image_digest": DIGEST}
+        )

@@ -23,6 +23,7 @@ from pipelines.lifecycle import Run, StepFailedError
 from training.job.platform import BuPlatform, hyperpod_names
 
 TEAM, REGION, EKS = "research", "us-east-1", "fraud-eks"
+DIGEST = "sha256:" + "cd" * 32
 PUBLISHED = {
     p.EKS_CLUSTER_NAME: EKS,
     p.HYPERPOD_CLUSTER_NAME: "fraud-hyperpod",
@@ -91,7 +92,10 @@ def test_the_run_is_one_hyperpod_job_in_the_teams_queue_reading_s3(hyperpod: Any
     backend, state, s_ssm, s_eks, run = hyperpod
     _parameters(s_ssm, hyperpod_names(TEAM))
     _cluster_endpoint(s_eks)
-    prepared = {"dataset": f"s3://{PUBLISHED[p.DATA_BUCKET]}/pipeline/{run.name}/data/"}
+    prepared = {
+        "dataset": f"s3://{PUBLISHED[p.DATA_BUCKET]}/pipeline/{run.name}/data/",
+        "image_digest": DIGEST,
+    }
     handle = backend.submit_training(run, prepared, ["optim.lr=1e-4"])
     assert handle["resumed"] is False
     ((namespace, name), job) = next(iter(state.jobs.items()))
@@ -101,6 +105,8 @@ def test_the_run_is_one_hyperpod_job_in_the_teams_queue_reading_s3(hyperpod: Any
     )
     args = job["spec"]["replicaSpecs"][0]["template"]["spec"]["containers"][0]["args"]
     assert args[:2] == ["--config", "/app/training/configs/qwen3-4b-lora.yaml"]
+    container = job["spec"]["replicaSpecs"][0]["template"]["spec"]["containers"][0]
+    assert container["image"] == f"{PUBLISHED[p.TRAINING_IMAGE_URI]}@{DIGEST}"
     sets = [args[i + 1] for i, a in enumerate(args) if a == "--set"]
     assert sets == [
         f"data.path={prepared['dataset']}",
@@ -126,7 +132,7 @@ def test_the_sensor_waits_for_complete_and_fails_with_the_operators_reason(hyper
     backend, state, s_ssm, s_eks, run = hyperpod
     _parameters(s_ssm, hyperpod_names(TEAM))
     _cluster_endpoint(s_eks)
-    handle = backend.submit_training(run, {"dataset": "s3://d/p/"}, [])
+    handle = backend.submit_training(run, {"dataset": "s3://d/p/", "image_digest": DIGEST}, [])
     _status(
         state, run, {"type": "Created", "status": "True"}, {"type": "Running", "status": "True"}
     )
@@ -150,7 +156,7 @@ def test_an_unknown_instance_type_fails_before_any_job(hyperpod: Any) -> None:
     pipeline = run.pipeline.model_copy(update={"train": train})
     run = Run(bu=run.bu.model_copy(update={"pipeline": pipeline}), airflow_run_id="x")
     with pytest.raises(StepFailedError, match=r"ml\.g5\.2xlarge"):
-        backend.submit_training(run, {"dataset": "s3://d/p/"}, [])
+        backend.submit_training(run, {"dataset": "s3://d/p/", "image_digest": DIGEST}, [])
     assert state.jobs == {}
 
 

@@ -36,6 +36,12 @@ class ManagedJobError(ValueError):
     """A setting the managed job cannot honour; the message names the flag."""
 
 
+def image_ref(repository_uri: str, tag: str) -> str:
+    """``uri:tag``, or ``uri@sha256:...`` when ``tag`` is a digest (a run pinned to the bytes
+    its first step resolved, so a moved tag cannot change what later steps run)."""
+    return f"{repository_uri}@{tag}" if tag.startswith("sha256:") else f"{repository_uri}:{tag}"
+
+
 def job_name(platform: BuPlatform, run: str, now: datetime | None = None) -> str:
     """``<bu>-<run>-<UTC timestamp>``: unique per submission (SageMaker never reuses a name),
     and prefixed by the BU, which is the only prefix the role may write job logs under."""
@@ -133,7 +139,7 @@ def training_job_request(
         "TrainingJobName": name,
         "RoleArn": platform[p.TRAINING_JOB_ROLE_ARN],
         "AlgorithmSpecification": {
-            "TrainingImage": f"{platform[p.TRAINING_IMAGE_URI]}:{spec.image_tag}",
+            "TrainingImage": image_ref(platform[p.TRAINING_IMAGE_URI], spec.image_tag),
             "TrainingInputMode": "File",
         },
         "HyperParameters": hyperparameters,
@@ -260,7 +266,7 @@ def command_job_request(job: CommandJob, platform: BuPlatform, *, name: str) -> 
         "ProcessingJobName": name,
         "RoleArn": platform[p.TRAINING_JOB_ROLE_ARN],
         "AppSpecification": {
-            "ImageUri": f"{platform[p.TRAINING_IMAGE_URI]}:{job.image_tag}",
+            "ImageUri": image_ref(platform[p.TRAINING_IMAGE_URI], job.image_tag),
             "ContainerEntrypoint": CONTAINER_ENTRYPOINT,
             "ContainerArguments": list(job.arguments),
         },
