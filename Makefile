@@ -26,7 +26,7 @@ export HF_HUB_DISABLE_TELEMETRY := 1
 export MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR := false
 
 .PHONY: help install install-cdk pipeline-env synth validate new-bu replacements doctor test test-all \
-        test-pipeline lint format typecheck mwaa-bundle bench-synth bench-train bench-dpo bench-contention bench-inference bfcl-data dashboard-picture push-training-image stage-hyperpod-chart \
+        test-pipeline lint format typecheck mwaa-bundle bench-synth bench-train bench-gpu bench-dpo bench-contention bench-inference bench-prepare bfcl-data dashboard-picture push-training-image stage-hyperpod-chart \
         clean
 
 help: ## List the targets
@@ -136,6 +136,11 @@ bench-synth: install ## cdk synth time and memory: empty app floor vs this app w
 bench-train: install ## This trainer vs TRL SFTTrainer: ablation ladder, data mixes, utilisation (~35 min)
 	$(PY) -m benchmarks.train
 
+# Python packages only (no npm): a bare GPU machine needs python3 and the pinned wheels, whose
+# Linux torch from PyPI is a CUDA build (training/README.md: drivers, optional flash-attn, liger).
+bench-gpu: $(VENV)/.stamp-all ## On one CUDA GPU: this trainer vs TRL SFTTrainer at Qwen3-4B's shape, LoRA and full, bf16 (<10 min, runs/bench-gpu.md)
+	$(PY) -m benchmarks.gpu
+
 bench-dpo: install ## This trainer's DPO vs TRL DPOTrainer (LoRA, Qwen3 vocabulary), gains split by ablation (~15 min)
 	$(PY) -m benchmarks.dpo
 
@@ -144,6 +149,9 @@ bench-contention: install ## The tiny training run idle and beside a busy proces
 
 bench-inference: install ## Completion parser vs a hand-rolled jsonschema baseline and transformers' parse_response
 	$(PY) -m benchmarks.inference
+
+bench-prepare: install ## training.prepare vs TRL SFTTrainer's dataset preparation: 4k/16k/64k conversations, 1 and 2 workers (~10 min; SIZES=4000,16000 to choose)
+	$(PY) -m benchmarks.prepare $(if $(SIZES),--sizes $(SIZES))
 
 # Network once: BFCL's data from the pinned bfcl-eval wheel (version and sha256 in
 # training/bfcl_data.py), downloaded with --no-deps and never installed; needs only pip.
