@@ -27,6 +27,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from config import parameters as p
 from config.schema import BusinessUnitConfig
 from pipelines.lifecycle import (
@@ -51,6 +53,15 @@ PLATFORM_NAMES = list(dict.fromkeys([*platform.TRAINING_JOB_NAMES, *platform.PRO
 EVAL_INSTANCE = "ml.g5.2xlarge"  # one A10G: a 4B model in bf16 with room for the batch
 _DONE = {"Completed"}
 _FAILED = {"Failed", "Stopped"}
+
+
+def _not_found(err: ClientError) -> bool:
+    """SageMaker's answer for a job or endpoint that does not exist: a ValidationException
+    saying "Could not find ..." (it has no NotFound error code for these)."""
+    error = err.response.get("Error", {})
+    return error.get("Code") == "ValidationException" and "Could not find" in error.get(
+        "Message", ""
+    )
 
 
 class AwsBackend:
@@ -103,8 +114,8 @@ class AwsBackend:
             found = self.ecr.describe_images(
                 repositoryName=repository, imageIds=[{"imageTag": tag}]
             )["imageDetails"]
-        except Exception as err:
-            if type(err).__name__ == "ImageNotFoundException":
+        except ClientError as err:
+            if err.response["Error"]["Code"] == "ImageNotFoundException":
                 raise StepFailedError(
                     f"{uri}:{tag}: no such image; push it first (make push-training-image)"
                 ) from err
@@ -124,10 +135,8 @@ class AwsBackend:
             return json.loads(body)
         except ValueError as err:
             raise StepFailedError(f"{uri}: not JSON ({err})") from err
-        except Exception as err:  # botocore's ClientError: a missing object is a step failure
-            if type(err).__name__ == "ClientError":
-                raise StepFailedError(f"{uri}: {err}") from err
-            raise
+        except ClientError as err:  # a missing or unreadable object is a step failure
+            raise StepFailedError(f"{uri}: {err}") from err
 
     # -- processing jobs -----------------------------------------------------------------------
     def _processing(self, run: Run, step: str, job: CommandJob) -> None:
@@ -136,8 +145,8 @@ class AwsBackend:
         name = f"{self.bu.name}-{run.name}-{step}"[: managed.MAX_JOB_NAME]
         try:
             self.sagemaker.describe_processing_job(ProcessingJobName=name)
-        except Exception as err:
-            if type(err).__name__ != "ClientError":
+        except ClientError as err:
+            if not _not_found(err):  # throttled or denied: never start a second job
                 raise
             request = managed.command_job_request(job, self.platform, name=name)
             managed.submit_processing_job(self.sagemaker, request)
@@ -383,8 +392,8 @@ class AwsBackend:
     def champion(self, run: Run) -> str | None:
         try:
             return self._served_model(self._endpoint_name(run))[2]
-        except Exception as err:
-            if type(err).__name__ == "ClientError" and "Could not find" in str(err):
+        except ClientError as err:
+            if _not_found(err):
                 return None  # the endpoint does not exist yet
             raise
 

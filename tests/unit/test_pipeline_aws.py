@@ -358,3 +358,14 @@ def test_an_evaluation_report_that_does_not_parse_fails_the_step(jobs: Any) -> N
         backend.evaluate(
             run, {"model": "s3://m/c/"}, None, {"dataset": f"{DATA}/d/", "image_digest": DIGEST}
         )
+
+
+def test_a_throttled_lookup_never_starts_a_second_job(jobs: Any) -> None:
+    """Only SageMaker's "Could not find" means the run's job does not exist yet; any other
+    error (throttling, a denied call) is raised for Airflow to retry, and no job is created."""
+    from botocore.exceptions import ClientError
+
+    backend, s_sm, _, _, run = jobs
+    s_sm.add_client_error("describe_processing_job", "ThrottlingException", "Rate exceeded")
+    with pytest.raises(ClientError, match="Rate exceeded"):
+        backend.prepare(run)
