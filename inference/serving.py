@@ -9,10 +9,12 @@ instance's GPUs, and so on.
     python -m inference.serving env [--instance-type ml.g6e.xlarge] [--model s3://...]
     python -m inference.serving image-uri --region eu-west-1 [--version 0.38.0]
     python -m inference.serving image-table   # after bumping LMI_VERSION and the SDK
+    python -m inference.serving image-digest --write   # pin the tag's digest (AWS credentials)
 """
 
 from __future__ import annotations
 
+import datetime
 import functools
 import json
 import re
@@ -256,23 +258,39 @@ def image_uri(region: str, version: str = LMI_VERSION) -> str:
     The pinned version is read from `lmi_images.json`, the SDK table's entry for it copied into
     the repo (`python -m inference.serving image-table` rewrites it; a test keeps it equal to the
     SDK's answer), so the CDK app resolves images without the SDK installed and without its
-    3 s import. Other versions ask the SDK.
+    3 s import. Other versions ask the SDK. Once the table records the tag's digest
+    (`image-digest --write`), the pinned image is `<registry>/<repository>@sha256:...`: a moved
+    tag cannot change what is served or built on. No AWS source found publishes the digest of
+    this tag, so until it is resolved (`"digest": null`) the tag is the pin.
     """
     table = pinned_image_table()
     if version == table["version"] and region in table["registries"]:
         account = table["registries"][region]
-        return f"{account}.dkr.ecr.{region}.amazonaws.com/{table['repository']}:{table['tag']}"
+        repository = f"{account}.dkr.ecr.{region}.amazonaws.com/{table['repository']}"
+        digest = table["digest"]
+        return f"{repository}@{digest}" if digest else f"{repository}:{table['tag']}"
     from sagemaker.core import image_uris  # heavy (about 3 s); only this path needs it
 
     return str(image_uris.retrieve(framework="djl-lmi", region=region, version=version))
 
 
 IMAGE_TABLE = Path(__file__).resolve().with_name("lmi_images.json")
+DOCKERFILE = Path(__file__).resolve().with_name("Dockerfile")
+DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+DIGEST_REGION = "us-east-1"  # the Dockerfile's default base is this region's image
+DIGEST_FIELDS = ("digest", "digest_source")  # null/null: pinned by tag (explicitly)
+# What BatchGetImage may return: the tag's stored manifest as pushed, never one converted to
+# schema 1 (another digest). ECR API reference, BatchGetImage acceptedMediaTypes.
+MANIFEST_TYPES = (
+    "application/vnd.docker.distribution.manifest.v2+json",
+    "application/vnd.oci.image.manifest.v1+json",
+)
 
 
 @functools.cache
 def pinned_image_table() -> dict[str, Any]:
-    """`{version, repository, tag, registries: {region: account}}` for LMI_VERSION."""
+    """`{version, repository, tag, registries: {region: account}, digest, digest_source}` for
+    LMI_VERSION; `digest` is the tag's `sha256:...` or null (not yet resolved)."""
     table: dict[str, Any] = json.loads(IMAGE_TABLE.read_text(encoding="utf-8"))
     return table
 
@@ -292,6 +310,49 @@ def sdk_image_table(version: str = LMI_VERSION) -> dict[str, Any]:
     return {**table, "registries": registries}
 
 
+def resolve_digest(region: str = DIGEST_REGION) -> str:
+    """The manifest digest the pinned tag names now in `region`'s AWS registry.
+
+    ECR BatchGetImage, the call a pull makes, so credentials that can pull the image can resolve
+    it (the same as `aws ecr batch-get-image --registry-id <account> --repository-name
+    djl-inference --image-ids imageTag=<tag> --accepted-media-types <MANIFEST_TYPES> --query
+    'images[0].imageId.imageDigest'`, or `docker buildx imagetools inspect <image-uri>` after
+    `docker login`). One digest serves every region, on the assumption that the DLC release
+    publishes one build to every regional registry; `--region R` checks a region, and a registry
+    without that digest fails the pull (CreateModel) rather than serving another image.
+    """
+    import boto3  # only this command needs AWS
+
+    table = pinned_image_table()
+    response = boto3.client("ecr", region_name=region).batch_get_image(
+        registryId=table["registries"][region],
+        repositoryName=table["repository"],
+        imageIds=[{"imageTag": table["tag"]}],
+        acceptedMediaTypes=list(MANIFEST_TYPES),
+    )
+    images = response.get("images", [])
+    if len(images) != 1:
+        raise RuntimeError(f"BatchGetImage {table['tag']} in {region}: {response.get('failures')}")
+    digest = str(images[0]["imageId"]["imageDigest"])
+    if not DIGEST.fullmatch(digest):
+        raise RuntimeError(f"not a sha256 digest: {digest!r}")
+    return digest
+
+
+def write_image_table(table: dict[str, Any]) -> None:
+    """Write the table, then the Dockerfile's default base (`ARG LMI_IMAGE=`, the DIGEST_REGION
+    image) from it, so the two stay in step."""
+    if table["digest"] is not None and not DIGEST.fullmatch(table["digest"]):
+        raise ValueError(f"not a sha256 digest: {table['digest']!r}")
+    IMAGE_TABLE.write_text(json.dumps(table, indent=2) + "\n", encoding="utf-8")
+    pinned_image_table.cache_clear()
+    base = f"ARG LMI_IMAGE={image_uri(DIGEST_REGION)}"
+    text, count = re.subn(r"^ARG LMI_IMAGE=\S+$", base, DOCKERFILE.read_text(), flags=re.M)
+    if count != 1:
+        raise RuntimeError(f"{DOCKERFILE}: expected one `ARG LMI_IMAGE=` line, found {count}")
+    DOCKERFILE.write_text(text, encoding="utf-8")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = command_parser("inference.serving", __doc__, with_examples=True)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -303,11 +364,28 @@ def main(argv: list[str] | None = None) -> int:
     img.add_argument("--region", required=True)
     img.add_argument("--version", default=LMI_VERSION)
     sub.add_parser("image-table", help=f"rewrite {IMAGE_TABLE.name} from the installed SDK")
+    dig = sub.add_parser("image-digest", help="resolve the pinned tag's digest (AWS credentials)")
+    dig.add_argument("--region", default=DIGEST_REGION)
+    dig.add_argument("--write", action="store_true", help=f"record it in {IMAGE_TABLE.name}")
     args = parser.parse_args(argv)
     if args.command == "image-table":
-        text = json.dumps(sdk_image_table(), indent=2) + "\n"
-        IMAGE_TABLE.write_text(text, encoding="utf-8")
-        print(f"wrote {IMAGE_TABLE}")
+        old, new = pinned_image_table(), sdk_image_table()
+        same_tag = (old["repository"], old["tag"]) == (new["repository"], new["tag"])
+        # A digest belongs to its tag: a new tag starts unpinned until `image-digest --write`.
+        write_image_table({**new, **{k: old[k] if same_tag else None for k in DIGEST_FIELDS}})
+        print(f"wrote {IMAGE_TABLE} and {DOCKERFILE}")
+        return 0
+    if args.command == "image-digest":
+        digest = resolve_digest(args.region)
+        print(digest)
+        if args.write:
+            table = pinned_image_table()
+            source = (
+                f"ECR BatchGetImage {table['registries'][args.region]}/{table['repository']}:"
+                f"{table['tag']} in {args.region}, {datetime.date.today().isoformat()}"
+            )
+            write_image_table({**table, "digest": digest, "digest_source": source})
+            print(f"wrote {IMAGE_TABLE} and {DOCKERFILE}")
         return 0
     if args.command == "image-uri":
         print(image_uri(args.region, args.version))

@@ -85,7 +85,8 @@ class Capture:
 
 
 def image_repository_arn(scope: Construct, image_uri: str) -> str:
-    """`<account>.dkr.ecr.<region>.amazonaws.com/<repo>:<tag>` -> the repository's ARN."""
+    """`<account>.dkr.ecr.<region>.amazonaws.com/<repo>:<tag>` (or `<repo>@sha256:...`, the
+    LMI image once inference/lmi_images.json records its digest) -> the repository's ARN."""
     registry, _, path = image_uri.partition("/")
     account, _, _, region = registry.split(".")[:4]
     return cdk.Stack.of(scope).format_arn(
@@ -93,7 +94,7 @@ def image_repository_arn(scope: Construct, image_uri: str) -> str:
         account=account,
         region=region,
         resource="repository",
-        resource_name=path.rsplit(":", 1)[0],
+        resource_name=path.partition("@")[0].rsplit(":", 1)[0],
     )
 
 

@@ -118,6 +118,16 @@ class HyperPodCluster(Construct):
         nodes pull from; ``aws_registries``: AWS-owned registry account -> what it serves."""
         super().__init__(scope, construct_id)
         stack = cdk.Stack.of(self)
+        # No aws:SourceAccount/aws:SourceArn in this trust (unlike the training and Studio
+        # roles): the confused-deputy page of the SageMaker AI developer guide documents the
+        # keys per feature (jobs, inference, pipelines, Studio, ...) and has no HyperPod
+        # section, and AWS's reference execution roles trust sagemaker.amazonaws.com without a
+        # condition (sagemaker-hyperpod-cluster-setup eks/cloudformation/
+        # sagemaker-iam-role-template.yaml; awsome-distributed-ai hyperpod-eks-tf
+        # modules/sagemaker_iam_role and 0.AmazonSageMakerClustersExecutionRoleTrustedEntities
+        # .json). Without a source that HyperPod sends the keys when its nodes assume the role, a
+        # condition could leave every node without credentials; the exception is listed in
+        # tests/deploy_contract/test_isolation_contract.py (TRUST_WITHOUT_SOURCE_ACCOUNT).
         self.execution_role = iam.Role(
             self,
             "ExecutionRole",

@@ -15,30 +15,58 @@ SAGEMAKER = "sagemaker.amazonaws.com"
 STUDIO_LOG_GROUP = "/aws/sagemaker/studio"
 
 
+def confused_deputy_conditions(stack: cdk.Stack) -> dict[str, dict[str, str]]:
+    """SageMaker may assume the Studio role only for this account and region.
+
+    SageMaker AI developer guide, "Cross-service confused deputy prevention", section
+    "SageMaker Studio" (docs.aws.amazon.com/sagemaker/latest/dg/
+    security-confused-deputy-prevention.html): the Studio trust policy uses ``ArnLike``
+    ``aws:SourceArn`` = ``arn:<partition>:sagemaker:<region>:<account>:*`` and warns not to
+    replace it with the ARN of a specific Studio application, user profile or domain ("The
+    asterisk in the ARN template does not stand for wildcard and should not be changed").
+    That section calls ``aws:SourceAccount`` unneeded beside it (the account is in the ARN);
+    it is kept because every SageMaker trust of the platform names the account
+    (tests/deploy_contract/test_isolation_contract.py), and the page's "Limit Permissions With
+    Global Condition Keys" example pairs both keys for ``sagemaker.amazonaws.com``, with the
+    same account in each.
+    """
+    source_arn = stack.format_arn(
+        service="sagemaker", resource="*", arn_format=cdk.ArnFormat.NO_RESOURCE_NAME
+    )
+    return {
+        "StringEquals": {"aws:SourceAccount": stack.account},
+        "ArnLike": {"aws:SourceArn": source_arn},
+    }
+
+
 class StudioExecutionRole(Construct):
     """One role for the BU's domain, user profiles and spaces.
 
     Its trust policy lets SageMaker assume it, set the caller's Identity Center context
     (``sts:SetContext``, trusted identity propagation) and the user-profile name as source
-    identity (``sts:SetSourceIdentity``), so CloudTrail names the person behind every call.
+    identity (``sts:SetSourceIdentity``), so CloudTrail names the person behind every call;
+    only for this account and region (``confused_deputy_conditions``).
     """
 
     def __init__(self, scope: Construct, construct_id: str, *, role_name: str) -> None:
         super().__init__(scope, construct_id)
+        conditions = confused_deputy_conditions(cdk.Stack.of(self))
         self.role = iam.Role(
             self,
             "Role",
             role_name=role_name,
-            assumed_by=iam.ServicePrincipal(SAGEMAKER),
+            assumed_by=iam.ServicePrincipal(SAGEMAKER, conditions=conditions),
             description="Studio apps of this BU: data, models, MLflow, HyperPod, endpoints",
         )
         trust = self.role.assume_role_policy
         if trust is None:  # an iam.Role always has one; keeps the type checker honest
             raise TypeError("iam.Role without a trust policy")
+        # Same principal and conditions, so CDK merges this into the AssumeRole statement
+        # (SetContext and SetSourceIdentity come in the same AssumeRole request).
         trust.add_statements(
             iam.PolicyStatement(
                 actions=["sts:SetContext", "sts:SetSourceIdentity"],
-                principals=[iam.ServicePrincipal(SAGEMAKER)],
+                principals=[iam.ServicePrincipal(SAGEMAKER, conditions=conditions)],
             )
         )
         # Each wildcard resource of the role's own policy, with why (acknowledged by name).

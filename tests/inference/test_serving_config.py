@@ -4,13 +4,26 @@ from __future__ import annotations
 
 import json
 import re
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from pydantic import ValidationError
 
-from inference.serving import INSTANCE_GPUS, LMI_VERSION, ServingConfig, image_uri, main
+from inference import serving
+from inference.serving import (
+    DIGEST,
+    DIGEST_FIELDS,
+    DIGEST_REGION,
+    INSTANCE_GPUS,
+    LMI_VERSION,
+    ServingConfig,
+    image_uri,
+    main,
+    pinned_image_table,
+)
 
 DOCKERFILE = Path(__file__).resolve().parents[2] / "inference" / "Dockerfile"
 
@@ -139,10 +152,121 @@ def test_dockerfile_bakes_the_builder_defaults_and_pins_the_image() -> None:
     assert ":latest" not in DOCKERFILE.read_text()
 
 
+def test_the_base_image_pin_is_explicit_and_the_dockerfile_follows_it() -> None:
+    """The LMI base is pinned by digest once `lmi_images.json` records one (the issue's "base
+    images pinned by digest", as training/Dockerfile pins its base). No AWS source found
+    publishes the digest of this tag (deep-learning-containers available_images data, release
+    yaml and the SDK's image_uri_config carry tags only), so the state is written down either
+    way: `"digest": null` with the Dockerfile saying how to resolve it, or a sha256 digest with
+    its source, and then the Dockerfile's default base is that digest."""
+    table = pinned_image_table()
+    assert set(DIGEST_FIELDS) <= set(table)
+    base = re.search(r"^ARG LMI_IMAGE=(\S+)$", DOCKERFILE.read_text(), re.MULTILINE)
+    assert base is not None
+    assert base.group(1) == image_uri(DIGEST_REGION)
+    if table["digest"] is None:
+        assert table["digest_source"] is None
+        assert base.group(1).endswith(f":{table['tag']}")
+        assert "python -m inference.serving image-digest --write" in DOCKERFILE.read_text()
+    else:
+        assert DIGEST.fullmatch(table["digest"])
+        assert isinstance(table["digest_source"], str)
+        assert table["digest_source"]
+        assert base.group(1).endswith(f"/{table['repository']}@{table['digest']}")
+
+
+@pytest.fixture
+def scratch_pin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """The table and the Dockerfile copied to tmp_path, so a test may rewrite them."""
+    for name in ("IMAGE_TABLE", "DOCKERFILE"):
+        path = tmp_path / getattr(serving, name).name
+        path.write_text(getattr(serving, name).read_text())
+        monkeypatch.setattr(serving, name, path)
+    pinned_image_table.cache_clear()
+    yield tmp_path
+    pinned_image_table.cache_clear()
+
+
+FAKE_DIGEST = "sha256:" + "ab" * 32
+
+
+def test_a_recorded_digest_pins_every_region_and_the_dockerfile(
+    scratch_pin: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    calls: list[dict[str, Any]] = []
+
+    class Ecr:
+        def batch_get_image(self, **kwargs: Any) -> dict[str, Any]:
+            calls.append(kwargs)
+            return {"images": [{"imageId": {"imageDigest": FAKE_DIGEST}}], "failures": []}
+
+    fake_boto3 = type(sys)("boto3")
+    fake_boto3.client = lambda service, region_name: Ecr()  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "boto3", fake_boto3)
+    tag = pinned_image_table()["tag"]
+    assert main(["image-digest", "--write"]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == FAKE_DIGEST
+    (call,) = calls
+    assert call["registryId"] == "763104351884"
+    assert call["repositoryName"] == "djl-inference"
+    assert call["imageIds"] == [{"imageTag": tag}]
+    assert "application/vnd.docker.distribution.manifest.v1+json" not in call["acceptedMediaTypes"]
+    table = json.loads((scratch_pin / "lmi_images.json").read_text())
+    assert table["digest"] == FAKE_DIGEST
+    assert f"{tag} in us-east-1" in table["digest_source"]
+    assert image_uri("eu-west-1") == (
+        f"763104351884.dkr.ecr.eu-west-1.amazonaws.com/djl-inference@{FAKE_DIGEST}"
+    )
+    assert main(["image-uri", "--region", "af-south-1"]) == 0
+    assert capsys.readouterr().out.strip().endswith(f"/djl-inference@{FAKE_DIGEST}")
+    dockerfile = (scratch_pin / "Dockerfile").read_text()
+    assert f"ARG LMI_IMAGE={image_uri('us-east-1')}\n" in dockerfile
+
+
+def test_a_refused_ecr_answer_writes_nothing(
+    scratch_pin: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class Ecr:
+        def batch_get_image(self, **kwargs: Any) -> dict[str, Any]:
+            return {"images": [], "failures": [{"failureCode": "ImageNotFound"}]}
+
+    fake_boto3 = type(sys)("boto3")
+    fake_boto3.client = lambda service, region_name: Ecr()  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "boto3", fake_boto3)
+    before = (scratch_pin / "lmi_images.json").read_text()
+    with pytest.raises(RuntimeError, match="ImageNotFound"):
+        main(["image-digest", "--write"])
+    assert (scratch_pin / "lmi_images.json").read_text() == before
+    with pytest.raises(ValueError, match="not a sha256 digest"):
+        serving.write_image_table({**pinned_image_table(), "digest": "sha256:short"})
+
+
+def test_a_new_tag_from_the_sdk_drops_the_old_digest(
+    scratch_pin: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A digest belongs to its tag: `image-table` keeps it for the same tag only."""
+    pinned = pinned_image_table()
+    serving.write_image_table({**pinned, "digest": FAKE_DIGEST, "digest_source": "test"})
+    sdk = {k: v for k, v in pinned.items() if k not in DIGEST_FIELDS}
+    monkeypatch.setattr(serving, "sdk_image_table", lambda: sdk)
+    assert main(["image-table"]) == 0
+    assert pinned_image_table()["digest"] == FAKE_DIGEST
+    monkeypatch.setattr(serving, "sdk_image_table", lambda: {**sdk, "tag": "0.39.0-lmi30.0.0"})
+    assert main(["image-table"]) == 0
+    assert (pinned_image_table()["digest"], pinned_image_table()["digest_source"]) == (None, None)
+    assert (
+        "ARG LMI_IMAGE=763104351884.dkr.ecr.us-east-1.amazonaws.com/djl-inference:0.39.0-lmi30"
+        in ((scratch_pin / "Dockerfile").read_text())
+    )
+
+
 def test_image_uri_comes_from_the_sdk_table_per_region() -> None:
-    uri = image_uri("eu-west-1")
-    assert uri.startswith("763104351884.dkr.ecr.eu-west-1.amazonaws.com/djl-inference:")
-    assert LMI_VERSION in uri
+    table = pinned_image_table()
+    pin = f"@{table['digest']}" if table["digest"] else f":{table['tag']}"
+    assert (
+        image_uri("eu-west-1") == f"763104351884.dkr.ecr.eu-west-1.amazonaws.com/djl-inference{pin}"
+    )
+    assert LMI_VERSION in table["tag"]
 
 
 def test_cli_prints_the_environment(capsys: pytest.CaptureFixture[str]) -> None:
@@ -220,11 +344,14 @@ def test_pinned_image_table_equals_the_sdk_for_every_region() -> None:
     from sagemaker.core import image_uris
 
     from config.regions import AVAILABILITY_ZONES
-    from inference.serving import pinned_image_table, sdk_image_table
+    from inference.serving import sdk_image_table
 
     table = pinned_image_table()
-    assert table == sdk_image_table(LMI_VERSION)
+    # The digest fields are this repo's (resolved from ECR); the rest is the SDK's entry.
+    assert {k: v for k, v in table.items() if k not in DIGEST_FIELDS} == sdk_image_table()
     assert set(AVAILABILITY_ZONES) <= set(table["registries"])
     for region in table["registries"]:
         sdk = image_uris.retrieve(framework="djl-lmi", region=region, version=LMI_VERSION)
+        if table["digest"] is not None:  # the same repository, pinned by the recorded digest
+            sdk = f"{sdk.rsplit(':', 1)[0]}@{table['digest']}"
         assert image_uri(region) == sdk
