@@ -1,9 +1,11 @@
 """The ``pipeline`` section of a BU config: the model lifecycle as one Airflow DAG on Amazon MWAA.
 
-prepare -> train -> evaluate -> gate (floors, then champion/challenger) -> register -> deploy with
-SageMaker's blue/green guardrails. The DAG (`pipelines/`) and the MWAA stack read this one
-section; rules that need other sections (the endpoint it deploys to, the HyperPod team it trains
-in, MLflow for the registry) are checked by :meth:`Pipeline.check`.
+prepare -> train -> evaluate -> gate (floors, then champion/challenger) -> register -> deploy,
+with SageMaker's blue/green guardrails to an endpoint on SageMaker, or by re-applying the
+HyperPod inference operator's `InferenceEndpointConfig` (rolled back when it is not ready in
+time) to an endpoint on HyperPod. The DAG (`pipelines/`) and the MWAA stack read this one
+section; rules that need other sections (the endpoint it deploys to and its namespace, the
+HyperPod team it trains in, MLflow for the registry) are checked by :meth:`Pipeline.check`.
 
 Airflow version: MWAA offers 3.0.6 (Python 3.12, apache-airflow-providers-amazon 9.12.0), 2.11.0
 and 2.10.3 (MWAA user guide, "Apache Airflow versions on Amazon MWAA", read 2026-12; the
@@ -108,16 +110,35 @@ class Gate(StrictModel):
     max_cases: int = Field(default=500, ge=10, le=100_000)
 
 
-class Deploy(StrictModel):
-    """The endpoint the pipeline updates, and SageMaker's blue/green guardrails for it.
+# Where an endpoint's InferenceEndpointConfig may live: Kubernetes' `default` namespace (the one
+# `python -m inference.hyperpod apply` uses unless told otherwise) or a HyperPod team's; the
+# pipeline's role gets edit access there (and in its training team's namespace) only.
+DEFAULT_NAMESPACE: Final = "default"
+# Deploy fields that only one target reads: each is refused, by name, on the other target.
+SAGEMAKER_ONLY: Final = (
+    "canary_percent",
+    "canary_wait_minutes",
+    "termination_wait_minutes",
+    "maximum_execution_timeout_minutes",
+)
+HYPERPOD_ONLY: Final = ("namespace", "ready_timeout_minutes")
 
-    Canary traffic shifting with auto-rollback on the endpoint's CloudWatch alarms (SageMaker
-    developer guide, "Deployment guardrails": `DeploymentConfig.BlueGreenUpdatePolicy` with
-    `TrafficRoutingConfiguration.Type=CANARY` and `AutoRollbackConfiguration.Alarms`).
+
+class Deploy(StrictModel):
+    """The endpoint the pipeline updates, and how.
+
+    Target ``sagemaker``: canary traffic shifting with auto-rollback on the endpoint's
+    CloudWatch alarms (SageMaker developer guide, "Deployment guardrails":
+    `DeploymentConfig.BlueGreenUpdatePolicy` with `TrafficRoutingConfiguration.Type=CANARY` and
+    `AutoRollbackConfiguration.Alarms`). Target ``hyperpod``: the endpoint's
+    `InferenceEndpointConfig` in ``namespace`` re-applied with the candidate's model location,
+    and its previous spec re-applied when the operator does not report the new one ready
+    within ``ready_timeout_minutes`` (the operator has no traffic-shifting guardrails).
     """
 
-    # An endpoint of this BU (endpoints.items) on target `sagemaker`.
+    # An endpoint of this BU (endpoints.items), on either target.
     endpoint: str
+    # sagemaker target only:
     canary_percent: int = Field(default=10, ge=1, le=50)
     # How long the canary serves before the rest of the traffic moves (alarms watched).
     canary_wait_minutes: int = Field(default=10, ge=0, le=60)
@@ -125,6 +146,15 @@ class Deploy(StrictModel):
     # in this window is still instant).
     termination_wait_minutes: int = Field(default=10, ge=0, le=60)
     maximum_execution_timeout_minutes: int = Field(default=120, ge=10, le=480)
+    # hyperpod target only: the namespace of the endpoint's InferenceEndpointConfig (required
+    # there: it scopes the pipeline role's access to the cluster), and how long the new spec
+    # may take to be ready (pods scheduled, weights mounted, vLLM loaded) before the previous
+    # spec is re-applied.
+    namespace: (
+        Annotated[str, matching(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", "a Kubernetes namespace")]
+        | None
+    ) = None
+    ready_timeout_minutes: int = Field(default=60, ge=5, le=480)
 
 
 class Pipeline(StrictModel):
@@ -210,9 +240,38 @@ class Pipeline(StrictModel):
                 f"unknown endpoint {self.deploy.endpoint!r}; endpoints.items has "
                 f"{', '.join(items) or 'none'}",
             )
-        if target.target != "sagemaker":
+        given = self.deploy.model_fields_set
+        other = HYPERPOD_ONLY if target.target == "sagemaker" else SAGEMAKER_ONLY
+        for name in other:
+            if name in given:
+                raise FieldProblemError(
+                    f"pipeline.deploy.{name}",
+                    f"{self.deploy.endpoint} runs on {target.target}; only an endpoint on "
+                    f"{'hyperpod' if target.target == 'sagemaker' else 'sagemaker'} reads it",
+                )
+        if target.target == "hyperpod":
+            self._check_hyperpod_deploy(hyperpod)
+
+    def _check_hyperpod_deploy(self, hyperpod: "HyperPod | None") -> None:
+        """The namespace must be one the cluster has: `default` or a team's."""
+        endpoint = self.deploy.endpoint
+        if hyperpod is None:  # the endpoints section refuses this first; said here for the path
             raise FieldProblemError(
                 "pipeline.deploy.endpoint",
-                f"{self.deploy.endpoint} runs on {target.target}; blue/green guardrails are "
-                "a SageMaker real-time endpoint feature",
+                f"{endpoint} runs on hyperpod, but this BU has no hyperpod section",
+            )
+        known = [DEFAULT_NAMESPACE, *(t.namespace for t in hyperpod.teams)]
+        if self.deploy.namespace is None:
+            raise FieldProblemError(
+                "pipeline.deploy.namespace",
+                f"{endpoint} runs on hyperpod: name the namespace its InferenceEndpointConfig "
+                f"is in (the --namespace of `python -m inference.hyperpod apply`): "
+                f"{', '.join(known)}",
+            )
+        if self.deploy.namespace not in known:
+            raise FieldProblemError(
+                "pipeline.deploy.namespace",
+                f"{self.deploy.namespace!r} is neither {DEFAULT_NAMESPACE} nor a HyperPod team's "
+                f"namespace ({', '.join(known[1:]) or 'no teams'}), the only namespaces the "
+                "pipeline's role may be given access to",
             )

@@ -15,6 +15,7 @@ with the `kubernetes` client's models and checked against the operator's publish
 from __future__ import annotations
 
 import argparse
+import copy
 import functools
 import json
 import sys
@@ -193,6 +194,131 @@ def apply(manifest: Mapping[str, Any], api: Any) -> tuple[str, dict[str, Any]]:
     body = {**manifest, "metadata": {**manifest["metadata"]}}
     body["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
     return "replaced", api.replace_namespaced_custom_object(**where, name=name, body=body)
+
+
+# -- reading back and re-applying a live object (the pipeline's deploy, pipelines/aws.py) ------
+# The status fields read here, from the vendored schema
+# (crds/inferenceendpointconfig-v1.schema.json, `properties.status`): `observedGeneration`
+# ("Latest generation reconciled by controller"), `state` (enum DeploymentPending,
+# DeploymentInProgress, DeploymentFailed, DeploymentComplete, Deletion*),
+# `deploymentStatus.status` (the hosting Deployment's status: `replicas`, `updatedReplicas`,
+# `availableReplicas`), `deploymentStatus.message`/`reason` and `conditions[].message`.
+READY_STATE = "DeploymentComplete"
+FAILED_STATE = "DeploymentFailed"
+
+
+def _where(namespace: str) -> dict[str, str]:
+    return {"group": GROUP, "version": VERSION, "namespace": namespace, "plural": PLURAL}
+
+
+def read(api: Any, namespace: str, name: str) -> dict[str, Any] | None:
+    """The live object (spec, status, metadata), or None when there is none."""
+    from kubernetes.client.exceptions import ApiException
+
+    try:
+        found: dict[str, Any] = api.get_namespaced_custom_object(**_where(namespace), name=name)
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+    return found
+
+
+def served_location(obj: Mapping[str, Any]) -> tuple[str, str]:
+    """(bucket, key prefix ending in '/') of the model ``obj``'s spec serves; `RenderError` when
+    its model does not come from S3."""
+    source = (obj.get("spec") or {}).get("modelSourceConfig") or {}
+    bucket = (source.get("s3Storage") or {}).get("bucketName")
+    if source.get("modelSourceType") != "s3" or not bucket:
+        raise RenderError(
+            f"modelSourceConfig: serves from {source.get('modelSourceType') or 'nothing'}, "
+            "not from an S3 prefix"
+        )
+    return str(bucket), str(source.get("modelLocation") or "").strip("/") + "/"
+
+
+def same_location(a: str, b: str) -> bool:
+    """Two key prefixes name the same model (``modelLocation`` is written without the '/')."""
+    return a.strip("/") == b.strip("/")
+
+
+def with_spec(obj: Mapping[str, Any], spec: Mapping[str, Any]) -> dict[str, Any]:
+    """What to PUT to give the live ``obj`` the whole ``spec``: its name, namespace, labels,
+    annotations and ``resourceVersion`` (a concurrent change makes the PUT fail with 409),
+    no status or server-set metadata."""
+    meta = obj["metadata"]
+    metadata: dict[str, Any] = {"name": meta["name"], "namespace": meta["namespace"]}
+    for key in ("labels", "annotations", "resourceVersion"):
+        if meta.get(key):
+            metadata[key] = copy.deepcopy(meta[key])
+    return {
+        "apiVersion": obj.get("apiVersion", f"{GROUP}/{VERSION}"),
+        "kind": obj.get("kind", KIND),
+        "metadata": metadata,
+        "spec": copy.deepcopy(dict(spec)),
+    }
+
+
+def with_model_location(obj: Mapping[str, Any], prefix: str) -> dict[str, Any]:
+    """``with_spec`` of ``obj``'s own spec with only ``modelSourceConfig.modelLocation``
+    changed to ``prefix`` (inside the same bucket), written as `build_endpoint_config` writes it."""
+    spec = copy.deepcopy(dict(obj["spec"]))
+    spec["modelSourceConfig"]["modelLocation"] = prefix.strip("/")
+    return with_spec(obj, spec)
+
+
+def replace(api: Any, manifest: Mapping[str, Any]) -> dict[str, Any]:
+    """PUT ``manifest`` over the live object it names (its ``resourceVersion`` must be current)."""
+    meta = manifest["metadata"]
+    replaced: dict[str, Any] = api.replace_namespaced_custom_object(
+        **_where(meta["namespace"]), name=meta["name"], body=dict(manifest)
+    )
+    return replaced
+
+
+@dataclass(frozen=True)
+class Rollout:
+    """How far the operator has rolled the object's current spec out: ``ready`` (every pod of
+    its Deployment runs it), ``failed`` (the operator gave up), else still going; ``detail`` for
+    a log line or a failure message."""
+
+    ready: bool
+    failed: bool
+    detail: str
+
+
+def rollout(obj: Mapping[str, Any]) -> Rollout:
+    """Ready only when the operator has reconciled this generation of the spec
+    (``status.observedGeneration`` >= ``metadata.generation``: an older generation's
+    ``DeploymentComplete`` says nothing about the new spec), reports ``DeploymentComplete``, and
+    its Deployment, when reported, has every pod updated and available."""
+    generation = (obj.get("metadata") or {}).get("generation")
+    status = obj.get("status") or {}
+    observed = status.get("observedGeneration")
+    state = status.get("state") or "no state reported"
+    deployment = status.get("deploymentStatus") or {}
+    why = deployment.get("message") or deployment.get("reason") or ""
+    if generation is not None and (observed is None or observed < generation):
+        return Rollout(
+            False, False, f"the operator has not reconciled generation {generation} yet "
+            f"(observed: {observed if observed is not None else 'none'})"
+        )  # fmt: skip
+    if state == FAILED_STATE:
+        messages = [c.get("message") for c in status.get("conditions") or [] if c.get("message")]
+        return Rollout(False, True, f"{state}: {why or '; '.join(messages) or 'no reason given'}")
+    if state != READY_STATE:
+        return Rollout(False, False, f"{state}{': ' + why if why else ''}")
+    pods = deployment.get("status")
+    if pods is not None:
+        updated = int(pods.get("updatedReplicas") or 0)
+        total = int(pods.get("replicas") or 0)
+        available = int(pods.get("availableReplicas") or 0)
+        if updated < 1 or updated < total or available < updated:
+            return Rollout(
+                False, False, f"{state}, but {updated} of {total} pods run the new spec and "
+                f"{available} are available"
+            )  # fmt: skip
+    return Rollout(True, False, state)
 
 
 def from_bu_config(path: Path, endpoint: str, namespace: str) -> HyperPodEndpoint:

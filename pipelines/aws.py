@@ -15,6 +15,10 @@ SageMaker's deployment guardrails.
   auto-rollback on the endpoint's CloudWatch alarms (SageMaker developer guide, "Deployment
   guardrails": `DeploymentConfig.BlueGreenUpdatePolicy`, `AutoRollbackConfiguration.Alarms`).
   A rollback leaves the endpoint InService on its old config: the task fails saying so.
+  An endpoint on HyperPod (`pipeline.deploy.namespace`): its `InferenceEndpointConfig`
+  re-applied with the candidate's model location and awaited, the previous spec re-applied when
+  the new one is not ready in time (`pipelines.hyperpod_endpoint`); its champion is the model
+  location that object names.
 
 Clients are injected by tests (botocore Stubber); on MWAA they come from the execution role.
 """
@@ -30,7 +34,9 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from config import parameters as p
+from config.pipeline import OUTPUT_PREFIX
 from config.schema import BusinessUnitConfig
+from pipelines.hyperpod_endpoint import EndpointObject, HyperPodEndpoint
 from pipelines.lifecycle import (
     TRAINING_CONFIGS,
     Candidate,
@@ -77,6 +83,7 @@ class AwsBackend:
         sts: Any = None,
         ecr: Any = None,
         sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         import boto3
 
@@ -93,6 +100,7 @@ class AwsBackend:
             "sts", region_name=region, endpoint_url=f"https://sts.{region}.amazonaws.com"
         )
         self.sleep = sleep
+        self.clock = clock
         self._platform: platform.BuPlatform | None = None
 
     # -- platform values -----------------------------------------------------------------------
@@ -390,6 +398,9 @@ class AwsBackend:
         return config, model, str(uri)
 
     def champion(self, run: Run) -> str | None:
+        hyperpod = self._hyperpod_endpoint(run)
+        if hyperpod is not None:
+            return hyperpod.served()
         try:
             return self._served_model(self._endpoint_name(run))[2]
         except ClientError as err:
@@ -447,7 +458,64 @@ class AwsBackend:
                     names.append(alarm["AlarmName"])
         return names
 
+    def _hyperpod_endpoint(self, run: Run) -> HyperPodEndpoint | None:
+        """The deploy target's InferenceEndpointConfig, when the endpoint runs on HyperPod."""
+        deploy = run.pipeline.deploy
+        if deploy.namespace is None:  # the schema requires it for (and only for) hyperpod
+            return None
+        from kubernetes import client as k8s
+
+        from pipelines.eks import api_client
+
+        cluster = self.bu.naming.resource("eks")  # the HyperPod stack's name for it
+        target = EndpointObject(
+            namespace=deploy.namespace,
+            name=self._endpoint_name(run),
+            apply_command=f"python -m inference.hyperpod apply --config config/{self.bu.name}"
+            f".yaml --endpoint {deploy.endpoint} --namespace {deploy.namespace}",
+        )
+        return HyperPodEndpoint(
+            target,
+            connect=lambda: k8s.CustomObjectsApi(api_client(self.eks, self.sts, cluster)),
+            s3=self.s3,
+            sleep=self.sleep,
+            clock=self.clock,
+        )
+
+    def _deploy_hyperpod(
+        self, run: Run, candidate: Candidate, hyperpod: HyperPodEndpoint
+    ) -> Deployed:
+        deploy = run.pipeline.deploy
+        models = self.platform[p.MODELS_BUCKET]
+        if not candidate["model"].startswith(f"s3://{models}/{OUTPUT_PREFIX}{run.name}/"):
+            # The pipeline stack lets the operator's role read this prefix of the models bucket
+            # (its ModelReader policy), and the run writes its export there.
+            raise StepFailedError(
+                f"candidate {candidate['model']} is not this run's export under "
+                f"s3://{models}/{OUTPUT_PREFIX}{run.name}/"
+            )
+        served, replaced = hyperpod.deploy(
+            candidate["model"],
+            record_uri=self._out(run, "deploy") + "previous.json",
+            timeout_s=deploy.ready_timeout_minutes * 60,
+        )
+        self.ssm.put_parameter(
+            Name=self.bu.naming.parameter(f"pipeline/{deploy.endpoint}/model"),
+            Value=served,
+            Type="String",
+            Overwrite=True,
+        )
+        return {
+            "endpoint": hyperpod.target.name,
+            "namespace": hyperpod.target.namespace,
+            "model": served,
+            "replaced": replaced,
+        }
+
     def deploy(self, run: Run, candidate: Candidate) -> Deployed:
+        hyperpod = self._hyperpod_endpoint(run)
+        if hyperpod is not None:
+            return self._deploy_hyperpod(run, candidate, hyperpod)
         deploy = run.pipeline.deploy
         endpoint = self._endpoint_name(run)
         config, model, served = self._served_model(endpoint)

@@ -2,7 +2,8 @@
 backend interface the DAG calls, and the one error a step raises for a clear task failure.
 
 Two backends implement :class:`Backend`: `pipelines.aws` (SageMaker Processing and Training
-jobs, the HyperPod job API, SageMaker endpoint updates with deployment guardrails) and
+jobs, the HyperPod job API, SageMaker endpoint updates with deployment guardrails or the
+HyperPod inference operator's object re-applied, `pipelines.hyperpod_endpoint`) and
 `pipelines.local` (the same commands as subprocesses in the training environment and a local
 `transformers serve` as the endpoint), so the DAG's shape, its XComs and its gate are the same
 offline and on MWAA.

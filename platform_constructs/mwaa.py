@@ -1,6 +1,7 @@
 """Amazon MWAA for a BU's model pipeline: the environment (L1, the only CloudFormation form), its
 source bucket and key, its security group and execution role, and what the pipeline's tasks may
-do as that role (SageMaker jobs, one endpoint, S3 prefixes, SSM, EKS in one team's namespace).
+do as that role (SageMaker jobs, one endpoint, S3 prefixes, SSM, EKS in the namespaces of the
+team it trains in and of the HyperPod endpoint it deploys to).
 
 Every AWS fact here names its source; the MWAA user guide pages are quoted by title.
 """
@@ -58,7 +59,7 @@ LOG_ACTIONS = (
 # The source-bucket families of the execution role sample: MWAA reads the objects and checks the
 # bucket's settings (versioning, encryption, public access).
 SOURCE_READ_ACTIONS = ("s3:GetObject*", "s3:GetBucket*", "s3:List*")
-# The EKS access policy the pipeline's role gets in its team's namespace: Kubernetes `edit`
+# The EKS access policy the pipeline's role gets in its namespaces: Kubernetes `edit`
 # (EKS user guide, "Review access policy permissions": AmazonEKSEditPolicy).
 EKS_EDIT_POLICY = "AmazonEKSEditPolicy"
 # Source-bucket versions that are no longer current stay this long. MWAA fetches the pinned
@@ -98,9 +99,8 @@ class BucketPrefixes:
 
 
 @dataclass(frozen=True)
-class SageMakerScope:
-    """What the pipeline may do on SageMaker: processing and training jobs, models and endpoint
-    configs named ``<name_prefix>*``; update one endpoint; pass exactly these roles.
+class EndpointUpdate:
+    """The SageMaker endpoint a blue/green update replaces the model of.
 
     ``bu_tag``: the (key, value) tag the BU's own resources carry; the model and endpoint config
     CloudFormation made for the endpoint have generated names, so the pipeline may describe
@@ -110,33 +110,46 @@ class SageMakerScope:
     caller of CreateEndpointConfig/UpdateEndpoint makes.
     """
 
-    name_prefix: str
     endpoint_name: str
-    passed_role_names: tuple[str, ...]
     bu_tag: tuple[str, str]
     alarm_prefix: str
     endpoint_keys: tuple[kms.IKey, ...]
+
+
+@dataclass(frozen=True)
+class SageMakerScope:
+    """What the pipeline may do on SageMaker: processing and training jobs named
+    ``<name_prefix>*``; pass exactly these roles; with ``endpoint`` (a deploy to a SageMaker
+    endpoint), models and endpoint configs named ``<name_prefix>*`` and the update of that one
+    endpoint. A deploy to HyperPod has no ``endpoint``: it goes through the cluster."""
+
+    name_prefix: str
+    passed_role_names: tuple[str, ...]
     # The training image's ECR repository: the run pins its tag to a digest (DescribeImages).
     image_repository: str
+    endpoint: EndpointUpdate | None
 
 
 @dataclass(frozen=True)
 class ModelReader:
     """A role (by name, owned by another stack) that must read what the pipeline writes under
-    ``prefix`` of ``bucket_name``: the endpoint role loading a candidate model."""
+    ``prefix`` of ``bucket_name``: the endpoint role loading a candidate model, or the HyperPod
+    inference operator's role serving one. ``why``: the reason its wildcard is acknowledged."""
 
     role_name: str
     bucket_name: str
     prefix: str
     key: kms.IKey
+    why: str
 
 
 @dataclass(frozen=True)
-class TeamNamespace:
-    """A HyperPod team's namespace on the BU's EKS cluster, where the pipeline submits jobs."""
+class ClusterAccess:
+    """Namespaces of the BU's EKS cluster the pipeline works in: its training team's (jobs)
+    and its HyperPod endpoint's (the InferenceEndpointConfig it re-applies)."""
 
     cluster: eks.ICluster
-    namespace: str
+    namespaces: tuple[str, ...]
     # The control plane's security group: admits the environment on 443 (the private endpoint).
     control_plane_security_group: ec2.ISecurityGroup
 
@@ -428,8 +441,9 @@ class PipelinePermissions(Construct):
     ``writable_parameter_path`` except ``protected_parameters`` (what CloudFormation publishes
     there); SageMaker jobs, models and endpoint configs named ``<prefix>*``, one endpoint;
     iam:PassRole on exactly the named roles, to SageMaker only; the given bucket prefixes and
-    their keys; this BU's MLflow; with ``team``, one namespace of the EKS cluster (an access
-    entry scoped to it, eks:DescribeCluster on that cluster, 443 to its private endpoint).
+    their keys; this BU's MLflow; with ``cluster``, the named namespaces of the EKS cluster
+    (one access entry scoped to them, eks:DescribeCluster on that cluster, 443 to its private
+    endpoint).
     ``model_reader`` is a role of another stack that must read the candidates the pipeline writes.
     """
 
@@ -446,7 +460,7 @@ class PipelinePermissions(Construct):
         buckets: Sequence[BucketPrefixes],
         model_reader: ModelReader,
         mlflow: MlflowAccess,
-        team: TeamNamespace | None,
+        cluster: ClusterAccess | None,
     ) -> None:
         super().__init__(scope, construct_id)
         stack = cdk.Stack.of(self)
@@ -462,14 +476,7 @@ class PipelinePermissions(Construct):
         jobs = {kind: sagemaker_arn(kind, prefixed) for kind in ("processing-job", "training-job")}
         models = sagemaker_arn("model", prefixed)
         configs = sagemaker_arn("endpoint-config", prefixed)
-        endpoint = sagemaker_arn("endpoint", sagemaker.endpoint_name)
-        tag_key, tag_value = sagemaker.bu_tag
-        alarms = stack.format_arn(
-            service="cloudwatch",
-            resource="alarm",
-            resource_name=f"{sagemaker.alarm_prefix}*",
-            arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
-        )
+        update = sagemaker.endpoint
         readable = parameter(f"{parameter_path.rstrip('/')}/*")
         writable = parameter(f"{writable_parameter_path.rstrip('/')}/*")
         passed = [
@@ -503,34 +510,44 @@ class PipelinePermissions(Construct):
                 ],
                 resources=list(jobs.values()),
             ),
-            iam.PolicyStatement(
-                sid="CreateModelsAndConfigs",
-                actions=[
-                    "sagemaker:CreateModel",
-                    "sagemaker:DescribeModel",
-                    "sagemaker:CreateEndpointConfig",
-                    "sagemaker:DescribeEndpointConfig",
-                ],
-                resources=[models, configs],
-            ),
+        ]
+        if update is not None:
+            statements.append(
+                iam.PolicyStatement(
+                    sid="CreateModelsAndConfigs",
+                    actions=[
+                        "sagemaker:CreateModel",
+                        "sagemaker:DescribeModel",
+                        "sagemaker:CreateEndpointConfig",
+                        "sagemaker:DescribeEndpointConfig",
+                    ],
+                    resources=[models, configs],
+                )
+            )
+        created = [*jobs.values(), *((models, configs) if update is not None else ())]
+        statements += [
             # A create that carries tags needs sagemaker:AddTags on the new resource (SageMaker
             # developer guide, "Provide permissions for tagging SageMaker AI resources").
             iam.PolicyStatement(
-                sid="TagWhatItCreates",
-                actions=["sagemaker:AddTags"],
-                resources=[*jobs.values(), models, configs],
+                sid="TagWhatItCreates", actions=["sagemaker:AddTags"], resources=created
             ),
             # ListTrainingJobs names no resource type (Service Authorization Reference,
             # SageMaker): the DAG finds a retried run's job by name.
             iam.PolicyStatement(
                 sid="ListTrainingJobs", actions=["sagemaker:ListTrainingJobs"], resources=["*"]
             ),
-            iam.PolicyStatement(
-                sid="DescribeWhatTheEndpointServes",
-                actions=["sagemaker:DescribeEndpointConfig", "sagemaker:DescribeModel"],
-                resources=[sagemaker_arn("endpoint-config", "*"), sagemaker_arn("model", "*")],
-                conditions={"StringEquals": {f"aws:ResourceTag/{tag_key}": tag_value}},
-            ),
+        ]
+        if update is not None:
+            tag_key, tag_value = update.bu_tag
+            statements.append(
+                iam.PolicyStatement(
+                    sid="DescribeWhatTheEndpointServes",
+                    actions=["sagemaker:DescribeEndpointConfig", "sagemaker:DescribeModel"],
+                    resources=[sagemaker_arn("endpoint-config", "*"), sagemaker_arn("model", "*")],
+                    conditions={"StringEquals": {f"aws:ResourceTag/{tag_key}": tag_value}},
+                )
+            )
+        statements.append(
             iam.PolicyStatement(
                 sid="ResolveTrainingImage",
                 actions=["ecr:DescribeImages"],
@@ -541,30 +558,42 @@ class PipelinePermissions(Construct):
                         resource_name=sagemaker.image_repository,
                     )
                 ],
-            ),
+            )
+        )
+        alarms = None
+        if update is not None:
+            alarms = stack.format_arn(
+                service="cloudwatch",
+                resource="alarm",
+                resource_name=f"{update.alarm_prefix}*",
+                arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+            )
+            statements += [
+                iam.PolicyStatement(
+                    sid="ReadRollbackAlarms",
+                    actions=["cloudwatch:DescribeAlarms"],
+                    resources=[alarms],
+                ),
+                iam.PolicyStatement(
+                    sid="EndpointConfigKeys",
+                    actions=["kms:CreateGrant", "kms:DescribeKey"],
+                    resources=[key.key_arn for key in update.endpoint_keys],
+                    conditions={"Bool": {"kms:GrantIsForAWSResource": "true"}},
+                ),
+                iam.PolicyStatement(
+                    sid="DeployToOneEndpoint",
+                    actions=["sagemaker:DescribeEndpoint", "sagemaker:UpdateEndpoint"],
+                    resources=[sagemaker_arn("endpoint", update.endpoint_name), configs],
+                ),
+            ]
+        statements.append(
             iam.PolicyStatement(
-                sid="ReadRollbackAlarms",
-                actions=["cloudwatch:DescribeAlarms"],
-                resources=[alarms],
-            ),
-            iam.PolicyStatement(
-                sid="EndpointConfigKeys",
-                actions=["kms:CreateGrant", "kms:DescribeKey"],
-                resources=[key.key_arn for key in sagemaker.endpoint_keys],
-                conditions={"Bool": {"kms:GrantIsForAWSResource": "true"}},
-            ),
-            iam.PolicyStatement(
-                sid="DeployToOneEndpoint",
-                actions=["sagemaker:DescribeEndpoint", "sagemaker:UpdateEndpoint"],
-                resources=[endpoint, configs],
-            ),
-            iam.PolicyStatement(
-                sid="PassJobAndEndpointRoles",
+                sid="PassJobAndEndpointRoles" if update is not None else "PassJobRoles",
                 actions=["iam:PassRole"],
                 resources=passed,
                 conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
-            ),
-        ]
+            )
+        )
         prefix_note = "named with this BU's prefix (no BU name is a hyphen-prefix of another)"
         wildcards: dict[str, str] = {
             readable: "The BU's published parameters (config/parameters.py: bucket names, role "
@@ -575,17 +604,27 @@ class PipelinePermissions(Construct):
                 arn: f"SageMaker {kind}s the pipeline starts, {prefix_note}."
                 for kind, arn in jobs.items()
             },
-            models: f"Candidate models the pipeline creates, {prefix_note}.",
-            configs: f"Endpoint configs for a blue/green update of its endpoint, {prefix_note}.",
-            "*": "sagemaker:ListTrainingJobs names no resource type (Service Authorization "
-            "Reference); it returns names and states only.",
-            sagemaker_arn("endpoint-config", "*"): "Describe only, and only configs tagged "
-            f"{tag_key}={tag_value}: CloudFormation names the endpoint's first config itself.",
-            sagemaker_arn("model", "*"): "Describe only, and only models tagged "
-            f"{tag_key}={tag_value}: CloudFormation names the endpoint's first model itself.",
-            alarms: "The endpoints stack's alarms (CloudFormation names them <stack>-...); "
-            "describe only, to name them as the update's auto-rollback alarms.",
         }
+        if update is not None and alarms is not None:
+            tag_key, tag_value = update.bu_tag
+            wildcards |= {
+                models: f"Candidate models the pipeline creates, {prefix_note}.",
+                configs: "Endpoint configs for a blue/green update of its endpoint, "
+                f"{prefix_note}.",
+            }
+        wildcards["*"] = (
+            "sagemaker:ListTrainingJobs names no resource type (Service Authorization "
+            "Reference); it returns names and states only."
+        )
+        if update is not None and alarms is not None:
+            wildcards |= {
+                sagemaker_arn("endpoint-config", "*"): "Describe only, and only configs tagged "
+                f"{tag_key}={tag_value}: CloudFormation names the endpoint's first config itself.",
+                sagemaker_arn("model", "*"): "Describe only, and only models tagged "
+                f"{tag_key}={tag_value}: CloudFormation names the endpoint's first model itself.",
+                alarms: "The endpoints stack's alarms (CloudFormation names them <stack>-...); "
+                "describe only, to name them as the update's auto-rollback alarms.",
+            }
         for access in buckets:
             statements += self._bucket_statements(access)
             for prefix in (*access.read, *access.read_write):
@@ -594,12 +633,12 @@ class PipelinePermissions(Construct):
                     f"Objects under {prefix} of this BU's bucket {access.bucket_name}, named by "
                     "the pipeline's run at run time."
                 )
-        if team is not None:
+        if cluster is not None:
             statements.append(
                 iam.PolicyStatement(
                     sid="DescribeTheCluster",
                     actions=["eks:DescribeCluster"],
-                    resources=[team.cluster.cluster_arn],
+                    resources=[cluster.cluster.cluster_arn],
                 )
             )
         self.policy = iam.ManagedPolicy(
@@ -627,8 +666,8 @@ class PipelinePermissions(Construct):
 
         self.reader_policy = self._model_reader(model_reader)
         self.access_entry: eks.AccessEntry | None = None
-        if team is not None:
-            self.access_entry = self._team_access(environment, team)
+        if cluster is not None:
+            self.access_entry = self._cluster_access(environment, cluster)
 
     def _bucket_statements(self, access: BucketPrefixes) -> list[iam.PolicyStatement]:
         name, label = access.bucket_name, access.label
@@ -700,34 +739,32 @@ class PipelinePermissions(Construct):
             roles=[iam.Role.from_role_name(self, "Reader", reader.role_name)],
             description=f"{reader.role_name}: read the pipeline's models",
         )
-        acknowledge(
-            policy,
-            f"AwsSolutions-IAM5[Resource::{nag_form(policy, objects)}]",
-            "The endpoint role reads the candidate models the pipeline writes under its prefix "
-            "of this BU's models bucket (an endpoint update loads them), read only.",
-        )
+        acknowledge(policy, f"AwsSolutions-IAM5[Resource::{nag_form(policy, objects)}]", reader.why)
         return policy
 
-    def _team_access(self, environment: AirflowEnvironment, team: TeamNamespace) -> eks.AccessEntry:
-        """An access entry for the role, ``AmazonEKSEditPolicy`` in the team's namespace only (the
-        mechanism the HyperPod stack uses for Spaces users), and 443 to the private endpoint."""
+    def _cluster_access(
+        self, environment: AirflowEnvironment, cluster: ClusterAccess
+    ) -> eks.AccessEntry:
+        """One access entry for the role (EKS allows one per principal and cluster),
+        ``AmazonEKSEditPolicy`` in the given namespaces only (the mechanism the HyperPod stack
+        uses for Spaces users), and 443 to the private endpoint."""
         entry = eks.AccessEntry(
             self,
-            "TeamAccess",
-            cluster=team.cluster,
+            "TeamAccess",  # the id the first (training-only) form had: no replacement
+            cluster=cluster.cluster,
             principal=environment.role.role_arn,
             access_policies=[
                 eks.AccessPolicy.from_access_policy_name(
                     EKS_EDIT_POLICY,
                     access_scope_type=eks.AccessScopeType.NAMESPACE,
-                    namespaces=[team.namespace],
+                    namespaces=list(cluster.namespaces),
                 )
             ],
         )
         ec2.CfnSecurityGroupIngress(
             self,
             "ControlPlaneIngress",
-            group_id=team.control_plane_security_group.security_group_id,
+            group_id=cluster.control_plane_security_group.security_group_id,
             source_security_group_id=environment.security_group.security_group_id,
             ip_protocol="tcp",
             from_port=HTTPS,

@@ -2,10 +2,12 @@
 
 The environment, its source bucket, key, security group and execution role
 (``platform_constructs.mwaa``), translated from the config's ``pipeline`` section; the pipeline's
-permissions on SageMaker, S3, SSM, MLflow and (HyperPod backend) one team's EKS namespace; the
-SSM parameters the upload target and the DAG read. Deploys after the stacks whose resources it
-names: training (the job role it passes), endpoints (the endpoint it updates and the endpoint
-role it lets read candidate models), HyperPod (the cluster it submits to) and MLflow.
+permissions on SageMaker, S3, SSM, MLflow and, on the BU's EKS cluster, the namespace of the
+team it trains in (HyperPod backend) and of the endpoint it deploys to (an endpoint on
+HyperPod); the SSM parameters the upload target and the DAG read. Deploys after the stacks whose
+resources it names: training (the job role it passes), endpoints (the endpoint it updates and
+the endpoint role it lets read candidate models), HyperPod (the cluster it submits or deploys
+to, and the inference operator role it lets read candidate models) and MLflow.
 """
 
 from typing import Any
@@ -24,12 +26,13 @@ from platform_constructs.mwaa import (
     REQUIREMENTS_PATH,
     AirflowEnvironment,
     BucketPrefixes,
+    ClusterAccess,
+    EndpointUpdate,
     ModelReader,
     PipelinePermissions,
     S3Artifact,
     SageMakerScope,
     Sizing,
-    TeamNamespace,
 )
 from platform_constructs.published import PublishedParameters
 from stacks._common import removal_policy
@@ -111,19 +114,28 @@ class PipelineStack(cdk.Stack):
             removal_policy=removal_policy(config),
         )
 
-        team = None
+        # The cluster namespaces the pipeline works in: the training team's (HyperPod backend)
+        # and the HyperPod endpoint's (deploy.namespace, set for an endpoint on HyperPod only).
+        namespaces: list[str] = []
         if pipeline.train.backend == "hyperpod":
-            if hyperpod is None or config.hyperpod is None:
+            if config.hyperpod is None:
                 raise ValueError(f"{config.name}: the hyperpod backend needs the HyperPod stack")
-            (namespace,) = [
+            namespaces += [
                 t.namespace for t in config.hyperpod.teams if t.name == pipeline.train.team
             ]
-            team = TeamNamespace(
+        on_hyperpod = pipeline.deploy.namespace is not None
+        if on_hyperpod:
+            namespaces.append(str(pipeline.deploy.namespace))
+        cluster = None
+        if namespaces:
+            if hyperpod is None:
+                raise ValueError(f"{config.name}: the pipeline works on the HyperPod cluster")
+            cluster = ClusterAccess(
                 # By its derived name: no export of the cluster, the stack dependency orders it.
                 cluster=eks.Cluster.from_cluster_attributes(
                     self, "EksCluster", cluster_name=names.resource("eks")
                 ),
-                namespace=namespace,
+                namespaces=tuple(dict.fromkeys(namespaces)),
                 control_plane_security_group=hyperpod.security_group,
             )
             self.add_stack_dependency(hyperpod)
@@ -141,12 +153,22 @@ class PipelineStack(cdk.Stack):
             protected_parameters=list(published),
             sagemaker=SageMakerScope(
                 name_prefix=names.resource(""),
-                endpoint_name=names.resource(pipeline.deploy.endpoint),
-                passed_role_names=(names.role("training-job"), names.role("endpoint-execution")),
-                bu_tag=(BU_TAG_KEY, config.name),
-                alarm_prefix=names.stack("endpoints"),
-                endpoint_keys=(security.keys["models"], security.keys["inference-capture"]),
+                passed_role_names=(
+                    (names.role("training-job"),)
+                    if on_hyperpod
+                    else (names.role("training-job"), names.role("endpoint-execution"))
+                ),
                 image_repository=names.resource("training"),
+                endpoint=(
+                    None
+                    if on_hyperpod
+                    else EndpointUpdate(
+                        endpoint_name=names.resource(pipeline.deploy.endpoint),
+                        bu_tag=(BU_TAG_KEY, config.name),
+                        alarm_prefix=names.stack("endpoints"),
+                        endpoint_keys=(security.keys["models"], security.keys["inference-capture"]),
+                    )
+                ),
             ),
             buckets=[
                 BucketPrefixes(
@@ -163,14 +185,9 @@ class PipelineStack(cdk.Stack):
                     read_write=(OUTPUT_PREFIX,),
                 ),
             ],
-            model_reader=ModelReader(
-                role_name=names.role("endpoint-execution"),
-                bucket_name=names.bucket("models"),
-                prefix=OUTPUT_PREFIX,
-                key=security.keys["models"],
-            ),
+            model_reader=self._model_reader(config, security, on_hyperpod=on_hyperpod),
             mlflow=mlflow,
-            team=team,
+            cluster=cluster,
         )
         self.parameters = PublishedParameters(
             self, "Parameters", description=f"{config.name} pipeline", values=published
@@ -182,4 +199,34 @@ class PipelineStack(cdk.Stack):
             "WebserverUrl",
             description="the Airflow UI, reachable from inside the VPC only (PRIVATE_ONLY)",
             value=self.airflow.environment.attr_webserver_url,
+        )
+
+    @staticmethod
+    def _model_reader(
+        config: BusinessUnitConfig, security: SecurityStack, *, on_hyperpod: bool
+    ) -> ModelReader:
+        """Who loads a candidate from the pipeline's prefix of the models bucket: the SageMaker
+        endpoint's execution role, or (an endpoint on HyperPod) the inference operator's role.
+        The operator's S3 mounts use the Mountpoint CSI driver's role, which reads the whole
+        models bucket already (platform_constructs/hyperpod_inference.py); the operator's own
+        role holds AWS's managed policy and the TLS-bucket grants there, nothing on the models
+        bucket's key, so it gets this read of the pipeline's prefix (and only that)."""
+        names = config.naming
+        if on_hyperpod:
+            return ModelReader(
+                role_name=names.role("hyperpod-inference"),
+                bucket_name=names.bucket("models"),
+                prefix=OUTPUT_PREFIX,
+                key=security.keys["models"],
+                why="The HyperPod inference operator's role reads the candidate models the "
+                "pipeline writes under its prefix of this BU's models bucket (the endpoint's "
+                "InferenceEndpointConfig is re-applied with one), read only.",
+            )
+        return ModelReader(
+            role_name=names.role("endpoint-execution"),
+            bucket_name=names.bucket("models"),
+            prefix=OUTPUT_PREFIX,
+            key=security.keys["models"],
+            why="The endpoint role reads the candidate models the pipeline writes under its "
+            "prefix of this BU's models bucket (an endpoint update loads them), read only.",
         )

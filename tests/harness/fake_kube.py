@@ -1,9 +1,10 @@
 """A small fake Kubernetes API server on 127.0.0.1, for driving the real `kubernetes` client.
 
-It serves only what `training.job.cluster` and `scripts.doctor` call (namespaces, Kueue
-LocalQueues and ClusterQueues, nodes, PersistentVolumeClaims, HyperPodPyTorchJobs, pods and pod
-logs), keeps state in memory, answers with Kubernetes ``Status`` objects on errors, and records
-every request so tests can check what was sent.
+It serves only what `training.job.cluster`, `scripts.doctor` and the pipeline's HyperPod deploy
+call (namespaces, Kueue LocalQueues and ClusterQueues, nodes, PersistentVolumeClaims,
+HyperPodPyTorchJobs, pods and pod logs, InferenceEndpointConfigs read and replaced), keeps state
+in memory, answers with Kubernetes ``Status`` objects on errors, and records every request so
+tests can check what was sent.
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ from urllib.parse import parse_qs, urlparse
 import yaml
 
 JOBS = "/apis/sagemaker.amazonaws.com/v1/namespaces/(?P<ns>[^/]+)/hyperpodpytorchjobs"
+ENDPOINT_CONFIGS = (
+    "/apis/inference.sagemaker.aws.amazon.com/v1/namespaces/(?P<ns>[^/]+)/inferenceendpointconfigs"
+)
 
 
 @dataclass
@@ -36,6 +40,10 @@ class FakeCluster:
     claims: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)  # (ns, name) -> PVC
     # SageMaker Spaces' WorkspaceTemplates: namespace -> templates
     workspace_templates: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    # InferenceEndpointConfigs by (namespace, name). A PUT must carry the stored
+    # metadata.resourceVersion (else 409); a changed spec bumps metadata.generation; the stored
+    # status is kept (the CRD's status subresource: only the operator writes it).
+    endpoint_configs: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     forbidden: set[str] = field(default_factory=set)  # "nodes", "namespaces": answer 403
     requests: list[tuple[str, str, Any]] = field(default_factory=list)  # method, path, body
 
@@ -72,7 +80,7 @@ def _handler(state: FakeCluster) -> type[BaseHTTPRequestHandler]:
 
         def _route(self, method: str) -> None:
             url = urlparse(self.path)
-            body = self._body() if method == "POST" else None
+            body = self._body() if method in {"POST", "PUT"} else None
             state.requests.append((method, url.path, body))
             for pattern, handle in (
                 (r"/api/v1/namespaces/(?P<ns>[^/]+)", self._namespace),
@@ -88,6 +96,7 @@ def _handler(state: FakeCluster) -> type[BaseHTTPRequestHandler]:
                 ),
                 (JOBS, self._create_job),
                 (JOBS + "/(?P<name>[^/]+)", self._job),
+                (ENDPOINT_CONFIGS + "/(?P<name>[^/]+)", self._endpoint_config),
                 (r"/api/v1/namespaces/(?P<ns>[^/]+)/pods", self._pods),
                 (r"/api/v1/namespaces/(?P<ns>[^/]+)/pods/(?P<pod>[^/]+)/log", self._log),
                 (
@@ -149,6 +158,32 @@ def _handler(state: FakeCluster) -> type[BaseHTTPRequestHandler]:
                 return self._send(200, _status(200, "", "deleted") | {"status": "Success"})
             return self._send(200, state.jobs[key])
 
+        def _endpoint_config(self, method: str, m: re.Match[str], query: Any, body: Any) -> None:
+            key = (m["ns"], m["name"])
+            stored = state.endpoint_configs.get(key)
+            if stored is None:
+                message = f'inferenceendpointconfigs "{m["name"]}" not found'
+                return self._send(404, _status(404, "NotFound", message))
+            if method == "GET":
+                return self._send(200, stored)
+            meta = stored["metadata"]
+            if body["metadata"].get("resourceVersion") != meta["resourceVersion"]:
+                message = "the object has been modified; please apply your changes to the latest"
+                return self._send(409, _status(409, "Conflict", message))
+            generation = meta.get("generation", 1) + (body["spec"] != stored["spec"])
+            updated = {
+                **body,
+                "metadata": {
+                    **body["metadata"],
+                    "generation": generation,
+                    "resourceVersion": str(int(meta["resourceVersion"]) + 1),
+                },
+            }
+            if "status" in stored:
+                updated["status"] = stored["status"]
+            state.endpoint_configs[key] = updated
+            return self._send(200, updated)
+
         def _pods(self, method: str, m: re.Match[str], query: Any, body: Any) -> None:
             label, _, value = query.get("labelSelector", [""])[0].partition("=")
             items = [
@@ -175,6 +210,9 @@ def _handler(state: FakeCluster) -> type[BaseHTTPRequestHandler]:
 
         def do_POST(self) -> None:
             self._route("POST")
+
+        def do_PUT(self) -> None:
+            self._route("PUT")
 
         def do_DELETE(self) -> None:
             self._route("DELETE")

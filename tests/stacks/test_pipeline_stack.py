@@ -6,6 +6,7 @@ Each AWS fact a test relies on names its source (a page title of the MWAA user g
 API reference or the CloudFormation resource reference) in the test's docstring or comment.
 """
 
+import json
 from typing import Any
 
 import aws_cdk as cdk
@@ -687,3 +688,163 @@ def test_training_job_backend_gets_no_cluster_access(synthesized) -> None:
     assert synthesized.configs["fraud"].pipeline.train.backend == "training_job"  # type: ignore[union-attr]
     assert not template.find_resources("AWS::EKS::AccessEntry")
     assert not [s for s in _statements(template) if "eks:DescribeCluster" in actions_of(s)]
+
+
+# --- deploy to an endpoint served on HyperPod ------------------------------------------------
+
+
+def _deploying_to_hyperpod(
+    namespace: str, train: dict[str, Any] | None = None
+) -> BusinessUnitConfig:
+    """fraud's pipeline deploying to its HyperPod endpoint ``qwen3-tools-hp`` in ``namespace``
+    (the example BUs deploy to SageMaker endpoints, so the config is changed after
+    validation), its training changed by ``train``."""
+    loaded, _ = load_file(CONFIG_DIR / "fraud.yaml")
+    assert loaded is not None
+    assert loaded.pipeline is not None
+    deploy = loaded.pipeline.deploy.model_copy(
+        update={"endpoint": "qwen3-tools-hp", "namespace": namespace}
+    )
+    pipeline = loaded.pipeline.model_copy(
+        update={"deploy": deploy, "train": loaded.pipeline.train.model_copy(update=train or {})}
+    )
+    return loaded.model_copy(update={"pipeline": pipeline})
+
+
+@pytest.fixture(scope="module")
+def hyperpod_deploy_variant() -> tuple[BusinessUnitConfig, BusinessUnitStage, list[str]]:
+    """fraud (training with Training Jobs) deploying to qwen3-tools-hp in the research team's
+    namespace, in an App of its own with every gate."""
+    config = _deploying_to_hyperpod("hyperpod-ns-research")
+    app = cdk.App(context=cdk_json_context(), builtin_cloud_formation_validation=False)
+    register_gates(app)
+    stage = BusinessUnitStage(app, config=config)
+    findings = [
+        f"{v.rule_name} at {c.construct_path}"
+        for pack in PACKS
+        for v in pack().validate_scope(app).violations
+        for c in v.violating_constructs
+    ]
+    return config, stage, findings
+
+
+def _pipeline_template(stage: BusinessUnitStage) -> Template:
+    assert stage.pipeline is not None
+    return Template.from_stack(stage.pipeline)
+
+
+def _access_entry_namespaces(template: Template) -> list[str]:
+    entry = TemplateGraph(template.to_json()).find_one("AWS::EKS::AccessEntry", lambda q: True)
+    (policy,) = entry["Properties"]["AccessPolicies"]
+    assert TemplateGraph.render(policy["PolicyArn"]).endswith("/AmazonEKSEditPolicy")
+    assert policy["AccessScope"]["Type"] == "namespace"
+    return list(policy["AccessScope"]["Namespaces"])
+
+
+def test_hyperpod_deploy_gets_edit_in_the_endpoints_namespace_only(hyperpod_deploy_variant):
+    """The deploy reads and replaces the endpoint's InferenceEndpointConfig in
+    ``pipeline.deploy.namespace``: the same namespace-scoped ``AmazonEKSEditPolicy`` access
+    entry as the HyperPod training backend (EKS user guide, "Associate access policies with
+    access entries"), eks:DescribeCluster on the BU's cluster and 443 to its private endpoint;
+    the pipeline stack deploys after the HyperPod stack."""
+    config, stage, _ = hyperpod_deploy_variant
+    template = _pipeline_template(stage)
+    assert _access_entry_namespaces(template) == ["hyperpod-ns-research"]
+    assert resources_of(_by_sid(template, "DescribeTheCluster")) == [
+        _arn(config, "eks", f"cluster/{config.naming.resource('eks')}")
+    ]
+    template.has_resource_properties(
+        "AWS::EC2::SecurityGroupIngress",
+        {
+            "GroupId": Match.object_like({"Fn::ImportValue": Match.any_value()}),
+            "SourceSecurityGroupId": Match.object_like({"Fn::GetAtt": Match.any_value()}),
+            "FromPort": 443,
+            "ToPort": 443,
+        },
+    )
+    assert stage.pipeline is not None
+    assert "hyperpod" in {s.node.id for s in stage.pipeline.dependencies}
+
+
+def test_hyperpod_deploy_gets_no_sagemaker_endpoint_rights(hyperpod_deploy_variant) -> None:
+    """Nothing of the blue/green path: no model or endpoint config to create, no endpoint to
+    update (the operator registers and owns the SageMaker endpoint of a HyperPod model), no
+    alarms, no KMS grants for an endpoint config, and only the training-job role to pass."""
+    config, stage, _ = hyperpod_deploy_variant
+    template = _pipeline_template(stage)
+    actions = {a for s in _statements(template) for a in actions_of(s)}
+    for action in (
+        "sagemaker:CreateModel",
+        "sagemaker:CreateEndpointConfig",
+        "sagemaker:DescribeEndpoint",
+        "sagemaker:UpdateEndpoint",
+        "cloudwatch:DescribeAlarms",
+        "kms:CreateGrant",
+    ):
+        assert action not in actions, action
+    passing = _by_sid(template, "PassJobRoles")
+    assert resources_of(passing) == [
+        _arn(config, "iam", f"role/{config.naming.role('training-job')}", region=False)
+    ]
+
+
+def test_the_operator_role_may_read_the_pipeline_prefix_of_the_models_bucket(
+    hyperpod_deploy_variant,
+) -> None:
+    """The candidate is the run's export under ``pipeline/`` of the models bucket. The
+    operator's S3 mounts use the Mountpoint CSI driver's role, which reads every object of the
+    models bucket already (platform_constructs/hyperpod_inference.py, unchanged here); the
+    operator's own role (``<bu>-hyperpod-inference-<region>``) gets read on that prefix and
+    nothing else of the bucket, from a policy of the pipeline stack attached by role name; the
+    endpoint role gets none (this pipeline deploys no SageMaker endpoint)."""
+    config, stage, _ = hyperpod_deploy_variant
+    models = config.naming.bucket("models")
+    graph = TemplateGraph(_pipeline_template(stage).to_json())
+    readers = [
+        p
+        for p in graph.of_type("AWS::IAM::ManagedPolicy").values()
+        if p["Properties"].get("Roles")
+        and all(isinstance(r, str) for r in p["Properties"]["Roles"])
+    ]
+    (reader,) = readers
+    assert reader["Properties"]["Roles"] == [config.naming.role("hyperpod-inference")]
+    statements = {s["Sid"]: s for s in policy_statements(reader["Properties"]["PolicyDocument"])}
+    assert resources_of(statements["ReadPipelineModels"]) == [
+        f"arn:aws:s3:::{models}/{OUTPUT_PREFIX}*"
+    ]
+    assert statements["ListPipelineModels"]["Condition"] == {
+        "StringLike": {"s3:prefix": [f"{OUTPUT_PREFIX}*"]}
+    }
+    assert actions_of(statements["DecryptPipelineModels"]) == ["kms:Decrypt"]
+    assert stage.hyperpod is not None
+    csi = [
+        s
+        for p in TemplateGraph(Template.from_stack(stage.hyperpod).to_json())
+        .of_type("AWS::IAM::Policy")
+        .values()
+        if any("S3CsiRole" in json.dumps(r) for r in p["Properties"].get("Roles", []))
+        for s in policy_statements(p["Properties"]["PolicyDocument"])
+    ]
+    assert any(
+        "s3:GetObject" in actions_of(s) and f"arn:aws:s3:::{models}/*" in resources_of(s)
+        for s in csi
+    )
+
+
+def test_hyperpod_deploy_variant_passes_the_nag_packs(hyperpod_deploy_variant) -> None:
+    _, _, findings = hyperpod_deploy_variant
+    assert findings == []
+
+
+def test_training_and_deploy_namespaces_share_one_access_entry() -> None:
+    """EKS keeps one access entry per principal and cluster (the API addresses an entry by
+    cluster name and principal ARN: DescribeAccessEntry, AssociateAccessPolicy): a pipeline
+    that trains in one team's namespace and deploys to another's gets one entry naming both."""
+    config = _deploying_to_hyperpod(
+        "hyperpod-ns-scoring",
+        {"backend": "hyperpod", "team": "research", "base_model": "research/base/Qwen3-4B/"},
+    )
+    app = cdk.App(context=cdk_json_context(), builtin_cloud_formation_validation=False)
+    template = _pipeline_template(BusinessUnitStage(app, config=config))
+    template.resource_count_is("AWS::EKS::AccessEntry", 1)
+    assert _access_entry_namespaces(template) == ["hyperpod-ns-research", "hyperpod-ns-scoring"]

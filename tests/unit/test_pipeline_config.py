@@ -94,6 +94,12 @@ CASES: list[tuple[str, Callable[[dict[str, Any]], dict[str, Any]], str, str]] = 
         "unknown endpoint 'missing'; endpoints.items has qwen3",
     ),
     (
+        "a namespace for an endpoint on SageMaker",
+        lambda raw: (raw["pipeline"]["deploy"].update(namespace="default"), raw)[1],
+        "pipeline.deploy.namespace",
+        "qwen3 runs on sagemaker; only an endpoint on hyperpod reads it",
+    ),
+    (
         "pipeline without an mlflow section",
         lambda raw: (raw.pop("mlflow"), raw)[1],
         "pipeline",
@@ -178,24 +184,93 @@ def test_an_unknown_team_is_named_with_the_teams_there_are(
     assert why.startswith("unknown team 'nope'; hyperpod.teams has ")
 
 
-def test_an_endpoint_on_hyperpod_cannot_be_the_target(
+HYPERPOD_ENDPOINT: dict[str, Any] = {
+    **ENDPOINT,
+    "target": "hyperpod",
+    "instance_type": "ml.p5en.48xlarge",
+    "mig_profile": "1g.18gb",
+}
+
+
+def on_hyperpod(raw: dict[str, Any], **deploy: Any) -> dict[str, Any]:
+    """``with_pipeline`` deploying to an endpoint served on the BU's HyperPod cluster."""
+    raw = with_pipeline(add_hyperpod(raw))
+    raw["endpoints"]["items"] = [copy.deepcopy(HYPERPOD_ENDPOINT)]
+    raw["pipeline"]["deploy"] = {"endpoint": "qwen3", **deploy}
+    return raw
+
+
+@pytest.mark.parametrize("namespace", ["default", "hyperpod-ns-nlp"])
+def test_an_endpoint_on_hyperpod_is_a_target_in_default_or_a_teams_namespace(
+    valid_bu: dict[str, Any], namespace: str
+) -> None:
+    """`python -m inference.hyperpod apply` puts the object in `default` unless told otherwise;
+    a HyperPod team's namespace is `hyperpod-ns-<team>` (task governance's convention)."""
+    raw = on_hyperpod(valid_bu, namespace=namespace, ready_timeout_minutes=30)
+    pipeline = BusinessUnitConfig.model_validate(raw).pipeline
+    assert pipeline is not None
+    assert (pipeline.deploy.namespace, pipeline.deploy.ready_timeout_minutes) == (namespace, 30)
+
+
+# (what is wrong, the deploy section, the field path, a piece of the reason)
+HYPERPOD_CASES: list[tuple[str, dict[str, Any], str, str]] = [
+    (
+        "no namespace",
+        {},
+        "pipeline.deploy.namespace",
+        "qwen3 runs on hyperpod: name the namespace its InferenceEndpointConfig is in (the "
+        "--namespace of `python -m inference.hyperpod apply`): default, hyperpod-ns-nlp, "
+        "hyperpod-ns-vision",
+    ),
+    (
+        "a namespace the platform does not have",
+        {"namespace": "hyperpod-inference-system"},
+        "pipeline.deploy.namespace",
+        "'hyperpod-inference-system' is neither default nor a HyperPod team's namespace "
+        "(hyperpod-ns-nlp, hyperpod-ns-vision)",
+    ),
+    (
+        "not a Kubernetes name",
+        {"namespace": "Team_A"},
+        "pipeline.deploy.namespace",
+        "a Kubernetes namespace",
+    ),
+    (
+        "a SageMaker guardrail on a HyperPod endpoint",
+        {"namespace": "default", "canary_percent": 20},
+        "pipeline.deploy.canary_percent",
+        "qwen3 runs on hyperpod; only an endpoint on sagemaker reads it",
+    ),
+    (
+        "a timeout under five minutes",
+        {"namespace": "default", "ready_timeout_minutes": 2},
+        "pipeline.deploy.ready_timeout_minutes",
+        "greater than or equal to 5",
+    ),
+]
+
+
+@pytest.mark.parametrize("case", HYPERPOD_CASES, ids=[c[0] for c in HYPERPOD_CASES])
+def test_each_hyperpod_deploy_mistake_is_one_line(
+    valid_bu: dict[str, Any],
+    write_bu: Callable[..., Path],
+    case: tuple[str, dict[str, Any], str, str],
+) -> None:
+    what, deploy, field, reason = case
+    ((file, path, why),) = errors_of(write_bu, on_hyperpod(valid_bu, **deploy))
+    assert file.endswith("bu.yaml")
+    assert path == field, what
+    assert reason in why, what
+
+
+def test_a_hyperpod_field_on_a_sagemaker_endpoint_is_named(
     valid_bu: dict[str, Any], write_bu: Callable[..., Path]
 ) -> None:
-    """Blue/green deployment guardrails are a feature of SageMaker real-time endpoints
-    (SageMaker developer guide, "Deployment guardrails"); a HyperPod-served endpoint is not one."""
-    raw = with_pipeline(add_hyperpod(valid_bu))
-    raw["endpoints"]["items"] = [
-        {
-            **ENDPOINT,
-            "target": "hyperpod",
-            "instance_type": "ml.p5en.48xlarge",
-            "mig_profile": "1g.18gb",
-        }
-    ]
-    ((file, path, why),) = errors_of(write_bu, raw)
-    assert file.endswith("bu.yaml")
-    assert path == "pipeline.deploy.endpoint"
-    assert "qwen3 runs on hyperpod; blue/green guardrails are a SageMaker" in why
+    raw = with_pipeline(valid_bu)
+    raw["pipeline"]["deploy"]["ready_timeout_minutes"] = 30
+    ((_, path, why),) = errors_of(write_bu, raw)
+    assert path == "pipeline.deploy.ready_timeout_minutes"
+    assert why == "qwen3 runs on sagemaker; only an endpoint on hyperpod reads it"
 
 
 def test_the_pipeline_stack_and_its_names_are_length_checked() -> None:

@@ -6,11 +6,14 @@ polled to completion or to its failure's reason."""
 from __future__ import annotations
 
 import base64
+import copy
+import json
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import boto3
+import moto
 import pytest
 from botocore.stub import Stubber
 from harness.fake_kube import FakeCluster, fake_kube_server
@@ -176,3 +179,257 @@ def test_the_token_is_a_presigned_sts_call_naming_the_cluster() -> None:
     assert query["Action"] == ["GetCallerIdentity"]
     assert query["X-Amz-SignedHeaders"] == ["host;x-k8s-aws-id"]
     assert query["X-Amz-Expires"] == ["60"]
+
+
+# --- deploy to an endpoint served on HyperPod ---------------------------------------------------
+
+NAMESPACE, ENDPOINT = "hyperpod-ns-research", "fraud-qwen3-tools-hp"
+SERVED = f"s3://{PUBLISHED[p.MODELS_BUCKET]}/qwen3-4b-tools/v1/"
+
+
+class ClusterLookup:
+    """eks:DescribeCluster for every fresh client the deploy makes (one per read or write; the
+    token those clients carry is the one `test_the_token_is_...` checks)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def describe_cluster(self, name: str) -> dict[str, Any]:
+        assert name == EKS
+        ca = base64.b64encode(b"ca").decode()
+        return {
+            "cluster": {"name": EKS, "endpoint": self.url, "certificateAuthority": {"data": ca}}
+        }
+
+
+class Operator:
+    """What the HyperPod inference operator writes to the object's status (the fields
+    `inference.hyperpod.rollout` reads), driven by the test between the deploy's polls."""
+
+    def __init__(self, state: FakeCluster) -> None:
+        self.state = state
+
+    @property
+    def obj(self) -> dict[str, Any]:
+        return self.state.endpoint_configs[(NAMESPACE, ENDPOINT)]
+
+    def report(self, state: str, *, updated: int = 1, total: int = 1, message: str = "") -> None:
+        """``state`` for the spec's current generation, its Deployment at ``updated`` of
+        ``total`` pods on the new spec (all of them available)."""
+        self.obj["status"] = {
+            "observedGeneration": self.obj["metadata"]["generation"],
+            "state": state,
+            "deploymentStatus": {
+                "name": ENDPOINT,
+                "lastUpdated": "2026-12-07T03:00:00Z",
+                "message": message,
+                "status": {"replicas": total, "updatedReplicas": updated,
+                           "availableReplicas": updated},
+            },
+        }  # fmt: skip
+
+
+class Clock:
+    """The deploy's clock and sleep: each poll's sleep moves time on and lets the test act as
+    the operator (or fail the poll, as a lost worker would)."""
+
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+        self.on_sleep: Callable[[], None] = lambda: None
+
+    def time(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+        self.on_sleep()
+
+
+@pytest.fixture
+def served_on_hyperpod() -> Iterator[tuple[AwsBackend, Operator, Clock, Run, Any]]:
+    """fraud deploying to qwen3-tools-hp, whose InferenceEndpointConfig (as
+    `python -m inference.hyperpod apply` made it) serves qwen3-4b-tools/v1/ and is ready; S3
+    (the run's record) and SSM (the served-model parameter) in moto."""
+    from inference.hyperpod import build_endpoint_config, from_bu_config
+
+    fraud, _ = load_file(CONFIG_DIR / "fraud.yaml")
+    assert fraud is not None
+    assert fraud.pipeline is not None
+    deploy = fraud.pipeline.deploy.model_copy(
+        update={"endpoint": "qwen3-tools-hp", "namespace": NAMESPACE, "ready_timeout_minutes": 10}
+    )
+    bu = fraud.model_copy(update={"pipeline": fraud.pipeline.model_copy(update={"deploy": deploy})})
+    live = build_endpoint_config(
+        from_bu_config(CONFIG_DIR / "fraud.yaml", "qwen3-tools-hp", NAMESPACE)
+    )
+    live["metadata"] |= {"generation": 1, "resourceVersion": "7"}
+    state = FakeCluster(namespaces={NAMESPACE}, endpoint_configs={(NAMESPACE, ENDPOINT): live})
+    operator, clock = Operator(state), Clock()
+    operator.report("DeploymentComplete")
+    with fake_kube_server(state) as url, moto.mock_aws():
+        s3, ssm = _client("s3"), _client("ssm")
+        s3.create_bucket(Bucket=PUBLISHED[p.DATA_BUCKET])
+        backend = AwsBackend(
+            bu, ssm=ssm, eks=ClusterLookup(url), sts=_client("sts"), s3=s3,
+            sagemaker=_client("sagemaker"), cloudwatch=_client("cloudwatch"),
+            sleep=clock.sleep, clock=clock.time,
+        )  # fmt: skip
+        backend._platform = BuPlatform(bu="fraud", region=REGION, team=None, values=PUBLISHED)
+        yield backend, operator, clock, Run(bu=bu, airflow_run_id="scheduled__2026-12-07"), ssm
+
+
+def _candidate(run: Run) -> dict[str, Any]:
+    return {"model": f"s3://{PUBLISHED[p.MODELS_BUCKET]}/pipeline/{run.name}/model/"}
+
+
+def _puts(operator: Operator) -> list[dict[str, Any]]:
+    return [body for method, _, body in operator.state.requests if method == "PUT"]
+
+
+def _record(backend: AwsBackend, run: Run) -> dict[str, Any]:
+    key = f"pipeline/{run.name}/deploy/previous.json"
+    body = backend.s3.get_object(Bucket=PUBLISHED[p.DATA_BUCKET], Key=key)["Body"].read()
+    return dict(json.loads(body))
+
+
+def test_deploy_re_applies_the_object_with_the_candidates_location_and_waits_for_ready(
+    served_on_hyperpod: Any,
+) -> None:
+    backend, operator, clock, run, ssm = served_on_hyperpod
+    before = copy.deepcopy(operator.obj)
+    clock.on_sleep = lambda: operator.report("DeploymentComplete")  # the operator catches up
+    deployed = backend.deploy(run, _candidate(run))
+
+    ((_, path, body),) = [r for r in operator.state.requests if r[0] == "PUT"]
+    assert path == (
+        f"/apis/inference.sagemaker.aws.amazon.com/v1/namespaces/{NAMESPACE}/"
+        f"inferenceendpointconfigs/{ENDPOINT}"
+    )
+    source = body["spec"]["modelSourceConfig"]
+    assert source["modelLocation"] == f"pipeline/{run.name}/model"
+    assert source["s3Storage"] == before["spec"]["modelSourceConfig"]["s3Storage"]
+    # Only the model location changed: the image, the LMI options, the MIG slice stay.
+    expected = copy.deepcopy(before["spec"])
+    expected["modelSourceConfig"]["modelLocation"] = f"pipeline/{run.name}/model"
+    assert body["spec"] == expected
+    assert body["metadata"]["resourceVersion"] == "7"  # a concurrent change would be refused
+    assert deployed == {
+        "endpoint": ENDPOINT,
+        "namespace": NAMESPACE,
+        "model": _candidate(run)["model"],
+        "replaced": SERVED,
+    }
+    stored = ssm.get_parameter(Name="/fraud/pipeline/qwen3-tools-hp/model")["Parameter"]
+    assert stored["Value"] == _candidate(run)["model"]
+    # What it replaced was recorded before the write.
+    assert _record(backend, run)["previous_spec"] == before["spec"]
+
+
+def test_the_previous_generations_complete_state_is_not_the_new_specs(
+    served_on_hyperpod: Any,
+) -> None:
+    """Right after the PUT the status still says ``DeploymentComplete`` for generation 1: the
+    deploy waits until the operator has reconciled generation 2 and every pod runs it.
+
+    The status fields relied on, all from the operator's published CRD as vendored in
+    ``inference/crds/inferenceendpointconfig-v1.schema.json`` (``properties.status``):
+    ``observedGeneration`` ("Latest generation reconciled by controller", compared with the
+    object's ``metadata.generation``), ``state`` (enum ``DeploymentPending``,
+    ``DeploymentInProgress``, ``DeploymentFailed``, ``DeploymentComplete``, ``Deletion*``),
+    ``deploymentStatus.status.{replicas, updatedReplicas, availableReplicas}`` (the hosting
+    Deployment's status) and ``deploymentStatus.message`` for the reason."""
+    backend, operator, clock, run, _ = served_on_hyperpod
+    reports = iter(
+        [
+            lambda: operator.report("DeploymentInProgress", updated=0),
+            lambda: operator.report("DeploymentComplete", updated=1, total=2),  # old pod left
+            lambda: operator.report("DeploymentComplete"),
+        ]
+    )
+    seen: list[str] = []
+
+    def next_report() -> None:
+        seen.append(operator.obj["status"]["state"])
+        next(reports)()
+
+    clock.on_sleep = next_report
+    backend.deploy(run, _candidate(run))
+    assert seen == ["DeploymentComplete", "DeploymentInProgress", "DeploymentComplete"]
+
+
+def test_a_retry_finds_its_spec_applied_and_does_not_apply_it_again(
+    served_on_hyperpod: Any,
+) -> None:
+    backend, operator, clock, run, _ = served_on_hyperpod
+
+    def worker_lost() -> None:
+        raise ConnectionError("worker lost")
+
+    clock.on_sleep = worker_lost
+    with pytest.raises(ConnectionError):
+        backend.deploy(
+            run, _candidate(run)
+        )  # Airflow retries a task on anything but a StepFailedError
+    clock.on_sleep = lambda: operator.report("DeploymentComplete")
+    deployed = backend.deploy(run, _candidate(run))
+    assert len(_puts(operator)) == 1
+    assert deployed["replaced"] == SERVED  # from the first try's record
+
+
+def test_not_ready_in_time_re_applies_the_previous_spec_and_names_what_serves(
+    served_on_hyperpod: Any,
+) -> None:
+    backend, operator, clock, run, ssm = served_on_hyperpod
+    before = copy.deepcopy(operator.obj["spec"])
+    clock.on_sleep = lambda: operator.report("DeploymentInProgress", updated=0, message="Pending")
+    with pytest.raises(StepFailedError) as failed:
+        backend.deploy(run, _candidate(run))
+    message = str(failed.value)
+    assert "not ready within 10 minutes (DeploymentInProgress: Pending)" in message
+    assert message.endswith(f"re-applied the previous spec: it serves {SERVED}")
+    assert operator.obj["spec"] == before
+    assert len(_puts(operator)) == 2
+    assert _record(backend, run)["rolled_back"] is True
+    assert not ssm.describe_parameters()["Parameters"]  # the served-model parameter unchanged
+
+
+def test_a_failed_rollout_is_rolled_back_at_once_with_the_operators_reason(
+    served_on_hyperpod: Any,
+) -> None:
+    backend, operator, clock, run, _ = served_on_hyperpod
+    before = copy.deepcopy(operator.obj["spec"])
+    clock.on_sleep = lambda: operator.report("DeploymentFailed", updated=0, message="OOMKilled")
+    with pytest.raises(
+        StepFailedError, match="refused by the operator: DeploymentFailed: OOMKilled"
+    ):
+        backend.deploy(run, _candidate(run))
+    assert operator.obj["spec"] == before
+
+
+def test_the_champion_is_the_model_location_the_object_names(served_on_hyperpod: Any) -> None:
+    backend, operator, _, run, _ = served_on_hyperpod
+    assert backend.champion(run) == SERVED
+    del operator.state.endpoint_configs[(NAMESPACE, ENDPOINT)]
+    assert backend.champion(run) is None  # not applied yet: nothing to compare with
+
+
+def test_no_object_fails_before_anything_is_written(served_on_hyperpod: Any) -> None:
+    backend, operator, _, run, _ = served_on_hyperpod
+    del operator.state.endpoint_configs[(NAMESPACE, ENDPOINT)]
+    with pytest.raises(
+        StepFailedError, match=r"inference\.hyperpod apply --config config/fraud\.yaml"
+    ):
+        backend.deploy(run, _candidate(run))
+    assert _puts(operator) == []
+    listed = backend.s3.list_objects_v2(Bucket=PUBLISHED[p.DATA_BUCKET])
+    assert "Contents" not in listed
+
+
+def test_the_dag_bundle_carries_the_endpoint_code_and_the_crd_schema() -> None:
+    """The deploy imports `inference.hyperpod` (lazily) and validates against the vendored CRD:
+    both must be in the MWAA DAG folder."""
+    from scripts import mwaa_bundle
+
+    closure = mwaa_bundle.import_closure(mwaa_bundle.DAG_FILE)
+    assert {"pipelines.hyperpod_endpoint", "inference.hyperpod"} <= closure.modules.keys()
+    assert any(f.name == "inferenceendpointconfig-v1.schema.json" for f in closure.data_files)
