@@ -112,7 +112,9 @@ class Gate(StrictModel):
 
 # Where an endpoint's InferenceEndpointConfig may live: Kubernetes' `default` namespace (the one
 # `python -m inference.hyperpod apply` uses unless told otherwise) or a HyperPod team's; the
-# pipeline's role gets edit access there (and in its training team's namespace) only.
+# pipeline's role may get and update that one object there, and create and get
+# HyperPodPyTorchJobs in its training team's namespace, nothing else (a Role per namespace:
+# platform_constructs/pipeline_rbac.py).
 DEFAULT_NAMESPACE: Final = "default"
 # Deploy fields that only one target reads: each is refused, by name, on the other target.
 SAGEMAKER_ONLY: Final = (

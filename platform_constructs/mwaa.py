@@ -1,12 +1,13 @@
 """Amazon MWAA for a BU's model pipeline: the environment (L1, the only CloudFormation form), its
 source bucket and key, its security group and execution role, and what the pipeline's tasks may
-do as that role (SageMaker jobs, one endpoint, S3 prefixes, SSM, EKS in the namespaces of the
-team it trains in and of the HyperPod endpoint it deploys to).
+do as that role (SageMaker jobs, one endpoint, S3 prefixes, SSM, and on the BU's EKS cluster the
+Kubernetes calls it makes in the namespaces of the team it trains in and of the HyperPod
+endpoint it deploys to: ``platform_constructs.pipeline_rbac``).
 
 Every AWS fact here names its source; the MWAA user guide pages are quoted by title.
 """
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import aws_cdk as cdk
@@ -23,6 +24,7 @@ from platform_constructs.buckets import SecureBucket
 from platform_constructs.gates import COMPLIANCE_PACKS, acknowledge, acknowledge_each
 from platform_constructs.grant_findings import nag_form
 from platform_constructs.keys import PurposeKey
+from platform_constructs.pipeline_rbac import KubeRule, PipelineRbac
 
 HTTPS = 443
 # The two principals MWAA assumes the execution role as (MWAA user guide, "Amazon MWAA
@@ -59,9 +61,6 @@ LOG_ACTIONS = (
 # The source-bucket families of the execution role sample: MWAA reads the objects and checks the
 # bucket's settings (versioning, encryption, public access).
 SOURCE_READ_ACTIONS = ("s3:GetObject*", "s3:GetBucket*", "s3:List*")
-# The EKS access policy the pipeline's role gets in its namespaces: Kubernetes `edit`
-# (EKS user guide, "Review access policy permissions": AmazonEKSEditPolicy).
-EKS_EDIT_POLICY = "AmazonEKSEditPolicy"
 # Source-bucket versions that are no longer current stay this long. MWAA fetches the pinned
 # plugins.zip/requirements.txt version whenever a container starts, so a pinned version must not
 # expire while the config names it: re-pin (deploy the newer versions) within this many days.
@@ -145,11 +144,14 @@ class ModelReader:
 
 @dataclass(frozen=True)
 class ClusterAccess:
-    """Namespaces of the BU's EKS cluster the pipeline works in: its training team's (jobs)
-    and its HyperPod endpoint's (the InferenceEndpointConfig it re-applies)."""
+    """What the pipeline does on the BU's EKS cluster: ``rules`` per namespace (its training
+    team's: the jobs; its HyperPod endpoint's: the InferenceEndpointConfig it re-applies),
+    granted to the Kubernetes ``group`` its access entry names. ``cluster`` carries the kubectl
+    provider that applies the Roles."""
 
     cluster: eks.ICluster
-    namespaces: tuple[str, ...]
+    group: str
+    rules: Mapping[str, tuple[KubeRule, ...]]
     # The control plane's security group: admits the environment on 443 (the private endpoint).
     control_plane_security_group: ec2.ISecurityGroup
 
@@ -441,9 +443,9 @@ class PipelinePermissions(Construct):
     ``writable_parameter_path`` except ``protected_parameters`` (what CloudFormation publishes
     there); SageMaker jobs, models and endpoint configs named ``<prefix>*``, one endpoint;
     iam:PassRole on exactly the named roles, to SageMaker only; the given bucket prefixes and
-    their keys; this BU's MLflow; with ``cluster``, the named namespaces of the EKS cluster
-    (one access entry scoped to them, eks:DescribeCluster on that cluster, 443 to its private
-    endpoint).
+    their keys; this BU's MLflow; with ``cluster``, its rules in its namespaces of the EKS
+    cluster (one access entry naming a Kubernetes group, a Role and RoleBinding per namespace,
+    eks:DescribeCluster on that cluster, 443 to its private endpoint).
     ``model_reader`` is a role of another stack that must read the candidates the pipeline writes.
     """
 
@@ -665,7 +667,8 @@ class PipelinePermissions(Construct):
         )
 
         self.reader_policy = self._model_reader(model_reader)
-        self.access_entry: eks.AccessEntry | None = None
+        self.access_entry: eks.CfnAccessEntry | None = None
+        self.rbac: PipelineRbac | None = None
         if cluster is not None:
             self.access_entry = self._cluster_access(environment, cluster)
 
@@ -744,23 +747,37 @@ class PipelinePermissions(Construct):
 
     def _cluster_access(
         self, environment: AirflowEnvironment, cluster: ClusterAccess
-    ) -> eks.AccessEntry:
-        """One access entry for the role (EKS allows one per principal and cluster),
-        ``AmazonEKSEditPolicy`` in the given namespaces only (the mechanism the HyperPod stack
-        uses for Spaces users), and 443 to the private endpoint."""
-        entry = eks.AccessEntry(
-            self,
-            "TeamAccess",  # the id the first (training-only) form had: no replacement
-            cluster=cluster.cluster,
-            principal=environment.role.role_arn,
-            access_policies=[
-                eks.AccessPolicy.from_access_policy_name(
-                    EKS_EDIT_POLICY,
-                    access_scope_type=eks.AccessScopeType.NAMESPACE,
-                    namespaces=list(cluster.namespaces),
-                )
-            ],
+    ) -> eks.CfnAccessEntry:
+        """One access entry for the role (EKS allows one per principal and cluster) that maps
+        it to the Kubernetes group ``cluster.group`` and associates no access policy, the Role
+        and RoleBinding of that group in each namespace, and 443 to the private endpoint.
+
+        The L1 entry (aws-cdk-lib 2.275's ``aws_eks_v2.AccessEntry`` sets no Kubernetes groups)
+        keeps the path, so the logical ID, of the L2 entry it replaces: a deployed entry is
+        updated in place (the registry schema's create-only properties are ``ClusterName``,
+        ``PrincipalArn`` and ``Type``), not created anew beside the old one, which EKS would
+        refuse for the same principal. ``Type`` stays unset as before (EKS makes it STANDARD,
+        "Create access entries"): setting it would replace the entry."""
+        holder = Construct(self, "TeamAccess")  # the id (and path) of the L2 entry
+        entry = eks.CfnAccessEntry(
+            holder,
+            "Resource",
+            cluster_name=cluster.cluster.cluster_name,
+            principal_arn=environment.role.role_arn,
+            kubernetes_groups=[cluster.group],
         )
+        self.rbac = PipelineRbac(
+            self,
+            "Rbac",
+            cluster=cluster.cluster,
+            name=cluster.group,
+            group=cluster.group,
+            rules=cluster.rules,
+        )
+        # The Roles exist before the entry maps the role to their group, and an entry that
+        # still held the old access policy loses it only once they do.
+        for manifest in self.rbac.manifests.values():
+            entry.node.add_dependency(manifest)
         ec2.CfnSecurityGroupIngress(
             self,
             "ControlPlaneIngress",

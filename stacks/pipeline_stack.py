@@ -2,12 +2,13 @@
 
 The environment, its source bucket, key, security group and execution role
 (``platform_constructs.mwaa``), translated from the config's ``pipeline`` section; the pipeline's
-permissions on SageMaker, S3, SSM, MLflow and, on the BU's EKS cluster, the namespace of the
-team it trains in (HyperPod backend) and of the endpoint it deploys to (an endpoint on
-HyperPod); the SSM parameters the upload target and the DAG read. Deploys after the stacks whose
-resources it names: training (the job role it passes), endpoints (the endpoint it updates and
-the endpoint role it lets read candidate models), HyperPod (the cluster it submits or deploys
-to, and the inference operator role it lets read candidate models) and MLflow.
+permissions on SageMaker, S3, SSM, MLflow and, on the BU's EKS cluster, Kubernetes RBAC for the
+calls it makes in the namespace of the team it trains in (HyperPod backend) and of the endpoint
+it deploys to (an endpoint on HyperPod); the SSM parameters the upload target and the DAG read.
+Deploys after the stacks whose resources it names: training (the job role it passes), endpoints
+(the endpoint it updates and the endpoint role it lets read candidate models), HyperPod (the
+cluster it submits or deploys to, its kubectl provider, and the inference operator role it lets
+read candidate models) and MLflow.
 """
 
 from typing import Any
@@ -20,6 +21,7 @@ from config import parameters as p
 from config.naming import BU_TAG_KEY
 from config.pipeline import OUTPUT_PREFIX
 from config.schema import BusinessUnitConfig
+from inference import hyperpod as endpoint_crd
 from platform_constructs.access import MlflowAccess
 from platform_constructs.mwaa import (
     PLUGINS_PATH,
@@ -34,11 +36,13 @@ from platform_constructs.mwaa import (
     SageMakerScope,
     Sizing,
 )
+from platform_constructs.pipeline_rbac import KubeRule
 from platform_constructs.published import PublishedParameters
 from stacks._common import removal_policy
 from stacks.hyperpod_stack import HyperPodStack
 from stacks.network_stack import NetworkStack
 from stacks.security_stack import SecurityStack
+from training.job import manifest as job_crd
 
 # Weekly maintenance (MWAA applies patches then; the environment may be unavailable for a
 # while): Saturday 03:00 UTC, off the working week and the example BUs' Monday retraining.
@@ -52,6 +56,18 @@ DEFAULT_SCHEDULERS = 2
 
 def schedulers(environment_class: str) -> int:
     return SCHEDULERS.get(environment_class, DEFAULT_SCHEDULERS)
+
+
+def training_rules() -> tuple[KubeRule, ...]:
+    """What the HyperPod training backend calls in its team's namespace: POST (create) and GET
+    (get) of HyperPodPyTorchJobs; the job is named for the run, so not by name here."""
+    return (KubeRule(job_crd.GROUP, job_crd.PLURAL, ("create", "get")),)
+
+
+def deploy_rules(object_name: str) -> tuple[KubeRule, ...]:
+    """What the HyperPod deploy target calls in the endpoint's namespace: GET (get) and PUT
+    (update) of the one InferenceEndpointConfig ``object_name``."""
+    return (KubeRule(endpoint_crd.GROUP, endpoint_crd.PLURAL, ("get", "update"), (object_name,)),)
 
 
 class PipelineStack(cdk.Stack):
@@ -114,30 +130,34 @@ class PipelineStack(cdk.Stack):
             removal_policy=removal_policy(config),
         )
 
-        # The cluster namespaces the pipeline works in: the training team's (HyperPod backend)
-        # and the HyperPod endpoint's (deploy.namespace, set for an endpoint on HyperPod only).
-        namespaces: list[str] = []
+        # What the pipeline does on the cluster, per namespace: the training team's (HyperPod
+        # backend) and the HyperPod endpoint's (deploy.namespace, set for an endpoint on
+        # HyperPod only); one namespace may be both.
+        rules: dict[str, tuple[KubeRule, ...]] = {}
         if pipeline.train.backend == "hyperpod":
             if config.hyperpod is None:
                 raise ValueError(f"{config.name}: the hyperpod backend needs the HyperPod stack")
-            namespaces += [
-                t.namespace for t in config.hyperpod.teams if t.name == pipeline.train.team
-            ]
+            for team in config.hyperpod.teams:
+                if team.name == pipeline.train.team:
+                    rules[team.namespace] = training_rules()
         on_hyperpod = pipeline.deploy.namespace is not None
         if on_hyperpod:
-            namespaces.append(str(pipeline.deploy.namespace))
+            namespace = str(pipeline.deploy.namespace)
+            # The object `python -m inference.hyperpod apply` made: <bu>-<endpoint>.
+            deployed = deploy_rules(names.resource(pipeline.deploy.endpoint))
+            rules[namespace] = rules.get(namespace, ()) + deployed
         cluster = None
-        if namespaces:
+        if rules:
             if hyperpod is None:
                 raise ValueError(f"{config.name}: the pipeline works on the HyperPod cluster")
             cluster = ClusterAccess(
-                # By its derived name: no export of the cluster, the stack dependency orders it.
-                cluster=eks.Cluster.from_cluster_attributes(
-                    self, "EksCluster", cluster_name=names.resource("eks")
-                ),
-                namespaces=tuple(dict.fromkeys(namespaces)),
+                cluster=self._cluster(names.resource("eks"), hyperpod),
+                group=names.resource("pipeline"),
+                rules=rules,
                 control_plane_security_group=hyperpod.security_group,
             )
+            # Also what orders the Roles after the namespaces: the team namespaces are the
+            # HyperPod stack's (task governance, the teams' objects); `default` the cluster's.
             self.add_stack_dependency(hyperpod)
         published = {
             names.parameter(p.PIPELINE_ENVIRONMENT_NAME): environment_name,
@@ -199,6 +219,23 @@ class PipelineStack(cdk.Stack):
             "WebserverUrl",
             description="the Airflow UI, reachable from inside the VPC only (PRIVATE_ONLY)",
             value=self.airflow.environment.attr_webserver_url,
+        )
+
+    def _cluster(self, name: str, hyperpod: HyperPodStack) -> eks.ICluster:
+        """The BU's cluster by its derived name (no export of the cluster; the stack dependency
+        orders it), with the HyperPod stack's kubectl provider, which applies the pipeline's
+        Roles: its service token is this stack's one import from it besides the control-plane
+        security group."""
+        provider = hyperpod.eks.cluster.kubectl_provider
+        if provider is None:  # the HyperPod stack's cluster always has one
+            raise ValueError(f"{name}: the HyperPod stack's cluster has no kubectl provider")
+        return eks.Cluster.from_cluster_attributes(
+            self,
+            "EksCluster",
+            cluster_name=name,
+            kubectl_provider=eks.KubectlProvider.from_kubectl_provider_attributes(
+                self, "KubectlProvider", service_token=provider.service_token
+            ),
         )
 
     @staticmethod

@@ -7,6 +7,7 @@ API reference or the CloudFormation resource reference) in the test's docstring 
 """
 
 import json
+from pathlib import Path
 from typing import Any
 
 import aws_cdk as cdk
@@ -23,6 +24,7 @@ from config.pipeline import OUTPUT_PREFIX
 from config.schema import BusinessUnitConfig
 from platform_constructs.gates import PACKS, register_gates
 from platform_constructs.network import MWAA_ENDPOINTS
+from platform_constructs.template_lint import lint_template
 from stacks.governance_stack import brake_role_names
 from stacks.stage import BusinessUnitStage
 
@@ -632,34 +634,112 @@ def test_the_budget_action_also_stops_the_pipeline_role(synthesized) -> None:
 # --- HyperPod backend -----------------------------------------------------------------------
 
 
-def test_hyperpod_backend_gets_an_access_entry_in_the_team_namespace_only(hyperpod_variant):
-    """The MWAA execution role needs an EKS access entry (../shared/DESIGN.md, Amazon MWAA).
-    ``AmazonEKSEditPolicy`` with access scope ``namespace`` (EKS user guide, "Associate access
-    policies with access entries": Type cluster or namespace, with the namespaces), the team's
-    namespace ``hyperpod-ns-<team>`` (HyperPod task governance's convention), on the BU's
-    cluster; eks:DescribeCluster on that cluster only (a kubeconfig/token needs the endpoint
-    and CA)."""
-    config, template, _ = hyperpod_variant
-    template.has_resource_properties(
-        "AWS::EKS::AccessEntry",
-        {
-            "ClusterName": config.naming.resource("eks"),
-            "PrincipalArn": Match.object_like({"Fn::GetAtt": Match.any_value()}),
-            "AccessPolicies": [
-                {
-                    "AccessScope": {"Type": "namespace", "Namespaces": ["hyperpod-ns-research"]},
-                    "PolicyArn": Match.object_like({"Fn::Join": Match.any_value()}),
-                }
-            ],
-        },
+# The rules the pipeline's Kubernetes calls need (platform_constructs/pipeline_rbac.py; the
+# contract with the code: tests/deploy_contract/test_pipeline_rbac_contract.py).
+TRAINING_RULE = {
+    "apiGroups": ["sagemaker.amazonaws.com"],
+    "resources": ["hyperpodpytorchjobs"],
+    "verbs": ["create", "get"],
+}
+DEPLOY_RULE = {
+    "apiGroups": ["inference.sagemaker.aws.amazon.com"],
+    "resources": ["inferenceendpointconfigs"],
+    "verbs": ["get", "update"],
+    "resourceNames": ["fraud-qwen3-tools-hp"],
+}
+RBAC = "rbac.authorization.k8s.io"
+
+
+def _access_entry(template: Template) -> dict[str, Any]:
+    """The one access entry: the pipeline's role, mapped to its Kubernetes group
+    ``<bu>-pipeline`` and associated with no access policy (EKS user guide, "Review access
+    policy permissions": AmazonEKSEditPolicy's rules name no custom resource; "If the
+    permissions in the access policies don't meet your needs, create Kubernetes RBAC objects.
+    Then specify Kubernetes group names for your access entries")."""
+    template.resource_count_is("AWS::EKS::AccessEntry", 1)
+    graph = TemplateGraph(template.to_json())
+    entry = graph.find_one("AWS::EKS::AccessEntry", lambda q: True)
+    props = entry["Properties"]
+    assert props["ClusterName"] == "fraud-eks"
+    assert props["PrincipalArn"] == {"Fn::GetAtt": [_role_id(graph), "Arn"]}
+    assert props["KubernetesGroups"] == ["fraud-pipeline"]
+    assert "AccessPolicies" not in props
+    # Unset as before (EKS makes it STANDARD); a Type would replace a deployed entry.
+    assert "Type" not in props
+    # The path (so the logical ID) of the earlier L2 entry: a deployed entry is updated in
+    # place; a new one beside it would be refused (one entry per principal and cluster).
+    assert entry["Metadata"]["aws:cdk:path"] == "fraud/pipeline/Permissions/TeamAccess/Resource"
+    return entry
+
+
+def _role_id(graph: TemplateGraph) -> str:
+    role_id, _ = graph.find_one_with_id(
+        "AWS::IAM::Role", lambda q: q.get("RoleName") == "fraud-pipeline-execution-us-east-1"
     )
-    entry = TemplateGraph(template.to_json()).find_one("AWS::EKS::AccessEntry", lambda q: True)
-    (policy,) = entry["Properties"]["AccessPolicies"]
-    assert TemplateGraph.render(policy["PolicyArn"]).endswith("/AmazonEKSEditPolicy")
+    return role_id
+
+
+def _roles(template: Template) -> dict[str, list[dict[str, Any]]]:
+    """namespace -> the rules of the Role the pipeline stack applies there, each Role bound by
+    a RoleBinding of the same name to the group ``fraud-pipeline`` only."""
+    roles: dict[str, list[dict[str, Any]]] = {}
+    for resource in template.find_resources("Custom::AWSCDK-EKS-KubernetesResource").values():
+        role, binding = json.loads(resource["Properties"]["Manifest"])
+        namespace = role["metadata"]["namespace"]
+        assert (role["kind"], binding["kind"]) == ("Role", "RoleBinding")
+        assert role["metadata"]["name"] == binding["metadata"]["name"] == "fraud-pipeline"
+        assert binding["metadata"]["namespace"] == namespace
+        assert binding["roleRef"] == {"apiGroup": RBAC, "kind": "Role", "name": "fraud-pipeline"}
+        assert binding["subjects"] == [
+            {"apiGroup": RBAC, "kind": "Group", "name": "fraud-pipeline"}
+        ]
+        assert namespace not in roles
+        roles[namespace] = role["rules"]
+    return roles
+
+
+def test_hyperpod_backend_gets_a_role_in_the_team_namespace_only(hyperpod_variant) -> None:
+    """The MWAA execution role needs an EKS access entry (../shared/DESIGN.md, Amazon MWAA),
+    here one that maps it to a Kubernetes group; the team's namespace ``hyperpod-ns-<team>``
+    (HyperPod task governance's convention) gets a Role with exactly the training backend's
+    calls (create and get of HyperPodPyTorchJobs), bound to that group; eks:DescribeCluster on
+    the BU's cluster only (a kubeconfig/token needs the endpoint and CA)."""
+    config, template, _ = hyperpod_variant
+    _access_entry(template)
+    assert _roles(template) == {"hyperpod-ns-research": [TRAINING_RULE]}
     describe = _by_sid(template, "DescribeTheCluster")
     assert resources_of(describe) == [
         _arn(config, "eks", f"cluster/{config.naming.resource('eks')}")
     ]
+
+
+def test_the_roles_are_applied_by_the_hyperpod_stacks_kubectl_provider(
+    hyperpod_deploy_variant,
+) -> None:
+    """The Roles go through the HyperPod stack's kubectl provider (its handler runs in the
+    private subnets and holds the cluster-admin access entry), imported by its service token,
+    on the cluster named ``<bu>-eks``; the stack deploys after the HyperPod stack, which makes
+    the team namespaces. The access entry waits for the Roles, so a deployed entry that still
+    holds an access policy loses it only once the Roles exist."""
+    _, stage, _ = hyperpod_deploy_variant
+    template = _pipeline_template(stage)
+    assert stage.hyperpod is not None
+    exports = {
+        o["Export"]["Name"]: o["Value"]
+        for o in Template.from_stack(stage.hyperpod).to_json()["Outputs"].values()
+        if "Export" in o
+    }
+    manifests = template.find_resources("Custom::AWSCDK-EKS-KubernetesResource")
+    assert manifests
+    for manifest in manifests.values():
+        props = manifest["Properties"]
+        assert props["ClusterName"] == "fraud-eks"
+        (function_id, attribute) = exports[props["ServiceToken"]["Fn::ImportValue"]]["Fn::GetAtt"]
+        assert function_id.startswith("EksClusterKubectlProviderframeworkonEvent")
+        assert attribute == "Arn"
+    assert "hyperpod" in {s.node.id for s in stage.pipeline.dependencies}
+    entry = _access_entry(template)
+    assert sorted(entry["DependsOn"]) == sorted(manifests)
 
 
 def test_hyperpod_backend_reaches_the_private_kubernetes_api(hyperpod_variant) -> None:
@@ -733,23 +813,17 @@ def _pipeline_template(stage: BusinessUnitStage) -> Template:
     return Template.from_stack(stage.pipeline)
 
 
-def _access_entry_namespaces(template: Template) -> list[str]:
-    entry = TemplateGraph(template.to_json()).find_one("AWS::EKS::AccessEntry", lambda q: True)
-    (policy,) = entry["Properties"]["AccessPolicies"]
-    assert TemplateGraph.render(policy["PolicyArn"]).endswith("/AmazonEKSEditPolicy")
-    assert policy["AccessScope"]["Type"] == "namespace"
-    return list(policy["AccessScope"]["Namespaces"])
-
-
-def test_hyperpod_deploy_gets_edit_in_the_endpoints_namespace_only(hyperpod_deploy_variant):
+def test_hyperpod_deploy_gets_a_role_in_the_endpoints_namespace_only(hyperpod_deploy_variant):
     """The deploy reads and replaces the endpoint's InferenceEndpointConfig in
-    ``pipeline.deploy.namespace``: the same namespace-scoped ``AmazonEKSEditPolicy`` access
-    entry as the HyperPod training backend (EKS user guide, "Associate access policies with
-    access entries"), eks:DescribeCluster on the BU's cluster and 443 to its private endpoint;
-    the pipeline stack deploys after the HyperPod stack."""
+    ``pipeline.deploy.namespace``: a Role there with get and update of that one object
+    (``<bu>-<endpoint>``, as ``python -m inference.hyperpod apply`` names it) and nothing of
+    the training backend; the same kind of access entry as the HyperPod training backend,
+    eks:DescribeCluster on the BU's cluster and 443 to its private endpoint; the pipeline stack
+    deploys after the HyperPod stack."""
     config, stage, _ = hyperpod_deploy_variant
     template = _pipeline_template(stage)
-    assert _access_entry_namespaces(template) == ["hyperpod-ns-research"]
+    _access_entry(template)
+    assert _roles(template) == {"hyperpod-ns-research": [DEPLOY_RULE]}
     assert resources_of(_by_sid(template, "DescribeTheCluster")) == [
         _arn(config, "eks", f"cluster/{config.naming.resource('eks')}")
     ]
@@ -836,15 +910,55 @@ def test_hyperpod_deploy_variant_passes_the_nag_packs(hyperpod_deploy_variant) -
     assert findings == []
 
 
-def test_training_and_deploy_namespaces_share_one_access_entry() -> None:
-    """EKS keeps one access entry per principal and cluster (the API addresses an entry by
-    cluster name and principal ARN: DescribeAccessEntry, AssociateAccessPolicy): a pipeline
-    that trains in one team's namespace and deploys to another's gets one entry naming both."""
+def _both_paths(namespace: str) -> Template:
     config = _deploying_to_hyperpod(
-        "hyperpod-ns-scoring",
+        namespace,
         {"backend": "hyperpod", "team": "research", "base_model": "research/base/Qwen3-4B/"},
     )
     app = cdk.App(context=cdk_json_context(), builtin_cloud_formation_validation=False)
-    template = _pipeline_template(BusinessUnitStage(app, config=config))
-    template.resource_count_is("AWS::EKS::AccessEntry", 1)
-    assert _access_entry_namespaces(template) == ["hyperpod-ns-research", "hyperpod-ns-scoring"]
+    return _pipeline_template(BusinessUnitStage(app, config=config))
+
+
+def test_training_and_deploy_namespaces_share_one_access_entry_with_a_role_each() -> None:
+    """EKS keeps one access entry per principal and cluster (the API addresses an entry by
+    cluster name and principal ARN: DescribeAccessEntry, UpdateAccessEntry): a pipeline that
+    trains in one team's namespace and deploys to another's gets one entry, and each namespace
+    a Role with only its own path's rules."""
+    template = _both_paths("hyperpod-ns-scoring")
+    _access_entry(template)
+    assert _roles(template) == {
+        "hyperpod-ns-research": [TRAINING_RULE],
+        "hyperpod-ns-scoring": [DEPLOY_RULE],
+    }
+
+
+def test_a_namespace_of_both_paths_gets_one_role_with_both_rules() -> None:
+    template = _both_paths("hyperpod-ns-research")
+    _access_entry(template)
+    assert _roles(template) == {"hyperpod-ns-research": [TRAINING_RULE, DEPLOY_RULE]}
+
+
+def _lint(template: dict[str, Any], path: Path) -> list[str]:
+    path.write_text(json.dumps(template), encoding="utf-8")
+    return [
+        f"{f.rule} at {f.location}: {f.message}"
+        for f in lint_template(str(path), "us-east-1")
+        if f.level in {"error", "warning"}
+    ]
+
+
+def test_hyperpod_variants_pass_cfn_lint(
+    hyperpod_variant, hyperpod_deploy_variant, tmp_path: Path
+) -> None:
+    """The gate the example BUs pass (tests/stacks/test_gates.py), on the variants' pipeline
+    stacks and on the HyperPod stack that now exports its kubectl provider's service token."""
+    _, training, _ = hyperpod_variant
+    _, stage, _ = hyperpod_deploy_variant
+    assert stage.hyperpod is not None
+    templates = {
+        "training": training.to_json(),
+        "deploy": _pipeline_template(stage).to_json(),
+        "hyperpod": Template.from_stack(stage.hyperpod).to_json(),
+    }
+    findings = {name: _lint(t, tmp_path / f"{name}.json") for name, t in templates.items()}
+    assert findings == {name: [] for name in templates}

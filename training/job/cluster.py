@@ -303,8 +303,8 @@ class HyperPodCluster:
             return ClusterError(f"no {KIND} {namespace}/{name} on the cluster")
         if err.status == HTTP_FORBIDDEN:
             return ClusterError(
-                f"not allowed to {what}: your EKS access entry does not cover this namespace "
-                f"({err.reason})"
+                f"not allowed to {what}: neither your EKS access entry's policies nor the "
+                f"Roles bound to its Kubernetes groups allow it in this namespace ({err.reason})"
             )
         return ClusterError(f"cluster refused to {what}: HTTP {err.status} {err.reason}")
 
