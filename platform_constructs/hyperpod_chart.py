@@ -14,14 +14,14 @@ Facts this module relies on, read at the pinned commit ``a00b22d`` of sagemaker-
   templates/_helpers.tpl``); without an explicit region the chart looks the nodes up and falls
   back to us-east-1.
 - The EFA plugin's default image is in us-west-2's EKS registry; the in-region one is the
-  region's EKS registry (config.aws_registries; EKS user guide, "View Amazon container image
+  region's EKS registry (``ChartRegistries.eks``; EKS user guide, "View Amazon container image
   registries for Amazon EKS add-ons").
 - The neuron device plugin's image is hard-coded to public ECR (no override key): it is off here.
 - training-operator and mpi-operator come from Docker Hub, the standalone NVIDIA device plugin
   from nvcr.io (awsome-distributed-ai's closed-network ``tools/ecr-images.conf`` mirrors these).
 """
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -34,12 +34,6 @@ from aws_cdk import custom_resources as cr
 from constructs import Construct
 from kubernetes import client as k8s
 
-from config.aws_registries import (
-    EKS_REGISTRY_ACCOUNT,
-    GPU_OPERATOR_MIRROR_ACCOUNTS,
-    registry_host,
-)
-from config.hyperpod import GpuGroup
 from platform_constructs.hyperpod_workloads import to_manifest
 from platform_constructs.sdk_calls import sdk_call
 
@@ -123,7 +117,16 @@ def mirrored_images(*, mig: bool) -> list[MirroredImage]:
     return [image for image in MIRRORED_IMAGES if image.needed in wanted]
 
 
-def chart_values(*, bu: str, account: str, region: str, mig: bool) -> dict[str, Any]:
+@dataclass(frozen=True)
+class ChartRegistries:
+    """The ECR registry hosts (``<account>.dkr.ecr.<region>.amazonaws.com``) the values name."""
+
+    own: str  # the BU's own account: the mirrored images
+    eks: str  # the region's EKS add-on registry: the EFA device plugin
+    gpu_operator_mirror: str | None  # HyperPod's regional mirror of the GPU operator (MIG only)
+
+
+def chart_values(*, bu: str, region: str, mig: bool, registries: ChartRegistries) -> dict[str, Any]:
     """Values for HyperPod's dependencies chart.
 
     What EKS add-ons already provide is off (cert-manager, the inference operator); so is the
@@ -132,7 +135,6 @@ def chart_values(*, bu: str, account: str, region: str, mig: bool) -> dict[str, 
     manager reading this platform's layouts, its device plugin serving whole GPUs on the other
     groups) replaces the standalone device plugin, as HyperPod's own templates switch them.
     """
-    own = registry_host(account, region)
     values: dict[str, Any] = {
         "global": {"region": region},
         "cert-manager": {"enabled": False},
@@ -146,7 +148,7 @@ def chart_values(*, bu: str, account: str, region: str, mig: bool) -> dict[str, 
         "aws-efa-k8s-device-plugin": {
             "devicePlugin": {"enabled": True},
             "image": {
-                "repository": f"{registry_host(EKS_REGISTRY_ACCOUNT, region)}/{EFA_PLUGIN[0]}",
+                "repository": f"{registries.eks}/{EFA_PLUGIN[0]}",
                 "tag": EFA_PLUGIN[1],
             },
         },
@@ -154,7 +156,9 @@ def chart_values(*, bu: str, account: str, region: str, mig: bool) -> dict[str, 
         "gpu-operator": {"enabled": mig},
     }
     if mig:
-        mirror = registry_host(GPU_OPERATOR_MIRROR_ACCOUNTS[region], region)
+        mirror = registries.gpu_operator_mirror
+        if mirror is None:
+            raise ValueError(f"{bu}: MIG needs the GPU operator's mirror registry in {region}")
         operator: dict[str, Any] = {
             component: {"repository": mirror + path}
             for component, path in GPU_OPERATOR_COMPONENTS.items()
@@ -172,7 +176,9 @@ def chart_values(*, bu: str, account: str, region: str, mig: bool) -> dict[str, 
         node = values
         for key in image.values_path:
             node = node.setdefault(key, {})
-        node.update({"repository": f"{own}/{image.mirror_repository(bu)}", "tag": image.tag})
+        node.update(
+            {"repository": f"{registries.own}/{image.mirror_repository(bu)}", "tag": image.tag}
+        )
     return values
 
 
@@ -193,14 +199,12 @@ def image_references(values: Mapping[str, Any]) -> list[str]:
     return found
 
 
-def mig_config_map(groups: Sequence[GpuGroup]) -> dict[str, Any]:
-    """The MIG manager's layouts: every layout a group's ``nvidia.com/mig.config`` label names."""
+def mig_config_map(layouts: Mapping[str, Mapping[str, int]]) -> dict[str, Any]:
+    """The MIG manager's layouts: every layout a group's ``nvidia.com/mig.config`` label names
+    (``layouts``: label -> MIG profile -> instances per GPU)."""
     configs: dict[str, Any] = {"all-disabled": [{"devices": "all", "mig-enabled": False}]}
-    for group in groups:
-        if group.mig_label:
-            configs[group.mig_label] = [
-                {"devices": "all", "mig-enabled": True, "mig-devices": group.slices_per_gpu()}
-            ]
+    for label, slices in layouts.items():
+        configs[label] = [{"devices": "all", "mig-enabled": True, "mig-devices": dict(slices)}]
     data = yaml.safe_dump({"version": "v1", "mig-configs": configs}, sort_keys=True)
     return to_manifest(
         k8s.V1ConfigMap(
@@ -233,7 +237,7 @@ class DependenciesChart(Construct):
         version: str,
         digest: str,
         values: Mapping[str, Any],
-        gpu_groups: Sequence[GpuGroup],
+        mig_layouts: Mapping[str, Mapping[str, int]],
         vpc: ec2.IVpc,
         subnets: ec2.SubnetSelection,
     ) -> None:
@@ -272,7 +276,7 @@ class DependenciesChart(Construct):
             self,
             "MigConfig",
             cluster=eks_cluster,  # type: ignore[arg-type]  # jsii protocol gap
-            manifest=[mig_config_map(gpu_groups)],
+            manifest=[mig_config_map(mig_layouts)],
         )
         registry = f"{stack.account}.dkr.ecr.{stack.region}.{stack.url_suffix}"
         self.chart = eks.HelmChart(

@@ -3,6 +3,7 @@ scripts in the BU's bucket, and task governance (one ComputeQuota per team, one 
 """
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,6 @@ from aws_cdk import aws_s3_deployment as s3deploy
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct, IConstruct
 
-from config.hyperpod import GpuGroup, Quota, Scheduler, SystemGroup, Team
 from platform_constructs import vpc_enis
 from platform_constructs.gates import (
     COMPLIANCE_PACKS,
@@ -32,6 +32,73 @@ MIG_LABEL = "nvidia.com/mig.config"
 ECR_PULL = ("ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability")
 # CloudFormation's ComputeQuota has no CDK L1 in aws-cdk-lib 2.275 (added later).
 COMPUTE_QUOTA = "AWS::SageMaker::ComputeQuota"
+
+
+@dataclass(frozen=True, kw_only=True)
+class InstanceGroupSpec:
+    """What every instance group sets: the system group is exactly this."""
+
+    instance_type: str
+    count: int
+    ebs_volume_gb: int  # at /opt/sagemaker
+    threads_per_core: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class GpuGroupSpec(InstanceGroupSpec):
+    """A GPU group: its ``platform/group`` label, health checks, flexible types, MIG layout."""
+
+    name: str
+    deep_health_checks: tuple[str, ...]
+    alternative_instance_types: tuple[str, ...]  # beyond instance_type (InstanceRequirements)
+    mig_label: str | None  # the value of the node label nvidia.com/mig.config
+
+
+@dataclass(frozen=True)
+class MigSlices:
+    """MIG slices of one profile (e.g. ``1g.18gb``) a quota guarantees."""
+
+    profile: str
+    count: int
+
+
+@dataclass(frozen=True)
+class QuotaResource:
+    """What one team is guaranteed on one instance type: whole GPUs and/or MIG slices."""
+
+    instance_type: str
+    gpus: int
+    mig: MigSlices | None
+
+
+@dataclass(frozen=True)
+class TeamQuota:
+    """One team's ComputeQuota: its physical name, fair-share weight, sharing and resources."""
+
+    team: str
+    quota_name: str
+    fair_share_weight: int
+    sharing: str  # LendAndBorrow, Lend or DontLend
+    borrow_limit_percent: int  # read only for LendAndBorrow
+    preempt: str  # LowerPriority or Never
+    resources: tuple[QuotaResource, ...]
+
+
+@dataclass(frozen=True)
+class PriorityClass:
+    """A Kueue priority class of the scheduler config, by its weight (0-100)."""
+
+    name: str
+    weight: int
+
+
+@dataclass(frozen=True)
+class SchedulerSpec:
+    """The cluster's one ClusterSchedulerConfig."""
+
+    priority_classes: tuple[PriorityClass, ...]
+    fair_share: bool
+    idle_resource_sharing: bool
 
 
 def efa_security_group(scope: Construct, construct_id: str, *, vpc: ec2.IVpc) -> ec2.SecurityGroup:
@@ -58,7 +125,7 @@ def efa_security_group(scope: Construct, construct_id: str, *, vpc: ec2.IVpc) ->
 
 
 def _instance_group(
-    group: SystemGroup | GpuGroup, name: str, role: iam.IRole, source_uri: str, key: kms.IKey
+    group: InstanceGroupSpec, name: str, role: iam.IRole, source_uri: str, key: kms.IKey
 ) -> dict[str, Any]:
     spec: dict[str, Any] = {
         "instanceGroupName": name,
@@ -76,7 +143,7 @@ def _instance_group(
             }
         ],
     }
-    if isinstance(group, GpuGroup):
+    if isinstance(group, GpuGroupSpec):
         if group.deep_health_checks:
             spec["onStartDeepHealthChecks"] = list(group.deep_health_checks)
         if group.alternative_instance_types:
@@ -109,8 +176,8 @@ class HyperPodCluster(Construct):
         security_group: ec2.ISecurityGroup,
         lifecycle_bucket: s3.IBucket,
         volume_key: kms.IKey,
-        system_group: SystemGroup,
-        gpu_groups: Sequence[GpuGroup],
+        system_group: InstanceGroupSpec,
+        gpu_groups: Sequence[GpuGroupSpec],
         own_repositories: Sequence[str],
         aws_registries: Mapping[str, str],
     ) -> None:
@@ -309,11 +376,9 @@ class HyperPodCluster(Construct):
     def add_task_governance(
         self,
         *,
-        quota_names: Mapping[str, str],
         scheduler_name: str,
-        teams: Sequence[Team],
-        quotas: Sequence[Quota],
-        scheduler: Scheduler,
+        teams: Sequence[TeamQuota],
+        scheduler: SchedulerSpec,
         after: Sequence[cdk.CfnResource],
         tags: Mapping[str, str],
     ) -> tuple[dict[str, cdk.CfnResource], sagemaker.CfnClusterSchedulerConfig]:
@@ -344,19 +409,17 @@ class HyperPodCluster(Construct):
                 sharing["BorrowLimit"] = team.borrow_limit_percent
             quota = cdk.CfnResource(
                 self,
-                f"Quota-{team.name}",
+                f"Quota-{team.team}",
                 type=COMPUTE_QUOTA,
                 properties={
-                    "Name": quota_names[team.name],
+                    "Name": team.quota_name,
                     "ClusterArn": arn,
                     "ComputeQuotaTarget": {
-                        "TeamName": team.name,
+                        "TeamName": team.team,
                         "FairShareWeight": team.fair_share_weight,
                     },
                     "ComputeQuotaConfig": {
-                        "ComputeQuotaResources": [
-                            _quota_resource(q) for q in quotas if q.team == team.name
-                        ],
+                        "ComputeQuotaResources": [_quota_resource(r) for r in team.resources],
                         "PreemptTeamTasks": team.preempt,
                         "ResourceSharingConfig": sharing,
                     },
@@ -365,11 +428,11 @@ class HyperPodCluster(Construct):
                 },
             )
             quota.node.add_dependency(self.scheduler)
-            self.quotas[team.name] = quota
+            self.quotas[team.team] = quota
         return self.quotas, self.scheduler
 
 
-def _quota_resource(quota: Quota) -> dict[str, Any]:
+def _quota_resource(quota: QuotaResource) -> dict[str, Any]:
     resource: dict[str, Any] = {"InstanceType": quota.instance_type}
     if quota.gpus:
         resource["Accelerators"] = quota.gpus

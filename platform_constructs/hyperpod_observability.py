@@ -2,6 +2,8 @@
 HyperPod observability add-on writes to, and optionally a Managed Grafana workspace on top."""
 
 import json
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 from aws_cdk import aws_aps as aps
 from aws_cdk import aws_grafana as grafana
@@ -9,7 +11,6 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
-from config.hyperpod import Observability
 from platform_constructs.gates import COMPLIANCE_PACKS, acknowledge
 
 # The add-on's collector runs under this service account (DESIGN.md, verified add-on facts).
@@ -27,33 +28,30 @@ COLLECTOR_LOG_ACTIONS = (
     "logs:PutLogEvents",
 )
 
-# Config field -> the add-on's metricsProvider group (the shape public HyperPod templates use).
-METRIC_GROUPS = {
-    "training_metrics": "trainingMetrics",
-    "inference_metrics": "inferenceMetrics",
-    "task_governance_metrics": "taskGovernanceMetrics",
-    "scaling_metrics": "scalingMetrics",
-    "cluster_metrics": "customMetrics",
-    "node_metrics": "nodeMetrics",
-    "accelerated_compute_metrics": "acceleratedComputeMetrics",
-    "network_metrics": "networkMetrics",
-}
+
+@dataclass(frozen=True)
+class AddonSettings:
+    """What the observability add-on collects: a level (BASIC or ADVANCED) per metricsProvider
+    group, one scrape interval for all, and whether it ships logs."""
+
+    levels: Mapping[str, str]  # metricsProvider group (e.g. ``nodeMetrics``) -> level, in order
+    scrape_interval_seconds: int
+    logging: bool
 
 
 def addon_configuration(
-    settings: Observability,
+    settings: AddonSettings,
     *,
     prometheus_endpoint: str,
     workspace_arn: str,
     grafana: tuple[str, str] | None,
 ) -> str:
     """ConfigurationValues for the observability add-on: where to write, at which levels."""
-    values = settings.model_dump()
     config: dict[str, object] = {
         "ampWorkspace": {"prometheusEndpoint": prometheus_endpoint, "arn": workspace_arn},
         "metricsProvider": {
-            group: {"level": values[field], "scrapeInterval": settings.scrape_interval_seconds}
-            for field, group in METRIC_GROUPS.items()
+            group: {"level": level, "scrapeInterval": settings.scrape_interval_seconds}
+            for group, level in settings.levels.items()
         },
         "logging": {"enabled": settings.logging},
     }

@@ -6,7 +6,8 @@ Kubernetes objects are built with the ``kubernetes`` client's models (typed, the
 team so a team's objects change together.
 """
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import aws_cdk as cdk
@@ -16,7 +17,6 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 from kubernetes import client as k8s
 
-from config.hyperpod import Team
 from platform_constructs.access import MlflowAccess
 from platform_constructs.gates import acknowledge_grant
 from platform_constructs.hyperpod_eks import HyperPodEksCluster, pod_identity_role
@@ -26,6 +26,16 @@ FSX_CLAIM = "fsx-claim"
 _API = k8s.ApiClient()
 
 
+@dataclass(frozen=True)
+class WorkloadTeam:
+    """A team on the cluster: its namespace, its workload role's name and its FSx volume's."""
+
+    name: str
+    namespace: str
+    role_name: str
+    pv_name: str
+
+
 def to_manifest(obj: Any) -> dict[str, Any]:
     """A kubernetes client model as the plain dict kubectl applies."""
     result: dict[str, Any] = _API.sanitize_for_serialization(obj)
@@ -33,7 +43,7 @@ def to_manifest(obj: Any) -> dict[str, Any]:
 
 
 def team_objects(
-    team: Team, *, pv_name: str, fsx_id: str, fsx_dns: str, fsx_mount: str, capacity_gib: int
+    team: WorkloadTeam, *, fsx_id: str, fsx_dns: str, fsx_mount: str, capacity_gib: int
 ) -> list[dict[str, Any]]:
     """The namespace (task governance creates it too; apply is idempotent), the workload
     service account, and a static FSx for Lustre volume with its claim."""
@@ -51,7 +61,7 @@ def team_objects(
     volume = k8s.V1PersistentVolume(
         api_version="v1",
         kind="PersistentVolume",
-        metadata=k8s.V1ObjectMeta(name=pv_name, labels=labels),
+        metadata=k8s.V1ObjectMeta(name=team.pv_name, labels=labels),
         spec=k8s.V1PersistentVolumeSpec(
             capacity={"storage": f"{capacity_gib}Gi"},
             access_modes=["ReadWriteMany"],
@@ -74,7 +84,7 @@ def team_objects(
         spec=k8s.V1PersistentVolumeClaimSpec(
             access_modes=["ReadWriteMany"],
             storage_class_name="",
-            volume_name=pv_name,
+            volume_name=team.pv_name,
             resources=k8s.V1VolumeResourceRequirements(requests={"storage": f"{capacity_gib}Gi"}),
         ),
     )
@@ -91,9 +101,7 @@ class TeamWorkloads(Construct):
         construct_id: str,
         *,
         eks_cluster: HyperPodEksCluster,
-        teams: Sequence[Team],
-        role_names: Mapping[str, str],
-        pv_names: Mapping[str, str],
+        teams: Sequence[WorkloadTeam],
         data_bucket: s3.IBucket,
         checkpoints_bucket: s3.IBucket,
         models_bucket: s3.IBucket,
@@ -108,7 +116,7 @@ class TeamWorkloads(Construct):
         self.roles: dict[str, iam.Role] = {}
         self.manifests: dict[str, eks.KubernetesManifest] = {}
         for team in teams:
-            role = pod_identity_role(self, f"Role-{team.name}", role_name=role_names[team.name])
+            role = pod_identity_role(self, f"Role-{team.name}", role_name=team.role_name)
             data_bucket.grant_read(role)
             checkpoints_bucket.grant_read_write(role, f"{team.name}/*")
             models_bucket.grant_read_write(role, f"{team.name}/*")
@@ -129,7 +137,6 @@ class TeamWorkloads(Construct):
                 cluster=eks_cluster.cluster,
                 objects=team_objects(
                     team,
-                    pv_name=pv_names[team.name],
                     fsx_id=fsx_id,
                     fsx_dns=fsx_dns,
                     fsx_mount=fsx_mount,

@@ -43,13 +43,12 @@ from platform_constructs.hyperpod_chart import (
     CHART_NAMESPACE,
     CHART_RELEASE,
     MirroredImage,
-    chart_values,
     mirrored_images,
 )
 from platform_constructs.hyperpod_spaces import SPACES_IMAGE_NAME, SPACES_IMAGE_SOURCE
 from scripts.chart_images import documents, foreign_images, kind_count, rendered_images
 from scripts.kubectl_layer import LayerError, helm_path, layer_helm
-from stacks.hyperpod_stack import chart_repository
+from stacks.hyperpod_stack import bu_chart_values, chart_repository
 
 SOURCE = "https://github.com/aws/sagemaker-hyperpod-cli.git"
 CHART_DIR = "helm_chart/HyperPodHelmChart"
@@ -115,7 +114,7 @@ class Plan:
     def values(self) -> dict[str, Any]:
         """Exactly what the deploy passes to the chart (its digest key aside, unused by
         templates)."""
-        return chart_values(bu=self.bu, account=self.account, region=self.region, mig=self.mig)
+        return bu_chart_values(bu=self.bu, account=self.account, region=self.region, mig=self.mig)
 
     @property
     def images(self) -> list[MirroredImage]:

@@ -6,10 +6,13 @@ EKS cluster in place. Stateful data lives elsewhere (S3 in the security stack; F
 cache of datasets and checkpoints and is retained with the BU's removal policy).
 """
 
+from collections.abc import Sequence
+from dataclasses import asdict
 from typing import Any
 
 import aws_cdk as cdk
 from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_fsx as fsx
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
@@ -18,14 +21,39 @@ from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
 from config import parameters as params
-from config.aws_registries import node_image_accounts, registry_host
+from config.aws_registries import (
+    EKS_REGISTRY_ACCOUNT,
+    GPU_OPERATOR_MIRROR_ACCOUNTS,
+    node_image_accounts,
+    registry_host,
+)
 from config.governance import DEFAULT_LOG_RETENTION_DAYS
-from config.hyperpod import ADDON_NAMES, SPACES_ADDON_NAMES
+from config.hyperpod import (
+    ADDON_NAMES,
+    SPACES_ADDON_NAMES,
+    GpuGroup,
+    HyperPod,
+    InstanceGroup,
+    Observability,
+    Scheduler,
+    Spaces,
+)
+from config.naming import Naming
 from config.schema import BusinessUnitConfig
 from platform_constructs.access import MlflowAccess
 from platform_constructs.gates import acknowledge
-from platform_constructs.hyperpod_chart import DependenciesChart, chart_values
-from platform_constructs.hyperpod_cluster import HyperPodCluster, efa_security_group
+from platform_constructs.hyperpod_chart import ChartRegistries, DependenciesChart, chart_values
+from platform_constructs.hyperpod_cluster import (
+    GpuGroupSpec,
+    HyperPodCluster,
+    InstanceGroupSpec,
+    MigSlices,
+    PriorityClass,
+    QuotaResource,
+    SchedulerSpec,
+    TeamQuota,
+    efa_security_group,
+)
 from platform_constructs.hyperpod_eks import HyperPodEksCluster, pod_identity_role
 from platform_constructs.hyperpod_inference import AddonVersions, HyperPodInferenceOperator
 from platform_constructs.hyperpod_observability import (
@@ -35,6 +63,7 @@ from platform_constructs.hyperpod_observability import (
     SERVICE_ACCOUNT as OBSERVABILITY_SERVICE_ACCOUNT,
 )
 from platform_constructs.hyperpod_observability import (
+    AddonSettings,
     MetricsWorkspace,
     addon_configuration,
 )
@@ -44,10 +73,15 @@ from platform_constructs.hyperpod_spaces import (
     SpacesTeam,
     spaces_image,
 )
-from platform_constructs.hyperpod_workloads import FSX_CLAIM, SERVICE_ACCOUNT, TeamWorkloads
+from platform_constructs.hyperpod_workloads import (
+    FSX_CLAIM,
+    SERVICE_ACCOUNT,
+    TeamWorkloads,
+    WorkloadTeam,
+)
 from platform_constructs.keys import PurposeKey
 from platform_constructs.lustre import LustreFileSystem
-from stacks._common import log_retention, removal_policy, stage_tags
+from stacks._common import log_retention, named_bucket, removal_policy, stage_tags
 from stacks.network_stack import NetworkStack, bu_repositories
 from stacks.security_stack import SecurityStack
 
@@ -65,11 +99,124 @@ AFTER_NODES = (
     "amazon-sagemaker-hyperpod-taskgovernance",
     "amazon-sagemaker-hyperpod-observability",
 )
+# The BU's buckets this stack grants on (the security stack owns them).
+BUCKETS = ("data", "checkpoints", "models", "hyperpod-lifecycle")
+# Field of `config.hyperpod.Observability` -> the observability add-on's metricsProvider group
+# (the shape public HyperPod templates use), in the order the add-on's configuration lists them.
+METRIC_GROUPS = {
+    "training_metrics": "trainingMetrics",
+    "inference_metrics": "inferenceMetrics",
+    "task_governance_metrics": "taskGovernanceMetrics",
+    "scaling_metrics": "scalingMetrics",
+    "cluster_metrics": "customMetrics",
+    "node_metrics": "nodeMetrics",
+    "accelerated_compute_metrics": "acceleratedComputeMetrics",
+    "network_metrics": "networkMetrics",
+}
 
 
 def chart_repository(config: BusinessUnitConfig) -> str:
     """The BU's ECR repository for the dependencies chart (``make stage-hyperpod-chart``)."""
     return f"{config.name}/hyperpod-helm-chart"
+
+
+def bu_chart_values(*, bu: str, account: str, region: str, mig: bool) -> dict[str, Any]:
+    """The dependencies chart's values for one BU, its registries looked up in
+    ``config.aws_registries``: what the deploy and ``make stage-hyperpod-chart`` both use."""
+    registries = ChartRegistries(
+        own=registry_host(account, region),
+        eks=registry_host(EKS_REGISTRY_ACCOUNT, region),
+        gpu_operator_mirror=(
+            registry_host(GPU_OPERATOR_MIRROR_ACCOUNTS[region], region) if mig else None
+        ),
+    )
+    return chart_values(bu=bu, region=region, mig=mig, registries=registries)
+
+
+def uses_mig(hp: HyperPod) -> bool:
+    """Some group is cut into MIG slices: the GPU operator replaces the standalone plugin."""
+    return any(g.mig_label for g in hp.gpu_groups)
+
+
+def instance_group_spec(group: InstanceGroup) -> InstanceGroupSpec:
+    """A config instance group as the cluster construct takes it (the system group)."""
+    return InstanceGroupSpec(
+        instance_type=group.instance_type,
+        count=group.count,
+        ebs_volume_gb=group.ebs_volume_gb,
+        threads_per_core=group.threads_per_core,
+    )
+
+
+def gpu_group_spec(group: GpuGroup) -> GpuGroupSpec:
+    """A GPU group: its instance-group fields, name, health checks, flexible types, MIG label."""
+    return GpuGroupSpec(
+        **asdict(instance_group_spec(group)),
+        name=group.name,
+        deep_health_checks=tuple(group.deep_health_checks),
+        alternative_instance_types=tuple(group.alternative_instance_types),
+        mig_label=group.mig_label,
+    )
+
+
+def mig_layouts(groups: Sequence[GpuGroup]) -> dict[str, dict[str, int]]:
+    """Each MIG label the groups carry -> MIG profile -> instances per GPU (the MIG manager's
+    layouts; the groups read the profile table, so the chart construct need not)."""
+    return {g.mig_label: g.slices_per_gpu() for g in groups if g.mig_label}
+
+
+def team_quotas(hp: HyperPod, names: Naming) -> list[TeamQuota]:
+    """One ComputeQuota per team, with the team's quotas in config order."""
+    return [
+        TeamQuota(
+            team=team.name,
+            quota_name=names.resource(f"quota-{team.name}"),
+            fair_share_weight=team.fair_share_weight,
+            sharing=team.sharing,
+            borrow_limit_percent=team.borrow_limit_percent,
+            preempt=team.preempt,
+            resources=tuple(
+                QuotaResource(
+                    instance_type=q.instance_type,
+                    gpus=q.gpus,
+                    mig=None if q.mig is None else MigSlices(q.mig.profile, q.mig.count),
+                )
+                for q in hp.quotas_of(team.name)
+            ),
+        )
+        for team in hp.teams
+    ]
+
+
+def scheduler_spec(scheduler: Scheduler) -> SchedulerSpec:
+    """The scheduler section as the cluster's ClusterSchedulerConfig takes it."""
+    return SchedulerSpec(
+        priority_classes=tuple(PriorityClass(p.name, p.weight) for p in scheduler.priority_classes),
+        fair_share=scheduler.fair_share,
+        idle_resource_sharing=scheduler.idle_resource_sharing,
+    )
+
+
+def addon_settings(observability: Observability) -> AddonSettings:
+    """The observability section as the add-on's metricsProvider levels."""
+    return AddonSettings(
+        levels={group: getattr(observability, f) for f, group in METRIC_GROUPS.items()},
+        scrape_interval_seconds=observability.scrape_interval_seconds,
+        logging=observability.logging,
+    )
+
+
+def workload_teams(hp: HyperPod, names: Naming) -> list[WorkloadTeam]:
+    """Each team with its task-governance namespace, workload role name and FSx volume name."""
+    return [
+        WorkloadTeam(
+            name=t.name,
+            namespace=t.namespace,
+            role_name=names.role(f"hyperpod-team-{t.name}"),
+            pv_name=f"fsx-{t.name}",
+        )
+        for t in hp.teams
+    ]
 
 
 class HyperPodStack(cdk.Stack):
@@ -88,29 +235,67 @@ class HyperPodStack(cdk.Stack):
         hp = config.hyperpod
         if hp is None:
             raise ValueError(f"{config.name}: the HyperPod stack needs a hyperpod section")
-        names = config.naming
-        policy = removal_policy(config)
+        # The nodes and FSx share one AZ (EFA wants one); default: the BU's first.
         az = hp.availability_zone or config.network.availability_zones[0]
-        node_subnets = ec2.SubnetSelection(
-            subnet_type=network.private_subnets.subnet_type, availability_zones=[az]
-        )
-
-        # The BU's buckets by their derived names (the same names the security stack gave
-        # them), with its keys: grants then name the bucket, not a hashed cross-stack export.
-        buckets = {
-            p: s3.Bucket.from_bucket_attributes(
-                self,
-                f"Bucket-{p}",
-                bucket_name=names.bucket(p),
-                encryption_key=security.keys[p],
-            )
-            for p in ("data", "checkpoints", "models", "hyperpod-lifecycle")
-        }
+        buckets = self._bucket_references(config, security)
         self.key = self._key_and_control_plane_logs(config)
         self.security_group = efa_security_group(self, "ClusterSecurityGroup", vpc=network.vpc)
+        self.eks = self._eks(config, hp, network)
+        self.eks_cluster = self.eks.cluster
+        self.addons = self.eks.addons
+        collector_role = self._addon_identities(config)
+        self.hyperpod = self._hyperpod_cluster(
+            config, hp, network, az, lifecycle_bucket=buckets["hyperpod-lifecycle"]
+        )
+        self.cluster = self.hyperpod.cluster
+        self.inference = self._inference_operator(config, security)
+        quotas, _ = self.hyperpod.add_task_governance(
+            scheduler_name=config.naming.resource("scheduler"),
+            teams=team_quotas(hp, config.naming),
+            scheduler=scheduler_spec(hp.scheduler),
+            after=[self.addons["amazon-sagemaker-hyperpod-taskgovernance"]],
+            tags=stage_tags(config),
+        )
+        self.metrics = self._metrics(config, hp, collector_role)
+        self.fsx = self._fsx(config, hp, network, az)
+        self.chart = self._dependencies_chart(config, hp, network)
+        self.teams = TeamWorkloads(
+            self,
+            "Teams",
+            eks_cluster=self.eks,
+            teams=workload_teams(hp, config.naming),
+            data_bucket=buckets["data"],
+            checkpoints_bucket=buckets["checkpoints"],
+            models_bucket=buckets["models"],
+            fsx_id=self.fsx.file_system_id,
+            fsx_dns=self.fsx.dns_name,
+            fsx_mount=self.fsx.mount_name,
+            fsx_capacity_gib=hp.fsx.storage_capacity_gib,
+            mlflow=mlflow,
+            after=[*quotas.values(), self.addons["aws-fsx-csi-driver"]],
+        )
+        self.spaces = self._spaces(config, hp, hp.spaces) if hp.spaces is not None else None
+        self._publish(config, hp)
 
-        versions = {ADDON_NAMES[field]: v for field, v in hp.addons.model_dump().items()}
-        self.eks = HyperPodEksCluster(
+    def _bucket_references(
+        self, config: BusinessUnitConfig, security: SecurityStack
+    ) -> dict[str, s3.IBucket]:
+        """The BU's buckets by their derived names (the same names the security stack gave
+        them), with its keys: grants then name the bucket, not a hashed cross-stack export."""
+        return {
+            purpose: named_bucket(
+                self, f"Bucket-{purpose}", config=config, security=security, purpose=purpose
+            )
+            for purpose in BUCKETS
+        }
+
+    def _eks(
+        self, config: BusinessUnitConfig, hp: HyperPod, network: NetworkStack
+    ) -> HyperPodEksCluster:
+        """The private EKS control plane with the pinned add-ons; it waits for its encrypted
+        log group (``_key_and_control_plane_logs``), which EKS would otherwise make itself."""
+        names = config.naming
+        eks = HyperPodEksCluster(
             self,
             "Eks",
             cluster_name=names.resource("eks"),
@@ -125,62 +310,68 @@ class HyperPodStack(cdk.Stack):
                 self.format_arn(service="iam", region="", resource="role", resource_name=r)
                 for r in hp.admin_roles
             ],
-            addon_versions=versions,
+            addon_versions={ADDON_NAMES[f]: v for f, v in hp.addons.model_dump().items()},
         )
-        self.eks_cluster = self.eks.cluster
-        self.eks_cluster.node.add_dependency(self.eks_log_group)
-        self.addons = self.eks.addons
+        eks.cluster.node.add_dependency(self.eks_log_group)
+        return eks
 
-        collector_role = self._addon_identities(config)
-
-        mig = any(g.mig_label for g in hp.gpu_groups)
+    def _hyperpod_cluster(
+        self,
+        config: BusinessUnitConfig,
+        hp: HyperPod,
+        network: NetworkStack,
+        az: str,
+        *,
+        lifecycle_bucket: s3.IBucket,
+    ) -> HyperPodCluster:
+        """The HyperPod cluster in the node AZ, and its place in the deploy order: after the
+        networking add-ons its nodes run, before the add-ons whose pods need nodes."""
+        names = config.naming
         serves_inference = config.endpoints is not None and bool(config.endpoints.on("hyperpod"))
-        self.hyperpod = HyperPodCluster(
+        hyperpod = HyperPodCluster(
             self,
             "HyperPod",
             cluster_name=names.resource("hyperpod"),
             execution_role_name=names.role("hyperpod-execution"),
             eks_cluster_arn=self.eks_cluster.cluster_arn,
             vpc=network.vpc,
-            subnets=node_subnets,
+            subnets=ec2.SubnetSelection(
+                subnet_type=network.private_subnets.subnet_type, availability_zones=[az]
+            ),
             security_group=self.security_group,
-            lifecycle_bucket=buckets["hyperpod-lifecycle"],
+            lifecycle_bucket=lifecycle_bucket,
             volume_key=self.key,
-            system_group=hp.system_group,
-            gpu_groups=hp.gpu_groups,
+            system_group=instance_group_spec(hp.system_group),
+            gpu_groups=[gpu_group_spec(g) for g in hp.gpu_groups],
             own_repositories=bu_repositories(config),
             aws_registries=node_image_accounts(
-                config.region, mig=mig, hyperpod_inference=serves_inference
+                config.region, mig=uses_mig(hp), hyperpod_inference=serves_inference
             ),
         )
-        self.cluster = self.hyperpod.cluster
+        cluster = hyperpod.cluster
         # No access entry for the execution role here: HyperPod creates it at CreateCluster
         # (SageMaker API reference, ClusterMetadata.EksRoleAccessEntries: "created by HyperPod
         # on your behalf"); a second one would collide with it.
         # The nodes run the add-ons' pods: the cluster waits for the networking add-ons.
         for name in ("vpc-cni", "kube-proxy", "coredns", "eks-pod-identity-agent"):
-            self.cluster.node.add_dependency(self.addons[name])
+            cluster.node.add_dependency(self.addons[name])
         # Add-ons whose pods need nodes come after the cluster (awsome-distributed-ai
         # hyperpod-eks-tf: each HyperPod add-on module depends_on the hyperpod_cluster module).
         for name in AFTER_NODES:
-            self.addons[name].node.add_dependency(self.cluster)
+            self.addons[name].node.add_dependency(cluster)
+        return hyperpod
 
-        self.inference = self._inference_operator(config, security)
-
-        quotas, scheduler = self.hyperpod.add_task_governance(
-            quota_names={t.name: names.resource(f"quota-{t.name}") for t in hp.teams},
-            scheduler_name=names.resource("scheduler"),
-            teams=hp.teams,
-            quotas=hp.quotas,
-            scheduler=hp.scheduler,
-            after=[self.addons["amazon-sagemaker-hyperpod-taskgovernance"]],
-            tags=stage_tags(config),
-        )
-
-        self.metrics = MetricsWorkspace(
+    def _metrics(
+        self, config: BusinessUnitConfig, hp: HyperPod, collector_role: iam.IRole
+    ) -> MetricsWorkspace:
+        """The Prometheus (and optional Grafana) workspace, and the observability add-on's
+        configuration pointing at it (the add-on exists before the workspace does)."""
+        names = config.naming
+        alias = names.resource("hyperpod-metrics")
+        metrics = MetricsWorkspace(
             self,
             "Metrics",
-            alias=names.resource("hyperpod-metrics"),
+            alias=alias,
             key=self.key,
             collector_role=collector_role,
             cluster_log_groups=(
@@ -193,27 +384,30 @@ class HyperPodStack(cdk.Stack):
                 if hp.observability.logging
                 else None
             ),
-            grafana_name=names.resource("hyperpod-metrics") if hp.observability.grafana else None,
+            grafana_name=alias if hp.observability.grafana else None,
         )
         grafana = None
-        if self.metrics.grafana is not None:
+        if metrics.grafana is not None:
             grafana_arn = self.format_arn(
-                service="grafana",
-                resource="/workspaces",
-                resource_name=self.metrics.grafana.attr_id,
+                service="grafana", resource="/workspaces", resource_name=metrics.grafana.attr_id
             )
-            grafana = (names.resource("hyperpod-metrics"), grafana_arn)
+            grafana = (alias, grafana_arn)
         # Tokens inside the JSON string resolve to an Fn::Join at synthesis.
         self.addons[
             "amazon-sagemaker-hyperpod-observability"
         ].configuration_values = addon_configuration(
-            hp.observability,
-            prometheus_endpoint=self.metrics.workspace.attr_prometheus_endpoint,
-            workspace_arn=self.metrics.workspace.attr_arn,
+            addon_settings(hp.observability),
+            prometheus_endpoint=metrics.workspace.attr_prometheus_endpoint,
+            workspace_arn=metrics.workspace.attr_arn,
             grafana=grafana,
         )
+        return metrics
 
-        self.fsx = LustreFileSystem(
+    def _fsx(
+        self, config: BusinessUnitConfig, hp: HyperPod, network: NetworkStack, az: str
+    ) -> fsx.LustreFileSystem:
+        """FSx for Lustre in the nodes' AZ, kept or removed with the BU's removal policy."""
+        return LustreFileSystem(
             self,
             "Fsx",
             vpc=network.vpc,
@@ -225,48 +419,38 @@ class HyperPodStack(cdk.Stack):
             deployment_type=hp.fsx.deployment_type,
             storage_capacity_gib=hp.fsx.storage_capacity_gib,
             throughput_mbps_per_tib=hp.fsx.throughput_mbps_per_tib,
-            removal_policy=policy,
+            removal_policy=removal_policy(config),
         ).file_system
 
-        # Installed before the HyperPod cluster, as AWS's guide and references do (SageMaker
-        # guide, "Install packages on the Amazon EKS cluster using Helm": creating the cluster
-        # first "might result in ... the creation process failing entirely"; awsome-distributed-
-        # ai: module.hyperpod_cluster depends_on module.helm_chart).
-        self.chart = DependenciesChart(
+    def _dependencies_chart(
+        self, config: BusinessUnitConfig, hp: HyperPod, network: NetworkStack
+    ) -> DependenciesChart:
+        """HyperPod's dependencies chart, installed before the HyperPod cluster, as AWS's guide
+        and references do (SageMaker guide, "Install packages on the Amazon EKS cluster using
+        Helm": creating the cluster first "might result in ... the creation process failing
+        entirely"; awsome-distributed-ai: module.hyperpod_cluster depends_on
+        module.helm_chart)."""
+        chart = DependenciesChart(
             self,
             "Dependencies",
             eks_cluster=self.eks_cluster,
             repository_name=chart_repository(config),
             version=hp.dependencies_chart.version,
             digest=hp.dependencies_chart.digest,
-            values=chart_values(
-                bu=config.name, account=config.account, region=config.region, mig=mig
+            values=bu_chart_values(
+                bu=config.name, account=config.account, region=config.region, mig=uses_mig(hp)
             ),
-            gpu_groups=hp.gpu_groups,
+            mig_layouts=mig_layouts(hp.gpu_groups),
             vpc=network.vpc,
             subnets=network.private_subnets,
         )
-        self.cluster.node.add_dependency(self.chart.chart)
-        self.teams = TeamWorkloads(
-            self,
-            "Teams",
-            eks_cluster=self.eks,
-            teams=hp.teams,
-            role_names={t.name: names.role(f"hyperpod-team-{t.name}") for t in hp.teams},
-            pv_names={t.name: f"fsx-{t.name}" for t in hp.teams},
-            data_bucket=buckets["data"],
-            checkpoints_bucket=buckets["checkpoints"],
-            models_bucket=buckets["models"],
-            fsx_id=self.fsx.file_system_id,
-            fsx_dns=self.fsx.dns_name,
-            fsx_mount=self.fsx.mount_name,
-            fsx_capacity_gib=hp.fsx.storage_capacity_gib,
-            mlflow=mlflow,
-            after=[*quotas.values(), self.addons["aws-fsx-csi-driver"]],
-        )
-        del scheduler
-        self.spaces = self._spaces(config) if hp.spaces is not None else None
+        self.cluster.node.add_dependency(chart.chart)
+        return chart
 
+    def _publish(self, config: BusinessUnitConfig, hp: HyperPod) -> None:
+        """What other stacks, the CLIs and people need to find the cluster: SSM parameters
+        (names from ``config.parameters``) and the stack's outputs."""
+        names = config.naming
         published = {
             params.HYPERPOD_CLUSTER_NAME: names.resource("hyperpod"),
             params.HYPERPOD_CLUSTER_ARN: self.cluster.attr_cluster_arn,
@@ -301,13 +485,10 @@ class HyperPodStack(cdk.Stack):
             self, "PrometheusEndpoint", value=self.metrics.workspace.attr_prometheus_endpoint
         )
 
-    def _spaces(self, config: BusinessUnitConfig) -> HyperPodSpaces:
+    def _spaces(self, config: BusinessUnitConfig, hp: HyperPod, spaces: Spaces) -> HyperPodSpaces:
         """SageMaker Spaces for the teams ``hyperpod.spaces`` lists (after the cluster's nodes
         and the team namespaces, which its templates and pod-security labels need)."""
-        hp = config.hyperpod
-        if hp is None or hp.spaces is None:
-            raise ValueError(f"{config.name}: spaces need a hyperpod.spaces section")
-        spaces, names = hp.spaces, config.naming
+        names = config.naming
         teams = {t.name: t for t in hp.teams}
         role_arn = {
             r: self.format_arn(service="iam", region="", resource="role", resource_name=r)

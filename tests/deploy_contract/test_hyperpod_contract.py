@@ -22,10 +22,10 @@ from inference.serving import image_uri
 from platform_constructs.hyperpod_chart import (
     CHART_NAME,
     HELM_TIMEOUT_MINUTES,
-    chart_values,
     image_references,
     mirrored_images,
 )
+from stacks.hyperpod_stack import bu_chart_values
 
 HYPERPOD_BUS = ("fraud", "credit", "marketing", "risk")
 
@@ -64,7 +64,7 @@ def _pulled_images(config: Any) -> list[str]:
     """Every image a node pulls that this platform names: the chart's, the BU's training image,
     the LMI image of endpoints served on HyperPod, and a representative EKS add-on image."""
     mig = any(g.mig_label for g in config.hyperpod.gpu_groups)
-    values = chart_values(bu=config.name, account=config.account, region=config.region, mig=mig)
+    values = bu_chart_values(bu=config.name, account=config.account, region=config.region, mig=mig)
     images = image_references(values)
     images.append(f"{config.account}.dkr.ecr.{config.region}.amazonaws.com/{config.name}-training")
     images.append(f"602401143452.dkr.ecr.{config.region}.amazonaws.com/eks/coredns")

@@ -387,8 +387,10 @@ def test_the_bu_s_names_are_the_stage_s() -> None:
     api_version = f"{checks.WORKSPACE_GROUP}/{checks.WORKSPACE_VERSION}"
     assert api_version == hyperpod_spaces.TEMPLATE_API_VERSION
     assert f"{hyperpod_spaces.TEMPLATE_KIND.lower()}s" == checks.WORKSPACE_TEMPLATES
+    from stacks.hyperpod_stack import gpu_group_spec
+
     spec = _instance_group(
-        HP.gpu_groups[0],
+        gpu_group_spec(HP.gpu_groups[0]),
         "h200-mig",
         SimpleNamespace(role_arn="r"),
         "s3://b/",

@@ -4,9 +4,10 @@ only their own volume."""
 
 import yaml
 
-from config.hyperpod import GpuGroup, Team
-from platform_constructs.hyperpod_chart import chart_values, mig_config_map
-from platform_constructs.hyperpod_workloads import team_objects
+from config.hyperpod import GpuGroup
+from platform_constructs.hyperpod_chart import ChartRegistries, chart_values, mig_config_map
+from platform_constructs.hyperpod_workloads import WorkloadTeam, team_objects
+from stacks.hyperpod_stack import mig_layouts
 
 
 def test_mig_config_map_holds_each_groups_layout() -> None:
@@ -21,7 +22,7 @@ def test_mig_config_map_holds_each_groups_layout() -> None:
         ),
         GpuGroup(name="c", instance_type="ml.p5.48xlarge"),
     ]
-    config_map = mig_config_map(groups)
+    config_map = mig_config_map(mig_layouts(groups))
     assert config_map["kind"] == "ConfigMap"
     assert config_map["metadata"] == {"name": "platform-mig-config", "namespace": "kube-system"}
     layouts = yaml.safe_load(config_map["data"]["config.yaml"])["mig-configs"]
@@ -36,7 +37,8 @@ def test_mig_config_map_holds_each_groups_layout() -> None:
 def test_chart_values_switch_device_plugins_for_mig() -> None:
     """NVIDIA's chart sits inside HyperPod's `gpu-operator` wrapper, so its settings nest twice
     (sagemaker-hyperpod-cli a00b22d, regional-values/values-us-east-1.yaml)."""
-    bu = {"bu": "fraud", "account": "111111111111", "region": "us-east-1"}
+    registries = ChartRegistries(own="own.example", eks="eks.example", gpu_operator_mirror="gpu.ex")
+    bu = {"bu": "fraud", "region": "us-east-1", "registries": registries}
     with_mig, without = chart_values(**bu, mig=True), chart_values(**bu, mig=False)
     assert with_mig["gpu-operator"]["enabled"] is True
     nvidia = with_mig["gpu-operator"]["gpu-operator"]
@@ -55,12 +57,18 @@ def test_chart_values_switch_device_plugins_for_mig() -> None:
         assert values["cert-manager"]["enabled"] is False  # the add-on provides it
         assert values["neuron-device-plugin"]["devicePlugin"]["enabled"] is False
         assert values["health-monitoring-agent"]["region"] == "us-east-1"
+        efa = values["aws-efa-k8s-device-plugin"]["image"]["repository"]
+        assert efa == "eks.example/eks/aws-efa-k8s-device-plugin"
+        assert values["training-operators"]["image"]["repository"] == (
+            "own.example/fraud/hyperpod-mirror/training-operator"
+        )
+    assert nvidia["operator"] == {"repository": "gpu.ex"}
+    assert nvidia["migManager"]["repository"] == "gpu.ex/mirror-cloud-native"
 
 
 def test_team_objects_bind_the_claim_to_its_own_volume() -> None:
     objects = team_objects(
-        Team(name="nlp"),
-        pv_name="fsx-nlp",
+        WorkloadTeam(name="nlp", namespace="hyperpod-ns-nlp", role_name="r", pv_name="fsx-nlp"),
         fsx_id="fs-0123",
         fsx_dns="fs-0123.fsx.us-east-1.amazonaws.com",
         fsx_mount="abcdef",
@@ -150,16 +158,17 @@ def test_observability_addon_configuration_levels_from_config() -> None:
     import json
 
     from config.hyperpod import Observability
-    from platform_constructs.hyperpod_observability import METRIC_GROUPS, addon_configuration
+    from platform_constructs.hyperpod_observability import addon_configuration
+    from stacks.hyperpod_stack import METRIC_GROUPS, addon_settings
 
-    settings = Observability(node_metrics="ADVANCED", scrape_interval_seconds=60)
+    settings = addon_settings(Observability(node_metrics="ADVANCED", scrape_interval_seconds=60))
     values = json.loads(
         addon_configuration(
             settings, prometheus_endpoint="https://e/", workspace_arn="arn:w", grafana=None
         )
     )
     assert values["ampWorkspace"] == {"prometheusEndpoint": "https://e/", "arn": "arn:w"}
-    assert set(values["metricsProvider"]) == set(METRIC_GROUPS.values())
+    assert list(values["metricsProvider"]) == list(METRIC_GROUPS.values())
     assert values["metricsProvider"]["nodeMetrics"] == {"level": "ADVANCED", "scrapeInterval": 60}
     assert values["metricsProvider"]["acceleratedComputeMetrics"]["level"] == "ADVANCED"
     assert "amgWorkspace" not in values
