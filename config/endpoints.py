@@ -5,7 +5,8 @@ Each endpoint names an exported model (an S3 prefix in the BU's models bucket, a
 them: a wrong option or a tensor-parallel degree beyond the instance's GPUs is refused by that
 one code path, with the option's name. Rules that need other sections (the models bucket's
 name, the HyperPod cluster's MIG layout) are checked by :meth:`Endpoints.check`, which
-``BusinessUnitConfig._cross_section`` calls.
+``BusinessUnitConfig._cross_section`` calls. :meth:`Endpoint.served` is the one translation of
+an endpoint into what either target deploys (``inference.serving.ServedEndpoint``).
 """
 
 from typing import TYPE_CHECKING, Any, Literal
@@ -14,7 +15,8 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from config.base import FieldProblemError, StrictModel, ascii_pattern
 from config.hyperpod import AddonVersion, HyperPod
-from inference.serving import MODEL_DIR, ServingConfig
+from core.accelerators import mig_memory_gib, ml_instance_type
+from inference.serving import MODEL_DIR, ServedEndpoint, ServingConfig, image_uri
 
 if TYPE_CHECKING:
     from config.naming import Naming
@@ -138,7 +140,7 @@ class Endpoint(StrictModel):
     @field_validator("instance_type")
     @classmethod
     def _ml_prefix(cls, value: str) -> str:
-        return value if value.startswith("ml.") else f"ml.{value}"
+        return ml_instance_type(value)
 
     @field_validator("mig_profile")
     @classmethod
@@ -192,6 +194,21 @@ class Endpoint(StrictModel):
         except ValidationError as err:
             raise _serving_problem(err) from None
 
+    def served(self, naming: "Naming") -> ServedEndpoint:
+        """This endpoint as either target serves it: the one translation of a BU's endpoint
+        config, which the endpoints stack (SageMaker) and ``python -m inference.hyperpod``
+        (HyperPod) both deploy from. ``replicas`` is the autoscaling minimum."""
+        return ServedEndpoint(
+            endpoint_name=naming.resource(self.name),
+            serving=self.serving_config(),
+            image=image_uri(naming.region),
+            region=naming.region,
+            bucket=naming.bucket("models"),
+            model_prefix=self.model_key(naming),
+            replicas=self.autoscaling.min_capacity,
+            mig_profile=self.mig_profile,
+        )
+
     @property
     def target_concurrency(self) -> int:
         """Concurrent requests per instance that target tracking holds."""
@@ -212,11 +229,6 @@ def _key_prefix_problem(key: str) -> str | None:
     if not all(_KEY_SEGMENT.fullmatch(s) for s in segments):
         return "use letters, digits and ! _ . ' ( ) - between single slashes"
     return None
-
-
-def mig_memory_gib(profile: str) -> int:
-    """GPU memory of a MIG slice: `3g.40gb` -> 40."""
-    return int(profile.rsplit(".", 1)[1].removesuffix("gb"))
 
 
 def _serving_problem(err: ValidationError) -> FieldProblemError:
@@ -290,7 +302,6 @@ class Endpoints(StrictModel):
                         f"{item.instance_type} is in none of the HyperPod cluster's GPU groups "
                         f"({', '.join(types)}): its pods would never schedule",
                     )
-            if item.target == "hyperpod" and hyperpod is not None:
                 _fits_the_layout(path, item, hyperpod)
 
 

@@ -541,9 +541,11 @@ class EndpointClient:
         cls, endpoint_name: str, config: ServingConfig, **kwargs: Any
     ) -> EndpointClient:
         """A client whose token budget and thinking default come from the endpoint's config."""
-        thinking = config.thinking_default if config.supports_thinking else None
         return cls(
-            endpoint_name, max_model_len=config.max_model_len, thinking_default=thinking, **kwargs
+            endpoint_name,
+            max_model_len=config.max_model_len,
+            thinking_default=config.request_thinking,
+            **kwargs,
         )
 
     def chat(

@@ -1,5 +1,5 @@
 """The same LMI model on a HyperPod EKS cluster: an `InferenceEndpointConfig` for the HyperPod
-inference operator, rendered from the same `ServingConfig` the SageMaker endpoint uses.
+inference operator, rendered from the same `ServedEndpoint` the SageMaker endpoint is built from.
 
 `worker.environmentVariables` is `ServingConfig.to_environment()` and `worker.image` is
 `inference.serving.image_uri(region)`, so both targets run the same container with the same
@@ -27,7 +27,7 @@ from typing import Any
 from kubernetes import client as k8s
 
 from inference.cli import HelpFormatter, command_parser
-from inference.serving import MODEL_DIR, ServingConfig
+from inference.serving import MODEL_DIR, ServedEndpoint
 
 GROUP = "inference.sagemaker.aws.amazon.com"
 VERSION = "v1"
@@ -48,35 +48,29 @@ class KubeconfigError(RuntimeError):
 
 @dataclass(frozen=True)
 class HyperPodEndpoint:
-    """Everything the resource needs; `inference.hyperpod.main` builds it from a BU config."""
+    """Everything the resource needs: the endpoint as both targets serve it, and where on the
+    cluster it goes (`from_bu_config` builds it from a BU config)."""
 
-    endpoint_name: str  # <bu>-<name>: the SageMaker endpoint, the model and the object name
+    served: ServedEndpoint
     namespace: str
-    serving: ServingConfig
-    image: str
-    bucket: str
-    region: str
-    model_prefix: str  # key prefix inside `bucket`
-    replicas: int = 1
-    mig_profile: str | None = None  # serve from one MIG slice instead of whole GPUs
     eks_cluster: str = "<bu>-eks"  # the BU's EKS cluster: named in the kubeconfig hint
 
     def update_kubeconfig(self) -> str:
         """The command that points kubectl (and `apply`) at this BU's cluster."""
-        return f"aws eks update-kubeconfig --region {self.region} --name {self.eks_cluster}"
+        return f"aws eks update-kubeconfig --region {self.served.region} --name {self.eks_cluster}"
 
 
-def _resources(spec: HyperPodEndpoint) -> k8s.V1ResourceRequirements:
-    if spec.mig_profile is not None:
-        if spec.serving.tensor_parallel_degree != 1:
+def _resources(served: ServedEndpoint) -> k8s.V1ResourceRequirements:
+    if served.mig_profile is not None:
+        if served.serving.tensor_parallel_degree != 1:
             raise RenderError("tensor_parallel_degree: a MIG slice is one device: use 1")
-        accelerators = {f"nvidia.com/mig-{spec.mig_profile}": "1"}
+        accelerators = {f"nvidia.com/mig-{served.mig_profile}": "1"}
     else:
-        accelerators = {"nvidia.com/gpu": str(spec.serving.tensor_parallel_degree)}
+        accelerators = {"nvidia.com/gpu": str(served.serving.tensor_parallel_degree)}
     return k8s.V1ResourceRequirements(requests=accelerators, limits=accelerators)
 
 
-def _mig_affinity(spec: HyperPodEndpoint) -> k8s.V1NodeAffinity:
+def _mig_affinity(served: ServedEndpoint) -> k8s.V1NodeAffinity:
     """Nodes of the instance type whose MIG layout has been applied (mutually exclusive with
     the resource's `instanceType`, so the type moves in here)."""
     return k8s.V1NodeAffinity(
@@ -87,7 +81,7 @@ def _mig_affinity(spec: HyperPodEndpoint) -> k8s.V1NodeAffinity:
                         k8s.V1NodeSelectorRequirement(
                             key="node.kubernetes.io/instance-type",
                             operator="In",
-                            values=[spec.serving.instance_type],
+                            values=[served.serving.instance_type],
                         ),
                         k8s.V1NodeSelectorRequirement(
                             key=MIG_READY, operator="In", values=["success"]
@@ -101,43 +95,45 @@ def _mig_affinity(spec: HyperPodEndpoint) -> k8s.V1NodeAffinity:
 
 def build_endpoint_config(spec: HyperPodEndpoint) -> dict[str, Any]:
     """The `InferenceEndpointConfig` as a plain dict (for `CustomObjectsApi` or YAML)."""
-    if spec.replicas < 1:
-        raise RenderError(f"replicas: must be at least 1, got {spec.replicas}")
+    served = spec.served
+    if served.replicas < 1:
+        raise RenderError(f"replicas: must be at least 1, got {served.replicas}")
     api = k8s.ApiClient()
-    environment = spec.serving.to_environment()
+    environment = served.serving.to_environment()
     if environment["HF_MODEL_ID"] != MODEL_DIR:
         raise RenderError(f"model: the operator mounts the model at {MODEL_DIR}; leave it there")
     worker = {
-        "image": spec.image,
+        "image": served.image,
         "modelInvocationPort": {"containerPort": LMI_PORT, "name": "http"},
         # The operator mounts the S3 prefix (Mountpoint CSI, prefetched) here.
         "modelVolumeMount": {"name": "model-weights", "mountPath": MODEL_DIR},
-        "resources": api.sanitize_for_serialization(_resources(spec)),
+        "resources": api.sanitize_for_serialization(_resources(served)),
         "environmentVariables": [
             api.sanitize_for_serialization(k8s.V1EnvVar(name=k, value=v))
             for k, v in environment.items()
         ],
     }
+    name = served.endpoint_name
     body: dict[str, Any] = {
-        "modelName": spec.endpoint_name,
-        "endpointName": spec.endpoint_name,
-        "replicas": spec.replicas,
+        "modelName": name,
+        "endpointName": name,
+        "replicas": served.replicas,
         "modelSourceConfig": {
             "modelSourceType": "s3",
-            "s3Storage": {"bucketName": spec.bucket, "region": spec.region},
-            "modelLocation": spec.model_prefix.rstrip("/"),
+            "s3Storage": {"bucketName": served.bucket, "region": served.region},
+            "modelLocation": served.model_prefix.rstrip("/"),
             "prefetchEnabled": True,
         },
         "worker": worker,
     }
-    if spec.mig_profile is None:
-        body["instanceType"] = spec.serving.instance_type
+    if served.mig_profile is None:
+        body["instanceType"] = served.serving.instance_type
     else:
-        body["nodeAffinity"] = api.sanitize_for_serialization(_mig_affinity(spec))
+        body["nodeAffinity"] = api.sanitize_for_serialization(_mig_affinity(served))
     metadata = k8s.V1ObjectMeta(
-        name=spec.endpoint_name,
+        name=name,
         namespace=spec.namespace,
-        labels={"app.kubernetes.io/name": "lmi", "app.kubernetes.io/instance": spec.endpoint_name},
+        labels={"app.kubernetes.io/name": "lmi", "app.kubernetes.io/instance": name},
     )
     return {
         "apiVersion": f"{GROUP}/{VERSION}",
@@ -322,32 +318,15 @@ def rollout(obj: Mapping[str, Any]) -> Rollout:
 
 
 def from_bu_config(path: Path, endpoint: str, namespace: str) -> HyperPodEndpoint:
-    """The endpoint `endpoint` of the BU config at `path`, validated like `make validate`."""
-    from config.loader import load_file  # the CLI's entry only: inference never needs config
+    """The endpoint `endpoint` of the BU config at `path`, validated like `make validate`.
 
-    cfg, errors = load_file(path)
-    if cfg is None:
-        raise RenderError("\n".join(str(e) for e in errors))
-    items = {e.name: e for e in (cfg.endpoints.items if cfg.endpoints else [])}
-    if endpoint not in items:
-        raise RenderError(f"{path}: no endpoint {endpoint!r} (have: {', '.join(items) or 'none'})")
-    item = items[endpoint]
-    if item.target != "hyperpod":
-        raise RenderError(f"{endpoint}: target is {item.target}; `cdk deploy` creates it")
-    from inference.serving import image_uri
+    THE CLI SHIM: inference's one import of `config` (the import contract lists this function;
+    nothing else in `inference.hyperpod` reads a BU). Reading the file and translating its
+    endpoint live in `config.hyperpod_endpoints`; `RenderError` names what is wrong.
+    """
+    from config.hyperpod_endpoints import hyperpod_endpoint
 
-    return HyperPodEndpoint(
-        endpoint_name=cfg.naming.resource(item.name),
-        namespace=namespace,
-        serving=item.serving_config(),
-        image=image_uri(cfg.region),
-        bucket=cfg.naming.bucket("models"),
-        region=cfg.region,
-        model_prefix=item.model_key(cfg.naming),
-        replicas=item.autoscaling.min_capacity,
-        mig_profile=item.mig_profile,
-        eks_cluster=cfg.naming.resource("eks"),  # the HyperPod stack's name for it
-    )
+    return hyperpod_endpoint(path, endpoint, namespace)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -411,4 +390,8 @@ def main(argv: list[str] | None = None, api: Any | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    # Run the importable module's main, not this `__main__` copy: `config.hyperpod_endpoints`
+    # raises `inference.hyperpod.RenderError`, which this copy's own class would not catch.
+    from inference.hyperpod import main as _main
+
+    raise SystemExit(_main())

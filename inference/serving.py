@@ -1,10 +1,10 @@
 """The LMI (DJL Serving + vLLM) serving configuration for Qwen3 tool calling, as one typed object.
 
 `ServingConfig(...).to_environment()` is the container environment; the CDK endpoint stack and
-`inference/Dockerfile` both take it from here, so this module stays dependency-light (stdlib and
-pydantic; the `sagemaker` SDK is imported only inside `image_uri`). Every rejected setting names
-the option: unknown fields, a tool parser without tool calling, tensor parallelism beyond the
-instance's GPUs, and so on.
+`inference/Dockerfile` both take it from here, so this module stays dependency-light (stdlib,
+pydantic and the GPU table of `core.accelerators`; the `sagemaker` SDK is imported only inside
+`image_uri`). Every rejected setting names the option: unknown fields, a tool parser without tool
+calling, tensor parallelism beyond the instance's GPUs, and so on.
 
     python -m inference.serving env [--instance-type ml.g6e.xlarge] [--model s3://...]
     python -m inference.serving image-uri --region eu-west-1 [--version 0.38.0]
@@ -25,6 +25,7 @@ from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from core.accelerators import INSTANCE_GPUS, GpuShape, ml_instance_type
 from inference.cli import command_parser, field_errors
 
 LMI_VERSION = "0.38.0"  # the SDK table's djl-lmi version: 0.38.0-lmi29.0.0-cu130 (vLLM engine)
@@ -41,35 +42,6 @@ ASYNC_VLLM_ENVIRONMENT = {
 MODEL_DIR = "/opt/ml/model"  # where SageMaker unpacks the Model's ModelDataUrl
 MAX_MODEL_LEN_BOUND = 131_072  # Qwen3 with YaRN rope scaling; 32,768 natively
 
-
-@dataclass(frozen=True)
-class GpuShape:
-    """The accelerators of one instance type: count and memory per GPU."""
-
-    gpus: int
-    gpu_memory_gib: int
-    gpu: str
-    # Local NVMe instance storage, encrypted by the instance's hardware module; SageMaker then
-    # refuses a KmsKeyId for the endpoint volume. Every type below has it.
-    instance_storage: bool = True
-
-
-def _family(prefix: str, sizes: dict[str, int], memory: int, gpu: str) -> dict[str, GpuShape]:
-    return {f"ml.{prefix}.{s}": GpuShape(n, memory, gpu) for s, n in sizes.items()}
-
-
-_SINGLE = {"xlarge": 1, "2xlarge": 1, "4xlarge": 1, "8xlarge": 1, "16xlarge": 1}
-_MULTI = {"12xlarge": 4, "24xlarge": 4, "48xlarge": 8}
-INSTANCE_GPUS: dict[str, GpuShape] = {
-    **_family("g5", _SINGLE | _MULTI, 24, "A10G"),
-    **_family("g6", _SINGLE | _MULTI, 24, "L4"),
-    **_family("g6e", _SINGLE | _MULTI, 48, "L40S"),
-    "ml.p4d.24xlarge": GpuShape(8, 40, "A100"),
-    "ml.p4de.24xlarge": GpuShape(8, 80, "A100"),
-    "ml.p5.48xlarge": GpuShape(8, 80, "H100"),
-    "ml.p5e.48xlarge": GpuShape(8, 141, "H200"),
-    "ml.p5en.48xlarge": GpuShape(8, 141, "H200"),
-}
 
 # vLLM engine arguments that may pass through `extra_options` as OPTION_<NAME>. A short list on
 # purpose: anything else is a typo or belongs in a typed field.
@@ -156,7 +128,7 @@ class ServingConfig(BaseModel):
     @field_validator("instance_type")
     @classmethod
     def _known_instance(cls, value: str) -> str:
-        name = value if value.startswith("ml.") else f"ml.{value}"
+        name = ml_instance_type(value)
         if name not in INSTANCE_GPUS:
             raise ValueError(
                 f"instance_type: {value!r} is not a known GPU instance type "
@@ -241,11 +213,27 @@ class ServingConfig(BaseModel):
             env[f"OPTION_{key.upper().removeprefix('OPTION_')}"] = value
         return env
 
-    def request_defaults(self) -> dict[str, object]:
-        """Request fields the client adds when the caller does not choose (thinking on/off)."""
-        if not self.supports_thinking:
-            return {}
-        return {"chat_template_kwargs": {"enable_thinking": self.thinking_default}}
+    @property
+    def request_thinking(self) -> bool | None:
+        """The ``enable_thinking`` a request carries when its caller does not choose: the
+        thinking default, or None (send none) for a model without thinking support."""
+        return self.thinking_default if self.supports_thinking else None
+
+
+@dataclass(frozen=True)
+class ServedEndpoint:
+    """One endpoint as either target serves it: a BU's endpoint config translated once
+    (``config.endpoints.Endpoint.served``), read by the CDK endpoints stack (the SageMaker
+    endpoint) and by ``inference.hyperpod`` (the HyperPod ``InferenceEndpointConfig``)."""
+
+    endpoint_name: str  # <bu>-<name>: the SageMaker endpoint, its model and the Kubernetes object
+    serving: ServingConfig
+    image: str  # image_uri(region)
+    region: str
+    bucket: str  # the BU's models bucket
+    model_prefix: str  # the model's key prefix inside `bucket` (ending in '/')
+    replicas: int = 1  # instances (SageMaker) or pods (HyperPod) at deploy: autoscaling's minimum
+    mig_profile: str | None = None  # HyperPod only: serve from one MIG slice, not whole GPUs
 
 
 def _flag(value: bool) -> str:

@@ -156,7 +156,8 @@ def main(
     parser = _parser()
     args = parser.parse_args(argv)
     if clients is None or clients.sagemaker is None or clients.runtime is None:
-        # The platform's one region resolver (a CLI path, as inference.hyperpod's config load).
+        # THE CLI SHIM: inference's one import of `config` here (the import contract lists it),
+        # for the platform's one region resolver (stdlib only), on the command-line path alone.
         from config.aws_region import RegionNotSetError, resolve_region
 
         try:

@@ -625,7 +625,7 @@ def _smoke_row(item: Endpoint, name: str, aws: Aws) -> Row:
         clients=smoke.Clients(
             sagemaker=aws.client("sagemaker"), runtime=aws.client("sagemaker-runtime")
         ),
-        thinking=serving.supports_thinking and serving.thinking_default,
+        thinking=bool(serving.request_thinking),
         out=out,
     )
     lines = out.getvalue().splitlines()

@@ -1,8 +1,9 @@
 """Endpoints stack: the BU's LMI endpoints on SageMaker real-time hosting (changes often).
 
-Every container environment is `inference.serving`'s output for the endpoint's config and
-every image comes from `inference.serving.image_uri`, so the stack states no LMI option or
-image URI of its own. HyperPod-target endpoints are not CloudFormation resources: the stack
+Every endpoint is its config's `Endpoint.served` translation (the one `python -m
+inference.hyperpod` deploys from too): the container environment is `inference.serving`'s output
+and the image `inference.serving.image_uri`'s, so the stack states no LMI option or image URI of
+its own. HyperPod-target endpoints are not CloudFormation resources: the stack
 only prints the `python -m inference.hyperpod apply` command that creates them on the cluster.
 """
 
@@ -93,8 +94,8 @@ class EndpointsStack(cdk.Stack):
         security: SecurityStack,
     ) -> None:
         names = config.naming
-        endpoint_name = names.resource(item.name)
-        serving = item.serving_config()
+        served = item.served(names)  # the translation `python -m inference.hyperpod` uses too
+        endpoint_name, serving = served.endpoint_name, served.serving
         cid = _construct_id(item.name)
         capture = None
         if item.data_capture.enabled:
@@ -108,12 +109,12 @@ class EndpointsStack(cdk.Stack):
             self,
             cid,
             endpoint_name=endpoint_name,
-            image_uri=self.image_uri,
+            image_uri=served.image,
             environment=serving.to_environment(),
             instance_type=serving.instance_type,
             model=ModelSource(
-                bucket_name=names.bucket("models"),
-                prefix=item.model_key(names),
+                bucket_name=served.bucket,
+                prefix=served.model_prefix,
                 key=security.keys["models"],
             ),
             role=self.role,
@@ -122,7 +123,7 @@ class EndpointsStack(cdk.Stack):
             capture=capture,
             # Types with local NVMe encrypt it in hardware and refuse a volume key.
             volume_key=None if serving.gpu_shape.instance_storage else security.keys["models"],
-            initial_instance_count=item.autoscaling.min_capacity,
+            initial_instance_count=served.replicas,
         )
         scaling = item.autoscaling
         EndpointAutoscaling(

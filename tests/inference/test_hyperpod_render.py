@@ -26,7 +26,7 @@ from inference.hyperpod import (
     main,
     validate,
 )
-from inference.serving import ServingConfig, image_uri
+from inference.serving import ServedEndpoint, ServingConfig, image_uri
 
 FRAUD = CONFIG_DIR / "fraud.yaml"
 
@@ -34,7 +34,6 @@ FRAUD = CONFIG_DIR / "fraud.yaml"
 def spec(**fields: Any) -> HyperPodEndpoint:
     values: dict[str, Any] = {
         "endpoint_name": "fraud-qwen3-tools-hp",
-        "namespace": "hyperpod-ns-fraud",
         "serving": ServingConfig(instance_type="ml.g5.12xlarge", tensor_parallel_degree=2),
         "image": image_uri("us-east-1"),
         "bucket": "fraud-models-111111111111-us-east-1",
@@ -43,7 +42,7 @@ def spec(**fields: Any) -> HyperPodEndpoint:
         "replicas": 2,
         **fields,
     }
-    return HyperPodEndpoint(**values)
+    return HyperPodEndpoint(served=ServedEndpoint(**values), namespace="hyperpod-ns-fraud")
 
 
 def mig_spec() -> HyperPodEndpoint:
@@ -78,7 +77,7 @@ def test_whole_gpu_endpoint_matches_the_crd_and_the_serving_config() -> None:
     worker = body["worker"]
     assert worker["image"] == image_uri("us-east-1")
     env = {e["name"]: e["value"] for e in worker["environmentVariables"]}
-    assert env == spec().serving.to_environment()  # the SageMaker model's environment, too
+    assert env == spec().served.serving.to_environment()  # the SageMaker model's, too
     assert worker["resources"] == {
         "limits": {"nvidia.com/gpu": "2"},
         "requests": {"nvidia.com/gpu": "2"},
@@ -137,14 +136,19 @@ def test_mig_with_tensor_parallelism_is_refused() -> None:
 
 
 def test_fraud_example_renders_its_hyperpod_endpoint() -> None:
+    """The CLI deploys the endpoint's one translation (`Endpoint.served`, which the endpoints
+    stack builds its SageMaker endpoints from), adding only where it goes on the cluster."""
     endpoint = from_bu_config(FRAUD, "qwen3-tools-hp", "default")
     cfg, _ = load_file(FRAUD)
     assert cfg is not None
     assert cfg.endpoints is not None
     item = {e.name: e for e in cfg.endpoints.items}["qwen3-tools-hp"]
-    assert endpoint.endpoint_name == "fraud-qwen3-tools-hp"
-    assert endpoint.serving == item.serving_config()
-    assert endpoint.bucket == cfg.naming.bucket("models")
+    assert endpoint.served == item.served(cfg.naming)
+    assert endpoint.served.endpoint_name == "fraud-qwen3-tools-hp"
+    assert endpoint.served.serving == item.serving_config()
+    assert endpoint.served.bucket == cfg.naming.bucket("models")
+    assert endpoint.served.replicas == item.autoscaling.min_capacity
+    assert (endpoint.namespace, endpoint.eks_cluster) == ("default", cfg.naming.resource("eks"))
     assert validate(build_endpoint_config(endpoint)) == []
 
 

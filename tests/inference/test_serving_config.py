@@ -12,12 +12,12 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from core.accelerators import INSTANCE_GPUS
 from inference import serving
 from inference.serving import (
     DIGEST,
     DIGEST_FIELDS,
     DIGEST_REGION,
-    INSTANCE_GPUS,
     LMI_VERSION,
     ServingConfig,
     image_uri,
@@ -45,7 +45,7 @@ def test_defaults_fit_qwen3_4b_on_one_24gb_gpu() -> None:
         "OPTION_ENABLE_AUTO_TOOL_CHOICE": "true",
         "OPTION_TOOL_CALL_PARSER": "hermes",
     }
-    assert config.request_defaults() == {"chat_template_kwargs": {"enable_thinking": True}}
+    assert config.request_thinking is True
 
 
 def test_custom_settings_reach_the_environment() -> None:
@@ -76,7 +76,8 @@ def test_tool_calling_off_drops_its_options() -> None:
 
 def test_non_thinking_model_sends_no_thinking_default() -> None:
     config = ServingConfig(supports_thinking=False, thinking_default=False)
-    assert config.request_defaults() == {}
+    assert config.request_thinking is None
+    assert ServingConfig(thinking_default=False).request_thinking is False
 
 
 @pytest.mark.parametrize(
@@ -132,10 +133,34 @@ def test_config_is_frozen() -> None:
 
 @pytest.mark.parametrize(
     ("instance", "gpus"),
-    [("ml.g5.48xlarge", 8), ("ml.g6.12xlarge", 4), ("ml.p5en.48xlarge", 8), ("ml.g6e.xlarge", 1)],
+    [
+        ("ml.g5.48xlarge", 8),
+        ("ml.g6.12xlarge", 4),
+        ("ml.p5en.48xlarge", 8),
+        ("ml.g6e.xlarge", 1),
+        ("ml.p6-b200.48xlarge", 8),
+        ("ml.p6-b300.48xlarge", 8),
+    ],
 )
 def test_instance_table(instance: str, gpus: int) -> None:
     assert INSTANCE_GPUS[instance].gpus == gpus
+    assert ServingConfig(instance_type=instance).gpu_shape.gpus == gpus
+
+
+def test_blackwell_types_are_served_with_the_guides_memory_per_gpu() -> None:
+    """p6-b200 and p6-b300 were in config's GPU table (HyperPod groups) but not in serving's,
+    so ServingConfig refused them. The one table (core/accelerators.py) takes their memory from
+    the Amazon EC2 instance type guide, "Specifications for Amazon EC2 accelerated computing
+    instances" (docs.aws.amazon.com/ec2/latest/instancetypes/ac.html), Performance
+    specifications: p6-b200.48xlarge "8 x NVIDIA B200 GPU", "1432 GiB (8 x 179 GiB)";
+    p6-b300.48xlarge "8 x NVIDIA B300 GPU", "2148 GiB (8 x 268 GiB)". Its instance store table
+    gives both "8 x 3800 GB" NVMe SSD (so no endpoint volume key)."""
+    b200 = ServingConfig(instance_type="p6-b200.48xlarge", tensor_parallel_degree=8).gpu_shape
+    b300 = ServingConfig(instance_type="ml.p6-b300.48xlarge").gpu_shape
+    assert (b200.gpus, b200.gpu_memory_gib, b200.gpu) == (8, 179, "B200")
+    assert (b300.gpus, b300.gpu_memory_gib, b300.gpu) == (8, 268, "B300")
+    assert b200.instance_storage
+    assert b300.instance_storage
 
 
 def _dockerfile_env() -> dict[str, str]:

@@ -293,3 +293,32 @@ def test_execution_role_reads_its_prefix_and_writes_its_capture_only(synthesized
     # ENI changes only in this BU's VPC; Describe* and the ECR token take no resource.
     (enis,) = [s for s in wildcard if "ec2:CreateNetworkInterface" in s["Action"]]
     assert "ec2:Vpc" in enis["Condition"]["ArnEquals"]
+
+
+@pytest.mark.parametrize("bu", EXAMPLES)
+def test_each_endpoint_is_its_configs_served_translation(synthesized, bu: str) -> None:
+    """The stack deploys `Endpoint.served`, the one translation `python -m inference.hyperpod`
+    deploys from too: name, image, environment, model location, instance type and count."""
+    cfg, items = sagemaker_endpoints(synthesized, bu)
+    template = synthesized.template(bu, "endpoints")
+    for item in items:
+        served = item.served(cfg.naming)
+        source = {"S3Uri": f"s3://{served.bucket}/{served.model_prefix}"}
+        container = {
+            "Image": served.image,
+            "Environment": served.serving.to_environment(),
+            "ModelDataSource": {"S3DataSource": Match.object_like(source)},
+        }
+        template.has_resource_properties(
+            "AWS::SageMaker::Model", {"PrimaryContainer": Match.object_like(container)}
+        )
+        variant = {
+            "InstanceType": served.serving.instance_type,
+            "InitialInstanceCount": served.replicas,
+        }
+        template.has_resource_properties(
+            "AWS::SageMaker::EndpointConfig", {"ProductionVariants": [Match.object_like(variant)]}
+        )
+        template.has_resource_properties(
+            "AWS::SageMaker::Endpoint", {"EndpointName": served.endpoint_name}
+        )

@@ -286,6 +286,62 @@ def test_mig_slice_must_hold_the_model(
     assert lines[0].startswith(expected), lines
 
 
+def blackwell_bu(valid_bu: dict[str, Any], mig: str | None = None, **fields: Any) -> dict[str, Any]:
+    """``hyperpod_bu`` with its whole-GPU group (and that group's quotas) on ml.p6-b200.48xlarge
+    (cut into ``mig`` slices when given) and its endpoint on that type."""
+    raw = hyperpod_bu(valid_bu, instance_type="ml.p6-b200.48xlarge", **fields)
+    hp = raw["hyperpod"]
+    hp["gpu_groups"][1]["instance_type"] = "ml.p6-b200.48xlarge"
+    if mig is not None:
+        hp["gpu_groups"][1]["mig"] = mig
+        hp["quotas"] = [q for q in hp["quotas"] if q["instance_type"] != "ml.p5.48xlarge"]
+    for quota in hp["quotas"]:
+        if quota["instance_type"] == "ml.p5.48xlarge":
+            quota["instance_type"] = "ml.p6-b200.48xlarge"
+    return raw
+
+
+@pytest.mark.parametrize(
+    ("mig", "fields"),
+    [
+        (None, {"serving": {"tensor_parallel_degree": 8}}),  # whole B200 GPUs
+        ("all-3g.90gb", {"mig_profile": "3g.90gb"}),  # one slice of the group's layout
+    ],
+)
+def test_endpoint_on_a_p6_b200_group_is_accepted(
+    valid_bu: dict[str, Any], mig: str | None, fields: dict[str, Any]
+) -> None:
+    """An endpoint on ml.p6-b200.48xlarge, which the BU's GPU groups allow (HyperPod offers the
+    type), validates: config's GPU table had the type but serving's did not, so ServingConfig
+    refused it. The one table (core/accelerators.py) has it with the EC2 instance type guide's
+    figures ("Specifications for Amazon EC2 accelerated computing instances",
+    docs.aws.amazon.com/ec2/latest/instancetypes/ac.html: p6-b200.48xlarge, "8 x NVIDIA B200
+    GPU", "1432 GiB (8 x 179 GiB)"; p6-b300.48xlarge, "8 x NVIDIA B300 GPU", "2148 GiB (8 x 268
+    GiB)") and the HyperPod SDK's B200 MIG profiles."""
+    cfg = BusinessUnitConfig.model_validate(blackwell_bu(valid_bu, mig, **fields))
+    item = cfg.endpoints.items[0]  # type: ignore[union-attr]
+    assert (item.instance_type, item.mig_profile) == (
+        "ml.p6-b200.48xlarge",
+        fields.get("mig_profile"),
+    )
+    shape = item.serving_config().gpu_shape
+    assert (shape.gpus, shape.gpu_memory_gib) == (8, 179)
+    served = item.served(cfg.naming)
+    assert served.serving.instance_type == "ml.p6-b200.48xlarge"
+    assert served.mig_profile == fields.get("mig_profile")
+
+
+def test_p6_b200_endpoint_still_needs_a_group_of_its_type(
+    valid_bu: dict[str, Any], write_bu: Callable[..., Path]
+) -> None:
+    """Knowing the type is not enough: the BU's GPU groups must have it."""
+    raw = hyperpod_bu(valid_bu, instance_type="ml.p6-b200.48xlarge")
+    assert errors_of(write_bu, raw) == [
+        "endpoints.items.0.instance_type: ml.p6-b200.48xlarge is in none of the HyperPod "
+        "cluster's GPU groups (ml.p5.48xlarge, ml.p5en.48xlarge): its pods would never schedule"
+    ]
+
+
 def test_serving_config_is_the_inference_one() -> None:
     item = Endpoint(name="e", model="m/", instance_type="g6.12xlarge", serving={"dtype": "fp16"})
     config = item.serving_config()

@@ -12,7 +12,6 @@ import pytest
 from harness.bu_configs import HYPERPOD, add_hyperpod
 
 from config.__main__ import main as config_cli
-from config.accelerators import GPUS_PER_INSTANCE, MIG_PROFILES
 from config.hyperpod import ADDON_NAMES, HyperPod, Quota, quota_problems
 from config.loader import load_all
 from config.regions import (
@@ -22,6 +21,7 @@ from config.regions import (
     MISSING_HYPERPOD_TYPES,
 )
 from config.schema import BusinessUnitConfig
+from core.accelerators import GPUS_PER_INSTANCE, MIG_PROFILES
 
 
 @pytest.fixture

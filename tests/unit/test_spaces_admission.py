@@ -433,7 +433,7 @@ def test_allowed_profiles_are_those_no_larger_than_the_maximum(
 ) -> None:
     """A profile is admitted when it has no more compute and no more memory slices than the
     maximum (H200: 1g.18gb < 2g.35gb < 3g.71gb < 4g.71gb < 7g.141gb, NVIDIA MIG user guide via
-    config/accelerators.py); the disallowed ones are the rest of what the groups offer."""
+    core/accelerators.py); the disallowed ones are the rest of what the groups offer."""
     hp = h200_cluster.hyperpod
     assert hp is not None
     assert sorted(hp.mig_profiles_offered()) == sorted(OFFERED)

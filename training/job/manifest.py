@@ -17,7 +17,7 @@ from typing import Any
 
 from kubernetes import client as k8s
 
-from config.accelerators import mig_profiles
+from core.accelerators import mig_profiles
 
 GROUP = "sagemaker.amazonaws.com"
 VERSION = "v1"

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from config.accelerators import GPUS_PER_INSTANCE, MIG_PROFILES
+from core.accelerators import GPUS_PER_INSTANCE, MIG_PROFILES
 from training.job.manifest import JobSpecError
 
 if TYPE_CHECKING:

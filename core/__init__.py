@@ -1,0 +1,1 @@
+"""Typed facts shared by config, inference and training; imports nothing of ours."""
