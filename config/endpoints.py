@@ -13,13 +13,13 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from config.base import FieldProblemError, StrictModel, ascii_pattern
 from config.hyperpod import AddonVersion, HyperPod
 from core.accelerators import mig_memory_gib, ml_instance_type
+from core.base import FieldProblemError, StrictModel, ascii_pattern
 from inference.serving import MODEL_DIR, ServedEndpoint, ServingConfig, image_uri
 
 if TYPE_CHECKING:
-    from config.naming import Naming
+    from core.naming import Naming
 
 # Endpoint names become SageMaker endpoint names and Kubernetes object names (DNS-1123 labels).
 ENDPOINT_NAME = ascii_pattern(r"[a-z0-9](?:[-a-z0-9]*[a-z0-9])?")

@@ -9,7 +9,7 @@ from typing import Annotated, Final, Literal
 
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
-from config.base import FieldProblemError, StrictModel, ascii_pattern
+from core.base import FieldProblemError, StrictModel, ascii_pattern
 
 # One address: a local part and a dotted domain, ASCII only (Budgets sends plain SMTP); no
 # display names, no quoted local parts. email-validator is not a dependency, so the shape is

@@ -11,8 +11,8 @@ from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints, field_validator, model_validator
 
-from config.base import FieldProblemError, FieldProblemsError, StrictModel, matching, repeated
 from core.accelerators import GPUS_PER_INSTANCE, MIG_PROFILES, MigProfile, mig_profiles
+from core.base import FieldProblemError, FieldProblemsError, StrictModel, matching, repeated
 
 # HyperPod supports Kubernetes 1.28-1.34 (AWS docs, HyperPod EKS prerequisites); the kubectl
 # Lambda layer pinned in requirements.txt (kubectl 1.33) manages servers one minor either side.

@@ -10,9 +10,9 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from config.base import ConfigError, Loc, validation_errors
 from config.schema import BusinessUnitConfig
 from config.yaml_source import read_yaml
+from core.base import ConfigError, Loc, validation_errors
 
 CONFIG_DIR = Path(__file__).resolve().parent
 

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import model_validator
 
-from config.base import FieldProblemError, StrictModel, matching
+from core.base import FieldProblemError, StrictModel, matching
 
 # What only a tracking server takes; an App is serverless and runs the version AWS picks.
 _TRACKING_SERVER_ONLY = ("size", "mlflow_version")

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Final, Literal, get_args
 
 from pydantic import Field, model_validator
 
-from config.base import FieldProblemError, StrictModel, matching
+from core.base import FieldProblemError, StrictModel, matching
 
 if TYPE_CHECKING:
     from config.endpoints import Endpoints

@@ -14,15 +14,15 @@ from pydantic import (
     model_validator,
 )
 
-from config.base import FieldProblemError, StrictModel, ascii_pattern
 from config.endpoints import Endpoints
 from config.governance import Governance
 from config.hyperpod import HyperPod
 from config.mlflow import Mlflow
-from config.naming import BU_TAG_KEY, Naming
 from config.pipeline import Pipeline
 from config.regions import AVAILABILITY_ZONES, HYPERPOD_REGIONS, MISSING_HYPERPOD_TYPES
 from config.studio import Studio
+from core.base import FieldProblemError, StrictModel, ascii_pattern
+from core.naming import BU_TAG_KEY, Naming
 
 __all__ = ["BusinessUnitConfig", "FieldProblemError", "PlatformSettings"]
 
@@ -222,7 +222,7 @@ class BusinessUnitConfig(StrictModel):
     @classmethod
     def _account_id(cls, account: str) -> str:
         # An unquoted ID is a YAML number: pydantic's string check, and its "quote it" hint
-        # (config.base), come first.
+        # (core.base), come first.
         if not ACCOUNT_ID.fullmatch(account):
             raise ValueError(f"{account!r} is not a 12-digit AWS account ID")
         return account

@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints, field_validator, model_validator
 
-from config.base import FieldProblemError, StrictModel, ascii_pattern
+from core.base import FieldProblemError, StrictModel, ascii_pattern
 
 # Memory (GiB) of the Studio instance types a space may use: every type here is also in the
 # CloudFormation schema of AWS::SageMaker::Space (cfn-lint 1.58), so a valid config lints clean.

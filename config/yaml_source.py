@@ -4,7 +4,7 @@ PyYAML alone keeps the last of two equal keys, reports syntax errors against
 ``"<unicode string>"``, and raises a bare traceback on a non-UTF-8 byte, on deep nesting
 (recursion) and on scalars it cannot convert (``2001-02-30``). Here each becomes one line with
 its line and column: ``<yaml>`` for the file's syntax, the field path for a repeated key.
-Schema-free (PyYAML and `config.base` only), so any config file can be read this way.
+Schema-free (PyYAML and `core.base` only), so any config file can be read this way.
 """
 
 from dataclasses import dataclass
@@ -17,7 +17,7 @@ from yaml.error import Mark, MarkedYAMLError
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from yaml.reader import ReaderError
 
-from config.base import ConfigError, Loc
+from core.base import ConfigError, Loc
 
 # Far deeper than any config (the schema's deepest field is six levels down), far shallower
 # than the recursion that PyYAML's composer and pydantic would hit.
@@ -32,7 +32,7 @@ _STR_TAG = "tag:yaml.org,2002:str"
 class YamlDocument:
     data: Any
     # Where an unquoted scalar became a number, boolean, date or null: the text as written
-    # (``config.base.validation_errors`` quotes it back to the user).
+    # (``core.base.validation_errors`` quotes it back to the user).
     typed_scalars: dict[Loc, str]
 
 

@@ -57,7 +57,7 @@ def command_parser(
 
 
 def field_errors(err: ValidationError) -> list[str]:
-    """One ``field: reason`` line per pydantic error, as ``config.base.validation_errors``
+    """One ``field: reason`` line per pydantic error, as ``core.base.validation_errors``
     words them (inference does not import config): no pydantic banner, input echo or docs link.
     A validator's message that already names its field is kept as it is."""
     lines = []

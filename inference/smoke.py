@@ -158,7 +158,7 @@ def main(
     if clients is None or clients.sagemaker is None or clients.runtime is None:
         # THE CLI SHIM: inference's one import of `config` here (the import contract lists it),
         # for the platform's one region resolver (stdlib only), on the command-line path alone.
-        from config.aws_region import RegionNotSetError, resolve_region
+        from core.aws_region import RegionNotSetError, resolve_region
 
         try:
             region = resolve_region(args.region)

@@ -33,9 +33,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from config import parameters as p
 from config.pipeline import OUTPUT_PREFIX
 from config.schema import BusinessUnitConfig
+from core import parameters as p
 from pipelines.hyperpod_endpoint import EndpointObject, HyperPodEndpoint
 from pipelines.lifecycle import (
     TRAINING_CONFIGS,

@@ -37,7 +37,7 @@ STARTUP_HEALTH_CHECK_TIMEOUT_S = 1200
 class ModelSource:
     """An uncompressed model: a key prefix (ending in '/') of the BU's models bucket.
 
-    The bucket by name (from ``config.naming``, as the security stack named it) rather than
+    The bucket by name (from ``core.naming``, as the security stack named it) rather than
     its cross-stack ARN token: the policy resources and the S3 URI stay literal strings.
     """
 

@@ -598,7 +598,7 @@ class PipelinePermissions(Construct):
         )
         prefix_note = "named with this BU's prefix (no BU name is a hyphen-prefix of another)"
         wildcards: dict[str, str] = {
-            readable: "The BU's published parameters (config/parameters.py: bucket names, role "
+            readable: "The BU's published parameters (core/parameters.py: bucket names, role "
             "ARNs, MLflow, HyperPod team names), this BU's path only.",
             writable: "The pipeline's own state (champion, last run) under /<bu>/pipeline/; the "
             "parameters CloudFormation publishes there are denied by the statement beside it.",

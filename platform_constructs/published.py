@@ -1,4 +1,4 @@
-"""SSM parameters a stack publishes for clients: names from ``config.parameters``, never typed."""
+"""SSM parameters a stack publishes for clients: names from ``core.parameters``, never typed."""
 
 from collections.abc import Mapping
 

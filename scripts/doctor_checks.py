@@ -21,9 +21,9 @@ from urllib3.exceptions import HTTPError as Urllib3Error
 
 from config.endpoints import Endpoint
 from config.hyperpod import ADDON_NAMES, SPACES_ADDON_NAMES, GpuGroup, HyperPod, Spaces, Team
-from config.parameters import MLFLOW_TRACKING_ARN
 from config.schema import BusinessUnitConfig
 from config.studio import Studio, StudioUser
+from core.parameters import MLFLOW_TRACKING_ARN
 from inference import smoke
 from training.job.cluster import (
     HTTP_FORBIDDEN,

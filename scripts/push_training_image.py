@@ -6,7 +6,7 @@ image forever). The repository URI is the BU's published ``TRAINING_IMAGE_URI`` 
 
 Needs Docker and credentials allowed to read that parameter and push to the repository; the
 same command runs in the GitHub workflow (.github/workflows/training-image.yml). The region is
-``--region``, else ``AWS_DEFAULT_REGION``, else the profile's (`config.aws_region`); it prints
+``--region``, else ``AWS_DEFAULT_REGION``, else the profile's (`core.aws_region`); it prints
 which. A missing region, missing credentials or a failed step is one line, not a traceback.
 """
 
@@ -23,9 +23,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # `python scripts/push_training_image.py` has scripts/ on the path
 
-from config.aws_region import RegionNotSetError, resolve_region  # noqa: E402
-from config.naming import Naming  # noqa: E402
-from config.parameters import TRAINING_IMAGE_URI, publishing_unit  # noqa: E402
+from core.aws_region import RegionNotSetError, resolve_region  # noqa: E402
+from core.naming import Naming  # noqa: E402
+from core.parameters import TRAINING_IMAGE_URI, publishing_unit  # noqa: E402
 
 
 def _git(*args: str) -> str:

@@ -7,8 +7,8 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from config.naming import BU_TAG_KEY
 from config.schema import BusinessUnitConfig
+from core.naming import BU_TAG_KEY
 
 if TYPE_CHECKING:  # the security stack imports this module
     from stacks.security_stack import SecurityStack
@@ -56,7 +56,7 @@ def named_bucket(
     cdk-nag names a grant's object wildcard after the bucket ARN as written: ``<Id.Arn>/*`` when
     it checks constructs, the export name (``<bu>-security:ExportsOutput...``) when it checks the
     synthesized template, so a cross-stack ARN cannot be acknowledged by one finding. The name
-    is the same one the security stack gave the bucket (both come from ``config.naming``), and
+    is the same one the security stack gave the bucket (both come from ``core.naming``), and
     the key reference keeps the deploy order.
     """
     name = config.naming.bucket(purpose)

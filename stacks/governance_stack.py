@@ -9,8 +9,8 @@ from typing import Any
 import aws_cdk as cdk
 from constructs import Construct
 
-from config.naming import BU_TAG_KEY
 from config.schema import BusinessUnitConfig
+from core.naming import BU_TAG_KEY
 from platform_constructs.budgets import (
     Alerts,
     BudgetAlertTopic,

@@ -20,7 +20,6 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
-from config import parameters as params
 from config.aws_registries import (
     EKS_REGISTRY_ACCOUNT,
     GPU_OPERATOR_MIRROR_ACCOUNTS,
@@ -38,8 +37,9 @@ from config.hyperpod import (
     Scheduler,
     Spaces,
 )
-from config.naming import Naming
 from config.schema import BusinessUnitConfig
+from core import parameters as params
+from core.naming import Naming
 from platform_constructs.access import MlflowAccess
 from platform_constructs.gates import acknowledge
 from platform_constructs.hyperpod_chart import ChartRegistries, DependenciesChart, chart_values
@@ -449,7 +449,7 @@ class HyperPodStack(cdk.Stack):
 
     def _publish(self, config: BusinessUnitConfig, hp: HyperPod) -> None:
         """What other stacks, the CLIs and people need to find the cluster: SSM parameters
-        (names from ``config.parameters``) and the stack's outputs."""
+        (names from ``core.parameters``) and the stack's outputs."""
         names = config.naming
         published = {
             params.HYPERPOD_CLUSTER_NAME: names.resource("hyperpod"),

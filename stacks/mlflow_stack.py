@@ -11,8 +11,8 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
-from config import parameters
 from config.schema import BusinessUnitConfig
+from core import parameters
 from platform_constructs.mlflow import ManagedMlflow
 from stacks._common import named_bucket, removal_policy
 from stacks.security_stack import SecurityStack

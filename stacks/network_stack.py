@@ -6,8 +6,8 @@ import aws_cdk as cdk
 from constructs import Construct
 
 from config.aws_registries import node_image_accounts
-from config.naming import BUCKET_PURPOSES, OPTIONAL_BUCKET_PURPOSES
 from config.schema import BusinessUnitConfig
+from core.naming import BUCKET_PURPOSES, OPTIONAL_BUCKET_PURPOSES
 from inference.serving import image_uri
 from platform_constructs.keys import PurposeKey
 from platform_constructs.network import AdmittedBucket, PlatformVpc, VpcEndpoints, VpcFlowLogs
@@ -15,7 +15,7 @@ from stacks._common import log_retention, removal_policy
 
 
 def bu_bucket_names(config: BusinessUnitConfig) -> list[str]:
-    """Every bucket the BU may have (``config.naming``): one per purpose, and the MWAA source
+    """Every bucket the BU may have (``core.naming``): one per purpose, and the MWAA source
     bucket of a BU with a ``pipeline`` section (MWAA's containers read DAGs, plugins.zip and
     requirements.txt through the S3 gateway endpoint: MWAA user guide, "Security in your VPC on
     Amazon MWAA", the gateway endpoint policy must allow "the bucket where your DAGs and

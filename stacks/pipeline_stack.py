@@ -17,10 +17,10 @@ import aws_cdk as cdk
 from aws_cdk import aws_eks_v2 as eks
 from constructs import Construct
 
-from config import parameters as p
-from config.naming import BU_TAG_KEY
 from config.pipeline import OUTPUT_PREFIX
 from config.schema import BusinessUnitConfig
+from core import parameters as p
+from core.naming import BU_TAG_KEY
 from inference import hyperpod as endpoint_crd
 from platform_constructs.access import MlflowAccess
 from platform_constructs.mwaa import (

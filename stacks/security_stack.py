@@ -7,8 +7,8 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from config.naming import BUCKET_PURPOSES, OPTIONAL_BUCKET_PURPOSES
 from config.schema import BusinessUnitConfig
+from core.naming import BUCKET_PURPOSES, OPTIONAL_BUCKET_PURPOSES
 from platform_constructs.buckets import AccessLogBucket, SecureBucket
 from platform_constructs.keys import PurposeKey
 from stacks._common import removal_policy

@@ -6,9 +6,9 @@ from typing import Any
 import aws_cdk as cdk
 from constructs import Construct
 
-from config.naming import BU_TAG_KEY
 from config.schema import BusinessUnitConfig
 from config.studio import SPACE_SUFFIXES, AppDefaults
+from core.naming import BU_TAG_KEY
 from platform_constructs.access import MlflowUiAccess
 from platform_constructs.gates import COMPLIANCE_PACKS, acknowledge
 from platform_constructs.grant_findings import acknowledge_bucket_grant

@@ -7,8 +7,8 @@ import aws_cdk as cdk
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from config import parameters as p
 from config.schema import BusinessUnitConfig
+from core import parameters as p
 from platform_constructs.access import MlflowAccess
 from platform_constructs.keys import PurposeKey
 from platform_constructs.published import PublishedParameters

@@ -268,7 +268,7 @@ def endpoint_completer(
     from inference.client import EndpointClient, Sampling
 
     if client is None:
-        from config.aws_region import resolve_region
+        from core.aws_region import resolve_region
 
         client = EndpointClient(args.endpoint or "", region=resolve_region(args.region).name)
     # Greedy, as the local path generates; BFCL scores one answer per case.

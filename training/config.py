@@ -3,7 +3,7 @@
 `load_config(path, overrides=["optim.lr=1e-4", ...])` reads YAML, applies dotted overrides (YAML
 typed, so `5` is an int and `true` a bool) and validates with pydantic, like the business-unit
 configs in `config/`: unknown keys and wrong types are errors, reported the same way, one
-`file: field.path: reason` line each (`config.base.validation_errors`).
+`file: field.path: reason` line each (`core.base.validation_errors`).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from pydantic import (
     model_validator,
 )
 
-from config.base import ConfigError, FieldProblemError, StrictModel, validation_errors
+from core.base import ConfigError, FieldProblemError, StrictModel, validation_errors
 
 AttnImpl = Literal["auto", "packed_sdpa", "flash_attention_2", "flash_attention_3"]
 ALL_LINEAR = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")

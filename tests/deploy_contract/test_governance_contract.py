@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from harness.template_graph import TemplateGraph, actions_of, policy_statements, resources_of
 
-from config.naming import BU_TAG_KEY
+from core.naming import BU_TAG_KEY
 from platform_constructs.budgets import ATTACH_ACTIONS, BUDGETS_PRINCIPAL, DENIED_ACTIONS
 from platform_constructs.dashboard import dashboard_body
 from stacks.governance_stack import dashboard_spec

@@ -42,9 +42,9 @@ from harness.cdk_context import cdk_json_context
 from harness.fake_kube import FakeCluster, fake_kube_server
 from harness.template_graph import TemplateGraph
 
-from config import parameters as p
 from config.loader import CONFIG_DIR, load_file
 from config.schema import BusinessUnitConfig
+from core import parameters as p
 from pipelines.aws import AwsBackend
 from pipelines.lifecycle import Run, StepFailedError
 from stacks.stage import BusinessUnitStage

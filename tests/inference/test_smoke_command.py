@@ -207,7 +207,7 @@ def test_region_comes_from_one_place_in_boto3_order(
     expected: tuple[str, str],
 ) -> None:
     """smoke uses the platform's one resolver (config.aws_region), in boto3's own order."""
-    from config.aws_region import resolve_region
+    from core.aws_region import resolve_region
     from inference.client import default_runtime_client
 
     config = tmp_path / "config"

@@ -8,9 +8,9 @@ import cfnlint
 import pytest
 from aws_cdk.assertions import Match, Template
 
-from config import parameters as params
 from config.hyperpod import ADDON_NAMES
 from config.regions import AVAILABILITY_ZONES, HYPERPOD_RESOURCE_TYPES
+from core import parameters as params
 
 HYPERPOD_BUS = ["fraud", "credit", "marketing", "risk"]  # risk: cloned from fraud by `config new`
 

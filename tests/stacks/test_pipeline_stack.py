@@ -17,11 +17,11 @@ from harness.cdk_context import cdk_json_context
 from harness.synthesized_app import CLONED_BU
 from harness.template_graph import TemplateGraph, actions_of, policy_statements, resources_of
 
-from config import parameters as p
 from config.loader import CONFIG_DIR, load_file
-from config.naming import MAX_BUCKET_NAME
 from config.pipeline import OUTPUT_PREFIX
 from config.schema import BusinessUnitConfig
+from core import parameters as p
+from core.naming import MAX_BUCKET_NAME
 from platform_constructs.gates import PACKS, register_gates
 from platform_constructs.network import MWAA_ENDPOINTS
 from platform_constructs.template_lint import lint_template

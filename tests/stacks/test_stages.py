@@ -8,7 +8,7 @@ import pytest
 from aws_cdk.assertions import Match
 from cfnlint.schema import PROVIDER_SCHEMA_MANAGER
 
-from config.naming import BUCKET_PURPOSES, KEY_PURPOSES
+from core.naming import BUCKET_PURPOSES, KEY_PURPOSES
 from platform_constructs.network import INTERFACE_ENDPOINTS
 from scripts.doctor_checks import stack_names
 from stacks._common import stage_tags

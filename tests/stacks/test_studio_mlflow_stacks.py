@@ -6,8 +6,8 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Match
 
-from config import parameters
-from config.naming import BUCKET_PURPOSES
+from core import parameters
+from core.naming import BUCKET_PURPOSES
 
 CLONED_BU = "risk"  # written by `config new` in conftest.py
 EXAMPLES = ["fraud", "credit", "marketing", CLONED_BU]

@@ -1,10 +1,10 @@
 """Every BU's training stack: its image repository, managed-job role and the parameters
-`training.job` reads, published under exactly the names of `config.parameters`."""
+`training.job` reads, published under exactly the names of `core.parameters`."""
 
 import pytest
 from aws_cdk.assertions import Match
 
-from config import parameters as p
+from core import parameters as p
 
 EXAMPLES = ["fraud", "credit", "marketing", "risk"]
 PUBLISHED = [

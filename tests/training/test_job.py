@@ -15,7 +15,7 @@ from botocore.stub import Stubber
 from harness.fake_kube import FakeCluster, fake_kube_server, write_kubeconfig
 from kubernetes import client as k8s
 
-from config import parameters as p
+from core import parameters as p
 from training.job import JobSpec, JobSpecError, build_manifest, crd, main
 from training.job.manifest import HEALTHY_NODE, INSTANCE_TYPE_LABEL
 from training.job.platform import hyperpod_names

@@ -13,7 +13,7 @@ import pytest
 import yaml
 from botocore.stub import ANY, Stubber
 
-from config import parameters as p
+from core import parameters as p
 from training.config import load_config
 from training.job import main
 from training.job.managed import ManagedJobError, TrainingJobSpec, job_name, training_job_request

@@ -17,8 +17,8 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from config import parameters as p
 from config.loader import CONFIG_DIR, load_file
+from core import parameters as p
 
 REPO = Path(__file__).resolve().parents[2]
 README = REPO / "training" / "README.md"

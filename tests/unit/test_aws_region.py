@@ -8,7 +8,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from config.aws_region import Region, RegionNotSetError, resolve_region
+from core.aws_region import Region, RegionNotSetError, resolve_region
 
 
 @pytest.fixture(autouse=True)

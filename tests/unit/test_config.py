@@ -16,8 +16,8 @@ from config.loader import (
     load_all,
     load_valid,
 )
-from config.naming import BUCKET_PURPOSES, MAX_BUCKET_NAME, Naming
 from config.schema import BusinessUnitConfig
+from core.naming import BUCKET_PURPOSES, MAX_BUCKET_NAME, Naming
 
 
 def test_examples_are_valid_and_distinct() -> None:

@@ -13,6 +13,7 @@ import pytest
 from harness.bu_configs import add_hyperpod
 
 import config
+import core
 from config.loader import load_all
 
 ARABIC = str.maketrans("0123456789", "".join(chr(0x0660 + d) for d in range(10)))  # Arabic-Indic
@@ -148,19 +149,22 @@ def test_digits_of_another_script_are_refused(
 
 
 def _config_modules() -> list[Any]:
+    """The config package's modules and core's (the typed base, naming, parameters and tables
+    the config reads)."""
     return [
-        importlib.import_module(f"config.{m.name}")
-        for m in pkgutil.iter_modules(config.__path__)
+        importlib.import_module(f"{package.__name__}.{m.name}")
+        for package in (config, core)
+        for m in pkgutil.iter_modules(package.__path__)
         if m.name != "__main__"
     ]
 
 
 def test_config_patterns_go_through_the_one_ascii_helper() -> None:
-    """`config.base.ascii_pattern`/`matching` only: no `re.match`/`re.search`/`.match(` (which
+    """`core.base.ascii_pattern`/`matching` only: no `re.match`/`re.search`/`.match(` (which
     stop short of the end), no pydantic `pattern=` (whose `\\d` is any script's digit)."""
     banned = re.compile(r"\bre\.(?:match|search|compile)\(|\.match\(|pattern=")
     for module in _config_modules():
-        if module.__name__ == "config.base":
+        if module.__name__ == "core.base":
             continue
         source = Path(module.__file__).read_text(encoding="utf-8")
         assert not banned.findall(source), module.__name__

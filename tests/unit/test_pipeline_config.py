@@ -10,8 +10,8 @@ import pytest
 from harness.bu_configs import add_hyperpod
 
 from config.loader import load_all
-from config.naming import MAX_BUCKET_NAME, STACK_UNITS, Naming
 from config.schema import BusinessUnitConfig
+from core.naming import MAX_BUCKET_NAME, STACK_UNITS, Naming
 
 ENDPOINT: dict[str, Any] = {"name": "qwen3", "model": "qwen3-4b-tools/v1/"}
 PIPELINE: dict[str, Any] = {

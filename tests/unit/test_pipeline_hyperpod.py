@@ -18,8 +18,8 @@ import pytest
 from botocore.stub import Stubber
 from harness.fake_kube import FakeCluster, fake_kube_server
 
-from config import parameters as p
 from config.loader import CONFIG_DIR, load_file
+from core import parameters as p
 from pipelines.aws import AwsBackend
 from pipelines.eks import TOKEN_PREFIX, bearer_token
 from pipelines.lifecycle import Run, StepFailedError

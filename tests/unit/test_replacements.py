@@ -16,8 +16,8 @@ from aws_cdk.assertions import Template
 from harness.cdk_context import cdk_json_context
 
 import stacks.security_stack
-from config.naming import BUCKET_PURPOSES, Naming
 from config.schema import BusinessUnitConfig
+from core.naming import BUCKET_PURPOSES, Naming
 from scripts import replacements
 from scripts.replacements import STATEFUL_TYPES, Finding, Stack, compare, compare_stack
 from stacks.stage import BusinessUnitStage

@@ -27,8 +27,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from config import parameters as p
-from config.aws_region import RegionNotSetError, resolve_region
+from core import parameters as p
+from core.aws_region import RegionNotSetError, resolve_region
 from inference.cli import HelpFormatter, command_parser
 from training.cli_args import add_arguments
 from training.job import crd, managed, placement, platform

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from config import parameters as p
+from core import parameters as p
 from training.job.platform import BuPlatform
 
 # Where the SageMaker contract puts things inside the container (training/entrypoint.py).

@@ -1,4 +1,4 @@
-"""A BU's published platform values (SSM parameters, names from `config.parameters`), read with
+"""A BU's published platform values (SSM parameters, names from `core.parameters`), read with
 boto3 so a data scientist types `--bu fraud --team nlp` and no cluster-specific name."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from config import parameters as p
-from config.naming import Naming
+from core import parameters as p
+from core.naming import Naming
 
 # SSM GetParameters takes at most 10 names a call.
 _BATCH = 10

@@ -130,7 +130,7 @@ class Naming:
         return f"{self.bu}-{purpose}"
 
     def parameter(self, name: str) -> str:
-        """An SSM parameter the BU's stacks publish for clients (see ``config.parameters``)."""
+        """An SSM parameter the BU's stacks publish for clients (see ``core.parameters``)."""
         return f"/{self.bu}/{name}"
 
     def limit_problems(self) -> list[str]:
