@@ -103,9 +103,10 @@ mwaa-bundle: install-cdk ## With internet: BU=name's MWAA upload (requirements.t
 	$(PY) -m scripts.mwaa_bundle --bu $(BU)
 
 # --- quality gate ----------------------------------------------------------------------------
-lint: install ## ruff lint + format check
+lint: install ## ruff lint + format check + the import contracts (pyproject.toml, [tool.importlinter])
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(VENV)/bin/lint-imports --no-cache
 
 format: install ## Apply ruff's fixes and formatting
 	$(PY) -m ruff check --fix .

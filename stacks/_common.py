@@ -1,17 +1,13 @@
 """Translations from config values to CDK values, shared by the stacks."""
 
-from typing import TYPE_CHECKING
-
 import aws_cdk as cdk
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from config.schema import BusinessUnitConfig
 from core.naming import BU_TAG_KEY
-
-if TYPE_CHECKING:  # the security stack imports this module
-    from stacks.security_stack import SecurityStack
 
 
 def stage_tags(config: BusinessUnitConfig) -> dict[str, str]:
@@ -47,11 +43,11 @@ def named_bucket(
     construct_id: str,
     *,
     config: BusinessUnitConfig,
-    security: "SecurityStack",
+    key: kms.IKey,
     purpose: str,
 ) -> s3.IBucket:
-    """The security stack's ``purpose`` bucket, referenced by its derived name (and with its key)
-    for grants made in another stack.
+    """The security stack's ``purpose`` bucket, referenced by its derived name (and with its key,
+    ``SecurityStack.keys[purpose]``) for grants made in another stack.
 
     cdk-nag names a grant's object wildcard after the bucket ARN as written: ``<Id.Arn>/*`` when
     it checks constructs, the export name (``<bu>-security:ExportsOutput...``) when it checks the
@@ -66,5 +62,5 @@ def named_bucket(
         construct_id,
         bucket_name=name,
         bucket_arn=stack.format_arn(service="s3", region="", account="", resource=name),
-        encryption_key=security.keys[purpose],
+        encryption_key=key,
     )

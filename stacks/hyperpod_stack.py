@@ -284,7 +284,11 @@ class HyperPodStack(cdk.Stack):
         them), with its keys: grants then name the bucket, not a hashed cross-stack export."""
         return {
             purpose: named_bucket(
-                self, f"Bucket-{purpose}", config=config, security=security, purpose=purpose
+                self,
+                f"Bucket-{purpose}",
+                config=config,
+                key=security.keys[purpose],
+                purpose=purpose,
             )
             for purpose in BUCKETS
         }

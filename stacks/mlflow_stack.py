@@ -44,7 +44,11 @@ class MlflowStack(cdk.Stack):
         names = config.naming
         tracking_server = section.kind == "tracking_server"
         artifacts = named_bucket(
-            self, "ArtifactStore", config=config, security=security, purpose="mlflow-artifacts"
+            self,
+            "ArtifactStore",
+            config=config,
+            key=security.keys["mlflow-artifacts"],
+            purpose="mlflow-artifacts",
         )
         self.mlflow = ManagedMlflow(
             self,

@@ -80,7 +80,7 @@ class StudioStack(cdk.Stack):
                 self,
                 f"{purpose.capitalize()}Bucket",
                 config=config,
-                security=security,
+                key=security.keys[purpose],
                 purpose=purpose,
             )
             for purpose in ("data", "models", "checkpoints")

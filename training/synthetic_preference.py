@@ -23,7 +23,7 @@ from typing import Any
 
 from inference.parsing import compile_tools
 from training.data.conversation import Conversation, Message, ToolCall
-from training.synthetic import INTENTS
+from training.synthetic_catalog import INTENTS
 
 # Turns that need a call get one of the first seven; turns that need none (chit-chat, the answer
 # after a tool result) can only be wrong by calling.

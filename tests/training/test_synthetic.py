@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from data_fixtures import tiny_tokenizer
 
-from training import synthetic
+from training import synthetic, synthetic_catalog
 from training.data.formats import read_jsonl
 from training.data.render import encode_conversation
 
@@ -28,11 +28,11 @@ def test_mix_of_scenarios_tools_and_reasoning():
     assert sum(bool(m.reasoning) for c in convs for m in c.messages) >= 30
     types = {
         p.get("type")
-        for t in synthetic.CATALOG
+        for t in synthetic_catalog.CATALOG
         for p in t["function"]["parameters"]["properties"].values()
     }
     assert types == {"string", "integer", "number", "boolean"}
-    assert any("enum" in p for t in synthetic.CATALOG
+    assert any("enum" in p for t in synthetic_catalog.CATALOG
                for p in t["function"]["parameters"]["properties"].values())  # fmt: skip
 
 
