@@ -1,4 +1,8 @@
-"""Translations from config values to CDK values, shared by the stacks."""
+"""What the stacks share: the opening of a BU's stack, what the later stacks build on, and
+translations from config values to CDK values."""
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import aws_cdk as cdk
 from aws_cdk import aws_kms as kms
@@ -8,6 +12,42 @@ from constructs import Construct
 
 from config.schema import BusinessUnitConfig
 from core.naming import BU_TAG_KEY
+from platform_constructs.access import MlflowUiAccess
+
+if TYPE_CHECKING:
+    from stacks.network_stack import NetworkStack
+    from stacks.security_stack import SecurityStack
+
+
+class BuStack(cdk.Stack):
+    """One stack of a BU's stage, ``key`` naming it: the construct id ``key``, the stack name
+    ``config.naming.stack(key)``, the description "<bu>: <description>", and termination
+    protection when the BU retains its resources. ``config`` (the BU's name, region, tags and
+    removal policy) and ``names`` (its naming helper) stay at hand for the stack's body."""
+
+    def __init__(
+        self, stage: Construct, key: str, *, config: BusinessUnitConfig, description: str
+    ) -> None:
+        super().__init__(
+            stage,
+            key,
+            stack_name=config.naming.stack(key),
+            description=f"{config.name}: {description}",
+            termination_protection=config.removal_policy == "retain",
+        )
+        self.config = config
+        self.names = config.naming
+
+
+@dataclass(frozen=True)
+class Foundation:
+    """What the stacks after the first ones build on: the BU's config, its network and security
+    stacks, and its MLflow when the config has an ``mlflow`` section (the MLflow stack)."""
+
+    config: BusinessUnitConfig
+    network: "NetworkStack"
+    security: "SecurityStack"
+    mlflow: MlflowUiAccess | None
 
 
 def stage_tags(config: BusinessUnitConfig) -> dict[str, str]:

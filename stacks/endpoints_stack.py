@@ -7,12 +7,10 @@ its own. HyperPod-target endpoints are not CloudFormation resources: the stack
 only prints the `python -m inference.hyperpod apply` command that creates them on the cluster.
 """
 
-from typing import Any
-
 import aws_cdk as cdk
 from constructs import Construct
 
-from config.endpoints import Endpoint
+from config.endpoints import Endpoint, Endpoints
 from config.schema import BusinessUnitConfig
 from inference.serving import image_uri
 from platform_constructs.endpoints import (
@@ -27,9 +25,12 @@ from platform_constructs.endpoints import (
     Scaling,
 )
 from platform_constructs.keys import PurposeKey
-from stacks._common import removal_policy
+from stacks._common import BuStack, Foundation, removal_policy
 from stacks.network_stack import NetworkStack
 from stacks.security_stack import SecurityStack
+
+# The stack's description (after "<bu>: "), as CloudFormation shows it.
+DESCRIPTION = "LMI endpoints, autoscaling and alarms"
 
 
 def _construct_id(name: str) -> str:
@@ -40,21 +41,10 @@ def smoke_command(endpoint_name: str, region: str) -> str:
     return f"python -m inference.smoke --endpoint {endpoint_name} --region {region}"
 
 
-class EndpointsStack(cdk.Stack):
-    def __init__(
-        self,
-        scope: Construct,
-        construct_id: str,
-        *,
-        config: BusinessUnitConfig,
-        network: NetworkStack,
-        security: SecurityStack,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(scope, construct_id, **kwargs)
-        if config.endpoints is None:
-            raise ValueError(f"{config.name}: no endpoints section; the Stage adds no such stack")
-        names = config.naming
+class EndpointsStack(BuStack):
+    def __init__(self, stage: Construct, *, base: Foundation, endpoints: Endpoints) -> None:
+        super().__init__(stage, "endpoints", config=base.config, description=DESCRIPTION)
+        config, names, network, security = self.config, self.names, base.network, base.security
         self.image_uri = image_uri(config.region)
         self.alarm_key = PurposeKey(
             self,
@@ -75,9 +65,9 @@ class EndpointsStack(cdk.Stack):
             vpc_id=network.vpc.vpc_id,
         )
         self.endpoints: dict[str, LmiEndpoint] = {}
-        for item in config.endpoints.on("sagemaker"):
+        for item in endpoints.on("sagemaker"):
             self._sagemaker_endpoint(config, item, network, security)
-        for item in config.endpoints.on("hyperpod"):
+        for item in endpoints.on("hyperpod"):
             cdk.CfnOutput(
                 self,
                 f"{_construct_id(item.name)}HyperPodApply",

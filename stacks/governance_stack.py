@@ -4,11 +4,10 @@ CloudWatch dashboard. It names other stacks' resources by their derived names on
 names, role names), so it deploys after them and changes without touching them.
 """
 
-from typing import Any
-
 import aws_cdk as cdk
 from constructs import Construct
 
+from config.governance import Governance
 from config.schema import BusinessUnitConfig
 from core.naming import BU_TAG_KEY
 from platform_constructs.budgets import (
@@ -20,7 +19,10 @@ from platform_constructs.budgets import (
 )
 from platform_constructs.dashboard import DashboardSpec, PlatformDashboard
 from platform_constructs.keys import PurposeKey
-from stacks._common import removal_policy
+from stacks._common import BuStack, removal_policy
+
+# The stack's description (after "<bu>: "), as CloudFormation shows it.
+DESCRIPTION = "budget, alerts, budget action and dashboard"
 
 
 def dashboard_spec(config: BusinessUnitConfig) -> DashboardSpec:
@@ -65,20 +67,12 @@ def brake_role_names(config: BusinessUnitConfig) -> list[str]:
     return roles
 
 
-class GovernanceStack(cdk.Stack):
+class GovernanceStack(BuStack):
     def __init__(
-        self,
-        scope: Construct,
-        construct_id: str,
-        *,
-        config: BusinessUnitConfig,
-        **kwargs: Any,
+        self, stage: Construct, *, config: BusinessUnitConfig, governance: Governance
     ) -> None:
-        super().__init__(scope, construct_id, **kwargs)
-        governance = config.governance
-        if governance is None:
-            raise ValueError(f"{config.name}: no governance section; the Stage adds no such stack")
-        names = config.naming
+        super().__init__(stage, "governance", config=config, description=DESCRIPTION)
+        names = self.names
         self.topic = None
         if governance.sns_topic:
             key = PurposeKey(

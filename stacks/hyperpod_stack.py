@@ -40,7 +40,6 @@ from config.hyperpod import (
 from config.schema import BusinessUnitConfig
 from core import parameters as params
 from core.naming import Naming
-from platform_constructs.access import MlflowAccess
 from platform_constructs.gates import acknowledge
 from platform_constructs.hyperpod_chart import ChartRegistries, DependenciesChart, chart_values
 from platform_constructs.hyperpod_cluster import (
@@ -81,9 +80,19 @@ from platform_constructs.hyperpod_workloads import (
 )
 from platform_constructs.keys import PurposeKey
 from platform_constructs.lustre import LustreFileSystem
-from stacks._common import log_retention, named_bucket, removal_policy, stage_tags
+from stacks._common import (
+    BuStack,
+    Foundation,
+    log_retention,
+    named_bucket,
+    removal_policy,
+    stage_tags,
+)
 from stacks.network_stack import NetworkStack, bu_repositories
 from stacks.security_stack import SecurityStack
+
+# The stack's description (after "<bu>: "), as CloudFormation shows it.
+DESCRIPTION = "HyperPod cluster on private EKS, teams and quotas"
 
 TRAINING_OPERATOR_NAMESPACE = "aws-hyperpod"
 TRAINING_OPERATOR_SERVICE_ACCOUNT = "hp-training-operator-controller-manager"
@@ -99,6 +108,7 @@ AFTER_NODES = (
     "amazon-sagemaker-hyperpod-taskgovernance",
     "amazon-sagemaker-hyperpod-observability",
 )
+
 # The BU's buckets this stack grants on (the security stack owns them).
 BUCKETS = ("data", "checkpoints", "models", "hyperpod-lifecycle")
 # Field of `config.hyperpod.Observability` -> the observability add-on's metricsProvider group
@@ -219,22 +229,10 @@ def workload_teams(hp: HyperPod, names: Naming) -> list[WorkloadTeam]:
     ]
 
 
-class HyperPodStack(cdk.Stack):
-    def __init__(
-        self,
-        scope: Construct,
-        construct_id: str,
-        *,
-        config: BusinessUnitConfig,
-        network: NetworkStack,
-        security: SecurityStack,
-        mlflow: MlflowAccess | None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(scope, construct_id, **kwargs)
-        hp = config.hyperpod
-        if hp is None:
-            raise ValueError(f"{config.name}: the HyperPod stack needs a hyperpod section")
+class HyperPodStack(BuStack):
+    def __init__(self, stage: Construct, *, base: Foundation, hyperpod: HyperPod) -> None:
+        super().__init__(stage, "hyperpod", config=base.config, description=DESCRIPTION)
+        config, network, security, hp = self.config, base.network, base.security, hyperpod
         # The nodes and FSx share one AZ (EFA wants one); default: the BU's first.
         az = hp.availability_zone or config.network.availability_zones[0]
         buckets = self._bucket_references(config, security)
@@ -271,7 +269,7 @@ class HyperPodStack(cdk.Stack):
             fsx_dns=self.fsx.dns_name,
             fsx_mount=self.fsx.mount_name,
             fsx_capacity_gib=hp.fsx.storage_capacity_gib,
-            mlflow=mlflow,
+            mlflow=base.mlflow,
             after=[*quotas.values(), self.addons["aws-fsx-csi-driver"]],
         )
         self.spaces = self._spaces(config, hp, hp.spaces) if hp.spaces is not None else None

@@ -4,17 +4,16 @@ Its own stack because it outlives Studio changes: Studio, HyperPod and training 
 MLflow access through :meth:`MlflowStack.grant_access` (``access.MlflowAccess``).
 """
 
-from typing import Any
-
 import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
+from config.mlflow import Mlflow
 from config.schema import BusinessUnitConfig
 from core import parameters
 from platform_constructs.mlflow import ManagedMlflow
-from stacks._common import named_bucket, removal_policy
+from stacks._common import BuStack, named_bucket, removal_policy
 from stacks.security_stack import SecurityStack
 
 
@@ -27,22 +26,20 @@ def registered_model_prefix(config: BusinessUnitConfig) -> str:
     return f"{config.name}--"
 
 
-class MlflowStack(cdk.Stack):
+class MlflowStack(BuStack):
     def __init__(
         self,
-        scope: Construct,
-        construct_id: str,
+        stage: Construct,
         *,
         config: BusinessUnitConfig,
+        mlflow: Mlflow,
         security: SecurityStack,
-        **kwargs: Any,
     ) -> None:
-        super().__init__(scope, construct_id, **kwargs)
-        section = config.mlflow
-        if section is None:
-            raise ValueError(f"{config.name}: an MLflow stack needs the config's mlflow section")
-        names = config.naming
-        tracking_server = section.kind == "tracking_server"
+        super().__init__(
+            stage, "mlflow", config=config, description=f"managed MLflow ({mlflow.kind})"
+        )
+        names = self.names
+        tracking_server = mlflow.kind == "tracking_server"
         artifacts = named_bucket(
             self,
             "ArtifactStore",
@@ -54,14 +51,14 @@ class MlflowStack(cdk.Stack):
             self,
             "Mlflow",
             name=names.resource("mlflow"),
-            kind=section.kind,
+            kind=mlflow.kind,
             artifact_bucket=artifacts,
             role_name=names.role("mlflow-tracking"),
-            automatic_model_registration=section.automatic_model_registration,
+            automatic_model_registration=mlflow.automatic_model_registration,
             registered_model_prefix=registered_model_prefix(config),
-            size=section.size,
-            mlflow_version=section.mlflow_version if tracking_server else None,
-            weekly_maintenance_window_start=section.weekly_maintenance_window_start,
+            size=mlflow.size,
+            mlflow_version=mlflow.mlflow_version if tracking_server else None,
+            weekly_maintenance_window_start=mlflow.weekly_maintenance_window_start,
             removal_policy=removal_policy(config),
         )
         published = {
@@ -85,7 +82,7 @@ class MlflowStack(cdk.Stack):
                 description=f"{config.name}: {description}",
             )
             cdk.CfnOutput(self, output_id, value=value, description=description)
-        if section.automatic_model_registration:
+        if mlflow.automatic_model_registration:
             cdk.CfnOutput(
                 self,
                 "RegisteredModelPrefix",

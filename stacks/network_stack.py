@@ -1,8 +1,5 @@
 """Network stack: the BU's VPC, its flow logs and VPC endpoints (changes rarely)."""
 
-from typing import Any
-
-import aws_cdk as cdk
 from constructs import Construct
 
 from config.aws_registries import node_image_accounts
@@ -11,7 +8,10 @@ from core.naming import BUCKET_PURPOSES, OPTIONAL_BUCKET_PURPOSES
 from inference.serving import image_uri
 from platform_constructs.keys import PurposeKey
 from platform_constructs.network import AdmittedBucket, PlatformVpc, VpcEndpoints, VpcFlowLogs
-from stacks._common import log_retention, removal_policy
+from stacks._common import BuStack, log_retention, removal_policy
+
+# The stack's description (after "<bu>: "), as CloudFormation shows it.
+DESCRIPTION = "VPC, flow logs and VPC endpoints"
 
 
 def bu_bucket_names(config: BusinessUnitConfig) -> list[str]:
@@ -65,13 +65,11 @@ def aws_registries(config: BusinessUnitConfig) -> dict[str, str]:
     return registries
 
 
-class NetworkStack(cdk.Stack):
-    def __init__(
-        self, scope: Construct, construct_id: str, *, config: BusinessUnitConfig, **kwargs: Any
-    ) -> None:
+class NetworkStack(BuStack):
+    def __init__(self, stage: Construct, *, config: BusinessUnitConfig) -> None:
         self._azs = list(config.network.availability_zones)
-        super().__init__(scope, construct_id, **kwargs)
-        names, net = config.naming, config.network
+        super().__init__(stage, "network", config=config, description=DESCRIPTION)
+        names, net = self.names, config.network
         policy = removal_policy(config)
         # The flow-log key lives with the network: it must exist before the VPC logs a packet.
         # This stack owns it, so this stack writes its policy.

@@ -11,18 +11,15 @@ cluster it submits or deploys to, its kubectl provider, and the inference operat
 read candidate models) and MLflow.
 """
 
-from typing import Any
-
 import aws_cdk as cdk
 from aws_cdk import aws_eks_v2 as eks
 from constructs import Construct
 
-from config.pipeline import OUTPUT_PREFIX
+from config.pipeline import OUTPUT_PREFIX, Pipeline
 from config.schema import BusinessUnitConfig
 from core import parameters as p
 from core.naming import BU_TAG_KEY
 from inference import hyperpod as endpoint_crd
-from platform_constructs.access import MlflowAccess
 from platform_constructs.mwaa import (
     PLUGINS_PATH,
     REQUIREMENTS_PATH,
@@ -38,9 +35,8 @@ from platform_constructs.mwaa import (
 )
 from platform_constructs.pipeline_rbac import KubeRule
 from platform_constructs.published import PublishedParameters
-from stacks._common import removal_policy
+from stacks._common import BuStack, Foundation, removal_policy
 from stacks.hyperpod_stack import HyperPodStack
-from stacks.network_stack import NetworkStack
 from stacks.security_stack import SecurityStack
 from training.job import manifest as job_crd
 
@@ -70,26 +66,25 @@ def deploy_rules(object_name: str) -> tuple[KubeRule, ...]:
     return (KubeRule(endpoint_crd.GROUP, endpoint_crd.PLURAL, ("get", "update"), (object_name,)),)
 
 
-class PipelineStack(cdk.Stack):
+class PipelineStack(BuStack):
     def __init__(
         self,
-        scope: Construct,
-        construct_id: str,
+        stage: Construct,
         *,
-        config: BusinessUnitConfig,
-        network: NetworkStack,
-        security: SecurityStack,
-        mlflow: MlflowAccess | None,
+        base: Foundation,
+        pipeline: Pipeline,
         hyperpod: HyperPodStack | None,
-        **kwargs: Any,
     ) -> None:
-        super().__init__(scope, construct_id, **kwargs)
-        pipeline = config.pipeline
-        if pipeline is None:
-            raise ValueError(f"{config.name}: no pipeline section; the Stage adds no such stack")
+        super().__init__(
+            stage,
+            "pipeline",
+            config=base.config,
+            description=f"model pipeline on Amazon MWAA (Airflow {pipeline.airflow_version})",
+        )
+        config, names, network, security = self.config, self.names, base.network, base.security
+        mlflow = base.mlflow
         if mlflow is None:  # the schema refuses a pipeline without MLflow; this says why here
             raise ValueError(f"{config.name}: the pipeline registers models in MLflow")
-        names = config.naming
         environment_name = names.resource("airflow")
 
         # Two private subnets in different AZs (MWAA allows exactly two): the config's first two.

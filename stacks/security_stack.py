@@ -1,8 +1,5 @@
 """Security stack: the BU's customer-managed keys and its buckets (stateful, changes rarely)."""
 
-from typing import Any
-
-import aws_cdk as cdk
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
@@ -11,7 +8,10 @@ from config.schema import BusinessUnitConfig
 from core.naming import BUCKET_PURPOSES, OPTIONAL_BUCKET_PURPOSES
 from platform_constructs.buckets import AccessLogBucket, SecureBucket
 from platform_constructs.keys import PurposeKey
-from stacks._common import removal_policy
+from stacks._common import BuStack, removal_policy
+
+# The stack's description (after "<bu>: "), as CloudFormation shows it.
+DESCRIPTION = "KMS keys and S3 buckets"
 
 # Per-purpose retention of superseded object versions (checkpoints churn fastest).
 NONCURRENT_VERSION_DAYS = {"checkpoints": 7, "hyperpod-lifecycle": 30}
@@ -21,14 +21,12 @@ def _construct_id(purpose: str) -> str:
     return "".join(part.capitalize() for part in purpose.split("-"))
 
 
-class SecurityStack(cdk.Stack):
+class SecurityStack(BuStack):
     """One KMS key and one bucket per purpose, all logging to the access-log bucket."""
 
-    def __init__(
-        self, scope: Construct, construct_id: str, *, config: BusinessUnitConfig, **kwargs: Any
-    ) -> None:
-        super().__init__(scope, construct_id, **kwargs)
-        names = config.naming
+    def __init__(self, stage: Construct, *, config: BusinessUnitConfig) -> None:
+        super().__init__(stage, "security", config=config, description=DESCRIPTION)
+        names = self.names
         policy = removal_policy(config)
         self.access_logs = AccessLogBucket(
             self, "AccessLogs", bucket_name=names.bucket("access-logs"), removal_policy=policy

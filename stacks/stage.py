@@ -1,12 +1,13 @@
 """One business unit = one Stage, so `cdk deploy '<bu>/*'` deploys exactly that BU."""
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import aws_cdk as cdk
 from constructs import Construct
 
 from config.schema import BusinessUnitConfig
-from stacks._common import stage_tags
+from stacks._common import Foundation, stage_tags
 from stacks.endpoints_stack import EndpointsStack
 from stacks.governance_stack import GovernanceStack
 from stacks.hyperpod_stack import HyperPodStack
@@ -17,130 +18,73 @@ from stacks.security_stack import SecurityStack
 from stacks.studio_stack import StudioStack
 from stacks.training_stack import TrainingStack
 
+Section = TypeVar("Section")
+BuiltStack = TypeVar("BuiltStack", bound=cdk.Stack)
+
+
+def _if_set(section: Section | None, build: Callable[[Section], BuiltStack]) -> BuiltStack | None:
+    """The stack ``build`` makes of an optional config section, or None without the section."""
+    return None if section is None else build(section)
+
+
+def _after(later: cdk.Stack | None, *earlier: cdk.Stack | None) -> None:
+    """``later`` (when the BU has it) deploys after each stack of ``earlier`` the BU has."""
+    if later is not None:
+        for stack in earlier:
+            if stack is not None:
+                later.add_stack_dependency(stack)
+
 
 class BusinessUnitStage(cdk.Stage):
-    """The BU's stacks, split by lifecycle; later issues add Studio, HyperPod, MLflow and
-    endpoint stacks here when the BU's config has that section."""
+    """The BU's stacks, split by lifecycle: network, security and training always, and one stack
+    per optional section (MLflow, Studio, HyperPod, endpoints, pipeline, governance) the BU's
+    config has."""
 
     def __init__(self, scope: Construct, *, config: BusinessUnitConfig, **kwargs: Any) -> None:
         env = cdk.Environment(account=config.account, region=config.region)
         super().__init__(scope, config.name, env=env, **kwargs)
-        protect = config.removal_policy == "retain"
-        common: dict[str, Any] = {"config": config, "termination_protection": protect}
-        self.network = NetworkStack(
-            self,
-            "network",
-            stack_name=config.naming.stack("network"),
-            description=f"{config.name}: VPC, flow logs and VPC endpoints",
-            **common,
+        # Each stack names and describes itself (stacks._common.BuStack). Each optional section
+        # adds its stack only when the BU's config has the section, and is passed to it typed;
+        # stacks get what they need as typed arguments (never a name lookup).
+        self.network = NetworkStack(self, config=config)
+        self.security = SecurityStack(self, config=config)
+        # MLflow comes first: Studio's, HyperPod's and training's roles get their access through
+        # it (platform_constructs.access.MlflowAccess).
+        self.mlflow = _if_set(
+            config.mlflow,
+            lambda s: MlflowStack(self, config=config, mlflow=s, security=self.security),
         )
-        self.security = SecurityStack(
-            self,
-            "security",
-            stack_name=config.naming.stack("security"),
-            description=f"{config.name}: KMS keys and S3 buckets",
-            **common,
+        base = Foundation(config, self.network, self.security, self.mlflow)
+        self.studio = _if_set(config.studio, lambda s: StudioStack(self, base=base, studio=s))
+        self.hyperpod = _if_set(
+            config.hyperpod, lambda s: HyperPodStack(self, base=base, hyperpod=s)
         )
-        # Each optional section adds its stack only when the BU's config has the section, and
-        # stacks get what they need as typed arguments (never a name lookup). MLflow comes
-        # first: Studio's, HyperPod's and training's roles get their access through it
-        # (platform_constructs.access.MlflowAccess).
-        self.mlflow: MlflowStack | None = None
-        if config.mlflow is not None:
-            self.mlflow = MlflowStack(
-                self,
-                "mlflow",
-                stack_name=config.naming.stack("mlflow"),
-                description=f"{config.name}: managed MLflow ({config.mlflow.kind})",
-                security=self.security,
-                **common,
-            )
-        self.studio: StudioStack | None = None
-        if config.studio is not None:
-            self.studio = StudioStack(
-                self,
-                "studio",
-                stack_name=config.naming.stack("studio"),
-                description=f"{config.name}: Studio domain, execution role, users and spaces",
-                network=self.network,
-                security=self.security,
-                mlflow=self.mlflow,
-                **common,
-            )
-        self.hyperpod: HyperPodStack | None = None
-        if config.hyperpod is not None:
-            self.hyperpod = HyperPodStack(
-                self,
-                "hyperpod",
-                stack_name=config.naming.stack("hyperpod"),
-                description=f"{config.name}: HyperPod cluster on private EKS, teams and quotas",
-                network=self.network,
-                security=self.security,
-                mlflow=self.mlflow,
-                **common,
-            )
         # Every BU gets one: the image repository and managed-job role are useful without any
         # optional section. The MLflow stack grants its role access.
-        self.training = TrainingStack(
-            self,
-            "training",
-            stack_name=config.naming.stack("training"),
-            description=f"{config.name}: training image, managed-job role and parameters",
-            network=self.network,
-            security=self.security,
-            mlflow=self.mlflow,
-            **common,
+        self.training = TrainingStack(self, base=base)
+        self.endpoints = _if_set(
+            config.endpoints, lambda s: EndpointsStack(self, base=base, endpoints=s)
         )
-        self.endpoints: EndpointsStack | None = None
-        if config.endpoints is not None:
-            self.endpoints = EndpointsStack(
-                self,
-                "endpoints",
-                stack_name=config.naming.stack("endpoints"),
-                description=f"{config.name}: LMI endpoints, autoscaling and alarms",
-                network=self.network,
-                security=self.security,
-                **common,
-            )
         # After the stacks whose resources it names: the training-job role it passes, the
         # endpoint it updates (and the endpoint role it lets read candidates), the HyperPod
         # cluster it submits to (added by the stack itself) and MLflow.
-        self.pipeline: PipelineStack | None = None
-        if config.pipeline is not None:
-            self.pipeline = PipelineStack(
-                self,
-                "pipeline",
-                stack_name=config.naming.stack("pipeline"),
-                description=f"{config.name}: model pipeline on Amazon MWAA (Airflow "
-                f"{config.pipeline.airflow_version})",
-                network=self.network,
-                security=self.security,
-                mlflow=self.mlflow,
-                hyperpod=self.hyperpod,
-                **common,
-            )
-            for needed in (self.training, self.endpoints):
-                if needed is not None:
-                    self.pipeline.add_stack_dependency(needed)
+        self.pipeline = _if_set(
+            config.pipeline,
+            lambda s: PipelineStack(self, base=base, pipeline=s, hyperpod=self.hyperpod),
+        )
+        _after(self.pipeline, self.training, self.endpoints)
         # Last: the budget action names the Studio, training and HyperPod roles it stops, and
         # the dashboard the endpoints; both by derived name, so they must exist first.
-        self.governance: GovernanceStack | None = None
-        if config.governance is not None:
-            self.governance = GovernanceStack(
-                self,
-                "governance",
-                stack_name=config.naming.stack("governance"),
-                description=f"{config.name}: budget, alerts, budget action and dashboard",
-                **common,
-            )
-            for stack in (
-                self.studio,
-                self.hyperpod,
-                self.training,
-                self.endpoints,
-                self.pipeline,
-            ):
-                if stack is not None:
-                    self.governance.add_stack_dependency(stack)
+        self.governance = _if_set(
+            config.governance, lambda s: GovernanceStack(self, config=config, governance=s)
+        )
+        _after(
+            self.governance,
+            self.studio,
+            self.hyperpod,
+            self.training,
+            self.endpoints,
+            self.pipeline,
+        )
         for key, value in stage_tags(config).items():
             cdk.Tags.of(self).add(key, value)

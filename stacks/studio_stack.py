@@ -1,15 +1,11 @@
 """Studio stack: the BU's SageMaker Studio domain, its execution role, who may sign in and
 their spaces (changes whenever a team changes; the network, keys and MLflow stay put)."""
 
-from typing import Any
-
 import aws_cdk as cdk
 from constructs import Construct
 
-from config.schema import BusinessUnitConfig
-from config.studio import SPACE_SUFFIXES, AppDefaults
+from config.studio import SPACE_SUFFIXES, AppDefaults, Studio
 from core.naming import BU_TAG_KEY
-from platform_constructs.access import MlflowUiAccess
 from platform_constructs.gates import COMPLIANCE_PACKS, acknowledge
 from platform_constructs.grant_findings import acknowledge_bucket_grant
 from platform_constructs.keys import PurposeKey
@@ -21,9 +17,10 @@ from platform_constructs.studio_people import (
     StudioUserProfile,
 )
 from platform_constructs.studio_role import StudioExecutionRole
-from stacks._common import log_retention, named_bucket, removal_policy
-from stacks.network_stack import NetworkStack
-from stacks.security_stack import SecurityStack
+from stacks._common import BuStack, Foundation, log_retention, named_bucket, removal_policy
+
+# The stack's description (after "<bu>: "), as CloudFormation shows it.
+DESCRIPTION = "Studio domain, execution role, users and spaces"
 
 APP_TYPES = {"jupyterlab": "JupyterLab", "code_editor": "CodeEditor"}
 
@@ -42,23 +39,12 @@ def _construct_id(name: str) -> str:
     return "".join(part.capitalize() for part in name.replace("_", "-").split("-"))
 
 
-class StudioStack(cdk.Stack):
-    def __init__(
-        self,
-        scope: Construct,
-        construct_id: str,
-        *,
-        config: BusinessUnitConfig,
-        network: NetworkStack,
-        security: SecurityStack,
-        mlflow: MlflowUiAccess | None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(scope, construct_id, **kwargs)
-        studio = config.studio
-        if studio is None or studio.identity_center is None:
-            raise ValueError(f"{config.name}: a Studio stack needs the config's studio section")
-        names = config.naming
+class StudioStack(BuStack):
+    def __init__(self, stage: Construct, *, base: Foundation, studio: Studio) -> None:
+        super().__init__(stage, "studio", config=base.config, description=DESCRIPTION)
+        config, names, network, security = self.config, self.names, base.network, base.security
+        if studio.identity_center is None:  # the schema refuses it; this narrows the type
+            raise ValueError(f"{config.name}: a Studio domain needs an identity_center")
         policy = removal_policy(config)
         studio_key = PurposeKey(
             self,
@@ -88,9 +74,9 @@ class StudioStack(cdk.Stack):
         buckets["data"].grant_read_write(role)
         buckets["models"].grant_read_write(role)
         buckets["checkpoints"].grant_read(role)
-        if mlflow is not None:
-            mlflow.grant_access(role)
-            mlflow.grant_ui(role)
+        if base.mlflow is not None:
+            base.mlflow.grant_access(role)
+            base.mlflow.grant_ui(role)
 
         self.studio = StudioDomain(
             self,

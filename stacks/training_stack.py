@@ -1,21 +1,18 @@
 """Training stack: the BU's training image repository, the role and security group its managed
 SageMaker jobs run with, and the SSM parameters `training.job` and `training.prepare` read."""
 
-from typing import Any
-
 import aws_cdk as cdk
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from config.schema import BusinessUnitConfig
 from core import parameters as p
-from platform_constructs.access import MlflowAccess
 from platform_constructs.keys import PurposeKey
 from platform_constructs.published import PublishedParameters
 from platform_constructs.training import ManagedJobAccess, TrainingImageRepository
-from stacks._common import removal_policy
-from stacks.network_stack import NetworkStack
-from stacks.security_stack import SecurityStack
+from stacks._common import BuStack, Foundation, removal_policy
+
+# The stack's description (after "<bu>: "), as CloudFormation shows it.
+DESCRIPTION = "training image, managed-job role and parameters"
 
 # Images are tagged with the git SHA; each is ~10 GB of CUDA and torch, so keep a few weeks'.
 KEEP_IMAGES = 30
@@ -23,20 +20,10 @@ KEEP_IMAGES = 30
 JOB_BUCKETS = ("data", "checkpoints", "models")
 
 
-class TrainingStack(cdk.Stack):
-    def __init__(
-        self,
-        scope: Construct,
-        construct_id: str,
-        *,
-        config: BusinessUnitConfig,
-        network: NetworkStack,
-        security: SecurityStack,
-        mlflow: MlflowAccess | None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(scope, construct_id, **kwargs)
-        names = config.naming
+class TrainingStack(BuStack):
+    def __init__(self, stage: Construct, *, base: Foundation) -> None:
+        super().__init__(stage, "training", config=base.config, description=DESCRIPTION)
+        config, names, network, security = self.config, self.names, base.network, base.security
         policy = removal_policy(config)
         # One key for the image layers and the jobs' ML storage volumes: both are this stack's.
         self.key = PurposeKey(
@@ -71,7 +58,7 @@ class TrainingStack(cdk.Stack):
             bucket_keys=[security.keys[b] for b in JOB_BUCKETS],
             repository=self.repository,
             volume_key=self.key,
-            mlflow=mlflow,
+            mlflow=base.mlflow,
         )
         self.role = self.jobs.role
         self.security_group = self.jobs.security_group

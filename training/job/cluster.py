@@ -97,47 +97,37 @@ class HyperPodCluster:
 
     # --- pre-flight -----------------------------------------------------------------------
     def check_namespace(self, namespace: str) -> None:
-        try:
-            _call(
-                "read the namespace",
-                self.host,
-                lambda: self._core.read_namespace(namespace, _request_timeout=REQUEST_TIMEOUT_S),
-            )
-        except k8s.ApiException as err:
-            if err.status == HTTP_NOT_FOUND:
-                raise ClusterError(
-                    f"namespace {namespace!r} does not exist on the cluster: the team is not set "
-                    "up there (the HyperPod stack creates one namespace per team)"
-                ) from err
-            if err.status == HTTP_FORBIDDEN:  # namespace-scoped users may not read namespaces
-                self.warn(f"not allowed to read namespace {namespace!r}; not checked")
-                return
-            raise self._api_error("read the namespace", err) from err
+        self._request(
+            "read the namespace",
+            lambda: self._core.read_namespace(namespace, _request_timeout=REQUEST_TIMEOUT_S),
+            refused={
+                HTTP_NOT_FOUND: f"namespace {namespace!r} does not exist on the cluster: the team "
+                "is not set up there (the HyperPod stack creates one namespace per team)"
+            },
+            # Namespace-scoped users may not read namespaces.
+            tolerated={HTTP_FORBIDDEN: f"not allowed to read namespace {namespace!r}; not checked"},
+        )
 
     def check_queue(self, namespace: str, queue: str) -> None:
-        try:
-            _call(
-                "read the queue",
-                self.host,
-                lambda: self._custom.get_namespaced_custom_object(
-                    KUEUE_GROUP,
-                    KUEUE_VERSION,
-                    namespace,
-                    LOCAL_QUEUES,
-                    queue,
-                    _request_timeout=REQUEST_TIMEOUT_S,
-                ),
-            )
-        except k8s.ApiException as err:
-            if err.status == HTTP_NOT_FOUND:
-                raise ClusterError(
-                    f"Kueue LocalQueue {queue!r} does not exist in namespace {namespace!r}: task "
-                    "governance has no queue for this team (check --team or --queue)"
-                ) from err
-            if err.status == HTTP_FORBIDDEN:
-                self.warn(f"not allowed to read LocalQueue {namespace}/{queue}; not checked")
-                return
-            raise self._api_error("read the queue", err) from err
+        self._request(
+            "read the queue",
+            lambda: self._custom.get_namespaced_custom_object(
+                KUEUE_GROUP,
+                KUEUE_VERSION,
+                namespace,
+                LOCAL_QUEUES,
+                queue,
+                _request_timeout=REQUEST_TIMEOUT_S,
+            ),
+            refused={
+                HTTP_NOT_FOUND: f"Kueue LocalQueue {queue!r} does not exist in namespace "
+                f"{namespace!r}: task governance has no queue for this team (check --team or "
+                "--queue)"
+            },
+            tolerated={
+                HTTP_FORBIDDEN: f"not allowed to read LocalQueue {namespace}/{queue}; not checked"
+            },
+        )
 
     def check_accelerator(
         self, resource: str, per_node: int, nodes: int, selector: Mapping[str, str]
@@ -145,17 +135,15 @@ class HyperPodCluster:
         """``nodes`` nodes that match the job's node `selector` must each offer ``per_node`` of
         ``resource`` (``nvidia.com/mig-1g.18gb``): the pods' own placement rule, so a capacity
         some other instance type (or an unhealthy node) has does not count."""
-        try:
-            listed = _call(
-                "list nodes",
-                self.host,
-                lambda: self._core.list_node(_request_timeout=REQUEST_TIMEOUT_S),
-            )
-        except k8s.ApiException as err:
-            if err.status == HTTP_FORBIDDEN:
-                self.warn(f"not allowed to list nodes; {resource} availability not checked")
-                return
-            raise self._api_error("list nodes", err) from err
+        listed = self._request(
+            "list nodes",
+            lambda: self._core.list_node(_request_timeout=REQUEST_TIMEOUT_S),
+            tolerated={
+                HTTP_FORBIDDEN: f"not allowed to list nodes; {resource} availability not checked"
+            },
+        )
+        if listed is None:
+            return
         offered: dict[tuple[str, str], int] = {}  # (resource, instance type) -> count
         matching = able = 0
         for node in listed.items:
@@ -180,44 +168,33 @@ class HyperPodCluster:
     # --- the job's life ---------------------------------------------------------------------
     def submit(self, manifest: Mapping[str, Any]) -> dict[str, Any]:
         namespace, name = manifest["metadata"]["namespace"], manifest["metadata"]["name"]
-        try:
-            created: dict[str, Any] = _call(
-                "create the job",
-                self.host,
-                lambda: self._custom.create_namespaced_custom_object(
-                    GROUP,
-                    VERSION,
-                    namespace,
-                    PLURAL,
-                    dict(manifest),
-                    _request_timeout=REQUEST_TIMEOUT_S,
-                ),
-            )
-        except k8s.ApiException as err:
-            if err.status == HTTP_CONFLICT:
-                raise ClusterError(
-                    f"{KIND} {namespace}/{name} already exists; cancel it first or pick another "
-                    "--name"
-                ) from err
-            if err.status == HTTP_NOT_FOUND:
-                raise ClusterError(
-                    f"the cluster does not serve {PLURAL}.{GROUP}/{VERSION} in {namespace!r}: "
-                    "is the HyperPod training operator add-on installed?"
-                ) from err
-            raise self._api_error("create the job", err) from err
+        created: dict[str, Any] = self._request(
+            "create the job",
+            lambda: self._custom.create_namespaced_custom_object(
+                GROUP,
+                VERSION,
+                namespace,
+                PLURAL,
+                dict(manifest),
+                _request_timeout=REQUEST_TIMEOUT_S,
+            ),
+            refused={
+                HTTP_CONFLICT: f"{KIND} {namespace}/{name} already exists; cancel it first or "
+                "pick another --name",
+                HTTP_NOT_FOUND: f"the cluster does not serve {PLURAL}.{GROUP}/{VERSION} in "
+                f"{namespace!r}: is the HyperPod training operator add-on installed?",
+            },
+        )
         return created
 
     def get(self, namespace: str, name: str) -> dict[str, Any]:
-        try:
-            job: dict[str, Any] = _call(
-                "read the job",
-                self.host,
-                lambda: self._custom.get_namespaced_custom_object(
-                    GROUP, VERSION, namespace, PLURAL, name, _request_timeout=REQUEST_TIMEOUT_S
-                ),
-            )
-        except k8s.ApiException as err:
-            raise self._api_error("read the job", err, namespace=namespace, name=name) from err
+        job: dict[str, Any] = self._request(
+            "read the job",
+            lambda: self._custom.get_namespaced_custom_object(
+                GROUP, VERSION, namespace, PLURAL, name, _request_timeout=REQUEST_TIMEOUT_S
+            ),
+            job=(namespace, name),
+        )
         return job
 
     def pods(self, namespace: str, name: str) -> list[k8s.V1Pod]:
@@ -267,16 +244,12 @@ class HyperPodCluster:
 
     def logs(self, namespace: str, name: str, *, follow: bool = True) -> Iterator[str]:
         pod = self.rank0_pod(namespace, name)
-        try:
-            response = _call(
-                "read the logs",
-                self.host,
-                lambda: self._core.read_namespaced_pod_log(
-                    pod, namespace, follow=follow, _preload_content=False
-                ),
-            )
-        except k8s.ApiException as err:
-            raise self._api_error("read the logs", err) from err
+        response = self._request(
+            "read the logs",
+            lambda: self._core.read_namespaced_pod_log(
+                pod, namespace, follow=follow, _preload_content=False
+            ),
+        )
         try:
             for chunk in response.stream(amt=65536, decode_content=True):
                 yield chunk.decode("utf-8", errors="replace")
@@ -284,22 +257,43 @@ class HyperPodCluster:
             response.release_conn()
 
     def cancel(self, namespace: str, name: str) -> None:
+        self._request(
+            "delete the job",
+            lambda: self._custom.delete_namespaced_custom_object(
+                GROUP, VERSION, namespace, PLURAL, name, _request_timeout=REQUEST_TIMEOUT_S
+            ),
+            job=(namespace, name),
+        )
+
+    def _request(
+        self,
+        what: str,
+        fn: Callable[[], Any],
+        *,
+        refused: Mapping[int, str] | None = None,
+        tolerated: Mapping[int, str] | None = None,
+        job: tuple[str, str] | None = None,
+    ) -> Any:
+        """One API call (``_call``) with what the cluster's answers mean: ``refused`` maps an
+        HTTP status to the sentence to fail with, ``tolerated`` to the warning to give instead
+        (the call then returns None); a 404 on the ``job`` (namespace, name) says it is not
+        there; any other refusal is explained by :meth:`_api_error`."""
         try:
-            _call(
-                "delete the job",
-                self.host,
-                lambda: self._custom.delete_namespaced_custom_object(
-                    GROUP, VERSION, namespace, PLURAL, name, _request_timeout=REQUEST_TIMEOUT_S
-                ),
-            )
+            return _call(what, self.host, fn)
         except k8s.ApiException as err:
-            raise self._api_error("delete the job", err, namespace=namespace, name=name) from err
+            if refused and err.status in refused:
+                raise ClusterError(refused[err.status]) from err
+            if tolerated and err.status in tolerated:
+                self.warn(tolerated[err.status])
+                return None
+            raise self._api_error(what, err, job=job) from err
 
     @staticmethod
     def _api_error(
-        what: str, err: k8s.ApiException, *, namespace: str = "", name: str = ""
+        what: str, err: k8s.ApiException, *, job: tuple[str, str] | None = None
     ) -> ClusterError:
-        if err.status == HTTP_NOT_FOUND and name:
+        if err.status == HTTP_NOT_FOUND and job is not None:
+            namespace, name = job
             return ClusterError(f"no {KIND} {namespace}/{name} on the cluster")
         if err.status == HTTP_FORBIDDEN:
             return ClusterError(
