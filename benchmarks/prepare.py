@@ -22,7 +22,8 @@ What it runs, each measurement a fresh child process whose whole process tree is
 - **Measured**: wall time and CPU time of the preparation alone (after imports and the tokenizer
   load), peak RSS and PSS summed over the whole process tree (workers, datasets' pool and
   manager processes), sampled from /proc every 100 ms while it prepares, beside the child's own
-  memory before it starts (its floor), and the output on disk. If the goal is not met, a cProfile
+  memory before it starts (its floor), and the output on disk (disk written: for ours the output
+  plus the rows it spilled while packing, deleted at the end). If the goal is not met, a cProfile
   of each side at `--profile-size` conversations in one process, with a breakdown by phase.
 - **Checked**: both sides keep every conversation, and their token and loss-token counts differ
   by exactly what the two templates render differently (`template_gap`).
@@ -233,7 +234,7 @@ def _run_ours(a: argparse.Namespace) -> dict[str, Any]:
     r.update(
         records=stats["records_read"], sequences=stats["sequences"], tokens=stats["tokens"],
         loss_tokens=stats["loss_tokens"], packs=stats["packs"], fill=stats["pack_fill"],
-        output_mb=_size(out) / MIB, disk_mb=_size(out) / MIB,
+        output_mb=_size(out) / MIB, disk_mb=(_size(out) + stats["spill_bytes"]) / MIB,
     )  # fmt: skip
     shutil.rmtree(out)
     return r
@@ -532,13 +533,16 @@ def profile(workdir: Path, n: int, top: int) -> str:
 PHASES = {
     "ours": {
         ("training/data/formats.py", "parse_line"): "parse + validate (tool schemas normalised)",
-        ("inference/parsing.py", "normalize_tools"): "  of which tool schema normalisation",
+        ("training/data/conversation.py", "normalize_tool"): "  of which tool schemas (cached)",
+        ("inference/parsing.py", "normalize_tools"): "  of which schema normalisation itself",
         ("training/data/render.py", "render"): "render (chat template, text)",
         ("training/data/render.py", "encode"): "tokenise + round-trip decode + mask",
+        ("tokenizers.Tokenizer", "encode_batch"): "  of which the Rust tokenizer",
         ("training/data/render.py", "_decode_batch"): "  of which round-trip decode",
-        ("training/prepare.py", "absorb"): "keep ids/labels (int32 arrays)",
-        ("training/data/packing.py", "pack_sequences"): "pack (best fit, all sequences)",
-        ("training/data/packing.py", "write_packs"): "write safetensors shards",
+        ("training/data/render.py", "spans_to_token_mask"): "  of which loss masks",
+        ("training/prepare.py", "spill"): "spill ids/labels to disk",
+        ("training/data/spill.py", "plan_packs"): "pack (best fit over the lengths)",
+        ("training/data/spill.py", "write_spilled_packs"): "write shards, read back from the spill",
     },
     "trl": {
         ("datasets/load.py", "load_dataset"): "load_dataset (JSON -> Arrow)",
@@ -550,6 +554,14 @@ PHASES = {
         ("datasets/fingerprint.py", "update_fingerprint"): "map fingerprints (hashing)",
     },
 }
+
+
+def _is(file: str, function: str, suffix: str, name: str) -> bool:
+    """Whether a pstats entry is `name` in a file ending `suffix`, or builtin method `name` of
+    type `suffix` (pstats files those under "~")."""
+    if file == "~":
+        return function == f"<method '{name}' of '{suffix}' objects>"
+    return function == name and file.endswith(suffix)
 
 
 def _stats_text(path: Path, top: int, side: str) -> str:
@@ -565,7 +577,7 @@ def _stats_text(path: Path, top: int, side: str) -> str:
     raw: dict[Any, Any] = stats.stats  # type: ignore[attr-defined]  # pstats' documented table
     phases = []
     for (suffix, name), what in PHASES[side].items():
-        cum = sum(v[3] for (f, _, fn), v in raw.items() if fn == name and f.endswith(suffix))
+        cum = sum(v[3] for (f, _, fn), v in raw.items() if _is(f, fn, suffix, name))
         phases.append(f"{what:<45} {cum:7.2f}s {cum / seconds:6.1%}")
     return "\n".join([total.strip(), *phases, "", *lines[start:]]).rstrip()
 

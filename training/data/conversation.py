@@ -6,6 +6,7 @@ evaluation and the eval split never look at a dataset's own quirks again.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -158,10 +159,40 @@ class Conversation:
         return record
 
 
+# Distinct tools whose normalised form `normalize_tool` keeps, and the longest tool (JSON
+# characters) it keeps one for: a dataset draws its tools from a catalog, which this holds
+# whole; a tool schema is a few hundred bytes, and the bound is a few tens of MiB however the
+# data varies (1,024 keys of at most 16 KiB, each beside its normalised JSON).
+TOOL_CACHE_SIZE = 1024
+TOOL_CACHE_MAX_CHARS = 16 << 10
+
+
 def normalize_tool(tool: Any) -> dict[str, Any]:
-    """A tool in OpenAI form, from that form or a bare ``{name, description, parameters}``."""
+    """A tool in OpenAI form, from that form or a bare ``{name, description, parameters}``.
+
+    `tool` is JSON data (the readers pass what they decoded). A tool a dataset repeats is
+    normalised once: the result is cached under the tool's JSON text (key order kept, since
+    the template prints keys in order) and every call gets a fresh copy decoded from the
+    cached JSON, so a caller that changes its tools changes nobody else's.
+    """
     if not isinstance(tool, dict):
         raise ConversationError("bad_tool", f"tool is not an object: {tool!r:.80}")
+    try:
+        key = json.dumps(tool)
+    except (TypeError, ValueError, RecursionError):  # not JSON data: normalise it uncached
+        return _normalize_tool(tool)
+    if len(key) > TOOL_CACHE_MAX_CHARS:
+        return _normalize_tool(tool)
+    return cast(dict[str, Any], json.loads(_normalized_tool_json(key)))
+
+
+@functools.lru_cache(maxsize=TOOL_CACHE_SIZE)
+def _normalized_tool_json(key: str) -> str:
+    """`normalize_tool` of the tool `key` encodes, as JSON text (errors are not cached)."""
+    return json.dumps(_normalize_tool(json.loads(key)))
+
+
+def _normalize_tool(tool: dict[str, Any]) -> dict[str, Any]:
     fn = tool.get("function", tool) if tool.get("type", "function") == "function" else None
     if not isinstance(fn, dict) or not isinstance(fn.get("name"), str) or not fn["name"]:
         raise ConversationError("bad_tool", f"tool has no function name: {tool!r:.80}")

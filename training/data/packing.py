@@ -137,15 +137,39 @@ def write_packs(
         honour_umask(tmp)
         os.replace(tmp, directory / name)
         shards.append({"file": name, "packs": len(chunk)})
-    num_tokens = sum(p.num_tokens for p in packs)
+    return write_manifest(
+        directory,
+        pack_length=pack_length,
+        num_packs=len(packs),
+        num_sequences=sum(len(p.seq_lens) for p in packs),
+        num_tokens=sum(p.num_tokens for p in packs),
+        num_loss_tokens=sum(p.num_loss_tokens for p in packs),
+        shards=shards,
+        metadata=metadata,
+    )
+
+
+def write_manifest(
+    directory: Path,
+    *,
+    pack_length: int,
+    num_packs: int,
+    num_sequences: int,
+    num_tokens: int,
+    num_loss_tokens: int,
+    shards: list[dict[str, Any]],
+    metadata: dict[str, Any] | None = None,
+) -> Path:
+    """The manifest of shards already written (`write_packs`, `spill.write_spilled_packs`),
+    atomically."""
     manifest = {
         "format_version": FORMAT_VERSION,
         "pack_length": pack_length,
-        "num_packs": len(packs),
-        "num_sequences": sum(len(p.seq_lens) for p in packs),
+        "num_packs": num_packs,
+        "num_sequences": num_sequences,
         "num_tokens": num_tokens,
-        "num_loss_tokens": sum(p.num_loss_tokens for p in packs),
-        "fill": num_tokens / (len(packs) * pack_length) if packs else 0.0,
+        "num_loss_tokens": num_loss_tokens,
+        "fill": num_tokens / (num_packs * pack_length) if num_packs else 0.0,
         "shards": shards,
         **(metadata or {}),
     }
