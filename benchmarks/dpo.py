@@ -42,7 +42,7 @@ from typing import Any
 
 from benchmarks import flops
 from benchmarks import train_data as data
-from benchmarks.train import SHAPES, _fill_and_step, measure
+from benchmarks.train import SHAPES, _fill_and_step, measure, not_a_run
 from training.tiny import QWEN3_VOCAB_SIZE
 
 BETA = 0.1
@@ -531,11 +531,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--child", help=argparse.SUPPRESS)
     p.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
     a = p.parse_args(argv)
-    if a.child:
-        child(a)
-        return 0
-    if a.report:
-        print(report(json.loads(a.report.read_text())))
+    if not_a_run(a, child, report):
         return 0
     if a.quick:
         a.steps, a.warmup, a.pairs_per_step, a.pairs = 1, 1, 2, 16

@@ -40,6 +40,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, cast
@@ -579,6 +580,22 @@ def collect(a: argparse.Namespace, save: Path) -> dict[str, Any]:
     return saved
 
 
+def not_a_run(
+    a: argparse.Namespace,
+    child: Callable[[argparse.Namespace], None],
+    report: Callable[[dict[str, Any]], str],
+) -> bool:
+    """The benchmark CLIs' two modes that measure nothing here: ``--child`` (one variant in a
+    subprocess of a run) and ``--report FILE`` (print a saved run's tables). True when one ran."""
+    if a.child:
+        child(a)
+        return True
+    if a.report:
+        print(report(json.loads(a.report.read_text())))
+        return True
+    return False
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="shape A, one mix, 1 step: a sanity run")
@@ -601,11 +618,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch", type=int, help=argparse.SUPPRESS)
     p.add_argument("--accum", type=int, help=argparse.SUPPRESS)
     a = p.parse_args(argv)
-    if a.child:
-        child(a)
-        return 0
-    if a.report:
-        print(report(json.loads(a.report.read_text())))
+    if not_a_run(a, child, report):
         return 0
     a.shapes, a.mixes = a.shapes.split(","), a.mixes.split(",")
     if bad := (set(a.shapes) - set(SHAPES)) | (set(a.mixes) - set(data.MIXES)):

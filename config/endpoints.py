@@ -13,22 +13,20 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from config.hyperpod import AddonVersion, HyperPod
-from core.accelerators import mig_memory_gib, ml_instance_type
-from core.base import FieldProblemError, StrictModel, ascii_pattern
+from config.hyperpod import AddonVersion, HyperPod, ObjectName
+from core.accelerators import MIG_PROFILE, mig_memory_gib, ml_instance_type
+from core.base import FieldProblemError, StrictModel, ascii_pattern, not_over
 from inference.serving import MODEL_DIR, ServedEndpoint, ServingConfig, image_uri
 
 if TYPE_CHECKING:
     from core.naming import Naming
 
 # Endpoint names become SageMaker endpoint names and Kubernetes object names (DNS-1123 labels).
-ENDPOINT_NAME = ascii_pattern(r"[a-z0-9](?:[-a-z0-9]*[a-z0-9])?")
 MAX_ENDPOINT_NAME = 63  # SageMaker endpoint names and Kubernetes names alike
 _S3_PREFIX = ascii_pattern(r"s3://(?P<bucket>[a-z0-9.\-]{3,63})/(?P<key>\S+)")
 # One segment of a model's key prefix: S3's safe characters. `*` and `?` are IAM wildcards:
 # the endpoint's grant `<prefix>*` would reach other models (`*/` the whole bucket).
 _KEY_SEGMENT = ascii_pattern(r"[A-Za-z0-9!_.'()\-]+")
-_MIG_PROFILE = ascii_pattern(r"[1-7]g\.[0-9]+gb")
 # Options the endpoint owns itself; setting them under `serving` would be a second source.
 _ENDPOINT_OWNED = {"model": "model", "instance_type": "instance_type"}
 _OPTION_PREFIX = ascii_pattern(r"(?s)(?P<field>[a-z_]+(?:\.[A-Za-z_]+)?): (?P<reason>.+)")
@@ -50,11 +48,7 @@ class Autoscaling(StrictModel):
 
     @model_validator(mode="after")
     def _ordered(self) -> "Autoscaling":
-        if self.min_capacity > self.max_capacity:
-            raise FieldProblemError(
-                "min_capacity",
-                f"{self.min_capacity} is over max_capacity {self.max_capacity}",
-            )
+        not_over(self, "min_capacity", "max_capacity")
         return self
 
 
@@ -71,11 +65,7 @@ class Alarms(StrictModel):
 
     @model_validator(mode="after")
     def _datapoints(self) -> "Alarms":
-        if self.datapoints_to_alarm > self.evaluation_periods:
-            raise FieldProblemError(
-                "datapoints_to_alarm",
-                f"{self.datapoints_to_alarm} is over evaluation_periods {self.evaluation_periods}",
-            )
+        not_over(self, "datapoints_to_alarm", "evaluation_periods")
         return self
 
 
@@ -89,7 +79,7 @@ class DataCapture(StrictModel):
 class Endpoint(StrictModel):
     """One served model: where it is, how LMI serves it, where it runs, how it scales."""
 
-    name: str = Field(description="endpoint name is <bu>-<name>")
+    name: ObjectName = Field(description="endpoint name is <bu>-<name>")
     # Where training.export wrote the model: a key prefix inside the BU's models bucket, or the
     # full s3://<models bucket>/<prefix>/ (a prefix keeps `config new` clones valid unedited).
     model: str
@@ -103,13 +93,6 @@ class Endpoint(StrictModel):
     autoscaling: Autoscaling = Field(default_factory=Autoscaling)
     alarms: Alarms = Field(default_factory=Alarms)
     data_capture: DataCapture = Field(default_factory=DataCapture)
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, value: str) -> str:
-        if not ENDPOINT_NAME.fullmatch(value):
-            raise ValueError(f"{value!r} is not lowercase letters, digits and hyphens")
-        return value
 
     @field_validator("model")
     @classmethod
@@ -145,7 +128,7 @@ class Endpoint(StrictModel):
     @field_validator("mig_profile")
     @classmethod
     def _mig(cls, value: str | None) -> str | None:
-        if value is not None and not _MIG_PROFILE.fullmatch(value):
+        if value is not None and not MIG_PROFILE.fullmatch(value):
             raise ValueError(f"{value!r} is not a MIG profile like '3g.40gb'")
         return value
 

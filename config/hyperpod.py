@@ -12,7 +12,14 @@ from typing import Annotated, Literal
 from pydantic import Field, StringConstraints, field_validator, model_validator
 
 from core.accelerators import GPUS_PER_INSTANCE, MIG_PROFILES, MigProfile, mig_profiles
-from core.base import FieldProblemError, FieldProblemsError, StrictModel, matching, repeated
+from core.base import (
+    FieldProblemError,
+    FieldProblemsError,
+    StrictModel,
+    matching,
+    repeated,
+    unique,
+)
 
 # HyperPod supports Kubernetes 1.28-1.34 (AWS docs, HyperPod EKS prerequisites); the kubectl
 # Lambda layer pinned in requirements.txt (kubectl 1.33) manages servers one minor either side.
@@ -40,6 +47,10 @@ IamRoleName = Annotated[
 ]
 InstanceType = Annotated[
     str, matching(r"ml\.[a-z0-9-]+\.[a-z0-9]+", "an instance type like ml.p5.48xlarge")
+]
+# A Kubernetes object's name (an RFC 1123 label): a priority class, an endpoint.
+ObjectName = Annotated[
+    str, matching(r"[a-z0-9](?:[-a-z0-9]*[a-z0-9])?", "lowercase letters, digits and hyphens")
 ]
 
 
@@ -279,10 +290,7 @@ class Quota(StrictModel):
 
 
 class PriorityClass(StrictModel):
-    name: Annotated[
-        str,
-        matching(r"[a-z0-9](?:[-a-z0-9]*[a-z0-9])?", "lowercase letters, digits and hyphens"),
-    ]
+    name: ObjectName
     weight: int = Field(ge=0, le=100)
 
 
@@ -306,10 +314,7 @@ class Scheduler(StrictModel):
     @field_validator("priority_classes")
     @classmethod
     def _unique(cls, classes: list[PriorityClass]) -> list[PriorityClass]:
-        dupes = repeated(p.name for p in classes)
-        if dupes:
-            raise ValueError(f"duplicate priority class {', '.join(dupes)}")
-        return classes
+        return unique(classes, lambda c: c.name, "priority class")
 
 
 # FSx for Lustre throughput (MB/s per TiB) each deployment type offers.
@@ -430,10 +435,7 @@ class Spaces(StrictModel):
     @field_validator("teams")
     @classmethod
     def _unique_spaces_teams(cls, teams: list[SpacesTeam]) -> list[SpacesTeam]:
-        dupes = repeated(t.team for t in teams)
-        if dupes:
-            raise ValueError(f"duplicate team {', '.join(dupes)}")
-        return teams
+        return unique(teams, lambda t: t.team, "team")
 
     @field_validator("apps")
     @classmethod
@@ -509,10 +511,7 @@ class HyperPod(StrictModel):
     @field_validator("teams")
     @classmethod
     def _unique_teams(cls, teams: list[Team]) -> list[Team]:
-        dupes = repeated(t.name for t in teams)
-        if dupes:
-            raise ValueError(f"duplicate team {', '.join(dupes)}")
-        return teams
+        return unique(teams, lambda t: t.name, "team")
 
     @model_validator(mode="after")
     def _kube_proxy_matches(self) -> "HyperPod":
@@ -526,17 +525,11 @@ class HyperPod(StrictModel):
         return self
 
     @model_validator(mode="after")
-    def _quotas_fit(self) -> "HyperPod":
-        problems = quota_problems(self)
-        if problems:
-            raise FieldProblemsError(problems)
-        return self
-
-    @model_validator(mode="after")
-    def _spaces_fit(self) -> "HyperPod":
-        problems = spaces_problems(self)
-        if problems:
-            raise FieldProblemsError(problems)
+    def _quotas_and_spaces_fit(self) -> "HyperPod":
+        for problems_of in (quota_problems, spaces_problems):  # quotas first, as before
+            problems = problems_of(self)
+            if problems:
+                raise FieldProblemsError(problems)
         return self
 
     def mig_profile(self, name: str) -> MigProfile | None:

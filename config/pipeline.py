@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Final, Literal, get_args
 
 from pydantic import Field, model_validator
 
-from core.base import FieldProblemError, StrictModel, matching
+from core.base import FieldProblemError, StrictModel, matching, not_over
 
 if TYPE_CHECKING:
     from config.endpoints import Endpoints
@@ -197,10 +197,7 @@ class Pipeline(StrictModel):
 
     @model_validator(mode="after")
     def _workers(self) -> "Pipeline":
-        if self.min_workers > self.max_workers:
-            raise FieldProblemError(
-                "min_workers", f"{self.min_workers} is over max_workers {self.max_workers}"
-            )
+        not_over(self, "min_workers", "max_workers")
         if self.schedule is not None and len(self.schedule.split()) != 5:
             raise FieldProblemError("schedule", f"{self.schedule!r} is not five cron fields")
         if self.requirements_version is not None and self.plugins_version is None:

@@ -21,7 +21,7 @@ from config.mlflow import Mlflow
 from config.pipeline import Pipeline
 from config.regions import AVAILABILITY_ZONES, HYPERPOD_REGIONS, MISSING_HYPERPOD_TYPES
 from config.studio import Studio
-from core.base import FieldProblemError, StrictModel, ascii_pattern
+from core.base import FieldProblemError, StrictModel, ascii_pattern, matching
 from core.naming import BU_TAG_KEY, Naming
 
 __all__ = ["BusinessUnitConfig", "FieldProblemError", "PlatformSettings"]
@@ -193,7 +193,9 @@ class BusinessUnitConfig(StrictModel):
     """Everything that differs between business units; one per ``config/<bu>.yaml``."""
 
     name: str
-    account: str
+    # An unquoted ID is a YAML number: pydantic's string check, and its "quote it" hint
+    # (core.base), come first.
+    account: Annotated[str, matching(ACCOUNT_ID.pattern, "a 12-digit AWS account ID")]
     region: str
     network: Network
     tags: Tags
@@ -217,15 +219,6 @@ class BusinessUnitConfig(StrictModel):
                 "starting with a letter (it prefixes bucket and DNS names)"
             )
         return name
-
-    @field_validator("account")
-    @classmethod
-    def _account_id(cls, account: str) -> str:
-        # An unquoted ID is a YAML number: pydantic's string check, and its "quote it" hint
-        # (core.base), come first.
-        if not ACCOUNT_ID.fullmatch(account):
-            raise ValueError(f"{account!r} is not a 12-digit AWS account ID")
-        return account
 
     @field_validator("region")
     @classmethod

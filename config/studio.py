@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints, field_validator, model_validator
 
-from core.base import FieldProblemError, StrictModel, ascii_pattern
+from core.base import FieldProblemError, StrictModel, ascii_pattern, matching
 
 # Memory (GiB) of the Studio instance types a space may use: every type here is also in the
 # CloudFormation schema of AWS::SageMaker::Space (cfn-lint 1.58), so a valid config lints clean.
@@ -51,8 +51,6 @@ REMOTE_ACCESS_MIN_MEMORY_GIB = 8
 
 # Identity Center shapes (AWS API reference: sso-admin InstanceArn, identitystore IdentityStoreId,
 # AWS::SSO::ApplicationAssignment PrincipalId, i.e. an optional "<10 hex>-" then a UUID).
-_INSTANCE_ARN = ascii_pattern(r"arn:aws(-[a-z]+)*:sso:::instance/(sso)?ins-[a-zA-Z0-9-.]{16}")
-_IDENTITY_STORE_ID = ascii_pattern(r"d-[0-9a-f]{10}")
 _PRINCIPAL_ID = ascii_pattern(
     r"(?:([0-9a-f]{10})-)?[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 )
@@ -95,25 +93,16 @@ def profile_name_for(user_name: str) -> str:
 class IdentityCenter(StrictModel):
     """The IAM Identity Center instance the domain signs users in with (same region as the BU)."""
 
-    instance_arn: str
-    identity_store_id: str
-
-    @field_validator("instance_arn")
-    @classmethod
-    def _instance_arn(cls, arn: str) -> str:
-        if not _INSTANCE_ARN.fullmatch(arn):
-            raise ValueError(
-                f"{arn!r} is not an Identity Center instance ARN "
-                "(arn:aws:sso:::instance/ssoins-<16 characters>)"
-            )
-        return arn
-
-    @field_validator("identity_store_id")
-    @classmethod
-    def _identity_store_id(cls, store: str) -> str:
-        if not _IDENTITY_STORE_ID.fullmatch(store):
-            raise ValueError(f"{store!r} is not an identity store ID (d-<10 hex digits>)")
-        return store
+    instance_arn: Annotated[
+        str,
+        matching(
+            r"arn:aws(-[a-z]+)*:sso:::instance/(sso)?ins-[a-zA-Z0-9-.]{16}",
+            "an Identity Center instance ARN (arn:aws:sso:::instance/ssoins-<16 characters>)",
+        ),
+    ]
+    identity_store_id: Annotated[
+        str, matching(r"d-[0-9a-f]{10}", "an identity store ID (d-<10 hex digits>)")
+    ]
 
     @property
     def portal_url(self) -> str:

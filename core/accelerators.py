@@ -17,7 +17,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+from core.base import ascii_pattern
+
 INSTANCE_PREFIX = "ml."  # SageMaker's instance types are the EC2 ones with this prefix
+# How NVIDIA names a MIG profile ("3g.40gb"), for ``fullmatch`` (see ``ascii_pattern``).
+MIG_PROFILE = ascii_pattern(r"[1-7]g\.[0-9]+gb")
 
 
 @dataclass(frozen=True)

@@ -9,9 +9,9 @@ without importing the BU schema.
 import datetime
 import re
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
 
@@ -27,6 +27,14 @@ class FieldProblemError(ValueError):
         self.path = path
 
 
+def not_over(model: BaseModel, low: str, high: str) -> None:
+    """A FieldProblemError on field ``low`` when its value is over field ``high``'s (a minimum
+    over its maximum): ``5 is over max_workers 2``."""
+    low_value, high_value = getattr(model, low), getattr(model, high)
+    if low_value > high_value:
+        raise FieldProblemError(low, f"{low_value} is over {high} {high_value}")
+
+
 class FieldProblemsError(ValueError):
     """Several field problems one model-level rule found: each is its own line, so a user sees
     every quota or field to fix at once, not the first of them."""
@@ -39,6 +47,18 @@ class FieldProblemsError(ValueError):
 def repeated(names: Iterable[str]) -> list[str]:
     """The names that occur more than once, in first-seen order (list validators' one check)."""
     return [name for name, count in Counter(names).items() if count > 1]
+
+
+_Item = TypeVar("_Item")
+
+
+def unique(items: list[_Item], name: Callable[[_Item], str], what: str) -> list[_Item]:
+    """``items`` unchanged when no two share a ``name``; else a ValueError naming the repeated
+    ones (``duplicate team a, b``): a list field's validator."""
+    dupes = repeated(name(item) for item in items)
+    if dupes:
+        raise ValueError(f"duplicate {what} {', '.join(dupes)}")
+    return items
 
 
 class StrictModel(BaseModel):

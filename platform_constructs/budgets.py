@@ -24,6 +24,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
+from platform_constructs import service_roles
 from platform_constructs.topics import service_encrypted_topic
 
 BUDGETS_PRINCIPAL = "budgets.amazonaws.com"
@@ -223,10 +224,7 @@ class CapacityBrake(Construct):
             self,
             "ExecutionRole",
             role_name=execution_role_name,
-            assumed_by=iam.ServicePrincipal(
-                BUDGETS_PRINCIPAL,
-                conditions={"StringEquals": {"aws:SourceAccount": stack.account}},
-            ),
+            assumed_by=service_roles.for_account(BUDGETS_PRINCIPAL, stack.account),
             managed_policies=[attach],
             description=f"AWS Budgets runs the {budget.budget_name} action as this role",
         )

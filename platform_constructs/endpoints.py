@@ -20,7 +20,7 @@ from aws_cdk import aws_sagemaker as sagemaker
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from platform_constructs import vpc_enis
+from platform_constructs import service_roles, vpc_enis
 from platform_constructs.gates import COMPLIANCE_PACKS, acknowledge
 from platform_constructs.topics import service_encrypted_topic
 
@@ -122,20 +122,13 @@ class EndpointExecutionRole(Construct):
             "Role",
             role_name=role_name,
             # Only SageMaker acting for this account (confused-deputy prevention).
-            assumed_by=iam.ServicePrincipal(
-                "sagemaker.amazonaws.com",
-                conditions={"StringEquals": {"aws:SourceAccount": stack.account}},
-            ),
+            assumed_by=service_roles.for_account(service_roles.SAGEMAKER, stack.account),
             description="SageMaker LMI endpoints: read model prefixes, write data capture",
         )
         self.role.add_to_policy(
             iam.PolicyStatement(
                 sid="PullLmiImage",
-                actions=[
-                    "ecr:BatchGetImage",
-                    "ecr:GetDownloadUrlForLayer",
-                    "ecr:BatchCheckLayerAvailability",
-                ],
+                actions=list(service_roles.ECR_PULL_ACTIONS),
                 resources=[image_repository_arn(self, image_uri)],
             )
         )

@@ -24,12 +24,11 @@ from platform_constructs.gates import (
     acknowledge_cdk_function,
     acknowledge_each,
 )
+from platform_constructs.service_roles import ECR_PULL_ACTIONS
 
 LIFECYCLE_DIR = Path(__file__).resolve().parent / "hyperpod_lifecycle"
 LIFECYCLE_PREFIX = "lifecycle/eks"
 MIG_LABEL = "nvidia.com/mig.config"
-# Pulling an image: the manifest, its layers' URLs and their presence.
-ECR_PULL = ("ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability")
 # CloudFormation's ComputeQuota has no CDK L1 in aws-cdk-lib 2.275 (added later).
 COMPUTE_QUOTA = "AWS::SageMaker::ComputeQuota"
 
@@ -250,7 +249,7 @@ class HyperPodCluster(Construct):
             for account in aws_registries
         ]
         self.execution_role.add_to_policy(
-            iam.PolicyStatement(actions=list(ECR_PULL), resources=repositories)
+            iam.PolicyStatement(actions=list(ECR_PULL_ACTIONS), resources=repositories)
         )
         self.execution_role.add_to_policy(
             iam.PolicyStatement(

@@ -30,7 +30,7 @@ from platform_constructs.gates import (
     acknowledge_cdk_function,
     acknowledge_each,
 )
-from platform_constructs.network import ECR_PULL_ACTIONS
+from platform_constructs.service_roles import ECR_PULL_ACTIONS, for_account
 
 # Each add-on waits for the ones listed (add-on name -> prerequisites).
 ADDON_ORDER: dict[str, tuple[str, ...]] = {
@@ -87,11 +87,7 @@ class PodIdentityRole(iam.Role):
             scope,
             construct_id,
             role_name=role_name,
-            assumed_by=iam.SessionTagsPrincipal(
-                iam.ServicePrincipal(
-                    PODS_PRINCIPAL, conditions={"StringEquals": {"aws:SourceAccount": account}}
-                )
-            ),
+            assumed_by=iam.SessionTagsPrincipal(for_account(PODS_PRINCIPAL, account)),
         )
         self._account = account
         self._bindings: list[tuple[str, str, str]] = []

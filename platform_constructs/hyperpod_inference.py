@@ -10,6 +10,7 @@ stack that owns the cluster (training needs them too).
 
 import json
 from dataclasses import dataclass
+from typing import Any
 
 import aws_cdk as cdk
 from aws_cdk import aws_eks_v2 as eks
@@ -138,27 +139,27 @@ class HyperPodInferenceOperator(Construct):
                 "inline policy cannot be attached to any other principal.",
             )
 
-        self.metrics_server = eks.CfnAddon(
-            self,
-            "MetricsServer",
-            cluster_name=cluster.cluster_name,
-            addon_name="metrics-server",
-            addon_version=versions.metrics_server,
-            resolve_conflicts="OVERWRITE",
+        def addon(construct_id: str, **properties: Any) -> eks.CfnAddon:
+            # The config owns the version; a manual change on the cluster is overwritten.
+            return eks.CfnAddon(
+                self,
+                construct_id,
+                cluster_name=cluster.cluster_name,
+                resolve_conflicts="OVERWRITE",
+                **properties,
+            )
+
+        self.metrics_server = addon(
+            "MetricsServer", addon_name="metrics-server", addon_version=versions.metrics_server
         )
-        self.s3_csi_driver = eks.CfnAddon(
-            self,
+        self.s3_csi_driver = addon(
             "S3CsiDriver",
-            cluster_name=cluster.cluster_name,
             addon_name="aws-mountpoint-s3-csi-driver",
             addon_version=versions.s3_csi_driver,
             service_account_role_arn=self.s3_csi_role.role_arn,
-            resolve_conflicts="OVERWRITE",
         )
-        self.inference_operator = eks.CfnAddon(
-            self,
+        self.inference_operator = addon(
             "InferenceOperator",
-            cluster_name=cluster.cluster_name,
             addon_name="amazon-sagemaker-hyperpod-inference",
             addon_version=versions.inference_operator,
             # Fn::Join, not Stack.to_json_string: that adds a CfnUtils custom-resource Lambda.
@@ -174,7 +175,6 @@ class HyperPodInferenceOperator(Construct):
                     '"}',
                 ],
             ),
-            resolve_conflicts="OVERWRITE",
         )
         # The operator's pods need its dependencies' APIs (volumes, HPA metrics) at start-up.
         self.inference_operator.node.add_dependency(self.metrics_server, self.s3_csi_driver)

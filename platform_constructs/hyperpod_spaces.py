@@ -437,12 +437,11 @@ class HyperPodSpaces(Construct):
                 )
             ],
         )
-        self.ebs_csi_role.attach_inline_policy(volumes)
-        acknowledge_grant(
+        self._inline(
+            self.ebs_csi_role,
             volumes,
-            {},
-            inline_reason="Attach/detach volumes on this BU's one HyperPod cluster, for the EBS "
-            "CSI role alone; not a policy any other principal should hold.",
+            "Attach/detach volumes on this BU's one HyperPod cluster, for the EBS CSI role "
+            "alone; not a policy any other principal should hold.",
         )
         ebs_identity = eks_cluster.bind_service_account(
             "EbsCsiIdentity",
@@ -505,12 +504,11 @@ class HyperPodSpaces(Construct):
                 )
             ],
         )
-        self.controller_role.attach_inline_policy(pass_ssm)
-        acknowledge_grant(
+        self._inline(
+            self.controller_role,
             pass_ssm,
-            {},
-            inline_reason="iam:PassRole of the one SSM managed-node role, to SSM only, for the "
-            "Spaces controller alone.",
+            "iam:PassRole of the one SSM managed-node role, to SSM only, for the Spaces "
+            "controller alone.",
         )
         controller_identity = eks_cluster.bind_service_account(
             "ControllerIdentity",
@@ -629,3 +627,10 @@ class HyperPodSpaces(Construct):
         acknowledge(
             role, f"AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/{policy}]", why
         )
+
+    @staticmethod
+    def _inline(role: iam.Role, policy: iam.Policy, why: str) -> None:
+        """``policy`` attached to ``role`` alone: an inline policy, which no other principal
+        can hold (``why`` answers the finding that asks for a managed one)."""
+        role.attach_inline_policy(policy)
+        acknowledge_grant(policy, {}, inline_reason=why)

@@ -28,6 +28,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
+from platform_constructs import service_roles
 from platform_constructs.gates import COMPLIANCE_PACKS, acknowledge
 from platform_constructs.grant_findings import acknowledge_bucket_grant, nag_form
 
@@ -158,9 +159,8 @@ class ManagedMlflow(Construct):
             # SageMaker acting for this account only (confused-deputy prevention: SageMaker AI
             # developer guide, "Cross-service confused deputy prevention"). No aws:SourceArn:
             # that page documents the source ARN for jobs, endpoints and Studio, not for MLflow.
-            assumed_by=iam.ServicePrincipal(
-                "sagemaker.amazonaws.com",
-                conditions={"StringEquals": {"aws:SourceAccount": cdk.Stack.of(self).account}},
+            assumed_by=service_roles.for_account(
+                service_roles.SAGEMAKER, cdk.Stack.of(self).account
             ),
             description=f"{name}: SageMaker managed MLflow reads and writes its artifact bucket",
         )

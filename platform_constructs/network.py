@@ -28,6 +28,7 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from platform_constructs.gates import COMPLIANCE_PACKS, acknowledge
+from platform_constructs.service_roles import ECR_PULL_ACTIONS
 
 _SVC = ec2.InterfaceVpcEndpointAwsService
 # Interface endpoints, by construct id. SageMaker MLflow is served by the `experiments`
@@ -195,13 +196,6 @@ READS_WITHOUT_RESOURCE: dict[str, tuple[str, ...]] = {
         "ListWebFunctions",
     ),
 }
-# What a node, a training job or an endpoint needs to pull an image (ECR user guide, "Private
-# repository policies"; the same three this platform grants its execution roles).
-ECR_PULL_ACTIONS = (
-    "ecr:BatchGetImage",
-    "ecr:GetDownloadUrlForLayer",
-    "ecr:BatchCheckLayerAvailability",
-)
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,8 @@ from constructs import Construct
 
 from platform_constructs.gates import acknowledge_each
 from platform_constructs.grant_findings import nag_form
+from platform_constructs.service_roles import SAGEMAKER
 
-SAGEMAKER = "sagemaker.amazonaws.com"
 # Studio apps write their logs here (a log group SageMaker creates per account and region).
 STUDIO_LOG_GROUP = "/aws/sagemaker/studio"
 

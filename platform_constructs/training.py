@@ -11,7 +11,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from platform_constructs import vpc_enis
+from platform_constructs import service_roles, vpc_enis
 from platform_constructs.access import MlflowAccess
 from platform_constructs.gates import COMPLIANCE_PACKS, acknowledge, acknowledge_each
 
@@ -121,10 +121,7 @@ class ManagedJobAccess(Construct):
             self,
             "Role",
             role_name=role_name,
-            assumed_by=iam.ServicePrincipal(
-                "sagemaker.amazonaws.com",
-                conditions={"StringEquals": {"aws:SourceAccount": stack.account}},
-            ),
+            assumed_by=service_roles.for_account(service_roles.SAGEMAKER, stack.account),
             description="SageMaker Training and Processing jobs of this BU",
             max_session_duration=cdk.Duration.hours(12),
         )
@@ -176,11 +173,7 @@ class ManagedJobAccess(Construct):
             ),
             iam.PolicyStatement(
                 sid="PullOwnImage",
-                actions=[
-                    "ecr:BatchGetImage",
-                    "ecr:GetDownloadUrlForLayer",
-                    "ecr:BatchCheckLayerAvailability",
-                ],
+                actions=list(service_roles.ECR_PULL_ACTIONS),
                 resources=[repository.repository_arn],
             ),
             iam.PolicyStatement(

@@ -245,20 +245,22 @@ class PipelineStack(BuStack):
         bucket's key, so it gets this read of the pipeline's prefix (and only that)."""
         names = config.naming
         if on_hyperpod:
-            return ModelReader(
-                role_name=names.role("hyperpod-inference"),
-                bucket_name=names.bucket("models"),
-                prefix=OUTPUT_PREFIX,
-                key=security.keys["models"],
-                why="The HyperPod inference operator's role reads the candidate models the "
+            role = "hyperpod-inference"
+            why = (
+                "The HyperPod inference operator's role reads the candidate models the "
                 "pipeline writes under its prefix of this BU's models bucket (the endpoint's "
-                "InferenceEndpointConfig is re-applied with one), read only.",
+                "InferenceEndpointConfig is re-applied with one), read only."
+            )
+        else:
+            role = "endpoint-execution"
+            why = (
+                "The endpoint role reads the candidate models the pipeline writes under its "
+                "prefix of this BU's models bucket (an endpoint update loads them), read only."
             )
         return ModelReader(
-            role_name=names.role("endpoint-execution"),
+            role_name=names.role(role),
             bucket_name=names.bucket("models"),
             prefix=OUTPUT_PREFIX,
             key=security.keys["models"],
-            why="The endpoint role reads the candidate models the pipeline writes under its "
-            "prefix of this BU's models bucket (an endpoint update loads them), read only.",
+            why=why,
         )

@@ -17,7 +17,7 @@ from typing import Any
 
 from kubernetes import client as k8s
 
-from core.accelerators import mig_profiles
+from core.accelerators import MIG_PROFILE, mig_profiles
 
 GROUP = "sagemaker.amazonaws.com"
 VERSION = "v1"
@@ -33,7 +33,6 @@ INSTANCE_TYPE_LABEL = "node.kubernetes.io/instance-type"
 ENTRYPOINT = ["-m", "training.entrypoint", "train"]
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_MIG_PROFILE = re.compile(r"^[1-7]g\.\d+gb$")
 # An OCI image reference with a tag or a digest (the grammar of distribution/reference): a job
 # must name what it runs, never an implicit `latest` or a placeholder like '<training image>'.
 _PATH = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
@@ -114,7 +113,7 @@ class JobSpec:
         for attr in ("nodes", "gpus_per_node"):
             if getattr(self, attr) < 1:
                 raise JobSpecError(f"{attr}: must be at least 1, got {getattr(self, attr)}")
-        if self.mig_profile is not None and not _MIG_PROFILE.match(self.mig_profile):
+        if self.mig_profile is not None and not MIG_PROFILE.fullmatch(self.mig_profile):
             raise JobSpecError(f"mig_profile: {self.mig_profile!r} is not like '1g.18gb'")
         if self.mig_profile and self.instance_type:
             offered = mig_profiles(self.instance_type)

@@ -106,25 +106,24 @@ def hyperpod_names(team: str) -> list[str]:
     ]
 
 
-TRAINING_JOB_NAMES = [
+# What every job's request reads: its image, role, network and volume key, and the data bucket.
+_JOB_NAMES = [
     p.TRAINING_IMAGE_URI,
     p.TRAINING_JOB_ROLE_ARN,
     p.TRAINING_SUBNET_IDS,
     p.TRAINING_SECURITY_GROUP_ID,
     p.TRAINING_VOLUME_KEY_ARN,
     p.DATA_BUCKET,
+]
+TRAINING_JOB_NAMES = [
+    *_JOB_NAMES,
     p.MODELS_BUCKET,
     p.CHECKPOINTS_BUCKET,
     p.MODELS_KEY_ARN,
     p.MLFLOW_TRACKING_ARN,
 ]
 PROCESSING_JOB_NAMES = [
-    p.TRAINING_IMAGE_URI,
-    p.TRAINING_JOB_ROLE_ARN,
-    p.TRAINING_SUBNET_IDS,
-    p.TRAINING_SECURITY_GROUP_ID,
-    p.TRAINING_VOLUME_KEY_ARN,
-    p.DATA_BUCKET,
+    *_JOB_NAMES,
     p.DATA_KEY_ARN,
     p.MODELS_BUCKET,  # the tokenizer usually sits with the base weights
 ]

@@ -37,6 +37,35 @@ def shift_targets(labels: np.ndarray, seq_lens: np.ndarray) -> np.ndarray:
     return targets
 
 
+def _grad_buffers(
+    hidden: torch.Tensor, weight: torch.Tensor, need_h: bool, need_w: bool
+) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """The gradients' buffers, only for the inputs that need one: `hidden`'s in its dtype, the
+    lm_head's in float32 (summed over every chunk)."""
+    grad_h = torch.empty_like(hidden) if need_h else None
+    grad_w = torch.zeros_like(weight, dtype=torch.float32) if need_w else None
+    return grad_h, grad_w
+
+
+def _add_chunk_grads(
+    g: torch.Tensor,
+    h: torch.Tensor,
+    w: torch.Tensor,
+    *,
+    rows: slice,
+    grad_h: torch.Tensor | None,
+    grad_w: torch.Tensor | None,
+) -> None:
+    """Back-propagate one chunk's d(loss)/d(logits) `g` (already in the compute dtype) through
+    `logits = h @ w.T` into the buffers: `grad_h[rows]` set, `grad_w` added to."""
+    if grad_h is not None:
+        grad_h[rows] = (g @ w).to(grad_h.dtype)
+    if grad_w is not None and g.dtype == torch.float32:
+        grad_w.addmm_(g.T, h)  # in place: no [vocab, hidden] temporary
+    elif grad_w is not None:
+        grad_w += (g.T @ h).float()
+
+
 class _LinearCrossEntropy(torch.autograd.Function):
     """sum_i CE(hidden_i @ weight.T, target_i) with gradients formed chunk by chunk."""
 
@@ -53,8 +82,7 @@ class _LinearCrossEntropy(torch.autograd.Function):
         need_h = want_grad and ctx.needs_input_grad[0]
         need_w = want_grad and ctx.needs_input_grad[1]
         w = weight.to(compute_dtype)
-        grad_h = torch.empty_like(hidden) if need_h else None
-        grad_w = torch.zeros_like(weight, dtype=torch.float32) if need_w else None
+        grad_h, grad_w = _grad_buffers(hidden, weight, need_h, need_w)
         total = torch.zeros((), dtype=torch.float32, device=hidden.device)
         for start in range(0, hidden.shape[0], chunk_rows):
             h = hidden[start : start + chunk_rows].to(compute_dtype)
@@ -73,13 +101,10 @@ class _LinearCrossEntropy(torch.autograd.Function):
                 # d(sum CE)/d(logits) = softmax - one_hot, still in the same buffer.
                 g = probs.div_(sum_exp)
                 g[rows, t] -= 1.0
-                g = g.to(compute_dtype)
-                if grad_h is not None:
-                    grad_h[start : start + chunk_rows] = (g @ w).to(hidden.dtype)
-                if grad_w is not None and g.dtype == torch.float32:
-                    grad_w.addmm_(g.T, h)  # in place: no [vocab, hidden] temporary
-                elif grad_w is not None:
-                    grad_w += (g.T @ h).float()
+                rows_out = slice(start, start + chunk_rows)
+                _add_chunk_grads(
+                    g.to(compute_dtype), h, w, rows=rows_out, grad_h=grad_h, grad_w=grad_w
+                )
         # Kept as plain attributes (they are neither inputs nor outputs), so backward can hand
         # them to autograd as the only reference: AccumulateGrad then adopts the lm_head gradient
         # instead of copying a [vocab, hidden] tensor.
@@ -157,8 +182,7 @@ class _LinearLogProbs(torch.autograd.Function):
         hidden, weight, targets, lses = ctx.saved_tensors
         need_h, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         w = weight.to(ctx.compute_dtype)
-        grad_h = torch.empty_like(hidden) if need_h else None
-        grad_w = torch.zeros_like(weight, dtype=torch.float32) if need_w else None
+        grad_h, grad_w = _grad_buffers(hidden, weight, need_h, need_w)
         for start in range(0, hidden.shape[0], ctx.chunk_rows):
             stop = start + ctx.chunk_rows
             h = hidden[start:stop].to(ctx.compute_dtype)
@@ -169,12 +193,7 @@ class _LinearLogProbs(torch.autograd.Function):
             g[rows, t] += 1.0
             g.mul_(grad_out[start:stop, None])
             g = g.to(ctx.compute_dtype)
-            if grad_h is not None:
-                grad_h[start:stop] = (g @ w).to(hidden.dtype)
-            if grad_w is not None and g.dtype == torch.float32:
-                grad_w.addmm_(g.T, h)
-            elif grad_w is not None:
-                grad_w += (g.T @ h).float()
+            _add_chunk_grads(g, h, w, rows=slice(start, stop), grad_h=grad_h, grad_w=grad_w)
         gw = grad_w.to(weight.dtype) if grad_w is not None else None
         return grad_h, gw, None, None, None
 
