@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,7 +38,7 @@ import moto
 import pytest
 from aws_cdk.assertions import Template
 from harness.cdk_context import cdk_json_context
-from harness.fake_kube import FakeCluster, fake_kube_server
+from harness.fake_kube import Clock, FakeCluster, fake_kube_server
 from harness.template_graph import TemplateGraph
 
 from config.loader import CONFIG_DIR, load_file
@@ -185,19 +184,6 @@ class Cluster:
         return {
             "cluster": {"name": name, "endpoint": self.url, "certificateAuthority": {"data": ca}}
         }
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_000_000.0
-        self.on_sleep: Callable[[], None] = lambda: None
-
-    def time(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
-        self.on_sleep()
 
 
 def _client(service: str) -> Any:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -249,3 +249,19 @@ def write_kubeconfig(path: Path, server: str, cluster: str, context: str = "bu")
     }
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
     return path
+
+
+class Clock:
+    """A deploy's clock and sleep for the fake cluster's tests: each poll's sleep moves time on
+    and lets the test act as the operator (or fail the poll, as a lost worker would)."""
+
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+        self.on_sleep: Callable[[], None] = lambda: None
+
+    def time(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+        self.on_sleep()

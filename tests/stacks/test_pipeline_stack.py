@@ -35,6 +35,20 @@ PLUGINS_VERSION = "3sL4kqtJlcpXroDTDmJ+rmSpXd3dIbrHY+MTRCxf3vjVBH40Nr8X8gdRQBpUM
 REQUIREMENTS_VERSION = "Tx7.yz_Q"
 
 
+def _gated_stage(config: BusinessUnitConfig) -> tuple[BusinessUnitStage, list[str]]:
+    """The BU's stage in an App of its own with every gate, and the nag packs' findings."""
+    app = cdk.App(context=cdk_json_context(), builtin_cloud_formation_validation=False)
+    register_gates(app)
+    stage = BusinessUnitStage(app, config=config)
+    findings = [
+        f"{v.rule_name} at {c.construct_path}"
+        for pack in PACKS
+        for v in pack().validate_scope(app).violations
+        for c in v.violating_constructs
+    ]
+    return stage, findings
+
+
 def _config(synthesized: Any, bu: str) -> BusinessUnitConfig:
     return synthesized.configs[bu]
 
@@ -81,15 +95,7 @@ def hyperpod_variant() -> tuple[BusinessUnitConfig, Template, list[str]]:
         }
     )
     config = loaded.model_copy(update={"pipeline": pipeline})
-    app = cdk.App(context=cdk_json_context(), builtin_cloud_formation_validation=False)
-    register_gates(app)
-    stage = BusinessUnitStage(app, config=config)
-    findings = [
-        f"{v.rule_name} at {c.construct_path}"
-        for pack in PACKS
-        for v in pack().validate_scope(app).violations
-        for c in v.violating_constructs
-    ]
+    stage, findings = _gated_stage(config)
     assert stage.pipeline is not None
     return config, Template.from_stack(stage.pipeline), findings
 
@@ -796,15 +802,7 @@ def hyperpod_deploy_variant() -> tuple[BusinessUnitConfig, BusinessUnitStage, li
     """fraud (training with Training Jobs) deploying to qwen3-tools-hp in the research team's
     namespace, in an App of its own with every gate."""
     config = _deploying_to_hyperpod("hyperpod-ns-research")
-    app = cdk.App(context=cdk_json_context(), builtin_cloud_formation_validation=False)
-    register_gates(app)
-    stage = BusinessUnitStage(app, config=config)
-    findings = [
-        f"{v.rule_name} at {c.construct_path}"
-        for pack in PACKS
-        for v in pack().validate_scope(app).violations
-        for c in v.violating_constructs
-    ]
+    stage, findings = _gated_stage(config)
     return config, stage, findings
 
 

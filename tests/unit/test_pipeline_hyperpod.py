@@ -9,14 +9,14 @@ import base64
 import copy
 import json
 import urllib.parse
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import boto3
 import moto
 import pytest
 from botocore.stub import Stubber
-from harness.fake_kube import FakeCluster, fake_kube_server
+from harness.fake_kube import Clock, FakeCluster, fake_kube_server
 
 from config.loader import CONFIG_DIR, load_file
 from core import parameters as p
@@ -227,22 +227,6 @@ class Operator:
                            "availableReplicas": updated},
             },
         }  # fmt: skip
-
-
-class Clock:
-    """The deploy's clock and sleep: each poll's sleep moves time on and lets the test act as
-    the operator (or fail the poll, as a lost worker would)."""
-
-    def __init__(self) -> None:
-        self.now = 1_000_000.0
-        self.on_sleep: Callable[[], None] = lambda: None
-
-    def time(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
-        self.on_sleep()
 
 
 @pytest.fixture
