@@ -26,13 +26,14 @@ from typing import Any
 
 from kubernetes import client as k8s
 
+from core.workload_apis import INFERENCE_ENDPOINT_CONFIG
 from inference.cli import HelpFormatter, command_parser
 from inference.serving import MODEL_DIR, ServedEndpoint
 
-GROUP = "inference.sagemaker.aws.amazon.com"
-VERSION = "v1"
-KIND = "InferenceEndpointConfig"
-PLURAL = "inferenceendpointconfigs"
+GROUP = INFERENCE_ENDPOINT_CONFIG.group
+VERSION = INFERENCE_ENDPOINT_CONFIG.version
+KIND = INFERENCE_ENDPOINT_CONFIG.kind
+PLURAL = INFERENCE_ENDPOINT_CONFIG.plural
 SCHEMA = Path(__file__).resolve().parent / "crds" / "inferenceendpointconfig-v1.schema.json"
 LMI_PORT = 8080  # DJL Serving's port: /ping and /invocations
 MIG_READY = "nvidia.com/mig.config.state"  # node label the MIG manager sets to "success"

@@ -19,7 +19,7 @@ from config.pipeline import OUTPUT_PREFIX, Pipeline
 from config.schema import BusinessUnitConfig
 from core import parameters as p
 from core.naming import BU_TAG_KEY
-from inference import hyperpod as endpoint_crd
+from core.workload_apis import HYPERPOD_PYTORCH_JOB, INFERENCE_ENDPOINT_CONFIG
 from platform_constructs.mwaa import (
     PLUGINS_PATH,
     REQUIREMENTS_PATH,
@@ -38,7 +38,6 @@ from platform_constructs.published import PublishedParameters
 from stacks._common import BuStack, Foundation, removal_policy
 from stacks.hyperpod_stack import HyperPodStack
 from stacks.security_stack import SecurityStack
-from training.job import manifest as job_crd
 
 # Weekly maintenance (MWAA applies patches then; the environment may be unavailable for a
 # while): Saturday 03:00 UTC, off the working week and the example BUs' Monday retraining.
@@ -57,13 +56,21 @@ def schedulers(environment_class: str) -> int:
 def training_rules() -> tuple[KubeRule, ...]:
     """What the HyperPod training backend calls in its team's namespace: POST (create) and GET
     (get) of HyperPodPyTorchJobs; the job is named for the run, so not by name here."""
-    return (KubeRule(job_crd.GROUP, job_crd.PLURAL, ("create", "get")),)
+    api = HYPERPOD_PYTORCH_JOB
+    return (KubeRule(api.group, api.plural, ("create", "get")),)
 
 
 def deploy_rules(object_name: str) -> tuple[KubeRule, ...]:
     """What the HyperPod deploy target calls in the endpoint's namespace: GET (get) and PUT
     (update) of the one InferenceEndpointConfig ``object_name``."""
-    return (KubeRule(endpoint_crd.GROUP, endpoint_crd.PLURAL, ("get", "update"), (object_name,)),)
+    return (
+        KubeRule(
+            INFERENCE_ENDPOINT_CONFIG.group,
+            INFERENCE_ENDPOINT_CONFIG.plural,
+            ("get", "update"),
+            (object_name,),
+        ),
+    )
 
 
 class PipelineStack(BuStack):

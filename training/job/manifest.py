@@ -18,11 +18,12 @@ from typing import Any
 from kubernetes import client as k8s
 
 from core.accelerators import MIG_PROFILE, mig_profiles
+from core.workload_apis import HYPERPOD_PYTORCH_JOB
 
-GROUP = "sagemaker.amazonaws.com"
-VERSION = "v1"
-KIND = "HyperPodPyTorchJob"
-PLURAL = "hyperpodpytorchjobs"
+GROUP = HYPERPOD_PYTORCH_JOB.group
+VERSION = HYPERPOD_PYTORCH_JOB.version
+KIND = HYPERPOD_PYTORCH_JOB.kind
+PLURAL = HYPERPOD_PYTORCH_JOB.plural
 HEALTHY_NODE = {"sagemaker.amazonaws.com/node-health-status": "Schedulable"}
 # The operator labels every pod of a job with it (the HyperPod SDK lists pods the same way).
 POD_JOB_LABEL = "HPJob"

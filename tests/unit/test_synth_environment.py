@@ -1,0 +1,47 @@
+"""`make synth` runs in the synth-only environment (requirements.txt: CDK, cdk-nag, cfn-lint,
+pydantic, boto3, YAML, kubernetes), and `.ci/run` proves it on a fresh machine. This test finds
+the same mistake inside `make test`: the CDK app and `make synth` must import with every package
+that only requirements-ml.txt installs made unimportable (a stack once reached jsonschema through
+`training.job`)."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _ml_only_modules() -> list[str]:
+    """Import names of requirements-ml.txt's packages (`sagemaker-core` -> `sagemaker_core`)."""
+    names = []
+    for line in (ROOT / "requirements-ml.txt").read_text(encoding="utf-8").splitlines():
+        found = re.match(r"\s*([A-Za-z0-9_.-]+)==", line)
+        if found:
+            names.append(found.group(1).lower().replace("-", "_").replace(".", "_"))
+    return names
+
+
+PROBE = """
+import importlib.abc, sys
+BLOCKED = set(sys.argv[1].split(","))
+class SynthOnly(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name.split(".")[0] in BLOCKED:
+            raise ImportError(f"{name} is not in the synth-only environment (requirements.txt)")
+sys.meta_path.insert(0, SynthOnly())
+import stacks.stage, scripts.synth, config.loader, platform_constructs.gates
+"""
+
+
+def test_the_cdk_app_imports_with_only_the_synth_requirements() -> None:
+    blocked = _ml_only_modules()
+    assert {"torch", "transformers", "jsonschema", "mlflow"} <= set(blocked)
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, ",".join(blocked)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
