@@ -24,7 +24,6 @@ from core.base import (
 # HyperPod supports Kubernetes 1.28-1.34 (AWS docs, HyperPod EKS prerequisites); the kubectl
 # Lambda layer pinned in requirements.txt (kubectl 1.33) manages servers one minor either side.
 KUBERNETES_VERSIONS = ("1.32", "1.33", "1.34")
-KUBECTL_LAYER_VERSION = "1.33"
 
 # What `aws eks describe-addon-versions` prints, e.g. v1.19.5-eksbuild.1 (the endpoints
 # section pins the inference operator's add-ons with the same type).

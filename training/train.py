@@ -354,7 +354,6 @@ class Recipe:
                 betas=o.betas, eps=o.eps, weight_decay=o.weight_decay, initial_lr=o.lr,
                 lr=o.lr * factor(self.scheduler.last_epoch),
             )  # fmt: skip
-        self.scheduler._last_lr = [g["lr"] for g in self.optimizer.param_groups]
 
     # -- train -----------------------------------------------------------------------------------
     def _autocast(self) -> contextlib.AbstractContextManager[Any]:
@@ -396,7 +395,7 @@ class Recipe:
             self.params, max_norm if max_norm > 0 else float("inf")
         )
         grad_norm = float(norm.full_tensor() if hasattr(norm, "full_tensor") else norm)  # DTensor
-        lr = float(self.scheduler.get_last_lr()[0])
+        lr = float(self.optimizer.param_groups[0]["lr"])  # what the scheduler set this step
         self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
