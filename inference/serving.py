@@ -341,6 +341,43 @@ def write_image_table(table: dict[str, Any]) -> None:
     DOCKERFILE.write_text(text, encoding="utf-8")
 
 
+def _image_digest(region: str, *, write: bool) -> int:
+    """`image-digest [--write]`: the digest, or one line saying why not (no credentials, an
+    ECR refusal, a tag the registry lacks); the table is written only on success."""
+    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+    registries = pinned_image_table()["registries"]
+    if region not in registries:
+        print(f"error: --region: {region!r} has no LMI registry; known: {', '.join(registries)}",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    try:
+        digest = resolve_digest(region)
+    except NoCredentialsError:
+        print(
+            "error: no AWS credentials to read the LMI image's digest from ECR: sign in "
+            "first (aws sso login, aws configure, or AWS_PROFILE=<profile>)",
+            file=sys.stderr,
+        )
+        return 1
+    except (BotoCoreError, ClientError, RuntimeError) as exc:
+        print(
+            f"error: cannot resolve the LMI image's digest in {region}: {exc}",
+            file=sys.stderr,
+        )
+        return 1
+    print(digest)
+    if write:
+        table = pinned_image_table()
+        source = (
+            f"ECR BatchGetImage {table['registries'][region]}/{table['repository']}:"
+            f"{table['tag']} in {region}, {datetime.date.today().isoformat()}"
+        )
+        write_image_table({**table, "digest": digest, "digest_source": source})
+        print(f"wrote {IMAGE_TABLE} and {DOCKERFILE}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = command_parser("inference.serving", __doc__, with_examples=True)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -364,17 +401,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {IMAGE_TABLE} and {DOCKERFILE}")
         return 0
     if args.command == "image-digest":
-        digest = resolve_digest(args.region)
-        print(digest)
-        if args.write:
-            table = pinned_image_table()
-            source = (
-                f"ECR BatchGetImage {table['registries'][args.region]}/{table['repository']}:"
-                f"{table['tag']} in {args.region}, {datetime.date.today().isoformat()}"
-            )
-            write_image_table({**table, "digest": digest, "digest_source": source})
-            print(f"wrote {IMAGE_TABLE} and {DOCKERFILE}")
-        return 0
+        return _image_digest(args.region, write=args.write)
     if args.command == "image-uri":
         print(image_uri(args.region, args.version))
         return 0

@@ -249,7 +249,7 @@ def test_a_recorded_digest_pins_every_region_and_the_dockerfile(
 
 
 def test_a_refused_ecr_answer_writes_nothing(
-    scratch_pin: Path, monkeypatch: pytest.MonkeyPatch
+    scratch_pin: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     class Ecr:
         def batch_get_image(self, **kwargs: Any) -> dict[str, Any]:
@@ -259,8 +259,10 @@ def test_a_refused_ecr_answer_writes_nothing(
     fake_boto3.client = lambda service, region_name: Ecr()  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "boto3", fake_boto3)
     before = (scratch_pin / "lmi_images.json").read_text()
-    with pytest.raises(RuntimeError, match="ImageNotFound"):
-        main(["image-digest", "--write"])
+    assert main(["image-digest", "--write"]) == 1
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("error: cannot resolve the LMI image's digest in us-east-1")
+    assert "ImageNotFound" in line
     assert (scratch_pin / "lmi_images.json").read_text() == before
     with pytest.raises(ValueError, match="not a sha256 digest"):
         serving.write_image_table({**pinned_image_table(), "digest": "sha256:short"})
@@ -380,3 +382,28 @@ def test_pinned_image_table_equals_the_sdk_for_every_region() -> None:
         if table["digest"] is not None:  # the same repository, pinned by the recorded digest
             sdk = f"{sdk.rsplit(':', 1)[0]}@{table['digest']}"
         assert image_uri(region) == sdk
+
+
+def test_no_credentials_is_one_line_and_writes_nothing(
+    scratch_pin: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from botocore.exceptions import NoCredentialsError
+
+    class Ecr:
+        def batch_get_image(self, **kwargs: Any) -> dict[str, Any]:
+            raise NoCredentialsError()
+
+    fake_boto3 = type(sys)("boto3")
+    fake_boto3.client = lambda service, region_name: Ecr()  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "boto3", fake_boto3)
+    before = (scratch_pin / "lmi_images.json").read_text()
+    assert main(["image-digest", "--write"]) == 1
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("error: no AWS credentials to read the LMI image's digest from ECR")
+    assert (scratch_pin / "lmi_images.json").read_text() == before
+
+
+def test_an_unknown_region_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["image-digest", "--region", "mars-north-1"]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("error: --region: 'mars-north-1' has no LMI registry; known: ")
