@@ -215,6 +215,13 @@ def scratch_pin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pat
 FAKE_DIGEST = "sha256:" + "ab" * 32
 
 
+def _use_fake_ecr(monkeypatch: pytest.MonkeyPatch, ecr: Any) -> None:
+    """`boto3.client("ecr", ...)` answers with ``ecr`` (its ``batch_get_image``)."""
+    fake_boto3 = type(sys)("boto3")
+    fake_boto3.client = lambda service, region_name: ecr  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "boto3", fake_boto3)
+
+
 def test_a_recorded_digest_pins_every_region_and_the_dockerfile(
     scratch_pin: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -225,9 +232,7 @@ def test_a_recorded_digest_pins_every_region_and_the_dockerfile(
             calls.append(kwargs)
             return {"images": [{"imageId": {"imageDigest": FAKE_DIGEST}}], "failures": []}
 
-    fake_boto3 = type(sys)("boto3")
-    fake_boto3.client = lambda service, region_name: Ecr()  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "boto3", fake_boto3)
+    _use_fake_ecr(monkeypatch, Ecr())
     tag = pinned_image_table()["tag"]
     assert main(["image-digest", "--write"]) == 0
     assert capsys.readouterr().out.splitlines()[0] == FAKE_DIGEST
@@ -255,9 +260,7 @@ def test_a_refused_ecr_answer_writes_nothing(
         def batch_get_image(self, **kwargs: Any) -> dict[str, Any]:
             return {"images": [], "failures": [{"failureCode": "ImageNotFound"}]}
 
-    fake_boto3 = type(sys)("boto3")
-    fake_boto3.client = lambda service, region_name: Ecr()  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "boto3", fake_boto3)
+    _use_fake_ecr(monkeypatch, Ecr())
     before = (scratch_pin / "lmi_images.json").read_text()
     assert main(["image-digest", "--write"]) == 1
     (line,) = capsys.readouterr().err.splitlines()
@@ -393,9 +396,7 @@ def test_no_credentials_is_one_line_and_writes_nothing(
         def batch_get_image(self, **kwargs: Any) -> dict[str, Any]:
             raise NoCredentialsError()
 
-    fake_boto3 = type(sys)("boto3")
-    fake_boto3.client = lambda service, region_name: Ecr()  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "boto3", fake_boto3)
+    _use_fake_ecr(monkeypatch, Ecr())
     before = (scratch_pin / "lmi_images.json").read_text()
     assert main(["image-digest", "--write"]) == 1
     (line,) = capsys.readouterr().err.splitlines()
