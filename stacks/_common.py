@@ -1,9 +1,6 @@
 """What the stacks share: the opening of a BU's stack, what the later stacks build on, and
 translations from config values to CDK values."""
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
 import aws_cdk as cdk
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
@@ -12,11 +9,6 @@ from constructs import Construct
 
 from config.schema import BusinessUnitConfig
 from core.naming import BU_TAG_KEY
-from platform_constructs.access import MlflowUiAccess
-
-if TYPE_CHECKING:
-    from stacks.network_stack import NetworkStack
-    from stacks.security_stack import SecurityStack
 
 
 class BuStack(cdk.Stack):
@@ -37,17 +29,6 @@ class BuStack(cdk.Stack):
         )
         self.config = config
         self.names = config.naming
-
-
-@dataclass(frozen=True)
-class Foundation:
-    """What the stacks after the first ones build on: the BU's config, its network and security
-    stacks, and its MLflow when the config has an ``mlflow`` section (the MLflow stack)."""
-
-    config: BusinessUnitConfig
-    network: "NetworkStack"
-    security: "SecurityStack"
-    mlflow: MlflowUiAccess | None
 
 
 def stage_tags(config: BusinessUnitConfig) -> dict[str, str]:

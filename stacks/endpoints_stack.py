@@ -25,7 +25,8 @@ from platform_constructs.endpoints import (
     Scaling,
 )
 from platform_constructs.keys import PurposeKey
-from stacks._common import BuStack, Foundation, removal_policy
+from stacks._common import BuStack, removal_policy
+from stacks.foundation import Foundation
 from stacks.network_stack import NetworkStack
 from stacks.security_stack import SecurityStack
 

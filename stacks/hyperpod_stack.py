@@ -82,12 +82,12 @@ from platform_constructs.keys import PurposeKey
 from platform_constructs.lustre import LustreFileSystem
 from stacks._common import (
     BuStack,
-    Foundation,
     log_retention,
     named_bucket,
     removal_policy,
     stage_tags,
 )
+from stacks.foundation import Foundation
 from stacks.network_stack import NetworkStack, bu_repositories
 from stacks.security_stack import SecurityStack
 

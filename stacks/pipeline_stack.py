@@ -35,7 +35,8 @@ from platform_constructs.mwaa import (
 )
 from platform_constructs.pipeline_rbac import KubeRule
 from platform_constructs.published import PublishedParameters
-from stacks._common import BuStack, Foundation, removal_policy
+from stacks._common import BuStack, removal_policy
+from stacks.foundation import Foundation
 from stacks.hyperpod_stack import HyperPodStack
 from stacks.security_stack import SecurityStack
 

@@ -7,8 +7,9 @@ import aws_cdk as cdk
 from constructs import Construct
 
 from config.schema import BusinessUnitConfig
-from stacks._common import Foundation, stage_tags
+from stacks._common import stage_tags
 from stacks.endpoints_stack import EndpointsStack
+from stacks.foundation import Foundation
 from stacks.governance_stack import GovernanceStack
 from stacks.hyperpod_stack import HyperPodStack
 from stacks.mlflow_stack import MlflowStack

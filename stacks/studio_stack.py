@@ -17,7 +17,8 @@ from platform_constructs.studio_people import (
     StudioUserProfile,
 )
 from platform_constructs.studio_role import StudioExecutionRole
-from stacks._common import BuStack, Foundation, log_retention, named_bucket, removal_policy
+from stacks._common import BuStack, log_retention, named_bucket, removal_policy
+from stacks.foundation import Foundation
 
 # The stack's description (after "<bu>: "), as CloudFormation shows it.
 DESCRIPTION = "Studio domain, execution role, users and spaces"

@@ -9,7 +9,8 @@ from core import parameters as p
 from platform_constructs.keys import PurposeKey
 from platform_constructs.published import PublishedParameters
 from platform_constructs.training import ManagedJobAccess, TrainingImageRepository
-from stacks._common import BuStack, Foundation, removal_policy
+from stacks._common import BuStack, removal_policy
+from stacks.foundation import Foundation
 
 # The stack's description (after "<bu>: "), as CloudFormation shows it.
 DESCRIPTION = "training image, managed-job role and parameters"

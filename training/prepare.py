@@ -551,13 +551,33 @@ def _backend_help(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _split_backend(argv: list[str]) -> tuple[str | None, list[str]]:
+    """The ``--backend`` value given (None if absent) and the arguments without it."""
+    backend, rest, tokens = None, [], iter(argv)
+    for token in tokens:
+        if token == "--backend":
+            backend = next(tokens, "")
+        elif token.startswith("--backend="):
+            backend = token.split("=", 1)[1]
+        else:
+            rest.append(token)
+    return backend, rest
+
+
 def cli(argv: list[str] | None = None) -> int:
-    given = sys.argv[1:] if argv is None else argv
-    if any(a == "--backend" or a.startswith("--backend=") for a in given):
+    given = list(sys.argv[1:] if argv is None else argv)
+    backend, local_args = _split_backend(given)
+    if backend is not None and backend not in BACKENDS:
+        print(f"error: --backend: {backend!r} is not one of {', '.join(BACKENDS)}", file=sys.stderr)
+        return 2
+    if backend == "processing":
+        # A SageMaker Processing job; training.job.cli never calls back into this module.
         from training.job.cli import prepare_main
 
-        return prepare_main(list(given))
-    args = parse_args(PrepareArgs, __doc__, argv, module="training.prepare", extend=_backend_help)
+        return prepare_main(given)
+    args = parse_args(
+        PrepareArgs, __doc__, local_args, module="training.prepare", extend=_backend_help
+    )
     try:
         stats = main(args)
     except TooManyBadRecordsError as e:

@@ -315,3 +315,20 @@ def test_processing_refuses_data_outside_the_data_bucket(capsys) -> None:
     argv += ["--input", f"{MODELS}/x.jsonl", "--output", f"{DATA}/out/"]
     assert prepare_main(argv, ssm=_ssm(PROCESSING_JOB_NAMES)) == 2
     assert "--input:" in capsys.readouterr().err
+
+
+def test_prepare_keeps_local_and_hands_only_processing_on(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--backend local` runs here without training.job (no circle between the two modules);
+    a backend that does not exist is one line."""
+    from training import prepare
+
+    assert prepare.cli(["--backend", "bogus", "--input", "x"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "error: --backend: 'bogus' is not one of local, processing"
+    )
+    missing = tmp_path / "missing.jsonl"
+    args = ["--input", str(missing), "--output", str(tmp_path / "out"), "--tokenizer", "t"]
+    assert prepare.cli(["--backend=local", *args]) == prepare.cli(args) == 2
+    assert "prepare failed" in capsys.readouterr().err

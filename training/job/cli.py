@@ -390,7 +390,8 @@ def prepare_main(argv: list[str], *, ssm: Any = None, sagemaker: Any = None) -> 
     """`python -m training.prepare ... --backend processing`: the same preparation as a
     SageMaker Processing job with the BU's image, reading and writing its data bucket."""
     parser = argparse.ArgumentParser(prog="python -m training.prepare --backend processing")
-    parser.add_argument("--backend", choices=("local", "processing"), required=True)
+    # `--backend local` stays in training.prepare (it runs the preparation here).
+    parser.add_argument("--backend", choices=("processing",), required=True)
     parser.add_argument("--bu", help="business unit whose SSM parameters to read")
     parser.add_argument(
         "--region", help="AWS region of the BU (default: AWS_DEFAULT_REGION, then your profile's)"
@@ -404,11 +405,6 @@ def prepare_main(argv: list[str], *, ssm: Any = None, sagemaker: Any = None) -> 
     parser.add_argument("--output", required=True, help="s3://<data bucket>/prefix/")
     parser.add_argument("--tokenizer", required=True, help="s3:// prefix or a path in the image")
     options, prepare_args = parser.parse_known_args(argv)
-    if options.backend == "local":
-        from training import prepare
-
-        rest = ["--input", options.input, "--output", options.output]
-        return prepare.cli([*rest, "--tokenizer", options.tokenizer, *prepare_args])
     clients = Clients(ssm=ssm, sagemaker=sagemaker)
     try:
         if not options.bu:
