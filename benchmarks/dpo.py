@@ -35,13 +35,13 @@ import math
 import statistics
 import sys
 import tempfile
-import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from benchmarks import flops
 from benchmarks import train_data as data
+from benchmarks.common import train_with_step_clock
 from benchmarks.train import SHAPES, _fill_and_step, measure, not_a_run
 from training.tiny import QWEN3_VOCAB_SIZE
 
@@ -331,8 +331,6 @@ def _trl(a: argparse.Namespace, pairs: list[Any], steps: int) -> Any:
 
 
 def _run_trl(a: argparse.Namespace, *, floor: bool) -> dict[str, Any]:
-    from transformers import TrainerCallback
-
     pairs = trl_pairs(Path(a.workdir))
     trainer = _trl(a, pairs, a.warmup + a.steps)
     _reset_peak()
@@ -340,16 +338,7 @@ def _run_trl(a: argparse.Namespace, *, floor: bool) -> dict[str, Any]:
         trainer.create_optimizer()
         params = [p for p in trainer.model.parameters() if p.requires_grad]
         return _floor(trainer.model, params, trainer.optimizer)
-    ends: list[float] = []
-
-    class Clock(TrainerCallback):
-        def on_step_end(self, *args: Any, **kwargs: Any) -> None:
-            ends.append(time.perf_counter())
-
-    trainer.add_callback(Clock())
-    start = time.perf_counter()
-    trainer.train()
-    stamps = [start, *ends]
+    stamps = train_with_step_clock(trainer)
     timed = pairs[a.warmup * a.pairs_per_step : (a.warmup + a.steps) * a.pairs_per_step]
     return {
         "seconds": stamps[-1] - stamps[a.warmup],

@@ -9,9 +9,11 @@ counted: they are what a trainer wastes, and utilisation should show it.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import partial
+
+from benchmarks.common import best_seconds
 
 
 def causal_pairs(lengths: Iterable[int]) -> int:
@@ -80,10 +82,6 @@ def matmul_peak(body: Body, rows: int = 2048, repeat: int = 5) -> dict[str, floa
     for m, k, n in body.gemms(rows):
         a, b = torch.randn(m, k), torch.randn(k, n)
         torch.mm(a, b)  # warm the kernel and the pages
-        times = []
-        for _ in range(repeat):
-            t0 = time.perf_counter()
-            torch.mm(a, b)
-            times.append(time.perf_counter() - t0)
-        best[f"{m}x{k}x{n}"] = 2 * m * k * n / min(times) / 1e9
+        seconds = best_seconds(partial(torch.mm, a, b), repeat)
+        best[f"{m}x{k}x{n}"] = 2 * m * k * n / seconds / 1e9
     return best

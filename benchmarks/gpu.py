@@ -56,6 +56,7 @@ import numpy as np
 
 from benchmarks import flops
 from benchmarks import train_data as data
+from benchmarks.common import train_with_step_clock
 from benchmarks.train import measure
 from training.data.packing import IGNORE_INDEX
 
@@ -405,13 +406,6 @@ def run_trl(a: argparse.Namespace) -> dict[str, Any]:
         def on_train_begin(self, *args: Any, **kwargs: Any) -> None:
             check.update(trl_first_batch_loss(trainer, collate, pack, packed=packed))
 
-    stamps = [0.0]
-
-    class Clock(TrainerCallback):
-        def on_step_end(self, *args: Any, **kwargs: Any) -> None:
-            _sync()
-            stamps.append(time.perf_counter())
-
     seen: list[tuple[int, int, list[int]]] = []
 
     def counting(features: list[dict[str, Any]]) -> dict[str, Any]:
@@ -425,10 +419,8 @@ def run_trl(a: argparse.Namespace) -> dict[str, Any]:
         return dict(b)
 
     trainer.add_callback(FirstBatch())
-    trainer.add_callback(Clock())
     trainer.data_collator = counting
-    stamps[0] = time.perf_counter()
-    trainer.train()
+    stamps = train_with_step_clock(trainer, _sync)
     if packed:
         setup = (
             f"padding-free BFD packing, {impl}, {batch} x {cfg.data.pack_length}-token packs a "

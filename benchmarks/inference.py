@@ -48,13 +48,13 @@ import importlib.util
 import json
 import random
 import re
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from jsonschema import Draft202012Validator
 
+from benchmarks.common import best_seconds
 from inference.parsing import ErrorKind, compile_tools, parse_completion
 from inference.smoke import WEATHER_TOOL
 
@@ -555,13 +555,13 @@ class Score:
 
 
 def _time_per_item(fn: Callable[[str], Any], texts: Sequence[str], repeat: int) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
+    """Microseconds per text, from the best of `repeat` passes over all of them."""
+
+    def each() -> None:
         for text in texts:
             fn(text)
-        best = min(best, time.perf_counter() - start)
-    return best / len(texts) * 1e6
+
+    return best_seconds(each, repeat) / len(texts) * 1e6
 
 
 def run(count: int = 3000, repeat: int = 5, seed: int = 0) -> dict[str, Any]:
@@ -685,12 +685,7 @@ def adversarial(repeat: int = 3) -> str:
     """A table of hostile inputs and the best-of-`repeat` time each takes to become errors."""
     lines = [f"| hostile input | ms (best of {repeat}) |", "| --- | ---: |"]
     for what, thunk in _hostile_inputs():
-        best = float("inf")
-        for _ in range(repeat):
-            start = time.perf_counter()
-            thunk()
-            best = min(best, time.perf_counter() - start)
-        lines.append(f"| {what} | {best * 1e3:.1f} |")
+        lines.append(f"| {what} | {best_seconds(thunk, repeat) * 1e3:.1f} |")
     return "\n".join(lines)
 
 

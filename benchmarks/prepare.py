@@ -49,6 +49,8 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+from benchmarks.common import table_head
+
 SIZES = (4_000, 16_000, 64_000)
 QUICK_SIZES = (200,)
 WORKERS = (1, 2)
@@ -469,11 +471,14 @@ def report(saved: dict[str, Any]) -> str:
                 out.append(f"| {n:,} | {side} | {ratio:.2f}x |")
     out += [
         "",
-        "| side | workers | "
-        + " | ".join(f"peak RSS above floor, {n:,}: MiB (bytes/token)" for n in sizes)
-        + " | MiB more per 1k conversations |",
-        "|---|---:|" + "---:|" * (len(sizes) + 1),
-    ]
+        *table_head(
+            [
+                "side", "workers",
+                *(f"peak RSS above floor, {n:,}: MiB (bytes/token)" for n in sizes),
+                "MiB more per 1k conversations",
+            ]
+        ),
+    ]  # fmt: skip
     for side in SIDES:
         for w in workers:
             picked = [_pick(runs, n, side, w) for n in sizes]
@@ -486,10 +491,9 @@ def report(saved: dict[str, Any]) -> str:
             out.append(f"| {side} | {w} | {cells} | {slope:.1f} |")
     out += [
         "",
-        "| side | workers | "
-        + " | ".join(f"peak anonymous PSS above floor, {n:,} (MiB)" for n in sizes)
-        + " |",
-        "|---|---:|" + "---:|" * len(sizes),
+        *table_head(
+            ["side", "workers", *(f"peak anonymous PSS above floor, {n:,} (MiB)" for n in sizes)]
+        ),
     ]
     for side in SIDES:
         for w in workers:
@@ -534,7 +538,10 @@ PHASES = {
     "ours": {
         ("training/data/formats.py", "parse_line"): "parse + validate (tool schemas normalised)",
         ("training/data/conversation.py", "normalize_tool"): "  of which tool schemas (cached)",
-        ("inference/parsing.py", "normalize_tools"): "  of which schema normalisation itself",
+        (
+            "inference/parsing/__init__.py",
+            "normalize_tools",
+        ): "  of which schema normalisation itself",
         ("training/data/render.py", "render"): "render (chat template, text)",
         ("training/data/render.py", "encode"): "tokenise + round-trip decode + mask",
         ("tokenizers.Tokenizer", "encode_batch"): "  of which the Rust tokenizer",

@@ -47,6 +47,7 @@ from typing import Any, cast
 
 from benchmarks import flops
 from benchmarks import train_data as data
+from benchmarks.common import table_head, train_with_step_clock
 from training.tiny import QWEN3_VOCAB_SIZE, TinyShape
 
 MICRO_TOKENS = 2048  # our pack length and TRL's packing max_length
@@ -224,7 +225,7 @@ def _trl_dataset(mixdir: Path, *, packed: bool) -> Any:
 
 def _run_trl(a: argparse.Namespace, *, floor: bool) -> dict[str, Any]:
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
+    from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTConfig, SFTTrainer
 
     variant = FLOORS.get(a.child, a.child)
@@ -263,13 +264,6 @@ def _run_trl(a: argparse.Namespace, *, floor: bool) -> dict[str, Any]:
         trainer.create_optimizer()
         _fill_and_step([p for p in model.parameters() if p.requires_grad], trainer.optimizer)
         return result
-    ends: list[float] = []
-
-    class Clock(TrainerCallback):
-        def on_step_end(self, *args: Any, **kwargs: Any) -> None:
-            ends.append(time.perf_counter())
-
-    trainer.add_callback(Clock())
     seen: list[tuple[int, int, int, list[int]]] = []  # loss, computed, real, lengths
 
     def counting(features: list[dict[str, Any]]) -> dict[str, Any]:
@@ -284,9 +278,7 @@ def _run_trl(a: argparse.Namespace, *, floor: bool) -> dict[str, Any]:
         return dict(b)
 
     trainer.data_collator = counting
-    start = time.perf_counter()
-    trainer.train()
-    stamps = [start, *ends]
+    stamps = train_with_step_clock(trainer)
     mine = seen[a.warmup * accum : (a.warmup + a.steps) * accum]
     return {
         "seconds": stamps[-1] - stamps[a.warmup],
@@ -493,11 +485,13 @@ def report(saved: dict[str, Any]) -> str:
         f"round(s), gradient checkpointing {a['gradient_checkpointing']}, fp32 and fused AdamW "
         "for every variant",
         "",
-        "| mix | conversations | mean tokens | spread | loss-bearing share | "
-        + " | ".join(f"attention / linear, {s}" for s in shapes)
-        + " | attention / linear, Qwen3-4B |",
-        "|---|---:|---:|---:|---:|" + "---:|" * (len(shapes) + 1),
-    ]
+        *table_head(
+            [
+                "mix", "conversations", "mean tokens", "spread", "loss-bearing share",
+                *(f"attention / linear, {s}" for s in shapes), "attention / linear, Qwen3-4B",
+            ]
+        ),
+    ]  # fmt: skip
     for m in mixes:
         s = stats[m]
         shares = [body(SHAPES[x], vocab).attention_to_linear(s["lengths"]) for x in shapes]

@@ -16,6 +16,7 @@ than what to expect against TRL on a GPU.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -66,6 +67,23 @@ def _add_chunk_grads(
         grad_w += (g.T @ h).float()
 
 
+def _chunk_logits(
+    hidden: torch.Tensor,
+    w: torch.Tensor,
+    targets: torch.Tensor,
+    chunk_rows: int,
+    compute_dtype: torch.dtype,
+) -> Iterator[tuple[slice, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """Each chunk of rows as `(span, h, t, logits, rows)`: its slice of `hidden`, those rows in
+    the compute dtype, their targets, their float32 logits `h @ w.T` and `arange(len(t))`, so
+    only one `[chunk, vocab]` block is projected at a time."""
+    for start in range(0, hidden.shape[0], chunk_rows):
+        span = slice(start, start + chunk_rows)
+        h = hidden[span].to(compute_dtype)
+        t = targets[span]
+        yield span, h, t, (h @ w.T).float(), torch.arange(t.shape[0], device=t.device)
+
+
 class _LinearCrossEntropy(torch.autograd.Function):
     """sum_i CE(hidden_i @ weight.T, target_i) with gradients formed chunk by chunk."""
 
@@ -84,11 +102,8 @@ class _LinearCrossEntropy(torch.autograd.Function):
         w = weight.to(compute_dtype)
         grad_h, grad_w = _grad_buffers(hidden, weight, need_h, need_w)
         total = torch.zeros((), dtype=torch.float32, device=hidden.device)
-        for start in range(0, hidden.shape[0], chunk_rows):
-            h = hidden[start : start + chunk_rows].to(compute_dtype)
-            t = targets[start : start + chunk_rows]
-            logits = (h @ w.T).float()
-            rows = torch.arange(t.shape[0], device=t.device)
+        chunks = _chunk_logits(hidden, w, targets, chunk_rows, compute_dtype)
+        for span, h, t, logits, rows in chunks:
             # One [rows, vocab] buffer: torch.logsumexp would allocate a second one for
             # exp(logits - max), so the max-shifted exponentials are formed in place instead.
             target_logit = logits[rows, t]
@@ -101,10 +116,7 @@ class _LinearCrossEntropy(torch.autograd.Function):
                 # d(sum CE)/d(logits) = softmax - one_hot, still in the same buffer.
                 g = probs.div_(sum_exp)
                 g[rows, t] -= 1.0
-                rows_out = slice(start, start + chunk_rows)
-                _add_chunk_grads(
-                    g.to(compute_dtype), h, w, rows=rows_out, grad_h=grad_h, grad_w=grad_w
-                )
+                _add_chunk_grads(g.to(compute_dtype), h, w, rows=span, grad_h=grad_h, grad_w=grad_w)
         # Kept as plain attributes (they are neither inputs nor outputs), so backward can hand
         # them to autograd as the only reference: AccumulateGrad then adopts the lm_head gradient
         # instead of copying a [vocab, hidden] tensor.
@@ -164,14 +176,11 @@ class _LinearLogProbs(torch.autograd.Function):
         w = weight.to(compute_dtype)
         out = torch.empty(hidden.shape[0], dtype=torch.float32, device=hidden.device)
         lses = torch.empty_like(out)
-        for start in range(0, hidden.shape[0], chunk_rows):
-            h = hidden[start : start + chunk_rows].to(compute_dtype)
-            t = targets[start : start + chunk_rows]
-            logits = (h @ w.T).float()
-            rows = torch.arange(t.shape[0], device=t.device)
+        chunks = _chunk_logits(hidden, w, targets, chunk_rows, compute_dtype)
+        for span, _, t, logits, rows in chunks:
             lse = torch.logsumexp(logits, dim=-1)
-            out[start : start + chunk_rows] = logits[rows, t] - lse
-            lses[start : start + chunk_rows] = lse
+            out[span] = logits[rows, t] - lse
+            lses[span] = lse
         ctx.save_for_backward(hidden, weight, targets, lses)
         ctx.chunk_rows = chunk_rows
         ctx.compute_dtype = compute_dtype
@@ -183,17 +192,14 @@ class _LinearLogProbs(torch.autograd.Function):
         need_h, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         w = weight.to(ctx.compute_dtype)
         grad_h, grad_w = _grad_buffers(hidden, weight, need_h, need_w)
-        for start in range(0, hidden.shape[0], ctx.chunk_rows):
-            stop = start + ctx.chunk_rows
-            h = hidden[start:stop].to(ctx.compute_dtype)
-            t = targets[start:stop]
-            rows = torch.arange(t.shape[0], device=t.device)
+        chunks = _chunk_logits(hidden, w, targets, ctx.chunk_rows, ctx.compute_dtype)
+        for span, h, t, logits, rows in chunks:
             # d logp / d logits = one_hot - softmax, scaled by each row's upstream gradient.
-            g = (h @ w.T).float().sub_(lses[start:stop, None]).exp_().neg_()
+            g = logits.sub_(lses[span, None]).exp_().neg_()
             g[rows, t] += 1.0
-            g.mul_(grad_out[start:stop, None])
+            g.mul_(grad_out[span, None])
             g = g.to(ctx.compute_dtype)
-            _add_chunk_grads(g, h, w, rows=slice(start, stop), grad_h=grad_h, grad_w=grad_w)
+            _add_chunk_grads(g, h, w, rows=span, grad_h=grad_h, grad_w=grad_w)
         gw = grad_w.to(weight.dtype) if grad_w is not None else None
         return grad_h, gw, None, None, None
 
