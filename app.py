@@ -20,6 +20,22 @@ import threading
 from importlib import import_module
 from pathlib import Path
 
+_exit_code = 1  # what the process ends with, unless main() returns
+
+
+def _end_before_teardown() -> None:
+    """End the process once the other exit handlers have run, before the interpreter spends
+    ~1 s freeing aws-cdk-lib's tens of thousands of generated classes. Registered before
+    aws-cdk-lib is imported, so it runs last: atexit calls handlers last-registered-first, and
+    jsii's node process and the lint workers register theirs later."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(_exit_code)
+
+
+if __name__ == "__main__":  # never when a test imports the app
+    atexit.register(_end_before_teardown)
+
 # Two imports that need no jsii and take ~1 s together (the kubernetes client's models, the
 # pydantic config schema) run on a thread while jsii loads aws-cdk-lib in node; the imports
 # below wait for them only if they get there first.
@@ -97,15 +113,6 @@ def _selected(option: object, names: list[str]) -> set[str] | str:
     return set(wanted)
 
 
-def _exit(code: int) -> None:
-    """Exit without the interpreter's teardown, which spends ~1 s freeing aws-cdk-lib's tens
-    of thousands of generated classes. Every file is written by now, and the exit handlers
-    (jsii's node process, the lint workers) still run first."""
-    atexit._run_exitfuncs()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
-
-
 if __name__ == "__main__":
-    _exit(main())
+    _exit_code = main()
+    sys.exit(_exit_code)

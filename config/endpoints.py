@@ -12,10 +12,11 @@ an endpoint into what either target deploys (``inference.serving.ServedEndpoint`
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_core import ErrorDetails
 
 from config.hyperpod import AddonVersion, HyperPod, ObjectName
 from core.accelerators import MIG_PROFILE, mig_memory_gib, ml_instance_type
-from core.base import FieldProblemError, StrictModel, ascii_pattern, not_over
+from core.base import FieldProblemError, FieldProblemsError, StrictModel, ascii_pattern, not_over
 from inference.serving import MODEL_DIR, ServedEndpoint, ServingConfig, image_uri
 
 if TYPE_CHECKING:
@@ -175,7 +176,7 @@ class Endpoint(StrictModel):
         try:
             return ServingConfig(model=MODEL_DIR, instance_type=self.instance_type, **self.serving)
         except ValidationError as err:
-            raise _serving_problem(err) from None
+            raise _serving_problems(err) from None
 
     def served(self, naming: "Naming") -> ServedEndpoint:
         """This endpoint as either target serves it: the one translation of a BU's endpoint
@@ -214,12 +215,17 @@ def _key_prefix_problem(key: str) -> str | None:
     return None
 
 
-def _serving_problem(err: ValidationError) -> FieldProblemError:
-    """The first problem ServingConfig found, as `serving.<option>: reason`."""
-    first = err.errors()[0]
-    loc = ".".join(str(p) for p in first["loc"])
-    reason = first["msg"].removeprefix("Value error, ")
-    if first["type"] == "extra_forbidden":
+def _serving_problems(err: ValidationError) -> FieldProblemsError:
+    """Every problem ServingConfig found, each as `serving.<option>: reason`, so a user fixes
+    them in one pass."""
+    return FieldProblemsError([_serving_problem(item) for item in err.errors()])
+
+
+def _serving_problem(item: ErrorDetails) -> FieldProblemError:
+    """One of ServingConfig's problems under the endpoint field it came from."""
+    loc = ".".join(str(p) for p in item["loc"])
+    reason = item["msg"].removeprefix("Value error, ")
+    if item["type"] == "extra_forbidden":
         reason = "unknown serving option (not in inference.serving.ServingConfig)"
     named = _OPTION_PREFIX.fullmatch(reason)
     if named:  # serving's own messages start with the option's name

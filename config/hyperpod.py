@@ -16,6 +16,7 @@ from core.base import (
     FieldProblemError,
     FieldProblemsError,
     StrictModel,
+    at_most_chars,
     matching,
     repeated,
     unique,
@@ -130,7 +131,7 @@ class MixedMig(StrictModel):
 class GpuGroup(InstanceGroup):
     """A GPU group: whole GPUs, or MIG slices when ``mig`` names a layout."""
 
-    name: GroupName
+    name: Annotated[GroupName, at_most_chars(MAX_GROUP_NAME)]
     # `all-<profile>` (every GPU cut the same way) or a mixed layout.
     mig: str | MixedMig | None = None
     deep_health_checks: list[DeepHealthCheck] = Field(
@@ -138,13 +139,6 @@ class GpuGroup(InstanceGroup):
     )
     # More than one instance type: a flexible instance group (InstanceRequirements).
     alternative_instance_types: list[str] = Field(default_factory=list, max_length=19)
-
-    @field_validator("name")
-    @classmethod
-    def _name_length(cls, name: str) -> str:
-        if len(name) > MAX_GROUP_NAME:
-            raise ValueError(f"at most {MAX_GROUP_NAME} characters")
-        return name
 
     @model_validator(mode="after")
     def _gpu_and_mig(self) -> "GpuGroup":
@@ -245,19 +239,12 @@ def _not_a_gpu_type(instance_type: str) -> str:
 class Team(StrictModel):
     """A team: its namespace ``hyperpod-ns-<name>``, quota behaviour and fair-share weight."""
 
-    name: TeamName
+    name: Annotated[TeamName, at_most_chars(MAX_TEAM_NAME, "it names a role and queue")]
     fair_share_weight: int = Field(default=50, ge=0, le=100)
     sharing: Literal["LendAndBorrow", "Lend", "DontLend"] = "LendAndBorrow"
     # Percent of its quota a LendAndBorrow team may borrow from idle capacity.
     borrow_limit_percent: int = Field(default=50, ge=1, le=500)
     preempt: Literal["LowerPriority", "Never"] = "LowerPriority"
-
-    @field_validator("name")
-    @classmethod
-    def _name_length(cls, name: str) -> str:
-        if len(name) > MAX_TEAM_NAME:
-            raise ValueError(f"at most {MAX_TEAM_NAME} characters (it names a role and queue)")
-        return name
 
     @property
     def namespace(self) -> str:

@@ -88,6 +88,19 @@ def matching(regex: str, what: str) -> AfterValidator:
     return AfterValidator(check)
 
 
+def at_most_chars(limit: int, why: str = "") -> AfterValidator:
+    """A string field's length limit where a derived name must fit one (a role, a queue):
+    ``Annotated[str, at_most_chars(18, "it names a role")]`` reports ``at most 18 characters
+    (it names a role)``."""
+
+    def check(value: str) -> str:
+        if len(value) > limit:
+            raise ValueError(f"at most {limit} characters" + (f" ({why})" if why else ""))
+        return value
+
+    return AfterValidator(check)
+
+
 @dataclass(frozen=True)
 class ConfigError:
     file: str

@@ -99,6 +99,34 @@ def _text(markdown: str, *, y: int, x: int, width: int = 12, height: int = 4) ->
     }
 
 
+# The endpoint graphs, two per row: title, namespace, metrics (one line per endpoint each),
+# statistic and unit label.
+ENDPOINT_GRAPHS = (
+    ("Invocations", "AWS/SageMaker", ("Invocations",), "Sum", "requests / 5 min"),
+    (
+        "4XX and 5XX errors",
+        "AWS/SageMaker",
+        ("Invocation4XXErrors", "Invocation5XXErrors"),
+        "Sum",
+        "errors / 5 min",
+    ),
+    (
+        "ModelLatency and OverheadLatency (p90)",
+        "AWS/SageMaker",
+        ("ModelLatency", "OverheadLatency"),
+        "p90",
+        "microseconds",
+    ),
+    (
+        "GPU, GPU memory and memory utilisation",
+        "/aws/sagemaker/Endpoints",
+        ("GPUUtilization", "GPUMemoryUtilization", "MemoryUtilization"),
+        "Average",
+        "percent (x GPUs)",
+    ),
+)
+
+
 def dashboard_body(spec: DashboardSpec) -> dict[str, Any]:
     """The dashboard's body (CloudWatch dashboard body structure), widgets in reading order."""
     names = list(spec.endpoint_names)
@@ -117,36 +145,18 @@ def dashboard_body(spec: DashboardSpec) -> dict[str, Any]:
     ]
     y = 2
     if names:
-        sm = "AWS/SageMaker"
-        hosts = "/aws/sagemaker/Endpoints"
         widgets += [
             _metric_widget(
-                "Invocations", region, _endpoint_metrics(sm, "Invocations", names),
-                stat="Sum", y=y, x=0, label="requests / 5 min",
-            ),
-            _metric_widget(
-                "4XX and 5XX errors",
+                title,
                 region,
-                _endpoint_metrics(sm, "Invocation4XXErrors", names)
-                + _endpoint_metrics(sm, "Invocation5XXErrors", names),
-                stat="Sum", y=y, x=12, label="errors / 5 min",
-            ),
-            _metric_widget(
-                "ModelLatency and OverheadLatency (p90)",
-                region,
-                _endpoint_metrics(sm, "ModelLatency", names)
-                + _endpoint_metrics(sm, "OverheadLatency", names),
-                stat="p90", y=y + 6, x=0, label="microseconds",
-            ),
-            _metric_widget(
-                "GPU, GPU memory and memory utilisation",
-                region,
-                _endpoint_metrics(hosts, "GPUUtilization", names)
-                + _endpoint_metrics(hosts, "GPUMemoryUtilization", names)
-                + _endpoint_metrics(hosts, "MemoryUtilization", names),
-                stat="Average", y=y + 6, x=12, label="percent (x GPUs)",
-            ),
-        ]  # fmt: skip
+                [m for metric in metrics for m in _endpoint_metrics(namespace, metric, names)],
+                stat=stat,
+                y=y + 6 * (n // 2),
+                x=12 * (n % 2),
+                label=label,
+            )
+            for n, (title, namespace, metrics, stat, label) in enumerate(ENDPOINT_GRAPHS)
+        ]
         y += 12
     if spec.hyperpod_cluster is not None and spec.prometheus_alias is not None:
         health = (

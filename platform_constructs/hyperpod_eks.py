@@ -122,6 +122,32 @@ class PodIdentityRole(iam.Role):
         )
 
 
+def pinned_addon(
+    scope: Construct,
+    construct_id: str,
+    *,
+    cluster_name: str,
+    name: str,
+    version: str,
+    preserve_on_delete: bool | None = False,
+    **properties: Any,
+) -> eks.CfnAddon:
+    """The one way an EKS add-on is installed here: at the version the BU config pins (each
+    pin validated there), and the config owns it, so a manual change on the cluster is
+    overwritten. ``preserve_on_delete`` None leaves the property out (the inference
+    operator's add-ons were deployed without it; setting it now would be a template change)."""
+    return eks.CfnAddon(
+        scope,
+        construct_id,
+        cluster_name=cluster_name,
+        addon_name=name,
+        addon_version=version,
+        resolve_conflicts="OVERWRITE",
+        preserve_on_delete=preserve_on_delete,
+        **properties,
+    )
+
+
 def pod_identity_role(scope: Construct, construct_id: str, *, role_name: str) -> PodIdentityRole:
     """A :class:`PodIdentityRole`: bind it with ``HyperPodEksCluster.bind_service_account``."""
     return PodIdentityRole(scope, construct_id, role_name=role_name)
@@ -212,15 +238,12 @@ class HyperPodEksCluster(Construct):
 
         self.addons: dict[str, eks.CfnAddon] = {}
         for name, needs in ADDON_ORDER.items():
-            addon = eks.CfnAddon(
+            addon = pinned_addon(
                 self,
                 f"Addon-{name}",
                 cluster_name=self.cluster.cluster_name,
-                addon_name=name,
-                addon_version=addon_versions[name],
-                # The config owns the version; a manual change on the cluster is overwritten.
-                resolve_conflicts="OVERWRITE",
-                preserve_on_delete=False,
+                name=name,
+                version=addon_versions[name],
             )
             for need in needs:
                 addon.node.add_dependency(self.addons[need])

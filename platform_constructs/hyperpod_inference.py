@@ -19,6 +19,7 @@ from aws_cdk import aws_kms as kms
 from constructs import Construct
 
 from platform_constructs.gates import COMPLIANCE_PACKS, acknowledge, acknowledge_grant
+from platform_constructs.hyperpod_eks import pinned_addon
 
 OPERATOR_NAMESPACE = "hyperpod-inference-system"
 OPERATOR_SERVICE_ACCOUNT = "hyperpod-inference-controller-manager"
@@ -139,29 +140,28 @@ class HyperPodInferenceOperator(Construct):
                 "inline policy cannot be attached to any other principal.",
             )
 
-        def addon(construct_id: str, **properties: Any) -> eks.CfnAddon:
-            # The config owns the version; a manual change on the cluster is overwritten.
-            return eks.CfnAddon(
+        def addon(construct_id: str, name: str, version: str, **properties: Any) -> eks.CfnAddon:
+            return pinned_addon(
                 self,
                 construct_id,
                 cluster_name=cluster.cluster_name,
-                resolve_conflicts="OVERWRITE",
+                name=name,
+                version=version,
+                preserve_on_delete=None,
                 **properties,
             )
 
-        self.metrics_server = addon(
-            "MetricsServer", addon_name="metrics-server", addon_version=versions.metrics_server
-        )
+        self.metrics_server = addon("MetricsServer", "metrics-server", versions.metrics_server)
         self.s3_csi_driver = addon(
             "S3CsiDriver",
-            addon_name="aws-mountpoint-s3-csi-driver",
-            addon_version=versions.s3_csi_driver,
+            "aws-mountpoint-s3-csi-driver",
+            versions.s3_csi_driver,
             service_account_role_arn=self.s3_csi_role.role_arn,
         )
         self.inference_operator = addon(
             "InferenceOperator",
-            addon_name="amazon-sagemaker-hyperpod-inference",
-            addon_version=versions.inference_operator,
+            "amazon-sagemaker-hyperpod-inference",
+            versions.inference_operator,
             # Fn::Join, not Stack.to_json_string: that adds a CfnUtils custom-resource Lambda.
             configuration_values=cdk.Fn.join(
                 "",

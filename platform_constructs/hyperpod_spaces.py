@@ -27,7 +27,7 @@ from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 from platform_constructs.gates import acknowledge, acknowledge_grant
-from platform_constructs.hyperpod_eks import HyperPodEksCluster, pod_identity_role
+from platform_constructs.hyperpod_eks import HyperPodEksCluster, pinned_addon, pod_identity_role
 
 SPACES_ADDON = "amazon-sagemaker-spaces"
 EBS_CSI_ADDON = "aws-ebs-csi-driver"
@@ -611,14 +611,8 @@ class HyperPodSpaces(Construct):
             )
 
     def _addon(self, name: str, version: str) -> eks.CfnAddon:
-        return eks.CfnAddon(
-            self,
-            f"Addon-{name}",
-            cluster_name=self._cluster_name,
-            addon_name=name,
-            addon_version=version,
-            resolve_conflicts="OVERWRITE",  # the config owns the version
-            preserve_on_delete=False,
+        return pinned_addon(
+            self, f"Addon-{name}", cluster_name=self._cluster_name, name=name, version=version
         )
 
     @staticmethod

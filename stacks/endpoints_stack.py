@@ -24,8 +24,7 @@ from platform_constructs.endpoints import (
     ModelSource,
     Scaling,
 )
-from platform_constructs.keys import PurposeKey
-from stacks._common import BuStack, removal_policy
+from stacks._common import BuStack, spec_of
 from stacks.foundation import Foundation
 from stacks.network_stack import NetworkStack
 from stacks.security_stack import SecurityStack
@@ -47,12 +46,8 @@ class EndpointsStack(BuStack):
         super().__init__(stage, "endpoints", config=base.config, description=DESCRIPTION)
         config, names, network, security = self.config, self.names, base.network, base.security
         self.image_uri = image_uri(config.region)
-        self.alarm_key = PurposeKey(
-            self,
-            "AlarmsKey",
-            alias=names.key_alias("endpoint-alarms"),
-            description=f"{config.name}: endpoint alarm notifications (SNS)",
-            removal_policy=removal_policy(config),
+        self.alarm_key = self.purpose_key(
+            "AlarmsKey", "endpoint-alarms", "endpoint alarm notifications (SNS)"
         ).key
         self.alarm_topic = AlarmTopic(
             self, "Alarms", topic_name=names.resource("endpoint-alarms"), key=self.alarm_key
@@ -116,24 +111,19 @@ class EndpointsStack(BuStack):
             volume_key=None if serving.gpu_shape.instance_storage else security.keys["models"],
             initial_instance_count=served.replicas,
         )
-        scaling = item.autoscaling
         EndpointAutoscaling(
             self,
             f"{cid}Scaling",
             endpoint=endpoint,
-            scaling=Scaling(
-                min_capacity=scaling.min_capacity,
-                max_capacity=scaling.max_capacity,
-                target_concurrent_requests=item.target_concurrency,
-                scale_in_cooldown_seconds=scaling.scale_in_cooldown_seconds,
-                scale_out_cooldown_seconds=scaling.scale_out_cooldown_seconds,
+            scaling=spec_of(
+                Scaling, item.autoscaling, target_concurrent_requests=item.target_concurrency
             ),
         )
         EndpointAlarms(
             self,
             f"{cid}Alarms",
             endpoint=endpoint,
-            thresholds=AlarmThresholds(**item.alarms.model_dump()),
+            thresholds=spec_of(AlarmThresholds, item.alarms),
             topic=self.alarm_topic,
         )
         cdk.CfnOutput(self, f"{cid}EndpointName", value=endpoint_name)

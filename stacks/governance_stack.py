@@ -18,8 +18,7 @@ from platform_constructs.budgets import (
     tag_filter,
 )
 from platform_constructs.dashboard import DashboardSpec, PlatformDashboard
-from platform_constructs.keys import PurposeKey
-from stacks._common import BuStack, removal_policy
+from stacks._common import BuStack
 
 # The stack's description (after "<bu>: "), as CloudFormation shows it.
 DESCRIPTION = "budget, alerts, budget action and dashboard"
@@ -75,12 +74,8 @@ class GovernanceStack(BuStack):
         names = self.names
         self.topic = None
         if governance.sns_topic:
-            key = PurposeKey(
-                self,
-                "BudgetAlertsKey",
-                alias=names.key_alias("budget-alerts"),
-                description=f"{config.name}: budget alert notifications (SNS)",
-                removal_policy=removal_policy(config),
+            key = self.purpose_key(
+                "BudgetAlertsKey", "budget-alerts", "budget alert notifications (SNS)"
             ).key
             self.topic = BudgetAlertTopic(
                 self, "BudgetAlerts", topic_name=names.resource("budget-alerts"), key=key

@@ -7,7 +7,7 @@ cache of datasets and checkpoints and is retained with the BU's removal policy).
 """
 
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import dataclass
 from typing import Any
 
 import aws_cdk as cdk
@@ -17,7 +17,6 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
-from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
 from config.aws_registries import (
@@ -78,13 +77,13 @@ from platform_constructs.hyperpod_workloads import (
     TeamWorkloads,
     WorkloadTeam,
 )
-from platform_constructs.keys import PurposeKey
 from platform_constructs.lustre import LustreFileSystem
+from platform_constructs.published import string_parameters
 from stacks._common import (
     BuStack,
     log_retention,
-    named_bucket,
     removal_policy,
+    spec_of,
     stage_tags,
 )
 from stacks.foundation import Foundation
@@ -150,22 +149,16 @@ def uses_mig(hp: HyperPod) -> bool:
 
 def instance_group_spec(group: InstanceGroup) -> InstanceGroupSpec:
     """A config instance group as the cluster construct takes it (the system group)."""
-    return InstanceGroupSpec(
-        instance_type=group.instance_type,
-        count=group.count,
-        ebs_volume_gb=group.ebs_volume_gb,
-        threads_per_core=group.threads_per_core,
-    )
+    return spec_of(InstanceGroupSpec, group)
 
 
 def gpu_group_spec(group: GpuGroup) -> GpuGroupSpec:
     """A GPU group: its instance-group fields, name, health checks, flexible types, MIG label."""
-    return GpuGroupSpec(
-        **asdict(instance_group_spec(group)),
-        name=group.name,
+    return spec_of(
+        GpuGroupSpec,
+        group,
         deep_health_checks=tuple(group.deep_health_checks),
         alternative_instance_types=tuple(group.alternative_instance_types),
-        mig_label=group.mig_label,
     )
 
 
@@ -178,13 +171,11 @@ def mig_layouts(groups: Sequence[GpuGroup]) -> dict[str, dict[str, int]]:
 def team_quotas(hp: HyperPod, names: Naming) -> list[TeamQuota]:
     """One ComputeQuota per team, with the team's quotas in config order."""
     return [
-        TeamQuota(
+        spec_of(
+            TeamQuota,
+            team,
             team=team.name,
             quota_name=names.resource(f"quota-{team.name}"),
-            fair_share_weight=team.fair_share_weight,
-            sharing=team.sharing,
-            borrow_limit_percent=team.borrow_limit_percent,
-            preempt=team.preempt,
             resources=tuple(
                 QuotaResource(
                     instance_type=q.instance_type,
@@ -200,19 +191,19 @@ def team_quotas(hp: HyperPod, names: Naming) -> list[TeamQuota]:
 
 def scheduler_spec(scheduler: Scheduler) -> SchedulerSpec:
     """The scheduler section as the cluster's ClusterSchedulerConfig takes it."""
-    return SchedulerSpec(
+    return spec_of(
+        SchedulerSpec,
+        scheduler,
         priority_classes=tuple(PriorityClass(p.name, p.weight) for p in scheduler.priority_classes),
-        fair_share=scheduler.fair_share,
-        idle_resource_sharing=scheduler.idle_resource_sharing,
     )
 
 
 def addon_settings(observability: Observability) -> AddonSettings:
     """The observability section as the add-on's metricsProvider levels."""
-    return AddonSettings(
+    return spec_of(
+        AddonSettings,
+        observability,
         levels={group: getattr(observability, f) for f, group in METRIC_GROUPS.items()},
-        scrape_interval_seconds=observability.scrape_interval_seconds,
-        logging=observability.logging,
     )
 
 
@@ -229,13 +220,51 @@ def workload_teams(hp: HyperPod, names: Naming) -> list[WorkloadTeam]:
     ]
 
 
+@dataclass(frozen=True)
+class ManagedIdentity:
+    """An add-on's Pod Identity: the construct id, the role name's purpose, the one AWS-managed
+    policy it holds, the service account it is bound to, and why cdk-nag's IAM4 is accepted."""
+
+    name: str
+    role: str
+    policy: str
+    namespace: str
+    service_account: str
+    why: str
+
+
+MANAGED_IDENTITIES = (
+    ManagedIdentity(
+        "TrainingOperator",
+        "hyperpod-training-operator",
+        TRAINING_OPERATOR_POLICY,
+        TRAINING_OPERATOR_NAMESPACE,
+        TRAINING_OPERATOR_SERVICE_ACCOUNT,
+        "The AWS-managed policy HyperPod documents for its training operator (describe the "
+        "cluster and its nodes for job auto-resume); AWS versions it with the add-on.",
+    ),
+    # The VPC CNI assigns pod IPs with the EC2 actions of AmazonEKS_CNI_Policy; its pods get them
+    # from their own Pod Identity (EKS user guide, "Amazon VPC CNI plugin for Kubernetes"
+    # add-on IAM: supported from v1.15.5-eksbuild.1), not from the node role.
+    ManagedIdentity(
+        "Cni",
+        "hyperpod-vpc-cni",
+        CNI_POLICY,
+        CNI_NAMESPACE,
+        CNI_SERVICE_ACCOUNT,
+        "The AWS-managed policy the EKS guide names for the VPC CNI's aws-node pods (ENI and IP "
+        "assignment on the cluster's nodes); AWS versions it with the CNI.",
+    ),
+)
+
+
 class HyperPodStack(BuStack):
     def __init__(self, stage: Construct, *, base: Foundation, hyperpod: HyperPod) -> None:
         super().__init__(stage, "hyperpod", config=base.config, description=DESCRIPTION)
         config, network, security, hp = self.config, base.network, base.security, hyperpod
         # The nodes and FSx share one AZ (EFA wants one); default: the BU's first.
         az = hp.availability_zone or config.network.availability_zones[0]
-        buckets = self._bucket_references(config, security)
+        buckets = self.imported_buckets(security.keys, *BUCKETS)
         self.key = self._key_and_control_plane_logs(config)
         self.security_group = efa_security_group(self, "ClusterSecurityGroup", vpc=network.vpc)
         self.eks = self._eks(config, hp, network)
@@ -274,22 +303,6 @@ class HyperPodStack(BuStack):
         )
         self.spaces = self._spaces(config, hp, hp.spaces) if hp.spaces is not None else None
         self._publish(config, hp)
-
-    def _bucket_references(
-        self, config: BusinessUnitConfig, security: SecurityStack
-    ) -> dict[str, s3.IBucket]:
-        """The BU's buckets by their derived names (the same names the security stack gave
-        them), with its keys: grants then name the bucket, not a hashed cross-stack export."""
-        return {
-            purpose: named_bucket(
-                self,
-                f"Bucket-{purpose}",
-                config=config,
-                key=security.keys[purpose],
-                purpose=purpose,
-            )
-            for purpose in BUCKETS
-        }
 
     def _eks(
         self, config: BusinessUnitConfig, hp: HyperPod, network: NetworkStack
@@ -468,13 +481,13 @@ class HyperPodStack(BuStack):
                 SERVICE_ACCOUNT
             )
             published[params.team_parameter(params.TEAM_FSX_CLAIM, team.name)] = FSX_CLAIM
-        for name, value in published.items():
-            ssm.StringParameter(
-                self,
-                "Parameter-" + name.replace("/", "-"),
-                parameter_name=names.parameter(name),
-                string_value=value,
-            )
+        string_parameters(
+            self,
+            {
+                names.parameter(name): ("Parameter-" + name.replace("/", "-"), value, None)
+                for name, value in published.items()
+            },
+        )
         cdk.CfnOutput(self, "HyperPodClusterName", value=names.resource("hyperpod"))
         cdk.CfnOutput(self, "EksClusterName", value=self.eks_cluster.cluster_name)
         cdk.CfnOutput(
@@ -550,12 +563,8 @@ class HyperPodStack(BuStack):
         "Send control plane logs to CloudWatch Logs"): made here, with the BU's retention; the
         cluster waits for it."""
         names, policy = config.naming, removal_policy(config)
-        hyperpod_key = PurposeKey(
-            self,
-            "Key",
-            alias=names.key_alias("hyperpod"),
-            description=f"{config.name}: EKS secrets, node volumes, FSx and metrics of HyperPod",
-            removal_policy=policy,
+        hyperpod_key = self.purpose_key(
+            "Key", "hyperpod", "EKS secrets, node volumes, FSx and metrics of HyperPod"
         )
         eks_logs = f"/aws/eks/{names.resource('eks')}/cluster"
         hyperpod_key.admit_log_group(eks_logs)
@@ -578,27 +587,8 @@ class HyperPodStack(BuStack):
         platform_constructs.hyperpod_eks); returns the observability collector's role, which
         the metrics workspace grants to."""
         names = config.naming
-        self._managed_identity(
-            "TrainingOperator",
-            role_name=names.role("hyperpod-training-operator"),
-            policy=TRAINING_OPERATOR_POLICY,
-            namespace=TRAINING_OPERATOR_NAMESPACE,
-            service_account=TRAINING_OPERATOR_SERVICE_ACCOUNT,
-            why="The AWS-managed policy HyperPod documents for its training operator (describe "
-            "the cluster and its nodes for job auto-resume); AWS versions it with the add-on.",
-        )
-        # The VPC CNI assigns pod IPs with the EC2 actions of AmazonEKS_CNI_Policy; its pods get
-        # them from their own Pod Identity (EKS user guide, "Amazon VPC CNI plugin for
-        # Kubernetes" add-on IAM: supported from v1.15.5-eksbuild.1), not from the node role.
-        self._managed_identity(
-            "Cni",
-            role_name=names.role("hyperpod-vpc-cni"),
-            policy=CNI_POLICY,
-            namespace=CNI_NAMESPACE,
-            service_account=CNI_SERVICE_ACCOUNT,
-            why="The AWS-managed policy the EKS guide names for the VPC CNI's aws-node pods (ENI "
-            "and IP assignment on the cluster's nodes); AWS versions it with the CNI.",
-        )
+        for identity in MANAGED_IDENTITIES:
+            self._managed_identity(identity, role_name=names.role(identity.role))
         collector_role = pod_identity_role(
             self, "ObservabilityRole", role_name=names.role("hyperpod-observability")
         )
@@ -610,24 +600,21 @@ class HyperPodStack(BuStack):
         )
         return collector_role
 
-    def _managed_identity(
-        self,
-        name: str,
-        *,
-        role_name: str,
-        policy: str,
-        namespace: str,
-        service_account: str,
-        why: str,
-    ) -> None:
+    def _managed_identity(self, identity: ManagedIdentity, *, role_name: str) -> None:
         """A Pod Identity role holding one AWS-managed policy, bound to one service account."""
-        role = pod_identity_role(self, f"{name}Role", role_name=role_name)
+        role = pod_identity_role(self, f"{identity.name}Role", role_name=role_name)
+        policy = identity.policy
         role.add_managed_policy(iam.ManagedPolicy.from_aws_managed_policy_name(policy))
         acknowledge(
-            role, f"AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/{policy}]", why
+            role,
+            f"AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/{policy}]",
+            identity.why,
         )
         self.eks.bind_service_account(
-            f"{name}Identity", role=role, namespace=namespace, service_account=service_account
+            f"{identity.name}Identity",
+            role=role,
+            namespace=identity.namespace,
+            service_account=identity.service_account,
         )
 
     def _inference_operator(

@@ -6,14 +6,14 @@ MLflow access through :meth:`MlflowStack.grant_access` (``access.MlflowAccess``)
 
 import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
 from config.mlflow import Mlflow
 from config.schema import BusinessUnitConfig
 from core import parameters
 from platform_constructs.mlflow import ManagedMlflow
-from stacks._common import BuStack, named_bucket, removal_policy
+from platform_constructs.published import string_parameters
+from stacks._common import BuStack, removal_policy
 from stacks.security_stack import SecurityStack
 
 
@@ -40,13 +40,7 @@ class MlflowStack(BuStack):
         )
         names = self.names
         tracking_server = mlflow.kind == "tracking_server"
-        artifacts = named_bucket(
-            self,
-            "ArtifactStore",
-            config=config,
-            key=security.keys["mlflow-artifacts"],
-            purpose="mlflow-artifacts",
-        )
+        artifacts = self.imported_buckets(security.keys, "mlflow-artifacts")["mlflow-artifacts"]
         self.mlflow = ManagedMlflow(
             self,
             "Mlflow",
@@ -73,14 +67,14 @@ class MlflowStack(BuStack):
                 "Bucket holding MLflow artifacts (under artifacts/)",
             ),
         }
-        for name, (output_id, value, description) in published.items():
-            ssm.StringParameter(
-                self,
-                f"{output_id}Parameter",
-                parameter_name=names.parameter(name),
-                string_value=value,
-                description=f"{config.name}: {description}",
-            )
+        string_parameters(
+            self,
+            {
+                names.parameter(name): (f"{oid}Parameter", value, f"{config.name}: {what}")
+                for name, (oid, value, what) in published.items()
+            },
+        )
+        for output_id, value, description in published.values():
             cdk.CfnOutput(self, output_id, value=value, description=description)
         if mlflow.automatic_model_registration:
             cdk.CfnOutput(

@@ -6,7 +6,6 @@ from config.aws_registries import node_image_accounts
 from config.schema import BusinessUnitConfig
 from core.naming import BUCKET_PURPOSES, OPTIONAL_BUCKET_PURPOSES
 from inference.serving import image_uri
-from platform_constructs.keys import PurposeKey
 from platform_constructs.network import AdmittedBucket, PlatformVpc, VpcEndpoints, VpcFlowLogs
 from stacks._common import BuStack, log_retention, removal_policy
 
@@ -74,13 +73,7 @@ class NetworkStack(BuStack):
         # The flow-log key lives with the network: it must exist before the VPC logs a packet.
         # This stack owns it, so this stack writes its policy.
         flow_log_group_name = names.log_group("vpc-flow-logs")
-        logs_key = PurposeKey(
-            self,
-            "LogsKey",
-            alias=names.key_alias("logs"),
-            description=f"{config.name}: VPC flow logs and platform log groups",
-            removal_policy=policy,
-        )
+        logs_key = self.purpose_key("LogsKey", "logs", "VPC flow logs and platform log groups")
         logs_key.admit_log_group(flow_log_group_name)
         self.logs_key = logs_key.key
         self.network = PlatformVpc(

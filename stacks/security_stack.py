@@ -7,7 +7,6 @@ from constructs import Construct
 from config.schema import BusinessUnitConfig
 from core.naming import BUCKET_PURPOSES, OPTIONAL_BUCKET_PURPOSES
 from platform_constructs.buckets import AccessLogBucket, SecureBucket
-from platform_constructs.keys import PurposeKey
 from stacks._common import BuStack, removal_policy
 
 # The stack's description (after "<bu>: "), as CloudFormation shows it.
@@ -41,13 +40,7 @@ class SecurityStack(BuStack):
             if purpose == "access-logs":
                 continue
             cid = _construct_id(purpose)
-            self.keys[purpose] = PurposeKey(
-                self,
-                f"{cid}Key",
-                alias=names.key_alias(purpose),
-                description=f"{config.name}: {purpose} bucket",
-                removal_policy=policy,
-            ).key
+            self.keys[purpose] = self.purpose_key(f"{cid}Key", purpose, f"{purpose} bucket").key
             self.buckets[purpose] = SecureBucket(
                 self,
                 cid,

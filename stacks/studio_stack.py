@@ -8,7 +8,6 @@ from config.studio import SPACE_SUFFIXES, AppDefaults, Studio
 from core.naming import BU_TAG_KEY
 from platform_constructs.gates import COMPLIANCE_PACKS, acknowledge
 from platform_constructs.grant_findings import acknowledge_bucket_grant
-from platform_constructs.keys import PurposeKey
 from platform_constructs.studio_domain import IdeSettings, StudioDomain
 from platform_constructs.studio_people import (
     ApplicationAssignment,
@@ -17,7 +16,7 @@ from platform_constructs.studio_people import (
     StudioUserProfile,
 )
 from platform_constructs.studio_role import StudioExecutionRole
-from stacks._common import BuStack, log_retention, named_bucket, removal_policy
+from stacks._common import BuStack, log_retention, removal_policy, spec_of
 from stacks.foundation import Foundation
 
 # The stack's description (after "<bu>: "), as CloudFormation shows it.
@@ -27,13 +26,7 @@ APP_TYPES = {"jupyterlab": "JupyterLab", "code_editor": "CodeEditor"}
 
 
 def _ide(app: AppDefaults) -> IdeSettings:
-    return IdeSettings(
-        instance_type=app.instance_type,
-        ebs_size_gb=app.ebs_size_gb,
-        idle_timeout_minutes=app.idle_timeout_minutes,
-        min_idle_timeout_minutes=app.min_idle_timeout_minutes,
-        max_idle_timeout_minutes=app.max_idle_timeout_minutes,
-    )
+    return spec_of(IdeSettings, app)
 
 
 def _construct_id(name: str) -> str:
@@ -47,12 +40,8 @@ class StudioStack(BuStack):
         if studio.identity_center is None:  # the schema refuses it; this narrows the type
             raise ValueError(f"{config.name}: a Studio domain needs an identity_center")
         policy = removal_policy(config)
-        studio_key = PurposeKey(
-            self,
-            "StudioKey",
-            alias=names.key_alias("studio"),
-            description=f"{config.name}: Studio home EFS, space EBS volumes, Studio logs",
-            removal_policy=policy,
+        studio_key = self.purpose_key(
+            "StudioKey", "studio", "Studio home EFS, space EBS volumes, Studio logs"
         )
         studio_key.admit_log_group(names.log_group("studio"))
         self.key = studio_key.key
@@ -62,16 +51,7 @@ class StudioStack(BuStack):
             self, "ExecutionRole", role_name=names.role("studio-execution")
         )
         role = self.execution.role
-        buckets = {
-            purpose: named_bucket(
-                self,
-                f"{purpose.capitalize()}Bucket",
-                config=config,
-                key=security.keys[purpose],
-                purpose=purpose,
-            )
-            for purpose in ("data", "models", "checkpoints")
-        }
+        buckets = self.imported_buckets(security.keys, "data", "models", "checkpoints")
         buckets["data"].grant_read_write(role)
         buckets["models"].grant_read_write(role)
         buckets["checkpoints"].grant_read(role)

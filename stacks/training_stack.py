@@ -6,7 +6,6 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from core import parameters as p
-from platform_constructs.keys import PurposeKey
 from platform_constructs.published import PublishedParameters
 from platform_constructs.training import ManagedJobAccess, TrainingImageRepository
 from stacks._common import BuStack, removal_policy
@@ -27,12 +26,8 @@ class TrainingStack(BuStack):
         config, names, network, security = self.config, self.names, base.network, base.security
         policy = removal_policy(config)
         # One key for the image layers and the jobs' ML storage volumes: both are this stack's.
-        self.key = PurposeKey(
-            self,
-            "TrainingKey",
-            alias=names.key_alias("training"),
-            description=f"{config.name}: training images and managed-job volumes",
-            removal_policy=policy,
+        self.key = self.purpose_key(
+            "TrainingKey", "training", "training images and managed-job volumes"
         ).key
         self.repository = TrainingImageRepository(
             self,

@@ -12,6 +12,7 @@ import pytest
 from harness.bu_configs import add_hyperpod
 
 from config.__main__ import main as config_cli
+from config.__main__ import parse_args as config_args
 from config.endpoints import Endpoint
 from config.loader import load_all
 from config.schema import BusinessUnitConfig
@@ -194,7 +195,7 @@ def hyperpod_bu(
 
 def validate_cli(path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, list[str]]:
     """`python -m config validate <path>`: its exit code and its error lines."""
-    code = config_cli(["validate", str(path)])
+    code = config_cli(config_args(["validate", str(path)]))
     return code, capsys.readouterr().err.splitlines()
 
 
@@ -410,3 +411,16 @@ def test_model_prefix_names_one_model_only(
         1,
         [f"{path}: endpoints.items.0.model: {model!r} {NOT_A_PREFIX}{why}".replace("\n", "\\n")],
     )
+
+
+def test_every_serving_problem_is_reported_at_once(
+    write_bu: Callable[..., Path], valid_bu: dict[str, Any]
+) -> None:
+    """Two wrong serving options are two lines, not the first of them: a user fixes the file
+    in one pass."""
+    raw = with_endpoints(valid_bu, endpoint(serving={"max_tokens": 512, "dtype": "int3"}))
+    errors = errors_of(write_bu, raw)
+    assert sorted(e.split(":")[0] for e in errors) == [
+        "endpoints.items.0.serving.dtype",
+        "endpoints.items.0.serving.max_tokens",
+    ]
