@@ -22,7 +22,7 @@ import math
 import random
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import KW_ONLY, InitVar, dataclass, field, replace
 from typing import Any, Literal
 
 from inference.parsing import (
@@ -490,51 +490,40 @@ def default_runtime_client(
     return boto3.client("sagemaker-runtime", region_name=region, config=config)
 
 
+@dataclass(eq=False, repr=False)
 class EndpointClient:
     """Chat with one SageMaker endpoint; see the module docstring for what is checked.
 
     Bounds: `deadline_s` of wall-clock time per `chat` call (checked before each retry, between
     response reads and between stream events; one blocked socket read can add the runtime
     client's read timeout), `max_response_bytes` of JSON body and `max_stream_bytes` of stream.
+    `runtime_client` (default: `default_runtime_client(region)`) becomes `runtime`.
     """
 
-    def __init__(
-        self,
-        endpoint_name: str,
-        *,
-        runtime_client: Any | None = None,
-        region: str | None = None,
-        inference_component: str | None = None,
-        max_model_len: int = 16_384,
-        thinking_default: bool | None = None,
-        tokenizer: Any | None = None,
-        max_attempts: int = 4,
-        backoff_s: float = 0.5,
-        max_backoff_s: float = 8.0,
-        deadline_s: float = DEADLINE_S,
-        max_response_bytes: int = MAX_PAYLOAD_BYTES,
-        max_stream_bytes: int = MAX_STREAM_BYTES,
-        sleep: Callable[[float], None] = time.sleep,
-        clock: Callable[[], float] = time.perf_counter,
-    ) -> None:
-        if max_attempts < 1:
+    endpoint_name: str
+    _: KW_ONLY
+    runtime_client: InitVar[Any | None] = None
+    region: InitVar[str | None] = None
+    inference_component: str | None = None
+    max_model_len: int = 16_384
+    thinking_default: bool | None = None
+    tokenizer: Any | None = None
+    max_attempts: int = 4
+    backoff_s: float = 0.5
+    max_backoff_s: float = 8.0
+    deadline_s: float = DEADLINE_S
+    max_response_bytes: int = MAX_PAYLOAD_BYTES
+    max_stream_bytes: int = MAX_STREAM_BYTES
+    sleep: Callable[[float], None] = time.sleep
+    clock: Callable[[], float] = time.perf_counter
+    runtime: Any = field(init=False)
+
+    def __post_init__(self, runtime_client: Any | None, region: str | None) -> None:
+        if self.max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
-        if deadline_s <= 0 or max_response_bytes < 1 or max_stream_bytes < 1:
+        if self.deadline_s <= 0 or self.max_response_bytes < 1 or self.max_stream_bytes < 1:
             raise ValueError("deadline_s, max_response_bytes and max_stream_bytes must be positive")
-        self.endpoint_name = endpoint_name
         self.runtime = runtime_client or default_runtime_client(region)
-        self.inference_component = inference_component
-        self.max_model_len = max_model_len
-        self.thinking_default = thinking_default
-        self.tokenizer = tokenizer
-        self.max_attempts = max_attempts
-        self.backoff_s = backoff_s
-        self.max_backoff_s = max_backoff_s
-        self.deadline_s = deadline_s
-        self.max_response_bytes = max_response_bytes
-        self.max_stream_bytes = max_stream_bytes
-        self._sleep = sleep
-        self._clock = clock
 
     @classmethod
     def for_serving(
@@ -582,11 +571,11 @@ class EndpointClient:
         return self._complete(payload, toolset)
 
     def _complete(self, payload: bytes, toolset: Toolset | None) -> ChatResult:
-        start = self._clock()
+        start = self.clock()
         deadline = start + self.deadline_s
         response, attempts = self._invoke("invoke_endpoint", payload, "application/json", deadline)
         document = self._read_document(response["Body"], deadline)
-        latency = self._clock() - start
+        latency = self.clock() - start
         if isinstance(document, ParseError):
             empty = ParsedCompletion(reasoning=None, content="", errors=[document])
             return ChatResult.from_parsed(
@@ -610,7 +599,7 @@ class EndpointClient:
         toolset: Toolset | None,
         on_delta: Callable[[Delta], None] | None,
     ) -> ChatResult:
-        start = self._clock()
+        start = self.clock()
         deadline = start + self.deadline_s
         response, attempts = self._invoke(
             "invoke_endpoint_with_response_stream", payload, "text/event-stream", deadline
@@ -622,10 +611,10 @@ class EndpointClient:
         for event in iter_sse_events(parts):
             for delta in assembler.add(event):
                 if first is None:
-                    first = self._clock() - start
+                    first = self.clock() - start
                 if on_delta is not None:
                     on_delta(delta)
-        latency = self._clock() - start
+        latency = self.clock() - start
         message = assembler.message()
         parsed = parse_message(message, toolset)
         usage, usage_errors = _usage(assembler.usage)
@@ -726,10 +715,10 @@ class EndpointClient:
     def _wait(self, delay: float, deadline: float, doing: str) -> None:
         """Sleep `delay` unless that would pass the deadline, which raises instead."""
         self._check_deadline(deadline, doing, ahead=delay)
-        self._sleep(delay)
+        self.sleep(delay)
 
     def _check_deadline(self, deadline: float, doing: str, ahead: float = 0.0) -> None:
-        if self._clock() + ahead > deadline:
+        if self.clock() + ahead > deadline:
             raise EndpointTimeoutError(
                 f"{self.endpoint_name}: the client's {self.deadline_s:g} s deadline passed "
                 f"({doing}); raise deadline_s, lower max_tokens or switch thinking off"

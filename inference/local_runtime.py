@@ -38,12 +38,7 @@ class LocalRuntime:
         self.payloads.append(sent)
         local = {k: v for k, v in sent.items() if k not in VLLM_ONLY_FIELDS}
         local["model"] = self.model
-        request = urllib.request.Request(  # noqa: S310 - loopback only
-            f"{self.base_url}/v1/chat/completions",
-            data=json.dumps(local).encode(),
-            headers={"Content-Type": "application/json"},
-            method="POST",
-        )
+        request = json_post(f"{self.base_url}/v1/chat/completions", local)
         try:
             with urllib.request.urlopen(request, timeout=self.timeout_s) as response:  # noqa: S310
                 return {"Body": io.BytesIO(response.read()), "ContentType": "application/json"}
@@ -55,6 +50,17 @@ class LocalRuntime:
                 },
                 "InvokeEndpoint",
             ) from exc
+
+
+def json_post(url: str, body: Any, **headers: str) -> urllib.request.Request:
+    """A JSON POST to a local server: one request shape for this runtime and the tests that
+    talk to the same server directly. ``headers`` add to the JSON content type."""
+    return urllib.request.Request(  # noqa: S310 - loopback only
+        url,
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json", **headers},
+        method="POST",
+    )
 
 
 def serve_command(python: Path, model: Path, port: int) -> list[str]:

@@ -26,7 +26,6 @@ Clients are injected by tests (botocore Stubber); on MWAA they come from the exe
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from collections.abc import Callable
 from typing import Any
@@ -36,7 +35,12 @@ from botocore.exceptions import ClientError
 from config.pipeline import OUTPUT_PREFIX
 from config.schema import BusinessUnitConfig
 from core import parameters as p
-from pipelines.hyperpod_endpoint import EndpointObject, HyperPodEndpoint
+from pipelines.hyperpod_endpoint import (
+    EndpointObject,
+    HyperPodEndpoint,
+    read_s3_json,
+    split_s3,
+)
 from pipelines.lifecycle import (
     TRAINING_CONFIGS,
     Candidate,
@@ -46,7 +50,7 @@ from pipelines.lifecycle import (
     Run,
     StepFailedError,
     TrainingHandle,
-    metrics_of,
+    evaluation_of,
     pack_length,
 )
 from training.job import managed, platform
@@ -137,12 +141,8 @@ class AwsBackend:
         return self._uri(bucket_parameter, f"pipeline/{run.name}/{what}/")
 
     def _read_json(self, uri: str) -> Any:
-        bucket, _, key = uri.removeprefix("s3://").partition("/")
         try:
-            body = self.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-            return json.loads(body)
-        except ValueError as err:
-            raise StepFailedError(f"{uri}: not JSON ({err})") from err
+            return read_s3_json(self.s3, uri)
         except ClientError as err:  # a missing or unreadable object is a step failure
             raise StepFailedError(f"{uri}: {err}") from err
 
@@ -196,7 +196,7 @@ class AwsBackend:
             ),
         )  # fmt: skip
         stats = self._read_json(output + "stats.json")
-        bucket, _, prefix = output.removeprefix("s3://").partition("/")
+        bucket, prefix = split_s3(output)
         listed = self.s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])
         listing = hashlib.sha256()
         for item in sorted(listed, key=lambda o: o["Key"]):
@@ -436,13 +436,9 @@ class AwsBackend:
                 instance_type=EVAL_INSTANCE,
             ),
         )
-        report = self._read_json(output + "evaluation.json")
-        return {
-            "candidate": metrics_of(report, "tuned", output),
-            "champion": metrics_of(report, "base", output) if champion else None,
-            "champion_model": champion,
-            "report": output + "evaluation.json",
-        }
+        report_uri = output + "evaluation.json"
+        report = self._read_json(report_uri)
+        return evaluation_of(report, champion, report_uri=report_uri, source=output)
 
     # -- deployment ----------------------------------------------------------------------------
     def _alarms(self, endpoint: str) -> list[str]:

@@ -29,7 +29,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
@@ -60,26 +60,29 @@ def split_s3(uri: str) -> tuple[str, str]:
     return bucket, key
 
 
+def read_s3_json(s3: Any, uri: str) -> Any:
+    """The JSON document at ``uri``: a body that is not JSON fails the step; S3's own errors
+    (a missing key among them) are left to the caller, which alone knows what they mean."""
+    bucket, key = split_s3(uri)
+    body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    try:
+        return json.loads(body)
+    except ValueError as err:
+        raise StepFailedError(f"{uri}: not JSON ({err})") from err
+
+
+@dataclass(eq=False, repr=False)
 class HyperPodEndpoint:
     """Champion read and deploy for one endpoint object. ``connect`` makes a CustomObjectsApi
     with a fresh token; ``s3`` writes and reads the run's record."""
 
-    def __init__(
-        self,
-        target: EndpointObject,
-        *,
-        connect: Callable[[], Any],
-        s3: Any,
-        sleep: Callable[[float], None] = time.sleep,
-        clock: Callable[[], float] = time.time,
-        poll_s: float = POLL_S,
-    ) -> None:
-        self.target = target
-        self.connect = connect
-        self.s3 = s3
-        self.sleep = sleep
-        self.clock = clock
-        self.poll_s = poll_s
+    target: EndpointObject
+    _: KW_ONLY
+    connect: Callable[[], Any]
+    s3: Any
+    sleep: Callable[[float], None] = time.sleep
+    clock: Callable[[], float] = time.time
+    poll_s: float = POLL_S
 
     # -- reading -------------------------------------------------------------------------------
     def _live(self) -> dict[str, Any] | None:
@@ -107,17 +110,12 @@ class HyperPodEndpoint:
 
     # -- the run's record ----------------------------------------------------------------------
     def _load(self, uri: str) -> dict[str, Any] | None:
-        bucket, key = split_s3(uri)
         try:
-            body = self.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+            record: dict[str, Any] = read_s3_json(self.s3, uri)
         except ClientError as err:
             if err.response.get("Error", {}).get("Code") in {"NoSuchKey", "404"}:
                 return None
             raise
-        try:
-            record: dict[str, Any] = json.loads(body)
-        except ValueError as err:
-            raise StepFailedError(f"{uri}: not JSON ({err})") from err
         return record
 
     def _save(self, uri: str, record: dict[str, Any]) -> None:

@@ -100,3 +100,16 @@ def metrics_of(report: dict[str, Any], side: str, source: str) -> dict[str, Any]
     if not isinstance(metrics, dict):
         raise StepFailedError(f"{source}: the {side} metrics are not an object")
     return metrics
+
+
+def evaluation_of(
+    report: dict[str, Any], champion: str | None, *, report_uri: str, source: str
+) -> Evaluation:
+    """The evaluate step's XCom from ``training.evaluate``'s report, one shape in both profiles
+    (the gate reads it); ``source`` is where a missing metric's error points."""
+    return {
+        "candidate": metrics_of(report, "tuned", source),
+        "champion": metrics_of(report, "base", source) if champion else None,
+        "champion_model": champion,
+        "report": report_uri,
+    }

@@ -39,7 +39,7 @@ from pipelines.lifecycle import (
     Run,
     StepFailedError,
     TrainingHandle,
-    metrics_of,
+    evaluation_of,
     pack_length,
 )
 
@@ -159,12 +159,7 @@ class LocalBackend:
             report = json.loads(report_path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as err:
             raise StepFailedError(f"{report_path}: unreadable evaluation report: {err}") from err
-        return {
-            "candidate": metrics_of(report, "tuned", str(report_path)),
-            "champion": metrics_of(report, "base", str(report_path)) if champion else None,
-            "champion_model": champion,
-            "report": str(report_path),
-        }
+        return evaluation_of(report, champion, report_uri=str(report_path), source=str(report_path))
 
     # -- the local endpoint, blue/green ---------------------------------------------------------
     def _state_path(self, run: Run) -> Path:

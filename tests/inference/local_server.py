@@ -12,6 +12,7 @@ from typing import Any
 
 from harness.servers import transformers_serve as serve
 
+from inference.local_runtime import json_post
 from inference.smoke import WEATHER_TOOL
 
 E2E_MESSAGES = [{"role": "user", "content": "What's the weather like in Paris?"}]
@@ -85,12 +86,7 @@ def post_json(
     base_url: str, body: dict[str, Any], route: str = "/v1/chat/completions"
 ) -> tuple[int, Any]:
     """POST JSON to the server; returns the status and the decoded JSON (or text) body."""
-    request = urllib.request.Request(  # noqa: S310 - loopback only
-        f"{base_url}{route}",
-        data=json.dumps(body).encode(),
-        headers={"Content-Type": "application/json"},
-        method="POST",
-    )
+    request = json_post(f"{base_url}{route}", body)
     try:
         with urllib.request.urlopen(request, timeout=120.0) as response:  # noqa: S310
             raw = response.read()
@@ -105,12 +101,7 @@ def post_json(
 
 def post_stream(base_url: str, body: dict[str, Any], read_size: int = 37) -> Iterator[bytes]:
     """POST a streaming chat completion and yield the raw bytes in small, line-splitting reads."""
-    request = urllib.request.Request(  # noqa: S310 - loopback only
-        f"{base_url}/v1/chat/completions",
-        data=json.dumps(body).encode(),
-        headers={"Content-Type": "application/json", "Accept": "text/event-stream"},
-        method="POST",
-    )
+    request = json_post(f"{base_url}/v1/chat/completions", body, Accept="text/event-stream")
     with urllib.request.urlopen(request, timeout=120.0) as response:  # noqa: S310
         if response.status != 200:
             raise RuntimeError(f"stream answered HTTP {response.status}")
