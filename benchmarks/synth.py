@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from config.__main__ import main as config_cli  # noqa: E402
+from config.__main__ import parse_args as config_args  # noqa: E402
 from config.loader import CONFIG_DIR, config_files  # noqa: E402
 
 CDK = ROOT / "node_modules" / ".bin" / "cdk"
@@ -39,10 +40,11 @@ PYTHON = ROOT / ".venv" / "bin" / "python"
 # validation off, cfn-lint runs instead; exit without interpreter teardown); the CDK-default
 # empty app, ended normally, is shown for reference.
 EMPTY_APP = (
-    "import atexit, os\nimport aws_cdk as cdk\n\napp = cdk.App({props})\n"
-    "cdk.Stack(app, 'Empty')\napp.synth()\n{exit}"
+    "{exit}import aws_cdk as cdk\n\napp = cdk.App({props})\ncdk.Stack(app, 'Empty')\napp.synth()\n"
 )
-FAST_EXIT = "atexit._run_exitfuncs()\nos._exit(0)\n"
+# app.py's ending: a handler registered before aws-cdk-lib loads runs after the others and
+# leaves before the interpreter's teardown.
+FAST_EXIT = "import atexit, os\natexit.register(os._exit, 0)\n"
 FLOOR = "empty app (floor)"
 COUNTS = (1, 3, 10, 20)
 EXTRA_BUS = tuple(f"bu{n:02d}" for n in range(4, max(COUNTS) + 1))
@@ -91,7 +93,7 @@ def _config_dir(work: Path, count: int) -> Path:
         shutil.copy(path, directory / path.name)
     for name in EXTRA_BUS[: max(0, count - len(examples))]:
         with contextlib.redirect_stdout(io.StringIO()):
-            config_cli(["new", name, "--config-dir", str(directory)])
+            config_cli(config_args(["new", name, "--config-dir", str(directory)]))
     assert len(config_files(directory)) == count
     return directory
 

@@ -1,8 +1,9 @@
 """CLI: ``python -m config validate [FILES...]`` and ``python -m config new NAME [--from X]``."""
 
-import argparse
 import ipaddress
 import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from config.clone import clone_config
@@ -17,6 +18,7 @@ from config.loader import (
     load_text,
 )
 from config.schema import PLATFORM
+from core import cli
 
 
 def next_free_cidr(
@@ -90,21 +92,47 @@ def cmd_new(name: str, source: str | None, account: str | None, directory: Path)
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m config", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    validate = sub.add_parser("validate", help="validate BU files (default: config/*.yaml)")
-    validate.add_argument("files", nargs="*", type=Path)
-    new = sub.add_parser("new", help="write config/NAME.yaml for a new BU")
-    new.add_argument("name")
-    new.add_argument("--from", dest="source", help="BU to clone (default: the first by name)")
-    new.add_argument("--account", help="12-digit account ID (default: the source BU's)")
-    new.add_argument("--config-dir", type=Path, default=CONFIG_DIR, help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    if args.command == "validate":
-        return cmd_validate(args.files)
-    return cmd_new(args.name, args.source, args.account, args.config_dir)
+@dataclass(frozen=True)
+class ValidateArgs:
+    """``python -m config validate``: the files to check (none: every config)."""
+
+    files: list[Path] = field(default_factory=list, metadata={"positional": True})
+
+
+@dataclass(frozen=True)
+class NewArgs:
+    """``python -m config new``: the new BU's name and what it is cloned from."""
+
+    name: str = field(metadata={"positional": True})
+    source: str | None = field(
+        default=None,
+        metadata={"flag": "--from", "help": "BU to clone (default: the first by name)"},
+    )
+    account: str | None = field(
+        default=None, metadata={"help": "12-digit account ID (default: the source BU's)"}
+    )
+    config_dir: Path = field(default=CONFIG_DIR, metadata={"hidden": True})
+
+
+COMMANDS = {
+    "validate": cli.Subcommand(ValidateArgs, "validate BU files (default: config/*.yaml)"),
+    "new": cli.Subcommand(NewArgs, "write config/NAME.yaml for a new BU"),
+}
+
+
+def parse_args(argv: Sequence[str] | None = None) -> ValidateArgs | NewArgs:
+    args: ValidateArgs | NewArgs = cli.parse_command("config", __doc__, COMMANDS, argv)
+    return args
+
+
+def main(args: ValidateArgs | NewArgs) -> int:
+    """Run the chosen subcommand; its exit code (argparse's own usage errors exit 2)."""
+    match args:
+        case ValidateArgs():
+            return cmd_validate(args.files)
+        case NewArgs():
+            return cmd_new(args.name, args.source, args.account, args.config_dir)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(parse_args()))

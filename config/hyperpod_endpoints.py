@@ -1,6 +1,7 @@
 """A BU's HyperPod endpoint as `python -m inference.hyperpod render|apply` deploys it: the
-BU-reading half of that command, kept in `config` so that `inference` imports no config (its
-`from_bu_config` shim is the one exception and calls this).
+BU-reading half of that command, kept in `config` so that the `inference.hyperpod` library
+imports no config (the command, `inference.hyperpod.__main__`, is the one exception and calls
+this).
 
 The endpoint itself is translated by `Endpoint.served`, the same translation the CDK endpoints
 stack builds its SageMaker endpoints from; this adds only where it goes on the cluster.

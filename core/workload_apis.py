@@ -18,7 +18,7 @@ class CustomResource:
 HYPERPOD_PYTORCH_JOB = CustomResource(
     "sagemaker.amazonaws.com", "v1", "HyperPodPyTorchJob", "hyperpodpytorchjobs"
 )
-# The HyperPod inference operator's endpoint (inference/crds/, its vendored schema).
+# The HyperPod inference operator's endpoint (inference/hyperpod/crds/, its vendored schema).
 INFERENCE_ENDPOINT_CONFIG = CustomResource(
     "inference.sagemaker.aws.amazon.com",
     "v1",

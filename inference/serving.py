@@ -19,14 +19,15 @@ import functools
 import json
 import re
 import sys
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from core.accelerators import INSTANCE_GPUS, GpuShape, ml_instance_type
-from inference.cli import command_parser, field_errors
+from core.cli import Subcommand, field_errors, parse_command
 
 LMI_VERSION = "0.38.0"  # the SDK table's djl-lmi version: 0.38.0-lmi29.0.0-cu130 (vLLM engine)
 # LMI's async vLLM handler: vLLM's own OpenAI chat service (tool and reasoning parsers included),
@@ -378,33 +379,60 @@ def _image_digest(region: str, *, write: bool) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = command_parser("inference.serving", __doc__, with_examples=True)
-    sub = parser.add_subparsers(dest="command", required=True)
-    env = sub.add_parser("env", help="print the container environment as JSON")
-    env.add_argument("--instance-type", default="ml.g5.2xlarge")
-    env.add_argument("--model", default=MODEL_DIR)
-    env.add_argument("--tensor-parallel-degree", type=int, default=1)
-    img = sub.add_parser("image-uri", help="print the pinned LMI image for a region")
-    img.add_argument("--region", required=True)
-    img.add_argument("--version", default=LMI_VERSION)
-    sub.add_parser("image-table", help=f"rewrite {IMAGE_TABLE.name} from the installed SDK")
-    dig = sub.add_parser("image-digest", help="resolve the pinned tag's digest (AWS credentials)")
-    dig.add_argument("--region", default=DIGEST_REGION)
-    dig.add_argument("--write", action="store_true", help=f"record it in {IMAGE_TABLE.name}")
-    args = parser.parse_args(argv)
-    if args.command == "image-table":
-        old, new = pinned_image_table(), sdk_image_table()
-        same_tag = (old["repository"], old["tag"]) == (new["repository"], new["tag"])
-        # A digest belongs to its tag: a new tag starts unpinned until `image-digest --write`.
-        write_image_table({**new, **{k: old[k] if same_tag else None for k in DIGEST_FIELDS}})
-        print(f"wrote {IMAGE_TABLE} and {DOCKERFILE}")
-        return 0
-    if args.command == "image-digest":
-        return _image_digest(args.region, write=args.write)
-    if args.command == "image-uri":
-        print(image_uri(args.region, args.version))
-        return 0
+@dataclass(frozen=True)
+class EnvArgs:
+    instance_type: str = "ml.g5.2xlarge"
+    model: str = MODEL_DIR
+    tensor_parallel_degree: int = 1
+
+
+@dataclass(frozen=True)
+class ImageUriArgs:
+    region: str
+    version: str = LMI_VERSION
+
+
+@dataclass(frozen=True)
+class ImageTableArgs:
+    pass
+
+
+@dataclass(frozen=True)
+class ImageDigestArgs:
+    region: str = DIGEST_REGION
+    write: bool = field(
+        default=False, metadata={"switch": True, "help": f"record it in {IMAGE_TABLE.name}"}
+    )
+
+
+Command = EnvArgs | ImageUriArgs | ImageTableArgs | ImageDigestArgs
+COMMANDS = {
+    "env": Subcommand(EnvArgs, "print the container environment as JSON"),
+    "image-uri": Subcommand(ImageUriArgs, "print the pinned LMI image for a region"),
+    "image-table": Subcommand(ImageTableArgs, f"rewrite {IMAGE_TABLE.name} from the installed SDK"),
+    "image-digest": Subcommand(
+        ImageDigestArgs, "resolve the pinned tag's digest (AWS credentials)"
+    ),
+}
+
+
+def parse_args(argv: Sequence[str] | None = None) -> Command:
+    args: Command = parse_command("inference.serving", __doc__, COMMANDS, argv, with_examples=True)
+    return args
+
+
+def _image_table() -> int:
+    """`image-table`: the SDK's table for the pinned version, keeping the digest of the same tag."""
+    old, new = pinned_image_table(), sdk_image_table()
+    same_tag = (old["repository"], old["tag"]) == (new["repository"], new["tag"])
+    # A digest belongs to its tag: a new tag starts unpinned until `image-digest --write`.
+    write_image_table({**new, **{k: old[k] if same_tag else None for k in DIGEST_FIELDS}})
+    print(f"wrote {IMAGE_TABLE} and {DOCKERFILE}")
+    return 0
+
+
+def _env(args: EnvArgs) -> int:
+    """`env`: the container environment, or one `error: field: reason` line per refused option."""
     try:
         config = ServingConfig(
             instance_type=args.instance_type,
@@ -419,5 +447,18 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def main(args: Command) -> int:
+    match args:
+        case ImageTableArgs():
+            return _image_table()
+        case ImageDigestArgs():
+            return _image_digest(args.region, write=args.write)
+        case ImageUriArgs():
+            print(image_uri(args.region, args.version))
+            return 0
+        case EnvArgs():
+            return _env(args)
+
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(main(parse_args()))

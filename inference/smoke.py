@@ -18,10 +18,10 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from inference.cli import command_parser
+from core import cli
 from inference.client import ChatResult, EndpointClient, EndpointError, Sampling
 
 WEATHER_TOOL: dict[str, Any] = {
@@ -39,6 +39,7 @@ WEATHER_TOOL: dict[str, Any] = {
         },
     },
 }
+MAX_TOKENS = 1024  # the smoke request's completion budget (--max-tokens)
 MESSAGES: list[dict[str, str]] = [
     {"role": "system", "content": "You are a helpful assistant. Use the tools when they help."},
     {"role": "user", "content": "What's the weather like in Paris right now, in celsius?"},
@@ -71,7 +72,7 @@ def run(
     clients: Clients,
     thinking: bool = True,
     stream: bool = False,
-    max_tokens: int = 1024,
+    max_tokens: int = MAX_TOKENS,
     out: TextIO = sys.stdout,
 ) -> int:
     """The smoke test proper; `main` only parses arguments and builds the clients."""
@@ -133,37 +134,42 @@ def default_clients(region: str | None) -> Clients:
     )
 
 
+@dataclass(frozen=True)
+class SmokeArgs:
+    endpoint: str = field(metadata={"help": "SageMaker endpoint name"})
+    region: str | None = field(
+        default=None,
+        metadata={"help": "AWS region (default: AWS_DEFAULT_REGION, else the profile's)"},
+    )
+    no_thinking: bool = field(
+        default=False, metadata={"switch": True, "help": "ask for no reasoning"}
+    )
+    stream: bool = field(default=False, metadata={"switch": True, "help": "use the streaming API"})
+    max_tokens: int = field(
+        default=MAX_TOKENS,
+        metadata={"help": "completion budget; reasoning counts against it (default: %(default)s)"},
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = command_parser("inference.smoke", __doc__, with_examples=True)
-    parser.add_argument("--endpoint", required=True, help="SageMaker endpoint name")
-    parser.add_argument(
-        "--region", help="AWS region (default: AWS_DEFAULT_REGION, else the profile's)"
-    )
-    parser.add_argument("--no-thinking", action="store_true", help="ask for no reasoning")
-    parser.add_argument("--stream", action="store_true", help="use the streaming API")
-    parser.add_argument(
-        "--max-tokens",
-        type=int,
-        default=1024,
-        help="completion budget; reasoning counts against it (default: %(default)s)",
-    )
-    return parser
+    return cli.build_parser(SmokeArgs, __doc__, module="inference.smoke", with_examples=True)
 
 
-def main(
-    argv: Sequence[str] | None = None, clients: Clients | None = None, out: TextIO = sys.stdout
-) -> int:
-    parser = _parser()
-    args = parser.parse_args(argv)
+def parse_args(argv: Sequence[str] | None = None) -> SmokeArgs:
+    return cli.parse_args(SmokeArgs, __doc__, argv, module="inference.smoke", with_examples=True)
+
+
+def main(args: SmokeArgs, *, clients: Clients | None = None, out: TextIO = sys.stdout) -> int:
+    """Build the clients `clients` leaves out (for the resolved region), then `run`; a missing
+    region is a usage error (exit 2)."""
     if clients is None or clients.sagemaker is None or clients.runtime is None:
-        # THE CLI SHIM: inference's one import of `config` here (the import contract lists it),
-        # for the platform's one region resolver (stdlib only), on the command-line path alone.
+        # The platform's one region resolver (stdlib only), on the command-line path alone.
         from core.aws_region import RegionNotSetError, resolve_region
 
         try:
             region = resolve_region(args.region)
         except RegionNotSetError as exc:
-            parser.error(str(exc))
+            _parser().error(str(exc))
         built = default_clients(region.name)
         given = clients or Clients()
         clients = Clients(given.sagemaker or built.sagemaker, given.runtime or built.runtime)
@@ -179,4 +185,4 @@ def main(
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(main(parse_args()))

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import TextIO
 
 import boto3
 
 from config.loader import CONFIG_DIR, ConfigInvalidError, load_valid
 from config.schema import BusinessUnitConfig
-from inference.cli import command_parser
+from core import cli
 from scripts.doctor_checks import (
     Aws,
     Row,
@@ -85,8 +86,36 @@ def verdict(rows: Sequence[Row]) -> tuple[int, str]:
     return 0, f"doctor: all {passed} checks passed" + (f" ({skipped} skipped)" if skipped else "")
 
 
+@dataclass(frozen=True)
+class DoctorArgs:
+    """``python -m scripts.doctor``'s options."""
+
+    bu: str = field(metadata={"help": "business unit (config/<bu>.yaml)"})
+    region: str | None = field(
+        default=None, metadata={"help": "AWS region (default: the BU config's region)"}
+    )
+    kubeconfig: str | None = field(
+        default=None,
+        metadata={"help": "kubeconfig file (default: $KUBECONFIG or ~/.kube/config)"},
+    )
+    context: str | None = field(
+        default=None, metadata={"help": "kubeconfig context (default: the current one)"}
+    )
+    skip_endpoint_smoke: bool = field(
+        default=False,
+        metadata={
+            "switch": True,
+            "help": "check that endpoints are InService but send them no request",
+        },
+    )
+
+
+def parse_args(argv: Sequence[str] | None = None) -> DoctorArgs:
+    return cli.parse_args(DoctorArgs, __doc__, argv, module="scripts.doctor")
+
+
 def main(
-    argv: Sequence[str] | None = None,
+    args: DoctorArgs,
     *,
     aws: Aws | None = None,
     tracking_call: TrackingCall | None = None,
@@ -94,19 +123,6 @@ def main(
 ) -> int:
     """``aws`` and ``tracking_call`` replace the real clients (tests); by default the clients
     come from one ``boto3.Session`` in ``--region`` or the BU's region."""
-    parser = command_parser("scripts.doctor", __doc__)
-    parser.add_argument("--bu", required=True, help="business unit (config/<bu>.yaml)")
-    parser.add_argument("--region", help="AWS region (default: the BU config's region)")
-    parser.add_argument(
-        "--kubeconfig", help="kubeconfig file (default: $KUBECONFIG or ~/.kube/config)"
-    )
-    parser.add_argument("--context", help="kubeconfig context (default: the current one)")
-    parser.add_argument(
-        "--skip-endpoint-smoke",
-        action="store_true",
-        help="check that endpoints are InService but send them no request",
-    )
-    args = parser.parse_args(argv)
     try:
         (config,) = load_valid([CONFIG_DIR / f"{args.bu}.yaml"])
     except ConfigInvalidError as err:
@@ -130,4 +146,4 @@ def main(
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(parse_args()))

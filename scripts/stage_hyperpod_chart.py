@@ -30,14 +30,14 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from config.aws_registries import node_image_accounts, registry_host
 from config.loader import CONFIG_DIR, ConfigInvalidError, config_files, load_valid
 from config.schema import BusinessUnitConfig
-from inference.cli import command_parser
+from core import cli
 from platform_constructs.hyperpod_chart import (
     CHART_NAME,
     CHART_NAMESPACE,
@@ -507,17 +507,26 @@ def dry_run(plan: Plan, *, verify: bool) -> int:
     return 0
 
 
-def main(
-    argv: Sequence[str] | None = None, *, run: Runner = run_command, helm: Path | None = None
-) -> int:
-    """``run`` and ``helm`` replace the real subprocess runner and the layer's helm (tests)."""
-    parser = command_parser("scripts.stage_hyperpod_chart", __doc__)
-    parser.add_argument("--bu", required=True, help="business unit (config/<bu>.yaml)")
-    parser.add_argument(
-        "--verify", action="store_true", help="only check the chart and the mirrored images"
+@dataclass(frozen=True)
+class StageArgs:
+    """``python -m scripts.stage_hyperpod_chart``'s options."""
+
+    bu: str = field(metadata={"help": "business unit (config/<bu>.yaml)"})
+    verify: bool = field(
+        default=False,
+        metadata={"switch": True, "help": "only check the chart and the mirrored images"},
     )
-    parser.add_argument("--dry-run", action="store_true", help="print the commands only")
-    args = parser.parse_args(argv)
+    dry_run: bool = field(
+        default=False, metadata={"switch": True, "help": "print the commands only"}
+    )
+
+
+def parse_args(argv: Sequence[str] | None = None) -> StageArgs:
+    return cli.parse_args(StageArgs, __doc__, argv, module="scripts.stage_hyperpod_chart")
+
+
+def main(args: StageArgs, *, run: Runner = run_command, helm: Path | None = None) -> int:
+    """``run`` and ``helm`` replace the real subprocess runner and the layer's helm (tests)."""
     try:
         plan = plan_for(load_bu(args.bu))
         if args.dry_run:
@@ -534,4 +543,4 @@ def main(
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(parse_args()))

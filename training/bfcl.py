@@ -23,11 +23,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from core import cli as core_cli
 from inference.client import EndpointError
 from inference.parsing import normalize_tools, parse_completion
 from inference.scoring import bfcl_expected, score_calls
 from training.bfcl_data import BFCL_VERSION, default_data_dir
-from training.cli_args import parse_args
 from training.data.conversation import Conversation, Message, check_role
 from training.data.render import render_text
 from training.evaluate import SYNTAX_ERRORS, hf_completer, load_model, log_to_mlflow
@@ -379,9 +379,13 @@ def _data_version(data: Path) -> str:
     return marker.read_text(encoding="utf-8").split("\n")[0] if marker.is_file() else "unknown"
 
 
+def parse_args(argv: Sequence[str] | None = None) -> BfclArgs:
+    return core_cli.parse_args(BfclArgs, __doc__, argv, module="training.bfcl")
+
+
 def cli(argv: list[str] | None = None) -> int:
     try:
-        args = parse_args(BfclArgs, __doc__, argv, module="training.bfcl")
+        args = parse_args(argv)
         report = main(args)
     except (ValueError, FileNotFoundError, OSError, RuntimeError, EndpointError) as e:
         print(f"bfcl failed: {e}", file=sys.stderr)
@@ -391,4 +395,4 @@ def cli(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(cli())
+    sys.exit(cli())

@@ -41,9 +41,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from core import cli as core_cli
 from inference.parsing import ErrorKind, ParsedCompletion, parse_completion
 from inference.scoring import CallScore, score_calls
-from training.cli_args import parse_args
 from training.data.conversation import Conversation
 from training.data.formats import read_jsonl
 from training.data.render import render_text
@@ -454,8 +454,12 @@ def main(args: EvaluateArgs, completers: dict[str, Completer] | None = None) -> 
     return report
 
 
+def parse_args(argv: Sequence[str] | None = None) -> EvaluateArgs:
+    return core_cli.parse_args(EvaluateArgs, __doc__, argv, module="training.evaluate")
+
+
 def cli(argv: list[str] | None = None) -> int:
-    args = parse_args(EvaluateArgs, __doc__, argv, module="training.evaluate")
+    args = parse_args(argv)
     try:
         report = main(args)
     except (ValueError, FileNotFoundError, OSError) as e:
@@ -466,4 +470,4 @@ def cli(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(cli())
+    sys.exit(cli())

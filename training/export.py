@@ -16,13 +16,14 @@ from __future__ import annotations
 import shutil
 import sys
 import tempfile
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from training.cli_args import command_parser
+from core import cli as core_cli
 from training.file_modes import honour_umask
 from training.loop import checkpoint, inputs
 from training.model.dirs import local_dir
@@ -152,20 +153,39 @@ def main(
     )
 
 
-def cli(argv: list[str] | None = None) -> int:
-    p = command_parser("training.export", __doc__)
-    src = p.add_mutually_exclusive_group(required=True)
+@dataclass(frozen=True, kw_only=True)
+class ExportArgs:
+    """``python -m training.export``'s options: a checkpoint, or a run whose latest to take."""
+
+    checkpoint: str | None = field(default=None, metadata={"cli": False})
+    run_dir: str | None = field(default=None, metadata={"cli": False})
+    base_model: str | None = field(
+        default=None,
+        metadata={
+            "help": "a local folder or an s3:// prefix (staged to $TMPDIR/training-inputs); "
+            "defaults to the base recorded in the checkpoint"
+        },
+    )
+    output: str = field(metadata={"help": "local directory or s3://bucket/prefix"})
+    mlflow_run_id: str | None = field(
+        default=None, metadata={"help": "log the exported model as artifacts of this run"}
+    )
+
+
+def parse_args(argv: Sequence[str] | None = None) -> ExportArgs:
+    """The source is one of two exclusive options, which the parser's group enforces."""
+    parser = core_cli.command_parser("training.export", __doc__)
+    src = parser.add_mutually_exclusive_group(required=True)
     src.add_argument("--checkpoint", help="a step-NNNNNN directory or s3 URI")
     src.add_argument("--run-dir", help="a training output_dir: exports its latest checkpoint")
-    p.add_argument(
-        "--base-model",
-        help="a local folder or an s3:// prefix (staged to $TMPDIR/training-inputs); defaults "
-        "to the base recorded in the checkpoint",
-    )
-    p.add_argument("--output", required=True, help="local directory or s3://bucket/prefix")
-    p.add_argument("--mlflow-run-id", help="log the exported model as artifacts of this run")
-    a = p.parse_args(argv)
-    ckpt = a.checkpoint or checkpoint.latest(str(Path(a.run_dir) / "checkpoints"))
+    core_cli.add_arguments(parser, ExportArgs)
+    return ExportArgs(**vars(parser.parse_args(argv)))
+
+
+def cli(argv: Sequence[str] | None = None) -> int:
+    """The command: `main` on the chosen checkpoint, its failure as one line and exit 2."""
+    a = parse_args(argv)
+    ckpt = a.checkpoint or checkpoint.latest(str(Path(a.run_dir or "") / "checkpoints"))
     if ckpt is None:
         raise SystemExit(f"{a.run_dir}: no checkpoint found")
     try:
@@ -178,4 +198,4 @@ def cli(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(cli())
+    sys.exit(cli())

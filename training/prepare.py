@@ -42,7 +42,7 @@ import sys
 import time
 from array import array
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,7 +50,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from training.cli_args import parse_args
+from core import cli as core_cli
 from training.data.conversation import Conversation, ConversationError, RecordError
 from training.data.formats import (
     FORMATS,
@@ -564,6 +564,14 @@ def _split_backend(argv: list[str]) -> tuple[str | None, list[str]]:
     return backend, rest
 
 
+def parse_args(argv: Sequence[str] | None = None) -> PrepareArgs:
+    """The local preparation's options; `cli` hands a ``--backend processing`` run elsewhere
+    before parsing."""
+    return core_cli.parse_args(
+        PrepareArgs, __doc__, argv, module="training.prepare", extend=_backend_help
+    )
+
+
 def cli(argv: list[str] | None = None) -> int:
     given = list(sys.argv[1:] if argv is None else argv)
     backend, local_args = _split_backend(given)
@@ -575,9 +583,7 @@ def cli(argv: list[str] | None = None) -> int:
         from training.job.cli import prepare_main
 
         return prepare_main(given)
-    args = parse_args(
-        PrepareArgs, __doc__, local_args, module="training.prepare", extend=_backend_help
-    )
+    args = parse_args(local_args)
     try:
         stats = main(args)
     except TooManyBadRecordsError as e:
@@ -594,4 +600,4 @@ def cli(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(cli())
+    sys.exit(cli())

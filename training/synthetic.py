@@ -19,10 +19,13 @@ from __future__ import annotations
 
 import json
 import random
+import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from core import cli
 from training.data.conversation import Conversation, Message, build
 from training.synthetic_catalog import (
     INTENTS,
@@ -192,26 +195,35 @@ def _write_jsonl(path: Path, records: Sequence[dict[str, Any]]) -> Path:
     return path
 
 
-def cli(argv: list[str] | None = None) -> int:
-    from training.cli_args import command_parser
+@dataclass(frozen=True)
+class SyntheticArgs:
+    """``python -m training.synthetic``'s options."""
 
-    parser = command_parser("training.synthetic", __doc__)
-    parser.add_argument("--output", type=Path, required=True, help="JSONL file to write")
-    parser.add_argument("--n", type=int, default=1000, help="number of conversations")
-    parser.add_argument("--seed", type=int, default=0, help="same seed, same data")
-    parser.add_argument(
-        "--mean-tokens", type=int, default=800, help="target mean rendered length (tokens)"
+    output: Path = field(metadata={"help": "JSONL file to write"})
+    n: int = field(default=1000, metadata={"help": "number of conversations"})
+    seed: int = field(default=0, metadata={"help": "same seed, same data"})
+    mean_tokens: int = field(default=800, metadata={"help": "target mean rendered length (tokens)"})
+    tools: list[str] | None = field(
+        default=None,
+        metadata={"nargs": "+", "choices": sorted(INTENTS), "help": "restrict the catalog"},
     )
-    parser.add_argument("--tools", nargs="+", choices=sorted(INTENTS), help="restrict the catalog")
-    parser.add_argument(
-        "--max-tools", type=int, default=max(TOOL_COUNTS), help="most tools one conversation offers"
+    max_tools: int = field(
+        default=max(TOOL_COUNTS), metadata={"help": "most tools one conversation offers"}
     )
-    parser.add_argument(
-        "--preference",
-        action="store_true",
-        help="write DPO preference pairs (prompt, chosen, rejected, tools, meta) instead",
+    preference: bool = field(
+        default=False,
+        metadata={
+            "switch": True,
+            "help": "write DPO preference pairs (prompt, chosen, rejected, tools, meta) instead",
+        },
     )
-    args = parser.parse_args(argv)
+
+
+def parse_args(argv: Sequence[str] | None = None) -> SyntheticArgs:
+    return cli.parse_args(SyntheticArgs, __doc__, argv, module="training.synthetic")
+
+
+def main(args: SyntheticArgs) -> int:
     convs = generate(
         args.n, args.seed, mean_tokens=args.mean_tokens, tools=args.tools, max_tools=args.max_tools
     )
@@ -225,4 +237,4 @@ def cli(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(cli())
+    sys.exit(main(parse_args()))

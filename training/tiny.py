@@ -11,12 +11,14 @@ model class are the production ones, so masks, packing and parsing are exercised
 from __future__ import annotations
 
 import json
+import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from training.cli_args import command_parser
+from core import cli
 
 # Qwen3's added tokens, in Qwen3's order. `special=False` ones (tool and think tags) survive
 # `decode(skip_special_tokens=True)`, exactly as with the real tokenizer, which the parsers rely on.
@@ -188,14 +190,22 @@ def save_tiny(output: Path, shape: TinyShape = TinyShape(), vocab_size: int = 20
     return output
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = command_parser("training.tiny", __doc__)
-    parser.add_argument("--output", type=Path, required=True)
-    parser.add_argument("--vocab-size", type=int, default=2048)
-    args = parser.parse_args(argv)
+@dataclass(frozen=True)
+class TinyArgs:
+    """``python -m training.tiny``'s options."""
+
+    output: Path
+    vocab_size: int = 2048
+
+
+def parse_args(argv: Sequence[str] | None = None) -> TinyArgs:
+    return cli.parse_args(TinyArgs, __doc__, argv, module="training.tiny")
+
+
+def main(args: TinyArgs) -> int:
     print(save_tiny(args.output, vocab_size=args.vocab_size))
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(main(parse_args()))

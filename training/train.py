@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from training.cli_args import command_parser
+from core.cli import command_parser
 from training.config import (
     TrainConfig,
     TrainConfigError,
@@ -603,4 +603,4 @@ def cli(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(cli())
+    sys.exit(cli())

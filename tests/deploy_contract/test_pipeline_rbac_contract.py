@@ -27,27 +27,31 @@ after validation, as in tests/stacks/test_pipeline_stack.py.
 
 from __future__ import annotations
 
-import base64
 import json
 from dataclasses import dataclass
 from typing import Any
 
 import aws_cdk as cdk
-import boto3
 import moto
 import pytest
 from aws_cdk.assertions import Template
 from harness.cdk_context import cdk_json_context
 from harness.fake_kube import Clock, FakeCluster, fake_kube_server
+from harness.pipeline_backend import (
+    ClusterLookup,
+    fraud_pipeline,
+    hyperpod_training,
+    offline_backend,
+    offline_client,
+)
 from harness.template_graph import TemplateGraph
 
-from config.loader import CONFIG_DIR, load_file
+from config.loader import CONFIG_DIR
 from config.schema import BusinessUnitConfig
 from core import parameters as p
 from pipelines.aws import AwsBackend
 from pipelines.lifecycle import Run, StepFailedError
 from stacks.stage import BusinessUnitStage
-from training.job.platform import BuPlatform
 
 REGION = "us-east-1"
 TRAIN_TEAM, ENDPOINT = "research", "qwen3-tools-hp"
@@ -114,22 +118,10 @@ def allows(rule: dict[str, Any], call: Call) -> bool:
 def both_paths() -> BusinessUnitConfig:
     """fraud training on HyperPod in the research team's namespace and deploying to its HyperPod
     endpoint in the scoring team's (a 10-minute readiness timeout keeps the rollback short)."""
-    loaded, _ = load_file(CONFIG_DIR / "fraud.yaml")
-    assert loaded is not None
-    assert loaded.pipeline is not None
-    train = loaded.pipeline.train.model_copy(
-        update={
-            "backend": "hyperpod",
-            "team": TRAIN_TEAM,
-            "instance_type": "ml.p5.48xlarge",
-            "base_model": f"{TRAIN_TEAM}/base/Qwen3-4B/",
-        }
+    return fraud_pipeline(
+        train=hyperpod_training(TRAIN_TEAM),
+        deploy={"endpoint": ENDPOINT, "namespace": DEPLOY_NAMESPACE, "ready_timeout_minutes": 10},
     )
-    deploy = loaded.pipeline.deploy.model_copy(
-        update={"endpoint": ENDPOINT, "namespace": DEPLOY_NAMESPACE, "ready_timeout_minutes": 10}
-    )
-    pipeline = loaded.pipeline.model_copy(update={"train": train, "deploy": deploy})
-    return loaded.model_copy(update={"pipeline": pipeline})
 
 
 @pytest.fixture(scope="module")
@@ -170,26 +162,6 @@ def roles(config: BusinessUnitConfig) -> dict[str, list[dict[str, Any]]]:
         assert namespace not in found
         found[namespace] = role["rules"]
     return found
-
-
-class Cluster:
-    """eks:DescribeCluster for each fresh client the code makes: the fake API server's URL."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-
-    def describe_cluster(self, name: str) -> dict[str, Any]:
-        assert name == PUBLISHED[p.EKS_CLUSTER_NAME]
-        ca = base64.b64encode(b"ca").decode()
-        return {
-            "cluster": {"name": name, "endpoint": self.url, "certificateAuthority": {"data": ca}}
-        }
-
-
-def _client(service: str) -> Any:
-    return boto3.client(
-        service, region_name=REGION, aws_access_key_id="AKIDEXAMPLE", aws_secret_access_key="x"
-    )
 
 
 def _training(backend: AwsBackend, state: FakeCluster, run: Run) -> None:
@@ -233,10 +205,11 @@ def _deploying(
 @pytest.fixture(scope="module")
 def calls(config: BusinessUnitConfig) -> list[Call]:
     """Every request of both paths, as the fake API server received them."""
-    from inference.hyperpod import build_endpoint_config, from_bu_config
+    from config.hyperpod_endpoints import hyperpod_endpoint
+    from inference.hyperpod import build_endpoint_config
 
     live = build_endpoint_config(
-        from_bu_config(CONFIG_DIR / "fraud.yaml", ENDPOINT, DEPLOY_NAMESPACE)
+        hyperpod_endpoint(CONFIG_DIR / "fraud.yaml", ENDPOINT, DEPLOY_NAMESPACE)
     )
     live["metadata"] |= {"generation": 1, "resourceVersion": "1"}
     live["status"] = {"observedGeneration": 1, "state": "DeploymentComplete"}
@@ -246,16 +219,12 @@ def calls(config: BusinessUnitConfig) -> list[Call]:
     )
     clock = Clock()
     with fake_kube_server(state) as url, moto.mock_aws():
-        ssm, s3 = _client("ssm"), _client("s3")
+        ssm, s3 = offline_client("ssm", REGION), offline_client("s3", REGION)
         for name, value in PUBLISHED.items():
             ssm.put_parameter(Name=config.naming.parameter(name), Value=value, Type="String")
         s3.create_bucket(Bucket=PUBLISHED[p.DATA_BUCKET])
-        backend = AwsBackend(
-            config, ssm=ssm, s3=s3, eks=Cluster(url), sts=_client("sts"),
-            sagemaker=_client("sagemaker"), cloudwatch=_client("cloudwatch"),
-            sleep=clock.sleep, clock=clock.time,
-        )  # fmt: skip
-        backend._platform = BuPlatform(bu="fraud", region=REGION, team=None, values=PUBLISHED)
+        eks = ClusterLookup(url, PUBLISHED[p.EKS_CLUSTER_NAME])
+        backend = offline_backend(config, PUBLISHED, clock=clock, ssm=ssm, s3=s3, eks=eks)
         _training(backend, state, Run(bu=config, airflow_run_id="scheduled__2026-12-07"))
         _deploying(backend, state, clock, config)
     return [as_call(method, path) for method, path, _ in state.requests]

@@ -5,8 +5,9 @@ import pytest
 from harness.synthesized_app import CLONED_BU
 from harness.template_graph import TemplateGraph
 
+from config.hyperpod_endpoints import hyperpod_endpoint
 from config.loader import CONFIG_DIR, config_files
-from inference.hyperpod import build_endpoint_config, from_bu_config
+from inference.hyperpod import build_endpoint_config
 
 BUS = (*sorted(p.stem for p in config_files(CONFIG_DIR)), CLONED_BU)
 ASYNC_HANDLER = {
@@ -60,7 +61,7 @@ def test_every_endpoint_runs_the_async_vllm_handler_with_tool_parsing(
     graph = TemplateGraph(synthesized.template(bu, "endpoints").to_json())
     for item in config.endpoints.items:
         if item.target == "hyperpod":  # the operator's resource, rendered from the same builder
-            spec = from_bu_config(config_dir / f"{bu}.yaml", item.name, namespace="contract")
+            spec = hyperpod_endpoint(config_dir / f"{bu}.yaml", item.name, namespace="contract")
             worker = build_endpoint_config(spec)["spec"]["worker"]
             environment = {e["name"]: e["value"] for e in worker["environmentVariables"]}
         else:

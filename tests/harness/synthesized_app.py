@@ -13,12 +13,15 @@ from aws_cdk.assertions import Template
 from harness.cdk_context import cdk_json_context
 
 from config.__main__ import main as config_cli
+from config.__main__ import parse_args as config_args
 from config.loader import CONFIG_DIR, config_files, load_valid
 from config.schema import BusinessUnitConfig
 from platform_constructs.gates import PACKS, CfnLintPlugin, register_gates
 from stacks.stage import BusinessUnitStage
 
 CLONED_BU = "risk"
+# The example BUs and the clone `config new` writes of fraud: every stack test runs on each.
+EXAMPLE_BUS = ("fraud", "credit", "marketing", CLONED_BU)
 
 
 @dataclass
@@ -41,7 +44,8 @@ def config_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     directory = tmp_path_factory.mktemp("config")
     for path in config_files(CONFIG_DIR):
         shutil.copy(path, directory / path.name)
-    assert config_cli(["new", CLONED_BU, "--from", "fraud", "--config-dir", str(directory)]) == 0
+    args = config_args(["new", CLONED_BU, "--from", "fraud", "--config-dir", str(directory)])
+    assert config_cli(args) == 0
     return directory
 
 

@@ -1,6 +1,6 @@
 """The HyperPod target: `InferenceEndpointConfig` objects rendered from the same ServingConfig,
-validated against the operator's published CRD schema (vendored in inference/crds/), and the
-`python -m inference.hyperpod render|apply` CLI (apply through a stand-in CustomObjectsApi)."""
+validated against the operator's published CRD schema (vendored in inference/hyperpod/crds/), and
+the `python -m inference.hyperpod render|apply` CLI (apply through a stand-in CustomObjectsApi)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import pytest
 import yaml
 from kubernetes.client.exceptions import ApiException
 
+from config.hyperpod_endpoints import hyperpod_endpoint
 from config.loader import CONFIG_DIR, load_file
 from inference.hyperpod import (
     GROUP,
@@ -22,10 +23,9 @@ from inference.hyperpod import (
     RenderError,
     build_endpoint_config,
     crd_schema,
-    from_bu_config,
-    main,
     validate,
 )
+from inference.hyperpod.__main__ import main, parse_args
 from inference.serving import ServedEndpoint, ServingConfig, image_uri
 
 FRAUD = CONFIG_DIR / "fraud.yaml"
@@ -53,9 +53,10 @@ def test_vendored_schema_is_the_operators_v1_schema() -> None:
     schema = crd_schema()
     assert schema["properties"]["spec"]["required"] == ["modelName", "modelSourceConfig", "worker"]
     assert "endpointName" in schema["properties"]["spec"]["properties"]
-    assert (Path(__file__).parents[2] / "inference" / "crds" / "README.md").read_text().count(
-        "011ca927123e02b35a399935bbb3ab1905fe33c7"
-    ) == 2  # the source URL and the commit it was taken from
+    readme = Path(__file__).parents[2] / "inference" / "hyperpod" / "crds" / "README.md"
+    assert (
+        readme.read_text().count("011ca927123e02b35a399935bbb3ab1905fe33c7") == 2
+    )  # the source URL and the commit it was taken from
 
 
 def test_whole_gpu_endpoint_matches_the_crd_and_the_serving_config() -> None:
@@ -138,7 +139,7 @@ def test_mig_with_tensor_parallelism_is_refused() -> None:
 def test_fraud_example_renders_its_hyperpod_endpoint() -> None:
     """The CLI deploys the endpoint's one translation (`Endpoint.served`, which the endpoints
     stack builds its SageMaker endpoints from), adding only where it goes on the cluster."""
-    endpoint = from_bu_config(FRAUD, "qwen3-tools-hp", "default")
+    endpoint = hyperpod_endpoint(FRAUD, "qwen3-tools-hp", "default")
     cfg, _ = load_file(FRAUD)
     assert cfg is not None
     assert cfg.endpoints is not None
@@ -170,7 +171,7 @@ def test_mig_endpoint_from_a_bu_config(tmp_path: Path) -> None:
     ]
     path = tmp_path / "fraud.yaml"
     path.write_text(yaml.safe_dump(raw))
-    rendered = build_endpoint_config(from_bu_config(path, "qwen3-mig", "default"))
+    rendered = build_endpoint_config(hyperpod_endpoint(path, "qwen3-mig", "default"))
     assert validate(rendered) == []
     assert rendered["spec"]["worker"]["resources"]["limits"] == {f"nvidia.com/mig-{profile}": "1"}
     assert "instanceType" not in rendered["spec"], "the node affinity carries the type"
@@ -179,7 +180,7 @@ def test_mig_endpoint_from_a_bu_config(tmp_path: Path) -> None:
 def test_render_cli_writes_valid_yaml(tmp_path: Path) -> None:
     out = tmp_path / "iec.yaml"
     argv = ["render", "--config", str(FRAUD), "--endpoint", "qwen3-tools-hp", "--output", str(out)]
-    assert main(argv) == 0
+    assert main(parse_args(argv)) == 0
     rendered = yaml.safe_load(out.read_text())
     assert validate(rendered) == []
     assert rendered["metadata"]["namespace"] == "default"
@@ -195,20 +196,20 @@ def test_render_cli_writes_valid_yaml(tmp_path: Path) -> None:
 def test_cli_refuses_what_it_cannot_render(
     endpoint: str, message: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["render", "--config", str(FRAUD), "--endpoint", endpoint]) == 2
+    assert main(parse_args(["render", "--config", str(FRAUD), "--endpoint", endpoint])) == 2
     assert message in capsys.readouterr().err
 
 
 def test_help_lists_examples_on_their_own_lines(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
-        main(["--help"])
+        parse_args(["--help"])
     out = capsys.readouterr().out
     description, _, rest = out.partition("positional arguments:")
     assert "--config" not in description, "examples no longer run into the prose"
     example = "python -m inference.hyperpod apply --config config/fraud.yaml --endpoint "
     assert f"\n  {example}qwen3-tools-hp\n" in rest
     with pytest.raises(SystemExit):
-        main(["apply", "--help"])
+        parse_args(["apply", "--help"])
     assert f"example:\n  {example}qwen3-tools-hp\n" in capsys.readouterr().out
 
 
@@ -219,7 +220,7 @@ def test_apply_without_a_kubeconfig_is_one_line(
 
     monkeypatch.setattr(kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(tmp_path / "none"))
     argv = ["apply", "--config", str(FRAUD), "--endpoint", "qwen3-tools-hp"]
-    assert main(argv) == 1
+    assert main(parse_args(argv)) == 1
     err = capsys.readouterr().err
     cfg, _ = load_file(FRAUD)
     assert cfg is not None
@@ -279,9 +280,9 @@ class FakeCustomObjects:
 def test_apply_creates_then_replaces(capsys: pytest.CaptureFixture[str]) -> None:
     api = FakeCustomObjects()
     argv = ["apply", "--config", str(FRAUD), "--endpoint", "qwen3-tools-hp", "--namespace", "ml"]
-    assert main(argv, api=api) == 0
+    assert main(parse_args(argv), api=api) == 0
     assert "created InferenceEndpointConfig ml/fraud-qwen3-tools-hp" in capsys.readouterr().out
-    assert main(argv, api=api) == 0
+    assert main(parse_args(argv), api=api) == 0
     out = capsys.readouterr().out
     assert "replaced InferenceEndpointConfig ml/fraud-qwen3-tools-hp" in out
     assert "python -m inference.smoke --endpoint fraud-qwen3-tools-hp" in out
@@ -296,4 +297,4 @@ def test_apply_surfaces_other_api_errors() -> None:
 
     argv = ["apply", "--config", str(FRAUD), "--endpoint", "qwen3-tools-hp"]
     with pytest.raises(ApiException, match="Forbidden"):
-        main(argv, api=Forbidden())
+        main(parse_args(argv), api=Forbidden())

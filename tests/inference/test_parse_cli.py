@@ -1,4 +1,5 @@
-"""`python -m inference.parse`: what an engineer runs to debug a model's output by hand."""
+"""`python -m inference.parsing` (old name: `inference.parse`): what an engineer runs to debug a
+model's output by hand."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from inference.parse import main
+from inference.parsing.__main__ import main, parse_args
 
 COMPLETION = (
     "<think>\nweather\n</think>\n\n<tool_call>\n"
@@ -30,7 +31,7 @@ def tools_file(tmp_path: Path, tools: list[dict[str, Any]]) -> Path:
 def test_prints_reasoning_calls_and_errors(
     tools_file: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["--tools", str(tools_file)], stdin=io.StringIO(COMPLETION)) == 1
+    assert main(parse_args(["--tools", str(tools_file)]), stdin=io.StringIO(COMPLETION)) == 1
     document = json.loads(capsys.readouterr().out)
     assert document["reasoning"] == "weather"
     assert document["tool_calls"] == [{"name": "get_weather", "arguments": {"city": "Paris"}}]
@@ -42,7 +43,9 @@ def test_accepts_a_chat_completion_json(
     tools_file: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     response = {"choices": [{"message": {"content": "Hi", "reasoning_content": "greet"}}]}
-    assert main(["--tools", str(tools_file)], stdin=io.StringIO(json.dumps(response))) == 0
+    assert (
+        main(parse_args(["--tools", str(tools_file)]), stdin=io.StringIO(json.dumps(response))) == 0
+    )
     assert json.loads(capsys.readouterr().out)["reasoning"] == "greet"
 
 
@@ -51,7 +54,7 @@ def test_bad_tools_file_is_a_usage_error(
 ) -> None:
     bad = tmp_path / "tools.json"
     bad.write_text("[{")
-    assert main(["--tools", str(bad)], stdin=io.StringIO("hi")) == 2
+    assert main(parse_args(["--tools", str(bad)]), stdin=io.StringIO("hi")) == 2
     assert "cannot use --tools" in capsys.readouterr().err
 
 
@@ -65,7 +68,7 @@ def test_unusable_tools_file_is_a_usage_error(
 ) -> None:
     bad = tmp_path / "tools.json"
     bad.write_bytes(content)
-    assert main(["--tools", str(bad)], stdin=io.StringIO("hi")) == 2
+    assert main(parse_args(["--tools", str(bad)]), stdin=io.StringIO("hi")) == 2
     assert "cannot use --tools" in capsys.readouterr().err
 
 
@@ -74,20 +77,22 @@ def test_unreadable_input_is_a_usage_error(
 ) -> None:
     binary = tmp_path / "completion.bin"
     binary.write_bytes(b"<tool_call>\xff\xfe</tool_call>")
-    assert main(["--input", str(binary)]) == 2
-    assert main(["--input", str(tmp_path / "missing.txt")]) == 2
+    assert main(parse_args(["--input", str(binary)])) == 2
+    assert main(parse_args(["--input", str(tmp_path / "missing.txt")])) == 2
     assert capsys.readouterr().err.count("cannot read the completion") == 2
 
 
 def test_undecodable_json_input_is_read_as_raw_text(capsys: pytest.CaptureFixture[str]) -> None:
     hostile = '{"choices": [{"message": {"content": "x"}}], "n": ' + "9" * 10_000 + "}"
-    assert main([], stdin=io.StringIO(hostile)) == 0
+    assert main(parse_args([]), stdin=io.StringIO(hostile)) == 0
     assert json.loads(capsys.readouterr().out)["content"] == hostile
 
 
-def test_runs_as_a_module(tools_file: Path) -> None:
+@pytest.mark.parametrize("module", ["inference.parsing", "inference.parse"])
+def test_runs_as_a_module(tools_file: Path, module: str) -> None:
+    """The package's `__main__`, and the old name's shim, run the same command."""
     result = subprocess.run(
-        [sys.executable, "-m", "inference.parse", "--tools", str(tools_file)],
+        [sys.executable, "-m", module, "--tools", str(tools_file)],
         input=COMPLETION,
         capture_output=True,
         text=True,

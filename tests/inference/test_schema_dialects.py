@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from inference import parse
 from inference.client import RequestError, build_chat_request
 from inference.parsing import ToolSchemaError, normalize_tools, parse_completion
+from inference.parsing import __main__ as parse_cli
 
 
 def _tool(properties: dict, *, top: str = "dict") -> dict:
@@ -82,14 +82,16 @@ def test_parse_cli_reads_bfcl_tools(tmp_path: Path, capsys: pytest.CaptureFixtur
     tools = tmp_path / "tools.json"
     tools.write_text(json.dumps([_tool({"base": {"type": "integer"}, "h": {"type": "float"}})]))
     text = '<tool_call>{"name": "calc", "arguments": {"base": 10, "h": 5}}</tool_call>'
-    assert parse.main(["--tools", str(tools)], stdin=io.StringIO(text)) == 0
+    assert (
+        parse_cli.main(parse_cli.parse_args(["--tools", str(tools)]), stdin=io.StringIO(text)) == 0
+    )
     assert json.loads(capsys.readouterr().out)["tool_calls"][0]["arguments"] == {"base": 10, "h": 5}
 
 
 def test_parse_cli_refuses_an_unknown_type(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
     tools = tmp_path / "tools.json"
     tools.write_text(json.dumps([_tool({"money": {"type": "usd"}})]))
-    assert parse.main(["--tools", str(tools)], stdin=io.StringIO("")) == 2
+    assert parse_cli.main(parse_cli.parse_args(["--tools", str(tools)]), stdin=io.StringIO("")) == 2
     assert "parameters.money: unknown type 'usd'" in capsys.readouterr().err
 
 

@@ -22,6 +22,7 @@ from inference.serving import (
     ServingConfig,
     image_uri,
     main,
+    parse_args,
     pinned_image_table,
 )
 
@@ -234,7 +235,7 @@ def test_a_recorded_digest_pins_every_region_and_the_dockerfile(
 
     _use_fake_ecr(monkeypatch, Ecr())
     tag = pinned_image_table()["tag"]
-    assert main(["image-digest", "--write"]) == 0
+    assert main(parse_args(["image-digest", "--write"])) == 0
     assert capsys.readouterr().out.splitlines()[0] == FAKE_DIGEST
     (call,) = calls
     assert call["registryId"] == "763104351884"
@@ -247,7 +248,7 @@ def test_a_recorded_digest_pins_every_region_and_the_dockerfile(
     assert image_uri("eu-west-1") == (
         f"763104351884.dkr.ecr.eu-west-1.amazonaws.com/djl-inference@{FAKE_DIGEST}"
     )
-    assert main(["image-uri", "--region", "af-south-1"]) == 0
+    assert main(parse_args(["image-uri", "--region", "af-south-1"])) == 0
     assert capsys.readouterr().out.strip().endswith(f"/djl-inference@{FAKE_DIGEST}")
     dockerfile = (scratch_pin / "Dockerfile").read_text()
     assert f"ARG LMI_IMAGE={image_uri('us-east-1')}\n" in dockerfile
@@ -262,7 +263,7 @@ def test_a_refused_ecr_answer_writes_nothing(
 
     _use_fake_ecr(monkeypatch, Ecr())
     before = (scratch_pin / "lmi_images.json").read_text()
-    assert main(["image-digest", "--write"]) == 1
+    assert main(parse_args(["image-digest", "--write"])) == 1
     (line,) = capsys.readouterr().err.splitlines()
     assert line.startswith("error: cannot resolve the LMI image's digest in us-east-1")
     assert "ImageNotFound" in line
@@ -279,10 +280,10 @@ def test_a_new_tag_from_the_sdk_drops_the_old_digest(
     serving.write_image_table({**pinned, "digest": FAKE_DIGEST, "digest_source": "test"})
     sdk = {k: v for k, v in pinned.items() if k not in DIGEST_FIELDS}
     monkeypatch.setattr(serving, "sdk_image_table", lambda: sdk)
-    assert main(["image-table"]) == 0
+    assert main(parse_args(["image-table"])) == 0
     assert pinned_image_table()["digest"] == FAKE_DIGEST
     monkeypatch.setattr(serving, "sdk_image_table", lambda: {**sdk, "tag": "0.39.0-lmi30.0.0"})
-    assert main(["image-table"]) == 0
+    assert main(parse_args(["image-table"])) == 0
     assert (pinned_image_table()["digest"], pinned_image_table()["digest_source"]) == (None, None)
     assert (
         "ARG LMI_IMAGE=763104351884.dkr.ecr.us-east-1.amazonaws.com/djl-inference:0.39.0-lmi30"
@@ -300,9 +301,10 @@ def test_image_uri_comes_from_the_sdk_table_per_region() -> None:
 
 
 def test_cli_prints_the_environment(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["env", "--instance-type", "ml.g6e.12xlarge", "--tensor-parallel-degree", "2"]) == 0
+    argv = ["env", "--instance-type", "ml.g6e.12xlarge", "--tensor-parallel-degree", "2"]
+    assert main(parse_args(argv)) == 0
     assert json.loads(capsys.readouterr().out)["OPTION_TENSOR_PARALLEL_DEGREE"] == "2"
-    assert main(["env", "--tensor-parallel-degree", "2"]) == 2
+    assert main(parse_args(["env", "--tensor-parallel-degree", "2"])) == 2
     assert "tensor_parallel_degree" in capsys.readouterr().err
 
 
@@ -330,7 +332,7 @@ def test_cli_prints_the_environment(capsys: pytest.CaptureFixture[str]) -> None:
 def test_cli_refusals_are_field_reason_lines(
     argv: list[str], lines: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(argv) == 2
+    assert main(parse_args(argv)) == 2
     captured = capsys.readouterr()
     assert captured.err.splitlines() == lines
     assert "pydantic" not in captured.err
@@ -340,7 +342,7 @@ def test_cli_refusals_are_field_reason_lines(
 def test_field_errors_word_unknown_fields_like_the_config_loader() -> None:
     from pydantic import ValidationError
 
-    from inference.cli import field_errors
+    from core.cli import field_errors
 
     with pytest.raises(ValidationError) as caught:
         ServingConfig(max_model_len=1, typo=True)  # type: ignore[call-arg]
@@ -398,13 +400,13 @@ def test_no_credentials_is_one_line_and_writes_nothing(
 
     _use_fake_ecr(monkeypatch, Ecr())
     before = (scratch_pin / "lmi_images.json").read_text()
-    assert main(["image-digest", "--write"]) == 1
+    assert main(parse_args(["image-digest", "--write"])) == 1
     (line,) = capsys.readouterr().err.splitlines()
     assert line.startswith("error: no AWS credentials to read the LMI image's digest from ECR")
     assert (scratch_pin / "lmi_images.json").read_text() == before
 
 
 def test_an_unknown_region_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["image-digest", "--region", "mars-north-1"]) == 2
+    assert main(parse_args(["image-digest", "--region", "mars-north-1"])) == 2
     (line,) = capsys.readouterr().err.splitlines()
     assert line.startswith("error: --region: 'mars-north-1' has no LMI registry; known: ")

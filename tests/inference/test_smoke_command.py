@@ -13,7 +13,7 @@ import pytest
 from botocore.stub import Stubber
 from inference_stubs import StubbedRuntime, describe_endpoint_response, sagemaker_client
 
-from inference.smoke import Clients, main
+from inference.smoke import Clients, main, parse_args
 
 GOOD = (
     "<think>\nThe user wants the Paris weather; call get_weather.\n</think>\n\n"
@@ -42,7 +42,7 @@ def control() -> Iterator[tuple[Any, Stubber]]:
 def smoke(control: tuple[Any, Stubber], runtime: StubbedRuntime, *args: str) -> tuple[int, str]:
     out = io.StringIO()
     code = main(
-        ["--endpoint", "qwen3-tools", *args],
+        parse_args(["--endpoint", "qwen3-tools", *args]),
         clients=Clients(sagemaker=control[0], runtime=runtime.client),
         out=out,
     )
@@ -158,7 +158,7 @@ def test_missing_region_is_a_one_line_usage_error(
     no_region: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     with pytest.raises(SystemExit) as caught:
-        main(["--endpoint", "e"])
+        main(parse_args(["--endpoint", "e"]))
     assert caught.value.code == 2
     err = capsys.readouterr().err
     assert "no AWS region set: pass --region" in err
@@ -172,7 +172,7 @@ def test_aws_region_alone_is_named_as_ignored(
     """boto3 (botocore 1.44) reads AWS_DEFAULT_REGION only: saying so beats a silent default."""
     no_region.setenv("AWS_REGION", "eu-west-1")
     with pytest.raises(SystemExit):
-        main(["--endpoint", "e"])
+        main(parse_args(["--endpoint", "e"]))
     err = capsys.readouterr().err
     assert "AWS_REGION=eu-west-1 is set, but boto3 reads AWS_DEFAULT_REGION, not AWS_REGION" in err
 
@@ -182,7 +182,7 @@ def test_unknown_profile_is_a_usage_error(
 ) -> None:
     no_region.setenv("AWS_PROFILE", "nobody")
     with pytest.raises(SystemExit) as caught:
-        main(["--endpoint", "e"])
+        main(parse_args(["--endpoint", "e"]))
     assert caught.value.code == 2
     assert "nobody" in capsys.readouterr().err
 
@@ -239,6 +239,6 @@ def test_the_region_and_its_source_are_printed(
     in_service(control)
     runtime.respond(answer(GOOD))
     out = io.StringIO()
-    assert main(["--endpoint", "qwen3-tools"], out=out) == 0
+    assert main(parse_args(["--endpoint", "qwen3-tools"]), out=out) == 0
     assert built == ["us-east-1"]
     assert out.getvalue().startswith("region us-east-1 (from AWS_DEFAULT_REGION)\n")

@@ -169,7 +169,8 @@ def test_processing_contract_runs_prepare(
     (opt_ml / "config" / "processingjobconfig.json").write_text("{}")
     records = tmp_path / "processing" / "input" / "records"
     records.mkdir(parents=True)
-    assert synthetic.cli(["--output", str(records / "tools.jsonl"), "--n", "20"]) == 0
+    args = synthetic.parse_args(["--output", str(records / "tools.jsonl"), "--n", "20"])
+    assert synthetic.main(args) == 0
     output = tmp_path / "processing" / "output" / "dataset"
     output.mkdir(parents=True)  # SageMaker creates the output's LocalPath
     argv = ["prepare", "--input", str(records / "tools.jsonl"), "--output", str(output)]

@@ -16,7 +16,7 @@ from harness.fake_kube import FakeCluster, fake_kube_server, write_kubeconfig
 from kubernetes import client as k8s
 
 from core import parameters as p
-from training.job import JobSpec, JobSpecError, build_manifest, crd, main
+from training.job import JobSpec, JobSpecError, build_manifest, crd, main, parse_args
 from training.job.manifest import HEALTHY_NODE, INSTANCE_TYPE_LABEL
 from training.job.platform import hyperpod_names
 
@@ -179,7 +179,7 @@ def test_bu_and_team_fill_every_cluster_specific_value(tmp_path: Path) -> None:
     ssm = _stub_ssm(PUBLISHED, hyperpod_names(TEAM))
     out = tmp_path / "job.yaml"
     argv = ["render", "--bu", BU, "--team", TEAM, "--name", "j1", "--config", "c.yaml"]
-    assert main([*argv, "--tag", "abc123", "--output", str(out)], ssm=ssm) == 0
+    assert main(parse_args([*argv, "--tag", "abc123", "--output", str(out)]), ssm=ssm) == 0
     ssm.stubber.assert_no_pending_responses()
     manifest = yaml.safe_load(out.read_text())
     assert crd.problems(manifest) == []
@@ -202,7 +202,7 @@ def test_explicit_flags_win_over_the_published_values(tmp_path: Path) -> None:
     out = tmp_path / "job.yaml"
     argv = ["render", "--bu", BU, "--team", TEAM, "--name", "j1", "--config", "c.yaml"]
     argv += ["--tag", "t", "--namespace", "scratch", "--image", "mine:1", "--output", str(out)]
-    assert main(argv, ssm=ssm) == 0
+    assert main(parse_args(argv), ssm=ssm) == 0
     manifest = yaml.safe_load(out.read_text())
     assert manifest["metadata"]["namespace"] == "scratch"
     assert _pod_template(manifest).spec.containers[0].image == "mine:1"
@@ -213,7 +213,7 @@ def test_missing_parameters_name_the_parameter_and_its_stack(capsys) -> None:
     missing = (p.team_parameter(p.TEAM_QUEUE, TEAM), p.MLFLOW_TRACKING_ARN)
     ssm = _stub_ssm(PUBLISHED, hyperpod_names(TEAM), missing=missing)
     argv = ["render", "--bu", BU, "--team", TEAM, "--name", "j1", "--config", "c", "--tag", "t"]
-    assert main(argv, ssm=ssm) == 1
+    assert main(parse_args(argv), ssm=ssm) == 1
     err = capsys.readouterr().err
     assert "/fraud/hyperpod/teams/scoring/queue (published by stack fraud-hyperpod)" in err
     assert "/fraud/mlflow/tracking-arn (published by stack fraud-mlflow)" in err
@@ -227,14 +227,14 @@ def test_parameter_access_denied_is_explained(capsys) -> None:
     )
     stubber.activate()
     argv = ["render", "--bu", BU, "--team", TEAM, "--name", "j1", "--config", "c", "--tag", "t"]
-    assert main(argv, ssm=ssm) == 1
+    assert main(parse_args(argv), ssm=ssm) == 1
     err = capsys.readouterr().err
     assert "AccessDeniedException" in err
     assert "ssm:GetParameters on /fraud/*" in err
 
 
 def test_bu_without_team_is_a_usage_error(capsys) -> None:
-    assert main(["render", "--bu", BU, "--name", "j", "--config", "c"]) == 2
+    assert main(parse_args(["render", "--bu", BU, "--name", "j", "--config", "c"])) == 2
     assert "--team" in capsys.readouterr().err
 
 
@@ -296,7 +296,8 @@ def _names(command: str) -> list[str]:
 
 
 def _main(command: str, kubeconfig: Path, *extra: str) -> int:
-    return main(_argv(command, kubeconfig, *extra), ssm=_stub_ssm(PUBLISHED, _names(command)))
+    argv = _argv(command, kubeconfig, *extra)
+    return main(parse_args(argv), ssm=_stub_ssm(PUBLISHED, _names(command)))
 
 
 def test_submit_status_logs_cancel_through_the_kubernetes_client(tmp_path: Path, capsys) -> None:
@@ -429,7 +430,7 @@ def test_unreachable_cluster_and_wrong_context_are_explained(tmp_path: Path, cap
 def test_a_local_config_is_validated_before_rendering(tmp_path: Path, capsys) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("optim:\n  lrr: 1\n")
-    assert main(["render", "--name", "j", "--image", "i:1", "--config", str(bad)]) == 2
+    assert main(parse_args(["render", "--name", "j", "--image", "i:1", "--config", str(bad)])) == 2
     assert "--config:" in capsys.readouterr().err
 
 
@@ -439,7 +440,7 @@ def test_an_image_that_is_not_a_tagged_reference_is_refused(
 ) -> None:
     out = tmp_path / "job.yaml"
     argv = ["render", "--name", "j", "--image", image, "--config", "/fsx/c.yaml"]
-    assert main([*argv, "--output", str(out)]) == 2
+    assert main(parse_args([*argv, "--output", str(out)])) == 2
     err = capsys.readouterr().err
     assert f"image: {image!r} is not an image reference with a tag or digest" in err
     assert not out.exists()
@@ -449,7 +450,7 @@ def test_a_digest_pinned_image_renders(tmp_path: Path) -> None:
     image = "123456789012.dkr.ecr.us-east-1.amazonaws.com/fraud/training@sha256:" + "a" * 64
     out = tmp_path / "job.yaml"
     argv = ["render", "--name", "j", "--image", image, "--config", "/fsx/c.yaml"]
-    assert main([*argv, "--output", str(out)]) == 0
+    assert main(parse_args([*argv, "--output", str(out)])) == 0
     assert image in out.read_text(encoding="utf-8")
 
 
@@ -478,7 +479,7 @@ def test_the_instance_type_comes_from_the_bu_group_that_offers_the_request(
     out = tmp_path / "job.yaml"
     argv = ["render", "--bu", BU, "--team", TEAM, "--name", "j1", "--config", "c.yaml"]
     ssm = _stub_ssm(PUBLISHED, hyperpod_names(TEAM))
-    assert main([*argv, "--tag", "t", "--output", str(out), *extra], ssm=ssm) == 0
+    assert main(parse_args([*argv, "--tag", "t", "--output", str(out), *extra]), ssm=ssm) == 0
     selector = _selector(yaml.safe_load(out.read_text()))
     assert selector[INSTANCE_TYPE_LABEL] == instance_type
     assert ("nvidia.com/mig.config.state" in selector) is bool(extra)
@@ -529,14 +530,14 @@ def test_impossible_placements_are_refused_before_any_aws_call(
     capsys: pytest.CaptureFixture[str], extra: tuple[str, ...], message: str
 ) -> None:
     argv = ["render", "--name", "j1", "--config", "c.yaml", "--tag", "t", *extra]
-    assert main(argv, ssm=_no_aws()) == 2
+    assert main(parse_args(argv), ssm=_no_aws()) == 2
     assert message in capsys.readouterr().err
 
 
 def test_a_profile_only_one_type_offers_picks_it_without_a_bu(tmp_path: Path) -> None:
     out = tmp_path / "job.yaml"
     argv = ["render", "--name", "j", "--image", "i:1", "--config", "c.yaml", "--output", str(out)]
-    assert main([*argv, "--mig-profile", "1g.5gb"]) == 0
+    assert main(parse_args([*argv, "--mig-profile", "1g.5gb"])) == 0
     assert _selector(yaml.safe_load(out.read_text()))[INSTANCE_TYPE_LABEL] == "ml.p4d.24xlarge"
     with pytest.raises(JobSpecError, match=r"instance_type: ml\.p5\.48xlarge has no 1g\.18gb"):
         JobSpec(name="j", image="i:1", config="c", mig_profile="1g.18gb")  # the default type
@@ -550,19 +551,19 @@ def test_config_file_validates_the_config_the_container_reads(
     out = tmp_path / "job.yaml"
     argv = ["render", "--name", "j", "--image", "i:1", "--config", "/fsx/configs/q.yaml"]
     argv += ["--output", str(out)]
-    assert main([*argv, "--config-file", str(shipped), "--set", "max_steps=100"]) == 0
+    assert main(parse_args([*argv, "--config-file", str(shipped), "--set", "max_steps=100"])) == 0
     assert capsys.readouterr().err == ""
     container = _pod_template(yaml.safe_load(out.read_text())).spec.containers[0]
     assert container.args == ["--config", "/fsx/configs/q.yaml", "--set", "max_steps=100"]
 
     bad = tmp_path / "bad.yaml"
     bad.write_text(shipped.read_text().replace("optim:", "optimm:"))
-    assert main([*argv, "--config-file", str(bad)]) == 2
+    assert main(parse_args([*argv, "--config-file", str(bad)])) == 2
     assert "--config-file: " in capsys.readouterr().err
-    assert main([*argv, "--config-file", str(shipped), "--set", "optim.lrr=1"]) == 2
+    assert main(parse_args([*argv, "--config-file", str(shipped), "--set", "optim.lrr=1"])) == 2
     assert "optim.lrr" in capsys.readouterr().err
 
-    assert main(argv) == 0  # no local copy: rendered, with a plain warning
+    assert main(parse_args(argv)) == 0  # no local copy: rendered, with a plain warning
     err = capsys.readouterr().err
     assert "--config /fsx/configs/q.yaml is not a file here, so it was NOT validated" in err
     assert "--config-file" in err
@@ -583,7 +584,7 @@ def test_no_region_is_one_line_saying_how_to_set_one(
 
     monkeypatch.setenv("AWS_REGION", "us-east-1")  # what the README used to export
     argv = ["render", "--bu", BU, "--team", TEAM, "--name", "j", "--config", "c", "--tag", "t"]
-    assert main(argv) == 2
+    assert main(parse_args(argv)) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 2  # the unvalidated-config warning, then the error
     assert "error: no AWS region set: AWS_REGION=us-east-1 is set, but boto3 reads" in err
@@ -606,9 +607,9 @@ def test_the_region_and_its_source_are_printed(
 
     monkeypatch.setattr(platform, "ssm_client", client)
     argv = ["render", "--bu", BU, "--team", TEAM, "--name", "j", "--config", "c", "--tag", "t"]
-    assert main(argv) == 0
+    assert main(parse_args(argv)) == 0
     assert asked == [REGION]
     assert "region us-east-1 (from AWS_DEFAULT_REGION)" in capsys.readouterr().err
-    assert main([*argv, "--region", "eu-west-1"]) == 0
+    assert main(parse_args([*argv, "--region", "eu-west-1"])) == 0
     assert asked == [REGION, "eu-west-1"]
     assert "region eu-west-1 (from --region)" in capsys.readouterr().err

@@ -15,7 +15,7 @@ from botocore.stub import ANY, Stubber
 
 from core import parameters as p
 from training.config import load_config
-from training.job import main
+from training.job import main, parse_args
 from training.job.managed import ManagedJobError, TrainingJobSpec, job_name, training_job_request
 from training.job.platform import PROCESSING_JOB_NAMES, TRAINING_JOB_NAMES, BuPlatform
 from training.prepare import cli as prepare_cli
@@ -138,7 +138,7 @@ def test_create_training_job_request(capsys) -> None:
     )
     stubber.activate()
     argv = _submit_argv("--nodes", "2", "--set", "max_steps=500")
-    assert main(argv, ssm=_ssm(TRAINING_JOB_NAMES), sagemaker=sagemaker) == 0
+    assert main(parse_args(argv), ssm=_ssm(TRAINING_JOB_NAMES), sagemaker=sagemaker) == 0
     stubber.assert_no_pending_responses()
     assert "created training job fraud-qwen3-lora-" in capsys.readouterr().out
 
@@ -147,7 +147,7 @@ def test_the_hyperparameter_carries_the_validated_config(tmp_path: Path) -> None
     out = tmp_path / "request.json"
     argv = _submit_argv("--set", "optim.lr=0.0002")
     argv[0] = "render"
-    assert main([*argv, "--output", str(out)], ssm=_ssm(TRAINING_JOB_NAMES)) == 0
+    assert main(parse_args([*argv, "--output", str(out)]), ssm=_ssm(TRAINING_JOB_NAMES)) == 0
     request = yaml.safe_load(out.read_text())
     shipped = tmp_path / "shipped.yaml"
     shipped.write_text(request["HyperParameters"]["config_yaml"])
@@ -201,7 +201,7 @@ def test_job_names_carry_the_bu_prefix_the_role_may_log_under() -> None:
     ],
 )
 def test_uris_outside_the_bus_buckets_are_refused(capsys, extra, message) -> None:
-    assert main([*_submit_argv(), *extra], ssm=_ssm(TRAINING_JOB_NAMES)) == 2
+    assert main(parse_args([*_submit_argv(), *extra]), ssm=_ssm(TRAINING_JOB_NAMES)) == 2
     assert message in capsys.readouterr().err
 
 
@@ -210,7 +210,8 @@ def test_an_invalid_training_config_fails_before_any_job_exists(tmp_path: Path, 
     bad.write_text("optim:\n  lrr: 1\n")
     argv = _submit_argv()
     argv[argv.index("--config") + 1] = str(bad)
-    assert main(argv, ssm=_ssm(TRAINING_JOB_NAMES)) == 2  # no sagemaker stub: nothing sent
+    # No sagemaker stub: nothing is sent.
+    assert main(parse_args(argv), ssm=_ssm(TRAINING_JOB_NAMES)) == 2
     assert "--config:" in capsys.readouterr().err
 
 

@@ -356,12 +356,12 @@ def test_shipped_dpo_configs_use_the_adapters_as_their_reference(name: str) -> N
 def test_a_dpo_job_renders_like_an_sft_one(tmp_path: Path) -> None:
     import yaml
 
-    from training.job.cli import main
+    from training.job.cli import main, parse_args
 
     out = tmp_path / "job.yaml"
     config = str(CONFIGS / "qwen3-4b-dpo-lora.yaml")
     argv = ["render", "--name", "qwen3-dpo", "--image", "repo/training:abc", "--config", config]
-    assert main([*argv, "--nodes", "2", "--output", str(out)]) == 0
+    assert main(parse_args([*argv, "--nodes", "2", "--output", str(out)])) == 0
     job = yaml.safe_load(out.read_text(encoding="utf-8"))
     assert job["kind"] == "HyperPodPyTorchJob"
     container = job["spec"]["replicaSpecs"][0]["template"]["spec"]["containers"][0]
@@ -371,7 +371,7 @@ def test_a_dpo_job_renders_like_an_sft_one(tmp_path: Path) -> None:
     bad.write_text(
         (CONFIGS / "tiny-cpu-dpo.yaml").read_text().replace("reference: auto", "reference: x")
     )
-    assert main(["render", "--name", "j", "--image", "i:1", "--config", str(bad)]) == 2
+    assert main(parse_args(["render", "--name", "j", "--image", "i:1", "--config", str(bad)])) == 2
 
 
 @pytest.mark.parametrize(("strategy", "lora"), [("ddp", True), ("fsdp2", False)])

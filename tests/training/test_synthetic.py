@@ -87,7 +87,7 @@ def test_an_easier_shorter_set_for_quick_learning():
 def test_cli_writes_the_requested_set(tmp_path):
     out = tmp_path / "s.jsonl"
     argv = ["--output", str(out), "--n", "5", "--tools", "get_time", "--max-tools", "1"]
-    assert synthetic.cli(argv) == 0
+    assert synthetic.main(synthetic.parse_args(argv)) == 0
     convs = [c for _, c in read_jsonl(out)]
     assert len(convs) == 5
     assert all(c.tool_names == {"get_time"} for c in convs)

@@ -136,7 +136,8 @@ def test_restricted_catalog_still_gets_a_mistake_for_every_turn():
 def test_cli_writes_one_pair_per_line(tmp_path):
     out = tmp_path / "pref.jsonl"
     argv = ["--preference", "--output", str(out), "--n", "25", "--seed", "2", "--mean-tokens", "0"]
-    assert synthetic.cli([*argv, "--tools", "get_weather", "get_time", "--max-tools", "2"]) == 0
+    argv += ["--tools", "get_weather", "get_time", "--max-tools", "2"]
+    assert synthetic.main(synthetic.parse_args(argv)) == 0
     records = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(records) == 25
     assert all({"prompt", "chosen", "rejected", "tools", "meta"} == set(r) for r in records)

@@ -6,9 +6,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from harness.config_errors import assert_case_rejected
 
 from config.__main__ import main as config_cli
 from config.__main__ import next_free_cidr
+from config.__main__ import parse_args as config_args
 from config.loader import (
     CONFIG_DIR,
     ConfigInvalidError,
@@ -46,13 +48,6 @@ def test_models_are_frozen(valid_bu: dict[str, Any]) -> None:
     cfg = BusinessUnitConfig.model_validate(valid_bu)
     with pytest.raises(ValueError, match="frozen"):
         cfg.name = "other"  # type: ignore[misc]
-
-
-def _set(raw: dict[str, Any], dotted: str, value: Any) -> None:
-    *parents, leaf = dotted.split(".")
-    for part in parents:
-        raw = raw[part]
-    raw[leaf] = value
 
 
 # (what is wrong, field path, value, the error's field path, words the reason must contain)
@@ -152,14 +147,7 @@ SINGLE_FILE_CASES = [
 def test_invalid_config_names_file_and_field(
     valid_bu: dict[str, Any], write_bu: Callable[..., Path], case: tuple[Any, ...]
 ) -> None:
-    _, field, value, error_path, words = case
-    _set(valid_bu, field, value)
-    path = write_bu(valid_bu)
-    _, errors = load_all([path])
-    lines = [str(e) for e in errors]
-    assert any(line.startswith(f"{path}: {error_path}: ") and words in line for line in lines), (
-        lines
-    )
+    assert_case_rejected(write_bu, valid_bu, case)
 
 
 def test_the_most_extra_tags_that_fit_every_resource_validate(
@@ -239,7 +227,7 @@ def test_validate_cli_prints_one_line_per_problem(
     valid_bu["account"] = "abc"
     valid_bu["network"]["egress"] = "open"
     path = write_bu(valid_bu)
-    assert config_cli(["validate", str(path)]) == 1
+    assert config_cli(config_args(["validate", str(path)])) == 1
     err = capsys.readouterr().err.splitlines()
     assert err == [
         f"{path}: account: 'abc' is not a 12-digit AWS account ID",
@@ -248,7 +236,7 @@ def test_validate_cli_prints_one_line_per_problem(
 
 
 def test_validate_cli_accepts_the_examples(capsys: pytest.CaptureFixture[str]) -> None:
-    assert config_cli(["validate"]) == 0
+    assert config_cli(config_args(["validate"])) == 0
     assert "business units valid" in capsys.readouterr().out
 
 
@@ -263,7 +251,7 @@ def test_config_new_clones_without_overlap(tmp_path: Path) -> None:
     for path in config_files(CONFIG_DIR):
         (tmp_path / path.name).write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
     argv = ["new", "risk", "--from", "marketing", "--account", "555555555555"]
-    assert config_cli([*argv, "--config-dir", str(tmp_path)]) == 0
+    assert config_cli(config_args([*argv, "--config-dir", str(tmp_path)])) == 0
     loaded, errors = load_all(config_files(tmp_path))
     assert errors == []
     new = next(item.config for item in loaded if item.config.name == "risk")
@@ -274,14 +262,15 @@ def test_config_new_clones_without_overlap(tmp_path: Path) -> None:
     assert not any(new.network.cidr.overlaps(c) for c in others)
     # A second clone with the same name is refused, and the file stays as written.
     before = (tmp_path / "risk.yaml").read_text(encoding="utf-8")
-    assert config_cli(["new", "risk", "--config-dir", str(tmp_path)]) == 1
+    assert config_cli(config_args(["new", "risk", "--config-dir", str(tmp_path)])) == 1
     assert (tmp_path / "risk.yaml").read_text(encoding="utf-8") == before
 
 
 def test_config_new_rejects_a_bad_account(tmp_path: Path) -> None:
     for path in config_files(CONFIG_DIR):
         (tmp_path / path.name).write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
-    assert config_cli(["new", "risk", "--account", "12", "--config-dir", str(tmp_path)]) == 1
+    args = config_args(["new", "risk", "--account", "12", "--config-dir", str(tmp_path)])
+    assert config_cli(args) == 1
     assert not (tmp_path / "risk.yaml").exists()
 
 
@@ -304,7 +293,7 @@ def test_validating_one_file_checks_it_against_its_directory(
     newcomer["network"]["private_subnet_prefix"] = 20
     path = write_bu(newcomer, "a-new")
     monkeypatch.chdir(path.parent)
-    assert config_cli(["validate", path.name]) == 1
+    assert config_cli(config_args(["validate", path.name])) == 1
     err = capsys.readouterr().err.splitlines()
     assert err == [
         "a-new.yaml: network.cidr: 10.80.128.0/17 overlaps 10.80.0.0/16 of BU 'payments' "
@@ -319,7 +308,7 @@ def test_validating_one_file_ignores_other_files_own_problems(
     broken["name"], broken["account"] = "broken", "nope"
     write_bu(broken, "broken")
     path = write_bu(valid_bu, "good")
-    assert config_cli(["validate", str(path)]) == 0
+    assert config_cli(config_args(["validate", str(path)])) == 0
     assert "1 business units valid (payments)" in capsys.readouterr().out
 
 
@@ -340,7 +329,7 @@ def test_a_bu_name_that_hyphen_prefixes_another_in_its_account_is_refused(
     other["name"], other["region"] = "payments-ops", "us-east-1"  # any region: IAM is global
     other["network"]["availability_zones"] = ["us-east-1a", "us-east-1b"]
     second = write_bu(other, "b")
-    assert config_cli(["validate", str(first), str(second)]) == 1
+    assert config_cli(config_args(["validate", str(first), str(second)])) == 1
     assert capsys.readouterr().err.splitlines() == [
         f"{second}: name: BU 'payments-ops' and BU 'payments' ({first}) share account "
         "333333333333, and 'payments-ops' starts with 'payments-': a grant on payments-* "
@@ -358,7 +347,7 @@ def test_a_bu_name_with_a_trailing_newline_is_refused(
     """`re.match(...$)` accepted "fraud\\n"; jsii refused it only at synth."""
     valid_bu["name"] = "payments\n"
     path = write_bu(valid_bu)
-    assert config_cli(["validate", str(path)]) == 1
+    assert config_cli(config_args(["validate", str(path)])) == 1
     assert capsys.readouterr().err.splitlines() == [
         f"{path}: name: a BU name is 2+ lowercase letters, digits and single hyphens, starting "
         "with a letter (it prefixes bucket and DNS names)"

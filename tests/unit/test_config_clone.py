@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from config.__main__ import main as config_cli
+from config.__main__ import parse_args as config_args
 from config.loader import CONFIG_DIR, config_files, load_valid
 from config.schema import BusinessUnitConfig
 
@@ -54,7 +55,8 @@ def _shape(hyperpod: object) -> dict[str, object]:
 def test_a_clone_has_the_shape_and_comments_but_no_ones_access(
     directory: Path, capsys: pytest.CaptureFixture[str], source: str
 ) -> None:
-    assert config_cli(["new", "risk", "--from", source, "--config-dir", str(directory)]) == 0
+    args = config_args(["new", "risk", "--from", source, "--config-dir", str(directory)])
+    assert config_cli(args) == 0
     configs = {c.name: c for c in load_valid(config_files(directory))}  # valid, unedited
     base, clone = configs[source], configs["risk"]
     assert base.studio is not None
@@ -84,7 +86,8 @@ def test_a_clone_has_the_shape_and_comments_but_no_ones_access(
 def test_the_clone_prints_what_to_review(
     directory: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert config_cli(["new", "risk", "--from", "fraud", "--config-dir", str(directory)]) == 0
+    args = config_args(["new", "risk", "--from", "fraud", "--config-dir", str(directory)])
+    assert config_cli(args) == 0
     target = directory / "risk.yaml"
     first, *review = capsys.readouterr().out.splitlines()
     assert first == f"wrote {target} (cidr 10.67.0.0/16) from fraud; review before deploying:"
@@ -122,7 +125,8 @@ def test_a_comment_before_the_next_key_outlives_the_emptied_list(
         fraud.read_text(encoding="utf-8").replace("  groups:\n", note + "  groups:\n"),
         encoding="utf-8",
     )
-    assert config_cli(["new", "risk", "--from", "fraud", "--config-dir", str(directory)]) == 0
+    args = config_args(["new", "risk", "--from", "fraud", "--config-dir", str(directory)])
+    assert config_cli(args) == 0
     lines = (directory / "risk.yaml").read_text(encoding="utf-8").splitlines(keepends=True)
     users = next(i for i, line in enumerate(lines) if line.startswith("  users: []"))
     assert lines[users + 1] == note
@@ -139,7 +143,7 @@ def test_a_model_uri_of_the_source_bucket_becomes_a_prefix_of_the_clones(
         encoding="utf-8",
     )
     argv = ["new", "risk", "--from", "credit", "--account", "555555555555"]
-    assert config_cli([*argv, "--config-dir", str(directory)]) == 0
+    assert config_cli(config_args([*argv, "--config-dir", str(directory)])) == 0
     text = (directory / "risk.yaml").read_text(encoding="utf-8")
     assert 'account: "555555555555"' in text  # quoted: YAML would read a number
     assert "model: qwen3-4b-tools/v1/" in text
@@ -150,7 +154,7 @@ def test_a_clone_that_would_be_ambiguous_in_iam_is_not_written(
     directory: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     argv = ["new", "fraud-ops", "--from", "credit", "--config-dir", str(directory)]
-    assert config_cli(argv) == 1
+    assert config_cli(config_args(argv)) == 1
     target = directory / "fraud-ops.yaml"
     assert capsys.readouterr().err.splitlines() == [
         f"{target}: name: BU 'fraud-ops' and BU 'fraud' ({directory / 'fraud.yaml'}) share "

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from config.__main__ import main as config_cli
+from config.__main__ import parse_args as config_args
 from config.yaml_source import MAX_DEPTH, MAX_VALUES, read_yaml
 
 # A valid BU, as a user writes it (the account quoted); lines are replaced per test.
@@ -28,13 +29,13 @@ def validate(tmp_path: Path, text: str | bytes, capsys: pytest.CaptureFixture[st
     """The error lines of `python -m config validate` on a file holding ``text``; exit 1."""
     path = tmp_path / "bu.yaml"
     path.write_bytes(text if isinstance(text, bytes) else text.encode("utf-8"))
-    assert config_cli(["validate", str(path)]) == 1
+    assert config_cli(config_args(["validate", str(path)])) == 1
     return [line.removeprefix(f"{path}: ") for line in capsys.readouterr().err.splitlines()]
 
 
 def test_the_base_file_is_valid(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "bu.yaml").write_text(BU, encoding="utf-8")
-    assert config_cli(["validate", str(tmp_path / "bu.yaml")]) == 0
+    assert config_cli(config_args(["validate", str(tmp_path / "bu.yaml")])) == 0
 
 
 def test_a_repeated_key_at_any_depth_is_refused_with_its_line(

@@ -27,7 +27,7 @@ from config.endpoints import HyperPodInferenceAddons
 from config.loader import CONFIG_DIR, load_valid
 from config.mlflow import Mlflow
 from scripts import doctor_checks as checks
-from scripts.doctor import main, run_checks
+from scripts.doctor import main, parse_args, run_checks
 
 CONFIG = load_valid([CONFIG_DIR / "fraud.yaml"])[0]
 HP, STUDIO, ENDPOINTS = CONFIG.hyperpod, CONFIG.studio, CONFIG.endpoints
@@ -325,7 +325,7 @@ def doctor(bu: Bu, tmp_path: Path, *extra: str, kubeconfig: Path | None = None) 
         _queue_aws(bu, stubs, smoke="--skip-endpoint-smoke" not in extra)
         path = kubeconfig or write_kubeconfig(tmp_path / "kubeconfig", url, EKS_ARN)
         argv = ["--bu", "fraud", "--kubeconfig", str(path), *extra]
-        code = main(argv, aws=aws, tracking_call=_tracking, out=out)
+        code = main(parse_args(argv), aws=aws, tracking_call=_tracking, out=out)
     return code, out.getvalue()
 
 
@@ -586,7 +586,8 @@ def test_no_credentials_skip_the_aws_checks_with_a_reason(
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
     out = io.StringIO()
-    code = main(["--bu", "fraud", "--kubeconfig", str(tmp_path / "none")], out=out)
+    args = parse_args(["--bu", "fraud", "--kubeconfig", str(tmp_path / "none")])
+    code = main(args, out=out)
     rows = table(out.getvalue())
     assert code == 1
     assert "Traceback" not in out.getvalue()
@@ -680,7 +681,7 @@ def test_mlflow_is_described_only_without_the_client_and_fails_on_a_bad_call() -
 
 def test_an_unknown_bu_is_a_usage_error() -> None:
     out = io.StringIO()
-    assert main(["--bu", "nosuchbu"], out=out) == 2
+    assert main(parse_args(["--bu", "nosuchbu"]), out=out) == 2
     assert "cannot load BU 'nosuchbu'" in out.getvalue()
 
 

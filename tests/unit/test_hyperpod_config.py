@@ -10,8 +10,10 @@ from typing import Any
 import cfnlint
 import pytest
 from harness.bu_configs import HYPERPOD, add_hyperpod
+from harness.config_errors import assert_case_rejected
 
 from config.__main__ import main as config_cli
+from config.__main__ import parse_args as config_args
 from config.hyperpod import ADDON_NAMES, HyperPod, Quota, quota_problems
 from config.loader import load_all
 from config.regions import (
@@ -31,19 +33,8 @@ def bu_with_hyperpod(valid_bu: dict[str, Any]) -> dict[str, Any]:
 
 def validate_cli(path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, list[str]]:
     """`python -m config validate <path>`: its exit code and its error lines."""
-    code = config_cli(["validate", str(path)])
+    code = config_cli(config_args(["validate", str(path)]))
     return code, capsys.readouterr().err.splitlines()
-
-
-def _set(raw: dict[str, Any], dotted: str, value: Any) -> None:
-    *parents, leaf = dotted.split(".")
-    node: Any = raw
-    for part in parents:
-        node = node[int(part)] if isinstance(node, list) else node[part]
-    if isinstance(node, list):
-        node[int(leaf)] = value
-    else:
-        node[leaf] = value
 
 
 def test_defaults_pin_every_addon_and_the_supported_kubernetes(
@@ -280,15 +271,7 @@ HYPERPOD_CASES = [
 def test_invalid_hyperpod_config_names_file_and_field(
     bu_with_hyperpod: dict[str, Any], write_bu: Callable[..., Path], case: tuple[Any, ...]
 ) -> None:
-    _, field, value, error_path, words = case
-    _set(bu_with_hyperpod, field, value)
-    path = write_bu(bu_with_hyperpod)
-    loaded, errors = load_all([path])
-    assert loaded == []  # nothing to synthesize
-    lines = [str(e) for e in errors]
-    assert any(line.startswith(f"{path}: {error_path}: ") and words in line for line in lines), (
-        lines
-    )
+    assert_case_rejected(write_bu, bu_with_hyperpod, case)
 
 
 P5 = {"name": "whole", "instance_type": "ml.p5.48xlarge", "count": 2}  # 16 H100

@@ -17,13 +17,20 @@ import moto
 import pytest
 from botocore.stub import Stubber
 from harness.fake_kube import Clock, FakeCluster, fake_kube_server
+from harness.pipeline_backend import (
+    ClusterLookup,
+    fraud_pipeline,
+    hyperpod_training,
+    offline_backend,
+    offline_client,
+)
 
-from config.loader import CONFIG_DIR, load_file
+from config.loader import CONFIG_DIR
 from core import parameters as p
 from pipelines.aws import AwsBackend
 from pipelines.eks import TOKEN_PREFIX, bearer_token
 from pipelines.lifecycle import Run, StepFailedError
-from training.job.platform import BuPlatform, hyperpod_names
+from training.job.platform import hyperpod_names
 
 TEAM, REGION, EKS = "research", "us-east-1", "fraud-eks"
 DIGEST = "sha256:" + "cd" * 32
@@ -42,12 +49,6 @@ PUBLISHED = {
 }
 
 
-def _client(service: str) -> Any:
-    return boto3.client(
-        service, region_name=REGION, aws_access_key_id="AKIDEXAMPLE", aws_secret_access_key="x"
-    )
-
-
 def _parameters(stubber: Stubber, names: list[str]) -> None:
     found = [{"Name": f"/fraud/{n}", "Type": "String", "Value": PUBLISHED[n]} for n in names]
     stubber.add_response(
@@ -57,27 +58,11 @@ def _parameters(stubber: Stubber, names: list[str]) -> None:
 
 @pytest.fixture
 def hyperpod() -> Iterator[tuple[AwsBackend, FakeCluster, Stubber, Stubber, Run]]:
-    fraud, _ = load_file(CONFIG_DIR / "fraud.yaml")
-    assert fraud is not None
-    assert fraud.pipeline is not None
-    train = fraud.pipeline.train.model_copy(
-        update={
-            "backend": "hyperpod",
-            "team": TEAM,
-            "instance_type": "ml.p5.48xlarge",
-            "base_model": f"{TEAM}/base/Qwen3-4B/",
-        }
-    )
-    bu = fraud.model_copy(update={"pipeline": fraud.pipeline.model_copy(update={"train": train})})
+    bu = fraud_pipeline(train=hyperpod_training(TEAM))
     state = FakeCluster(namespaces={"hyperpod-ns-research"})
-    ssm, eks = _client("ssm"), _client("eks")
+    ssm, eks = offline_client("ssm", REGION), offline_client("eks", REGION)
     with fake_kube_server(state) as url, Stubber(ssm) as s_ssm, Stubber(eks) as s_eks:
-        backend = AwsBackend(
-            bu, ssm=ssm, eks=eks, sts=_client("sts"), sagemaker=_client("sagemaker"),
-            s3=_client("s3"), cloudwatch=_client("cloudwatch"), sleep=lambda s: None,
-        )  # fmt: skip
-        # The buckets, as the backend reads them first (that read: test_pipeline_aws.py).
-        backend._platform = BuPlatform(bu="fraud", region=REGION, team=None, values=PUBLISHED)
+        backend = offline_backend(bu, PUBLISHED, ssm=ssm, eks=eks)
         s_eks.url = url  # type: ignore[attr-defined]
         yield backend, state, s_ssm, s_eks, Run(bu=bu, airflow_run_id="scheduled__2026-12-07")
 
@@ -187,21 +172,6 @@ NAMESPACE, ENDPOINT = "hyperpod-ns-research", "fraud-qwen3-tools-hp"
 SERVED = f"s3://{PUBLISHED[p.MODELS_BUCKET]}/qwen3-4b-tools/v1/"
 
 
-class ClusterLookup:
-    """eks:DescribeCluster for every fresh client the deploy makes (one per read or write; the
-    token those clients carry is the one `test_the_token_is_...` checks)."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-
-    def describe_cluster(self, name: str) -> dict[str, Any]:
-        assert name == EKS
-        ca = base64.b64encode(b"ca").decode()
-        return {
-            "cluster": {"name": EKS, "endpoint": self.url, "certificateAuthority": {"data": ca}}
-        }
-
-
 class Operator:
     """What the HyperPod inference operator writes to the object's status (the fields
     `inference.hyperpod.rollout` reads), driven by the test between the deploy's polls."""
@@ -234,31 +204,25 @@ def served_on_hyperpod() -> Iterator[tuple[AwsBackend, Operator, Clock, Run, Any
     """fraud deploying to qwen3-tools-hp, whose InferenceEndpointConfig (as
     `python -m inference.hyperpod apply` made it) serves qwen3-4b-tools/v1/ and is ready; S3
     (the run's record) and SSM (the served-model parameter) in moto."""
-    from inference.hyperpod import build_endpoint_config, from_bu_config
+    from config.hyperpod_endpoints import hyperpod_endpoint
+    from inference.hyperpod import build_endpoint_config
 
-    fraud, _ = load_file(CONFIG_DIR / "fraud.yaml")
-    assert fraud is not None
-    assert fraud.pipeline is not None
-    deploy = fraud.pipeline.deploy.model_copy(
-        update={"endpoint": "qwen3-tools-hp", "namespace": NAMESPACE, "ready_timeout_minutes": 10}
+    bu = fraud_pipeline(
+        deploy={"endpoint": "qwen3-tools-hp", "namespace": NAMESPACE, "ready_timeout_minutes": 10}
     )
-    bu = fraud.model_copy(update={"pipeline": fraud.pipeline.model_copy(update={"deploy": deploy})})
     live = build_endpoint_config(
-        from_bu_config(CONFIG_DIR / "fraud.yaml", "qwen3-tools-hp", NAMESPACE)
+        hyperpod_endpoint(CONFIG_DIR / "fraud.yaml", "qwen3-tools-hp", NAMESPACE)
     )
     live["metadata"] |= {"generation": 1, "resourceVersion": "7"}
     state = FakeCluster(namespaces={NAMESPACE}, endpoint_configs={(NAMESPACE, ENDPOINT): live})
     operator, clock = Operator(state), Clock()
     operator.report("DeploymentComplete")
     with fake_kube_server(state) as url, moto.mock_aws():
-        s3, ssm = _client("s3"), _client("ssm")
+        s3, ssm = offline_client("s3", REGION), offline_client("ssm", REGION)
         s3.create_bucket(Bucket=PUBLISHED[p.DATA_BUCKET])
-        backend = AwsBackend(
-            bu, ssm=ssm, eks=ClusterLookup(url), sts=_client("sts"), s3=s3,
-            sagemaker=_client("sagemaker"), cloudwatch=_client("cloudwatch"),
-            sleep=clock.sleep, clock=clock.time,
-        )  # fmt: skip
-        backend._platform = BuPlatform(bu="fraud", region=REGION, team=None, values=PUBLISHED)
+        backend = offline_backend(
+            bu, PUBLISHED, clock=clock, ssm=ssm, s3=s3, eks=ClusterLookup(url, EKS)
+        )
         yield backend, operator, clock, Run(bu=bu, airflow_run_id="scheduled__2026-12-07"), ssm
 
 
@@ -316,7 +280,7 @@ def test_the_previous_generations_complete_state_is_not_the_new_specs(
     deploy waits until the operator has reconciled generation 2 and every pod runs it.
 
     The status fields relied on, all from the operator's published CRD as vendored in
-    ``inference/crds/inferenceendpointconfig-v1.schema.json`` (``properties.status``):
+    ``inference/hyperpod/crds/inferenceendpointconfig-v1.schema.json`` (``properties.status``):
     ``observedGeneration`` ("Latest generation reconciled by controller", compared with the
     object's ``metadata.generation``), ``state`` (enum ``DeploymentPending``,
     ``DeploymentInProgress``, ``DeploymentFailed``, ``DeploymentComplete``, ``Deletion*``),
@@ -360,34 +324,37 @@ def test_a_retry_finds_its_spec_applied_and_does_not_apply_it_again(
     assert deployed["replaced"] == SERVED  # from the first try's record
 
 
-def test_not_ready_in_time_re_applies_the_previous_spec_and_names_what_serves(
-    served_on_hyperpod: Any,
+# (the operator's state and message while the deploy polls, what the failure names)
+NOT_SERVING = [
+    (
+        "DeploymentInProgress",
+        "Pending",
+        "not ready within 10 minutes (DeploymentInProgress: Pending)",
+    ),
+    ("DeploymentFailed", "OOMKilled", "refused by the operator: DeploymentFailed: OOMKilled"),
+]
+
+
+@pytest.mark.parametrize(
+    ("state", "why", "reason"), NOT_SERVING, ids=["not ready in time", "a failed rollout"]
+)
+def test_a_rollout_that_does_not_serve_re_applies_the_previous_spec_and_names_what_serves(
+    served_on_hyperpod: Any, state: str, why: str, reason: str
 ) -> None:
+    """Not ready within the timeout, or refused by the operator: the previous spec is applied
+    again, and the failure names what serves."""
     backend, operator, clock, run, ssm = served_on_hyperpod
     before = copy.deepcopy(operator.obj["spec"])
-    clock.on_sleep = lambda: operator.report("DeploymentInProgress", updated=0, message="Pending")
+    clock.on_sleep = lambda: operator.report(state, updated=0, message=why)
     with pytest.raises(StepFailedError) as failed:
         backend.deploy(run, _candidate(run))
     message = str(failed.value)
-    assert "not ready within 10 minutes (DeploymentInProgress: Pending)" in message
+    assert reason in message
     assert message.endswith(f"re-applied the previous spec: it serves {SERVED}")
     assert operator.obj["spec"] == before
     assert len(_puts(operator)) == 2
     assert _record(backend, run)["rolled_back"] is True
     assert not ssm.describe_parameters()["Parameters"]  # the served-model parameter unchanged
-
-
-def test_a_failed_rollout_is_rolled_back_at_once_with_the_operators_reason(
-    served_on_hyperpod: Any,
-) -> None:
-    backend, operator, clock, run, _ = served_on_hyperpod
-    before = copy.deepcopy(operator.obj["spec"])
-    clock.on_sleep = lambda: operator.report("DeploymentFailed", updated=0, message="OOMKilled")
-    with pytest.raises(
-        StepFailedError, match="refused by the operator: DeploymentFailed: OOMKilled"
-    ):
-        backend.deploy(run, _candidate(run))
-    assert operator.obj["spec"] == before
 
 
 def test_the_champion_is_the_model_location_the_object_names(served_on_hyperpod: Any) -> None:

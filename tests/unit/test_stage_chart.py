@@ -23,6 +23,7 @@ from scripts.stage_hyperpod_chart import (
     check_digest,
     main,
     mirror_commands,
+    parse_args,
     plan_for,
     planned_commands,
     render_command,
@@ -354,7 +355,7 @@ def test_digest_is_compared_with_the_pin(fraud: Plan) -> None:
 @pytest.mark.usefixtures("tools_on_path")
 def test_stage_renders_mirrors_and_pushes(fraud: Plan, capsys: pytest.CaptureFixture[str]) -> None:
     tools = FakeTools(manifests=render(), chart_digest=fraud.digest)
-    assert main(["--bu", "fraud"], run=tools, helm=HELM) == 0
+    assert main(parse_args(["--bu", "fraud"]), run=tools, helm=HELM) == 0
     names = [" ".join(c[:3]) for c in tools.calls]
     updates = [c[-1] for c in tools.ran("dependency", "update")]
     assert len(updates) == 2
@@ -371,7 +372,7 @@ def test_stage_renders_mirrors_and_pushes(fraud: Plan, capsys: pytest.CaptureFix
     assert f"ok: fraud/hyperpod-helm-chart:0.1.0 is {fraud.digest}" in out
     # Again: every tag is there already (immutable), nothing is copied or pushed twice.
     again = FakeTools(manifests=render(), ecr=tools.ecr)
-    assert main(["--bu", "fraud"], run=again, helm=HELM) == 0
+    assert main(parse_args(["--bu", "fraud"]), run=again, helm=HELM) == 0
     assert not again.ran("copy")
     assert not again.ran("push")
     assert "already there" in capsys.readouterr().out
@@ -382,7 +383,7 @@ def test_stage_stops_before_any_push_when_the_render_is_refused(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     tools = FakeTools(manifests=render(operator="docker.io/kubeflow/training-operator:v1"))
-    assert main(["--bu", "fraud"], run=tools, helm=HELM) == 1
+    assert main(parse_args(["--bu", "fraud"]), run=tools, helm=HELM) == 1
     assert not tools.ran("login")
     assert not tools.ran("copy")
     assert not tools.ran("push")
@@ -395,7 +396,7 @@ def test_stage_stops_before_any_push_when_the_render_is_refused(
 @pytest.mark.usefixtures("tools_on_path")
 def test_a_new_digest_is_reported_for_the_config(capsys: pytest.CaptureFixture[str]) -> None:
     tools = FakeTools(manifests=render())
-    assert main(["--bu", "fraud"], run=tools, helm=HELM) == 1
+    assert main(parse_args(["--bu", "fraud"]), run=tools, helm=HELM) == 1
     assert f"set hyperpod.dependencies_chart.digest to {tools.chart_digest}" in (
         capsys.readouterr().err
     )
@@ -405,7 +406,7 @@ def test_a_new_digest_is_reported_for_the_config(capsys: pytest.CaptureFixture[s
 def test_verify_lists_what_is_missing(fraud: Plan, capsys: pytest.CaptureFixture[str]) -> None:
     chart = {"fraud/hyperpod-helm-chart:0.1.0": fraud.digest}
     partial = FakeTools(ecr={**chart, "fraud/hyperpod-mirror/mpi-operator:0.5": "sha256:1"})
-    assert main(["--bu", "fraud", "--verify"], run=partial) == 1
+    assert main(parse_args(["--bu", "fraud", "--verify"]), run=partial) == 1
     err = capsys.readouterr().err.splitlines()
     assert err[:2] == [
         f"missing: {REGISTRY}/fraud/hyperpod-mirror/training-operator:v1-855e096 "
@@ -415,10 +416,10 @@ def test_verify_lists_what_is_missing(fraud: Plan, capsys: pytest.CaptureFixture
     ]
     everything = {f"{i.mirror_repository('fraud')}:{i.tag}": "sha256:1" for i in fraud.images}
     complete = FakeTools(ecr={**chart, **everything})
-    assert main(["--bu", "fraud", "--verify"], run=complete) == 0
+    assert main(parse_args(["--bu", "fraud", "--verify"]), run=complete) == 0
     assert {c[1] for c in complete.calls} == {"sts", "ecr"}
     assert {c[2] for c in complete.calls if c[1] == "ecr"} == {"describe-images"}
-    assert main(["--bu", "fraud", "--verify"], run=FakeTools(ecr=everything)) == 1
+    assert main(parse_args(["--bu", "fraud", "--verify"]), run=FakeTools(ecr=everything)) == 1
     assert "missing: chart fraud/hyperpod-helm-chart:0.1.0" in capsys.readouterr().err
 
 
@@ -426,7 +427,7 @@ def test_dry_run_prints_commands_and_values(capsys: pytest.CaptureFixture[str]) 
     def no_calls(command: Sequence[str], *, stdin: str | None = None) -> str:
         raise AssertionError(f"ran {command}")
 
-    assert main(["--bu", "fraud", "--dry-run"], run=no_calls) == 0
+    assert main(parse_args(["--bu", "fraud", "--dry-run"]), run=no_calls) == 0
     out = capsys.readouterr().out
     for step in ("+ git clone", "dependency update", "helm template", "skopeo copy --all"):
         assert step in out
@@ -438,7 +439,7 @@ def test_dry_run_prints_commands_and_values(capsys: pytest.CaptureFixture[str]) 
 
 
 def _one_line_error(capsys: pytest.CaptureFixture[str], argv: list[str], **kwargs: Any) -> str:
-    assert main(argv, **kwargs) == 1
+    assert main(parse_args(argv), **kwargs) == 1
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1, err
     assert err.startswith("stage-hyperpod-chart: ")

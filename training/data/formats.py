@@ -15,13 +15,15 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from itertools import count
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from inference.parsing import (
     CALL_CLOSE,
     CALL_OPEN,
     THINK_OPEN,
     ErrorKind,
+    ParseError,
+    content_text,
     dialect_type,
     parse_completion,
     split_optional,
@@ -51,6 +53,7 @@ class TextDocument:
 
 
 Record = Conversation | TextDocument
+R = TypeVar("R")
 
 
 def read_jsonl(path: Path, fmt: str = "auto") -> Iterator[tuple[str, Record | RecordError]]:
@@ -128,14 +131,24 @@ def _eol(raw: bytes) -> int:
 
 def parse_line(line: str, number: int, fmt: str = "auto") -> Record | RecordError:
     """One JSONL line as a record, or a `RecordError` saying why not (never raises on bad data)."""
-    try:
+
+    def read() -> Record:
         obj = decode_json(line, "the line")
         if not isinstance(obj, dict):
             raise ConversationError("malformed_record", "record is not a JSON object")
-        fmt = detect(obj) if fmt == "auto" else fmt
-        if missing := [k for k in REQUIRED_KEYS[fmt] if k not in obj]:
-            raise ConversationError("malformed_record", f"{fmt} record lacks {', '.join(missing)}")
-        return READERS[fmt](obj, number)
+        kind = detect(obj) if fmt == "auto" else fmt
+        if missing := [k for k in REQUIRED_KEYS[kind] if k not in obj]:
+            raise ConversationError("malformed_record", f"{kind} record lacks {', '.join(missing)}")
+        return READERS[kind](obj, number)
+
+    return read_or_error(read, line, number)
+
+
+def read_or_error(read: Callable[[], R], line: str, number: int) -> R | RecordError:
+    """`read()`, or the `RecordError` for JSONL line `number` saying why it failed: one bad record
+    is quarantined with its line and kind, never a crash of the whole run."""
+    try:
+        return read()
     except ConversationError as e:
         return RecordError(number, e.kind, f"line {number}: {e}", line)
     except RecursionError:
@@ -181,18 +194,14 @@ def _tools(value: Any) -> list[dict[str, Any]]:
 
 
 def _text(content: Any) -> str:
-    """Content as a string: OpenAI allows None and lists of ``{"type": "text", "text": ...}``."""
-    if content is None:
-        return ""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(
-            p["text"] for p in content if isinstance(p, dict) and p.get("type") == "text"
-        )
-    if isinstance(content, dict):  # tool results stored as objects by some datasets
+    """Content as a string, by the rule model output is read with (``content_text``: None,
+    a string or a list of text parts), plus tool results some datasets store as objects."""
+    if isinstance(content, dict):
         return json.dumps(content, ensure_ascii=False)
-    raise ConversationError("malformed_record", f"content is not text: {content!r:.60}")
+    text = content_text(content)
+    if isinstance(text, ParseError):
+        raise ConversationError("malformed_record", f"{text.reason}: {content!r:.60}")
+    return text
 
 
 def read_messages(obj: dict[str, Any], line: int, *, known_tools_only: bool = True) -> Conversation:

@@ -35,7 +35,7 @@ import numpy as np
 
 from inference.parsing import parse_message
 from training.data.conversation import Conversation, ConversationError, RecordError, decode_json
-from training.data.formats import read_messages
+from training.data.formats import read_messages, read_or_error
 from training.data.packing import IGNORE_INDEX, Pack, best_fit
 from training.data.render import Rendered, encode, render, render_text
 
@@ -112,16 +112,7 @@ def _messages(value: Any, what: str) -> list[Any]:
 
 def parse_preference(line: str, number: int) -> PreferenceRecord | RecordError:
     """One JSONL line as a `PreferenceRecord`, or the `RecordError` saying why not."""
-    try:
-        return _read(decode_json(line, "the line"), number)
-    except ConversationError as e:
-        return RecordError(number, e.kind, f"line {number}: {e}", line)
-    except RecursionError:
-        return RecordError(number, "too_deep", f"line {number}: nests too deep to read", line)
-    except (KeyError, TypeError, AttributeError, ValueError) as e:
-        return RecordError(
-            number, "malformed_record", f"line {number}: {type(e).__name__}: {e}", line
-        )
+    return read_or_error(lambda: _read(decode_json(line, "the line"), number), line, number)
 
 
 def _read(obj: Any, number: int) -> PreferenceRecord:

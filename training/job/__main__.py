@@ -1,3 +1,3 @@
-from training.job.cli import main
+from training.job.cli import main, parse_args
 
-raise SystemExit(main())
+raise SystemExit(main(parse_args()))

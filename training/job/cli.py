@@ -23,14 +23,14 @@ import argparse
 import json
 import subprocess
 import sys
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from core import parameters as p
 from core.aws_region import RegionNotSetError, resolve_region
-from inference.cli import HelpFormatter, command_parser
-from training.cli_args import add_arguments
+from core.cli import HelpFormatter, add_arguments, command_parser
 from training.job import crd, managed, placement, platform
 from training.job.cluster import ClusterError, HyperPodCluster, connect
 from training.job.manifest import KIND, JobSpec, JobSpecError, build_manifest, node_selector
@@ -57,6 +57,70 @@ class ManagedOptions:
     max_run_hours: float = field(default=24.0, metadata={"help": "stopping condition"})
     max_wait_hours: float = field(default=48.0, metadata={"help": "spot: waiting plus running"})
     volume_gb: int = field(default=500, metadata={"help": "ML storage volume per instance"})
+
+
+@dataclass(frozen=True, kw_only=True)
+class Where:
+    """Where a job runs: the BU (and team) whose published values fill the rest, or explicit
+    flags (``where`` in ``--help``)."""
+
+    bu: str | None = None
+    team: str | None = None
+    region: str | None = None
+    kubeconfig: str | None = None
+    context: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobRef(Where):
+    """``status``, ``logs`` and ``cancel``: one job by name (namespace: the team's)."""
+
+    name: str
+    namespace: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class StatusArgs(JobRef):
+    pass
+
+
+@dataclass(frozen=True, kw_only=True)
+class LogsArgs(JobRef):
+    follow: bool = True
+
+
+@dataclass(frozen=True, kw_only=True)
+class CancelArgs(JobRef):
+    pass
+
+
+@dataclass(frozen=True, kw_only=True)
+class BuildArgs(Where):
+    """``render`` and ``submit``: ``job`` holds JobSpec's options as given (None: not given,
+    so the BU's parameter, the placement or JobSpec's default fills it); ``managed`` the
+    Training Job settings of ``--backend training-job``; ``overrides`` the ``--set`` items."""
+
+    backend: str = "hyperpod"
+    job: Mapping[str, Any]
+    managed: ManagedOptions = ManagedOptions()
+    config_file: str | None = None
+    tag: str | None = None
+    env: tuple[str, ...] = ()
+    overrides: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class RenderArgs(BuildArgs):
+    output: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class SubmitArgs(BuildArgs):
+    preflight: bool = True
+
+
+JobArgs = RenderArgs | SubmitArgs | StatusArgs | LogsArgs | CancelArgs
+_JOB_REFS = {"status": StatusArgs, "logs": LogsArgs, "cancel": CancelArgs}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -107,7 +171,21 @@ def _parser() -> argparse.ArgumentParser:
     return top
 
 
-def _key_values(items: list[str], flag: str) -> dict[str, str]:
+def parse_args(argv: Sequence[str] | None = None) -> JobArgs:
+    """The chosen subcommand's typed arguments (the parser keeps ``--help``'s groups)."""
+    values = vars(_parser().parse_args(argv))
+    command = values.pop("command")
+    where = {f.name: values.pop(f.name) for f in fields(Where)}
+    if command in _JOB_REFS:
+        return _JOB_REFS[command](**where, **values)
+    job = {f.name: values.pop(f.name) for f in fields(JobSpec) if f.metadata.get("cli", True)}
+    managed_options = ManagedOptions(**{f.name: values.pop(f.name) for f in fields(ManagedOptions)})
+    env, overrides = tuple(values.pop("env")), tuple(values.pop("set"))
+    build = RenderArgs if command == "render" else SubmitArgs
+    return build(**where, job=job, managed=managed_options, env=env, overrides=overrides, **values)
+
+
+def _key_values(items: Sequence[str], flag: str) -> dict[str, str]:
     pairs = [item.partition("=") for item in items]
     bad = [k for k, sep, _ in pairs if not sep or not k]
     if bad:
@@ -125,8 +203,8 @@ def _git_sha() -> str | None:
     return out.stdout.strip() or None
 
 
-def _tag(options: dict[str, Any]) -> str:
-    tag = options.get("tag") or _git_sha()
+def _tag(given: str | None) -> str:
+    tag = given or _git_sha()
     if not tag:
         raise JobSpecError("--tag: not in a git checkout; give the image tag (a git SHA)")
     return str(tag)
@@ -153,34 +231,31 @@ class Clients:
         return self.sagemaker
 
 
-def _hyperpod_spec(
-    options: dict[str, Any], clients: Clients
-) -> tuple[JobSpec, platform.BuPlatform | None]:
-    env = _key_values(options["env"], "--env")
-    bu, team = options["bu"], options["team"]
-    values: dict[str, Any] = {
-        f.name: options[f.name] for f in fields(JobSpec) if f.metadata.get("cli", True)
-    }
+def _hyperpod_spec(args: BuildArgs, clients: Clients) -> tuple[JobSpec, platform.BuPlatform | None]:
+    env = _key_values(args.env, "--env")
+    bu, team = args.bu, args.team
+    values: dict[str, Any] = dict(args.job)
     found: platform.BuPlatform | None = None
-    cluster = placement.bu_cluster(bu) if bu else None
-    if cluster is not None:  # offline checks first: a wrong team or GPU fails before any AWS call
+    cluster = None
+    if bu:  # offline checks first: a wrong team or GPU fails before any AWS call
+        cluster = placement.bu_cluster(bu)
         if not team:
             raise JobSpecError("--team: required with --bu for a HyperPod job")
         placement.check_team(cluster, bu, team)
     values["instance_type"] = placement.instance_type_for(
-        instance_type=options["instance_type"],
+        instance_type=args.job["instance_type"],
         mig_profile=values["mig_profile"],
         gpus_per_node=values["gpus_per_node"],
         groups=cluster.gpu_groups if cluster is not None else None,
         bu=bu,
     )
-    if bu:
+    if bu and team:  # with --bu, --team was required above
         names = platform.hyperpod_names(team)
         if "MLFLOW_TRACKING_URI" in env:
             names.remove(p.MLFLOW_TRACKING_ARN)
-        found = platform.read(clients.ssm_for(options["region"]), bu, names, team=team)
+        found = platform.read(clients.ssm_for(args.region), bu, names, team=team)
         filled = {
-            "image": lambda: f"{found[p.TRAINING_IMAGE_URI]}:{_tag(options)}",
+            "image": lambda: f"{found[p.TRAINING_IMAGE_URI]}:{_tag(args.tag)}",
             "namespace": lambda: found.team_value(p.TEAM_NAMESPACE),
             "queue": lambda: found.team_value(p.TEAM_QUEUE),
             "service_account": lambda: found.team_value(p.TEAM_SERVICE_ACCOUNT),
@@ -191,13 +266,13 @@ def _hyperpod_spec(
                 values[name] = value()
         if p.MLFLOW_TRACKING_ARN in found.values:
             env.setdefault("MLFLOW_TRACKING_URI", found[p.MLFLOW_TRACKING_ARN])
-    elif values.get("image") is None and options.get("tag"):
+    elif values.get("image") is None and args.tag:
         raise JobSpecError("--tag needs --bu (the BU's repository) or a full --image")
     defaults = {f.name: f.default for f in fields(JobSpec)}
     for name in _FILLED:
         if values.get(name) is None:
             values[name] = defaults[name]
-    return JobSpec(**values, env=env, overrides=tuple(options["set"])), found
+    return JobSpec(**values, env=env, overrides=args.overrides), found
 
 
 def _validated_config(path: str, overrides: list[str], flag: str = "--config") -> Any:
@@ -210,86 +285,82 @@ def _validated_config(path: str, overrides: list[str], flag: str = "--config") -
         raise JobSpecError(f"{flag}: {err}") from err
 
 
-def _check_container_config(options: dict[str, Any]) -> None:
+def _check_container_config(args: BuildArgs) -> None:
     """Validate the config a HyperPod job will read: ``--config-file``, or ``--config`` when it
     is a file here too (e.g. /fsx mounted in the space); otherwise say plainly it was not."""
-    overrides = list(options["set"])
-    if options["config_file"]:
-        _validated_config(options["config_file"], overrides, "--config-file")
-    elif Path(options["config"]).is_file():
-        _validated_config(options["config"], overrides)
+    overrides, config = list(args.overrides), args.job["config"]
+    if args.config_file:
+        _validated_config(args.config_file, overrides, "--config-file")
+    elif Path(config).is_file():
+        _validated_config(config, overrides)
     else:
         print(
-            f"warning: --config {options['config']} is not a file here, so it was NOT "
+            f"warning: --config {config} is not a file here, so it was NOT "
             "validated: a typo in it fails in the pod; pass --config-file LOCAL_COPY to check it",
             file=sys.stderr,
         )
 
 
-def _training_job(
-    options: dict[str, Any], clients: Clients
-) -> tuple[dict[str, Any], platform.BuPlatform]:
+def _training_job(args: BuildArgs, clients: Clients) -> tuple[dict[str, Any], platform.BuPlatform]:
     from training.config import dump_config
 
-    if not options["bu"]:
+    if not args.bu:
         raise JobSpecError("--bu: required for --backend training-job")
     for flag in ("data", "base_model"):
-        if not options[flag]:
+        if not getattr(args.managed, flag):
             raise JobSpecError(f"--{flag.replace('_', '-')}: required for --backend training-job")
-    env = _key_values(options["env"], "--env")
+    env = _key_values(args.env, "--env")
     names = list(platform.TRAINING_JOB_NAMES)
     if "MLFLOW_TRACKING_URI" in env:
         names.remove(p.MLFLOW_TRACKING_ARN)
-    config_file = options["config_file"]
     config = _validated_config(
-        config_file or options["config"],
-        options["set"],
-        "--config-file" if config_file else "--config",
+        args.config_file or args.job["config"],
+        list(args.overrides),
+        "--config-file" if args.config_file else "--config",
     )
-    found = platform.read(clients.ssm_for(options["region"]), options["bu"], names)
+    found = platform.read(clients.ssm_for(args.region), args.bu, names)
+    options = args.managed
     spec = managed.TrainingJobSpec(
-        run=options["name"],
+        run=args.job["name"],
         config_yaml=dump_config(config),
-        train_data=options["data"],
-        base_model=options["base_model"],
-        eval_data=options["eval_data"] or None,
-        image_tag=_tag(options),
-        instance_type=options["instance_type"] or "ml.p5.48xlarge",
-        instance_count=options["nodes"],
-        volume_gb=options["volume_gb"],
-        spot=options["spot"],
-        max_run_hours=options["max_run_hours"],
-        max_wait_hours=options["max_wait_hours"],
-        overrides=options["set"],  # already in config_yaml; listed so the console shows them
+        train_data=options.data,
+        base_model=options.base_model,
+        eval_data=options.eval_data or None,
+        image_tag=_tag(args.tag),
+        instance_type=args.job["instance_type"] or "ml.p5.48xlarge",
+        instance_count=args.job["nodes"],
+        volume_gb=options.volume_gb,
+        spot=options.spot,
+        max_run_hours=options.max_run_hours,
+        max_wait_hours=options.max_wait_hours,
+        overrides=list(args.overrides),  # already in config_yaml; listed for the console
         environment=env,
     )
     request = managed.training_job_request(spec, found, name=managed.job_name(found, spec.run))
     return request, found
 
 
-def _where(options: dict[str, Any], clients: Clients) -> tuple[str, str | None, str | None]:
+def _where(args: JobRef, clients: Clients) -> tuple[str, str | None, str | None]:
     """Namespace, expected EKS cluster and region for status/logs/cancel."""
-    if options["bu"]:
-        cluster = placement.bu_cluster(options["bu"])
-        if options["team"]:
-            placement.check_team(cluster, options["bu"], options["team"])
+    if args.bu:
+        cluster = placement.bu_cluster(args.bu)
+        if args.team:
+            placement.check_team(cluster, args.bu, args.team)
         names = [p.EKS_CLUSTER_NAME]
-        if not options["namespace"]:
-            if not options["team"]:
+        if not args.namespace:
+            if not args.team:
                 raise JobSpecError("--team (or --namespace): required with --bu")
-            names.append(p.team_parameter(p.TEAM_NAMESPACE, options["team"]))
-        found = platform.read(
-            clients.ssm_for(options["region"]), options["bu"], names, team=options["team"]
-        )
-        namespace = options["namespace"] or found.team_value(p.TEAM_NAMESPACE)
+            names.append(p.team_parameter(p.TEAM_NAMESPACE, args.team))
+        found = platform.read(clients.ssm_for(args.region), args.bu, names, team=args.team)
+        namespace = args.namespace or found.team_value(p.TEAM_NAMESPACE)
         return namespace, found[p.EKS_CLUSTER_NAME], found.region
-    return options["namespace"] or "default", None, options["region"]
+    return args.namespace or "default", None, args.region
 
 
-def _cluster(options: dict[str, Any], expect: str | None, region: str | None) -> HyperPodCluster:
+def _cluster(args: Where, expect: str | None, region: str | None) -> HyperPodCluster:
     api = connect(
-        kubeconfig=options["kubeconfig"],
-        context=options["context"],
+        kubeconfig=args.kubeconfig,
+        context=args.context,
         expect_cluster=expect,
         region=region,
     )
@@ -297,10 +368,10 @@ def _cluster(options: dict[str, Any], expect: str | None, region: str | None) ->
 
 
 def _hyperpod_manifest(
-    options: dict[str, Any], clients: Clients
+    args: BuildArgs, clients: Clients
 ) -> tuple[dict[str, Any], JobSpec, platform.BuPlatform | None]:
-    _check_container_config(options)
-    spec, found = _hyperpod_spec(options, clients)
+    _check_container_config(args)
+    spec, found = _hyperpod_spec(args, clients)
     manifest = build_manifest(spec)
     crd.validate(manifest)
     return manifest, spec, found
@@ -312,52 +383,56 @@ def hyperpod_manifest(
     """The validated HyperPodPyTorchJob that ``training.job render ARGV`` prints, with its spec
     and the BU's values: the one path from a BU and team to a job, for the CLI and the pipeline.
     Raises JobSpecError, ManifestSchemaError or PlatformLookupError with the CLI's messages."""
-    options = vars(_parser().parse_args(["render", *argv]))
-    return _hyperpod_manifest(options, Clients(ssm=ssm))
+    args = cast(RenderArgs, parse_args(["render", *argv]))
+    return _hyperpod_manifest(args, Clients(ssm=ssm))
 
 
-def _run(options: dict[str, Any], clients: Clients) -> int:
-    command = options["command"]
-    if command in ("render", "submit") and options["backend"] == "training-job":
-        request, bu_values = _training_job(options, clients)
-        if command == "render":
-            _write(json.dumps(request, indent=2) + "\n", options.get("output"))
+def _run(args: JobArgs, clients: Clients) -> int:
+    if isinstance(args, RenderArgs | SubmitArgs):
+        return _build(args, clients)
+    namespace, expect, region = _where(args, clients)
+    cluster = _cluster(args, expect, region)
+    if isinstance(args, StatusArgs):
+        cluster.status(namespace, args.name).render(sys.stdout)
+    elif isinstance(args, LogsArgs):
+        for chunk in cluster.logs(namespace, args.name, follow=args.follow):
+            sys.stdout.write(chunk)
+            sys.stdout.flush()
+    else:
+        cluster.cancel(namespace, args.name)
+        print(f"deleted {KIND} {namespace}/{args.name}")
+    return 0
+
+
+def _build(args: RenderArgs | SubmitArgs, clients: Clients) -> int:
+    """``render`` prints what ``submit`` creates: a Training Job request or a HyperPod job."""
+    if args.backend == "training-job":
+        request, bu_values = _training_job(args, clients)
+        if isinstance(args, RenderArgs):
+            _write(json.dumps(request, indent=2) + "\n", args.output)
             return 0
         arn = managed.submit_training_job(clients.sagemaker_for(bu_values.region), request)
         print(f"created training job {request['TrainingJobName']}: {arn}")
         return 0
-    if command in ("render", "submit"):
-        manifest, spec, found = _hyperpod_manifest(options, clients)
-        if command == "render":
-            import yaml
+    manifest, spec, found = _hyperpod_manifest(args, clients)
+    if isinstance(args, RenderArgs):
+        import yaml
 
-            _write(yaml.safe_dump(manifest, sort_keys=False), options.get("output"))
-            return 0
-        expect = found[p.EKS_CLUSTER_NAME] if found else None
-        cluster = _cluster(options, expect, found.region if found else options["region"])
-        if options["preflight"]:
-            cluster.check_namespace(spec.namespace)
-            if spec.queue:
-                cluster.check_queue(spec.namespace, spec.queue)
-            cluster.check_accelerator(
-                spec.accelerator, spec.gpus_per_node, spec.nodes, node_selector(spec)
-            )
-        created = cluster.submit(manifest)
-        meta = created["metadata"]
-        on = f" on HyperPod cluster {found[p.HYPERPOD_CLUSTER_NAME]}" if found else ""
-        print(f"created {KIND} {meta['namespace']}/{meta['name']}{on}")
+        _write(yaml.safe_dump(manifest, sort_keys=False), args.output)
         return 0
-    namespace, expect, region = _where(options, clients)
-    cluster = _cluster(options, expect, region)
-    if command == "status":
-        cluster.status(namespace, options["name"]).render(sys.stdout)
-    elif command == "logs":
-        for chunk in cluster.logs(namespace, options["name"], follow=options["follow"]):
-            sys.stdout.write(chunk)
-            sys.stdout.flush()
-    else:
-        cluster.cancel(namespace, options["name"])
-        print(f"deleted {KIND} {namespace}/{options['name']}")
+    expect = found[p.EKS_CLUSTER_NAME] if found else None
+    cluster = _cluster(args, expect, found.region if found else args.region)
+    if args.preflight:
+        cluster.check_namespace(spec.namespace)
+        if spec.queue:
+            cluster.check_queue(spec.namespace, spec.queue)
+        cluster.check_accelerator(
+            spec.accelerator, spec.gpus_per_node, spec.nodes, node_selector(spec)
+        )
+    created = cluster.submit(manifest)
+    meta = created["metadata"]
+    on = f" on HyperPod cluster {found[p.HYPERPOD_CLUSTER_NAME]}" if found else ""
+    print(f"created {KIND} {meta['namespace']}/{meta['name']}{on}")
     return 0
 
 
@@ -368,11 +443,10 @@ def _write(text: str, output: str | None) -> None:
         sys.stdout.write(text)
 
 
-def main(argv: list[str] | None = None, *, ssm: Any = None, sagemaker: Any = None) -> int:
-    args = list(sys.argv[1:] if argv is None else argv)
-    options = vars(_parser().parse_args(args))
+def main(args: JobArgs, *, ssm: Any = None, sagemaker: Any = None) -> int:
+    """Run the subcommand; `ssm` and `sagemaker` stand in for the AWS clients (tests)."""
     try:
-        return _run(options, Clients(ssm=ssm, sagemaker=sagemaker))
+        return _run(args, Clients(ssm=ssm, sagemaker=sagemaker))
     except (
         JobSpecError,
         crd.ManifestSchemaError,
@@ -386,25 +460,48 @@ def main(argv: list[str] | None = None, *, ssm: Any = None, sagemaker: Any = Non
         return RUNTIME_ERROR
 
 
+@dataclass(frozen=True, kw_only=True)
+class ProcessingArgs:
+    """``python -m training.prepare --backend processing``'s own options; the rest are
+    training.prepare's, handed to the job."""
+
+    backend: str = field(metadata={"choices": ("processing",)})
+    bu: str | None = field(
+        default=None, metadata={"help": "business unit whose SSM parameters to read"}
+    )
+    region: str | None = field(
+        default=None,
+        metadata={
+            "help": "AWS region of the BU (default: AWS_DEFAULT_REGION, then your profile's)"
+        },
+    )
+    name: str = field(default="prepare", metadata={"help": "names the job: <bu>-<name>-<time>"})
+    tag: str | None = field(
+        default=None, metadata={"help": "image tag (default: this checkout's git SHA)"}
+    )
+    instance_type: str = "ml.m5.4xlarge"
+    volume_gb: int = 100
+    max_run_hours: float = 12.0
+    input: str = field(metadata={"help": "s3://<data bucket>/.../records.jsonl"})
+    output: str = field(metadata={"help": "s3://<data bucket>/prefix/"})
+    tokenizer: str = field(metadata={"help": "s3:// prefix or a path in the image"})
+
+
+def parse_processing_args(argv: Sequence[str]) -> tuple[ProcessingArgs, list[str]]:
+    """The processing job's options, and training.prepare's arguments it passes on."""
+    parser = argparse.ArgumentParser(
+        prog="python -m training.prepare --backend processing", formatter_class=HelpFormatter
+    )
+    add_arguments(parser, ProcessingArgs)
+    known, prepare_args = parser.parse_known_args(argv)
+    return ProcessingArgs(**vars(known)), prepare_args
+
+
 def prepare_main(argv: list[str], *, ssm: Any = None, sagemaker: Any = None) -> int:
     """`python -m training.prepare ... --backend processing`: the same preparation as a
-    SageMaker Processing job with the BU's image, reading and writing its data bucket."""
-    parser = argparse.ArgumentParser(prog="python -m training.prepare --backend processing")
-    # `--backend local` stays in training.prepare (it runs the preparation here).
-    parser.add_argument("--backend", choices=("processing",), required=True)
-    parser.add_argument("--bu", help="business unit whose SSM parameters to read")
-    parser.add_argument(
-        "--region", help="AWS region of the BU (default: AWS_DEFAULT_REGION, then your profile's)"
-    )
-    parser.add_argument("--name", default="prepare", help="names the job: <bu>-<name>-<time>")
-    parser.add_argument("--tag", help="image tag (default: this checkout's git SHA)")
-    parser.add_argument("--instance-type", default="ml.m5.4xlarge")
-    parser.add_argument("--volume-gb", type=int, default=100)
-    parser.add_argument("--max-run-hours", type=float, default=12.0)
-    parser.add_argument("--input", required=True, help="s3://<data bucket>/.../records.jsonl")
-    parser.add_argument("--output", required=True, help="s3://<data bucket>/prefix/")
-    parser.add_argument("--tokenizer", required=True, help="s3:// prefix or a path in the image")
-    options, prepare_args = parser.parse_known_args(argv)
+    SageMaker Processing job with the BU's image, reading and writing its data bucket.
+    (`--backend local` stays in training.prepare: it runs the preparation here.)"""
+    options, prepare_args = parse_processing_args(argv)
     clients = Clients(ssm=ssm, sagemaker=sagemaker)
     try:
         if not options.bu:
@@ -418,7 +515,7 @@ def prepare_main(argv: list[str], *, ssm: Any = None, sagemaker: Any = None) -> 
             output=options.output,
             tokenizer=options.tokenizer,
             prepare_args=prepare_args,
-            image_tag=_tag(vars(options)),
+            image_tag=_tag(options.tag),
             instance_type=options.instance_type,
             volume_gb=options.volume_gb,
             max_run_hours=options.max_run_hours,

@@ -663,8 +663,10 @@ def _part_text(part: Any) -> str | None:
     return None
 
 
-def _text_of(value: Any, where: str) -> str | ParseError:
-    """A message's text: a string, None, or a list of text parts; anything else is an error."""
+def content_text(value: Any, where: str = "content") -> str | ParseError:
+    """A chat message's text: a string, None, or a list of text parts (strings or
+    ``{"type": "text", "text": ...}``); anything else is an error. The one rule for a response
+    the client reads and a training record's content (``training.data.formats``)."""
     if value is None:
         return ""
     if isinstance(value, str):
@@ -710,8 +712,8 @@ def _message_texts(message: Mapping[str, Any]) -> tuple[str, str, list[ParseErro
     if reasoning is None or reasoning == "":
         reasoning = message.get("reasoning")
     texts = [
-        _text_of(message.get("content"), "message.content"),
-        _text_of(reasoning, "message.reasoning_content"),
+        content_text(message.get("content"), "message.content"),
+        content_text(reasoning, "message.reasoning_content"),
     ]
     errors = [t for t in texts if isinstance(t, ParseError)]
     content, server_reasoning = (t if isinstance(t, str) else "" for t in texts)

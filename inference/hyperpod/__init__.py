@@ -6,19 +6,16 @@ inference operator, rendered from the same `ServedEndpoint` the SageMaker endpoi
 options. `endpointName` makes the operator register a SageMaker endpoint, so
 `python -m inference.smoke --endpoint <bu>-<name>` checks either target. Objects are built
 with the `kubernetes` client's models and checked against the operator's published CRD schema
-(`inference/crds/`) before they are applied.
-
-    python -m inference.hyperpod render --config config/fraud.yaml --endpoint qwen3-tools-hp
-    python -m inference.hyperpod apply --config config/fraud.yaml --endpoint qwen3-tools-hp
+(`crds/` in this package) before they are applied. The library reads no BU file: the
+`python -m inference.hyperpod render|apply` command (`__main__`) does, through
+`config.hyperpod_endpoints`.
 """
 
 from __future__ import annotations
 
-import argparse
 import copy
 import functools
 import json
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,8 +23,8 @@ from typing import Any
 
 from kubernetes import client as k8s
 
+from core.crd_schema import schema_problems
 from core.workload_apis import INFERENCE_ENDPOINT_CONFIG
-from inference.cli import HelpFormatter, command_parser
 from inference.serving import MODEL_DIR, ServedEndpoint
 
 GROUP = INFERENCE_ENDPOINT_CONFIG.group
@@ -50,7 +47,7 @@ class KubeconfigError(RuntimeError):
 @dataclass(frozen=True)
 class HyperPodEndpoint:
     """Everything the resource needs: the endpoint as both targets serve it, and where on the
-    cluster it goes (`from_bu_config` builds it from a BU config)."""
+    cluster it goes (`config.hyperpod_endpoints` builds it from a BU config)."""
 
     served: ServedEndpoint
     namespace: str
@@ -146,21 +143,14 @@ def build_endpoint_config(spec: HyperPodEndpoint) -> dict[str, Any]:
 
 @functools.cache
 def crd_schema() -> dict[str, Any]:
-    """The operator's published v1 schema (see inference/crds/README.md for its source)."""
+    """The operator's published v1 schema (see crds/README.md for its source)."""
     schema: dict[str, Any] = json.loads(SCHEMA.read_text(encoding="utf-8"))
     return schema
 
 
 def validate(manifest: Mapping[str, Any]) -> list[str]:
     """Every way `manifest` breaks the CRD's schema, as `path: message` lines (none: valid)."""
-    import jsonschema
-
-    validator = jsonschema.Draft7Validator(crd_schema())
-    problems = []
-    for error in sorted(validator.iter_errors(dict(manifest)), key=lambda e: list(e.path)):
-        path = ".".join(str(p) for p in error.absolute_path) or "<root>"
-        problems.append(f"{path}: {error.message}")
-    return problems
+    return schema_problems(SCHEMA, manifest)
 
 
 def connect(update_kubeconfig: str) -> Any:
@@ -316,83 +306,3 @@ def rollout(obj: Mapping[str, Any]) -> Rollout:
                 f"{available} are available"
             )  # fmt: skip
     return Rollout(True, False, state)
-
-
-def from_bu_config(path: Path, endpoint: str, namespace: str) -> HyperPodEndpoint:
-    """The endpoint `endpoint` of the BU config at `path`, validated like `make validate`.
-
-    THE CLI SHIM: inference's one import of `config` (the import contract lists this function;
-    nothing else in `inference.hyperpod` reads a BU). Reading the file and translating its
-    endpoint live in `config.hyperpod_endpoints`; `RenderError` names what is wrong.
-    """
-    from config.hyperpod_endpoints import hyperpod_endpoint
-
-    return hyperpod_endpoint(path, endpoint, namespace)
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = command_parser("inference.hyperpod", __doc__, with_examples=True)
-    sub = parser.add_subparsers(dest="command", required=True)
-    commands = (
-        ("render", "print the resource as YAML (or write it with --output)"),
-        ("apply", "create the resource, or replace it, on the kubeconfig's cluster"),
-    )
-    for name, text in commands:
-        example = f"example:\n  python -m inference.hyperpod {name} --config config/fraud.yaml "
-        command = sub.add_parser(
-            name,
-            help=text,
-            description=text,
-            epilog=example + "--endpoint qwen3-tools-hp\n",
-            formatter_class=HelpFormatter,
-        )
-        command.add_argument("--config", type=Path, required=True, help="config/<bu>.yaml")
-        command.add_argument("--endpoint", required=True, help="endpoint name in the config")
-        command.add_argument("--namespace", default="default", help="Kubernetes namespace")
-    sub.choices["render"].add_argument("--output", type=Path, help="write here, not stdout")
-    return parser
-
-
-def _apply(manifest: dict[str, Any], endpoint: HyperPodEndpoint, api: Any | None) -> int:
-    try:
-        action, obj = apply(manifest, api or connect(endpoint.update_kubeconfig()))
-    except KubeconfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    meta = obj["metadata"]
-    print(f"{action} {KIND} {meta['namespace']}/{meta['name']}")
-    print(f"then: python -m inference.smoke --endpoint {meta['name']}")
-    return 0
-
-
-def main(argv: list[str] | None = None, api: Any | None = None) -> int:
-    args = _parser().parse_args(argv)
-    try:
-        endpoint = from_bu_config(args.config, args.endpoint, args.namespace)
-        manifest = build_endpoint_config(endpoint)
-    except RenderError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    problems = validate(manifest)
-    if problems:  # a builder bug or a CRD change: never send what the operator would refuse
-        for problem in problems:
-            print(f"error: {KIND} {problem}", file=sys.stderr)
-        return 1
-    if args.command == "apply":
-        return _apply(manifest, endpoint, api)
-    import yaml
-
-    text = yaml.safe_dump(manifest, sort_keys=False)
-    if args.output:
-        args.output.write_text(text, encoding="utf-8")
-    else:
-        sys.stdout.write(text)
-    return 0
-
-
-if __name__ == "__main__":
-    # Run the importable module's main, not this `__main__` copy: `config.hyperpod_endpoints`
-    # raises `inference.hyperpod.RenderError`, which this copy's own class would not catch.
-    from inference.hyperpod import main as _main
-
-    raise SystemExit(_main())
