@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from harness.template_graph import TemplateGraph, actions_of, policy_statements, resources_of
+from harness.workspace_policy import assert_denying_workspace_policy
 
 from config.hyperpod import SPACES_ADDON_NAMES
 
@@ -349,21 +350,8 @@ def test_each_space_team_has_a_denying_admission_policy_on_its_namespace(synthes
         team = teams[member.team]
         name = f"hyperpod-spaces-{team.name}"
         policy, binding = policies[name], bindings[name]
-        assert policy["apiVersion"] == binding["apiVersion"] == "admissionregistration.k8s.io/v1"
-        assert binding["spec"] == {"policyName": name, "validationActions": ["Deny"]}
+        assert_denying_workspace_policy(policy, binding, team.namespace)
         spec = policy["spec"]
-        assert spec["failurePolicy"] == "Fail"
-        assert spec["matchConstraints"] == {
-            "resourceRules": [
-                {
-                    "apiGroups": ["workspace.jupyter.org"],
-                    "apiVersions": ["v1alpha1"],
-                    "resources": ["workspaces"],
-                    "operations": ["CREATE", "UPDATE"],
-                }
-            ],
-            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": team.namespace}},
-        }
         # Only the add-on's own controller, and a space being stopped, are let through unchecked.
         conditions = " ".join(c["expression"] for c in spec["matchConditions"])
         assert (

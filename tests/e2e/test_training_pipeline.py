@@ -18,7 +18,7 @@ from mlflow.tracking import MlflowClient
 
 from inference.parsing import parse_completion
 from training import evaluate, export, prepare, synthetic, train
-from training.config import load_config
+from training.config import TrainConfig, load_config
 from training.tiny import TinyShape, save_tiny
 
 CONFIG = Path(__file__).resolve().parents[2] / "training" / "configs" / "tiny-cpu.yaml"
@@ -39,6 +39,32 @@ class Pipeline:
     tracking_uri: str
 
 
+def run_config(
+    path: Path,
+    output: Path,
+    *,
+    model: Path,
+    data: Path,
+    steps: int,
+    tracking_uri: str,
+    experiment: str,
+) -> TrainConfig:
+    """`path` with what an e2e run sets: where it writes and reads, how long, and its MLflow
+    experiment on the test server (no system metrics), the same for the SFT and DPO runs."""
+    return load_config(
+        path,
+        [
+            f"output_dir={output}",
+            f"model.name_or_path={model}",
+            f"data.path={data}",
+            f"max_steps={steps}",
+            f"mlflow.tracking_uri={tracking_uri}",
+            f"mlflow.experiment={experiment}",
+            "mlflow.log_system_metrics=false",
+        ],
+    )
+
+
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory: pytest.TempPathFactory, mlflow_server: str) -> Pipeline:
     work = tmp_path_factory.mktemp("pipeline")
@@ -54,18 +80,10 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory, mlflow_server: str) -> Pi
             quiet=True,
         )
     )
-    config = load_config(
-        CONFIG,
-        [
-            f"output_dir={work / 'run'}",
-            f"model.name_or_path={base}",
-            f"data.path={work / 'data'}",
-            f"max_steps={STEPS}",
-            f"mlflow.tracking_uri={mlflow_server}",
-            "mlflow.experiment=e2e",
-            "mlflow.log_system_metrics=false",
-        ],
-    )
+    config = run_config(
+        CONFIG, work / "run", model=base, data=work / "data", steps=STEPS,
+        tracking_uri=mlflow_server, experiment="e2e",
+    )  # fmt: skip
     result = train.main(config)
     assert result.checkpoint_path is not None
     exported = export.main(
@@ -251,18 +269,10 @@ def aligned(pipeline: Pipeline) -> Aligned:
             quiet=True,
         )
     )
-    config = load_config(
-        DPO_CONFIG,
-        [
-            f"output_dir={work / 'dpo'}",
-            f"model.name_or_path={pipeline.export_dir}",
-            f"data.path={work / 'pairs'}",
-            f"max_steps={DPO_STEPS}",
-            f"mlflow.tracking_uri={pipeline.tracking_uri}",
-            "mlflow.experiment=e2e-dpo",
-            "mlflow.log_system_metrics=false",
-        ],
-    )
+    config = run_config(
+        DPO_CONFIG, work / "dpo", model=pipeline.export_dir, data=work / "pairs",
+        steps=DPO_STEPS, tracking_uri=pipeline.tracking_uri, experiment="e2e-dpo",
+    )  # fmt: skip
     result = train.main(config)
     assert result.checkpoint_path is not None
     exported = export.main(

@@ -10,6 +10,12 @@ import boto3
 from botocore.response import StreamingBody
 from botocore.stub import Stubber
 
+from inference.client import EndpointClient
+
+# The question the client tests send, and the model's raw answer to it: one weather call.
+MESSAGES = [{"role": "user", "content": "What's the weather in Paris?"}]
+PARIS_CALL = '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>'
+
 
 class StubbedRuntime:
     """A real sagemaker-runtime client under botocore's Stubber.
@@ -83,3 +89,18 @@ def describe_endpoint_response(name: str, status: str, **extra: Any) -> dict[str
         "LastModifiedTime": now,
         **extra,
     }
+
+
+def ticking_client(runtime_client: Any, **kwargs: Any) -> tuple[EndpointClient, list[float]]:
+    """A client whose clock advances one second per reading and whose sleeps are recorded, so
+    deadlines and backoff are checked without waiting."""
+    sleeps: list[float] = []
+    ticks = iter(float(i) for i in range(100_000))
+    client = EndpointClient(
+        "qwen3-tools",
+        runtime_client=runtime_client,
+        sleep=sleeps.append,
+        clock=lambda: next(ticks),
+        **kwargs,
+    )
+    return client, sleeps

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from botocore.response import StreamingBody
-from inference_stubs import StubbedRuntime
+from inference_stubs import MESSAGES, PARIS_CALL, StubbedRuntime, ticking_client
 from raw_endpoint import (
     RawEndpoint,
     Reply,
@@ -36,27 +36,10 @@ from inference.client import (
 )
 from inference.parsing import ErrorKind
 
-MESSAGES = [{"role": "user", "content": "What's the weather in Paris?"}]
-CALL = '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>'
-
 
 def answer(content: Any = "Sunny.", **extra: Any) -> dict[str, Any]:
     choice = {"index": 0, "message": {"role": "assistant", "content": content}}
     return {"choices": [{**choice, "finish_reason": "stop"}], **extra}
-
-
-def ticking_client(runtime: Any, **kwargs: Any) -> tuple[EndpointClient, list[float]]:
-    """A client whose clock advances one second per reading and whose sleeps are recorded."""
-    sleeps: list[float] = []
-    ticks = iter(float(i) for i in range(100_000))
-    client = EndpointClient(
-        "qwen3-tools",
-        runtime_client=runtime,
-        sleep=sleeps.append,
-        clock=lambda: next(ticks),
-        **kwargs,
-    )
-    return client, sleeps
 
 
 def malformed(result: ChatResult) -> str:
@@ -199,7 +182,7 @@ def test_stream_of_the_wrong_shape(runtime: StubbedRuntime, tools: list[dict[str
         delta(tool_calls=[{"index": "0", "function": {"name": "get_weather"}}]),
         delta(tool_calls=[{"index": 0, "function": {"name": 7}}]),
         delta(tool_calls=["get_weather"]),
-        delta(content=CALL),
+        delta(content=PARIS_CALL),
         delta(finish="stop"),
     ]
     runtime.stream([sse(*hostile)])

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ReadTimeoutError
-from inference_stubs import StubbedRuntime
+from inference_stubs import MESSAGES, PARIS_CALL, StubbedRuntime, ticking_client
 
 from inference.client import (
     MAX_PAYLOAD_BYTES,
@@ -27,9 +27,6 @@ from inference.client import (
 )
 from inference.parsing import ErrorKind
 
-MESSAGES = [{"role": "user", "content": "What's the weather in Paris?"}]
-RAW_CALL = '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>'
-
 
 def completion(content: str | None, **message: Any) -> dict[str, Any]:
     return {
@@ -44,19 +41,6 @@ def completion(content: str | None, **message: Any) -> dict[str, Any]:
         ],
         "usage": {"prompt_tokens": 210, "completion_tokens": 30, "total_tokens": 240},
     }
-
-
-def make_client(runtime: StubbedRuntime, **kwargs: Any) -> tuple[EndpointClient, list[float]]:
-    sleeps: list[float] = []
-    ticks = iter(float(i) for i in range(1000))
-    client = EndpointClient(
-        "qwen3-tools",
-        runtime_client=runtime.client,
-        sleep=sleeps.append,
-        clock=lambda: next(ticks),
-        **kwargs,
-    )
-    return client, sleeps
 
 
 # --- request building -------------------------------------------------------------------------
@@ -133,10 +117,10 @@ def test_prompt_estimate_grows_with_the_prompt(tools: list[dict[str, Any]]) -> N
 def test_success_returns_validated_calls_usage_and_latency(
     runtime: StubbedRuntime, tools: list[dict[str, Any]]
 ) -> None:
-    client, _ = make_client(runtime)
+    client, _ = ticking_client(runtime.client)
     body = build_chat_request(MESSAGES, tools=tools, thinking=True)
     runtime.respond(
-        completion("<think>\nNeed the weather.\n</think>\n\n" + RAW_CALL),
+        completion("<think>\nNeed the weather.\n</think>\n\n" + PARIS_CALL),
         expected={
             "EndpointName": "qwen3-tools",
             "Body": json.dumps(body).encode(),
@@ -159,7 +143,7 @@ def test_success_returns_validated_calls_usage_and_latency(
 def test_server_parsed_tool_calls_are_validated_too(
     runtime: StubbedRuntime, tools: list[dict[str, Any]]
 ) -> None:
-    client, _ = make_client(runtime)
+    client, _ = ticking_client(runtime.client)
     calls = [
         {"id": "a", "type": "function", "function": {"name": "get_weather", "arguments": "{}"}},
         {
@@ -178,10 +162,10 @@ def test_server_parsed_tool_calls_are_validated_too(
 def test_throttling_then_success_retries_with_backoff(
     runtime: StubbedRuntime, tools: list[dict[str, Any]]
 ) -> None:
-    client, sleeps = make_client(runtime, backoff_s=0.5)
+    client, sleeps = ticking_client(runtime.client, backoff_s=0.5)
     runtime.error("invoke_endpoint", "ThrottlingException", 400)
     runtime.error("invoke_endpoint", "ModelNotReadyException", 429)
-    runtime.respond(completion(RAW_CALL))
+    runtime.respond(completion(PARIS_CALL))
     result = client.chat(MESSAGES, tools=tools)
     assert result.attempts == 3
     assert result.tool_calls[0].name == "get_weather"
@@ -191,7 +175,7 @@ def test_throttling_then_success_retries_with_backoff(
 
 
 def test_throttling_gives_up_after_max_attempts(runtime: StubbedRuntime) -> None:
-    client, sleeps = make_client(runtime, max_attempts=2)
+    client, sleeps = ticking_client(runtime.client, max_attempts=2)
     runtime.error("invoke_endpoint", "ThrottlingException", 400)
     runtime.error("invoke_endpoint", "ThrottlingException", 400)
     with pytest.raises(ThrottledError, match="after 2 attempts"):
@@ -200,7 +184,7 @@ def test_throttling_gives_up_after_max_attempts(runtime: StubbedRuntime) -> None
 
 
 def test_model_error_is_raised_with_its_log_stream(runtime: StubbedRuntime) -> None:
-    client, sleeps = make_client(runtime)
+    client, sleeps = ticking_client(runtime.client)
     runtime.error(
         "invoke_endpoint",
         "ModelError",
@@ -217,14 +201,14 @@ def test_model_error_is_raised_with_its_log_stream(runtime: StubbedRuntime) -> N
 
 
 def test_model_error_saying_busy_is_retried(runtime: StubbedRuntime) -> None:
-    client, _ = make_client(runtime)
+    client, _ = ticking_client(runtime.client)
     runtime.error("invoke_endpoint", "ModelError", 424, OriginalStatusCode=429)
     runtime.respond(completion("Sunny."))
     assert client.chat(MESSAGES).text == "Sunny."
 
 
 def test_validation_error_is_not_retried(runtime: StubbedRuntime) -> None:
-    client, sleeps = make_client(runtime)
+    client, sleeps = ticking_client(runtime.client)
     runtime.error("invoke_endpoint", "ValidationError", 400)
     with pytest.raises(EndpointError, match="ValidationError"):
         client.chat(MESSAGES)
@@ -232,14 +216,14 @@ def test_validation_error_is_not_retried(runtime: StubbedRuntime) -> None:
 
 
 def test_oversize_payload_is_refused_before_sending(runtime: StubbedRuntime) -> None:
-    client, _ = make_client(runtime, max_model_len=10**9)
+    client, _ = ticking_client(runtime.client, max_model_len=10**9)
     huge = [{"role": "user", "content": "x" * (MAX_PAYLOAD_BYTES + 1)}]
     with pytest.raises(PayloadTooLargeError, match="6 MB"):
         client.chat(huge)  # the Stubber holds no response: any call would fail the test
 
 
 def test_prompt_over_budget_is_refused_before_sending(runtime: StubbedRuntime) -> None:
-    client, _ = make_client(runtime, max_model_len=2048)
+    client, _ = ticking_client(runtime.client, max_model_len=2048)
     long = [{"role": "user", "content": "word " * 2000}]
     with pytest.raises(PromptTooLongError, match="budget is 1,024"):
         client.chat(long, sampling=Sampling(max_tokens=1024))
@@ -250,7 +234,7 @@ def test_prompt_budget_uses_the_tokenizer_when_given(runtime: StubbedRuntime) ->
         def apply_chat_template(self, messages: Any, **_: Any) -> list[int]:
             return [0] * 5000
 
-    client, _ = make_client(runtime, max_model_len=4096, tokenizer=CountingTokenizer())
+    client, _ = ticking_client(runtime.client, max_model_len=4096, tokenizer=CountingTokenizer())
     with pytest.raises(PromptTooLongError, match="counted with the tokenizer"):
         client.chat(MESSAGES, sampling=Sampling(max_tokens=64))
 
@@ -266,7 +250,7 @@ def test_read_timeout_names_the_60_second_limit(runtime: StubbedRuntime) -> None
 
 
 def test_non_json_body_is_a_typed_error(runtime: StubbedRuntime) -> None:
-    client, _ = make_client(runtime)
+    client, _ = ticking_client(runtime.client)
     runtime.respond(b"upstream connect error")
     result = client.chat(MESSAGES)
     assert [e.kind for e in result.errors] == [ErrorKind.MALFORMED_RESPONSE]
@@ -292,8 +276,8 @@ def split_every(data: bytes, size: int) -> list[bytes]:
 def test_streaming_yields_text_as_it_arrives_and_parses_the_whole(
     runtime: StubbedRuntime, tools: list[dict[str, Any]]
 ) -> None:
-    client, _ = make_client(runtime)
-    pieces = ["<think>\nCity", " is Paris.\n</think>\n\n", RAW_CALL[:30], RAW_CALL[30:]]
+    client, _ = ticking_client(runtime.client)
+    pieces = ["<think>\nCity", " is Paris.\n</think>\n\n", PARIS_CALL[:30], PARIS_CALL[30:]]
     stream = sse(
         chunk(role="assistant"),
         *(chunk(content=p) for p in pieces),
@@ -316,7 +300,7 @@ def test_streaming_yields_text_as_it_arrives_and_parses_the_whole(
 def test_streamed_reasoning_field_and_tool_call_deltas(
     runtime: StubbedRuntime, tools: list[dict[str, Any]]
 ) -> None:
-    client, _ = make_client(runtime)
+    client, _ = ticking_client(runtime.client)
     stream = sse(
         chunk(reasoning_content="Weather "),
         chunk(reasoning_content="question."),
@@ -334,7 +318,7 @@ def test_streamed_reasoning_field_and_tool_call_deltas(
 
 
 def test_stream_error_event_becomes_a_typed_error(runtime: StubbedRuntime) -> None:
-    client, _ = make_client(runtime)
+    client, _ = ticking_client(runtime.client)
     runtime.stream(
         [sse(chunk(content="Partial"))[: -len(b"data: [DONE]\n\n")]],
         extra_events=[{"ModelStreamError": {"Message": "worker died", "ErrorCode": "500"}}],

@@ -8,12 +8,11 @@ import json
 
 import pytest
 from aws_cdk.assertions import Match
+from harness.synthesized_app import EXAMPLE_BUS
 
 from inference.serving import image_uri
 from stacks.endpoints_stack import smoke_command
 
-CLONED_BU = "risk"  # written by `config new` in conftest.py
-EXAMPLES = ["fraud", "credit", "marketing", CLONED_BU]
 CONCURRENCY_METRIC = "SageMakerVariantConcurrentRequestsPerModelHighResolution"
 
 
@@ -24,13 +23,13 @@ def sagemaker_endpoints(synthesized, bu: str):
 
 
 def test_every_example_bu_has_an_endpoints_stack_with_a_sagemaker_endpoint(synthesized) -> None:
-    for bu in EXAMPLES:
+    for bu in EXAMPLE_BUS:
         stage = synthesized.stages[bu]
         assert stage.endpoints.stack_name == f"{bu}-endpoints"
         assert sagemaker_endpoints(synthesized, bu)[1], bu
 
 
-@pytest.mark.parametrize("bu", EXAMPLES)
+@pytest.mark.parametrize("bu", EXAMPLE_BUS)
 def test_model_runs_the_serving_builders_environment_and_image(synthesized, bu: str) -> None:
     cfg, items = sagemaker_endpoints(synthesized, bu)
     template = synthesized.template(bu, "endpoints")
@@ -62,7 +61,7 @@ def test_model_runs_the_serving_builders_environment_and_image(synthesized, bu: 
         )
 
 
-@pytest.mark.parametrize("bu", EXAMPLES)
+@pytest.mark.parametrize("bu", EXAMPLE_BUS)
 def test_endpoint_config_captures_data_with_kms_and_sized_timeouts(synthesized, bu: str) -> None:
     cfg, items = sagemaker_endpoints(synthesized, bu)
     template = synthesized.template(bu, "endpoints")
@@ -105,7 +104,7 @@ def test_endpoint_config_captures_data_with_kms_and_sized_timeouts(synthesized, 
         )
 
 
-@pytest.mark.parametrize("bu", EXAMPLES)
+@pytest.mark.parametrize("bu", EXAMPLE_BUS)
 def test_target_tracking_autoscaling_from_config(synthesized, bu: str) -> None:
     _, items = sagemaker_endpoints(synthesized, bu)
     template = synthesized.template(bu, "endpoints")
@@ -140,7 +139,7 @@ def test_target_tracking_autoscaling_from_config(synthesized, bu: str) -> None:
         )
 
 
-@pytest.mark.parametrize("bu", EXAMPLES)
+@pytest.mark.parametrize("bu", EXAMPLE_BUS)
 def test_alarms_notify_an_encrypted_topic(synthesized, bu: str) -> None:
     cfg, items = sagemaker_endpoints(synthesized, bu)
     template = synthesized.template(bu, "endpoints")
@@ -219,7 +218,7 @@ def test_alarms_notify_an_encrypted_topic(synthesized, bu: str) -> None:
             )
 
 
-@pytest.mark.parametrize("bu", EXAMPLES)
+@pytest.mark.parametrize("bu", EXAMPLE_BUS)
 def test_outputs_name_the_endpoint_and_the_smoke_command(synthesized, bu: str) -> None:
     cfg, items = sagemaker_endpoints(synthesized, bu)
     outputs = synthesized.template(bu, "endpoints").to_json()["Outputs"]
@@ -246,7 +245,7 @@ def test_hyperpod_target_is_not_a_sagemaker_resource_but_an_apply_command(synthe
     assert f"{apply} {hyperpod[0].name}" in values
 
 
-@pytest.mark.parametrize("bu", EXAMPLES)
+@pytest.mark.parametrize("bu", EXAMPLE_BUS)
 def test_execution_role_reads_its_prefix_and_writes_its_capture_only(synthesized, bu: str) -> None:
     cfg, items = sagemaker_endpoints(synthesized, bu)
     template = synthesized.template(bu, "endpoints")
@@ -295,7 +294,7 @@ def test_execution_role_reads_its_prefix_and_writes_its_capture_only(synthesized
     assert "ec2:Vpc" in enis["Condition"]["ArnEquals"]
 
 
-@pytest.mark.parametrize("bu", EXAMPLES)
+@pytest.mark.parametrize("bu", EXAMPLE_BUS)
 def test_each_endpoint_is_its_configs_served_translation(synthesized, bu: str) -> None:
     """The stack deploys `Endpoint.served`, the one translation `python -m inference.hyperpod`
     deploys from too: name, image, environment, model location, instance type and count."""

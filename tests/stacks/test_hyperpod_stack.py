@@ -7,12 +7,11 @@ from typing import Any
 import cfnlint
 import pytest
 from aws_cdk.assertions import Match, Template
+from harness.synthesized_app import EXAMPLE_BUS
 
 from config.hyperpod import ADDON_NAMES
 from config.regions import AVAILABILITY_ZONES, HYPERPOD_RESOURCE_TYPES
 from core import parameters as params
-
-HYPERPOD_BUS = ["fraud", "credit", "marketing", "risk"]  # risk: cloned from fraud by `config new`
 
 
 def _hp(synthesized: Any, bu: str) -> tuple[Template, Any]:
@@ -25,7 +24,7 @@ def test_only_bus_with_a_section_get_the_stack(synthesized) -> None:
     assert synthesized.stages["fraud"].hyperpod.stack_name == "fraud-hyperpod"
 
 
-@pytest.mark.parametrize("bu", HYPERPOD_BUS)
+@pytest.mark.parametrize("bu", EXAMPLE_BUS)
 def test_eks_is_private_api_auth_logged_and_encrypted(synthesized, bu: str) -> None:
     template, hp = _hp(synthesized, bu)
     template.has_resource_properties(
@@ -52,7 +51,7 @@ def test_eks_is_private_api_auth_logged_and_encrypted(synthesized, bu: str) -> N
     )
 
 
-@pytest.mark.parametrize("bu", HYPERPOD_BUS)
+@pytest.mark.parametrize("bu", EXAMPLE_BUS)
 def test_access_entries_for_admins(synthesized, bu: str) -> None:
     template, hp = _hp(synthesized, bu)
     account = synthesized.configs[bu].account
@@ -66,7 +65,7 @@ def test_access_entries_for_admins(synthesized, bu: str) -> None:
     assert [e for e in entries if e.get("Type") == "HYPERPOD_LINUX"] == []
 
 
-@pytest.mark.parametrize("bu", HYPERPOD_BUS)
+@pytest.mark.parametrize("bu", EXAMPLE_BUS)
 def test_every_addon_at_its_pinned_version_in_order(synthesized, bu: str) -> None:
     template, hp = _hp(synthesized, bu)
     addons = template.find_resources("AWS::EKS::Addon")
@@ -83,7 +82,7 @@ def test_every_addon_at_its_pinned_version_in_order(synthesized, bu: str) -> Non
         assert by_name["eks-pod-identity-agent"][0] in depends
 
 
-@pytest.mark.parametrize("bu", HYPERPOD_BUS)
+@pytest.mark.parametrize("bu", EXAMPLE_BUS)
 def test_separate_pod_identity_associations(synthesized, bu: str) -> None:
     template, hp = _hp(synthesized, bu)
     template.has_resource_properties(
@@ -135,7 +134,7 @@ def test_separate_pod_identity_associations(synthesized, bu: str) -> None:
     )
 
 
-@pytest.mark.parametrize("bu", HYPERPOD_BUS)
+@pytest.mark.parametrize("bu", EXAMPLE_BUS)
 def test_hyperpod_cluster_groups_and_mig_labels(synthesized, bu: str) -> None:
     template, hp = _hp(synthesized, bu)
     groups = [
@@ -191,7 +190,7 @@ def test_hyperpod_cluster_groups_and_mig_labels(synthesized, bu: str) -> None:
     assert any(not g.mig for g in hp.gpu_groups)
 
 
-@pytest.mark.parametrize("bu", HYPERPOD_BUS)
+@pytest.mark.parametrize("bu", EXAMPLE_BUS)
 def test_security_group_admits_only_itself(synthesized, bu: str) -> None:
     template, _ = _hp(synthesized, bu)
     groups = template.find_resources(
@@ -209,7 +208,7 @@ def test_security_group_admits_only_itself(synthesized, bu: str) -> None:
     assert any(r["Properties"]["IpProtocol"] == "-1" for r in ingress)
 
 
-@pytest.mark.parametrize("bu", HYPERPOD_BUS)
+@pytest.mark.parametrize("bu", EXAMPLE_BUS)
 def test_quotas_with_partitions_and_scheduler(synthesized, bu: str) -> None:
     template, hp = _hp(synthesized, bu)
     template.has_resource_properties(
@@ -255,7 +254,7 @@ def test_quotas_with_partitions_and_scheduler(synthesized, bu: str) -> None:
         )
 
 
-@pytest.mark.parametrize("bu", HYPERPOD_BUS)
+@pytest.mark.parametrize("bu", EXAMPLE_BUS)
 def test_fsx_encrypted_in_the_node_subnet(synthesized, bu: str) -> None:
     template, hp = _hp(synthesized, bu)
     template.has_resource_properties(
@@ -285,7 +284,7 @@ def _manifests(template: Template) -> list[dict[str, Any]]:
     return objects
 
 
-@pytest.mark.parametrize("bu", HYPERPOD_BUS)
+@pytest.mark.parametrize("bu", EXAMPLE_BUS)
 def test_team_namespaces_service_accounts_and_claims(synthesized, bu: str) -> None:
     template, hp = _hp(synthesized, bu)
     texts = " ".join(m["raw"] for m in _manifests(template))
@@ -304,7 +303,7 @@ def test_team_namespaces_service_accounts_and_claims(synthesized, bu: str) -> No
             assert group.mig in texts
 
 
-@pytest.mark.parametrize("bu", HYPERPOD_BUS)
+@pytest.mark.parametrize("bu", EXAMPLE_BUS)
 def test_chart_from_the_bus_private_ecr_pinned(synthesized, bu: str) -> None:
     template, hp = _hp(synthesized, bu)
     account, region = synthesized.configs[bu].account, synthesized.configs[bu].region
@@ -325,7 +324,7 @@ def test_chart_from_the_bus_private_ecr_pinned(synthesized, bu: str) -> None:
     assert '\\"nvidia-device-plugin\\":{\\"devicePlugin\\":{\\"enabled\\":false}}' in values_text
 
 
-@pytest.mark.parametrize("bu", HYPERPOD_BUS)
+@pytest.mark.parametrize("bu", EXAMPLE_BUS)
 def test_ssm_parameters_for_training_job(synthesized, bu: str) -> None:
     template, hp = _hp(synthesized, bu)
     names = synthesized.configs[bu].naming
@@ -355,7 +354,7 @@ def test_ssm_parameters_for_training_job(synthesized, bu: str) -> None:
             )
 
 
-@pytest.mark.parametrize("bu", HYPERPOD_BUS)
+@pytest.mark.parametrize("bu", EXAMPLE_BUS)
 def test_prometheus_workspace_encrypted_and_fed_by_the_addon(synthesized, bu: str) -> None:
     template, _ = _hp(synthesized, bu)
     template.has_resource_properties("AWS::APS::Workspace", {"KmsKeyArn": Match.any_value()})
@@ -405,7 +404,7 @@ def _actions(statement: dict[str, Any]) -> list[str]:
     return [action] if isinstance(action, str) else list(action)
 
 
-@pytest.mark.parametrize("bu", HYPERPOD_BUS)
+@pytest.mark.parametrize("bu", EXAMPLE_BUS)
 def test_every_type_some_region_lacks_is_in_the_hyperpod_region_table(synthesized, bu) -> None:
     """config.regions.HYPERPOD_REGIONS is right only if HYPERPOD_RESOURCE_TYPES lists every
     type of this stack that one of the known regions' registries (cfn-lint's) lacks."""

@@ -7,6 +7,7 @@ import aws_cdk as cdk
 import pytest
 from aws_cdk.assertions import Match
 from cfnlint.schema import PROVIDER_SCHEMA_MANAGER
+from harness.synthesized_app import CLONED_BU, EXAMPLE_BUS
 
 from core.naming import BUCKET_PURPOSES, KEY_PURPOSES
 from platform_constructs.network import INTERFACE_ENDPOINTS
@@ -14,8 +15,6 @@ from scripts.doctor_checks import stack_names
 from stacks._common import stage_tags
 
 ROOT = Path(__file__).resolve().parents[2]
-CLONED_BU = "risk"  # written by `config new` in conftest.py
-EXAMPLES = ["fraud", "credit", "marketing", CLONED_BU]
 ENDPOINT_SERVICES = [
     "sagemaker.api",
     "sagemaker.runtime",
@@ -43,7 +42,7 @@ ENDPOINT_SERVICES = [
 
 
 def test_one_stage_per_bu_with_prefixed_stack_names(synthesized) -> None:
-    assert set(synthesized.stages) == set(EXAMPLES)
+    assert set(synthesized.stages) == set(EXAMPLE_BUS)
     for name, stage in synthesized.stages.items():
         assert stage.node.id == name  # so `cdk deploy '<bu>/*'` selects exactly this BU
         assert stage.network.stack_name == f"{name}-network"
@@ -51,7 +50,7 @@ def test_one_stage_per_bu_with_prefixed_stack_names(synthesized) -> None:
         assert stage.network.account == synthesized.configs[name].account
 
 
-@pytest.mark.parametrize("bu", EXAMPLES)
+@pytest.mark.parametrize("bu", EXAMPLE_BUS)
 def test_make_doctor_checks_every_stack_the_stage_deploys(synthesized, bu: str) -> None:
     """`make doctor` lists the BU's stacks from its config without synthesizing; a stack the
     stage adds (the pipeline's and the governance stack were once missed) must be in it."""
@@ -60,7 +59,7 @@ def test_make_doctor_checks_every_stack_the_stage_deploys(synthesized, bu: str) 
     assert stack_names(synthesized.configs[bu]) == deployed
 
 
-@pytest.mark.parametrize("bu", EXAMPLES)
+@pytest.mark.parametrize("bu", EXAMPLE_BUS)
 def test_private_subnets_in_the_configured_azs(synthesized, bu: str) -> None:
     cfg = synthesized.configs[bu]
     template = synthesized.template(bu, "network")
@@ -98,7 +97,7 @@ def test_nat_egress_single_gateway(synthesized) -> None:
     )
 
 
-@pytest.mark.parametrize("bu", EXAMPLES)
+@pytest.mark.parametrize("bu", EXAMPLE_BUS)
 def test_vpc_endpoints_for_a_closed_network(synthesized, bu: str) -> None:
     region = synthesized.configs[bu].region
     template = synthesized.template(bu, "network")
@@ -122,7 +121,7 @@ def test_vpc_endpoints_for_a_closed_network(synthesized, bu: str) -> None:
     )
 
 
-@pytest.mark.parametrize("bu", EXAMPLES)
+@pytest.mark.parametrize("bu", EXAMPLE_BUS)
 def test_endpoint_security_group_admits_only_the_vpc(synthesized, bu: str) -> None:
     cidr = str(synthesized.configs[bu].network.cidr)
     template = synthesized.template(bu, "network")
@@ -146,7 +145,7 @@ def test_endpoint_security_group_admits_only_the_vpc(synthesized, bu: str) -> No
             assert rule.get("CidrIp") == cidr
 
 
-@pytest.mark.parametrize("bu", EXAMPLES)
+@pytest.mark.parametrize("bu", EXAMPLE_BUS)
 def test_flow_logs_to_an_encrypted_log_group(synthesized, bu: str) -> None:
     template = synthesized.template(bu, "network")
     template.has_resource_properties(
@@ -163,7 +162,7 @@ def test_flow_logs_to_an_encrypted_log_group(synthesized, bu: str) -> None:
     )
 
 
-@pytest.mark.parametrize("bu", EXAMPLES)
+@pytest.mark.parametrize("bu", EXAMPLE_BUS)
 def test_keys_per_purpose_with_rotation(synthesized, bu: str) -> None:
     template = synthesized.template(bu, "security")
     template.has_resource_properties("AWS::KMS::Key", {"EnableKeyRotation": True})
@@ -176,7 +175,7 @@ def test_keys_per_purpose_with_rotation(synthesized, bu: str) -> None:
             )
 
 
-@pytest.mark.parametrize("bu", EXAMPLES)
+@pytest.mark.parametrize("bu", EXAMPLE_BUS)
 def test_buckets_are_encrypted_logged_versioned_and_tls_only(synthesized, bu: str) -> None:
     cfg = synthesized.configs[bu]
     template = synthesized.template(bu, "security")
@@ -266,7 +265,7 @@ def test_removal_policy_from_config(synthesized, bu: str, policy: str) -> None:
     )
 
 
-@pytest.mark.parametrize("bu", EXAMPLES)
+@pytest.mark.parametrize("bu", EXAMPLE_BUS)
 def test_cost_allocation_tags_on_every_taggable_resource(synthesized, bu: str) -> None:
     # Taggable = the type's CloudFormation registry schema (as cfn-lint ships it) has `Tags`.
     config = synthesized.configs[bu]

@@ -1,7 +1,9 @@
 """prepare packs as it streams: rows spilled to disk, only their lengths held, shards written a
 pack at a time from the spill. The output is byte for byte what the in-memory packing wrote
 (`pack_sequences` / `pack_pairs` + `write_packs` with safetensors' own `save_file`), memory does
-not grow with the tokens, and a failure leaves neither temporary files nor partial output."""
+not grow with the tokens, and a failure leaves neither temporary files nor partial output.
+`write_packs` builds each shard whole, sharing no shard code with the streaming writer, so it
+is the oracle."""
 
 from __future__ import annotations
 
@@ -20,57 +22,15 @@ from data_fixtures import tiny_tokenizer, tool_conversation, write_jsonl
 from training import prepare, synthetic
 from training.data import spill
 from training.data.packing import (
-    FORMAT_VERSION,
     IGNORE_INDEX,
     MANIFEST,
-    Pack,
     PackedDataset,
     pack_sequences,
+    write_packs,
 )
 from training.data.preference import PairExample, pack_pairs, pair_segments
 from training.data.stream import UNPACKED
 from training.prepare import QUARANTINE, STATS, PrepareArgs, TooManyBadRecordsError, main
-
-
-def old_write_packs(
-    directory: Path,
-    packs: list[Pack],
-    *,
-    pack_length: int,
-    packs_per_shard: int,
-    metadata: dict[str, Any],
-) -> None:
-    """`packing.write_packs` as it was before prepare streamed: every shard's tensors built in
-    memory and written by safetensors' `save_file`, then the manifest."""
-    from safetensors.numpy import save_file
-
-    directory.mkdir(parents=True)
-    shards = []
-    for s, start in enumerate(range(0, len(packs), packs_per_shard)):
-        chunk = packs[start : start + packs_per_shard]
-        tensors = {
-            "input_ids": np.concatenate([p.input_ids for p in chunk]),
-            "labels": np.concatenate([p.labels for p in chunk]),
-            "seq_lens": np.concatenate([p.seq_lens for p in chunk]),
-            "pack_token_offsets": np.cumsum([0] + [p.num_tokens for p in chunk]).astype(np.int64),
-            "pack_seq_offsets": np.cumsum([0] + [len(p.seq_lens) for p in chunk]).astype(np.int64),
-        }
-        name = f"packs-{s:05d}.safetensors"
-        save_file(tensors, str(directory / name))
-        shards.append({"file": name, "packs": len(chunk)})
-    num_tokens = sum(p.num_tokens for p in packs)
-    manifest = {
-        "format_version": FORMAT_VERSION,
-        "pack_length": pack_length,
-        "num_packs": len(packs),
-        "num_sequences": sum(len(p.seq_lens) for p in packs),
-        "num_tokens": num_tokens,
-        "num_loss_tokens": sum(p.num_loss_tokens for p in packs),
-        "fill": num_tokens / (len(packs) * pack_length) if packs else 0.0,
-        "shards": shards,
-        **metadata,
-    }
-    (directory / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
 
 
 def dataset_files(directory: Path) -> dict[str, bytes]:
@@ -135,7 +95,7 @@ def test_packed_output_is_byte_identical_to_the_in_memory_packing(
     packs = pack_sequences([(r["input_ids"], r["labels"]) for r in records], L)
     metadata = {"input": str(args.input), "tokenizer": "tiny", "format": "auto",
                 "enable_thinking": True}  # fmt: skip
-    old_write_packs(tmp_path / "old", packs, pack_length=L, packs_per_shard=16, metadata=metadata)
+    write_packs(tmp_path / "old", packs, pack_length=L, packs_per_shard=16, metadata=metadata)
     new, old = dataset_files(tmp_path / "out"), dataset_files(tmp_path / "old")
     assert len(old) > 4  # the manifest and several shards
     assert list(new) == list(old)
@@ -166,7 +126,7 @@ def test_preference_packs_are_byte_identical_too(
     packs = pack_pairs(pairs, args.max_length)
     metadata = {"input": str(args.input), "tokenizer": "tiny", "format": "auto",
                 "enable_thinking": True, "kind": "preference", "num_pairs": len(pairs)}  # fmt: skip
-    old_write_packs(tmp_path / "old", packs, pack_length=1024, packs_per_shard=5, metadata=metadata)
+    write_packs(tmp_path / "old", packs, pack_length=1024, packs_per_shard=5, metadata=metadata)
     new, old = dataset_files(tmp_path / "out"), dataset_files(tmp_path / "old")
     assert len(old) > 3
     assert stats["train_pairs"] == len(pairs) > 50
@@ -229,7 +189,7 @@ def test_streamed_shards_match_save_file(tmp_path: Path, seed: int) -> None:
         metadata={"seed": seed},
     )  # fmt: skip
     packs = pack_pairs(items, capacity) if pairs else pack_sequences(items, capacity)
-    old_write_packs(
+    write_packs(
         tmp_path / "old", packs, pack_length=capacity, packs_per_shard=per_shard,
         metadata={"seed": seed},
     )  # fmt: skip

@@ -40,24 +40,15 @@ def construct_stacks() -> dict[str, Any]:
     """Each construct in its own bare ``Stack()``, built once per session (jsii is slow)."""
     import aws_cdk as cdk
     from harness.cdk_context import cdk_json_context
+    from harness.construct_builders import flow_logs, platform_vpc, purpose_key
 
     from platform_constructs.buckets import AccessLogBucket, SecureBucket
-    from platform_constructs.keys import PurposeKey
-    from platform_constructs.network import (
-        AdmittedBucket,
-        PlatformVpc,
-        VpcEndpoints,
-        VpcFlowLogs,
-    )
+    from platform_constructs.network import AdmittedBucket, VpcEndpoints
 
     app = cdk.App(context=cdk_json_context(), builtin_cloud_formation_validation=False)
     storage = cdk.Stack(app, "Storage")
-    key = PurposeKey(
-        storage,
-        "Key",
-        alias="alias/t/data",
-        description="test",
-        removal_policy=cdk.RemovalPolicy.RETAIN,
+    key = purpose_key(
+        storage, "Key", "alias/t/data", description="test", removal_policy=cdk.RemovalPolicy.RETAIN
     )
     logs_bucket = AccessLogBucket(
         storage, "Logs", bucket_name="t-access-logs", removal_policy=cdk.RemovalPolicy.RETAIN
@@ -74,33 +65,16 @@ def construct_stacks() -> dict[str, Any]:
     vpcs = {}
     for name, nat in (("ClosedVpc", 0), ("NatVpc", 3)):
         stack = cdk.Stack(app, name)
-        logs_key = PurposeKey(
-            stack,
-            "LogsKey",
-            alias="alias/t/logs",
-            description="t",
-            removal_policy=cdk.RemovalPolicy.DESTROY,
-        )
+        logs_key = purpose_key(stack, "LogsKey", "alias/t/logs")
         logs_key.admit_log_group(f"/t/{name}")  # as NetworkStack does: the key's owner
-        network = PlatformVpc(
+        network = platform_vpc(
             stack,
-            "Network",
-            vpc_name=f"t-{name}",
+            f"t-{name}",
             cidr="10.1.0.0/16",
             availability_zones=["us-east-1a", "us-east-1b", "us-east-1c"],
-            private_subnet_prefix=19,
             nat_gateways=nat,
-            public_subnet_prefix=26,
         )
-        VpcFlowLogs(
-            stack,
-            "FlowLogs",
-            vpc=network.vpc,
-            log_group_name=f"/t/{name}",
-            encryption_key=logs_key.key,
-            retention=cdk.aws_logs.RetentionDays.ONE_YEAR,
-            removal_policy=cdk.RemovalPolicy.DESTROY,
-        )
+        flow_logs(stack, network.vpc, log_group_name=f"/t/{name}", encryption_key=logs_key.key)
         VpcEndpoints(
             stack,
             "Endpoints",
@@ -115,29 +89,16 @@ def construct_stacks() -> dict[str, Any]:
     # Flow logs with a key nobody admitted CloudWatch Logs to: the construct must leave the
     # key's policy alone (its owner writes it).
     foreign = cdk.Stack(app, "ForeignKey")
-    VpcFlowLogs(
+    flow_logs(
         foreign,
-        "FlowLogs",
-        vpc=PlatformVpc(
+        platform_vpc(
             foreign,
-            "Network",
-            vpc_name="t-foreign",
+            "t-foreign",
             cidr="10.2.0.0/16",
             availability_zones=["us-east-1a", "us-east-1b"],
-            private_subnet_prefix=19,
-            nat_gateways=0,
-            public_subnet_prefix=26,
         ).vpc,
         log_group_name="/t/foreign",
-        encryption_key=PurposeKey(
-            foreign,
-            "Key",
-            alias="alias/t/foreign",
-            description="t",
-            removal_policy=cdk.RemovalPolicy.DESTROY,
-        ).key,
-        retention=cdk.aws_logs.RetentionDays.ONE_YEAR,
-        removal_policy=cdk.RemovalPolicy.DESTROY,
+        encryption_key=purpose_key(foreign, "Key", "alias/t/foreign").key,
     )
     vpcs["ForeignKey"] = foreign
     return {"app": app, "Storage": storage, **vpcs}

@@ -6,6 +6,7 @@ import pytest
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk.assertions import Match, Template
 from harness.cdk_context import cdk_json_context
+from harness.construct_builders import purpose_key
 
 from inference.serving import ServingConfig, image_uri
 from platform_constructs.endpoints import (
@@ -14,7 +15,6 @@ from platform_constructs.endpoints import (
     ModelSource,
     image_repository_arn,
 )
-from platform_constructs.keys import PurposeKey
 
 ENV = cdk.Environment(account="123456789012", region="eu-west-1")
 
@@ -28,10 +28,7 @@ def build(*, env: cdk.Environment | None = ENV, with_volume_key: bool) -> Templa
             ec2.SubnetConfiguration(name="private", subnet_type=ec2.SubnetType.PRIVATE_ISOLATED)
         ],
     )  # fmt: skip
-    key = PurposeKey(
-        stack, "Key", alias="alias/t/models", description="t",
-        removal_policy=cdk.RemovalPolicy.DESTROY,
-    ).key  # fmt: skip
+    key = purpose_key(stack, "Key", "alias/t/models").key
     role = EndpointExecutionRole(
         stack,
         "Role",

@@ -10,11 +10,11 @@ from aws_cdk import aws_eks_v2 as eks
 from aws_cdk.assertions import Match, Template
 from cdk_nag import AwsSolutionsChecks
 from harness.cdk_context import cdk_json_context
+from harness.construct_builders import purpose_key
 from harness.template_graph import TemplateGraph
 
 from config.endpoints import HyperPodInferenceAddons
 from platform_constructs.hyperpod_inference import AddonVersions, HyperPodInferenceOperator
-from platform_constructs.keys import PurposeKey
 
 PINNED = HyperPodInferenceAddons()
 
@@ -26,10 +26,7 @@ def built() -> tuple[cdk.Stack, HyperPodInferenceOperator]:
     stack = cdk.Stack(app, "Operator", env=env)
     vpc = ec2.Vpc(stack, "Vpc", availability_zones=["us-east-1a", "us-east-1b"])
     cluster = eks.Cluster(stack, "Cluster", version=eks.KubernetesVersion.V1_33, vpc=vpc)
-    key = PurposeKey(
-        stack, "Models", alias="alias/t/models", description="t",
-        removal_policy=cdk.RemovalPolicy.DESTROY,
-    ).key  # fmt: skip
+    key = purpose_key(stack, "Models", "alias/t/models").key
     operator = HyperPodInferenceOperator(
         stack,
         "Inference",

@@ -37,6 +37,17 @@ def errors_of(write_bu: Callable[..., Path], raw: dict[str, Any]) -> list[tuple[
     return [(e.file, e.path, e.reason) for e in errors]
 
 
+def assert_one_mistake(
+    write_bu: Callable[..., Path], raw: dict[str, Any], what: str, field: str, reason: str
+) -> None:
+    """``raw`` is rejected with exactly one line: the BU's file, ``field`` and ``reason`` in it
+    (``what`` names the case in a failure)."""
+    ((file, path, why),) = errors_of(write_bu, raw)
+    assert file.endswith("bu.yaml")
+    assert path == field, what
+    assert reason in why, what
+
+
 def test_a_minimal_section_is_valid_with_defaults(valid_bu: dict[str, Any]) -> None:
     pipeline = BusinessUnitConfig.model_validate(with_pipeline(valid_bu)).pipeline
     assert pipeline is not None
@@ -155,11 +166,7 @@ def test_each_mistake_names_file_field_and_reason(
     case: tuple[str, Callable[[dict[str, Any]], dict[str, Any]], str, str],
 ) -> None:
     what, breaks, field, reason = case
-    raw = breaks(with_pipeline(valid_bu))
-    ((file, path, why),) = errors_of(write_bu, raw)
-    assert file.endswith("bu.yaml")
-    assert path == field, what
-    assert reason in why, what
+    assert_one_mistake(write_bu, breaks(with_pipeline(valid_bu)), what, field, reason)
 
 
 def test_a_hyperpod_base_model_outside_the_teams_prefix_is_refused(
@@ -257,10 +264,7 @@ def test_each_hyperpod_deploy_mistake_is_one_line(
     case: tuple[str, dict[str, Any], str, str],
 ) -> None:
     what, deploy, field, reason = case
-    ((file, path, why),) = errors_of(write_bu, on_hyperpod(valid_bu, **deploy))
-    assert file.endswith("bu.yaml")
-    assert path == field, what
-    assert reason in why, what
+    assert_one_mistake(write_bu, on_hyperpod(valid_bu, **deploy), what, field, reason)
 
 
 def test_a_hyperpod_field_on_a_sagemaker_endpoint_is_named(

@@ -37,6 +37,7 @@ from typing import Any
 import pytest
 from harness.bu_configs import add_hyperpod
 from harness.template_graph import TemplateGraph
+from harness.workspace_policy import assert_denying_workspace_policy
 
 from config.schema import BusinessUnitConfig
 from platform_constructs.hyperpod_spaces import (
@@ -109,19 +110,19 @@ class _Parser:
         self.at += 1
         return token
 
-    def _or(self) -> tuple:
-        node = self._and()
-        while self._peek() == "||":
+    def _left_assoc(self, op: str, name: str, operand: Callable[[], tuple]) -> tuple:
+        """``operand (op operand)*``, grouped from the left as ``(name, left, right)``."""
+        node = operand()
+        while self._peek() == op:
             self._take()
-            node = ("or", node, self._and())
+            node = (name, node, operand())
         return node
 
+    def _or(self) -> tuple:
+        return self._left_assoc("||", "or", self._and)
+
     def _and(self) -> tuple:
-        node = self._rel()
-        while self._peek() == "&&":
-            self._take()
-            node = ("and", node, self._rel())
-        return node
+        return self._left_assoc("&&", "and", self._rel)
 
     def _rel(self) -> tuple:
         node = self._unary()
@@ -689,26 +690,10 @@ def test_the_policy_and_binding_shape(policy) -> None:
     docs, "Well-Known Labels, Annotations and Taints"), failing closed, bound with Deny."""
     rules, _ = policy
     binding = admission_binding(TEAM)
-    assert rules["apiVersion"] == binding["apiVersion"] == "admissionregistration.k8s.io/v1"
     assert rules["kind"] == "ValidatingAdmissionPolicy"
     assert binding["kind"] == "ValidatingAdmissionPolicyBinding"
+    assert_denying_workspace_policy(rules, binding, "hyperpod-ns-nlp")
     spec = rules["spec"]
-    assert spec["failurePolicy"] == "Fail"
-    assert spec["matchConstraints"] == {
-        "resourceRules": [
-            {
-                "apiGroups": ["workspace.jupyter.org"],
-                "apiVersions": ["v1alpha1"],
-                "resources": ["workspaces"],
-                "operations": ["CREATE", "UPDATE"],
-            }
-        ],
-        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "hyperpod-ns-nlp"}},
-    }
-    assert binding["spec"] == {
-        "policyName": rules["metadata"]["name"],
-        "validationActions": ["Deny"],
-    }
     for validation in spec["validations"]:
         parse(validation["expression"])
         assert "\n" not in validation["message"]  # the API refuses line breaks in a message

@@ -15,12 +15,11 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk.assertions import Match, Template
 from botocore.stub import Stubber
 from harness.cdk_context import cdk_json_context
+from harness.construct_builders import flow_logs, platform_vpc, purpose_key
 
 from platform_constructs.buckets import AccessLogBucket, SecureBucket
 from platform_constructs.gates import PACKS, acknowledge
-from platform_constructs.keys import PurposeKey
 from platform_constructs.mlflow import APP_ACTIONS, TRACKING_SERVER_ACTIONS, ManagedMlflow
-from platform_constructs.network import PlatformVpc, VpcFlowLogs
 from platform_constructs.studio_domain import IdeSettings, StudioDomain
 from platform_constructs.studio_people import (
     ApplicationAssignment,
@@ -48,9 +47,7 @@ class Built:
 
 def _bucket(stack: cdk.Stack, name: str) -> s3.IBucket:
     """A platform bucket (KMS, logged, TLS only), as the security stack makes them."""
-    key = PurposeKey(
-        stack, f"{name}Key", alias=f"alias/t/{name}", description="t", removal_policy=_DESTROY
-    ).key
+    key = purpose_key(stack, f"{name}Key", f"alias/t/{name}").key
     logs = AccessLogBucket(stack, "Logs", bucket_name="t-logs", removal_policy=_DESTROY).bucket
     return SecureBucket(
         stack,
@@ -63,37 +60,27 @@ def _bucket(stack: cdk.Stack, name: str) -> s3.IBucket:
 
 
 _DESTROY = cdk.RemovalPolicy.DESTROY
+# Alice's private Code Editor space (remote access on) and a shared JupyterLab one, by construct ID.
+SPACES = {
+    "AliceCode": SpaceSpec(
+        "alice-code-editor", "CodeEditor", "ml.m5.xlarge", 30, "alice", False, True
+    ),
+    "Team": SpaceSpec("team", "JupyterLab", "ml.t3.medium", 20, "alice", True, False),
+}
 
 
 @pytest.fixture(scope="session")
 def built() -> Built:
     app = cdk.App(context=cdk_json_context(), builtin_cloud_formation_validation=False)
     stack = cdk.Stack(app, "Studio", env=ENV)
-    studio_key = PurposeKey(
-        stack, "StudioKey", alias="alias/t/studio", description="t", removal_policy=_DESTROY
-    )
+    studio_key = purpose_key(stack, "StudioKey", "alias/t/studio")
     for group in ("/t/studio", "/t/flow-logs"):  # as the owning stacks do
         studio_key.admit_log_group(group)
     key = studio_key.key
-    vpc = PlatformVpc(
-        stack,
-        "Network",
-        vpc_name="t-vpc",
-        cidr="10.1.0.0/16",
-        availability_zones=["us-east-1a", "us-east-1b"],
-        private_subnet_prefix=19,
-        nat_gateways=0,
-        public_subnet_prefix=26,
+    vpc = platform_vpc(
+        stack, "t-vpc", cidr="10.1.0.0/16", availability_zones=["us-east-1a", "us-east-1b"]
     ).vpc
-    VpcFlowLogs(
-        stack,
-        "FlowLogs",
-        vpc=vpc,
-        log_group_name="/t/flow-logs",
-        encryption_key=key,
-        retention=cdk.aws_logs.RetentionDays.ONE_YEAR,
-        removal_policy=_DESTROY,
-    )
+    flow_logs(stack, vpc, log_group_name="/t/flow-logs", encryption_key=key)
     execution = StudioExecutionRole(stack, "Execution", role_name="t-studio-execution")
     ide = IdeSettings("ml.m5.large", 20, 60, 60, 480)
     domain = StudioDomain(
@@ -127,22 +114,15 @@ def built() -> Built:
         user_id=USER_ID,
         removal_policy=_DESTROY,
     )
-    StudioSpace(
-        stack,
-        "AliceCode",
-        domain_id=domain.domain_id,
-        spec=SpaceSpec("alice-code-editor", "CodeEditor", "ml.m5.xlarge", 30, "alice", False, True),
-        owner=alice.profile,
-        removal_policy=_DESTROY,
-    )
-    StudioSpace(
-        stack,
-        "Team",
-        domain_id=domain.domain_id,
-        spec=SpaceSpec("team", "JupyterLab", "ml.t3.medium", 20, "alice", True, False),
-        owner=alice.profile,
-        removal_policy=_DESTROY,
-    )
+    for space_id, spec in SPACES.items():
+        StudioSpace(
+            stack,
+            space_id,
+            domain_id=domain.domain_id,
+            spec=spec,
+            owner=alice.profile,
+            removal_policy=_DESTROY,
+        )
     ApplicationAssignment(
         stack, "Group", application_arn=app_arn, principal_id=GROUP_ID, principal_type="GROUP"
     )
@@ -187,9 +167,7 @@ def built() -> Built:
         ),
         subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED),
         vpc_cidr="10.1.0.0/16",
-        encryption_key=PurposeKey(
-            off, "Key", alias="alias/t/studio", description="t", removal_policy=_DESTROY
-        ).key,
+        encryption_key=purpose_key(off, "Key", "alias/t/studio").key,
         execution_role=iam.Role(off, "Role", assumed_by=iam.ServicePrincipal(SAGEMAKER)),
         jupyterlab=ide,
         code_editor=ide,

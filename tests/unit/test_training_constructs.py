@@ -13,9 +13,9 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from aws_cdk.assertions import Match, Template
 from harness.cdk_context import cdk_json_context
+from harness.construct_builders import purpose_key
 
 from platform_constructs.gates import PACKS
-from platform_constructs.keys import PurposeKey
 from platform_constructs.training import ManagedJobAccess, TrainingImageRepository
 
 
@@ -46,13 +46,7 @@ def built() -> dict[str, Any]:
     endpoints = ec2.SecurityGroup(stack, "Endpoints", vpc=vpc, allow_all_outbound=False)
 
     def key(name: str) -> Any:
-        return PurposeKey(
-            stack,
-            f"{name}Key",
-            alias=f"alias/t/{name}",
-            description="t",
-            removal_policy=cdk.RemovalPolicy.DESTROY,
-        ).key
+        return purpose_key(stack, f"{name}Key", f"alias/t/{name}").key
 
     volume_key = key("training")
     image = TrainingImageRepository(
