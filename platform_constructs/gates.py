@@ -13,6 +13,7 @@ from pathlib import Path
 
 import aws_cdk as cdk
 import jsii
+from aws_cdk import aws_iam as iam
 from cdk_nag import AwsSolutionsChecks, HIPAASecurityChecks, NagPack, NIST80053R5Checks
 from constructs import IConstruct
 
@@ -136,6 +137,18 @@ def acknowledge_each(construct: IConstruct, findings: Mapping[str, str]) -> None
         )
 
 
+def managed_policy_finding(policy: str) -> str:
+    """cdk-nag's IAM4 finding for the AWS-managed ``policy`` (``service-role/X`` included)."""
+    return f"AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/{policy}]"
+
+
+def attach_managed_policy(role: iam.Role, policy: str, why: str) -> None:
+    """Attach the AWS-managed ``policy`` to ``role`` and acknowledge IAM4 with ``why`` (what
+    AWS maintains in it that a copy of ours would let drift)."""
+    role.add_managed_policy(iam.ManagedPolicy.from_aws_managed_policy_name(policy))
+    acknowledge(role, managed_policy_finding(policy), why)
+
+
 def acknowledge_grant(
     policy: IConstruct, wildcards: Mapping[str, str], *, inline_reason: str
 ) -> None:
@@ -154,14 +167,14 @@ def acknowledge_cdk_function(construct: IConstruct, what: str) -> None:
     reports its failures (no DLQ consumer exists), it runs once per deploy (a concurrency
     limit protects nothing), and its runtime and basic-execution policies are the CDK's.
     """
+    basic_execution = managed_policy_finding("service-role/AWSLambdaBasicExecutionRole")
+    vpc_access = managed_policy_finding("service-role/AWSLambdaVPCAccessExecutionRole")
     reasons = {
         "AwsSolutions-L1": f"{what}: the CDK pins this function's runtime with its release; "
         "upgrading aws-cdk-lib (pinned in requirements.txt) moves it.",
-        "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
-        "AWSLambdaBasicExecutionRole]": f"{what}: the CDK-written role needs only to write its "
+        basic_execution: f"{what}: the CDK-written role needs only to write its "
         "own log stream, which this AWS policy grants.",
-        "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
-        "AWSLambdaVPCAccessExecutionRole]": f"{what}: runs inside the private subnets (no internet "
+        vpc_access: f"{what}: runs inside the private subnets (no internet "
         "path) and needs its ENI permissions from this AWS policy.",
     }
     for pack in COMPLIANCE_PACKS:

@@ -23,6 +23,7 @@ from platform_constructs.gates import (
     acknowledge,
     acknowledge_cdk_function,
     acknowledge_each,
+    managed_policy_finding,
 )
 from platform_constructs.service_roles import ECR_PULL_ACTIONS
 
@@ -207,8 +208,7 @@ class HyperPodCluster(Construct):
         )
         acknowledge(
             self.execution_role,
-            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/"
-            "AmazonSageMakerClusterInstanceRolePolicy]",
+            managed_policy_finding("AmazonSageMakerClusterInstanceRolePolicy"),
             "The AWS-managed HyperPod instance policy: node agents' CloudWatch metrics/logs and "
             "SSM sessions; AWS updates it with the HyperPod agents it serves.",
         )

@@ -29,6 +29,7 @@ from platform_constructs.gates import (
     acknowledge,
     acknowledge_cdk_function,
     acknowledge_each,
+    managed_policy_finding,
 )
 from platform_constructs.service_roles import ECR_PULL_ACTIONS, for_account
 
@@ -184,7 +185,7 @@ class HyperPodEksCluster(Construct):
         )
         acknowledge(
             cluster_role,
-            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/AmazonEKSClusterPolicy]",
+            managed_policy_finding("AmazonEKSClusterPolicy"),
             "AmazonEKSClusterPolicy is the service role policy EKS documents for a cluster role; "
             "EKS needs its EC2/ELB actions to manage the control plane ENIs.",
         )
@@ -325,9 +326,8 @@ class HyperPodEksCluster(Construct):
             "The provider framework invokes any version of the one kubectl handler function; "
             "the :* suffix covers its versions and aliases, no other function.",
         )
-        vpc_access = f"arn:<AWS::Partition>:iam::aws:policy/{VPC_ACCESS_POLICY}"
         findings = {
-            f"AwsSolutions-IAM4[Policy::{vpc_access}]": f"{what}: the handler runs in the "
+            managed_policy_finding(VPC_ACCESS_POLICY): f"{what}: the handler runs in the "
             "private subnets (no internet path) and this AWS policy holds its ENI and log-stream "
             "permissions; it is the only managed policy left on the role.",
             "AwsSolutions-IAM5[Resource::*]": f"{what}: ecr:GetAuthorizationToken has no "

@@ -18,7 +18,12 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
-from platform_constructs.gates import COMPLIANCE_PACKS, acknowledge, acknowledge_grant
+from platform_constructs.gates import (
+    COMPLIANCE_PACKS,
+    acknowledge,
+    acknowledge_grant,
+    managed_policy_finding,
+)
 from platform_constructs.hyperpod_eks import pinned_addon
 
 OPERATOR_NAMESPACE = "hyperpod-inference-system"
@@ -80,7 +85,7 @@ class HyperPodInferenceOperator(Construct):
         )
         acknowledge(
             self.execution_role,
-            f"AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/{OPERATOR_MANAGED_POLICY}]",
+            managed_policy_finding(OPERATOR_MANAGED_POLICY),
             "AWS's policy for the HyperPod inference operator, maintained with the operator's "
             "releases (endpoint registration, ALB, ACM, CloudWatch); a copy would drift.",
         )

@@ -26,7 +26,7 @@ from aws_cdk import aws_eks_v2 as eks
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
-from platform_constructs.gates import acknowledge, acknowledge_grant
+from platform_constructs.gates import acknowledge_grant, attach_managed_policy
 from platform_constructs.hyperpod_eks import HyperPodEksCluster, pinned_addon, pod_identity_role
 
 SPACES_ADDON = "amazon-sagemaker-spaces"
@@ -422,7 +422,7 @@ class HyperPodSpaces(Construct):
         self._cluster_name = cluster.cluster_name
 
         self.ebs_csi_role = pod_identity_role(self, "EbsCsiRole", role_name=ebs_csi_role_name)
-        self._managed(
+        attach_managed_policy(
             self.ebs_csi_role,
             EBS_CSI_POLICY,
             "The AWS policy the EKS guide names for the EBS CSI controller (create, attach and "
@@ -475,7 +475,7 @@ class HyperPodSpaces(Construct):
                 )
             ),
         )
-        self._managed(
+        attach_managed_policy(
             self.ssm_role,
             SSM_NODE_POLICY,
             "The AWS policy SSM documents for a managed node (register, receive sessions); the "
@@ -487,7 +487,7 @@ class HyperPodSpaces(Construct):
         self.controller_role = pod_identity_role(
             self, "ControllerRole", role_name=controller_role_name
         )
-        self._managed(
+        attach_managed_policy(
             self.controller_role,
             CONTROLLER_POLICY,
             "The AWS policy the Spaces add-on documents for its controller (SSM activations and "
@@ -613,13 +613,6 @@ class HyperPodSpaces(Construct):
     def _addon(self, name: str, version: str) -> eks.CfnAddon:
         return pinned_addon(
             self, f"Addon-{name}", cluster_name=self._cluster_name, name=name, version=version
-        )
-
-    @staticmethod
-    def _managed(role: iam.Role, policy: str, why: str) -> None:
-        role.add_managed_policy(iam.ManagedPolicy.from_aws_managed_policy_name(policy))
-        acknowledge(
-            role, f"AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/{policy}]", why
         )
 
     @staticmethod

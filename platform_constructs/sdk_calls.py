@@ -10,7 +10,12 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import custom_resources as cr
 from constructs import Construct
 
-from platform_constructs.gates import COMPLIANCE_PACKS, acknowledge, acknowledge_each
+from platform_constructs.gates import (
+    COMPLIANCE_PACKS,
+    acknowledge,
+    acknowledge_each,
+    managed_policy_finding,
+)
 
 HTTPS = 443
 
@@ -100,12 +105,11 @@ def harden_sdk_call_provider(resource: cr.AwsCustomResource, *, permits: str) ->
         "AWSLambdaBasicExecutionRole": "write its own log stream",
         "AWSLambdaVPCAccessExecutionRole": "create and delete its ENIs in the private subnets",
     }
-    service_role = "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role"
     acknowledge_each(
         function.role,
         {
-            f"{service_role}/{name}]": f"CDK's AwsCustomResource provider role: the "
-            f"AWS-managed {name} lets the function {why}; its other permissions are the "
+            managed_policy_finding(f"service-role/{name}"): "CDK's AwsCustomResource provider "
+            f"role: the AWS-managed {name} lets the function {why}; its other permissions are the "
             "deploy-time calls of this stack, each scoped to its resource."
             for name, why in managed.items()
         },

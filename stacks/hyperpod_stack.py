@@ -39,7 +39,7 @@ from config.hyperpod import (
 from config.schema import BusinessUnitConfig
 from core import parameters as params
 from core.naming import Naming
-from platform_constructs.gates import acknowledge
+from platform_constructs.gates import attach_managed_policy
 from platform_constructs.hyperpod_chart import ChartRegistries, DependenciesChart, chart_values
 from platform_constructs.hyperpod_cluster import (
     GpuGroupSpec,
@@ -603,13 +603,7 @@ class HyperPodStack(BuStack):
     def _managed_identity(self, identity: ManagedIdentity, *, role_name: str) -> None:
         """A Pod Identity role holding one AWS-managed policy, bound to one service account."""
         role = pod_identity_role(self, f"{identity.name}Role", role_name=role_name)
-        policy = identity.policy
-        role.add_managed_policy(iam.ManagedPolicy.from_aws_managed_policy_name(policy))
-        acknowledge(
-            role,
-            f"AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/{policy}]",
-            identity.why,
-        )
+        attach_managed_policy(role, identity.policy, identity.why)
         self.eks.bind_service_account(
             f"{identity.name}Identity",
             role=role,
