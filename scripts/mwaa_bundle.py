@@ -1,6 +1,7 @@
 """``make mwaa-bundle BU=<bu>``: what BU's Amazon MWAA environment reads from its source bucket
-(``Naming.airflow_bucket``), written to ``build/mwaa/<bu>/``:
+(``Naming.airflow_bucket``), written to ``build/mwaa/<bu>/``.
 
+Three parts:
 - ``requirements.txt``: the DAG's packages that MWAA's Airflow 3.0.6 image does not install,
   pinned, installed from ``plugins.zip`` only (``--no-index --find-links
   /usr/local/airflow/plugins``) under a constraints file in the DAG folder. The environment has
@@ -27,7 +28,6 @@ objects' versions then go into the BU's ``pipeline.plugins_version`` and
 
 from __future__ import annotations
 
-import argparse
 import ast
 import re
 import shutil
@@ -38,6 +38,8 @@ import zipfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from core import cli
 
 ROOT = Path(__file__).resolve().parent.parent
 DAG_FILE = ROOT / "pipelines" / "mwaa_dag.py"  # dags_from(its folder / "config")
@@ -530,11 +532,17 @@ def bu_source(bu: str) -> tuple[Path, str]:
     raise BundleError(f"no valid config/*.yaml names BU {bu!r} (make validate says why)")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--bu", required=True, help="the business unit (config/<bu>.yaml)")
-    parser.add_argument("--out", type=Path, help="default: build/mwaa/<bu>")
-    args = parser.parse_args(argv)
+@dataclass(frozen=True)
+class BundleArgs:
+    bu: str = field(metadata={"help": "the business unit (config/<bu>.yaml)"})
+    out: Path | None = field(default=None, metadata={"help": "default: build/mwaa/<bu>"})
+
+
+def parse_args(argv: Sequence[str] | None = None) -> BundleArgs:
+    return cli.parse_args(BundleArgs, __doc__, argv, module="scripts.mwaa_bundle")
+
+
+def main(args: BundleArgs) -> int:
     out: Path = args.out or ROOT / "build" / "mwaa" / args.bu
     try:
         config_file, bucket = bu_source(args.bu)
@@ -568,4 +576,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(parse_args()))

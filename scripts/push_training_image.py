@@ -12,17 +12,18 @@ which. A missing region, missing credentials or a failed step is one line, not a
 
 from __future__ import annotations
 
-import argparse
 import base64
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # `python scripts/push_training_image.py` has scripts/ on the path
 
+from core import cli  # noqa: E402
 from core.aws_region import RegionNotSetError, resolve_region  # noqa: E402
 from core.naming import Naming  # noqa: E402
 from core.parameters import TRAINING_IMAGE_URI, publishing_unit  # noqa: E402
@@ -108,14 +109,23 @@ def push(bu: str, region: str, tag: str) -> str:
     return image
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--bu", required=True)
-    parser.add_argument(
-        "--region", help="the BU's region (default: AWS_DEFAULT_REGION, then your profile's)"
+@dataclass(frozen=True)
+class PushArgs:
+    bu: str = field(metadata={"help": "business unit (config/<bu>.yaml)"})
+    region: str | None = field(
+        default=None,
+        metadata={"help": "the BU's region (default: AWS_DEFAULT_REGION, then your profile's)"},
     )
-    parser.add_argument("--tag", help="default: HEAD's SHA (the checkout must be clean)")
-    args = parser.parse_args(argv)
+    tag: str | None = field(
+        default=None, metadata={"help": "default: HEAD's SHA (the checkout must be clean)"}
+    )
+
+
+def parse_args(argv: Sequence[str] | None = None) -> PushArgs:
+    return cli.parse_args(PushArgs, __doc__, argv, module="scripts.push_training_image")
+
+
+def main(args: PushArgs) -> int:
 
     tag = args.tag
     if not tag:
@@ -139,4 +149,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(parse_args()))

@@ -9,12 +9,13 @@ The PNG's ``Description`` text chunk holds the SHA-256 of the body it was drawn 
 can tell a stale picture from a current one.
 """
 
-import argparse
 import hashlib
 import json
 import math
 import sys
 import textwrap
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.axes import Axes  # noqa: E402
 
 from config.loader import load_file  # noqa: E402
+from core import cli  # noqa: E402
 from platform_constructs.dashboard import dashboard_body  # noqa: E402
 from stacks.governance_stack import dashboard_spec  # noqa: E402
 
@@ -113,11 +115,19 @@ def render(body: dict[str, Any], out: Path, *, title: str) -> Path:
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", type=Path, default=ROOT / "config" / "credit.yaml")
-    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "dashboard.png")
-    args = parser.parse_args(argv)
+@dataclass(frozen=True)
+class RenderArgs:
+    config: Path = field(
+        default=ROOT / "config" / "credit.yaml", metadata={"help": "a BU with a dashboard"}
+    )
+    out: Path = field(default=ROOT / "docs" / "dashboard.png", metadata={"help": "PNG to write"})
+
+
+def parse_args(argv: Sequence[str] | None = None) -> RenderArgs:
+    return cli.parse_args(RenderArgs, __doc__, argv, module="scripts.render_dashboard")
+
+
+def main(args: RenderArgs) -> int:
     config, errors = load_file(args.config)
     if config is None:
         for error in errors:
@@ -132,4 +142,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(parse_args()))

@@ -25,12 +25,12 @@ or a base ref that does not exist.
     python -m scripts.replacements --base-config old-config/ --head-config config/
 """
 
-import argparse
 import json
 import os
 import subprocess
 import sys
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +38,7 @@ import yaml
 from cfnlint.data import AdditionalSpecs
 from cfnlint.helpers import load_resource
 
+from core import cli
 from scripts.replacement_plan import Plan, Stack, create_only_properties, retention_drop
 
 __all__ = [
@@ -243,15 +244,31 @@ def read_acknowledgements(path: Path) -> dict[str, str]:
     return acknowledged
 
 
-def _both_sides(args: argparse.Namespace) -> tuple[list[Stack], list[Stack]]:
+@dataclass(frozen=True)
+class ReplacementsArgs:
+    """One base (a git ref, a config directory or a synthesized assembly) and at most one head
+    (default: this working tree's config/)."""
+
+    base: str | None = None
+    base_config: Path | None = None
+    base_outdir: Path | None = None
+    head_config: Path | None = None
+    head_outdir: Path | None = None
+    acknowledged: Path = ACK_FILE
+    all: bool = False
+
+
+def _both_sides(args: ReplacementsArgs) -> tuple[list[Stack], list[Stack]]:
     with tempfile.TemporaryDirectory(prefix="replacements-") as tmp:
         work = Path(tmp)
         if args.base_outdir:
             base_stacks = read_assembly(args.base_outdir)
         elif args.base_config:
             base_stacks = synthesize(ROOT, work / "base.out", args.base_config)
-        else:
+        elif args.base is not None:
             base_stacks = synthesize(checkout(args.base, work), work / "base.out")
+        else:
+            raise ValueError("give --base, --base-config or --base-outdir")
         if args.head_outdir:
             head_stacks = read_assembly(args.head_outdir)
         else:
@@ -259,10 +276,9 @@ def _both_sides(args: argparse.Namespace) -> tuple[list[Stack], list[Stack]]:
     return base_stacks, head_stacks
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m scripts.replacements", description=__doc__.split("\n\n")[0]
-    )
+def parse_args(argv: Sequence[str] | None = None) -> ReplacementsArgs:
+    """The two sides are exclusive groups, which the argument dataclass cannot declare."""
+    parser = cli.command_parser("scripts.replacements", __doc__)
     base = parser.add_mutually_exclusive_group(required=True)
     base.add_argument("--base", metavar="REF", help="git ref to compare the working tree with")
     base.add_argument("--base-config", type=Path, help="config dir of the base (this code)")
@@ -274,7 +290,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--all", action="store_true", help="also list replaced or removed stateless resources"
     )
-    args = parser.parse_args(argv)
+    return ReplacementsArgs(**vars(parser.parse_args(argv)))
+
+
+def main(args: ReplacementsArgs) -> int:
     try:
         acknowledged = read_acknowledgements(args.acknowledged)
         base_stacks, head_stacks = _both_sides(args)
@@ -314,4 +333,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(parse_args()))

@@ -5,19 +5,21 @@ plugins, ``platform_constructs.gates``) and exits 1 on an unacknowledged nag fin
 error; this script adds the config check up front and the per-BU table from the gates' report.
 """
 
-import argparse
 import os
 import shutil
 import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # `python scripts/synth.py` runs with scripts/ on the path
 
 from config.loader import config_files, load_all  # noqa: E402
+from core import cli  # noqa: E402
 from platform_constructs.gate_report import gate_report  # noqa: E402
 from scripts.gates import stack_templates  # noqa: E402
 
@@ -25,12 +27,19 @@ OUTDIR = ROOT / "cdk.out"
 PACKS = "cdk-nag AwsSolutions, HIPAA Security, NIST 800-53 r5; cfn-lint"
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument(
-        "--bu", default="", help="synthesize only these BUs (comma-separated); all are validated"
+@dataclass(frozen=True)
+class SynthArgs:
+    bu: str = field(
+        default="",
+        metadata={"help": "synthesize only these BUs (comma-separated); all are validated"},
     )
-    args = parser.parse_args(argv)
+
+
+def parse_args(argv: Sequence[str] | None = None) -> SynthArgs:
+    return cli.parse_args(SynthArgs, __doc__, argv, module="scripts.synth")
+
+
+def main(args: SynthArgs) -> int:
     loaded, errors = load_all(config_files())
     if errors:
         for error in errors:
@@ -103,4 +112,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(parse_args()))

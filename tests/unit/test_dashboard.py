@@ -7,7 +7,7 @@ from PIL import Image
 
 from config.loader import CONFIG_DIR, load_file
 from platform_constructs.dashboard import DashboardSpec, dashboard_body, widget_titles
-from scripts.render_dashboard import body_digest, main, render
+from scripts.render_dashboard import body_digest, main, parse_args, render
 from stacks.governance_stack import dashboard_spec
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -22,7 +22,7 @@ def credit_body() -> dict:
 
 def test_the_script_renders_the_current_body(tmp_path: Path) -> None:
     out = tmp_path / "dashboard.png"
-    assert main(["--config", str(CONFIG_DIR / "credit.yaml"), "--out", str(out)]) == 0
+    assert main(parse_args(["--config", str(CONFIG_DIR / "credit.yaml"), "--out", str(out)])) == 0
     with Image.open(out) as image:
         assert image.format == "PNG"
         assert image.width > 1000

@@ -22,6 +22,12 @@ from scripts import replacements
 from scripts.replacements import STATEFUL_TYPES, Finding, Stack, compare, compare_stack
 from stacks.stage import BusinessUnitStage
 
+
+def _replacements(argv: list[str]) -> int:
+    """``python -m scripts.replacements ARGV``, as the command runs it."""
+    return replacements.main(replacements.parse_args(argv))
+
+
 BU: dict[str, Any] = {
     "name": "guard",
     "account": "333333333333",
@@ -182,18 +188,18 @@ def test_cli_fails_until_the_replacement_is_acknowledged(
     base_out, head_out = assemblies("base", "old-name"), assemblies("head", "new-name")
     args = ["--base-outdir", str(base_out), "--head-outdir", str(head_out)]
     none = tmp_path / "absent.yaml"
-    assert replacements.main([*args, "--acknowledged", str(none)]) == 1
+    assert _replacements([*args, "--acknowledged", str(none)]) == 1
     out = capsys.readouterr().out
     assert "STATEFUL: store/Bucket (AWS::S3::Bucket) replaced" in out
     assert '"old-name" -> "new-name"' in out
 
     reason = "The bucket moves to the new naming scheme; data copied by the runbook first."
     ack = _ack(tmp_path, [{"resource": "store/Bucket", "reason": reason}])
-    assert replacements.main([*args, "--acknowledged", str(ack)]) == 0
+    assert _replacements([*args, "--acknowledged", str(ack)]) == 0
     assert "acknowledged: store/Bucket" in capsys.readouterr().out
 
     unchanged = ["--base-outdir", str(base_out), "--head-outdir", str(base_out)]
-    assert replacements.main([*unchanged, "--acknowledged", str(ack)]) == 0
+    assert _replacements([*unchanged, "--acknowledged", str(ack)]) == 0
     assert "does not touch" in capsys.readouterr().out  # a stale entry is pointed out
 
 
@@ -213,7 +219,7 @@ def test_a_vague_or_malformed_acknowledgement_is_a_usage_error(
     message: str,
 ) -> None:
     out = assemblies("base", "a")
-    code = replacements.main(
+    code = _replacements(
         [
             "--base-outdir",
             str(out),
@@ -500,13 +506,13 @@ def test_cli_acknowledges_a_finding_in_another_stack(
 
     base, head = write("base", "10.0.0.0/16"), write("head", "10.5.0.0/16")
     args = ["--base-outdir", str(base), "--head-outdir", str(head)]
-    assert replacements.main([*args, "--acknowledged", str(tmp_path / "none.yaml")]) == 1
+    assert _replacements([*args, "--acknowledged", str(tmp_path / "none.yaml")]) == 1
     out = capsys.readouterr().out
     assert "STATEFUL: fs/Fs (AWS::FSx::FileSystem) replaced: SecurityGroupIds refers to Sg" in out
     assert "it starts at net/Vpc" in out
     reason = "Moving the scratch file system with the VPC; its data is re-imported from S3."
     entries = [{"resource": r, "reason": reason} for r in ("net/Vpc", "fs/Fs")]
-    assert replacements.main([*args, "--acknowledged", str(_ack(tmp_path, entries))]) == 0
+    assert _replacements([*args, "--acknowledged", str(_ack(tmp_path, entries))]) == 0
     assert "acknowledged: fs/Fs" in capsys.readouterr().out
 
 
@@ -566,7 +572,7 @@ def test_an_rds_instance_defaults_to_a_snapshot() -> None:
 def test_a_missing_base_ref_is_one_line_with_gits_message(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code = replacements.main(
+    code = _replacements(
         ["--base", "no-such-ref-4f1e", "--acknowledged", str(tmp_path / "none.yaml")]
     )
     assert code == 2
@@ -589,7 +595,7 @@ def test_a_clone_without_origin_says_so(
     subprocess.run([*git, "add", "app.py"], check=True)
     subprocess.run([*git, "commit", "-q", "-m", "init"], check=True)
     monkeypatch.setattr(replacements, "ROOT", repo)
-    code = replacements.main(["--base", "origin/main", "--acknowledged", str(tmp_path / "n")])
+    code = _replacements(["--base", "origin/main", "--acknowledged", str(tmp_path / "n")])
     assert code == 2
     (line,) = capsys.readouterr().err.splitlines()
     assert "base ref 'origin/main' not found" in line
@@ -603,6 +609,6 @@ def test_a_failed_command_with_byte_output_is_reported_not_a_type_error(
         raise subprocess.CalledProcessError(2, ["tar", "-x"], stderr=b"tar: unexpected EOF")
 
     monkeypatch.setattr(replacements, "_both_sides", fail)
-    code = replacements.main(["--base", "HEAD", "--acknowledged", str(tmp_path / "none.yaml")])
+    code = _replacements(["--base", "HEAD", "--acknowledged", str(tmp_path / "none.yaml")])
     assert code == 2
     assert "tar: unexpected EOF" in capsys.readouterr().err
