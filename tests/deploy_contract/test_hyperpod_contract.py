@@ -13,6 +13,7 @@ import json
 from typing import Any
 
 import pytest
+from harness.synthesized_app import EXAMPLE_BUS
 from harness.template_graph import TemplateGraph, actions_of, policy_statements, resources_of
 
 from config.aws_registries import node_image_accounts
@@ -26,8 +27,6 @@ from platform_constructs.hyperpod_chart import (
     mirrored_images,
 )
 from stacks.hyperpod_stack import bu_chart_values
-
-HYPERPOD_BUS = ("fraud", "credit", "marketing", "risk")
 
 
 def _hyperpod(synthesized: Any, bu: str) -> tuple[TemplateGraph, Any]:
@@ -73,7 +72,7 @@ def _pulled_images(config: Any) -> list[str]:
     return images
 
 
-@pytest.mark.parametrize("bu", HYPERPOD_BUS)
+@pytest.mark.parametrize("bu", EXAMPLE_BUS)
 def test_nodes_may_pull_every_image_they_run_and_no_other_repository(synthesized, bu) -> None:
     """The execution role pulls images: AmazonSageMakerClusterInstanceRolePolicy has no ECR
     action (AWS managed policy reference), and a cross-account pull needs the puller's identity
@@ -95,7 +94,7 @@ def test_nodes_may_pull_every_image_they_run_and_no_other_repository(synthesized
     )
 
 
-@pytest.mark.parametrize("bu", HYPERPOD_BUS)
+@pytest.mark.parametrize("bu", EXAMPLE_BUS)
 def test_the_vpc_cni_has_its_own_identity_and_the_node_role_no_cni_actions(synthesized, bu):
     """aws-node assigns pod IPs with AmazonEKS_CNI_Policy's EC2 actions; the vpc-cni add-on
     supports EKS Pod Identity from v1.15.5-eksbuild.1 (EKS user guide, add-ons IAM table), so
@@ -116,7 +115,7 @@ def test_the_vpc_cni_has_its_own_identity_and_the_node_role_no_cni_actions(synth
     assert graph.depends_on(graph.id_of(association), graph.id_of(agent))
 
 
-@pytest.mark.parametrize("bu", HYPERPOD_BUS)
+@pytest.mark.parametrize("bu", EXAMPLE_BUS)
 def test_the_chart_goes_in_before_the_cluster_and_node_add_ons_after(synthesized, bu) -> None:
     """AWS installs the dependencies chart before CreateCluster (SageMaker guide, "Install
     packages on the Amazon EKS cluster using Helm": otherwise creation "might fail entirely";
@@ -142,7 +141,7 @@ def test_the_chart_goes_in_before_the_cluster_and_node_add_ons_after(synthesized
         assert graph.depends_on(cluster, graph.id_of(addon)), name
 
 
-@pytest.mark.parametrize("bu", HYPERPOD_BUS)
+@pytest.mark.parametrize("bu", EXAMPLE_BUS)
 def test_no_hand_made_access_entry_for_the_nodes(synthesized, bu) -> None:
     """HyperPod creates the execution role's access entry itself at CreateCluster (SageMaker API
     reference, ClusterMetadata.EksRoleAccessEntries: "created by HyperPod on your behalf");
@@ -154,7 +153,7 @@ def test_no_hand_made_access_entry_for_the_nodes(synthesized, bu) -> None:
         assert config.naming.role("hyperpod-execution") not in principal
 
 
-@pytest.mark.parametrize("bu", HYPERPOD_BUS)
+@pytest.mark.parametrize("bu", EXAMPLE_BUS)
 def test_every_chart_image_is_the_bus_mirror_or_an_aws_registry_in_region(synthesized, bu):
     """A closed BU reaches ECR only through its VPC endpoints, which serve this region's private
     registries, not Docker Hub, nvcr.io, registry.k8s.io or ECR Public (ECR user guide, "Amazon
@@ -180,7 +179,7 @@ def test_every_chart_image_is_the_bus_mirror_or_an_aws_registry_in_region(synthe
     assert values["health-monitoring-agent"]["region"] == config.region  # else us-east-1's
 
 
-@pytest.mark.parametrize("bu", HYPERPOD_BUS)
+@pytest.mark.parametrize("bu", EXAMPLE_BUS)
 def test_gpus_are_advertised_by_the_gpu_operator_nested_as_hyperpod_reads_it(synthesized, bu):
     """The pinned chart's `gpu-operator` is a wrapper around NVIDIA's chart of the same name, so
     NVIDIA's settings nest twice (a00b22d regional-values/values-<region>.yaml); with a MIG group
@@ -199,7 +198,7 @@ def test_gpus_are_advertised_by_the_gpu_operator_nested_as_hyperpod_reads_it(syn
         assert nvidia["devicePlugin"]["repository"]  # HyperPod's regional mirror
 
 
-@pytest.mark.parametrize("bu", HYPERPOD_BUS)
+@pytest.mark.parametrize("bu", EXAMPLE_BUS)
 def test_the_chart_is_pinned_by_digest_and_cannot_hang_the_stack(synthesized, bu) -> None:
     """The CDK Helm handler pulls `--version` only; a BatchGetImage for tag + digest must succeed
     before the release (ECR API reference, BatchGetImage: failure ImageTagDoesNotMatchDigest, no
@@ -234,7 +233,7 @@ def test_the_chart_is_pinned_by_digest_and_cannot_hang_the_stack(synthesized, bu
     assert function["Properties"]["VpcConfig"]["SubnetIds"]
 
 
-@pytest.mark.parametrize("bu", HYPERPOD_BUS)
+@pytest.mark.parametrize("bu", EXAMPLE_BUS)
 def test_the_observability_collector_may_write_the_clusters_logs(synthesized, bu) -> None:
     """With logging on, the collector writes to /aws/sagemaker/Clusters/<name>/<id> (SageMaker
     guide, "Set up the HyperPod observability add-on": CloudWatch Logs statement on that prefix;
@@ -305,7 +304,7 @@ def test_the_inference_operator_gets_what_its_setup_page_requires(synthesized, b
         assert numbers >= floor, (name, version)
 
 
-@pytest.mark.parametrize("bu", HYPERPOD_BUS)
+@pytest.mark.parametrize("bu", EXAMPLE_BUS)
 def test_control_plane_logs_go_to_an_encrypted_group_made_before_the_cluster(synthesized, bu):
     """EKS writes control-plane logs (audit included) to /aws/eks/<cluster>/cluster and creates
     that group itself, unencrypted and without retention, unless it exists first (EKS user
