@@ -15,7 +15,11 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from core import cli
 
 BFCL_VERSION = "2026.3.23"  # newest on PyPI when pinned; bump both lines together
 BFCL_WHEEL_SHA256 = "3bb6dfa5f0c68ad403c9ec50b00db2bb3b4cc9b38ab1ff33f48fe30d853d3a0a"
@@ -81,6 +85,26 @@ def fetch(dest: Path | None = None) -> Path:
     return dest
 
 
-if __name__ == "__main__":
-    path = fetch(Path(sys.argv[1]) if len(sys.argv) > 1 else None)
+@dataclass(frozen=True)
+class BfclDataArgs:
+    dest: Path | None = field(
+        default=None,
+        metadata={
+            "positional": True,
+            "help": "where to put the data (default: .cache/bfcl/<version>)",
+        },
+    )
+
+
+def parse_args(argv: Sequence[str] | None = None) -> BfclDataArgs:
+    return cli.parse_args(BfclDataArgs, __doc__, argv, module="training.bfcl_data")
+
+
+def main(args: BfclDataArgs) -> int:
+    path = fetch(args.dest)
     print(f"bfcl-data: bfcl-eval {BFCL_VERSION} data in {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(parse_args()))

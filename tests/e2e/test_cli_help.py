@@ -23,6 +23,7 @@ COMMANDS = [
     "scripts.stage_hyperpod_chart",
     "scripts.synth",
     "training.bfcl",
+    "training.bfcl_data",
     "training.evaluate",
     "training.export",
     "training.job.cli",
