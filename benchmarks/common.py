@@ -1,5 +1,6 @@
-"""What several benchmarks do alike: Markdown table heads, best-of-N wall-clock timing, and the
-per-step clock on a Hugging Face `Trainer`, so each table is built and each number timed one way."""
+"""What several benchmarks do alike: the head of a Markdown table whose columns are computed,
+best-of-N wall-clock timing, and the per-step clock on a Hugging Face `Trainer`, so each of
+those numbers is timed one way (tables with fixed columns write their head as it reads)."""
 
 from __future__ import annotations
 

@@ -31,10 +31,6 @@ class MigProfile:
     memory_eighths: int  # memory slices of the 8 a GPU has
     slices: int  # instances of this profile per GPU in an ``all-<name>`` layout
 
-    @property
-    def memory_gib(self) -> int:
-        return mig_memory_gib(self.name)
-
 
 _NO_MIG: MappingProxyType[str, MigProfile] = MappingProxyType({})
 

@@ -122,19 +122,11 @@ def add_arguments(parser: argparse.ArgumentParser | Any, cls: type[Any]) -> None
 
 
 def build_parser(
-    cls: type[Any],
-    description: str | None,
-    *,
-    module: str | None = None,
-    with_examples: bool = False,
+    cls: type[Any], doc: str | None, *, module: str, with_examples: bool = False
 ) -> argparse.ArgumentParser:
-    """``cls``'s options under ``python -m <module>``'s usage line (the docstring's first
-    paragraph describes it; `with_examples` adds its command lines), or a bare parser described
-    by ``description`` without a module."""
-    if module is not None:
-        parser = command_parser(module, description, with_examples=with_examples)
-    else:
-        parser = argparse.ArgumentParser(description=description, formatter_class=HelpFormatter)
+    """``cls``'s options under ``python -m <module>``'s usage line, described by the module
+    docstring ``doc`` (`with_examples` adds its command lines)."""
+    parser = command_parser(module, doc, with_examples=with_examples)
     add_arguments(parser, cls)
     return parser
 
@@ -148,16 +140,16 @@ def _instance(parser: argparse.ArgumentParser, cls: type[T], values: Mapping[str
 
 def parse_args(
     cls: type[T],
-    description: str | None,
+    doc: str | None,
     argv: Sequence[str] | None = None,
     *,
-    module: str | None = None,
+    module: str,
     with_examples: bool = False,
     extend: Callable[[argparse.ArgumentParser], None] | None = None,
 ) -> T:
     """``cls`` from the command line; `extend` may add options that never reach ``cls`` (give
     them ``default=argparse.SUPPRESS``, e.g. one the caller handles before parsing)."""
-    parser = build_parser(cls, description, module=module, with_examples=with_examples)
+    parser = build_parser(cls, doc, module=module, with_examples=with_examples)
     if extend is not None:
         extend(parser)
     return _instance(parser, cls, vars(parser.parse_args(argv)))

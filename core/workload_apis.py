@@ -14,7 +14,7 @@ class CustomResource:
     plural: str
 
 
-# The HyperPod training operator's job (training/job/crds/, its vendored schema).
+# The HyperPod training operator's job (training/job/schema/, its vendored schema).
 HYPERPOD_PYTORCH_JOB = CustomResource(
     "sagemaker.amazonaws.com", "v1", "HyperPodPyTorchJob", "hyperpodpytorchjobs"
 )

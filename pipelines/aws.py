@@ -35,12 +35,7 @@ from botocore.exceptions import ClientError
 from config.pipeline import OUTPUT_PREFIX
 from config.schema import BusinessUnitConfig
 from core import parameters as p
-from pipelines.hyperpod_endpoint import (
-    EndpointObject,
-    HyperPodEndpoint,
-    read_s3_json,
-    split_s3,
-)
+from pipelines.hyperpod_endpoint import EndpointObject, HyperPodEndpoint
 from pipelines.lifecycle import (
     TRAINING_CONFIGS,
     Candidate,
@@ -52,6 +47,8 @@ from pipelines.lifecycle import (
     TrainingHandle,
     evaluation_of,
     pack_length,
+    read_s3_json,
+    split_s3,
 )
 from training.job import managed, platform
 from training.job.managed import PROCESSING_INPUT, PROCESSING_OUTPUT, CommandJob, image_ref

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from pipelines.lifecycle import StepFailedError
+from pipelines.lifecycle import StepFailedError, read_s3_json, split_s3
 
 if TYPE_CHECKING:
     from inference.hyperpod import Rollout
@@ -53,22 +53,6 @@ class EndpointObject:
 
     def __str__(self) -> str:
         return f"InferenceEndpointConfig {self.namespace}/{self.name}"
-
-
-def split_s3(uri: str) -> tuple[str, str]:
-    bucket, _, key = uri.removeprefix("s3://").partition("/")
-    return bucket, key
-
-
-def read_s3_json(s3: Any, uri: str) -> Any:
-    """The JSON document at ``uri``: a body that is not JSON fails the step; S3's own errors
-    (a missing key among them) are left to the caller, which alone knows what they mean."""
-    bucket, key = split_s3(uri)
-    body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-    try:
-        return json.loads(body)
-    except ValueError as err:
-        raise StepFailedError(f"{uri}: not JSON ({err})") from err
 
 
 @dataclass(eq=False, repr=False)

@@ -12,6 +12,7 @@ offline and on MWAA.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,13 +104,32 @@ def metrics_of(report: dict[str, Any], side: str, source: str) -> dict[str, Any]
 
 
 def evaluation_of(
-    report: dict[str, Any], champion: str | None, *, report_uri: str, source: str
+    report: dict[str, Any], champion: str | None, *, report_uri: str, source: str | None = None
 ) -> Evaluation:
     """The evaluate step's XCom from ``training.evaluate``'s report, one shape in both profiles
-    (the gate reads it); ``source`` is where a missing metric's error points."""
+    (the gate reads it); ``source`` (default: the report) is where a missing metric's error
+    points."""
+    source = source or report_uri
     return {
         "candidate": metrics_of(report, "tuned", source),
         "champion": metrics_of(report, "base", source) if champion else None,
         "champion_model": champion,
         "report": report_uri,
     }
+
+
+def split_s3(uri: str) -> tuple[str, str]:
+    """``s3://bucket/key`` -> (bucket, key)."""
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    return bucket, key
+
+
+def read_s3_json(s3: Any, uri: str) -> Any:
+    """The JSON document at ``uri``: a body that is not JSON fails the step; S3's own errors
+    (a missing key among them) are left to the caller, which alone knows what they mean."""
+    bucket, key = split_s3(uri)
+    body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    try:
+        return json.loads(body)
+    except ValueError as err:
+        raise StepFailedError(f"{uri}: not JSON ({err})") from err

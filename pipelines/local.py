@@ -159,7 +159,7 @@ class LocalBackend:
             report = json.loads(report_path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as err:
             raise StepFailedError(f"{report_path}: unreadable evaluation report: {err}") from err
-        return evaluation_of(report, champion, report_uri=str(report_path), source=str(report_path))
+        return evaluation_of(report, champion, report_uri=str(report_path))
 
     # -- the local endpoint, blue/green ---------------------------------------------------------
     def _state_path(self, run: Run) -> Path:

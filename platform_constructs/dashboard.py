@@ -21,6 +21,7 @@ with Amazon CloudWatch"; AWS Billing user guide, "Creating a billing alarm"):
 """
 
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -157,7 +158,7 @@ def dashboard_body(spec: DashboardSpec) -> dict[str, Any]:
             )
             for n, (title, namespace, metrics, stat, label) in enumerate(ENDPOINT_GRAPHS)
         ]
-        y += 12
+        y += 6 * math.ceil(len(ENDPOINT_GRAPHS) / 2)  # two graphs per 6-unit row
     if spec.hyperpod_cluster is not None and spec.prometheus_alias is not None:
         health = (
             f"## HyperPod `{spec.hyperpod_cluster}`: cluster and node health\n"

@@ -18,6 +18,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
+from platform_constructs import service_roles
 from platform_constructs.gates import (
     COMPLIANCE_PACKS,
     acknowledge,
@@ -78,7 +79,7 @@ class HyperPodInferenceOperator(Construct):
             role_name=role_name,
             description="HyperPod inference operator (IRSA) and the endpoints it registers",
             # The trust is replaced below by `_irsa_trust` (the principal here only types it).
-            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
+            assumed_by=iam.ServicePrincipal(service_roles.SAGEMAKER),
             managed_policies=[
                 iam.ManagedPolicy.from_aws_managed_policy_name(OPERATOR_MANAGED_POLICY)
             ],
@@ -108,7 +109,7 @@ class HyperPodInferenceOperator(Construct):
             self,
             "S3CsiRole",
             description="Mountpoint S3 CSI driver: read the BU's models bucket",
-            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),  # replaced below
+            assumed_by=iam.ServicePrincipal(service_roles.SAGEMAKER),  # replaced below
         )
         oidc = (self.oidc_provider.oidc_provider_arn, self.oidc_provider.oidc_provider_issuer)
         _irsa_trust(

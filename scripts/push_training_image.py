@@ -126,7 +126,6 @@ def parse_args(argv: Sequence[str] | None = None) -> PushArgs:
 
 
 def main(args: PushArgs) -> int:
-
     tag = args.tag
     if not tag:
         if _git("status", "--porcelain"):

@@ -31,8 +31,9 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import yaml
 from cfnlint.data import AdditionalSpecs
@@ -249,13 +250,34 @@ class ReplacementsArgs:
     """One base (a git ref, a config directory or a synthesized assembly) and at most one head
     (default: this working tree's config/)."""
 
-    base: str | None = None
-    base_config: Path | None = None
-    base_outdir: Path | None = None
-    head_config: Path | None = None
-    head_outdir: Path | None = None
-    acknowledged: Path = ACK_FILE
-    all: bool = False
+    base: str | None = field(
+        default=None,
+        metadata={"metavar": "REF", "help": "git ref to compare the working tree with"},
+    )
+    base_config: Path | None = field(
+        default=None, metadata={"help": "config dir of the base (this code)"}
+    )
+    base_outdir: Path | None = field(
+        default=None, metadata={"help": "an already synthesized base assembly"}
+    )
+    head_config: Path | None = field(
+        default=None, metadata={"help": "config dir of the head (default config/)"}
+    )
+    head_outdir: Path | None = field(
+        default=None, metadata={"help": "an already synthesized head assembly"}
+    )
+    acknowledged: Path = field(default=ACK_FILE, metadata={"help": "acknowledgements"})
+    all: bool = field(
+        default=False,
+        metadata={"switch": True, "help": "also list replaced or removed stateless resources"},
+    )
+
+    def __post_init__(self) -> None:
+        bases = [self.base, self.base_config, self.base_outdir]
+        if sum(b is not None for b in bases) != 1:
+            raise ValueError("give exactly one of --base, --base-config, --base-outdir")
+        if self.head_config is not None and self.head_outdir is not None:
+            raise ValueError("give at most one of --head-config, --head-outdir")
 
 
 def _both_sides(args: ReplacementsArgs) -> tuple[list[Stack], list[Stack]]:
@@ -265,10 +287,8 @@ def _both_sides(args: ReplacementsArgs) -> tuple[list[Stack], list[Stack]]:
             base_stacks = read_assembly(args.base_outdir)
         elif args.base_config:
             base_stacks = synthesize(ROOT, work / "base.out", args.base_config)
-        elif args.base is not None:
-            base_stacks = synthesize(checkout(args.base, work), work / "base.out")
-        else:
-            raise ValueError("give --base, --base-config or --base-outdir")
+        else:  # the one base left (ReplacementsArgs checks there is exactly one)
+            base_stacks = synthesize(checkout(cast(str, args.base), work), work / "base.out")
         if args.head_outdir:
             head_stacks = read_assembly(args.head_outdir)
         else:
@@ -277,20 +297,7 @@ def _both_sides(args: ReplacementsArgs) -> tuple[list[Stack], list[Stack]]:
 
 
 def parse_args(argv: Sequence[str] | None = None) -> ReplacementsArgs:
-    """The two sides are exclusive groups, which the argument dataclass cannot declare."""
-    parser = cli.command_parser("scripts.replacements", __doc__)
-    base = parser.add_mutually_exclusive_group(required=True)
-    base.add_argument("--base", metavar="REF", help="git ref to compare the working tree with")
-    base.add_argument("--base-config", type=Path, help="config dir of the base (this code)")
-    base.add_argument("--base-outdir", type=Path, help="an already synthesized base assembly")
-    head = parser.add_mutually_exclusive_group()
-    head.add_argument("--head-config", type=Path, help="config dir of the head (default config/)")
-    head.add_argument("--head-outdir", type=Path, help="an already synthesized head assembly")
-    parser.add_argument("--acknowledged", type=Path, default=ACK_FILE, help="acknowledgements")
-    parser.add_argument(
-        "--all", action="store_true", help="also list replaced or removed stateless resources"
-    )
-    return ReplacementsArgs(**vars(parser.parse_args(argv)))
+    return cli.parse_args(ReplacementsArgs, __doc__, argv, module="scripts.replacements")
 
 
 def main(args: ReplacementsArgs) -> int:

@@ -11,10 +11,17 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+# The PR workflow runs `python3 scripts/synth_scope.py` outside the venv: only the stdlib and
+# core.cli (stdlib-only) are imported.
+sys.path.insert(0, str(ROOT))
+
+from core import cli  # noqa: E402
+
 _BU_FILE = re.compile(r"config/(?P<bu>[a-z][a-z0-9-]*)\.yaml")
 
 
@@ -30,13 +37,18 @@ def scope(changed: Iterable[str], existing: Iterable[str]) -> list[str]:
     return sorted(set(names))
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1:
-        print("usage: python scripts/synth_scope.py BASE_REF", file=sys.stderr)
-        return 2
+@dataclass(frozen=True)
+class ScopeArgs:
+    base: str = field(metadata={"positional": True, "help": "the PR's base ref (origin/main)"})
+
+
+def parse_args(argv: Sequence[str] | None = None) -> ScopeArgs:
+    return cli.parse_args(ScopeArgs, __doc__, argv, module="scripts.synth_scope")
+
+
+def main(args: ScopeArgs) -> int:
     diff = subprocess.run(
-        ["git", "diff", "--name-only", f"{args[0]}...HEAD"],
+        ["git", "diff", "--name-only", f"{args.base}...HEAD"],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -51,4 +63,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(parse_args()))

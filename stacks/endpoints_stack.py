@@ -45,7 +45,7 @@ class EndpointsStack(BuStack):
     def __init__(self, stage: Construct, *, base: Foundation, endpoints: Endpoints) -> None:
         super().__init__(stage, "endpoints", config=base.config, description=DESCRIPTION)
         config, names, network, security = self.config, self.names, base.network, base.security
-        self.image_uri = image_uri(config.region)
+        image = image_uri(config.region)  # the one every endpoint's `served()` names too
         self.alarm_key = self.purpose_key(
             "AlarmsKey", "endpoint-alarms", "endpoint alarm notifications (SNS)"
         ).key
@@ -57,7 +57,7 @@ class EndpointsStack(BuStack):
             self,
             "ExecutionRole",
             role_name=names.role("endpoint-execution"),
-            image_uri=self.image_uri,
+            image_uri=image,
             vpc_id=network.vpc.vpc_id,
         )
         self.endpoints: dict[str, LmiEndpoint] = {}

@@ -539,7 +539,8 @@ def _replace_dir(new: Path, target: Path) -> None:
 
 
 def _backend_help(parser: argparse.ArgumentParser) -> None:
-    """List ``--backend`` in ``--help``; `cli` hands any ``--backend`` to `training.job.cli`."""
+    """List ``--backend`` in ``--help``; `cli` reads and removes ``--backend`` before parsing
+    (``local`` runs here, ``processing`` goes to `training.job.cli`)."""
     parser.add_argument(
         "--backend",
         choices=BACKENDS,

@@ -14,8 +14,6 @@ with the `kubernetes` client's models and checked against the operator's publish
 from __future__ import annotations
 
 import copy
-import functools
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -139,13 +137,6 @@ def build_endpoint_config(spec: HyperPodEndpoint) -> dict[str, Any]:
         "metadata": api.sanitize_for_serialization(metadata),
         "spec": body,
     }
-
-
-@functools.cache
-def crd_schema() -> dict[str, Any]:
-    """The operator's published v1 schema (see crds/README.md for its source)."""
-    schema: dict[str, Any] = json.loads(SCHEMA.read_text(encoding="utf-8"))
-    return schema
 
 
 def validate(manifest: Mapping[str, Any]) -> list[str]:

@@ -19,7 +19,7 @@ Public API (stable; additions only):
     normalize_tools(tools) -> list[dict]
         Tools written in the schema dialects datasets use (BFCL/Gorilla ``dict``/``float``/
         ``tuple``/``any``, xLAM ``str``/``List[str]``) as JSON Schema; call it where tools enter
-        (prepare, evaluate, ``python -m inference.parse``, the client). An unknown type name
+        (prepare, evaluate, ``python -m inference.parsing``, the client). An unknown type name
         raises `ToolSchemaError` naming the tool and the field.
     compile_tools(tools, *, strict=True) -> Toolset
         Pre-compiles the validators; pass the `Toolset` as ``tools`` on hot paths (it carries its
@@ -164,7 +164,7 @@ class ParsedCompletion:
         }
 
     def to_json(self, indent: int | None = None) -> str:
-        """The dict of `to_dict` as a JSON string (what ``python -m inference.parse`` prints)."""
+        """The dict of `to_dict` as a JSON string (what ``python -m inference.parsing`` prints)."""
         return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
 
 

@@ -22,6 +22,7 @@ COMMANDS = [
     "scripts.replacements",
     "scripts.stage_hyperpod_chart",
     "scripts.synth",
+    "scripts.synth_scope",
     "training.bfcl",
     "training.bfcl_data",
     "training.evaluate",

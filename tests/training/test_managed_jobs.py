@@ -321,8 +321,9 @@ def test_processing_refuses_data_outside_the_data_bucket(capsys) -> None:
 def test_prepare_keeps_local_and_hands_only_processing_on(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """`--backend local` runs here without training.job (no circle between the two modules);
-    a backend that does not exist is one line."""
+    """`--backend local` runs the preparation here (the same failure as with no --backend);
+    a backend that does not exist is one line. That training.prepare imports training.job only
+    inside the processing branch is held by the import contracts (`make lint`)."""
     from training import prepare
 
     assert prepare.cli(["--backend", "bogus", "--input", "x"]) == 2

@@ -53,14 +53,14 @@ def _add_chunk_grads(
     h: torch.Tensor,
     w: torch.Tensor,
     *,
-    rows: slice,
+    span: slice,
     grad_h: torch.Tensor | None,
     grad_w: torch.Tensor | None,
 ) -> None:
     """Back-propagate one chunk's d(loss)/d(logits) `g` (already in the compute dtype) through
-    `logits = h @ w.T` into the buffers: `grad_h[rows]` set, `grad_w` added to."""
+    `logits = h @ w.T` into the buffers: `grad_h[span]` set, `grad_w` added to."""
     if grad_h is not None:
-        grad_h[rows] = (g @ w).to(grad_h.dtype)
+        grad_h[span] = (g @ w).to(grad_h.dtype)
     if grad_w is not None and g.dtype == torch.float32:
         grad_w.addmm_(g.T, h)  # in place: no [vocab, hidden] temporary
     elif grad_w is not None:
@@ -116,7 +116,7 @@ class _LinearCrossEntropy(torch.autograd.Function):
                 # d(sum CE)/d(logits) = softmax - one_hot, still in the same buffer.
                 g = probs.div_(sum_exp)
                 g[rows, t] -= 1.0
-                _add_chunk_grads(g.to(compute_dtype), h, w, rows=span, grad_h=grad_h, grad_w=grad_w)
+                _add_chunk_grads(g.to(compute_dtype), h, w, span=span, grad_h=grad_h, grad_w=grad_w)
         # Kept as plain attributes (they are neither inputs nor outputs), so backward can hand
         # them to autograd as the only reference: AccumulateGrad then adopts the lm_head gradient
         # instead of copying a [vocab, hidden] tensor.
@@ -199,7 +199,7 @@ class _LinearLogProbs(torch.autograd.Function):
             g[rows, t] += 1.0
             g.mul_(grad_out[span, None])
             g = g.to(ctx.compute_dtype)
-            _add_chunk_grads(g, h, w, rows=span, grad_h=grad_h, grad_w=grad_w)
+            _add_chunk_grads(g, h, w, span=span, grad_h=grad_h, grad_w=grad_w)
         gw = grad_w.to(weight.dtype) if grad_w is not None else None
         return grad_h, gw, None, None, None
 
