@@ -16,7 +16,13 @@ from pydantic_core import ErrorDetails
 
 from config.hyperpod import AddonVersion, HyperPod, ObjectName
 from core.accelerators import MIG_PROFILE, mig_memory_gib, ml_instance_type
-from core.base import FieldProblemError, FieldProblemsError, StrictModel, ascii_pattern, not_over
+from core.base import (
+    FieldProblemError,
+    FieldProblemsError,
+    StrictModel,
+    ascii_pattern,
+    error_reason,
+)
 from inference.serving import MODEL_DIR, ServedEndpoint, ServingConfig, image_uri
 
 if TYPE_CHECKING:
@@ -46,11 +52,7 @@ class Autoscaling(StrictModel):
     target_concurrent_requests: int | None = Field(default=None, ge=1)
     scale_in_cooldown_seconds: int = Field(default=900, ge=60, le=3600)
     scale_out_cooldown_seconds: int = Field(default=180, ge=0, le=3600)
-
-    @model_validator(mode="after")
-    def _ordered(self) -> "Autoscaling":
-        not_over(self, "min_capacity", "max_capacity")
-        return self
+    ordered_fields = (("min_capacity", "max_capacity"),)
 
 
 class Alarms(StrictModel):
@@ -63,11 +65,7 @@ class Alarms(StrictModel):
     period_seconds: Literal[60, 300] = 60
     evaluation_periods: int = Field(default=5, ge=1, le=60)
     datapoints_to_alarm: int = Field(default=3, ge=1, le=60)
-
-    @model_validator(mode="after")
-    def _datapoints(self) -> "Alarms":
-        not_over(self, "datapoints_to_alarm", "evaluation_periods")
-        return self
+    ordered_fields = (("datapoints_to_alarm", "evaluation_periods"),)
 
 
 class DataCapture(StrictModel):
@@ -224,9 +222,7 @@ def _serving_problems(err: ValidationError) -> FieldProblemsError:
 def _serving_problem(item: ErrorDetails) -> FieldProblemError:
     """One of ServingConfig's problems under the endpoint field it came from."""
     loc = ".".join(str(p) for p in item["loc"])
-    reason = item["msg"].removeprefix("Value error, ")
-    if item["type"] == "extra_forbidden":
-        reason = "unknown serving option (not in inference.serving.ServingConfig)"
+    reason = error_reason(item, "unknown serving option (not in inference.serving.ServingConfig)")
     named = _OPTION_PREFIX.fullmatch(reason)
     if named:  # serving's own messages start with the option's name
         loc, reason = named["field"], named["reason"]

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Final, Literal, get_args
 
 from pydantic import Field, model_validator
 
-from core.base import FieldProblemError, StrictModel, matching, not_over
+from core.base import FieldProblemError, StrictModel, matching
 
 if TYPE_CHECKING:
     from config.endpoints import Endpoints
@@ -168,6 +168,7 @@ class Pipeline(StrictModel):
     ] = "mw1.small"
     min_workers: int = Field(default=1, ge=1, le=25)
     max_workers: int = Field(default=2, ge=1, le=25)
+    ordered_fields = (("min_workers", "max_workers"),)
     # A cron expression (UTC) for scheduled retraining; None: started by hand or by the API.
     schedule: Annotated[str, matching(r"[0-9*/,\- ]+", "a five-field cron expression")] | None = (
         None
@@ -197,7 +198,6 @@ class Pipeline(StrictModel):
 
     @model_validator(mode="after")
     def _workers(self) -> "Pipeline":
-        not_over(self, "min_workers", "max_workers")
         if self.schedule is not None and len(self.schedule.split()) != 5:
             raise FieldProblemError("schedule", f"{self.schedule!r} is not five cron fields")
         if self.requirements_version is not None and self.plugins_version is None:

@@ -11,9 +11,10 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, ClassVar, Self, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic_core import ErrorDetails
 
 # A pydantic error location: field names and list indexes (``("hyperpod", "quotas", 0)``).
 Loc = tuple[str | int, ...]
@@ -65,6 +66,14 @@ class StrictModel(BaseModel):
     """Frozen, and a typo is an error (``extra="forbid"``), never a silent default."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+    # (low, high) field pairs where low may not be over high, e.g. a minimum over its maximum.
+    ordered_fields: ClassVar[tuple[tuple[str, str], ...]] = ()
+
+    @model_validator(mode="after")
+    def _in_order(self) -> Self:
+        for low, high in self.ordered_fields:
+            not_over(self, low, high)
+        return self
 
 
 def ascii_pattern(regex: str) -> re.Pattern[str]:
@@ -128,13 +137,19 @@ def validation_errors(
             problems = cause.problems if isinstance(cause, FieldProblemsError) else [cause]
             out += [ConfigError(file, ".".join([*loc, p.path]), str(p)) for p in problems]
             continue
-        reason = item["msg"].removeprefix("Value error, ")
-        if item["type"] == "extra_forbidden":
-            reason = "unknown field (not in the schema)"
-        elif item["type"] == "string_type":
+        reason = error_reason(item)
+        if item["type"] == "string_type":
             reason = _quote_hint(item["loc"], item["input"], typed_scalars or {}) or reason
         out.append(ConfigError(file, ".".join(loc) or "<root>", reason))
     return out
+
+
+def error_reason(item: ErrorDetails, unknown: str = "unknown field (not in the schema)") -> str:
+    """One pydantic error's reason as every message of ours words it: without pydantic's
+    "Value error, " banner, and ``unknown`` for a field the model does not have."""
+    if item["type"] == "extra_forbidden":
+        return unknown
+    return str(item["msg"]).removeprefix("Value error, ")
 
 
 def _quote_hint(loc: Loc, value: Any, typed_scalars: Mapping[Loc, str]) -> str | None:

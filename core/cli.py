@@ -199,12 +199,12 @@ def field_errors(err: ValidationError) -> list[str]:
     """One ``field: reason`` line per pydantic error, worded as ``core.base.validation_errors``
     words a BU file's: no pydantic banner, input echo or docs link. A validator's message that
     already names its field is kept as it is."""
+    from core.base import error_reason  # pydantic is loaded only when there is an error
+
     lines = []
     for item in err.errors():
         path = ".".join(str(part) for part in item["loc"])
-        reason = str(item["msg"]).removeprefix("Value error, ")
-        if item["type"] == "extra_forbidden":
-            reason = "unknown field (not in the schema)"
+        reason = error_reason(item)
         if not path:  # a model-level rule: its message names the field already
             lines.append(reason if ":" in reason else f"<root>: {reason}")
         elif reason.startswith(f"{path}:"):
