@@ -1,9 +1,12 @@
 """What several benchmarks do alike: the head of a Markdown table whose columns are computed,
-best-of-N wall-clock timing, and the per-step clock on a Hugging Face `Trainer`, so each of
-those numbers is timed one way (tables with fixed columns write their head as it reads)."""
+best-of-N wall-clock timing, the per-step clock on a Hugging Face `Trainer`, so each of those
+numbers is timed one way (tables with fixed columns write their head as it reads), and the
+two modes of a benchmark CLI that measure nothing (``--child``, ``--report``)."""
 
 from __future__ import annotations
 
+import argparse
+import json
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -47,3 +50,19 @@ def train_with_step_clock(trainer: Any, sync: Callable[[], None] | None = None) 
     start = time.perf_counter()
     trainer.train()
     return [start, *ends]
+
+
+def not_a_run(
+    a: argparse.Namespace,
+    child: Callable[[argparse.Namespace], None],
+    report: Callable[[dict[str, Any]], str],
+) -> bool:
+    """The benchmark CLIs' two modes that measure nothing here: ``--child`` (one variant in a
+    subprocess of a run) and ``--report FILE`` (print a saved run's tables). True when one ran."""
+    if a.child:
+        child(a)
+        return True
+    if a.report:
+        print(report(json.loads(a.report.read_text())))
+        return True
+    return False

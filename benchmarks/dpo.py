@@ -41,8 +41,8 @@ from typing import Any
 
 from benchmarks import flops
 from benchmarks import train_data as data
-from benchmarks.common import train_with_step_clock
-from benchmarks.train import SHAPES, _fill_and_step, measure, not_a_run
+from benchmarks.common import not_a_run, train_with_step_clock
+from benchmarks.train import SHAPES, _fill_and_step, measure
 from training.tiny import QWEN3_VOCAB_SIZE
 
 BETA = 0.1

@@ -40,14 +40,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, cast
 
 from benchmarks import flops
 from benchmarks import train_data as data
-from benchmarks.common import table_head, train_with_step_clock
+from benchmarks.common import not_a_run, table_head, train_with_step_clock
 from training.tiny import QWEN3_VOCAB_SIZE, TinyShape
 
 MICRO_TOKENS = 2048  # our pack length and TRL's packing max_length
@@ -572,22 +571,6 @@ def collect(a: argparse.Namespace, save: Path) -> dict[str, Any]:
             save.parent.mkdir(parents=True, exist_ok=True)
             save.write_text(json.dumps(saved, default=str))
     return saved
-
-
-def not_a_run(
-    a: argparse.Namespace,
-    child: Callable[[argparse.Namespace], None],
-    report: Callable[[dict[str, Any]], str],
-) -> bool:
-    """The benchmark CLIs' two modes that measure nothing here: ``--child`` (one variant in a
-    subprocess of a run) and ``--report FILE`` (print a saved run's tables). True when one ran."""
-    if a.child:
-        child(a)
-        return True
-    if a.report:
-        print(report(json.loads(a.report.read_text())))
-        return True
-    return False
 
 
 def main(argv: list[str] | None = None) -> int:
