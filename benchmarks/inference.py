@@ -184,10 +184,6 @@ class Sample:
     def malformed(self) -> bool:
         return self.kind in DEFECTS
 
-    @property
-    def hard_negative(self) -> bool:
-        return self.kind in HARD_NEGATIVES
-
 
 # --- generation -------------------------------------------------------------------------------
 

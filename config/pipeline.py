@@ -12,7 +12,7 @@ and 2.10.3 (MWAA user guide, "Apache Airflow versions on Amazon MWAA", read 2026
 project's `../shared/DESIGN.md` records the same list). The DAG is written for 3.0.x.
 """
 
-from typing import TYPE_CHECKING, Annotated, Final, Literal, get_args
+from typing import TYPE_CHECKING, Annotated, Final, Literal
 
 from pydantic import Field, model_validator
 
@@ -37,7 +37,6 @@ GateMetric = Literal[
     "parse_validity",
     "no_call_accuracy",
 ]
-GATE_METRICS: Final = get_args(GateMetric)
 Rate = Annotated[float, Field(ge=0.0, le=1.0)]
 # A key prefix inside one of the BU's buckets: no leading slash, S3-safe segments, a trailing
 # slash, and no IAM wildcard (the execution role's grants are `<prefix>*`).

@@ -11,7 +11,7 @@ DPO's shared-prompt rows lay a pair out as ``[prompt | chosen | rejected]`` and 
 segment see the prompt and itself, never the chosen one. Such a segment's keys are the prefix's
 followed by its own, under a causal mask aligned to the bottom right (every prefix key visible,
 causal within the segment). transformers' FlashAttention integrations know nothing of prefixes,
-so a row with prefixes is refused by them (`require_packed_sdpa`) rather than misread.
+so `training.config` refuses them for rows with prefixes rather than let them misread one.
 
 It is registered with transformers' `AttentionInterface`; because it has no entry in the mask
 interface, transformers builds no mask at all for it (no O(T^2) mask per step).
@@ -126,17 +126,6 @@ def _with_prefixes(  # noqa: PLR0917
         mask = torch.ones(n, m, dtype=torch.bool, device=q.device).tril_(m - n)
         parts.append(sdpa(q, k, v, attn_mask=mask, dropout_p=p, scale=scaling))
     return torch.cat(parts, dim=2)
-
-
-def require_packed_sdpa(implementation: str) -> None:
-    """Rows with prefixes need `packed_sdpa`: FlashAttention varlen would ignore the prefixes
-    and attend each segment alone."""
-    if implementation != PACKED_SDPA:
-        raise ValueError(
-            f"shared-prompt preference rows need attn_implementation={PACKED_SDPA}, not "
-            f"{implementation}: FlashAttention varlen cannot see a segment's prompt prefix "
-            "(set dpo.share_prompt=false to use it)"
-        )
 
 
 def register() -> None:
