@@ -337,8 +337,9 @@ class _Run:
         # Packing: where every kept row was spilled, in input order (a few bytes a row).
         width = SEGMENTS_PER_PAIR if args.task == "preference" else 1
         self.index = SpillIndex(directory / SPILL, width)
-        self.lengths = array("i")  # tokens of every kept row
-        self.loss_tokens = 0
+        # Tokens of every kept row: the index's own array when packing (no second copy).
+        self.lengths = self.index.lengths if args.pack else array("i")
+        self.unpacked_loss_tokens = 0  # a packing run's are the index's
         self.quarantine = stack.enter_context((directory / QUARANTINE).open("w", encoding="utf-8"))
         self.eval_file = stack.enter_context((directory / EVAL).open("w", encoding="utf-8"))
         self.jsonl: IO[str] | None = None
@@ -355,12 +356,10 @@ class _Run:
             self.eval_file.write(json.dumps(record, ensure_ascii=False) + "\n")
         if batch.spilled is not None:
             self.index.add(batch.spilled)
-            self.lengths.frombytes(batch.spilled.lengths.astype(np.int32).tobytes())
-            self.loss_tokens += batch.spilled.loss_tokens
         for ex in batch.kept:
             if self.jsonl is None:  # packing: `spill` moved every kept row to disk already
                 raise RuntimeError("a kept row reached the main process unspilled")
-            self.loss_tokens += ex.num_loss_tokens
+            self.unpacked_loss_tokens += ex.num_loss_tokens
             if isinstance(ex, PairExample):
                 self.lengths.append(ex.num_tokens)
                 self.jsonl.write(json.dumps(ex.to_json(), separators=(",", ":")) + "\n")
@@ -372,6 +371,7 @@ class _Run:
     def stats(self) -> dict[str, Any]:
         args, counts = self.args, self.counts
         lengths = np.asarray(self.lengths, dtype=np.int64)
+        loss_tokens = self.index.loss_tokens if args.pack else self.unpacked_loss_tokens
         rejected = sum(self.bad.values())
         read = rejected + sum(counts[k] for k in COUNTED)
         fraction = rejected / read if read else 0.0
@@ -403,7 +403,7 @@ class _Run:
             },
             "sequences": len(self.lengths),
             "tokens": int(lengths.sum()),
-            "loss_tokens": self.loss_tokens,
+            "loss_tokens": loss_tokens,
             "mean_tokens": float(np.mean(lengths)) if len(lengths) else 0.0,
             "max_tokens": int(lengths.max(initial=0)),
             "spill_bytes": self.index.bytes,

@@ -195,6 +195,9 @@ def test_streamed_shards_match_save_file(tmp_path: Path, seed: int) -> None:
     )  # fmt: skip
     assert dataset_files(tmp_path / "new") == dataset_files(tmp_path / "old")
     assert len(PackedDataset(tmp_path / "new")) == len(packs)
+    # The manifest's loss tokens are the index's: bins that leave a row out are refused.
+    with pytest.raises(ValueError, match="bins place"):
+        spill.write_spilled_packs(tmp_path / "short", bins[:-1], index, pack_length=capacity)
 
 
 def test_safetensors_header_is_the_one_save_file_writes(tmp_path: Path) -> None:

@@ -108,6 +108,7 @@ class SpillIndex:
         self.lengths = array("i")
         self.segments = array("i")  # width values a row, only when width > 1
         self.bytes = 0
+        self.loss_tokens = 0  # labels that are not IGNORE_INDEX, over every row
 
     def __len__(self) -> int:
         return len(self.lengths)
@@ -124,6 +125,7 @@ class SpillIndex:
         if self.width > 1:
             self.segments.frombytes(rows.segments.astype(np.int32).tobytes())
         self.bytes += int(rows.lengths.sum(dtype=np.int64)) * 2 * TOKEN.itemsize
+        self.loss_tokens += rows.loss_tokens
 
     def row_segments(self, i: int) -> Sequence[int]:
         if self.width == 1:
@@ -186,9 +188,12 @@ def write_spilled_packs(
     metadata: dict[str, Any] | None = None,
 ) -> Path:
     """`packing.write_packs` for packs given as `bins` of spilled rows: the same shard files,
-    each written a pack at a time from the spill, and the same manifest."""
+    each written a pack at a time from the spill, and the same manifest. ``bins`` place every
+    spilled row once (the manifest's loss tokens are the index's)."""
+    if sum(len(b) for b in bins) != len(index):
+        raise ValueError(f"bins place {sum(len(b) for b in bins)} rows of {len(index)} spilled")
     directory.mkdir(parents=True, exist_ok=True)
-    shards, tokens, sequences, loss = [], 0, 0, 0
+    shards, tokens, sequences = [], 0, 0
     with SpillReader(index) as reader:
         for s, start in enumerate(range(0, len(bins), packs_per_shard)):
             chunk = bins[start : start + packs_per_shard]
@@ -200,14 +205,13 @@ def write_spilled_packs(
             shards.append({"file": name, "packs": len(chunk)})
             tokens += shard["tokens"]
             sequences += shard["sequences"]
-            loss += shard["loss_tokens"]
     return write_manifest(
         directory,
         pack_length=pack_length,
         num_packs=len(bins),
         num_sequences=sequences,
         num_tokens=tokens,
-        num_loss_tokens=loss,
+        num_loss_tokens=index.loss_tokens,
         shards=shards,
         metadata=metadata,
     )
@@ -216,33 +220,28 @@ def write_spilled_packs(
 def _write_shard(
     path: Path, chunk: Sequence[Sequence[int]], index: SpillIndex, reader: SpillReader
 ) -> dict[str, int]:
-    """One shard: write_packs' five tensors, streamed; returns its token and loss counts."""
+    """One shard: write_packs' five tensors, streamed; returns its token and sequence counts."""
     lengths = index.lengths
     pack_tokens = [sum(lengths[i] for i in members) for members in chunk]
     seq_lens = np.asarray(
         [n for members in chunk for i in members for n in index.row_segments(i)], dtype=TOKEN
     )
     pack_seqs = [sum(len(index.row_segments(i)) for i in members) for members in chunk]
-    counted = {"loss_tokens": 0}
 
-    def rows(read: Callable[[int], bytes], count_loss: bool) -> Iterator[bytes]:
+    def rows(read: Callable[[int], bytes]) -> Iterator[bytes]:
         for members in chunk:
-            data = b"".join([read(i) for i in members])
-            if count_loss:
-                labels = np.frombuffer(data, dtype=TOKEN)
-                counted["loss_tokens"] += int(np.count_nonzero(labels != IGNORE_INDEX))
-            yield data
+            yield b"".join([read(i) for i in members])
 
     total = sum(pack_tokens)
     tensors: dict[str, tuple[np.dtype[Any], int, Callable[[], Iterator[bytes]]]] = {
-        "input_ids": (TOKEN, total, lambda: rows(reader.ids, False)),
-        "labels": (TOKEN, total, lambda: rows(reader.labels, True)),
+        "input_ids": (TOKEN, total, lambda: rows(reader.ids)),
+        "labels": (TOKEN, total, lambda: rows(reader.labels)),
         "seq_lens": (TOKEN, len(seq_lens), lambda: iter([seq_lens.tobytes()])),
         "pack_token_offsets": _small(np.cumsum([0, *pack_tokens]).astype(OFFSET)),
         "pack_seq_offsets": _small(np.cumsum([0, *pack_seqs]).astype(OFFSET)),
     }
     save_streamed(path, tensors)
-    return {"tokens": total, "sequences": len(seq_lens), **counted}
+    return {"tokens": total, "sequences": len(seq_lens)}
 
 
 def _small(values: np.ndarray) -> tuple[np.dtype[Any], int, Callable[[], Iterator[bytes]]]:
