@@ -548,7 +548,7 @@ PHASES = {
         ("training/data/render.py", "_decode_batch"): "  of which round-trip decode",
         ("training/data/render.py", "spans_to_token_mask"): "  of which loss masks",
         ("training/prepare.py", "spill"): "spill ids/labels to disk",
-        ("training/data/spill.py", "plan_packs"): "pack (best fit over the lengths)",
+        ("training/data/packing.py", "best_fit"): "pack (best fit over the lengths)",
         ("training/data/spill.py", "write_spilled_packs"): "write shards, read back from the spill",
     },
     "trl": {

@@ -59,6 +59,7 @@ from training.data.formats import (
     parse_line,
     record_meta,
 )
+from training.data.packing import best_fit
 from training.data.preference import (
     PREFERENCE,
     SEGMENTS_PER_PAIR,
@@ -73,7 +74,6 @@ from training.data.spill import (
     SpilledRows,
     SpillIndex,
     SpillWriter,
-    plan_packs,
     remove_spill,
     write_spilled_packs,
 )
@@ -505,7 +505,7 @@ def _write_packs(run: _Run, directory: Path, stats: dict[str, Any]) -> None:
     metadata = {k: stats[k] for k in ("input", "tokenizer", "format", "enable_thinking")}
     if args.task == "preference":
         metadata.update(kind=PREFERENCE, num_pairs=len(run.lengths))
-    bins = plan_packs(run.index.lengths, args.max_length)
+    bins = best_fit(run.index.lengths, args.max_length)
     manifest = write_spilled_packs(
         directory,
         bins,

@@ -25,6 +25,7 @@ from training.data.packing import (
     IGNORE_INDEX,
     MANIFEST,
     PackedDataset,
+    best_fit,
     pack_sequences,
     write_packs,
 )
@@ -183,7 +184,7 @@ def test_streamed_shards_match_save_file(tmp_path: Path, seed: int) -> None:
         index.add(writers[(start // 7) % 2].write(rows, segments))
     for w in writers:
         w.close()
-    bins = spill.plan_packs(index.lengths, capacity)
+    bins = best_fit(index.lengths, capacity)
     spill.write_spilled_packs(
         tmp_path / "new", bins, index, pack_length=capacity, packs_per_shard=per_shard,
         metadata={"seed": seed},

@@ -57,7 +57,8 @@ def position_ids(seq_lens: np.ndarray) -> np.ndarray:
 
 
 def best_fit(lengths: Sequence[int], capacity: int) -> list[list[int]]:
-    """Best-fit decreasing bin packing: indices of `lengths` grouped into bins of `capacity`.
+    """Best-fit decreasing bin packing: indices of `lengths` grouped into bins of `capacity`,
+    each bin in source order (deterministic and easy to inspect).
 
     Each item goes into the fullest bin it still fits in, longest items first, which leaves
     little slack (typically under 1-2% for chat data) without splitting any sequence.
@@ -82,6 +83,8 @@ def best_fit(lengths: Sequence[int], capacity: int) -> list[list[int]]:
         else:
             bins.append([i])
             bisect.insort(free, (capacity - n, len(bins) - 1))
+    for members in bins:
+        members.sort()
     return bins
 
 
@@ -94,7 +97,6 @@ def pack_sequences(
             raise ValueError(f"sequence {i}: {len(ids)} input_ids but {len(labels)} labels")
     packs = []
     for members in best_fit([len(ids) for ids, _ in sequences], capacity):
-        members.sort()  # keep source order inside a pack: deterministic and easy to inspect
         packs.append(
             Pack(
                 input_ids=np.concatenate(

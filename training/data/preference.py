@@ -285,7 +285,6 @@ def pack_pairs(pairs: Sequence[PairExample], capacity: int) -> list[Pack]:
     """Best-fit pairs (each whole, prompt once) into packs of at most `capacity` tokens."""
     packs = []
     for members in best_fit([p.num_tokens for p in pairs], capacity):
-        members.sort()
         parts = [pair_segments(pairs[i]) for i in members]
         packs.append(
             Pack(

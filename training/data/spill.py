@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from training.data.packing import IGNORE_INDEX, best_fit, write_manifest
+from training.data.packing import IGNORE_INDEX, write_manifest
 from training.file_modes import honour_umask
 
 TOKEN = np.dtype("<i4")  # spilled ids and labels: what the shards store (safetensors "I32")
@@ -167,15 +167,6 @@ class SpillReader:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def plan_packs(lengths: Sequence[int], capacity: int) -> list[list[int]]:
-    """What `packing.pack_sequences` and `preference.pack_pairs` pack, from lengths alone:
-    `best_fit`'s bins in its order, each in source order."""
-    bins = best_fit(lengths, capacity)
-    for members in bins:
-        members.sort()  # as pack_sequences / pack_pairs do: source order inside a pack
-    return bins
 
 
 def write_spilled_packs(
