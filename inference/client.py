@@ -473,20 +473,29 @@ def _is_index(value: Any) -> bool:
 # --- client -----------------------------------------------------------------------------------
 
 
+def runtime_config(
+    read_timeout_s: float = READ_TIMEOUT_S, connect_timeout_s: float = CONNECT_TIMEOUT_S
+) -> Any:
+    """The botocore ``Config`` of a sagemaker-runtime client whose own retries are off:
+    `EndpointClient` retries itself."""
+    from botocore.config import Config
+
+    return Config(
+        retries={"mode": "standard", "total_max_attempts": 1},
+        read_timeout=read_timeout_s,  # per socket read: bounds one blocked read
+        connect_timeout=connect_timeout_s,
+    )
+
+
 def default_runtime_client(
     region: str | None = None,
     read_timeout_s: float = READ_TIMEOUT_S,
     connect_timeout_s: float = CONNECT_TIMEOUT_S,
 ) -> Any:
-    """A sagemaker-runtime client whose own retries are off: `EndpointClient` retries itself."""
+    """A sagemaker-runtime client with `runtime_config`'s retries and timeouts."""
     import boto3
-    from botocore.config import Config
 
-    config = Config(
-        retries={"mode": "standard", "total_max_attempts": 1},
-        read_timeout=read_timeout_s,  # per socket read: bounds one blocked read
-        connect_timeout=connect_timeout_s,
-    )
+    config = runtime_config(read_timeout_s, connect_timeout_s)
     return boto3.client("sagemaker-runtime", region_name=region, config=config)
 
 

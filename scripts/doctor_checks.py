@@ -14,17 +14,18 @@ from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 import boto3
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 from kubernetes import client as k8s
 from urllib3.exceptions import HTTPError as Urllib3Error
 
 from config.endpoints import Endpoint
 from config.hyperpod import ADDON_NAMES, SPACES_ADDON_NAMES, GpuGroup, HyperPod, Spaces, Team
+from config.mlflow import Mlflow
 from config.schema import BusinessUnitConfig
 from config.studio import Studio, StudioUser
 from core.parameters import MLFLOW_TRACKING_ARN
 from inference import smoke
+from inference.client import runtime_config
 from training.job.cluster import (
     HTTP_FORBIDDEN,
     HTTP_NOT_FOUND,
@@ -62,11 +63,9 @@ CLUSTER_QUEUES = "clusterqueues"
 CLUSTER_QUEUE_SUFFIX = "-clusterqueue"
 TRACKING_SERVER_UP = frozenset({"Created", "Updated", "Started", "MaintenanceComplete"})
 MLFLOW_APP_UP = frozenset({"Created", "Updated"})
-# As inference.client.default_runtime_client: EndpointClient retries itself, and a read timeout
-# a little over InvokeEndpoint's 60 s lets the endpoint's own error win.
-RUNTIME_CONFIG = Config(
-    retries={"mode": "standard", "total_max_attempts": 1}, read_timeout=70, connect_timeout=10
-)
+# EndpointClient's: it retries itself, and a read timeout a little over InvokeEndpoint's 60 s
+# lets the endpoint's own error win.
+RUNTIME_CONFIG = runtime_config()
 
 
 @dataclass(frozen=True)
@@ -158,6 +157,21 @@ def each(
     return [r for item in items for r in guard(check, target(item), rows, item, *args)]
 
 
+def section_rows(
+    config: BusinessUnitConfig,
+    section: T | None,
+    unit: str,
+    check: str,
+    rows: Callable[[T, str], list[Row]],
+) -> list[Row]:
+    """No rows for a section the BU leaves out; otherwise ``guard`` of ``rows(section, name)``,
+    ``name`` being the resource the stack names after ``unit``."""
+    if section is None:
+        return []
+    name = config.naming.resource(unit)
+    return guard(check, name, rows, section, name)
+
+
 # --- AWS identity and CloudFormation ----------------------------------------------------------
 
 
@@ -217,12 +231,8 @@ def instance_groups(hp: HyperPod) -> dict[str, int]:
 
 def hyperpod_rows(config: BusinessUnitConfig, aws: Aws) -> list[Row]:
     """The cluster is InService and every group runs the count the config asks for."""
-    hp = config.hyperpod
-    if hp is None:
-        return []
-    name = config.naming.resource("hyperpod")
 
-    def rows() -> list[Row]:
+    def rows(hp: HyperPod, name: str) -> list[Row]:
         cluster = aws.client("sagemaker").describe_cluster(ClusterName=name)
         status = str(cluster["ClusterStatus"])
         failure = cluster.get("FailureMessage")
@@ -238,7 +248,7 @@ def hyperpod_rows(config: BusinessUnitConfig, aws: Aws) -> list[Row]:
             result.append(row("instance group", group, current == target == count, detail))
         return result
 
-    return guard("hyperpod cluster", name, rows)
+    return section_rows(config, config.hyperpod, "hyperpod", "hyperpod cluster", rows)
 
 
 def pinned_addons(config: BusinessUnitConfig) -> dict[str, str]:
@@ -461,12 +471,8 @@ def _cluster_skipped(eks: str, why: str) -> Row:
 
 def studio_rows(config: BusinessUnitConfig, aws: Aws) -> list[Row]:
     """The domain, its trusted identity propagation, each user's profile and assignment."""
-    studio = config.studio
-    if studio is None:
-        return []
-    name = config.naming.resource("studio")
 
-    def rows() -> list[Row]:
+    def rows(studio: Studio, name: str) -> list[Row]:
         sm = aws.client("sagemaker")
         domain_id = _domain_id(sm, name)
         if domain_id is None:
@@ -489,7 +495,7 @@ def studio_rows(config: BusinessUnitConfig, aws: Aws) -> list[Row]:
             return [*result, row("sso assignment", "*", False, "domain has no Identity Center app")]
         return result + guard("sso assignment", "*", _assignment_rows, studio, aws, app)
 
-    return guard("studio domain", name, rows)
+    return section_rows(config, config.studio, "studio", "studio domain", rows)
 
 
 def _domain_id(sm: Any, name: str) -> str | None:
@@ -550,12 +556,8 @@ def mlflow_rows(
     config: BusinessUnitConfig, aws: Aws, tracking_call: TrackingCall | None
 ) -> list[Row]:
     """The tracking server or App is up and, where the client is installed, answers a call."""
-    section = config.mlflow
-    if section is None:
-        return []
-    name = config.naming.resource("mlflow")
 
-    def rows() -> list[Row]:
+    def rows(section: Mlflow, name: str) -> list[Row]:
         sm = aws.client("sagemaker")
         if section.kind == "tracking_server":
             server = sm.describe_mlflow_tracking_server(TrackingServerName=name)
@@ -577,7 +579,7 @@ def mlflow_rows(
         except CheckError as err:
             return [row("mlflow", name, False, f"{state}; {reason(err)}")]
 
-    return guard("mlflow", name, rows)
+    return section_rows(config, config.mlflow, "mlflow", "mlflow", rows)
 
 
 # --- Endpoints --------------------------------------------------------------------------------
