@@ -347,7 +347,8 @@ def _image_digest(region: str, *, write: bool) -> int:
     ECR refusal, a tag the registry lacks); the table is written only on success."""
     from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
-    registries = pinned_image_table()["registries"]
+    table = pinned_image_table()
+    registries = table["registries"]
     if region not in registries:
         print(f"error: --region: {region!r} has no LMI registry; known: {', '.join(registries)}",
               file=sys.stderr)  # fmt: skip
@@ -369,9 +370,8 @@ def _image_digest(region: str, *, write: bool) -> int:
         return 1
     print(digest)
     if write:
-        table = pinned_image_table()
         source = (
-            f"ECR BatchGetImage {table['registries'][region]}/{table['repository']}:"
+            f"ECR BatchGetImage {registries[region]}/{table['repository']}:"
             f"{table['tag']} in {region}, {datetime.date.today().isoformat()}"
         )
         write_image_table({**table, "digest": digest, "digest_source": source})
