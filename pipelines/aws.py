@@ -46,7 +46,8 @@ from pipelines.lifecycle import (
     StepFailedError,
     TrainingHandle,
     evaluation_of,
-    pack_length,
+    prepare_arguments,
+    prepared_of,
     read_s3_json,
     split_s3,
 )
@@ -177,11 +178,12 @@ class AwsBackend:
                 run=run.name,
                 arguments=[
                     "prepare",
-                    "--input", f"{PROCESSING_INPUT}/records/{pipeline.dataset_file}",
-                    "--output", PROCESSING_OUTPUT,
-                    "--tokenizer", f"{PROCESSING_INPUT}/tokenizer",
-                    "--max-length", str(pack_length(pipeline.train.config)),
-                    "--eval-fraction", "0.1", "--quiet",
+                    *prepare_arguments(
+                        pipeline,
+                        source=f"{PROCESSING_INPUT}/records/{pipeline.dataset_file}",
+                        output=PROCESSING_OUTPUT,
+                        tokenizer=f"{PROCESSING_INPUT}/tokenizer",
+                    ),
                 ],
                 inputs={
                     "records": source,
@@ -191,21 +193,17 @@ class AwsBackend:
                 output_key=p.DATA_KEY_ARN,
                 image_tag=digest,
             ),
-        )  # fmt: skip
+        )
         stats = self._read_json(output + "stats.json")
         bucket, prefix = split_s3(output)
         listed = self.s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])
         listing = hashlib.sha256()
         for item in sorted(listed, key=lambda o: o["Key"]):
             listing.update(f"{item['Key']}\0{item['ETag']}\0{item['Size']}\n".encode())
-        return {
-            "dataset": output,
-            "eval_data": output + "eval.jsonl",
-            "records_read": stats["records_read"],
-            "quarantined": stats["quarantined"],
-            "dataset_digest": listing.hexdigest()[:16],
-            "image_digest": digest,
-        }
+        prepared = prepared_of(
+            stats, dataset=output, eval_data=output + "eval.jsonl", digest=listing.hexdigest()[:16]
+        )
+        return {**prepared, "image_digest": digest}
 
     # -- training ------------------------------------------------------------------------------
     def submit_training(self, run: Run, prepared: Prepared, overrides: list[str]) -> TrainingHandle:

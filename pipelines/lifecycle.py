@@ -92,6 +92,28 @@ def pack_length(train_config: str) -> int:
         raise StepFailedError(f"training config {train_config}: {err}") from err
 
 
+def prepare_arguments(pipeline: Pipeline, *, source: str, output: str, tokenizer: str) -> list[str]:
+    """``training.prepare``'s arguments, the same in both profiles: packed to the training
+    config's length (`pack_length`), a tenth held out for the evaluate step."""
+    return [
+        "--input", source, "--output", output, "--tokenizer", tokenizer,
+        "--max-length", str(pack_length(pipeline.train.config)),
+        "--eval-fraction", "0.1", "--quiet",
+    ]  # fmt: skip
+
+
+def prepared_of(stats: dict[str, Any], *, dataset: str, eval_data: str, digest: str) -> Prepared:
+    """The prepare step's XCom, one shape in both profiles: where the data is, the counts of
+    ``training.prepare``'s stats.json and ``digest``, a short hash of the prepared files."""
+    return {
+        "dataset": dataset,
+        "eval_data": eval_data,
+        "records_read": stats["records_read"],
+        "quarantined": stats["quarantined"],
+        "dataset_digest": digest,
+    }
+
+
 def metrics_of(report: dict[str, Any], side: str, source: str) -> dict[str, Any]:
     """``training.evaluate``'s report: the metrics of ``side`` (tuned or base), or a clear error."""
     try:

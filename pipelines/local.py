@@ -40,7 +40,8 @@ from pipelines.lifecycle import (
     StepFailedError,
     TrainingHandle,
     evaluation_of,
-    pack_length,
+    prepare_arguments,
+    prepared_of,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -85,27 +86,24 @@ class LocalBackend:
         if not source.is_file():
             raise StepFailedError(f"no dataset at {source} (pipeline.data_prefix + dataset_file)")
         out = self._run_dir(run) / "data"
+        tokenizer = self.root / "models" / pipeline.train.base_model
         self._command(
             "prepare",
-            [
-                "--input", str(source), "--output", str(out),
-                "--tokenizer", str(self.root / "models" / pipeline.train.base_model),
-                "--max-length", str(pack_length(pipeline.train.config)),
-                "--eval-fraction", "0.1", "--quiet",
-            ],
+            prepare_arguments(
+                pipeline, source=str(source), output=str(out), tokenizer=str(tokenizer)
+            ),
             self._run_dir(run) / "prepare.log",
-        )  # fmt: skip
+        )
         stats = json.loads((out / "stats.json").read_text(encoding="utf-8"))
         digest = hashlib.sha256()
         for path in sorted(p for p in out.iterdir() if p.is_file()):
             digest.update(path.name.encode() + b"\0" + path.read_bytes())
-        return {
-            "dataset": str(out),
-            "eval_data": str(out / "eval.jsonl"),
-            "records_read": stats["records_read"],
-            "quarantined": stats["quarantined"],
-            "dataset_digest": digest.hexdigest()[:16],
-        }
+        return prepared_of(
+            stats,
+            dataset=str(out),
+            eval_data=str(out / "eval.jsonl"),
+            digest=digest.hexdigest()[:16],
+        )
 
     def submit_training(self, run: Run, prepared: Prepared, overrides: list[str]) -> TrainingHandle:
         """Train to completion here (the cloud backends submit and return); a retry of this task
