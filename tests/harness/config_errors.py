@@ -5,6 +5,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from config.loader import load_all
 
 DELETE = object()
@@ -35,6 +37,12 @@ def assert_rejected(path: Path, error_path: str, words: str) -> None:
     assert any(line.startswith(f"{path}: {error_path}: ") and words in line for line in lines), (
         lines
     )
+
+
+def mistake(what: str, field: str, value: Any, words: str, *, at: str | None = None) -> Any:
+    """A row for ``assert_case_rejected``, with ``what`` as its test ID: ``field`` set to ``value``
+    is rejected with ``words``, the error naming ``at`` (``field`` itself unless given)."""
+    return pytest.param((what, field, value, at or field, words), id=what)
 
 
 def assert_case_rejected(

@@ -7,7 +7,7 @@ config, so the stack and the serving builder can never drift apart.
 import json
 
 import pytest
-from aws_cdk.assertions import Match
+from aws_cdk.assertions import Match, Template
 from harness.synthesized_app import EXAMPLE_BUS
 
 from inference.serving import image_uri
@@ -22,6 +22,18 @@ def sagemaker_endpoints(synthesized, bu: str):
     return cfg, cfg.endpoints.on("sagemaker")
 
 
+@pytest.fixture(params=EXAMPLE_BUS)
+def bu(request: pytest.FixtureRequest) -> str:
+    """Each example BU in turn: a test that asks for it, or for ``template``, runs per BU."""
+    return request.param
+
+
+@pytest.fixture
+def template(synthesized, bu: str) -> Template:
+    """The BU's endpoints stack."""
+    return synthesized.template(bu, "endpoints")
+
+
 def test_every_example_bu_has_an_endpoints_stack_with_a_sagemaker_endpoint(synthesized) -> None:
     for bu in EXAMPLE_BUS:
         stage = synthesized.stages[bu]
@@ -29,10 +41,10 @@ def test_every_example_bu_has_an_endpoints_stack_with_a_sagemaker_endpoint(synth
         assert sagemaker_endpoints(synthesized, bu)[1], bu
 
 
-@pytest.mark.parametrize("bu", EXAMPLE_BUS)
-def test_model_runs_the_serving_builders_environment_and_image(synthesized, bu: str) -> None:
+def test_model_runs_the_serving_builders_environment_and_image(
+    synthesized, bu: str, template: Template
+) -> None:
     cfg, items = sagemaker_endpoints(synthesized, bu)
-    template = synthesized.template(bu, "endpoints")
     for item in items:
         template.has_resource_properties(
             "AWS::SageMaker::Model",
@@ -61,10 +73,10 @@ def test_model_runs_the_serving_builders_environment_and_image(synthesized, bu: 
         )
 
 
-@pytest.mark.parametrize("bu", EXAMPLE_BUS)
-def test_endpoint_config_captures_data_with_kms_and_sized_timeouts(synthesized, bu: str) -> None:
+def test_endpoint_config_captures_data_with_kms_and_sized_timeouts(
+    synthesized, bu: str, template: Template
+) -> None:
     cfg, items = sagemaker_endpoints(synthesized, bu)
-    template = synthesized.template(bu, "endpoints")
     for item in items:
         name = cfg.naming.resource(item.name)
         template.has_resource_properties(
@@ -104,10 +116,8 @@ def test_endpoint_config_captures_data_with_kms_and_sized_timeouts(synthesized, 
         )
 
 
-@pytest.mark.parametrize("bu", EXAMPLE_BUS)
-def test_target_tracking_autoscaling_from_config(synthesized, bu: str) -> None:
+def test_target_tracking_autoscaling_from_config(synthesized, bu: str, template: Template) -> None:
     _, items = sagemaker_endpoints(synthesized, bu)
-    template = synthesized.template(bu, "endpoints")
     for item in items:
         scaling = item.autoscaling
         template.has_resource_properties(
@@ -139,10 +149,8 @@ def test_target_tracking_autoscaling_from_config(synthesized, bu: str) -> None:
         )
 
 
-@pytest.mark.parametrize("bu", EXAMPLE_BUS)
-def test_alarms_notify_an_encrypted_topic(synthesized, bu: str) -> None:
+def test_alarms_notify_an_encrypted_topic(synthesized, bu: str, template: Template) -> None:
     cfg, items = sagemaker_endpoints(synthesized, bu)
-    template = synthesized.template(bu, "endpoints")
     template.has_resource_properties(
         "AWS::SNS::Topic",
         {
@@ -218,10 +226,11 @@ def test_alarms_notify_an_encrypted_topic(synthesized, bu: str) -> None:
             )
 
 
-@pytest.mark.parametrize("bu", EXAMPLE_BUS)
-def test_outputs_name_the_endpoint_and_the_smoke_command(synthesized, bu: str) -> None:
+def test_outputs_name_the_endpoint_and_the_smoke_command(
+    synthesized, bu: str, template: Template
+) -> None:
     cfg, items = sagemaker_endpoints(synthesized, bu)
-    outputs = synthesized.template(bu, "endpoints").to_json()["Outputs"]
+    outputs = template.to_json()["Outputs"]
     values = {o["Value"] for o in outputs.values() if isinstance(o["Value"], str)}
     for item in items:
         name = cfg.naming.resource(item.name)
@@ -245,10 +254,10 @@ def test_hyperpod_target_is_not_a_sagemaker_resource_but_an_apply_command(synthe
     assert f"{apply} {hyperpod[0].name}" in values
 
 
-@pytest.mark.parametrize("bu", EXAMPLE_BUS)
-def test_execution_role_reads_its_prefix_and_writes_its_capture_only(synthesized, bu: str) -> None:
+def test_execution_role_reads_its_prefix_and_writes_its_capture_only(
+    synthesized, bu: str, template: Template
+) -> None:
     cfg, items = sagemaker_endpoints(synthesized, bu)
-    template = synthesized.template(bu, "endpoints")
     template.has_resource_properties(
         "AWS::IAM::Role",
         {
@@ -294,12 +303,12 @@ def test_execution_role_reads_its_prefix_and_writes_its_capture_only(synthesized
     assert "ec2:Vpc" in enis["Condition"]["ArnEquals"]
 
 
-@pytest.mark.parametrize("bu", EXAMPLE_BUS)
-def test_each_endpoint_is_its_configs_served_translation(synthesized, bu: str) -> None:
+def test_each_endpoint_is_its_configs_served_translation(
+    synthesized, bu: str, template: Template
+) -> None:
     """The stack deploys `Endpoint.served`, the one translation `python -m inference.hyperpod`
     deploys from too: name, image, environment, model location, instance type and count."""
     cfg, items = sagemaker_endpoints(synthesized, bu)
-    template = synthesized.template(bu, "endpoints")
     for item in items:
         served = item.served(cfg.naming)
         source = {"S3Uri": f"s3://{served.bucket}/{served.model_prefix}"}

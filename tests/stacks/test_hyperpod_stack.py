@@ -14,8 +14,22 @@ from config.regions import AVAILABILITY_ZONES, HYPERPOD_RESOURCE_TYPES
 from core import parameters as params
 
 
-def _hp(synthesized: Any, bu: str) -> tuple[Template, Any]:
-    return synthesized.template(bu, "hyperpod"), synthesized.configs[bu].hyperpod
+@pytest.fixture(params=EXAMPLE_BUS)
+def bu(request: pytest.FixtureRequest) -> str:
+    """Each example BU in turn: a test that asks for it, or for a fixture below, runs per BU."""
+    return request.param
+
+
+@pytest.fixture
+def template(synthesized: Any, bu: str) -> Template:
+    """The BU's HyperPod stack."""
+    return synthesized.template(bu, "hyperpod")
+
+
+@pytest.fixture
+def hp(synthesized: Any, bu: str) -> Any:
+    """The BU's ``hyperpod`` section."""
+    return synthesized.configs[bu].hyperpod
 
 
 def test_only_bus_with_a_section_get_the_stack(synthesized) -> None:
@@ -24,9 +38,7 @@ def test_only_bus_with_a_section_get_the_stack(synthesized) -> None:
     assert synthesized.stages["fraud"].hyperpod.stack_name == "fraud-hyperpod"
 
 
-@pytest.mark.parametrize("bu", EXAMPLE_BUS)
-def test_eks_is_private_api_auth_logged_and_encrypted(synthesized, bu: str) -> None:
-    template, hp = _hp(synthesized, bu)
+def test_eks_is_private_api_auth_logged_and_encrypted(bu: str, template: Template, hp: Any) -> None:
     template.has_resource_properties(
         "AWS::EKS::Cluster",
         {
@@ -51,9 +63,7 @@ def test_eks_is_private_api_auth_logged_and_encrypted(synthesized, bu: str) -> N
     )
 
 
-@pytest.mark.parametrize("bu", EXAMPLE_BUS)
-def test_access_entries_for_admins(synthesized, bu: str) -> None:
-    template, hp = _hp(synthesized, bu)
+def test_access_entries_for_admins(synthesized, bu: str, template: Template, hp: Any) -> None:
     account = synthesized.configs[bu].account
     entries = [e["Properties"] for e in template.find_resources("AWS::EKS::AccessEntry").values()]
     for role in hp.admin_roles:
@@ -65,9 +75,7 @@ def test_access_entries_for_admins(synthesized, bu: str) -> None:
     assert [e for e in entries if e.get("Type") == "HYPERPOD_LINUX"] == []
 
 
-@pytest.mark.parametrize("bu", EXAMPLE_BUS)
-def test_every_addon_at_its_pinned_version_in_order(synthesized, bu: str) -> None:
-    template, hp = _hp(synthesized, bu)
+def test_every_addon_at_its_pinned_version_in_order(template: Template, hp: Any) -> None:
     addons = template.find_resources("AWS::EKS::Addon")
     by_name = {a["Properties"]["AddonName"]: (lid, a) for lid, a in addons.items()}
     for field, name in ADDON_NAMES.items():
@@ -82,9 +90,9 @@ def test_every_addon_at_its_pinned_version_in_order(synthesized, bu: str) -> Non
         assert by_name["eks-pod-identity-agent"][0] in depends
 
 
-@pytest.mark.parametrize("bu", EXAMPLE_BUS)
-def test_separate_pod_identity_associations(synthesized, bu: str) -> None:
-    template, hp = _hp(synthesized, bu)
+def test_separate_pod_identity_associations(
+    synthesized, bu: str, template: Template, hp: Any
+) -> None:
     template.has_resource_properties(
         "AWS::EKS::PodIdentityAssociation",
         {
@@ -134,9 +142,7 @@ def test_separate_pod_identity_associations(synthesized, bu: str) -> None:
     )
 
 
-@pytest.mark.parametrize("bu", EXAMPLE_BUS)
-def test_hyperpod_cluster_groups_and_mig_labels(synthesized, bu: str) -> None:
-    template, hp = _hp(synthesized, bu)
+def test_hyperpod_cluster_groups_and_mig_labels(bu: str, template: Template, hp: Any) -> None:
     groups = [
         Match.object_like(
             {
@@ -190,9 +196,7 @@ def test_hyperpod_cluster_groups_and_mig_labels(synthesized, bu: str) -> None:
     assert any(not g.mig for g in hp.gpu_groups)
 
 
-@pytest.mark.parametrize("bu", EXAMPLE_BUS)
-def test_security_group_admits_only_itself(synthesized, bu: str) -> None:
-    template, _ = _hp(synthesized, bu)
+def test_security_group_admits_only_itself(template: Template) -> None:
     groups = template.find_resources(
         "AWS::EC2::SecurityGroup",
         {"Properties": {"GroupDescription": Match.string_like_regexp("HyperPod nodes")}},
@@ -208,9 +212,7 @@ def test_security_group_admits_only_itself(synthesized, bu: str) -> None:
     assert any(r["Properties"]["IpProtocol"] == "-1" for r in ingress)
 
 
-@pytest.mark.parametrize("bu", EXAMPLE_BUS)
-def test_quotas_with_partitions_and_scheduler(synthesized, bu: str) -> None:
-    template, hp = _hp(synthesized, bu)
+def test_quotas_with_partitions_and_scheduler(bu: str, template: Template, hp: Any) -> None:
     template.has_resource_properties(
         "AWS::SageMaker::ClusterSchedulerConfig",
         {
@@ -254,9 +256,7 @@ def test_quotas_with_partitions_and_scheduler(synthesized, bu: str) -> None:
         )
 
 
-@pytest.mark.parametrize("bu", EXAMPLE_BUS)
-def test_fsx_encrypted_in_the_node_subnet(synthesized, bu: str) -> None:
-    template, hp = _hp(synthesized, bu)
+def test_fsx_encrypted_in_the_node_subnet(template: Template, hp: Any) -> None:
     template.has_resource_properties(
         "AWS::FSx::FileSystem",
         {
@@ -284,9 +284,7 @@ def _manifests(template: Template) -> list[dict[str, Any]]:
     return objects
 
 
-@pytest.mark.parametrize("bu", EXAMPLE_BUS)
-def test_team_namespaces_service_accounts_and_claims(synthesized, bu: str) -> None:
-    template, hp = _hp(synthesized, bu)
+def test_team_namespaces_service_accounts_and_claims(template: Template, hp: Any) -> None:
     texts = " ".join(m["raw"] for m in _manifests(template))
     for team in hp.teams:
         for needle in (
@@ -303,9 +301,9 @@ def test_team_namespaces_service_accounts_and_claims(synthesized, bu: str) -> No
             assert group.mig in texts
 
 
-@pytest.mark.parametrize("bu", EXAMPLE_BUS)
-def test_chart_from_the_bus_private_ecr_pinned(synthesized, bu: str) -> None:
-    template, hp = _hp(synthesized, bu)
+def test_chart_from_the_bus_private_ecr_pinned(
+    synthesized, bu: str, template: Template, hp: Any
+) -> None:
     account, region = synthesized.configs[bu].account, synthesized.configs[bu].region
     charts = template.find_resources("Custom::AWSCDK-EKS-HelmChart")
     (chart,) = charts.values()
@@ -324,9 +322,7 @@ def test_chart_from_the_bus_private_ecr_pinned(synthesized, bu: str) -> None:
     assert '\\"nvidia-device-plugin\\":{\\"devicePlugin\\":{\\"enabled\\":false}}' in values_text
 
 
-@pytest.mark.parametrize("bu", EXAMPLE_BUS)
-def test_ssm_parameters_for_training_job(synthesized, bu: str) -> None:
-    template, hp = _hp(synthesized, bu)
+def test_ssm_parameters_for_training_job(synthesized, bu: str, template: Template, hp: Any) -> None:
     names = synthesized.configs[bu].naming
     template.has_resource_properties(
         "AWS::SSM::Parameter",
@@ -354,9 +350,7 @@ def test_ssm_parameters_for_training_job(synthesized, bu: str) -> None:
             )
 
 
-@pytest.mark.parametrize("bu", EXAMPLE_BUS)
-def test_prometheus_workspace_encrypted_and_fed_by_the_addon(synthesized, bu: str) -> None:
-    template, _ = _hp(synthesized, bu)
+def test_prometheus_workspace_encrypted_and_fed_by_the_addon(template: Template) -> None:
     template.has_resource_properties("AWS::APS::Workspace", {"KmsKeyArn": Match.any_value()})
     template.has_resource_properties(
         "AWS::EKS::Addon",
@@ -369,8 +363,9 @@ def test_prometheus_workspace_encrypted_and_fed_by_the_addon(synthesized, bu: st
 
 def test_workload_roles_scoped_grants_and_mlflow(synthesized) -> None:
     """fraud has a tracking server: each team role gets its data plane through grant_access."""
-    template, hp = _hp(synthesized, "fraud")
+    template = synthesized.template("fraud", "hyperpod")
     cfg = synthesized.configs["fraud"]
+    hp = cfg.hyperpod
     assert hp is not None
     assert cfg.mlflow is not None
     assert cfg.mlflow.kind == "tracking_server"
@@ -404,8 +399,7 @@ def _actions(statement: dict[str, Any]) -> list[str]:
     return [action] if isinstance(action, str) else list(action)
 
 
-@pytest.mark.parametrize("bu", EXAMPLE_BUS)
-def test_every_type_some_region_lacks_is_in_the_hyperpod_region_table(synthesized, bu) -> None:
+def test_every_type_some_region_lacks_is_in_the_hyperpod_region_table(template: Template) -> None:
     """config.regions.HYPERPOD_REGIONS is right only if HYPERPOD_RESOURCE_TYPES lists every
     type of this stack that one of the known regions' registries (cfn-lint's) lacks."""
     providers = Path(cfnlint.__file__).parent / "data" / "schemas" / "providers"
@@ -413,7 +407,7 @@ def test_every_type_some_region_lacks_is_in_the_hyperpod_region_table(synthesize
         set(json.loads((providers / f"{region}.json").read_text(encoding="utf-8")))
         for region in AVAILABILITY_ZONES
     ]
-    resources = synthesized.template(bu, "hyperpod").to_json()["Resources"]
+    resources = template.to_json()["Resources"]
     types = {r["Type"] for r in resources.values()}
     regional = {t for t in types if t.startswith("AWS::") and any(t not in r for r in registries)}
     assert regional <= set(HYPERPOD_RESOURCE_TYPES)

@@ -227,17 +227,25 @@ def _call(args: object, name: str = "get_weather") -> dict:
     }
 
 
+def _messages(*turns: tuple[str, str]) -> dict:
+    """An OpenAI messages record of ``(role, content)`` turns."""
+    return {"messages": [{"role": role, "content": content} for role, content in turns]}
+
+
+def _sharegpt(*turns: tuple[str, str], tools: list | None = None) -> dict:
+    """A sharegpt record of ``(from, value)`` turns, with a ``tools`` column when given."""
+    record: dict = {"conversations": [{"from": who, "value": value} for who, value in turns]}
+    return record if tools is None else {**record, "tools": tools}
+
+
 def _hermes_gpt(value: str) -> dict:
-    return {
-        "conversations": [{"from": "human", "value": "q"}, {"from": "gpt", "value": value}],
-        "tools": [WEATHER_TOOL],
-    }
+    return _sharegpt(("human", "q"), ("gpt", value), tools=[WEATHER_TOOL])
 
 
 BAD = [
     ("malformed_json", '{"messages": [', "not valid JSON"),
-    ("unknown_role", {"messages": [{"role": "narrator", "content": "x"}]}, "narrator"),
-    ("unknown_role", {"conversations": [{"from": "bot", "value": "x"}]}, "bot"),
+    ("unknown_role", _messages(("narrator", "x")), "narrator"),
+    ("unknown_role", _sharegpt(("bot", "x")), "bot"),
     ("unknown_tool", _call({"city": "Paris"}, name="get_stock"), "get_stock"),
     ("arguments_not_object", _call("not json"), "not valid JSON"),
     ("arguments_not_object", _call('["Paris"]'), "not a JSON object"),
@@ -246,28 +254,13 @@ BAD = [
         {**XLAM, "answers": '[{"name": "live_giveaways_by_type", "arguments": [1]}]'},
         "not a JSON object",
     ),
-    (
-        "orphan_tool_result",
-        {
-            "messages": [
-                {"role": "user", "content": "q"},
-                {"role": "tool", "content": "r"},
-                {"role": "assistant", "content": "a"},
-            ]
-        },
-        "no call",
-    ),
-    ("empty", {"messages": []}, "no messages"),
-    ("no_assistant", {"messages": [{"role": "user", "content": "q"}]}, "no assistant"),
+    ("orphan_tool_result", _messages(("user", "q"), ("tool", "r"), ("assistant", "a")), "no call"),
+    ("empty", _messages(), "no messages"),
+    ("no_assistant", _messages(("user", "q")), "no assistant"),
     ("unknown_format", {"prompt": "q", "completion": "a"}, "cannot tell the format"),
     (
         "malformed_tool_call",
-        {
-            "conversations": [
-                {"from": "human", "value": "q"},
-                {"from": "gpt", "value": "<tool_call>{oops</tool_call>"},
-            ]
-        },
+        _sharegpt(("human", "q"), ("gpt", "<tool_call>{oops</tool_call>")),
         "not valid JSON",
     ),
     ("malformed_record", [1, 2], "not a JSON object"),
@@ -283,24 +276,14 @@ BAD = [
     ),
     (
         "bad_tool",
-        {
-            "conversations": [
-                {"from": "system", "value": "<tools> [{'name': 'get_weather'}] </tools>"},
-                {"from": "human", "value": "q"},
-                {"from": "gpt", "value": "a"},
-            ]
-        },
+        _sharegpt(
+            ("system", "<tools> [{'name': 'get_weather'}] </tools>"), ("human", "q"), ("gpt", "a")
+        ),
         "tools is not valid JSON",
     ),
     (
         "malformed_tool_call",
-        {
-            "conversations": [
-                {"from": "human", "value": "q"},
-                {"from": "function_call", "value": "{'name': 'x'}"},
-            ],
-            "tools": [WEATHER_TOOL],
-        },
+        _sharegpt(("human", "q"), ("function_call", "{'name': 'x'}"), tools=[WEATHER_TOOL]),
         "invalid_json: tool call body is not valid JSON",
     ),
     (

@@ -5,6 +5,7 @@ each test starts on 127.0.0.1 (tests/harness/fake_kube.py)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -209,28 +210,47 @@ def test_explicit_flags_win_over_the_published_values(tmp_path: Path) -> None:
     assert _pod_template(manifest).spec.service_account_name == "scoring-trainer"  # not overridden
 
 
-def test_missing_parameters_name_the_parameter_and_its_stack(capsys) -> None:
+def _ssm_missing_queue_and_mlflow() -> Any:
     missing = (p.team_parameter(p.TEAM_QUEUE, TEAM), p.MLFLOW_TRACKING_ARN)
-    ssm = _stub_ssm(PUBLISHED, hyperpod_names(TEAM), missing=missing)
-    argv = ["render", "--bu", BU, "--team", TEAM, "--name", "j1", "--config", "c", "--tag", "t"]
-    assert main(parse_args(argv), ssm=ssm) == 1
-    err = capsys.readouterr().err
-    assert "/fraud/hyperpod/teams/scoring/queue (published by stack fraud-hyperpod)" in err
-    assert "/fraud/mlflow/tracking-arn (published by stack fraud-mlflow)" in err
+    return _stub_ssm(PUBLISHED, hyperpod_names(TEAM), missing=missing)
 
 
-def test_parameter_access_denied_is_explained(capsys) -> None:
+def _ssm_access_denied() -> Any:
     ssm = boto3.client("ssm", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
     stubber = Stubber(ssm)
     stubber.add_client_error(
         "get_parameters", service_error_code="AccessDeniedException", service_message="no"
     )
     stubber.activate()
+    return ssm
+
+
+@pytest.mark.parametrize(
+    ("make_ssm", "explained"),
+    [
+        pytest.param(
+            _ssm_missing_queue_and_mlflow,
+            [
+                "/fraud/hyperpod/teams/scoring/queue (published by stack fraud-hyperpod)",
+                "/fraud/mlflow/tracking-arn (published by stack fraud-mlflow)",
+            ],
+            id="missing parameters name the parameter and its stack",
+        ),
+        pytest.param(
+            _ssm_access_denied,
+            ["AccessDeniedException", "ssm:GetParameters on /fraud/*"],
+            id="access denied is explained",
+        ),
+    ],
+)
+def test_unreadable_parameters_are_explained(
+    make_ssm: Callable[[], Any], explained: list[str], capsys
+) -> None:
     argv = ["render", "--bu", BU, "--team", TEAM, "--name", "j1", "--config", "c", "--tag", "t"]
-    assert main(parse_args(argv), ssm=ssm) == 1
+    assert main(parse_args(argv), ssm=make_ssm()) == 1
     err = capsys.readouterr().err
-    assert "AccessDeniedException" in err
-    assert "ssm:GetParameters on /fraud/*" in err
+    for words in explained:
+        assert words in err
 
 
 def test_bu_without_team_is_a_usage_error(capsys) -> None:

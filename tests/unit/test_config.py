@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from harness.config_errors import assert_case_rejected
+from harness.config_errors import assert_case_rejected, mistake
 
 from config.__main__ import main as config_cli
 from config.__main__ import next_free_cidr
@@ -50,100 +50,77 @@ def test_models_are_frozen(valid_bu: dict[str, Any]) -> None:
         cfg.name = "other"  # type: ignore[misc]
 
 
-# (what is wrong, field path, value, the error's field path, words the reason must contain)
-SINGLE_FILE_CASES = [
-    ("bad CIDR", "network.cidr", "10.0.0.300/16", "network.cidr", "CIDR"),
-    ("CIDR with host bits", "network.cidr", "10.80.0.1/16", "network.cidr", "host bits"),
-    ("public CIDR", "network.cidr", "8.8.0.0/16", "network.cidr", "RFC 1918"),
+# Ranges outside RFC 1918, each refused for that reason (what is wrong: the CIDR).
+NOT_RFC_1918 = {
+    "public CIDR": "8.8.0.0/16",
     # `ipaddress.is_private` admits these; a VPC cannot use them.
-    ("loopback CIDR", "network.cidr", "127.0.0.0/16", "network.cidr", "RFC 1918"),
-    ("link-local CIDR", "network.cidr", "169.254.0.0/16", "network.cidr", "RFC 1918"),
-    ("benchmarking CIDR", "network.cidr", "198.18.0.0/16", "network.cidr", "RFC 1918"),
-    ("documentation CIDR", "network.cidr", "192.0.2.0/24", "network.cidr", "RFC 1918"),
-    ("this-network CIDR", "network.cidr", "0.0.0.0/16", "network.cidr", "RFC 1918"),
-    ("reserved class E CIDR", "network.cidr", "240.0.0.0/16", "network.cidr", "RFC 1918"),
+    "loopback CIDR": "127.0.0.0/16",
+    "link-local CIDR": "169.254.0.0/16",
+    "benchmarking CIDR": "198.18.0.0/16",
+    "documentation CIDR": "192.0.2.0/24",
+    "this-network CIDR": "0.0.0.0/16",
+    "reserved class E CIDR": "240.0.0.0/16",
     # RFC 6598 shared space: kept free for EKS pod secondary CIDRs (README, network.cidr).
-    ("shared-address CIDR", "network.cidr", "100.64.0.0/16", "network.cidr", "RFC 1918"),
-    ("straddles 172.16.0.0/12", "network.cidr", "172.15.0.0/16", "network.cidr", "RFC 1918"),
-    ("VPC too large", "network.cidr", "10.0.0.0/8", "network.cidr", "/16"),
-    ("unknown field", "colour", "blue", "colour", "unknown field"),
-    ("unknown nested field", "network.igw", True, "network.igw", "unknown field"),
-    (
+    "shared-address CIDR": "100.64.0.0/16",
+    "straddles 172.16.0.0/12": "172.15.0.0/16",
+}
+# mistake(what is wrong, field path, value, words the reason must contain[, at=the error's path])
+SINGLE_FILE_CASES = [
+    mistake("bad CIDR", "network.cidr", "10.0.0.300/16", "CIDR"),
+    mistake("CIDR with host bits", "network.cidr", "10.80.0.1/16", "host bits"),
+    *(mistake(what, "network.cidr", cidr, "RFC 1918") for what, cidr in NOT_RFC_1918.items()),
+    mistake("VPC too large", "network.cidr", "10.0.0.0/8", "/16"),
+    mistake("unknown field", "colour", "blue", "unknown field"),
+    mistake("unknown nested field", "network.igw", True, "unknown field"),
+    mistake(
         "wrong AZ for region",
         "network.availability_zones",
         ["us-east-1a", "us-west-2a"],
-        "network.availability_zones",
         "us-east-1a",
     ),
-    (
-        "duplicate AZ",
-        "network.availability_zones",
-        ["us-west-2a", "us-west-2a"],
-        "network.availability_zones",
-        "unique",
-    ),
-    (
-        "one AZ only",
-        "network.availability_zones",
-        ["us-west-2a"],
-        "network.availability_zones",
-        "at least 2",
-    ),
-    ("unknown region", "region", "mars-north-1", "region", "unknown region"),
-    ("name too long", "name", "a-very-long-business-unit", "name", "over the AWS limit of 63"),
-    ("name with capitals", "name", "Payments", "name", "lowercase"),
-    ("name with double hyphen", "name", "pay--ments", "name", "single hyphens"),
-    ("short account ID", "account", "12345", "account", "12-digit"),
-    ("Arabic-Indic digits in account ID", "account", "\u0661" * 12, "account", "12-digit"),
-    (
-        "unquoted account ID",
-        "account",
-        333333333333,
-        "account",
-        'quote it: account: "333333333333"',
-    ),
-    ("bad egress mode", "network.egress", "open", "network.egress", "'closed' or 'nat'"),
-    (
+    mistake("duplicate AZ", "network.availability_zones", ["us-west-2a", "us-west-2a"], "unique"),
+    mistake("one AZ only", "network.availability_zones", ["us-west-2a"], "at least 2"),
+    mistake("unknown region", "region", "mars-north-1", "unknown region"),
+    mistake("name too long", "name", "a-very-long-business-unit", "over the AWS limit of 63"),
+    mistake("name with capitals", "name", "Payments", "lowercase"),
+    mistake("name with double hyphen", "name", "pay--ments", "single hyphens"),
+    mistake("short account ID", "account", "12345", "12-digit"),
+    mistake("Arabic-Indic digits in account ID", "account", "\u0661" * 12, "12-digit"),
+    mistake("unquoted account ID", "account", 333333333333, 'quote it: account: "333333333333"'),
+    mistake("bad egress mode", "network.egress", "open", "'closed' or 'nat'"),
+    mistake(
         "nat settings while closed",
         "network.nat_gateways",
         "single",
-        "network.nat_gateways",
         "only applies when egress is 'nat'",
     ),
-    (
+    mistake(
         "public subnet while closed",
         "network.public_subnet_prefix",
         24,
-        "network.public_subnet_prefix",
         "only applies when egress is 'nat'",
     ),
-    ("bad nat mode", "network.nat_gateways", "two", "network.nat_gateways", "one_per_az"),
-    (
-        "subnet too small",
-        "network.private_subnet_prefix",
-        24,
-        "network.private_subnet_prefix",
-        "too small",
-    ),
-    ("subnets do not fit", "network.cidr", "10.80.0.0/19", "network.cidr", "need"),
-    ("bad tag value", "tags.owner", "team<script>", "tags.owner", "tag values"),
-    ("reserved tag key", "tags.extra", {"aws:owner": "x"}, "tags.extra", "reserved"),
+    mistake("bad nat mode", "network.nat_gateways", "two", "one_per_az"),
+    mistake("subnet too small", "network.private_subnet_prefix", 24, "too small"),
+    mistake("subnets do not fit", "network.cidr", "10.80.0.0/19", "need"),
+    mistake("bad tag value", "tags.owner", "team<script>", "tag values"),
+    mistake("reserved tag key", "tags.extra", {"aws:owner": "x"}, "reserved"),
     # CloudFormation's 50 per resource, less the platform's 4 and a subnet's own 4.
-    ("too many tags", "tags.extra", {f"k{i}": "v" for i in range(43)}, "tags.extra", "at most 42"),
-    ("missing cost centre", "tags", {"owner": "x"}, "tags.cost_center", "required"),
-    ("bad removal policy", "removal_policy", "snapshot", "removal_policy", "'retain' or"),
-    (
-        "bad flow-log retention",
-        "network.flow_log_retention_days",
-        30,
-        "network.flow_log_retention_days",
-        "365",
+    mistake("too many tags", "tags.extra", {f"k{i}": "v" for i in range(43)}, "at most 42"),
+    mistake("missing cost centre", "tags", {"owner": "x"}, "required", at="tags.cost_center"),
+    mistake("bad removal policy", "removal_policy", "snapshot", "'retain' or"),
+    mistake("bad flow-log retention", "network.flow_log_retention_days", 30, "365"),
+    mistake(
+        "placeholder with unknown field",
+        "studio",
+        {"domain": "x"},
+        "unknown field",
+        at="studio.domain",
     ),
-    ("placeholder with unknown field", "studio", {"domain": "x"}, "studio.domain", "unknown field"),
 ]
 
 
-@pytest.mark.parametrize("case", SINGLE_FILE_CASES, ids=[case[0] for case in SINGLE_FILE_CASES])
+@pytest.mark.parametrize("case", SINGLE_FILE_CASES)
 def test_invalid_config_names_file_and_field(
     valid_bu: dict[str, Any], write_bu: Callable[..., Path], case: tuple[Any, ...]
 ) -> None:
@@ -179,15 +156,20 @@ def test_duplicate_bu_name_across_files(
     ]
 
 
-def test_overlapping_cidrs_in_one_account_and_region(
-    valid_bu: dict[str, Any], write_bu: Callable[..., Path]
-) -> None:
-    first = write_bu(valid_bu, "a")
+def _overlapping(valid_bu: dict[str, Any]) -> dict[str, Any]:
+    """BU lending, in ``valid_bu``'s account and region, its CIDR inside ``valid_bu``'s."""
     other = copy.deepcopy(valid_bu)
     other["name"] = "lending"
     other["network"]["cidr"] = "10.80.128.0/17"
     other["network"]["private_subnet_prefix"] = 20
-    second = write_bu(other, "b")
+    return other
+
+
+def test_overlapping_cidrs_in_one_account_and_region(
+    valid_bu: dict[str, Any], write_bu: Callable[..., Path]
+) -> None:
+    first = write_bu(valid_bu, "a")
+    second = write_bu(_overlapping(valid_bu), "b")
     _, errors = load_all([first, second])
     assert len(errors) == 1
     assert str(errors[0]).startswith(
@@ -287,11 +269,7 @@ def test_validating_one_file_checks_it_against_its_directory(
 ) -> None:
     """The newcomer ('a', sorted first) is named, not the untouched BU, relative to the cwd."""
     existing = write_bu(valid_bu, "z-existing")
-    newcomer = copy.deepcopy(valid_bu)
-    newcomer["name"] = "lending"
-    newcomer["network"]["cidr"] = "10.80.128.0/17"
-    newcomer["network"]["private_subnet_prefix"] = 20
-    path = write_bu(newcomer, "a-new")
+    path = write_bu(_overlapping(valid_bu), "a-new")
     monkeypatch.chdir(path.parent)
     assert config_cli(config_args(["validate", path.name])) == 1
     err = capsys.readouterr().err.splitlines()

@@ -10,7 +10,7 @@ from typing import Any
 import cfnlint
 import pytest
 from harness.bu_configs import HYPERPOD, add_hyperpod
-from harness.config_errors import assert_case_rejected
+from harness.config_errors import assert_case_rejected, mistake
 
 from config.__main__ import main as config_cli
 from config.__main__ import parse_args as config_args
@@ -77,197 +77,160 @@ def test_accelerator_tables_agree() -> None:
 
 
 H = "hyperpod"
-# (what is wrong, field path, value, the error's field path, words the reason must contain)
+# mistake(what is wrong, field path, value, words the reason must contain[, at=the error's path])
 HYPERPOD_CASES = [
-    (
+    mistake(
         "MIG profile not on that type",
         f"{H}.gpu_groups.0.mig",
         "all-1g.10gb",
-        f"{H}.gpu_groups.0.mig",
         "1g.18gb, 1g.35gb",  # the message lists the allowed profiles
     ),
-    (
+    mistake(
         "MIG on a non-MIG type",
         f"{H}.gpu_groups.1",
         {"name": "g5", "instance_type": "ml.g5.48xlarge", "mig": "all-1g.10gb"},
-        f"{H}.gpu_groups.1.mig",
         "does not support MIG",
+        at=f"{H}.gpu_groups.1.mig",
     ),
-    (
+    mistake(
         "MIG on a flexible group",
         f"{H}.gpu_groups.0.alternative_instance_types",
         ["ml.p5e.48xlarge"],
-        f"{H}.gpu_groups.0.mig",
         "flexible instance group",
+        at=f"{H}.gpu_groups.0.mig",
     ),
-    (
+    mistake(
         "mixed layout larger than a GPU",
         f"{H}.gpu_groups.0.mig",
         {"profiles": {"4g.71gb": 2}},
-        f"{H}.gpu_groups.0.mig.profiles",
         "8/7 compute",
+        at=f"{H}.gpu_groups.0.mig.profiles",
     ),
-    (
+    mistake(
         "whole-GPU quota over capacity",
         f"{H}.quotas.1.gpus",
         9,
-        f"{H}.quotas.1.gpus",
         "team 'vision' asks for 9 whole GPUs of ml.p5.48xlarge; with the other quotas on them "
         "(nlp 8) that is 17, the groups provide 16 (short by 1)",
     ),
-    (
+    mistake(
         "MIG slice quota over capacity",
         f"{H}.quotas.2.mig.count",
         57,
-        f"{H}.quotas.2.mig.count",
         "team 'nlp' asks for 57 mig-1g.18gb slices of ml.p5en.48xlarge, the groups provide 56 "
         "(short by 1)",
     ),
-    (
+    mistake(
         "MIG quota on a profile no group has",
         f"{H}.quotas.2.mig.profile",
         "3g.71gb",
-        f"{H}.quotas.2.mig.profile",
         "provide 1g.18gb",
     ),
-    (
-        "unknown team in a quota",
-        f"{H}.quotas.0.team",
-        "speech",
-        f"{H}.quotas.0.team",
-        "unknown team",
-    ),
-    (
+    mistake("unknown team in a quota", f"{H}.quotas.0.team", "speech", "unknown team"),
+    mistake(
         "quota on a type without a group",
         f"{H}.quotas.0.instance_type",
         "ml.p4d.24xlarge",
-        f"{H}.quotas.0.instance_type",
         "no GPU group of type ml.p4d.24xlarge",
     ),
-    ("zero GPU groups", f"{H}.gpu_groups", [], f"{H}.gpu_groups", "at least 1"),
-    (
+    mistake("zero GPU groups", f"{H}.gpu_groups", [], "at least 1"),
+    mistake(
         "Kubernetes version not supported",
         f"{H}.kubernetes_version",
         "1.27",
-        f"{H}.kubernetes_version",
         "choose 1.32, 1.33, 1.34",
     ),
-    (
+    mistake(
         "unquoted Kubernetes version",
         f"{H}.kubernetes_version",
         1.33,  # written unquoted: YAML reads a float
-        f"{H}.kubernetes_version",
         'YAML reads 1.33 as a number, not text: quote it: kubernetes_version: "1.33"',
     ),
-    (
+    mistake(
         "kube-proxy for another Kubernetes",
         f"{H}.kubernetes_version",
         "1.32",
-        f"{H}.addons.kube_proxy",
         "is for Kubernetes 1.33",
+        at=f"{H}.addons.kube_proxy",
     ),
-    (
+    mistake(
         "add-on version of the wrong shape",
         f"{H}.addons",
         {"cert_manager": "1.18.2"},
-        f"{H}.addons.cert_manager",
         "eksbuild",
+        at=f"{H}.addons.cert_manager",
     ),
-    (
-        "instance count below 1",
-        f"{H}.gpu_groups.1.count",
-        0,
-        f"{H}.gpu_groups.1.count",
-        "or equal to 1",
-    ),
-    (
-        "EBS size out of range",
-        f"{H}.gpu_groups.1.ebs_volume_gb",
-        20000,
-        f"{H}.gpu_groups.1.ebs_volume_gb",
-        "16384",
-    ),
-    (
+    mistake("instance count below 1", f"{H}.gpu_groups.1.count", 0, "or equal to 1"),
+    mistake("EBS size out of range", f"{H}.gpu_groups.1.ebs_volume_gb", 20000, "16384"),
+    mistake(
         "FSx throughput not offered",
         f"{H}.fsx",
         {"deployment_type": "PERSISTENT_1", "throughput_mbps_per_tib": 250},
-        f"{H}.fsx.throughput_mbps_per_tib",
         "choose 50, 100, 200",
+        at=f"{H}.fsx.throughput_mbps_per_tib",
     ),
-    (
+    mistake(
         "FSx capacity not a valid size",
         f"{H}.fsx",
         {"storage_capacity_gib": 3000},
-        f"{H}.fsx.storage_capacity_gib",
         "2400",
+        at=f"{H}.fsx.storage_capacity_gib",
     ),
-    (
-        "chart digest not a sha256",
-        f"{H}.dependencies_chart.digest",
-        "latest",
-        f"{H}.dependencies_chart.digest",
-        "sha256",
-    ),
-    (
+    mistake("chart digest not a sha256", f"{H}.dependencies_chart.digest", "latest", "sha256"),
+    mistake(
         "admin role not an IAM role name",
         f"{H}.admin_roles.0",
         "platform admin",
-        f"{H}.admin_roles.0",
         "'platform admin' is not an IAM role name",
     ),
-    ("AZ outside the BU", f"{H}.availability_zone", "us-west-2c", f"{H}.availability_zone", "AZs"),
-    ("team name too long", f"{H}.teams.0.name", "a" * 19, f"{H}.teams.0.name", "at most 18"),
-    ("duplicate team", f"{H}.teams.1.name", "nlp", f"{H}.teams", "duplicate team nlp"),
-    ("unknown field in hyperpod", f"{H}.nodes", 3, f"{H}.nodes", "unknown field"),
-    (
-        "unknown field in a GPU group",
-        f"{H}.gpu_groups.0.gpus",
-        8,
-        f"{H}.gpu_groups.0.gpus",
-        "unknown field",
-    ),
-    ("unknown field in a team", f"{H}.teams.0.queue", "q", f"{H}.teams.0.queue", "unknown field"),
-    ("unknown field in a quota", f"{H}.quotas.0.cpus", 4, f"{H}.quotas.0.cpus", "unknown field"),
-    (
+    mistake("AZ outside the BU", f"{H}.availability_zone", "us-west-2c", "AZs"),
+    mistake("team name too long", f"{H}.teams.0.name", "a" * 19, "at most 18"),
+    mistake("duplicate team", f"{H}.teams.1.name", "nlp", "duplicate team nlp", at=f"{H}.teams"),
+    mistake("unknown field in hyperpod", f"{H}.nodes", 3, "unknown field"),
+    mistake("unknown field in a GPU group", f"{H}.gpu_groups.0.gpus", 8, "unknown field"),
+    mistake("unknown field in a team", f"{H}.teams.0.queue", "q", "unknown field"),
+    mistake("unknown field in a quota", f"{H}.quotas.0.cpus", 4, "unknown field"),
+    mistake(
         "unknown field in addons",
         f"{H}.addons",
         {"kueue": "v1.0.0-eksbuild.1"},
-        f"{H}.addons.kueue",
         "unknown field",
+        at=f"{H}.addons.kueue",
     ),
-    ("unknown field in fsx", f"{H}.fsx", {"size": 1200}, f"{H}.fsx.size", "unknown field"),
-    (
+    mistake(
+        "unknown field in fsx", f"{H}.fsx", {"size": 1200}, "unknown field", at=f"{H}.fsx.size"
+    ),
+    mistake(
         "unknown field in observability",
         f"{H}.observability",
         {"dcgm": True},
-        f"{H}.observability.dcgm",
         "unknown field",
+        at=f"{H}.observability.dcgm",
     ),
-    (
+    mistake(
         "unknown field in the chart",
         f"{H}.dependencies_chart.url",
         "https://github.com/aws/sagemaker-hyperpod-cli",
-        f"{H}.dependencies_chart.url",
         "unknown field",
     ),
-    (
+    mistake(
         "unknown field in the scheduler",
         f"{H}.scheduler",
         {"preemption": True},
-        f"{H}.scheduler.preemption",
         "unknown field",
+        at=f"{H}.scheduler.preemption",
     ),
-    (
+    mistake(
         "unknown field in the system group",
         f"{H}.system_group",
         {"gpus": 0},
-        f"{H}.system_group.gpus",
         "unknown field",
+        at=f"{H}.system_group.gpus",
     ),
 ]
 
 
-@pytest.mark.parametrize("case", HYPERPOD_CASES, ids=[c[0] for c in HYPERPOD_CASES])
+@pytest.mark.parametrize("case", HYPERPOD_CASES)
 def test_invalid_hyperpod_config_names_file_and_field(
     bu_with_hyperpod: dict[str, Any], write_bu: Callable[..., Path], case: tuple[Any, ...]
 ) -> None:
@@ -283,18 +246,30 @@ P4D_MIXED = {  # 8 GPUs x (1 x 3g.20gb + 1 x 4g.20gb), twice
     "count": 2,
     "mig": {"profiles": {"3g.20gb": 1, "4g.20gb": 1}},
 }
-# (case, groups, quotas as (team, type, gpus, mig profile, mig count), problems expected)
+
+
+def whole(team: str, instance_type: str, gpus: int) -> dict[str, Any]:
+    """A team's quota of whole GPUs of a type."""
+    return {"team": team, "instance_type": instance_type, "gpus": gpus}
+
+
+def slices(team: str, instance_type: str, profile: str, count: int) -> dict[str, Any]:
+    """A team's quota of MIG slices of a type, and no whole GPUs."""
+    return {**whole(team, instance_type, 0), "mig": {"profile": profile, "count": count}}
+
+
+# (case, groups, quotas, problems expected)
 CAPACITY_TABLE = [
     (
         "whole GPUs exactly used",
         [P5],
-        [("nlp", "ml.p5.48xlarge", 8, None, 0), ("vision", "ml.p5.48xlarge", 8, None, 0)],
+        [whole("nlp", "ml.p5.48xlarge", 8), whole("vision", "ml.p5.48xlarge", 8)],
         [],
     ),
     (
         "whole GPUs one short",
         [P5],
-        [("nlp", "ml.p5.48xlarge", 10, None, 0), ("vision", "ml.p5.48xlarge", 7, None, 0)],
+        [whole("nlp", "ml.p5.48xlarge", 10), whole("vision", "ml.p5.48xlarge", 7)],
         [
             "quotas.0.gpus: team 'nlp' asks for 10 whole GPUs of ml.p5.48xlarge; with the other quotas on them (vision 7) that is 17, the groups provide 16 (short by 1)",  # noqa: E501
             "quotas.1.gpus: team 'vision' asks for 7 whole GPUs of ml.p5.48xlarge; with the other quotas on them (nlp 10) that is 17, the groups provide 16 (short by 1)",  # noqa: E501
@@ -304,8 +279,8 @@ CAPACITY_TABLE = [
         "all-1g slices: 7 per GPU x 8",
         [P5EN_ALL_1G],
         [
-            ("nlp", "ml.p5en.48xlarge", 0, "1g.18gb", 50),
-            ("vision", "ml.p5en.48xlarge", 0, "1g.18gb", 6),
+            slices("nlp", "ml.p5en.48xlarge", "1g.18gb", 50),
+            slices("vision", "ml.p5en.48xlarge", "1g.18gb", 6),
         ],
         [],
     ),
@@ -313,8 +288,8 @@ CAPACITY_TABLE = [
         "all-1g slices over",
         [P5EN_ALL_1G],
         [
-            ("nlp", "ml.p5en.48xlarge", 0, "1g.18gb", 50),
-            ("vision", "ml.p5en.48xlarge", 0, "1g.18gb", 7),
+            slices("nlp", "ml.p5en.48xlarge", "1g.18gb", 50),
+            slices("vision", "ml.p5en.48xlarge", "1g.18gb", 7),
         ],
         [
             "quotas.0.mig.count: team 'nlp' asks for 50 mig-1g.18gb slices of ml.p5en.48xlarge; with the other quotas on them (vision 7) that is 57, the groups provide 56 (short by 1)",  # noqa: E501
@@ -324,15 +299,15 @@ CAPACITY_TABLE = [
     (
         "all-3g slices: 2 per GPU",
         [P5EN_ALL_3G],
-        [("nlp", "ml.p5en.48xlarge", 0, "3g.71gb", 16)],
+        [slices("nlp", "ml.p5en.48xlarge", "3g.71gb", 16)],
         [],
     ),
     (
         "two layouts of one type add up per profile",
         [P5EN_ALL_1G, P5EN_ALL_3G],
         [
-            ("nlp", "ml.p5en.48xlarge", 0, "1g.18gb", 56),
-            ("vision", "ml.p5en.48xlarge", 0, "3g.71gb", 17),
+            slices("nlp", "ml.p5en.48xlarge", "1g.18gb", 56),
+            slices("vision", "ml.p5en.48xlarge", "3g.71gb", 17),
         ],
         [
             "quotas.1.mig.count: team 'vision' asks for 17 mig-3g.71gb slices of ml.p5en.48xlarge, the groups provide 16 (short by 1)"  # noqa: E501
@@ -341,7 +316,7 @@ CAPACITY_TABLE = [
     (
         "a MIG group offers no whole GPUs",
         [P5EN_ALL_1G],
-        [("nlp", "ml.p5en.48xlarge", 1, None, 0)],
+        [whole("nlp", "ml.p5en.48xlarge", 1)],
         [
             "quotas.0.gpus: team 'nlp' asks for 1 whole GPUs of ml.p5en.48xlarge, the groups provide 0 (short by 1)"  # noqa: E501
         ],
@@ -350,15 +325,15 @@ CAPACITY_TABLE = [
         "mixed layout: each profile once per GPU",
         [P4D_MIXED],
         [
-            ("nlp", "ml.p4d.24xlarge", 0, "3g.20gb", 16),
-            ("vision", "ml.p4d.24xlarge", 0, "4g.20gb", 16),
+            slices("nlp", "ml.p4d.24xlarge", "3g.20gb", 16),
+            slices("vision", "ml.p4d.24xlarge", "4g.20gb", 16),
         ],
         [],
     ),
     (
         "mixed layout over for one profile",
         [P4D_MIXED],
-        [("nlp", "ml.p4d.24xlarge", 0, "4g.20gb", 17)],
+        [slices("nlp", "ml.p4d.24xlarge", "4g.20gb", 17)],
         [
             "quotas.0.mig.count: team 'nlp' asks for 17 mig-4g.20gb slices of ml.p4d.24xlarge, the groups provide 16 (short by 1)"  # noqa: E501
         ],
@@ -366,7 +341,7 @@ CAPACITY_TABLE = [
     (
         "whole and MIG on separate types",
         [P5, P5EN_ALL_1G],
-        [("nlp", "ml.p5.48xlarge", 16, None, 0), ("nlp", "ml.p5en.48xlarge", 0, "1g.18gb", 56)],
+        [whole("nlp", "ml.p5.48xlarge", 16), slices("nlp", "ml.p5en.48xlarge", "1g.18gb", 56)],
         [],
     ),
 ]
@@ -374,15 +349,9 @@ CAPACITY_TABLE = [
 
 @pytest.mark.parametrize("case", CAPACITY_TABLE, ids=[c[0] for c in CAPACITY_TABLE])
 def test_capacity_arithmetic(case: tuple[Any, ...]) -> None:
-    _, groups, rows, expected = case
+    _, groups, quotas, expected = case
     raw = {**copy.deepcopy(HYPERPOD), "gpu_groups": groups, "quotas": []}
     hp = HyperPod.model_validate(raw)
-    quotas = []
-    for team, instance_type, gpus, profile, count in rows:
-        quota: dict[str, Any] = {"team": team, "instance_type": instance_type, "gpus": gpus}
-        if profile:
-            quota["mig"] = {"profile": profile, "count": count}
-        quotas.append(quota)
     with_quotas = hp.model_copy(update={"quotas": [Quota.model_validate(q) for q in quotas]})
     assert [f"{p.path}: {p}" for p in quota_problems(with_quotas)] == expected
     # The same quotas through the schema: rejected exactly when the arithmetic says so.

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from harness.bu_configs import add_hyperpod
+from harness.config_errors import DELETE, set_dotted
 
 from config.loader import load_all
 from config.schema import BusinessUnitConfig
@@ -64,73 +65,102 @@ def test_object_versions_are_kept(valid_bu: dict[str, Any]) -> None:
     assert pipeline.requirements_version == "Tx7.yz_Q"
 
 
+HYPERPOD_ENDPOINT: dict[str, Any] = {
+    **ENDPOINT,
+    "target": "hyperpod",
+    "instance_type": "ml.p5en.48xlarge",
+    "mig_profile": "1g.18gb",
+}
+
+
+def on_hyperpod(raw: dict[str, Any], **deploy: Any) -> dict[str, Any]:
+    """``with_pipeline`` deploying to an endpoint served on the BU's HyperPod cluster."""
+    raw = with_pipeline(add_hyperpod(raw))
+    raw["endpoints"]["items"] = [copy.deepcopy(HYPERPOD_ENDPOINT)]
+    raw["pipeline"]["deploy"] = {"endpoint": "qwen3", **deploy}
+    return raw
+
+
+Change = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+def pipeline_with(**fields: Any) -> Change:
+    """A valid BU given ``with_pipeline``'s section with ``fields`` in it."""
+    return lambda raw: with_pipeline(raw, **fields)
+
+
+def pipeline_without(dotted: str) -> Change:
+    """A valid BU given ``with_pipeline``'s section, less the field at ``dotted``."""
+
+    def change(raw: dict[str, Any]) -> dict[str, Any]:
+        raw = with_pipeline(raw)
+        set_dotted(raw, dotted, DELETE)
+        return raw
+
+    return change
+
+
+def deploying_on_hyperpod(**deploy: Any) -> Change:
+    """A valid BU given ``on_hyperpod``'s section with ``deploy`` in its deploy section."""
+    return lambda raw: on_hyperpod(raw, **deploy)
+
+
 # (what is wrong, how to break a valid BU, the field path, a piece of the reason)
-CASES: list[tuple[str, Callable[[dict[str, Any]], dict[str, Any]], str, str]] = [
-    (
-        "missing train",
-        lambda raw: (raw["pipeline"].pop("train"), raw)[1],
-        "pipeline.train",
-        "Field required",
-    ),
+CASES: list[tuple[str, Change, str, str]] = [
+    ("missing train", pipeline_without("pipeline.train"), "pipeline.train", "Field required"),
     (
         "hyperpod backend without a team",
-        lambda raw: (raw["pipeline"].update(train={"backend": "hyperpod"}), raw)[1],
+        pipeline_with(train={"backend": "hyperpod"}),
         "pipeline.train.team",
         "the hyperpod backend needs the team whose queue runs",
     ),
     (
         "hyperpod backend in a BU without a cluster",
-        lambda raw: (
-            raw["pipeline"].update(
-                train={"backend": "hyperpod", "team": "research", "base_model": "research/b/"}
-            ),
-            raw,
-        )[1],
+        pipeline_with(
+            train={"backend": "hyperpod", "team": "research", "base_model": "research/b/"}
+        ),
         "pipeline.train.backend",
         "hyperpod needs a hyperpod section in this BU",
     ),
     (
         "a team with the training-job backend",
-        lambda raw: (
-            raw["pipeline"].update(train={"backend": "training_job", "team": "nope"}),
-            raw,
-        )[1],
+        pipeline_with(train={"backend": "training_job", "team": "nope"}),
         "pipeline.train.team",
         "only the hyperpod backend runs in a team's queue",
     ),
     (
         "unknown endpoint",
-        lambda raw: (raw["pipeline"].update(deploy={"endpoint": "missing"}), raw)[1],
+        pipeline_with(deploy={"endpoint": "missing"}),
         "pipeline.deploy.endpoint",
         "unknown endpoint 'missing'; endpoints.items has qwen3",
     ),
     (
         "a namespace for an endpoint on SageMaker",
-        lambda raw: (raw["pipeline"]["deploy"].update(namespace="default"), raw)[1],
+        pipeline_with(deploy={"endpoint": "qwen3", "namespace": "default"}),
         "pipeline.deploy.namespace",
         "qwen3 runs on sagemaker; only an endpoint on hyperpod reads it",
     ),
     (
         "pipeline without an mlflow section",
-        lambda raw: (raw.pop("mlflow"), raw)[1],
+        pipeline_without("mlflow"),
         "pipeline",
         "the pipeline registers models in MLflow: add an mlflow section",
     ),
     (
         "cron with four fields",
-        lambda raw: (raw["pipeline"].update(schedule="0 3 * *"), raw)[1],
+        pipeline_with(schedule="0 3 * *"),
         "pipeline.schedule",
         "'0 3 * *' is not five cron fields",
     ),
     (
         "cron with letters",
-        lambda raw: (raw["pipeline"].update(schedule="0 3 * * MON"), raw)[1],
+        pipeline_with(schedule="0 3 * * MON"),
         "pipeline.schedule",
         "is not a five-field cron expression",
     ),
     (
         "min_workers over max_workers",
-        lambda raw: (raw["pipeline"].update(min_workers=5, max_workers=2), raw)[1],
+        pipeline_with(min_workers=5, max_workers=2),
         "pipeline.min_workers",
         "5 is over max_workers 2",
     ),
@@ -138,7 +168,7 @@ CASES: list[tuple[str, Callable[[dict[str, Any]], dict[str, Any]], str, str]] = 
         # requirements.txt installs wheels from plugins.zip (--no-index --find-links
         # /usr/local/airflow/plugins: ../shared/DESIGN.md, Amazon MWAA).
         "requirements version without a plugins version",
-        lambda raw: (raw["pipeline"].update(requirements_version="abc"), raw)[1],
+        pipeline_with(requirements_version="abc"),
         "pipeline.requirements_version",
         "set plugins_version too",
     ),
@@ -146,27 +176,58 @@ CASES: list[tuple[str, Callable[[dict[str, Any]], dict[str, Any]], str, str]] = 
         # "null" is the version ID S3 gives objects written before versioning was on (S3 user
         # guide, "How S3 Versioning works"); the source bucket is versioned from its creation.
         "the null object version",
-        lambda raw: (raw["pipeline"].update(plugins_version="null"), raw)[1],
+        pipeline_with(plugins_version="null"),
         "pipeline.plugins_version",
         "is not an S3 object version ID",
     ),
     (
         "an unknown field",
-        lambda raw: (raw["pipeline"].update(startup_script="x.sh"), raw)[1],
+        pipeline_with(startup_script="x.sh"),
         "pipeline.startup_script",
         "unknown field",
+    ),
+    (
+        "no namespace",
+        deploying_on_hyperpod(),
+        "pipeline.deploy.namespace",
+        "qwen3 runs on hyperpod: name the namespace its InferenceEndpointConfig is in (the "
+        "--namespace of `python -m inference.hyperpod apply`): default, hyperpod-ns-nlp, "
+        "hyperpod-ns-vision",
+    ),
+    (
+        "a namespace the platform does not have",
+        deploying_on_hyperpod(namespace="hyperpod-inference-system"),
+        "pipeline.deploy.namespace",
+        "'hyperpod-inference-system' is neither default nor a HyperPod team's namespace "
+        "(hyperpod-ns-nlp, hyperpod-ns-vision)",
+    ),
+    (
+        "not a Kubernetes name",
+        deploying_on_hyperpod(namespace="Team_A"),
+        "pipeline.deploy.namespace",
+        "a Kubernetes namespace",
+    ),
+    (
+        "a SageMaker guardrail on a HyperPod endpoint",
+        deploying_on_hyperpod(namespace="default", canary_percent=20),
+        "pipeline.deploy.canary_percent",
+        "qwen3 runs on hyperpod; only an endpoint on sagemaker reads it",
+    ),
+    (
+        "a timeout under five minutes",
+        deploying_on_hyperpod(namespace="default", ready_timeout_minutes=2),
+        "pipeline.deploy.ready_timeout_minutes",
+        "greater than or equal to 5",
     ),
 ]
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
 def test_each_mistake_names_file_field_and_reason(
-    valid_bu: dict[str, Any],
-    write_bu: Callable[..., Path],
-    case: tuple[str, Callable[[dict[str, Any]], dict[str, Any]], str, str],
+    valid_bu: dict[str, Any], write_bu: Callable[..., Path], case: tuple[str, Change, str, str]
 ) -> None:
     what, breaks, field, reason = case
-    assert_one_mistake(write_bu, breaks(with_pipeline(valid_bu)), what, field, reason)
+    assert_one_mistake(write_bu, breaks(valid_bu), what, field, reason)
 
 
 def test_a_hyperpod_base_model_outside_the_teams_prefix_is_refused(
@@ -191,22 +252,6 @@ def test_an_unknown_team_is_named_with_the_teams_there_are(
     assert why.startswith("unknown team 'nope'; hyperpod.teams has ")
 
 
-HYPERPOD_ENDPOINT: dict[str, Any] = {
-    **ENDPOINT,
-    "target": "hyperpod",
-    "instance_type": "ml.p5en.48xlarge",
-    "mig_profile": "1g.18gb",
-}
-
-
-def on_hyperpod(raw: dict[str, Any], **deploy: Any) -> dict[str, Any]:
-    """``with_pipeline`` deploying to an endpoint served on the BU's HyperPod cluster."""
-    raw = with_pipeline(add_hyperpod(raw))
-    raw["endpoints"]["items"] = [copy.deepcopy(HYPERPOD_ENDPOINT)]
-    raw["pipeline"]["deploy"] = {"endpoint": "qwen3", **deploy}
-    return raw
-
-
 @pytest.mark.parametrize("namespace", ["default", "hyperpod-ns-nlp"])
 def test_an_endpoint_on_hyperpod_is_a_target_in_default_or_a_teams_namespace(
     valid_bu: dict[str, Any], namespace: str
@@ -217,54 +262,6 @@ def test_an_endpoint_on_hyperpod_is_a_target_in_default_or_a_teams_namespace(
     pipeline = BusinessUnitConfig.model_validate(raw).pipeline
     assert pipeline is not None
     assert (pipeline.deploy.namespace, pipeline.deploy.ready_timeout_minutes) == (namespace, 30)
-
-
-# (what is wrong, the deploy section, the field path, a piece of the reason)
-HYPERPOD_CASES: list[tuple[str, dict[str, Any], str, str]] = [
-    (
-        "no namespace",
-        {},
-        "pipeline.deploy.namespace",
-        "qwen3 runs on hyperpod: name the namespace its InferenceEndpointConfig is in (the "
-        "--namespace of `python -m inference.hyperpod apply`): default, hyperpod-ns-nlp, "
-        "hyperpod-ns-vision",
-    ),
-    (
-        "a namespace the platform does not have",
-        {"namespace": "hyperpod-inference-system"},
-        "pipeline.deploy.namespace",
-        "'hyperpod-inference-system' is neither default nor a HyperPod team's namespace "
-        "(hyperpod-ns-nlp, hyperpod-ns-vision)",
-    ),
-    (
-        "not a Kubernetes name",
-        {"namespace": "Team_A"},
-        "pipeline.deploy.namespace",
-        "a Kubernetes namespace",
-    ),
-    (
-        "a SageMaker guardrail on a HyperPod endpoint",
-        {"namespace": "default", "canary_percent": 20},
-        "pipeline.deploy.canary_percent",
-        "qwen3 runs on hyperpod; only an endpoint on sagemaker reads it",
-    ),
-    (
-        "a timeout under five minutes",
-        {"namespace": "default", "ready_timeout_minutes": 2},
-        "pipeline.deploy.ready_timeout_minutes",
-        "greater than or equal to 5",
-    ),
-]
-
-
-@pytest.mark.parametrize("case", HYPERPOD_CASES, ids=[c[0] for c in HYPERPOD_CASES])
-def test_each_hyperpod_deploy_mistake_is_one_line(
-    valid_bu: dict[str, Any],
-    write_bu: Callable[..., Path],
-    case: tuple[str, dict[str, Any], str, str],
-) -> None:
-    what, deploy, field, reason = case
-    assert_one_mistake(write_bu, on_hyperpod(valid_bu, **deploy), what, field, reason)
 
 
 def test_a_hyperpod_field_on_a_sagemaker_endpoint_is_named(

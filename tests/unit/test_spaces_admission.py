@@ -442,20 +442,19 @@ def test_allowed_profiles_are_those_no_larger_than_the_maximum(
     assert sorted(hp.mig_profiles_offered() - set(allowed)) == sorted(set(OFFERED) - set(allowed))
 
 
-TEAM = SpacesTeam(
-    name="nlp",
-    namespace="hyperpod-ns-nlp",
-    queue="hyperpod-ns-nlp-localqueue",
-    priority_class="experimentation",
-    user_role_arns=(),
-)
-OTHER = SpacesTeam(
-    name="vision",
-    namespace="hyperpod-ns-vision",
-    queue="hyperpod-ns-vision-localqueue",
-    priority_class="training",
-    user_role_arns=(),
-)
+def _team(name: str, priority_class: str) -> SpacesTeam:
+    """A team in the namespace and queue task governance gives it, with no user roles."""
+    return SpacesTeam(
+        name=name,
+        namespace=f"hyperpod-ns-{name}",
+        queue=f"hyperpod-ns-{name}-localqueue",
+        priority_class=priority_class,
+        user_role_arns=(),
+    )
+
+
+TEAM = _team("nlp", "experimentation")
+OTHER = _team("vision", "training")
 TEMPLATES = ["nlp-jupyterlab", "nlp-code-editor"]
 
 

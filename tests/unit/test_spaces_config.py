@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from harness.bu_configs import add_hyperpod
-from harness.config_errors import assert_case_rejected
+from harness.config_errors import assert_case_rejected, mistake
 
 from config.hyperpod import SPACES_ADDON_NAMES, spaces_problems
 from config.loader import load_all
@@ -64,97 +64,95 @@ def test_defaults_pin_both_addons_and_fit_threads_per_core_one(
 
 
 SPACES_CASES = [
-    (
+    mistake(
         "team not in hyperpod.teams",
         f"{H}.spaces.teams.1.team",
         "audio",
-        f"{H}.spaces.teams.1.team",
         "unknown team 'audio'; teams: nlp, vision",
     ),
-    (
+    mistake(
         "profile the cluster does not offer",
         f"{H}.spaces.max_mig_profile",
         "3g.71gb",
-        f"{H}.spaces.max_mig_profile",
         "3g.71gb is not offered by any GPU group; the cluster offers 1g.18gb, 1g.35gb",
     ),
-    (
+    mistake(
         "profile of another GPU",
         f"{H}.spaces.default_mig_profile",
         "1g.10gb",
-        f"{H}.spaces.default_mig_profile",
         "1g.10gb is not offered by any GPU group",
     ),
-    (
+    mistake(
         "default above the maximum",
         f"{H}.spaces.max_mig_profile",
         "1g.18gb",
-        f"{H}.spaces.default_mig_profile",
         "the default 1g.35gb is larger than max_mig_profile 1g.18gb",
+        at=f"{H}.spaces.default_mig_profile",
     ),
-    (
+    mistake(
         "default without a maximum",
         f"{H}.spaces.max_mig_profile",
         None,
-        f"{H}.spaces.max_mig_profile",
         "a default MIG profile needs max_mig_profile",
     ),
-    (
+    mistake(
         "admin role as a space user",
         f"{H}.spaces.teams.0.roles",
         ["platform-admin"],
-        f"{H}.spaces.teams.0.roles.0",
         "platform-admin is in admin_roles",
+        at=f"{H}.spaces.teams.0.roles.0",
     ),
-    (
+    mistake(
         "priority class the scheduler lacks",
         f"{H}.spaces.teams.0.priority_class",
         "interactive",
-        f"{H}.spaces.teams.0.priority_class",
         "no priority class 'interactive'",
     ),
-    (
+    mistake(
         "a team twice",
         f"{H}.spaces.teams.1.team",
         "nlp",
-        f"{H}.spaces.teams",
         "duplicate team nlp",
+        at=f"{H}.spaces.teams",
     ),
-    ("an unknown app", f"{H}.spaces.apps", ["rstudio"], f"{H}.spaces.apps.0", "Input should be"),
-    ("no team", f"{H}.spaces.teams", [], f"{H}.spaces.teams", "at least 1 item"),
-    ("a typo", f"{H}.spaces.idle_minutes", 30, f"{H}.spaces.idle_minutes", "unknown field"),
-    (
+    mistake(
+        "an unknown app",
+        f"{H}.spaces.apps",
+        ["rstudio"],
+        "Input should be",
+        at=f"{H}.spaces.apps.0",
+    ),
+    mistake("no team", f"{H}.spaces.teams", [], "at least 1 item"),
+    mistake("a typo", f"{H}.spaces.idle_minutes", 30, "unknown field"),
+    mistake(
         "idle default above the cap",
         f"{H}.spaces.idle_shutdown_default_minutes",
         90,
-        f"{H}.spaces.idle_shutdown_default_minutes",
         "90 is above idle_shutdown_minutes 60, the longest idle timeout a space may set",
     ),
-    (
+    mistake(
         "idle default too short",
         f"{H}.spaces.idle_shutdown_default_minutes",
         2,
-        f"{H}.spaces.idle_shutdown_default_minutes",
         "greater than or equal to 5",
     ),
-    (
+    mistake(
         "idle default not minutes",
         f"{H}.spaces.idle_shutdown_default_minutes",
         "an hour",
-        f"{H}.spaces.idle_shutdown_default_minutes",
         "valid integer",
     ),
-    (
+    mistake(
         "not a version",
         f"{H}.spaces.addons",
         {"sagemaker_spaces": "latest"},
-        f"{H}.spaces.addons.sagemaker_spaces",
         "an EKS add-on version",
+        at=f"{H}.spaces.addons.sagemaker_spaces",
     ),
 ]
 
 
-@pytest.mark.parametrize("case", SPACES_CASES, ids=[c[0] for c in SPACES_CASES])
+@pytest.mark.parametrize("case", SPACES_CASES)
 def test_invalid_spaces_config_names_file_and_field(
     bu_with_spaces: dict[str, Any], write_bu: Callable[..., Path], case: tuple[Any, ...]
 ) -> None:

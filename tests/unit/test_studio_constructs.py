@@ -180,9 +180,14 @@ def built() -> Built:
     return Built(stack, mlflow_stacks, off)
 
 
-def test_domain_signs_in_with_identity_center_inside_the_vpc(built: Built) -> None:
-    template = built.template(built.studio)
-    template.has_resource_properties(
+@pytest.fixture(scope="session")
+def studio(built: Built) -> Template:
+    """The Studio stack's template, read once for the tests of its resources."""
+    return built.template(built.studio)
+
+
+def test_domain_signs_in_with_identity_center_inside_the_vpc(studio: Template) -> None:
+    studio.has_resource_properties(
         "AWS::SageMaker::Domain",
         {
             "AuthMode": "SSO",
@@ -228,9 +233,8 @@ def test_domain_signs_in_with_identity_center_inside_the_vpc(built: Built) -> No
     )
 
 
-def test_app_security_group_admits_only_itself(built: Built) -> None:
-    template = built.template(built.studio)
-    template.has_resource_properties(
+def test_app_security_group_admits_only_itself(studio: Template) -> None:
+    studio.has_resource_properties(
         "AWS::EC2::SecurityGroup",
         {
             "GroupDescription": Match.string_like_regexp("^Studio apps"),
@@ -242,7 +246,7 @@ def test_app_security_group_admits_only_itself(built: Built) -> None:
             ),
         },
     )
-    ingress = template.find_resources("AWS::EC2::SecurityGroupIngress")
+    ingress = studio.find_resources("AWS::EC2::SecurityGroupIngress")
     assert ingress
     for rule in ingress.values():
         props = rule["Properties"]
@@ -311,9 +315,8 @@ def test_tip_parameters_are_a_valid_update_domain_request(built: Built) -> None:
         stub.assert_no_pending_responses()
 
 
-def test_tip_function_is_scoped_to_this_domain_and_the_vpc(built: Built) -> None:
-    template = built.template(built.studio)
-    template.has_resource_properties(
+def test_tip_function_is_scoped_to_this_domain_and_the_vpc(studio: Template) -> None:
+    studio.has_resource_properties(
         "AWS::IAM::Policy",
         {
             "PolicyDocument": {
@@ -330,7 +333,7 @@ def test_tip_function_is_scoped_to_this_domain_and_the_vpc(built: Built) -> None
             }
         },
     )
-    template.has_resource_properties(
+    studio.has_resource_properties(
         "AWS::Lambda::Function",
         {
             "VpcConfig": {
@@ -340,20 +343,20 @@ def test_tip_function_is_scoped_to_this_domain_and_the_vpc(built: Built) -> None
             "LoggingConfig": {"LogGroup": {"Ref": Match.string_like_regexp("CustomResourceLogs")}},
         },
     )
-    template.has_resource_properties(
+    studio.has_resource_properties(
         "AWS::EC2::SecurityGroup",
         {
             "GroupDescription": Match.string_like_regexp("Lambda Function"),
             "SecurityGroupEgress": [Match.object_like({"FromPort": 443, "ToPort": 443})],
         },
     )
-    template.has_resource_properties(
+    studio.has_resource_properties(
         "AWS::Logs::LogGroup", {"LogGroupName": "/t/studio", "KmsKeyId": Match.any_value()}
     )
 
 
-def test_execution_role_trusts_sagemaker_with_set_context(built: Built) -> None:
-    built.template(built.studio).has_resource_properties(
+def test_execution_role_trusts_sagemaker_with_set_context(studio: Template) -> None:
+    studio.has_resource_properties(
         "AWS::IAM::Role",
         {
             "RoleName": "t-studio-execution",
@@ -378,8 +381,8 @@ def _statements(template: Template, resource_type: str) -> list[dict[str, Any]]:
     return out
 
 
-def test_remote_sessions_only_into_own_spaces(built: Built) -> None:
-    statements = _statements(built.template(built.studio), "AWS::IAM::ManagedPolicy")
+def test_remote_sessions_only_into_own_spaces(studio: Template) -> None:
+    statements = _statements(studio, "AWS::IAM::ManagedPolicy")
     (start,) = [s for s in statements if s["Action"] == "sagemaker:StartSession"]
     parts = start["Resource"]["Fn::Join"][1]
     resource = "".join(p if isinstance(p, str) else "<id>" for p in parts)
@@ -392,9 +395,8 @@ def test_remote_sessions_only_into_own_spaces(built: Built) -> None:
     ]
 
 
-def test_execution_role_reaches_this_bus_cluster_and_endpoints_only(built: Built) -> None:
-    template = built.template(built.studio)
-    statements = {s.get("Sid"): s for s in _statements(template, "AWS::IAM::ManagedPolicy")}
+def test_execution_role_reaches_this_bus_cluster_and_endpoints_only(studio: Template) -> None:
+    statements = {s.get("Sid"): s for s in _statements(studio, "AWS::IAM::ManagedPolicy")}
     cluster = statements["ThisBuHyperPodCluster"]
     assert cluster["Condition"] == {"StringEquals": {"aws:ResourceTag/business-unit": "t"}}
     assert statements["ThisBuEndpoints"]["Resource"].endswith(":endpoint/t-*")
@@ -412,9 +414,8 @@ def _actions(statement: dict[str, Any]) -> list[str]:
     return [action] if isinstance(action, str) else list(action)
 
 
-def test_user_profile_and_assignments_from_identity_center(built: Built) -> None:
-    template = built.template(built.studio)
-    template.has_resource_properties(
+def test_user_profile_and_assignments_from_identity_center(studio: Template) -> None:
+    studio.has_resource_properties(
         "AWS::SageMaker::UserProfile",
         {
             "UserProfileName": "alice",
@@ -424,7 +425,7 @@ def test_user_profile_and_assignments_from_identity_center(built: Built) -> None
         },
     )
     for principal, kind in ((USER_ID, "USER"), (GROUP_ID, "GROUP")):
-        template.has_resource_properties(
+        studio.has_resource_properties(
             "AWS::SSO::ApplicationAssignment",
             {
                 "ApplicationArn": {"Fn::GetAtt": [Match.any_value(), "SingleSignOnApplicationArn"]},
@@ -434,9 +435,8 @@ def test_user_profile_and_assignments_from_identity_center(built: Built) -> None
         )
 
 
-def test_spaces_are_owned_and_remote_capable(built: Built) -> None:
-    template = built.template(built.studio)
-    template.has_resource_properties(
+def test_spaces_are_owned_and_remote_capable(studio: Template) -> None:
+    studio.has_resource_properties(
         "AWS::SageMaker::Space",
         {
             "SpaceName": "alice-code-editor",
@@ -450,7 +450,7 @@ def test_spaces_are_owned_and_remote_capable(built: Built) -> None:
             },
         },
     )
-    template.has_resource_properties(
+    studio.has_resource_properties(
         "AWS::SageMaker::Space",
         {
             "SpaceName": "team",
@@ -460,7 +460,7 @@ def test_spaces_are_owned_and_remote_capable(built: Built) -> None:
             ),
         },
     )
-    for space in template.find_resources("AWS::SageMaker::Space").values():
+    for space in studio.find_resources("AWS::SageMaker::Space").values():
         assert any("AliceProfile" in d for d in space["DependsOn"])
 
 
