@@ -46,7 +46,6 @@ DAG_FILE = ROOT / "pipelines" / "mwaa_dag.py"  # dags_from(its folder / "config"
 PIPELINE_REQUIREMENTS = ROOT / "pipelines" / "requirements.txt"
 MWAA_CONSTRAINTS = ROOT / "pipelines" / "mwaa-constraints-3.0.6-py3.12.txt"
 
-AIRFLOW = "apache-airflow==3.0.6"
 MWAA_PLUGINS_DIR = "/usr/local/airflow/plugins"
 MWAA_DAGS_DIR = "/usr/local/airflow/dags"
 # MWAA's Airflow 3.0.6 image: CPython 3.12 on Amazon Linux 2023 (glibc 2.34), x86_64. pip 23

@@ -24,10 +24,6 @@ def _naming(bu: str) -> Naming:
     return Naming(bu=bu, account="", region="")
 
 
-def parameter_name(bu: str, name: str) -> str:
-    return _naming(bu).parameter(name)
-
-
 @dataclass(frozen=True)
 class BuPlatform:
     """The values one BU (and optionally one team) published, by contract name."""
