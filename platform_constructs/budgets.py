@@ -220,11 +220,11 @@ class CapacityBrake(Construct):
                 )
             ],
         )
-        self.execution_role = iam.Role(
+        self.execution_role = service_roles.service_role(
             self,
             "ExecutionRole",
+            service=BUDGETS_PRINCIPAL,
             role_name=execution_role_name,
-            assumed_by=service_roles.for_account(BUDGETS_PRINCIPAL, stack.account),
             managed_policies=[attach],
             description=f"AWS Budgets runs the {budget.budget_name} action as this role",
         )

@@ -22,10 +22,10 @@ from constructs import Construct
 
 from platform_constructs import service_roles, vpc_enis
 from platform_constructs.gates import COMPLIANCE_PACKS, acknowledge
+from platform_constructs.security_groups import allow_https_to_s3, closed_group
 from platform_constructs.topics import service_encrypted_topic
 
 VARIANT = "AllTraffic"
-HTTPS = 443
 # Sized for Qwen3-4B (8 GB of bf16 safetensors): the copy from S3 takes a minute or two, and
 # LMI's start (vLLM engine, weights onto the GPU, CUDA graph capture) a few minutes more; the
 # defaults (both 60 s) would fail every first deployment.
@@ -117,12 +117,11 @@ class EndpointExecutionRole(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         stack = cdk.Stack.of(self)
-        self.role = iam.Role(
+        self.role = service_roles.service_role(
             self,
             "Role",
+            service=service_roles.SAGEMAKER,
             role_name=role_name,
-            # Only SageMaker acting for this account (confused-deputy prevention).
-            assumed_by=service_roles.for_account(service_roles.SAGEMAKER, stack.account),
             description="SageMaker LMI endpoints: read model prefixes, write data capture",
         )
         self.role.add_to_policy(
@@ -253,19 +252,15 @@ class LmiEndpoint(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         self.endpoint_name = endpoint_name
-        self.security_group = ec2.SecurityGroup(
+        self.security_group = closed_group(
             self,
             "SecurityGroup",
             vpc=vpc,
             description=f"SageMaker endpoint {endpoint_name}: no ingress, HTTPS out only",
-            allow_all_outbound=False,
         )
-        self.security_group.add_egress_rule(
-            # The S3 gateway endpoint's prefix list has no CloudFormation attribute; closed
-            # VPCs route nothing but the VPC endpoints, and the container is network-isolated.
-            ec2.Peer.any_ipv4(),
-            ec2.Port.tcp(HTTPS),
-            "HTTPS to S3 (gateway endpoint) and the interface endpoints",
+        # The container itself is network-isolated.
+        allow_https_to_s3(
+            self.security_group, "HTTPS to S3 (gateway endpoint) and the interface endpoints"
         )
         role.grant_endpoint(endpoint_name=endpoint_name, model=model, capture=capture)
         selected = vpc.select_subnets(

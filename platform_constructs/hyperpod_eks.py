@@ -29,6 +29,7 @@ from platform_constructs.gates import (
     acknowledge,
     acknowledge_cdk_function,
     acknowledge_each,
+    attach_managed_policy,
     managed_policy_finding,
 )
 from platform_constructs.service_roles import ECR_PULL_ACTIONS, for_account
@@ -275,6 +276,27 @@ class HyperPodEksCluster(Construct):
         )
         association.node.add_dependency(self.addons["eks-pod-identity-agent"])
         return association
+
+    def managed_identity(
+        self,
+        scope: Construct,
+        name: str,
+        *,
+        role_name: str,
+        policy: str,
+        why: str,
+        namespace: str,
+        service_account: str,
+    ) -> tuple[PodIdentityRole, eks.CfnPodIdentityAssociation]:
+        """A Pod Identity role under ``scope`` (``<name>Role``) holding the AWS-managed
+        ``policy`` (``why`` answers cdk-nag's IAM4), bound to ``namespace/service_account``
+        (``<name>Identity``)."""
+        role = pod_identity_role(scope, f"{name}Role", role_name=role_name)
+        attach_managed_policy(role, policy, why)
+        association = self.bind_service_account(
+            f"{name}Identity", role=role, namespace=namespace, service_account=service_account
+        )
+        return role, association
 
     def _scope_kubectl_role(self) -> None:
         """The kubectl provider attaches ``AmazonEC2ContainerRegistryReadOnly`` (pull from every

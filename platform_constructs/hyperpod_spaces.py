@@ -27,7 +27,7 @@ from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 from platform_constructs.gates import acknowledge_grant, attach_managed_policy
-from platform_constructs.hyperpod_eks import HyperPodEksCluster, pinned_addon, pod_identity_role
+from platform_constructs.hyperpod_eks import HyperPodEksCluster, pinned_addon
 
 SPACES_ADDON = "amazon-sagemaker-spaces"
 EBS_CSI_ADDON = "aws-ebs-csi-driver"
@@ -421,12 +421,15 @@ class HyperPodSpaces(Construct):
         cluster = eks_cluster.cluster
         self._cluster_name = cluster.cluster_name
 
-        self.ebs_csi_role = pod_identity_role(self, "EbsCsiRole", role_name=ebs_csi_role_name)
-        attach_managed_policy(
-            self.ebs_csi_role,
-            EBS_CSI_POLICY,
-            "The AWS policy the EKS guide names for the EBS CSI controller (create, attach and "
-            "snapshot the spaces' home volumes); AWS versions it with the driver.",
+        self.ebs_csi_role, ebs_identity = eks_cluster.managed_identity(
+            self,
+            "EbsCsi",
+            role_name=ebs_csi_role_name,
+            policy=EBS_CSI_POLICY,
+            why="The AWS policy the EKS guide names for the EBS CSI controller (create, attach "
+            "and snapshot the spaces' home volumes); AWS versions it with the driver.",
+            namespace=EBS_CSI_NAMESPACE,
+            service_account=EBS_CSI_SERVICE_ACCOUNT,
         )
         volumes = iam.Policy(
             self,
@@ -442,12 +445,6 @@ class HyperPodSpaces(Construct):
             volumes,
             "Attach/detach volumes on this BU's one HyperPod cluster, for the EBS CSI role "
             "alone; not a policy any other principal should hold.",
-        )
-        ebs_identity = eks_cluster.bind_service_account(
-            "EbsCsiIdentity",
-            role=self.ebs_csi_role,
-            namespace=EBS_CSI_NAMESPACE,
-            service_account=EBS_CSI_SERVICE_ACCOUNT,
         )
 
         # Remote access registers each space as an SSM managed node with this role (SSM hybrid
@@ -484,14 +481,15 @@ class HyperPodSpaces(Construct):
 
         # The controller policy conditions on the `eks-cluster-arn` principal tag, which only
         # Pod Identity sets (AWS managed policy reference, AmazonSageMakerSpacesControllerPolicy).
-        self.controller_role = pod_identity_role(
-            self, "ControllerRole", role_name=controller_role_name
-        )
-        attach_managed_policy(
-            self.controller_role,
-            CONTROLLER_POLICY,
-            "The AWS policy the Spaces add-on documents for its controller (SSM activations and "
-            "sessions for the cluster's own spaces); AWS versions it with the add-on.",
+        self.controller_role, controller_identity = eks_cluster.managed_identity(
+            self,
+            "Controller",
+            role_name=controller_role_name,
+            policy=CONTROLLER_POLICY,
+            why="The AWS policy the Spaces add-on documents for its controller (SSM activations "
+            "and sessions for the cluster's own spaces); AWS versions it with the add-on.",
+            namespace=SYSTEM_NAMESPACE,
+            service_account=CONTROLLER_SERVICE_ACCOUNT,
         )
         pass_ssm = iam.Policy(
             self,
@@ -509,12 +507,6 @@ class HyperPodSpaces(Construct):
             pass_ssm,
             "iam:PassRole of the one SSM managed-node role, to SSM only, for the Spaces "
             "controller alone.",
-        )
-        controller_identity = eks_cluster.bind_service_account(
-            "ControllerIdentity",
-            role=self.controller_role,
-            namespace=SYSTEM_NAMESPACE,
-            service_account=CONTROLLER_SERVICE_ACCOUNT,
         )
 
         addons = eks_cluster.addons

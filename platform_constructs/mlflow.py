@@ -152,16 +152,14 @@ class ManagedMlflow(Construct):
         self.artifact_bucket = artifact_bucket
         self.artifact_store_uri = artifact_bucket.s3_url_for_object(ARTIFACT_PREFIX)
         self.registered_model_prefix = registered_model_prefix
-        self.service_role = iam.Role(
+        # SageMaker acting for this account only (confused-deputy prevention: SageMaker AI
+        # developer guide, "Cross-service confused deputy prevention"). No aws:SourceArn: that
+        # page documents the source ARN for jobs, endpoints and Studio, not for MLflow.
+        self.service_role = service_roles.service_role(
             self,
             "ServiceRole",
+            service=service_roles.SAGEMAKER,
             role_name=role_name,
-            # SageMaker acting for this account only (confused-deputy prevention: SageMaker AI
-            # developer guide, "Cross-service confused deputy prevention"). No aws:SourceArn:
-            # that page documents the source ARN for jobs, endpoints and Studio, not for MLflow.
-            assumed_by=service_roles.for_account(
-                service_roles.SAGEMAKER, cdk.Stack.of(self).account
-            ),
             description=f"{name}: SageMaker managed MLflow reads and writes its artifact bucket",
         )
         artifact_bucket.grant_read_write(self.service_role, f"{ARTIFACT_PREFIX}/*")

@@ -25,8 +25,8 @@ from platform_constructs.gates import COMPLIANCE_PACKS, acknowledge, acknowledge
 from platform_constructs.grant_findings import nag_form
 from platform_constructs.keys import PurposeKey
 from platform_constructs.pipeline_rbac import KubeRule, PipelineRbac
+from platform_constructs.security_groups import HTTPS, allow_https_to_s3, closed_group
 
-HTTPS = 443
 # The two principals MWAA assumes the execution role as (MWAA user guide, "Amazon MWAA
 # execution role": add "airflow.amazonaws.com" and "airflow-env.amazonaws.com" to the trust).
 MWAA_PRINCIPALS = ("airflow.amazonaws.com", "airflow-env.amazonaws.com")
@@ -263,12 +263,11 @@ class AirflowEnvironment(Construct):
             noncurrent_version_days=SOURCE_NONCURRENT_DAYS,
         ).bucket
 
-        self.security_group = ec2.SecurityGroup(
+        self.security_group = closed_group(
             self,
             "SecurityGroup",
             vpc=vpc,
             description=f"MWAA {environment_name}: its own members, HTTPS out",
-            allow_all_outbound=False,
         )
         group = self.security_group
         group.add_ingress_rule(group, ec2.Port.all_traffic(), "MWAA components (self-reference)")
@@ -276,9 +275,7 @@ class AirflowEnvironment(Construct):
         group.add_egress_rule(
             endpoint_security_group, ec2.Port.tcp(HTTPS), "HTTPS to the interface endpoints"
         )
-        # S3 is reached through the gateway endpoint, whose prefix-list ID exists only at deploy
-        # time: HTTPS to any address, which a closed BU routes only to the VPC endpoints.
-        group.add_egress_rule(ec2.Peer.any_ipv4(), ec2.Port.tcp(HTTPS), "HTTPS to S3 (gateway)")
+        allow_https_to_s3(group, "HTTPS to S3 (gateway)")
         for pack in COMPLIANCE_PACKS:
             acknowledge(
                 group,

@@ -28,6 +28,7 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from platform_constructs.gates import COMPLIANCE_PACKS, acknowledge
+from platform_constructs.security_groups import HTTPS, closed_group
 from platform_constructs.service_roles import ECR_PULL_ACTIONS
 
 _SVC = ec2.InterfaceVpcEndpointAwsService
@@ -64,7 +65,6 @@ INTERFACE_ENDPOINTS: dict[str, ec2.InterfaceVpcEndpointAwsService] = {
     # HyperPod's observability add-on remote-writes GPU metrics to Managed Prometheus.
     "PrometheusWorkspaces": _SVC.PROMETHEUS_WORKSPACES,
 }
-HTTPS = 443
 
 # The endpoints whose policy this module writes (construct id -> what it admits). Resource ARNs
 # are this stack's account and region; "reads without a resource" are the actions the Service
@@ -397,12 +397,11 @@ class VpcEndpoints(Construct):
             if set(restricted) & set(open_) or set(endpoints) != set(restricted) | set(open_):
                 raise ValueError("every interface endpoint is restricted or open, with a why")
         stack = cdk.Stack.of(self)
-        self.security_group = ec2.SecurityGroup(
+        self.security_group = closed_group(
             self,
             "Default",  # hidden from the logical ID: see the module docstring
             vpc=vpc,
             description="Interface VPC endpoints: HTTPS from the VPC CIDR only",
-            allow_all_outbound=False,
         )
         self.security_group.add_ingress_rule(
             # The literal CIDR (not the VPC's GetAtt) so the nag rules can evaluate the peer.

@@ -16,8 +16,7 @@ from platform_constructs.gates import (
     acknowledge_each,
     managed_policy_finding,
 )
-
-HTTPS = 443
+from platform_constructs.security_groups import HTTPS
 
 
 def sdk_call(

@@ -18,8 +18,9 @@ from aws_cdk import custom_resources as cr
 from constructs import Construct
 
 from platform_constructs.sdk_calls import sdk_call
+from platform_constructs.security_groups import allow_https_to_s3, closed_group
 
-HTTPS, NFS = 443, 2049
+NFS = 2049
 # Studio's JupyterLab/Code Editor servers and their kernels talk over these ports inside the
 # app security group (SageMaker developer guide, "Connect Studio notebooks in a VPC").
 APP_PORTS = ec2.Port.tcp_range(8192, 65535)
@@ -79,24 +80,17 @@ class StudioDomain(Construct):
         removal_policy: cdk.RemovalPolicy,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.security_group = ec2.SecurityGroup(
+        self.security_group = closed_group(
             self,
             "AppSecurityGroup",
             vpc=vpc,
             description="Studio apps: each other, NFS to the home EFS, HTTPS to VPC endpoints",
-            allow_all_outbound=False,
         )
         sg = self.security_group
         sg.add_ingress_rule(sg, APP_PORTS, "Studio app servers and kernels")
         sg.add_egress_rule(sg, APP_PORTS, "Studio app servers and kernels")
         sg.add_egress_rule(ec2.Peer.ipv4(vpc_cidr), ec2.Port.tcp(NFS), "NFS to the home EFS")
-        sg.add_egress_rule(
-            # The S3 gateway endpoint's prefix-list ID is only known by a lookup (offline synth
-            # forbids it); a closed BU's route tables reach nothing else on 443 but endpoints.
-            ec2.Peer.any_ipv4(),
-            ec2.Port.tcp(HTTPS),
-            "HTTPS to VPC endpoints and the S3 gateway endpoint",
-        )
+        allow_https_to_s3(sg, "HTTPS to VPC endpoints and the S3 gateway endpoint")
         _domain = sagemaker.CfnDomain
         storage = _domain.DefaultSpaceStorageSettingsProperty(
             default_ebs_storage_settings=_domain.DefaultEbsStorageSettingsProperty(

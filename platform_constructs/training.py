@@ -14,8 +14,8 @@ from constructs import Construct
 from platform_constructs import service_roles, vpc_enis
 from platform_constructs.access import MlflowAccess
 from platform_constructs.gates import COMPLIANCE_PACKS, acknowledge, acknowledge_each
+from platform_constructs.security_groups import HTTPS, allow_https_to_s3, closed_group
 
-HTTPS = 443
 # SageMaker writes a job's container logs to these groups, one stream per `<job name>/<host>`.
 JOB_LOG_GROUPS = ("/aws/sagemaker/TrainingJobs", "/aws/sagemaker/ProcessingJobs")
 
@@ -92,12 +92,11 @@ class ManagedJobAccess(Construct):
         super().__init__(scope, construct_id)
         stack = cdk.Stack.of(self)
 
-        self.security_group = ec2.SecurityGroup(
+        self.security_group = closed_group(
             self,
             "SecurityGroup",
             vpc=vpc,
             description="SageMaker training/processing jobs: own containers and AWS endpoints",
-            allow_all_outbound=False,
         )
         group = self.security_group
         # NCCL and torch.distributed pick TCP ports at run time; inter-container encryption is
@@ -112,16 +111,13 @@ class ManagedJobAccess(Construct):
         group.add_egress_rule(
             endpoint_security_group, ec2.Port.tcp(HTTPS), "HTTPS to the interface endpoints"
         )
-        # S3 is reached through the gateway endpoint, whose prefix list id exists only at deploy
-        # time (a lookup would break offline synthesis): HTTPS to any address, which in a closed
-        # BU routes only to that endpoint and in a `nat` BU is the same egress its VPC allows.
-        group.add_egress_rule(ec2.Peer.any_ipv4(), ec2.Port.tcp(HTTPS), "HTTPS to S3 (gateway)")
+        allow_https_to_s3(group, "HTTPS to S3 (gateway)")
 
-        self.role = iam.Role(
+        self.role = service_roles.service_role(
             self,
             "Role",
+            service=service_roles.SAGEMAKER,
             role_name=role_name,
-            assumed_by=service_roles.for_account(service_roles.SAGEMAKER, stack.account),
             description="SageMaker Training and Processing jobs of this BU",
             max_session_duration=cdk.Duration.hours(12),
         )

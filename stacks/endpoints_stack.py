@@ -11,7 +11,6 @@ import aws_cdk as cdk
 from constructs import Construct
 
 from config.endpoints import Endpoint, Endpoints
-from config.schema import BusinessUnitConfig
 from inference.serving import image_uri
 from platform_constructs.endpoints import (
     AlarmThresholds,
@@ -62,7 +61,7 @@ class EndpointsStack(BuStack):
         )
         self.endpoints: dict[str, LmiEndpoint] = {}
         for item in endpoints.on("sagemaker"):
-            self._sagemaker_endpoint(config, item, network, security)
+            self._sagemaker_endpoint(item, network, security)
         for item in endpoints.on("hyperpod"):
             cdk.CfnOutput(
                 self,
@@ -73,13 +72,9 @@ class EndpointsStack(BuStack):
             )
 
     def _sagemaker_endpoint(
-        self,
-        config: BusinessUnitConfig,
-        item: Endpoint,
-        network: NetworkStack,
-        security: SecurityStack,
+        self, item: Endpoint, network: NetworkStack, security: SecurityStack
     ) -> None:
-        names = config.naming
+        names = self.names
         served = item.served(names)  # the translation `python -m inference.hyperpod` uses too
         endpoint_name, serving = served.endpoint_name, served.serving
         cid = _construct_id(item.name)
@@ -131,6 +126,6 @@ class EndpointsStack(BuStack):
             self,
             f"{cid}SmokeCommand",
             description="run after cdk deploy, once the endpoint is InService",
-            value=smoke_command(endpoint_name, config.region),
+            value=smoke_command(endpoint_name, self.config.region),
         )
         self.endpoints[item.name] = endpoint

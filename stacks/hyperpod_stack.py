@@ -39,7 +39,6 @@ from config.hyperpod import (
 from config.schema import BusinessUnitConfig
 from core import parameters as params
 from core.naming import Naming
-from platform_constructs.gates import attach_managed_policy
 from platform_constructs.hyperpod_chart import ChartRegistries, DependenciesChart, chart_values
 from platform_constructs.hyperpod_cluster import (
     GpuGroupSpec,
@@ -265,32 +264,32 @@ class HyperPodStack(BuStack):
         # The nodes and FSx share one AZ (EFA wants one); default: the BU's first.
         az = hp.availability_zone or config.network.availability_zones[0]
         buckets = self.imported_buckets(security.keys, *BUCKETS)
-        self.key = self._key_and_control_plane_logs(config)
+        self.key = self._key_and_control_plane_logs()
         self.security_group = efa_security_group(self, "ClusterSecurityGroup", vpc=network.vpc)
-        self.eks = self._eks(config, hp, network)
+        self.eks = self._eks(hp, network)
         self.eks_cluster = self.eks.cluster
         self.addons = self.eks.addons
-        collector_role = self._addon_identities(config)
+        collector_role = self._addon_identities()
         self.hyperpod = self._hyperpod_cluster(
-            config, hp, network, az, lifecycle_bucket=buckets["hyperpod-lifecycle"]
+            hp, network, az, lifecycle_bucket=buckets["hyperpod-lifecycle"]
         )
         self.cluster = self.hyperpod.cluster
-        self.inference = self._inference_operator(config, security)
+        self.inference = self._inference_operator(security)
         quotas, _ = self.hyperpod.add_task_governance(
-            scheduler_name=config.naming.resource("scheduler"),
-            teams=team_quotas(hp, config.naming),
+            scheduler_name=self.names.resource("scheduler"),
+            teams=team_quotas(hp, self.names),
             scheduler=scheduler_spec(hp.scheduler),
             after=[self.addons["amazon-sagemaker-hyperpod-taskgovernance"]],
             tags=stage_tags(config),
         )
-        self.metrics = self._metrics(config, hp, collector_role)
-        self.fsx = self._fsx(config, hp, network, az)
-        self.chart = self._dependencies_chart(config, hp, network)
+        self.metrics = self._metrics(hp, collector_role)
+        self.fsx = self._fsx(hp, network, az)
+        self.chart = self._dependencies_chart(hp, network)
         self.teams = TeamWorkloads(
             self,
             "Teams",
             eks_cluster=self.eks,
-            teams=workload_teams(hp, config.naming),
+            teams=workload_teams(hp, self.names),
             data_bucket=buckets["data"],
             checkpoints_bucket=buckets["checkpoints"],
             models_bucket=buckets["models"],
@@ -301,15 +300,13 @@ class HyperPodStack(BuStack):
             mlflow=base.mlflow,
             after=[*quotas.values(), self.addons["aws-fsx-csi-driver"]],
         )
-        self.spaces = self._spaces(config, hp, hp.spaces) if hp.spaces is not None else None
-        self._publish(config, hp)
+        self.spaces = self._spaces(hp, hp.spaces) if hp.spaces is not None else None
+        self._publish(hp)
 
-    def _eks(
-        self, config: BusinessUnitConfig, hp: HyperPod, network: NetworkStack
-    ) -> HyperPodEksCluster:
+    def _eks(self, hp: HyperPod, network: NetworkStack) -> HyperPodEksCluster:
         """The private EKS control plane with the pinned add-ons; it waits for its encrypted
         log group (``_key_and_control_plane_logs``), which EKS would otherwise make itself."""
-        names = config.naming
+        names = self.names
         eks = HyperPodEksCluster(
             self,
             "Eks",
@@ -332,7 +329,6 @@ class HyperPodStack(BuStack):
 
     def _hyperpod_cluster(
         self,
-        config: BusinessUnitConfig,
         hp: HyperPod,
         network: NetworkStack,
         az: str,
@@ -341,7 +337,7 @@ class HyperPodStack(BuStack):
     ) -> HyperPodCluster:
         """The HyperPod cluster in the node AZ, and its place in the deploy order: after the
         networking add-ons its nodes run, before the add-ons whose pods need nodes."""
-        names = config.naming
+        config, names = self.config, self.names
         serves_inference = config.endpoints is not None and bool(config.endpoints.on("hyperpod"))
         hyperpod = HyperPodCluster(
             self,
@@ -376,12 +372,10 @@ class HyperPodStack(BuStack):
             self.addons[name].node.add_dependency(cluster)
         return hyperpod
 
-    def _metrics(
-        self, config: BusinessUnitConfig, hp: HyperPod, collector_role: iam.IRole
-    ) -> MetricsWorkspace:
+    def _metrics(self, hp: HyperPod, collector_role: iam.IRole) -> MetricsWorkspace:
         """The Prometheus (and optional Grafana) workspace, and the observability add-on's
         configuration pointing at it (the add-on exists before the workspace does)."""
-        names = config.naming
+        names = self.names
         alias = names.resource("hyperpod-metrics")
         metrics = MetricsWorkspace(
             self,
@@ -418,9 +412,7 @@ class HyperPodStack(BuStack):
         )
         return metrics
 
-    def _fsx(
-        self, config: BusinessUnitConfig, hp: HyperPod, network: NetworkStack, az: str
-    ) -> fsx.LustreFileSystem:
+    def _fsx(self, hp: HyperPod, network: NetworkStack, az: str) -> fsx.LustreFileSystem:
         """FSx for Lustre in the nodes' AZ, kept or removed with the BU's removal policy."""
         return LustreFileSystem(
             self,
@@ -434,17 +426,16 @@ class HyperPodStack(BuStack):
             deployment_type=hp.fsx.deployment_type,
             storage_capacity_gib=hp.fsx.storage_capacity_gib,
             throughput_mbps_per_tib=hp.fsx.throughput_mbps_per_tib,
-            removal_policy=removal_policy(config),
+            removal_policy=removal_policy(self.config),
         ).file_system
 
-    def _dependencies_chart(
-        self, config: BusinessUnitConfig, hp: HyperPod, network: NetworkStack
-    ) -> DependenciesChart:
+    def _dependencies_chart(self, hp: HyperPod, network: NetworkStack) -> DependenciesChart:
         """HyperPod's dependencies chart, installed before the HyperPod cluster, as AWS's guide
         and references do (SageMaker guide, "Install packages on the Amazon EKS cluster using
         Helm": creating the cluster first "might result in ... the creation process failing
         entirely"; awsome-distributed-ai: module.hyperpod_cluster depends_on
         module.helm_chart)."""
+        config = self.config
         chart = DependenciesChart(
             self,
             "Dependencies",
@@ -462,10 +453,10 @@ class HyperPodStack(BuStack):
         self.cluster.node.add_dependency(chart.chart)
         return chart
 
-    def _publish(self, config: BusinessUnitConfig, hp: HyperPod) -> None:
+    def _publish(self, hp: HyperPod) -> None:
         """What other stacks, the CLIs and people need to find the cluster: SSM parameters
         (names from ``core.parameters``) and the stack's outputs."""
-        names = config.naming
+        names = self.names
         published = {
             params.HYPERPOD_CLUSTER_NAME: names.resource("hyperpod"),
             params.HYPERPOD_CLUSTER_ARN: self.cluster.attr_cluster_arn,
@@ -493,17 +484,17 @@ class HyperPodStack(BuStack):
         cdk.CfnOutput(
             self,
             "KubeconfigCommand",
-            value=f"aws eks update-kubeconfig --region {config.region} "
+            value=f"aws eks update-kubeconfig --region {self.config.region} "
             f"--name {names.resource('eks')}",
         )
         cdk.CfnOutput(
             self, "PrometheusEndpoint", value=self.metrics.workspace.attr_prometheus_endpoint
         )
 
-    def _spaces(self, config: BusinessUnitConfig, hp: HyperPod, spaces: Spaces) -> HyperPodSpaces:
+    def _spaces(self, hp: HyperPod, spaces: Spaces) -> HyperPodSpaces:
         """SageMaker Spaces for the teams ``hyperpod.spaces`` lists (after the cluster's nodes
         and the team namespaces, which its templates and pod-security labels need)."""
-        names = config.naming
+        config, names = self.config, self.names
         teams = {t.name: t for t in hp.teams}
         role_arn = {
             r: self.format_arn(service="iam", region="", resource="role", resource_name=r)
@@ -555,14 +546,15 @@ class HyperPodStack(BuStack):
             team_namespaces_ready=self.teams.manifests,
         )
 
-    def _key_and_control_plane_logs(self, config: BusinessUnitConfig) -> kms.IKey:
+    def _key_and_control_plane_logs(self) -> kms.IKey:
         """The BU's HyperPod key, and the EKS control-plane log group encrypted with it.
 
         EKS writes control-plane logs (audit among them) to /aws/eks/<cluster>/cluster and makes
         that group itself, unencrypted and kept forever, unless it exists first (EKS user guide,
         "Send control plane logs to CloudWatch Logs"): made here, with the BU's retention; the
         cluster waits for it."""
-        names, policy = config.naming, removal_policy(config)
+        config, names = self.config, self.names
+        policy = removal_policy(config)
         hyperpod_key = self.purpose_key(
             "Key", "hyperpod", "EKS secrets, node volumes, FSx and metrics of HyperPod"
         )
@@ -582,13 +574,21 @@ class HyperPodStack(BuStack):
         )
         return hyperpod_key.key
 
-    def _addon_identities(self, config: BusinessUnitConfig) -> iam.Role:
+    def _addon_identities(self) -> iam.Role:
         """Each add-on's role, bound by a separate Pod Identity association (see
         platform_constructs.hyperpod_eks); returns the observability collector's role, which
         the metrics workspace grants to."""
-        names = config.naming
+        names = self.names
         for identity in MANAGED_IDENTITIES:
-            self._managed_identity(identity, role_name=names.role(identity.role))
+            self.eks.managed_identity(
+                self,
+                identity.name,
+                role_name=names.role(identity.role),
+                policy=identity.policy,
+                why=identity.why,
+                namespace=identity.namespace,
+                service_account=identity.service_account,
+            )
         collector_role = pod_identity_role(
             self, "ObservabilityRole", role_name=names.role("hyperpod-observability")
         )
@@ -600,24 +600,12 @@ class HyperPodStack(BuStack):
         )
         return collector_role
 
-    def _managed_identity(self, identity: ManagedIdentity, *, role_name: str) -> None:
-        """A Pod Identity role holding one AWS-managed policy, bound to one service account."""
-        role = pod_identity_role(self, f"{identity.name}Role", role_name=role_name)
-        attach_managed_policy(role, identity.policy, identity.why)
-        self.eks.bind_service_account(
-            f"{identity.name}Identity",
-            role=role,
-            namespace=identity.namespace,
-            service_account=identity.service_account,
-        )
-
-    def _inference_operator(
-        self, config: BusinessUnitConfig, security: SecurityStack
-    ) -> HyperPodInferenceOperator | None:
+    def _inference_operator(self, security: SecurityStack) -> HyperPodInferenceOperator | None:
         """The HyperPod inference operator, when an endpoint of the BU is served here."""
+        config = self.config
         if config.endpoints is None or not config.endpoints.on("hyperpod"):
             return None
-        names = config.naming
+        names = self.names
         operator = HyperPodInferenceOperator(
             self,
             "InferenceOperator",

@@ -13,7 +13,7 @@ from config.schema import BusinessUnitConfig
 from core import parameters
 from platform_constructs.mlflow import ManagedMlflow
 from platform_constructs.published import string_parameters
-from stacks._common import BuStack, named_bucket, removal_policy
+from stacks._common import BuStack, removal_policy
 from stacks.security_stack import SecurityStack
 
 
@@ -40,9 +40,7 @@ class MlflowStack(BuStack):
         )
         names = self.names
         tracking_server = mlflow.kind == "tracking_server"
-        artifacts = named_bucket(
-            self, config=config, key=security.keys["mlflow-artifacts"], purpose="mlflow-artifacts"
-        )
+        artifacts = self.imported_buckets(security.keys, "mlflow-artifacts")["mlflow-artifacts"]
         self.mlflow = ManagedMlflow(
             self,
             "Mlflow",

@@ -16,7 +16,6 @@ from aws_cdk import aws_eks_v2 as eks
 from constructs import Construct
 
 from config.pipeline import OUTPUT_PREFIX, Pipeline
-from config.schema import BusinessUnitConfig
 from core import parameters as p
 from core.naming import BU_TAG_KEY
 from core.workload_apis import HYPERPOD_PYTORCH_JOB, INFERENCE_ENDPOINT_CONFIG
@@ -154,7 +153,7 @@ class PipelineStack(BuStack):
             if hyperpod is None:
                 raise ValueError(f"{config.name}: the pipeline works on the HyperPod cluster")
             cluster = ClusterAccess(
-                cluster=self._cluster(names.resource("eks"), hyperpod),
+                cluster=self._cluster(hyperpod),
                 group=names.resource("pipeline"),
                 rules=rules,
                 control_plane_security_group=hyperpod.security_group,
@@ -208,7 +207,7 @@ class PipelineStack(BuStack):
                     read_write=(OUTPUT_PREFIX,),
                 ),
             ],
-            model_reader=self._model_reader(config, security, on_hyperpod=on_hyperpod),
+            model_reader=self._model_reader(security, on_hyperpod=on_hyperpod),
             mlflow=mlflow,
             cluster=cluster,
         )
@@ -224,11 +223,12 @@ class PipelineStack(BuStack):
             value=self.airflow.environment.attr_webserver_url,
         )
 
-    def _cluster(self, name: str, hyperpod: HyperPodStack) -> eks.ICluster:
+    def _cluster(self, hyperpod: HyperPodStack) -> eks.ICluster:
         """The BU's cluster by its derived name (no export of the cluster; the stack dependency
         orders it), with the HyperPod stack's kubectl provider, which applies the pipeline's
         Roles: its service token is this stack's one import from it besides the control-plane
         security group."""
+        name = self.names.resource("eks")
         provider = hyperpod.eks.cluster.kubectl_provider
         if provider is None:  # the HyperPod stack's cluster always has one
             raise ValueError(f"{name}: the HyperPod stack's cluster has no kubectl provider")
@@ -241,17 +241,14 @@ class PipelineStack(BuStack):
             ),
         )
 
-    @staticmethod
-    def _model_reader(
-        config: BusinessUnitConfig, security: SecurityStack, *, on_hyperpod: bool
-    ) -> ModelReader:
+    def _model_reader(self, security: SecurityStack, *, on_hyperpod: bool) -> ModelReader:
         """Who loads a candidate from the pipeline's prefix of the models bucket: the SageMaker
         endpoint's execution role, or (an endpoint on HyperPod) the inference operator's role.
         The operator's S3 mounts use the Mountpoint CSI driver's role, which reads the whole
         models bucket already (platform_constructs/hyperpod_inference.py); the operator's own
         role holds AWS's managed policy and the TLS-bucket grants there, nothing on the models
         bucket's key, so it gets this read of the pipeline's prefix (and only that)."""
-        names = config.naming
+        names = self.names
         if on_hyperpod:
             role = "hyperpod-inference"
             why = (

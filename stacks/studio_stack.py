@@ -119,32 +119,23 @@ class StudioStack(BuStack):
             for kind, suffix in SPACE_SUFFIXES.items():
                 app = studio.jupyterlab if kind == "jupyterlab" else studio.code_editor
                 self._space(
-                    SpaceSpec(
-                        name=f"{user.profile}-{suffix}",
-                        app=APP_TYPES[kind],  # type: ignore[arg-type]
-                        instance_type=app.instance_type,
-                        ebs_size_gb=app.ebs_size_gb,
-                        owner_profile=user.profile,
-                        shared=False,
-                        remote_access=studio.remote_access,
-                    ),
                     profile,
-                    policy,
+                    f"{user.profile}-{suffix}",
+                    kind,
+                    shared=False,
+                    remote_access=studio.remote_access,
+                    instance_type=app.instance_type,
+                    ebs_size_gb=app.ebs_size_gb,
                 )
         for space in studio.shared_spaces:
-            owner = self.profiles[space.owner]
             self._space(
-                SpaceSpec(
-                    name=space.name,
-                    app=APP_TYPES[space.app],  # type: ignore[arg-type]
-                    instance_type=studio.instance_type_of(space),
-                    ebs_size_gb=studio.ebs_size_of(space),
-                    owner_profile=owner.profile_name,
-                    shared=True,
-                    remote_access=space.remote_access,
-                ),
-                owner,
-                policy,
+                self.profiles[space.owner],
+                space.name,
+                space.app,
+                shared=True,
+                remote_access=space.remote_access,
+                instance_type=studio.instance_type_of(space),
+                ebs_size_gb=studio.ebs_size_of(space),
             )
         for group in studio.groups:
             ApplicationAssignment(
@@ -167,12 +158,32 @@ class StudioStack(BuStack):
         for output_id, (value, description) in outputs.items():
             cdk.CfnOutput(self, output_id, value=value, description=description)
 
-    def _space(self, spec: SpaceSpec, owner: StudioUserProfile, policy: cdk.RemovalPolicy) -> None:
-        self.spaces[spec.name] = StudioSpace(
+    def _space(
+        self,
+        owner: StudioUserProfile,
+        name: str,
+        kind: str,
+        *,
+        shared: bool,
+        remote_access: bool,
+        instance_type: str,
+        ebs_size_gb: int,
+    ) -> None:
+        """One space of ``owner``: private (``shared=False``) or open to the whole domain."""
+        spec = SpaceSpec(
+            name=name,
+            app=APP_TYPES[kind],  # type: ignore[arg-type]
+            instance_type=instance_type,
+            ebs_size_gb=ebs_size_gb,
+            owner_profile=owner.profile_name,
+            shared=shared,
+            remote_access=remote_access,
+        )
+        self.spaces[name] = StudioSpace(
             self,
-            f"Space{_construct_id(spec.name)}",
+            f"Space{_construct_id(name)}",
             domain_id=self.studio.domain_id,
             spec=spec,
             owner=owner.profile,
-            removal_policy=policy,
+            removal_policy=removal_policy(self.config),
         )
