@@ -14,7 +14,8 @@ told so. Use::
 from __future__ import annotations
 
 import os
-from typing import NamedTuple
+from dataclasses import field
+from typing import Any, NamedTuple
 
 # The environment variables botocore 1.44 reads for the region, in its order.
 REGION_VARIABLES = ("AWS_DEFAULT_REGION",)
@@ -33,6 +34,16 @@ class Region(NamedTuple):
     def describe(self) -> str:
         """``region us-east-1 (from AWS_DEFAULT_REGION)``: the line commands print."""
         return f"region {self.name} (from {self.source})"
+
+
+def region_help(whose: str) -> str:
+    """``--region``'s help in every command that resolves it here: the order it falls back in."""
+    return f"{whose} region (default: {', '.join(REGION_VARIABLES)}, then your profile's)"
+
+
+def region_option(whose: str) -> Any:
+    """A ``--region`` field of a command's argument dataclass (`core.cli`), None until resolved."""
+    return field(default=None, metadata={"help": region_help(whose)})
 
 
 def resolve_region(explicit: str | None = None, *, flag: str = "--region") -> Region:

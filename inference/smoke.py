@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from core import cli
+from core.aws_region import RegionNotSetError, region_option, resolve_region
 from inference.client import ChatResult, EndpointClient, EndpointError, Sampling
 
 WEATHER_TOOL: dict[str, Any] = {
@@ -137,10 +138,7 @@ def default_clients(region: str | None) -> Clients:
 @dataclass(frozen=True)
 class SmokeArgs:
     endpoint: str = field(metadata={"help": "SageMaker endpoint name"})
-    region: str | None = field(
-        default=None,
-        metadata={"help": "AWS region (default: AWS_DEFAULT_REGION, else the profile's)"},
-    )
+    region: str | None = region_option("the endpoint's")
     no_thinking: bool = field(
         default=False, metadata={"switch": True, "help": "ask for no reasoning"}
     )
@@ -163,9 +161,6 @@ def main(args: SmokeArgs, *, clients: Clients | None = None, out: TextIO = sys.s
     """Build the clients `clients` leaves out (for the resolved region), then `run`; a missing
     region is a usage error (exit 2)."""
     if clients is None or clients.sagemaker is None or clients.runtime is None:
-        # The platform's one region resolver (stdlib only), on the command-line path alone.
-        from core.aws_region import RegionNotSetError, resolve_region
-
         try:
             region = resolve_region(args.region)
         except RegionNotSetError as exc:

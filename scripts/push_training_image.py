@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # `python scripts/push_training_image.py` has scripts/ on the path
 
 from core import cli  # noqa: E402
-from core.aws_region import RegionNotSetError, resolve_region  # noqa: E402
+from core.aws_region import RegionNotSetError, region_option, resolve_region  # noqa: E402
 from core.naming import Naming  # noqa: E402
 from core.parameters import TRAINING_IMAGE_URI, publishing_unit  # noqa: E402
 
@@ -112,10 +112,7 @@ def push(bu: str, region: str, tag: str) -> str:
 @dataclass(frozen=True)
 class PushArgs:
     bu: str = field(metadata={"help": "business unit (config/<bu>.yaml)"})
-    region: str | None = field(
-        default=None,
-        metadata={"help": "the BU's region (default: AWS_DEFAULT_REGION, then your profile's)"},
-    )
+    region: str | None = region_option("the BU's")
     tag: str | None = field(
         default=None, metadata={"help": "default: HEAD's SHA (the checkout must be clean)"}
     )

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from core import cli as core_cli
+from core.aws_region import region_option, resolve_region
 from inference.client import EndpointError
 from inference.parsing import normalize_tools, parse_completion
 from inference.scoring import bfcl_expected, score_calls
@@ -58,9 +59,7 @@ class BfclArgs:
         default=None,
         metadata={"help": "or a deployed SageMaker endpoint, called through inference.client"},
     )
-    region: str | None = field(
-        default=None, metadata={"help": "the endpoint's region (default: AWS_DEFAULT_REGION)"}
-    )
+    region: str | None = region_option("the endpoint's")
     base_model: str | None = field(default=None, metadata={"help": "base model to compare with"})
     tokenizer: str | None = field(default=None, metadata={"help": "tokenizer (default: --model)"})
     data: Path = field(
@@ -268,8 +267,6 @@ def endpoint_completer(
     from inference.client import EndpointClient, Sampling
 
     if client is None:
-        from core.aws_region import resolve_region
-
         client = EndpointClient(args.endpoint or "", region=resolve_region(args.region).name)
     # Greedy, as the local path generates; BFCL scores one answer per case.
     sampling = Sampling(max_tokens=args.max_new_tokens, temperature=0.0)

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from core import parameters as p
-from core.aws_region import RegionNotSetError, resolve_region
+from core.aws_region import RegionNotSetError, region_help, region_option, resolve_region
 from core.cli import HelpFormatter, add_arguments, command_parser
 from training.job import crd, managed, placement, platform
 from training.job.cluster import ClusterError, HyperPodCluster, connect
@@ -131,10 +131,7 @@ def _parser() -> argparse.ArgumentParser:
         where = cmd.add_argument_group("where: the BU's published values, or explicit flags")
         where.add_argument("--bu", help="business unit whose SSM parameters to read")
         where.add_argument("--team", help="task-governance team (HyperPod)")
-        where.add_argument(
-            "--region",
-            help="AWS region of the BU (default: AWS_DEFAULT_REGION, then your profile's)",
-        )
+        where.add_argument("--region", help=region_help("the BU's"))
         where.add_argument("--kubeconfig", help="kubeconfig file (default: ~/.kube/config)")
         where.add_argument("--context", help="kubeconfig context (default: the current one)")
         if command in ("render", "submit"):
@@ -469,12 +466,7 @@ class ProcessingArgs:
     bu: str | None = field(
         default=None, metadata={"help": "business unit whose SSM parameters to read"}
     )
-    region: str | None = field(
-        default=None,
-        metadata={
-            "help": "AWS region of the BU (default: AWS_DEFAULT_REGION, then your profile's)"
-        },
-    )
+    region: str | None = region_option("the BU's")
     name: str = field(default="prepare", metadata={"help": "names the job: <bu>-<name>-<time>"})
     tag: str | None = field(
         default=None, metadata={"help": "image tag (default: this checkout's git SHA)"}
