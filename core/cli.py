@@ -17,15 +17,17 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import types
 import typing
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 if TYPE_CHECKING:
     from pydantic import ValidationError
 
 T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -153,6 +155,20 @@ def parse_args(
     if extend is not None:
         extend(parser)
     return _instance(parser, cls, vars(parser.parse_args(argv)))
+
+
+class ArgsParser(Protocol[T_co]):
+    """A command's ``parse_args``: its argument dataclass from ``argv`` (``sys.argv`` when None)."""
+
+    def __call__(self, argv: Sequence[str] | None = None) -> T_co: ...
+
+
+def args_parser(
+    cls: type[T], doc: str | None, *, module: str, with_examples: bool = False
+) -> ArgsParser[T]:
+    """A command's ``parse_args``, declared in one line: ``parse_args = args_parser(Args,
+    __doc__, module="pkg.mod")``; `parse_args` with these settings."""
+    return functools.partial(parse_args, cls, doc, module=module, with_examples=with_examples)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
@@ -153,8 +152,7 @@ def _parser() -> argparse.ArgumentParser:
     return cli.build_parser(SmokeArgs, __doc__, module="inference.smoke", with_examples=True)
 
 
-def parse_args(argv: Sequence[str] | None = None) -> SmokeArgs:
-    return cli.parse_args(SmokeArgs, __doc__, argv, module="inference.smoke", with_examples=True)
+parse_args = cli.args_parser(SmokeArgs, __doc__, module="inference.smoke", with_examples=True)
 
 
 def main(args: SmokeArgs, *, clients: Clients | None = None, out: TextIO = sys.stdout) -> int:

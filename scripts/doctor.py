@@ -110,8 +110,7 @@ class DoctorArgs:
     )
 
 
-def parse_args(argv: Sequence[str] | None = None) -> DoctorArgs:
-    return cli.parse_args(DoctorArgs, __doc__, argv, module="scripts.doctor")
+parse_args = cli.args_parser(DoctorArgs, __doc__, module="scripts.doctor")
 
 
 def main(

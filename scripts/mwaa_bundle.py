@@ -537,8 +537,7 @@ class BundleArgs:
     out: Path | None = field(default=None, metadata={"help": "default: build/mwaa/<bu>"})
 
 
-def parse_args(argv: Sequence[str] | None = None) -> BundleArgs:
-    return cli.parse_args(BundleArgs, __doc__, argv, module="scripts.mwaa_bundle")
+parse_args = cli.args_parser(BundleArgs, __doc__, module="scripts.mwaa_bundle")
 
 
 def main(args: BundleArgs) -> int:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import base64
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -118,8 +118,7 @@ class PushArgs:
     )
 
 
-def parse_args(argv: Sequence[str] | None = None) -> PushArgs:
-    return cli.parse_args(PushArgs, __doc__, argv, module="scripts.push_training_image")
+parse_args = cli.args_parser(PushArgs, __doc__, module="scripts.push_training_image")
 
 
 def main(args: PushArgs) -> int:

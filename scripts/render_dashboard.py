@@ -14,7 +14,6 @@ import json
 import math
 import sys
 import textwrap
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -123,8 +122,7 @@ class RenderArgs:
     out: Path = field(default=ROOT / "docs" / "dashboard.png", metadata={"help": "PNG to write"})
 
 
-def parse_args(argv: Sequence[str] | None = None) -> RenderArgs:
-    return cli.parse_args(RenderArgs, __doc__, argv, module="scripts.render_dashboard")
+parse_args = cli.args_parser(RenderArgs, __doc__, module="scripts.render_dashboard")
 
 
 def main(args: RenderArgs) -> int:

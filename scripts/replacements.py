@@ -30,7 +30,6 @@ import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import cast
@@ -296,8 +295,7 @@ def _both_sides(args: ReplacementsArgs) -> tuple[list[Stack], list[Stack]]:
     return base_stacks, head_stacks
 
 
-def parse_args(argv: Sequence[str] | None = None) -> ReplacementsArgs:
-    return cli.parse_args(ReplacementsArgs, __doc__, argv, module="scripts.replacements")
+parse_args = cli.args_parser(ReplacementsArgs, __doc__, module="scripts.replacements")
 
 
 def main(args: ReplacementsArgs) -> int:

@@ -521,8 +521,7 @@ class StageArgs:
     )
 
 
-def parse_args(argv: Sequence[str] | None = None) -> StageArgs:
-    return cli.parse_args(StageArgs, __doc__, argv, module="scripts.stage_hyperpod_chart")
+parse_args = cli.args_parser(StageArgs, __doc__, module="scripts.stage_hyperpod_chart")
 
 
 def main(args: StageArgs, *, run: Runner = run_command, helm: Path | None = None) -> int:

@@ -11,7 +11,6 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,8 +34,7 @@ class SynthArgs:
     )
 
 
-def parse_args(argv: Sequence[str] | None = None) -> SynthArgs:
-    return cli.parse_args(SynthArgs, __doc__, argv, module="scripts.synth")
+parse_args = cli.args_parser(SynthArgs, __doc__, module="scripts.synth")
 
 
 def main(args: SynthArgs) -> int:

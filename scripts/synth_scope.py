@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,8 +42,7 @@ class ScopeArgs:
     base: str = field(metadata={"positional": True, "help": "the PR's base ref (origin/main)"})
 
 
-def parse_args(argv: Sequence[str] | None = None) -> ScopeArgs:
-    return cli.parse_args(ScopeArgs, __doc__, argv, module="scripts.synth_scope")
+parse_args = cli.args_parser(ScopeArgs, __doc__, module="scripts.synth_scope")
 
 
 def main(args: ScopeArgs) -> int:

@@ -376,8 +376,7 @@ def _data_version(data: Path) -> str:
     return marker.read_text(encoding="utf-8").split("\n")[0] if marker.is_file() else "unknown"
 
 
-def parse_args(argv: Sequence[str] | None = None) -> BfclArgs:
-    return core_cli.parse_args(BfclArgs, __doc__, argv, module="training.bfcl")
+parse_args = core_cli.args_parser(BfclArgs, __doc__, module="training.bfcl")
 
 
 def cli(argv: list[str] | None = None) -> int:

@@ -15,7 +15,6 @@ import subprocess
 import sys
 import tempfile
 import zipfile
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -96,8 +95,7 @@ class BfclDataArgs:
     )
 
 
-def parse_args(argv: Sequence[str] | None = None) -> BfclDataArgs:
-    return cli.parse_args(BfclDataArgs, __doc__, argv, module="training.bfcl_data")
+parse_args = cli.args_parser(BfclDataArgs, __doc__, module="training.bfcl_data")
 
 
 def main(args: BfclDataArgs) -> int:

@@ -454,8 +454,7 @@ def main(args: EvaluateArgs, completers: dict[str, Completer] | None = None) -> 
     return report
 
 
-def parse_args(argv: Sequence[str] | None = None) -> EvaluateArgs:
-    return core_cli.parse_args(EvaluateArgs, __doc__, argv, module="training.evaluate")
+parse_args = core_cli.args_parser(EvaluateArgs, __doc__, module="training.evaluate")
 
 
 def cli(argv: list[str] | None = None) -> int:

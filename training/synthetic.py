@@ -219,8 +219,7 @@ class SyntheticArgs:
     )
 
 
-def parse_args(argv: Sequence[str] | None = None) -> SyntheticArgs:
-    return cli.parse_args(SyntheticArgs, __doc__, argv, module="training.synthetic")
+parse_args = cli.args_parser(SyntheticArgs, __doc__, module="training.synthetic")
 
 
 def main(args: SyntheticArgs) -> int:

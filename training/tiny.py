@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -198,8 +197,7 @@ class TinyArgs:
     vocab_size: int = 2048
 
 
-def parse_args(argv: Sequence[str] | None = None) -> TinyArgs:
-    return cli.parse_args(TinyArgs, __doc__, argv, module="training.tiny")
+parse_args = cli.args_parser(TinyArgs, __doc__, module="training.tiny")
 
 
 def main(args: TinyArgs) -> int:

@@ -12,7 +12,6 @@ unreadable or non-UTF-8 input).
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -45,8 +44,7 @@ class ParseArgs:
     )
 
 
-def parse_args(argv: Sequence[str] | None = None) -> ParseArgs:
-    return cli.parse_args(ParseArgs, __doc__, argv, module="inference.parsing", with_examples=True)
+parse_args = cli.args_parser(ParseArgs, __doc__, module="inference.parsing", with_examples=True)
 
 
 def parse_any(text: str, tools: Any) -> ParsedCompletion:
