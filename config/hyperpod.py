@@ -18,6 +18,7 @@ from core.base import (
     StrictModel,
     at_most_chars,
     matching,
+    one_of,
     repeated,
     unique,
 )
@@ -458,7 +459,9 @@ def template_name(team: str, app: str) -> str:
 class HyperPod(StrictModel):
     """A HyperPod EKS cluster: control plane, add-ons, instance groups, teams and storage."""
 
-    kubernetes_version: str = "1.33"
+    kubernetes_version: Annotated[
+        str, one_of(KUBERNETES_VERSIONS, "a Kubernetes version supported here")
+    ] = "1.33"
     # IAM role names in the BU's account that administer the cluster (EKS cluster admin). The
     # key is required so every file says who; `[]` (a fresh `config new` clone) leaves the
     # cluster to the deployment's own kubectl role until someone is named.
@@ -475,16 +478,6 @@ class HyperPod(StrictModel):
     fsx: Fsx = Field(default_factory=Fsx)
     observability: Observability = Field(default_factory=Observability)
     spaces: Spaces | None = None
-
-    @field_validator("kubernetes_version")
-    @classmethod
-    def _supported(cls, version: str) -> str:
-        if version not in KUBERNETES_VERSIONS:
-            raise ValueError(
-                f"Kubernetes {version} is not supported here; "
-                f"choose {', '.join(KUBERNETES_VERSIONS)}"
-            )
-        return version
 
     @field_validator("gpu_groups")
     @classmethod

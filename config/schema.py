@@ -21,7 +21,7 @@ from config.mlflow import Mlflow
 from config.pipeline import Pipeline
 from config.regions import AVAILABILITY_ZONES, HYPERPOD_REGIONS, MISSING_HYPERPOD_TYPES
 from config.studio import Studio
-from core.base import FieldProblemError, StrictModel, ascii_pattern, matching
+from core.base import FieldProblemError, StrictModel, ascii_pattern, matching, one_of
 from core.naming import BU_TAG_KEY, Naming
 
 __all__ = ["BusinessUnitConfig", "FieldProblemError", "PlatformSettings"]
@@ -196,7 +196,7 @@ class BusinessUnitConfig(StrictModel):
     # An unquoted ID is a YAML number: pydantic's string check, and its "quote it" hint
     # (core.base), come first.
     account: Annotated[str, matching(ACCOUNT_ID.pattern, "a 12-digit AWS account ID")]
-    region: str
+    region: Annotated[str, one_of(AVAILABILITY_ZONES, "a region this platform knows")]
     network: Network
     tags: Tags
     # Stateful resources (buckets, keys, log groups) survive `cdk destroy` unless a BU opts out.
@@ -219,15 +219,6 @@ class BusinessUnitConfig(StrictModel):
                 "starting with a letter (it prefixes bucket and DNS names)"
             )
         return name
-
-    @field_validator("region")
-    @classmethod
-    def _known_region(cls, region: str) -> str:
-        if region not in AVAILABILITY_ZONES:
-            raise ValueError(
-                f"unknown region {region!r}; known: {', '.join(sorted(AVAILABILITY_ZONES))}"
-            )
-        return region
 
     @model_validator(mode="after")
     def _azs_and_names(self) -> "BusinessUnitConfig":

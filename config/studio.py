@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints, field_validator, model_validator
 
-from core.base import FieldProblemError, StrictModel, ascii_pattern, matching
+from core.base import FieldProblemError, StrictModel, ascii_pattern, matching, one_of
 
 # Memory (GiB) of the Studio instance types a space may use: every type here is also in the
 # CloudFormation schema of AWS::SageMaker::Space (cfn-lint 1.58), so a valid config lints clean.
@@ -70,18 +70,11 @@ MIN_IDLE_MINUTES, MAX_IDLE_MINUTES = 60, 525_600
 MIN_EBS_GB, MAX_EBS_GB = 5, 16_384
 
 AppKind = Literal["jupyterlab", "code_editor"]
-InstanceType = str  # one of INSTANCE_MEMORY_GIB (`_known_instance_type`)
+InstanceType = Annotated[
+    str, one_of(INSTANCE_MEMORY_GIB, "a Studio instance type this platform knows")
+]
 EbsSize = Annotated[int, Field(ge=MIN_EBS_GB, le=MAX_EBS_GB)]
 IdleMinutes = Annotated[int, Field(ge=MIN_IDLE_MINUTES, le=MAX_IDLE_MINUTES)]
-
-
-def _known_instance_type(instance_type: str) -> str:
-    if instance_type not in INSTANCE_MEMORY_GIB:
-        raise ValueError(
-            f"unknown Studio instance type {instance_type!r}; "
-            f"known: {', '.join(sorted(INSTANCE_MEMORY_GIB))}"
-        )
-    return instance_type
 
 
 def profile_name_for(user_name: str) -> str:
@@ -181,11 +174,6 @@ class AppDefaults(StrictModel):
     min_idle_timeout_minutes: IdleMinutes = 60
     max_idle_timeout_minutes: IdleMinutes = 480
 
-    @field_validator("instance_type")
-    @classmethod
-    def _instance(cls, value: str) -> str:
-        return _known_instance_type(value)
-
     @model_validator(mode="after")
     def _idle_range(self) -> "AppDefaults":
         if not (
@@ -218,11 +206,6 @@ class SharedSpace(StrictModel):
         if not _STUDIO_NAME.fullmatch(name):
             raise ValueError("a space name holds letters, digits and single hyphens")
         return name
-
-    @field_validator("instance_type")
-    @classmethod
-    def _instance(cls, value: str | None) -> str | None:
-        return None if value is None else _known_instance_type(value)
 
 
 class Studio(StrictModel):

@@ -97,6 +97,19 @@ def matching(regex: str, what: str) -> AfterValidator:
     return AfterValidator(check)
 
 
+def one_of(choices: Iterable[str], what: str) -> AfterValidator:
+    """A string field with a fixed set of values: ``Annotated[str, one_of(VERSIONS, "a version
+    supported here")]`` reports ``'1.27' is not a version supported here; choose 1.32, 1.33``."""
+    allowed = tuple(sorted(choices))
+
+    def check(value: str) -> str:
+        if value not in allowed:
+            raise ValueError(f"{value!r} is not {what}; choose {', '.join(allowed)}")
+        return value
+
+    return AfterValidator(check)
+
+
 def at_most_chars(limit: int, why: str = "") -> AfterValidator:
     """A string field's length limit where a derived name must fit one (a role, a queue):
     ``Annotated[str, at_most_chars(18, "it names a role")]`` reports ``at most 18 characters

@@ -80,7 +80,7 @@ SINGLE_FILE_CASES = [
     ),
     mistake("duplicate AZ", "network.availability_zones", ["us-west-2a", "us-west-2a"], "unique"),
     mistake("one AZ only", "network.availability_zones", ["us-west-2a"], "at least 2"),
-    mistake("unknown region", "region", "mars-north-1", "unknown region"),
+    mistake("unknown region", "region", "mars-north-1", "is not a region this platform knows"),
     mistake("name too long", "name", "a-very-long-business-unit", "over the AWS limit of 63"),
     mistake("name with capitals", "name", "Payments", "lowercase"),
     mistake("name with double hyphen", "name", "pay--ments", "single hyphens"),

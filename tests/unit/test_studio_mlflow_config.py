@@ -142,7 +142,7 @@ CASES = [
         "studio.code_editor",
         {"instance_type": "ml.m5.huge"},
         "studio.code_editor.instance_type",
-        "unknown Studio instance type",
+        "is not a Studio instance type this platform knows",
     ),
     (
         "idle limit out of range",
