@@ -1,16 +1,16 @@
 """The one way every ``python -m ...`` command is built: a frozen dataclass per command (each
-option declared once: type, default, help), ``parse_args(argv)`` returning it and ``main(args)``
-that tests call directly, as TRL's scripts do.
+option declared once: type, default, help), ``parse_args(argv)`` returning it (`args_parser`
+declares it) and ``main(args)`` that tests call directly, as TRL's scripts do.
 
 Every command presents itself the same way: the usage line names it as a user types it, the
 description is the module docstring's first paragraph, a default is shown only where there is
 one, and a refused setting is printed as ``field: reason`` lines. Field metadata drives the
 option: ``help``, ``choices``, ``metavar``, ``flag`` (another spelling than ``--field-name``),
 ``positional`` (an argument, not an option), ``hidden`` (accepted, not listed in ``--help``),
-``switch`` (a bool set by its flag alone, no ``--no-`` form), ``nargs`` (a list option's
-values after one flag, e.g. ``"+"``) and ``cli: False`` (no option: the caller adds its own).
-A ``list[...]`` option may otherwise be repeated; a ``bool`` gets ``--x/--no-x``; a field
-without a default is required.
+``switch`` (a bool set by its flag alone, no ``--no-`` form; `switch` declares one), ``nargs``
+(a list option's values after one flag, e.g. ``"+"``) and ``cli: False`` (no option: the caller
+adds its own). A ``list[...]`` option may otherwise be repeated; a ``bool`` gets
+``--x/--no-x``; a field without a default is required.
 """
 
 from __future__ import annotations
@@ -155,6 +155,11 @@ def parse_args(
     if extend is not None:
         extend(parser)
     return _instance(parser, cls, vars(parser.parse_args(argv)))
+
+
+def switch(help: str) -> Any:
+    """A ``bool`` field set by its flag alone (``--x``, no ``--no-x``), off by default."""
+    return dataclasses.field(default=False, metadata={"switch": True, "help": help})
 
 
 class ArgsParser(Protocol[T_co]):

@@ -20,14 +20,14 @@ import json
 import re
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from core.accelerators import INSTANCE_GPUS, GpuShape, ml_instance_type
-from core.cli import Subcommand, field_errors, parse_command
+from core.cli import Subcommand, field_errors, parse_command, switch
 
 LMI_VERSION = "0.38.0"  # the SDK table's djl-lmi version: 0.38.0-lmi29.0.0-cu130 (vLLM engine)
 # LMI's async vLLM handler: vLLM's own OpenAI chat service (tool and reasoning parsers included),
@@ -400,9 +400,7 @@ class ImageTableArgs:
 @dataclass(frozen=True)
 class ImageDigestArgs:
     region: str = DIGEST_REGION
-    write: bool = field(
-        default=False, metadata={"switch": True, "help": f"record it in {IMAGE_TABLE.name}"}
-    )
+    write: bool = switch(f"record it in {IMAGE_TABLE.name}")
 
 
 Command = EnvArgs | ImageUriArgs | ImageTableArgs | ImageDigestArgs

@@ -138,10 +138,8 @@ def default_clients(region: str | None) -> Clients:
 class SmokeArgs:
     endpoint: str = field(metadata={"help": "SageMaker endpoint name"})
     region: str | None = region_option("the endpoint's")
-    no_thinking: bool = field(
-        default=False, metadata={"switch": True, "help": "ask for no reasoning"}
-    )
-    stream: bool = field(default=False, metadata={"switch": True, "help": "use the streaming API"})
+    no_thinking: bool = cli.switch("ask for no reasoning")
+    stream: bool = cli.switch("use the streaming API")
     max_tokens: int = field(
         default=MAX_TOKENS,
         metadata={"help": "completion budget; reasoning counts against it (default: %(default)s)"},

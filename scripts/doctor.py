@@ -101,12 +101,8 @@ class DoctorArgs:
     context: str | None = field(
         default=None, metadata={"help": "kubeconfig context (default: the current one)"}
     )
-    skip_endpoint_smoke: bool = field(
-        default=False,
-        metadata={
-            "switch": True,
-            "help": "check that endpoints are InService but send them no request",
-        },
+    skip_endpoint_smoke: bool = cli.switch(
+        "check that endpoints are InService but send them no request"
     )
 
 

@@ -266,10 +266,7 @@ class ReplacementsArgs:
         default=None, metadata={"help": "an already synthesized head assembly"}
     )
     acknowledged: Path = field(default=ACK_FILE, metadata={"help": "acknowledgements"})
-    all: bool = field(
-        default=False,
-        metadata={"switch": True, "help": "also list replaced or removed stateless resources"},
-    )
+    all: bool = cli.switch("also list replaced or removed stateless resources")
 
     def __post_init__(self) -> None:
         bases = [self.base, self.base_config, self.base_outdir]

@@ -512,13 +512,8 @@ class StageArgs:
     """``python -m scripts.stage_hyperpod_chart``'s options."""
 
     bu: str = field(metadata={"help": "business unit (config/<bu>.yaml)"})
-    verify: bool = field(
-        default=False,
-        metadata={"switch": True, "help": "only check the chart and the mirrored images"},
-    )
-    dry_run: bool = field(
-        default=False, metadata={"switch": True, "help": "print the commands only"}
-    )
+    verify: bool = cli.switch("only check the chart and the mirrored images")
+    dry_run: bool = cli.switch("print the commands only")
 
 
 parse_args = cli.args_parser(StageArgs, __doc__, module="scripts.stage_hyperpod_chart")

@@ -210,12 +210,8 @@ class SyntheticArgs:
     max_tools: int = field(
         default=max(TOOL_COUNTS), metadata={"help": "most tools one conversation offers"}
     )
-    preference: bool = field(
-        default=False,
-        metadata={
-            "switch": True,
-            "help": "write DPO preference pairs (prompt, chosen, rejected, tools, meta) instead",
-        },
+    preference: bool = cli.switch(
+        "write DPO preference pairs (prompt, chosen, rejected, tools, meta) instead"
     )
 
 

@@ -39,9 +39,7 @@ class ParseArgs:
     input: Path | None = field(
         default=None, metadata={"help": "read the completion from here, not stdin"}
     )
-    lenient: bool = field(
-        default=False, metadata={"switch": True, "help": "allow arguments not in the schema"}
-    )
+    lenient: bool = cli.switch("allow arguments not in the schema")
 
 
 parse_args = cli.args_parser(ParseArgs, __doc__, module="inference.parsing", with_examples=True)

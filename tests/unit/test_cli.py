@@ -21,7 +21,7 @@ class Args:
     name: str = field(metadata={"help": "required: no default"})
     count: int = field(default=3, metadata={"help": "a number"})
     out: Path | None = field(default=None, metadata={"help": "optional path"})
-    fast: bool = field(default=False, metadata={"switch": True, "help": "a plain switch"})
+    fast: bool = cli.switch("a plain switch")
     pack: bool = field(default=True, metadata={"help": "on unless --no-pack"})
     env: list[str] = field(default_factory=list, metadata={"help": "repeatable"})
     tools: list[str] | None = field(default=None, metadata={"nargs": "+", "choices": ["a", "b"]})
