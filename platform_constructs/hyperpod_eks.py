@@ -289,8 +289,8 @@ class HyperPodEksCluster(Construct):
         service_account: str,
     ) -> tuple[PodIdentityRole, eks.CfnPodIdentityAssociation]:
         """A Pod Identity role under ``scope`` (``<name>Role``) holding the AWS-managed
-        ``policy`` (``why`` answers cdk-nag's IAM4), bound to ``namespace/service_account``
-        (``<name>Identity``)."""
+        ``policy`` (``why`` answers cdk-nag's IAM4), bound to ``namespace/service_account`` by
+        an association under this cluster (``<name>Identity``)."""
         role = pod_identity_role(scope, f"{name}Role", role_name=role_name)
         attach_managed_policy(role, policy, why)
         association = self.bind_service_account(

@@ -22,7 +22,8 @@ class BuStack(cdk.Stack):
     """One stack of a BU's stage, ``key`` naming it: the construct id ``key``, the stack name
     ``config.naming.stack(key)``, the description "<bu>: <description>", and termination
     protection when the BU retains its resources. ``config`` (the BU's name, region, tags and
-    removal policy) and ``names`` (its naming helper) stay at hand for the stack's body."""
+    removal policy), ``names`` (its naming helper) and ``removal_policy`` (the CDK form of the
+    config's) stay at hand for the stack's body."""
 
     def __init__(
         self, stage: Construct, key: str, *, config: BusinessUnitConfig, description: str
@@ -36,6 +37,8 @@ class BuStack(cdk.Stack):
         )
         self.config = config
         self.names = config.naming
+        retain = config.removal_policy == "retain"
+        self.removal_policy = cdk.RemovalPolicy.RETAIN if retain else cdk.RemovalPolicy.DESTROY
 
     def imported_buckets(
         self, keys: Mapping[str, kms.IKey], *purposes: str
@@ -52,7 +55,7 @@ class BuStack(cdk.Stack):
             construct_id,
             alias=self.names.key_alias(purpose),
             description=f"{self.config.name}: {holds}",
-            removal_policy=removal_policy(self.config),
+            removal_policy=self.removal_policy,
         )
 
 
@@ -69,12 +72,6 @@ def stage_tags(config: BusinessUnitConfig) -> dict[str, str]:
     conditions scope by it where an ARN cannot). Raw ``CfnResource``s, which ``cdk.Tags``
     skips, take these explicitly."""
     return {**config.tags.as_dict(), BU_TAG_KEY: config.name}
-
-
-def removal_policy(config: BusinessUnitConfig) -> cdk.RemovalPolicy:
-    return (
-        cdk.RemovalPolicy.RETAIN if config.removal_policy == "retain" else cdk.RemovalPolicy.DESTROY
-    )
 
 
 _RETENTION = {

@@ -81,7 +81,6 @@ from platform_constructs.published import string_parameters
 from stacks._common import (
     BuStack,
     log_retention,
-    removal_policy,
     spec_of,
     stage_tags,
 )
@@ -426,7 +425,7 @@ class HyperPodStack(BuStack):
             deployment_type=hp.fsx.deployment_type,
             storage_capacity_gib=hp.fsx.storage_capacity_gib,
             throughput_mbps_per_tib=hp.fsx.throughput_mbps_per_tib,
-            removal_policy=removal_policy(self.config),
+            removal_policy=self.removal_policy,
         ).file_system
 
     def _dependencies_chart(self, hp: HyperPod, network: NetworkStack) -> DependenciesChart:
@@ -554,7 +553,7 @@ class HyperPodStack(BuStack):
         "Send control plane logs to CloudWatch Logs"): made here, with the BU's retention; the
         cluster waits for it."""
         config, names = self.config, self.names
-        policy = removal_policy(config)
+        policy = self.removal_policy
         hyperpod_key = self.purpose_key(
             "Key", "hyperpod", "EKS secrets, node volumes, FSx and metrics of HyperPod"
         )

@@ -13,7 +13,7 @@ from config.schema import BusinessUnitConfig
 from core import parameters
 from platform_constructs.mlflow import ManagedMlflow
 from platform_constructs.published import string_parameters
-from stacks._common import BuStack, removal_policy
+from stacks._common import BuStack
 from stacks.security_stack import SecurityStack
 
 
@@ -53,7 +53,7 @@ class MlflowStack(BuStack):
             size=mlflow.size,
             mlflow_version=mlflow.mlflow_version if tracking_server else None,
             weekly_maintenance_window_start=mlflow.weekly_maintenance_window_start,
-            removal_policy=removal_policy(config),
+            removal_policy=self.removal_policy,
         )
         published = {
             parameters.MLFLOW_TRACKING_ARN: (

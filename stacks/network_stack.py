@@ -7,7 +7,7 @@ from config.schema import BusinessUnitConfig
 from core.naming import BUCKET_PURPOSES, OPTIONAL_BUCKET_PURPOSES
 from inference.serving import image_uri
 from platform_constructs.network import AdmittedBucket, PlatformVpc, VpcEndpoints, VpcFlowLogs
-from stacks._common import BuStack, log_retention, removal_policy
+from stacks._common import BuStack, log_retention
 
 # The stack's description (after "<bu>: "), as CloudFormation shows it.
 DESCRIPTION = "VPC, flow logs and VPC endpoints"
@@ -69,7 +69,7 @@ class NetworkStack(BuStack):
         self._azs = list(config.network.availability_zones)
         super().__init__(stage, "network", config=config, description=DESCRIPTION)
         names, net = self.names, config.network
-        policy = removal_policy(config)
+        policy = self.removal_policy
         # The flow-log key lives with the network: it must exist before the VPC logs a packet.
         # This stack owns it, so this stack writes its policy.
         flow_log_group_name = names.log_group("vpc-flow-logs")

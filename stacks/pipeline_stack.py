@@ -34,7 +34,7 @@ from platform_constructs.mwaa import (
 )
 from platform_constructs.pipeline_rbac import KubeRule
 from platform_constructs.published import PublishedParameters
-from stacks._common import BuStack, removal_policy
+from stacks._common import BuStack
 from stacks.foundation import Foundation
 from stacks.hyperpod_stack import HyperPodStack
 from stacks.security_stack import SecurityStack
@@ -129,7 +129,7 @@ class PipelineStack(BuStack):
                 if pipeline.requirements_version
                 else None
             ),
-            removal_policy=removal_policy(config),
+            removal_policy=self.removal_policy,
         )
 
         # What the pipeline does on the cluster, per namespace: the training team's (HyperPod

@@ -7,7 +7,7 @@ from constructs import Construct
 from config.schema import BusinessUnitConfig
 from core.naming import BUCKET_PURPOSES, OPTIONAL_BUCKET_PURPOSES
 from platform_constructs.buckets import AccessLogBucket, SecureBucket
-from stacks._common import BuStack, removal_policy
+from stacks._common import BuStack
 
 # The stack's description (after "<bu>: "), as CloudFormation shows it.
 DESCRIPTION = "KMS keys and S3 buckets"
@@ -26,7 +26,7 @@ class SecurityStack(BuStack):
     def __init__(self, stage: Construct, *, config: BusinessUnitConfig) -> None:
         super().__init__(stage, "security", config=config, description=DESCRIPTION)
         names = self.names
-        policy = removal_policy(config)
+        policy = self.removal_policy
         self.access_logs = AccessLogBucket(
             self, "AccessLogs", bucket_name=names.bucket("access-logs"), removal_policy=policy
         ).bucket

@@ -16,7 +16,7 @@ from platform_constructs.studio_people import (
     StudioUserProfile,
 )
 from platform_constructs.studio_role import StudioExecutionRole
-from stacks._common import BuStack, log_retention, removal_policy, spec_of
+from stacks._common import BuStack, log_retention, spec_of
 from stacks.foundation import Foundation
 
 # The stack's description (after "<bu>: "), as CloudFormation shows it.
@@ -39,7 +39,7 @@ class StudioStack(BuStack):
         config, names, network, security = self.config, self.names, base.network, base.security
         if studio.identity_center is None:  # the schema refuses it; this narrows the type
             raise ValueError(f"{config.name}: a Studio domain needs an identity_center")
-        policy = removal_policy(config)
+        policy = self.removal_policy
         studio_key = self.purpose_key(
             "StudioKey", "studio", "Studio home EFS, space EBS volumes, Studio logs"
         )
@@ -185,5 +185,5 @@ class StudioStack(BuStack):
             domain_id=self.studio.domain_id,
             spec=spec,
             owner=owner.profile,
-            removal_policy=removal_policy(self.config),
+            removal_policy=self.removal_policy,
         )

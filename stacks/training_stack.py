@@ -8,7 +8,7 @@ from constructs import Construct
 from core import parameters as p
 from platform_constructs.published import PublishedParameters
 from platform_constructs.training import ManagedJobAccess, TrainingImageRepository
-from stacks._common import BuStack, removal_policy
+from stacks._common import BuStack
 from stacks.foundation import Foundation
 
 # The stack's description (after "<bu>: "), as CloudFormation shows it.
@@ -24,7 +24,7 @@ class TrainingStack(BuStack):
     def __init__(self, stage: Construct, *, base: Foundation) -> None:
         super().__init__(stage, "training", config=base.config, description=DESCRIPTION)
         config, names, network, security = self.config, self.names, base.network, base.security
-        policy = removal_policy(config)
+        policy = self.removal_policy
         # One key for the image layers and the jobs' ML storage volumes: both are this stack's.
         self.key = self.purpose_key(
             "TrainingKey", "training", "training images and managed-job volumes"
