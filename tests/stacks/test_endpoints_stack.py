@@ -22,12 +22,6 @@ def sagemaker_endpoints(synthesized, bu: str):
     return cfg, cfg.endpoints.on("sagemaker")
 
 
-@pytest.fixture(params=EXAMPLE_BUS)
-def bu(request: pytest.FixtureRequest) -> str:
-    """Each example BU in turn: a test that asks for it, or for ``template``, runs per BU."""
-    return request.param
-
-
 @pytest.fixture
 def template(synthesized, bu: str) -> Template:
     """The BU's endpoints stack."""

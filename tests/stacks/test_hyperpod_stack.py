@@ -7,17 +7,10 @@ from typing import Any
 import cfnlint
 import pytest
 from aws_cdk.assertions import Match, Template
-from harness.synthesized_app import EXAMPLE_BUS
 
 from config.hyperpod import ADDON_NAMES
 from config.regions import AVAILABILITY_ZONES, HYPERPOD_RESOURCE_TYPES
 from core import parameters as params
-
-
-@pytest.fixture(params=EXAMPLE_BUS)
-def bu(request: pytest.FixtureRequest) -> str:
-    """Each example BU in turn: a test that asks for it, or for a fixture below, runs per BU."""
-    return request.param
 
 
 @pytest.fixture

@@ -50,7 +50,6 @@ def test_one_stage_per_bu_with_prefixed_stack_names(synthesized) -> None:
         assert stage.network.account == synthesized.configs[name].account
 
 
-@pytest.mark.parametrize("bu", EXAMPLE_BUS)
 def test_make_doctor_checks_every_stack_the_stage_deploys(synthesized, bu: str) -> None:
     """`make doctor` lists the BU's stacks from its config without synthesizing; a stack the
     stage adds (the pipeline's and the governance stack were once missed) must be in it."""
@@ -59,7 +58,6 @@ def test_make_doctor_checks_every_stack_the_stage_deploys(synthesized, bu: str) 
     assert stack_names(synthesized.configs[bu]) == deployed
 
 
-@pytest.mark.parametrize("bu", EXAMPLE_BUS)
 def test_private_subnets_in_the_configured_azs(synthesized, bu: str) -> None:
     cfg = synthesized.configs[bu]
     template = synthesized.template(bu, "network")
@@ -97,7 +95,6 @@ def test_nat_egress_single_gateway(synthesized) -> None:
     )
 
 
-@pytest.mark.parametrize("bu", EXAMPLE_BUS)
 def test_vpc_endpoints_for_a_closed_network(synthesized, bu: str) -> None:
     region = synthesized.configs[bu].region
     template = synthesized.template(bu, "network")
@@ -121,7 +118,6 @@ def test_vpc_endpoints_for_a_closed_network(synthesized, bu: str) -> None:
     )
 
 
-@pytest.mark.parametrize("bu", EXAMPLE_BUS)
 def test_endpoint_security_group_admits_only_the_vpc(synthesized, bu: str) -> None:
     cidr = str(synthesized.configs[bu].network.cidr)
     template = synthesized.template(bu, "network")
@@ -145,7 +141,6 @@ def test_endpoint_security_group_admits_only_the_vpc(synthesized, bu: str) -> No
             assert rule.get("CidrIp") == cidr
 
 
-@pytest.mark.parametrize("bu", EXAMPLE_BUS)
 def test_flow_logs_to_an_encrypted_log_group(synthesized, bu: str) -> None:
     template = synthesized.template(bu, "network")
     template.has_resource_properties(
@@ -162,7 +157,6 @@ def test_flow_logs_to_an_encrypted_log_group(synthesized, bu: str) -> None:
     )
 
 
-@pytest.mark.parametrize("bu", EXAMPLE_BUS)
 def test_keys_per_purpose_with_rotation(synthesized, bu: str) -> None:
     template = synthesized.template(bu, "security")
     template.has_resource_properties("AWS::KMS::Key", {"EnableKeyRotation": True})
@@ -175,7 +169,6 @@ def test_keys_per_purpose_with_rotation(synthesized, bu: str) -> None:
             )
 
 
-@pytest.mark.parametrize("bu", EXAMPLE_BUS)
 def test_buckets_are_encrypted_logged_versioned_and_tls_only(synthesized, bu: str) -> None:
     cfg = synthesized.configs[bu]
     template = synthesized.template(bu, "security")
@@ -265,7 +258,6 @@ def test_removal_policy_from_config(synthesized, bu: str, policy: str) -> None:
     )
 
 
-@pytest.mark.parametrize("bu", EXAMPLE_BUS)
 def test_cost_allocation_tags_on_every_taggable_resource(synthesized, bu: str) -> None:
     # Taggable = the type's CloudFormation registry schema (as cfn-lint ships it) has `Tags`.
     config = synthesized.configs[bu]

@@ -5,7 +5,6 @@ from typing import Any
 
 import pytest
 from aws_cdk.assertions import Match
-from harness.synthesized_app import EXAMPLE_BUS
 
 from core import parameters
 from core.naming import BUCKET_PURPOSES
@@ -32,7 +31,6 @@ def test_stage_has_mlflow_before_studio(synthesized) -> None:
         assert stage.mlflow in stage.studio.dependencies  # Studio's role imports the MLflow ARN
 
 
-@pytest.mark.parametrize("bu", EXAMPLE_BUS)
 def test_domain_users_and_spaces_from_config(synthesized, bu: str) -> None:
     studio = synthesized.configs[bu].studio
     template = synthesized.template(bu, "studio")
@@ -65,7 +63,6 @@ def test_domain_users_and_spaces_from_config(synthesized, bu: str) -> None:
         assert spaces[shared.name]["SpaceSharingSettings"] == {"SharingType": "Shared"}
 
 
-@pytest.mark.parametrize("bu", EXAMPLE_BUS)
 def test_tip_switch_follows_config(synthesized, bu: str) -> None:
     (resource,) = synthesized.template(bu, "studio").find_resources("Custom::AWS").values()
     text = "".join(p for p in resource["Properties"]["Create"]["Fn::Join"][1] if isinstance(p, str))
@@ -75,7 +72,6 @@ def test_tip_switch_follows_config(synthesized, bu: str) -> None:
     assert f'"TrustedIdentityPropagationSettings":{{"Status":"{status}"}}' in text
 
 
-@pytest.mark.parametrize("bu", EXAMPLE_BUS)
 def test_s3_grants_reach_only_this_bus_buckets(synthesized, bu: str) -> None:
     """No statement with an S3 action names `*` or a bucket of another BU."""
     naming = synthesized.configs[bu].naming
@@ -101,7 +97,6 @@ def test_s3_grants_reach_only_this_bus_buckets(synthesized, bu: str) -> None:
     assert checked >= 8  # studio: data, models, checkpoints, artifacts; mlflow: artifacts
 
 
-@pytest.mark.parametrize("bu", EXAMPLE_BUS)
 def test_studio_role_gets_this_bus_mlflow(synthesized, bu: str) -> None:
     mlflow = synthesized.configs[bu].mlflow
     action = "sagemaker:CallMlflowAppApi" if mlflow.kind == "app" else "sagemaker-mlflow:LogMetric"
@@ -113,7 +108,6 @@ def test_studio_role_gets_this_bus_mlflow(synthesized, bu: str) -> None:
     assert resource["Fn::ImportValue"].startswith(f"{bu}-mlflow:")
 
 
-@pytest.mark.parametrize("bu", EXAMPLE_BUS)
 def test_mlflow_from_config_with_published_parameters(synthesized, bu: str) -> None:
     cfg = synthesized.configs[bu]
     template = synthesized.template(bu, "mlflow")
@@ -168,7 +162,6 @@ def test_studio_and_mlflow_follow_the_removal_policy(synthesized, bu: str, polic
     assert {r["DeletionPolicy"] for r in resources.values()} == {policy}
 
 
-@pytest.mark.parametrize("bu", EXAMPLE_BUS)
 def test_every_resource_carries_the_bu_tag(synthesized, bu: str) -> None:
     for unit in ("studio", "mlflow"):
         resources = synthesized.template(bu, unit).to_json()["Resources"]

@@ -3,7 +3,6 @@
 
 import pytest
 from aws_cdk.assertions import Match
-from harness.synthesized_app import EXAMPLE_BUS
 
 from core import parameters as p
 from training.job.platform import PROCESSING_JOB_NAMES, TRAINING_JOB_NAMES
@@ -19,7 +18,6 @@ def test_every_bu_has_a_training_stack(synthesized) -> None:
         assert (name, "training") in synthesized.templates
 
 
-@pytest.mark.parametrize("bu", EXAMPLE_BUS)
 def test_parameters_published_under_the_contract_names(synthesized, bu: str) -> None:
     names = synthesized.configs[bu].naming
     template = synthesized.template(bu, "training")
@@ -36,7 +34,6 @@ def test_parameters_published_under_the_contract_names(synthesized, bu: str) -> 
     assert len(subnets) == len(synthesized.configs[bu].network.availability_zones)
 
 
-@pytest.mark.parametrize("bu", EXAMPLE_BUS)
 def test_repository_and_role_named_for_the_bu(synthesized, bu: str) -> None:
     cfg = synthesized.configs[bu]
     template = synthesized.template(bu, "training")
@@ -73,7 +70,6 @@ def test_repository_and_key_follow_the_removal_policy(synthesized, bu: str, poli
             assert resource["DeletionPolicy"] == policy
 
 
-@pytest.mark.parametrize("bu", EXAMPLE_BUS)
 def test_cost_allocation_tags_on_the_training_resources(synthesized, bu: str) -> None:
     expected = [{"Key": k, "Value": v} for k, v in synthesized.configs[bu].tags.as_dict().items()]
     resources = synthesized.template(bu, "training").to_json()["Resources"].values()
