@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from harness.config_errors import DELETE, assert_case_rejected
+from harness.config_errors import DELETE, assert_case_rejected, mistake
 
 from config.schema import BusinessUnitConfig
 from config.studio import MAX_PROFILE_NAME, profile_name_for
@@ -65,121 +65,97 @@ def test_a_tracking_server_takes_size_and_version(bu: dict[str, Any]) -> None:
 
 
 LONG_NAME = "x" * (MAX_PROFILE_NAME + 1) + "@example.com"
-# (what is wrong, field to set, value, the error's field path, words the reason must contain)
+# mistake(what is wrong, field path, value, words the reason must contain[, at=the error's path])
 CASES = [
-    (
-        "studio without Identity Center",
-        "studio.identity_center",
-        DELETE,
-        "studio.identity_center",
-        "IAM Identity Center",
+    mistake(
+        "studio without Identity Center", "studio.identity_center", DELETE, "IAM Identity Center"
     ),
-    (
+    mistake(
         "bad instance ARN",
         "studio.identity_center.instance_arn",
         "arn:aws:sso:::instance/ins-123",
-        "studio.identity_center.instance_arn",
         "not an Identity Center instance ARN",
     ),
-    (
+    mistake(
         "bad identity store ID",
         "studio.identity_center.identity_store_id",
         "store-1",
-        "studio.identity_center.identity_store_id",
         "not an identity store ID",
     ),
-    (
-        "duplicate user",
-        "studio.users.1.user_name",
-        "Alice.Ng@example.com",
-        "studio.users.1.user_name",
-        "duplicate user",
-    ),
-    (
-        "duplicate user ID",
-        "studio.users.1.user_id",
-        ALICE_ID,
-        "studio.users.1.user_id",
-        "duplicate user",
-    ),
-    (
+    mistake("duplicate user", "studio.users.1.user_name", "Alice.Ng@example.com", "duplicate user"),
+    mistake("duplicate user ID", "studio.users.1.user_id", ALICE_ID, "duplicate user"),
+    mistake(
         "user name where the user ID belongs",
         "studio.users.0.user_id",
         "alice.ng@example.com",
-        "studio.users.0.user_id",
         "not an Identity Center user ID",
     ),
-    (
+    mistake(
         "user of another identity store",
         "studio.users.0.user_id",
         "93670f1e2d-4f1e2d3c-5b6a-4798-8a9b-0c1d2e3f4a5b",
-        "studio.users.0.user_id",
         f"not {STORE}",
     ),
-    (
+    mistake(
         "profile name Studio refuses",
         "studio.users.0.profile_name",
         "alice_ng",
-        "studio.users.0.profile_name",
         "Studio accepts letters, digits and hyphens",
     ),
-    (
+    mistake(
         "derived profile name too long",
         "studio.users.0.user_name",
         LONG_NAME,
-        "studio.users.0.user_name",
         f"at most {MAX_PROFILE_NAME} characters",
     ),
-    (
+    mistake(
         "remote access on a too-small instance",
         "studio.jupyterlab",
         {"instance_type": "ml.t3.medium"},
-        "studio.jupyterlab.instance_type",
         "needs at least 8 GiB",
+        at="studio.jupyterlab.instance_type",
     ),
-    (
+    mistake(
         "unknown instance type",
         "studio.code_editor",
         {"instance_type": "ml.m5.huge"},
-        "studio.code_editor.instance_type",
         "is not a Studio instance type this platform knows",
+        at="studio.code_editor.instance_type",
     ),
-    (
+    mistake(
         "idle limit out of range",
         "studio.jupyterlab",
         {"idle_timeout_minutes": 30},
-        "studio.jupyterlab.idle_timeout_minutes",
         "greater than or equal to 60",
+        at="studio.jupyterlab.idle_timeout_minutes",
     ),
-    (
+    mistake(
         "idle default outside the user range",
         "studio.code_editor",
         {"idle_timeout_minutes": 600, "max_idle_timeout_minutes": 480},
-        "studio.code_editor.idle_timeout_minutes",
         "must lie between",
+        at="studio.code_editor.idle_timeout_minutes",
     ),
-    (
+    mistake(
         "disk over the domain maximum",
         "studio.jupyterlab",
         {"ebs_size_gb": 500},
-        "studio.jupyterlab.ebs_size_gb",
         "over max_ebs_size_gb",
+        at="studio.jupyterlab.ebs_size_gb",
     ),
-    (
+    mistake(
         "shared space owned by a stranger",
         "studio.shared_spaces.0.owner",
         "mallory@example.com",
-        "studio.shared_spaces.0.owner",
         "not one of studio.users",
     ),
-    (
+    mistake(
         "shared space name taken by a private space",
         "studio.shared_spaces.0.name",
         "bob-jupyterlab",
-        "studio.shared_spaces.0.name",
         "already taken",
     ),
-    (
+    mistake(
         "remote shared space on a too-small instance",
         "studio.shared_spaces.0",
         {
@@ -188,51 +164,44 @@ CASES = [
             "instance_type": "ml.c5.large",
             "remote_access": True,
         },
-        "studio.shared_spaces.0.instance_type",
         "needs at least 8 GiB",
+        at="studio.shared_spaces.0.instance_type",
     ),
-    ("unknown field in studio", "studio.domain_name", "x", "studio.domain_name", "unknown field"),
-    (
-        "unknown field in a studio user",
-        "studio.users.0.email",
-        "x",
-        "studio.users.0.email",
-        "unknown field",
-    ),
-    ("MLflow kind unknown", "mlflow.kind", "serverless", "mlflow.kind", "'app' or"),
-    (
+    mistake("unknown field in studio", "studio.domain_name", "x", "unknown field"),
+    mistake("unknown field in a studio user", "studio.users.0.email", "x", "unknown field"),
+    mistake("MLflow kind unknown", "mlflow.kind", "serverless", "'app' or"),
+    mistake(
         "unknown MLflow size",
         "mlflow",
         {"kind": "tracking_server", "size": "XLarge"},
-        "mlflow.size",
         "'Small', 'Medium' or 'Large'",
+        at="mlflow.size",
     ),
-    (
+    mistake(
         "size on a serverless app",
         "mlflow",
         {"kind": "app", "size": "Small"},
-        "mlflow.size",
         "only applies to kind 'tracking_server'",
+        at="mlflow.size",
     ),
-    (
+    mistake(
         "bad MLflow version",
         "mlflow",
         {"kind": "tracking_server", "mlflow_version": "latest"},
-        "mlflow.mlflow_version",
         "'latest' is not an MLflow version like 3.0",
+        at="mlflow.mlflow_version",
     ),
-    (
+    mistake(
         "bad maintenance window",
         "mlflow.weekly_maintenance_window_start",
         "Sunday 3am",
-        "mlflow.weekly_maintenance_window_start",
         "'Sunday 3am' is not a weekly UTC start like Sun:03:00",
     ),
-    ("unknown field in mlflow", "mlflow.tracking_uri", "x", "mlflow.tracking_uri", "unknown field"),
+    mistake("unknown field in mlflow", "mlflow.tracking_uri", "x", "unknown field"),
 ]
 
 
-@pytest.mark.parametrize("case", CASES, ids=[case[0] for case in CASES])
+@pytest.mark.parametrize("case", CASES)
 def test_invalid_section_names_file_and_field(
     bu: dict[str, Any], write_bu: Callable[..., Path], case: tuple[Any, ...]
 ) -> None:
