@@ -12,6 +12,7 @@ def test_best_fit_places_every_item_once_within_capacity():
     bins = best_fit(lengths, 2048)
     placed = sorted(i for b in bins for i in b)
     assert placed == list(range(len(lengths)))
+    assert all(b == sorted(b) for b in bins)  # each bin in source order
     assert all(sum(lengths[i] for i in b) <= 2048 for b in bins)
     fill = sum(lengths) / (len(bins) * 2048)
     assert fill > 0.97

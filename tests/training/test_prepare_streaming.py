@@ -196,9 +196,13 @@ def test_streamed_shards_match_save_file(tmp_path: Path, seed: int) -> None:
     )  # fmt: skip
     assert dataset_files(tmp_path / "new") == dataset_files(tmp_path / "old")
     assert len(PackedDataset(tmp_path / "new")) == len(packs)
-    # The manifest's loss tokens are the index's: bins that leave a row out are refused.
-    with pytest.raises(ValueError, match="bins place"):
-        spill.write_spilled_packs(tmp_path / "short", bins[:-1], index, pack_length=capacity)
+    # The manifest's loss tokens are the index's: bins that leave a row out, place one twice,
+    # or both (the same count), are refused.
+    last = bins[-1][-1]
+    swapped = [*bins[:-1], [*bins[-1][:-1], (last + 1) % len(index)]]
+    for wrong in (bins[:-1], [*bins, [bins[0][0]]], *([swapped] if len(index) > 1 else [])):
+        with pytest.raises(ValueError, match="place each of the"):
+            spill.write_spilled_packs(tmp_path / "wrong", wrong, index, pack_length=capacity)
 
 
 def test_safetensors_header_is_the_one_save_file_writes(tmp_path: Path) -> None:

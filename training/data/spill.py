@@ -20,6 +20,7 @@ and the old in-memory packing).
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import struct
@@ -181,8 +182,11 @@ def write_spilled_packs(
     """`packing.write_packs` for packs given as `bins` of spilled rows: the same shard files,
     each written a pack at a time from the spill, and the same manifest. ``bins`` place every
     spilled row once (the manifest's loss tokens are the index's)."""
-    if sum(len(b) for b in bins) != len(index):
-        raise ValueError(f"bins place {sum(len(b) for b in bins)} rows of {len(index)} spilled")
+    placed = np.bincount(
+        np.fromiter(itertools.chain.from_iterable(bins), dtype=np.int64), minlength=len(index)
+    )
+    if len(placed) != len(index) or not (placed == 1).all():
+        raise ValueError(f"bins must place each of the {len(index)} spilled rows once")
     directory.mkdir(parents=True, exist_ok=True)
     shards, tokens, sequences = [], 0, 0
     with SpillReader(index) as reader:
