@@ -49,7 +49,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from benchmarks.common import table_head
+from benchmarks.common import not_a_run, table_head
 
 SIZES = (4_000, 16_000, 64_000)
 QUICK_SIZES = (200,)
@@ -325,6 +325,7 @@ def _run_trl(a: argparse.Namespace) -> dict[str, Any]:
 
 
 def child(a: argparse.Namespace) -> None:
+    a.workers, a.profile = int(a.workers), a.profile_file  # one variant: one worker count
     r = _run_ours(a) if a.child == "ours" else _run_trl(a)
     print("RESULT " + json.dumps(r), flush=True)
 
@@ -605,12 +606,7 @@ def main(argv: list[str] | None = None) -> int:
     for hidden in ("--child", "--workdir", "--input", "--tokenizer", "--profile-file"):
         p.add_argument(hidden, help=argparse.SUPPRESS)
     a = p.parse_args(argv)
-    if a.child:
-        a.workers, a.profile = int(a.workers), a.profile_file
-        child(a)
-        return 0
-    if a.report:
-        print(report(json.loads(a.report.read_text())))
+    if not_a_run(a, child, report):
         return 0
     a.sizes = list(QUICK_SIZES) if a.quick else sorted(int(s) for s in a.sizes.split(","))
     a.workers = sorted(int(w) for w in a.workers.split(","))
