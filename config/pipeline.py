@@ -196,7 +196,7 @@ class Pipeline(StrictModel):
     requirements_version: ObjectVersion | None = None
 
     @model_validator(mode="after")
-    def _workers(self) -> "Pipeline":
+    def _schedule_and_versions(self) -> "Pipeline":
         if self.schedule is not None and len(self.schedule.split()) != 5:
             raise FieldProblemError("schedule", f"{self.schedule!r} is not five cron fields")
         if self.requirements_version is not None and self.plugins_version is None:

@@ -196,7 +196,7 @@ class BusinessUnitConfig(StrictModel):
     # An unquoted ID is a YAML number: pydantic's string check, and its "quote it" hint
     # (core.base), come first.
     account: Annotated[str, matching(ACCOUNT_ID.pattern, "a 12-digit AWS account ID")]
-    region: Annotated[str, one_of(AVAILABILITY_ZONES, "a region this platform knows")]
+    region: Annotated[str, one_of(sorted(AVAILABILITY_ZONES), "a region this platform knows")]
     network: Network
     tags: Tags
     # Stateful resources (buckets, keys, log groups) survive `cdk destroy` unless a BU opts out.

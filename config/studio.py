@@ -71,7 +71,7 @@ MIN_EBS_GB, MAX_EBS_GB = 5, 16_384
 
 AppKind = Literal["jupyterlab", "code_editor"]
 InstanceType = Annotated[
-    str, one_of(INSTANCE_MEMORY_GIB, "a Studio instance type this platform knows")
+    str, one_of(sorted(INSTANCE_MEMORY_GIB), "a Studio instance type this platform knows")
 ]
 EbsSize = Annotated[int, Field(ge=MIN_EBS_GB, le=MAX_EBS_GB)]
 IdleMinutes = Annotated[int, Field(ge=MIN_IDLE_MINUTES, le=MAX_IDLE_MINUTES)]
