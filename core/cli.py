@@ -54,10 +54,11 @@ def summary(doc: str | None) -> str:
     return " ".join((doc or "").strip().split("\n\n", 1)[0].split())
 
 
-def examples(doc: str | None) -> str | None:
-    """The docstring's ``python -m ...`` lines as an ``examples:`` epilog, one per line."""
+def examples(doc: str | None, command: str = "") -> str | None:
+    """The docstring's ``python -m <command>...`` lines as an ``examples:`` epilog, one per line
+    (``command``: a subcommand's own, e.g. ``"pkg render "``)."""
     lines = [line.strip() for line in (doc or "").splitlines()]
-    commands = [line for line in lines if line.startswith("python -m ")]
+    commands = [line for line in lines if line.startswith(f"python -m {command}")]
     return "examples:\n" + "".join(f"  {c}\n" for c in commands) if commands else None
 
 

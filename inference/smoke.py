@@ -22,7 +22,13 @@ from typing import Any, TextIO
 
 from core import cli
 from core.aws_region import RegionNotSetError, region_option, resolve_region
-from inference.client import ChatResult, EndpointClient, EndpointError, Sampling
+from inference.client import (
+    ChatResult,
+    EndpointClient,
+    EndpointError,
+    Sampling,
+    default_runtime_client,
+)
 
 WEATHER_TOOL: dict[str, Any] = {
     "type": "function",
@@ -125,8 +131,6 @@ def run(
 def default_clients(region: str | None) -> Clients:
     """Real sagemaker and sagemaker-runtime clients for `region` (None: the profile's)."""
     import boto3
-
-    from inference.client import default_runtime_client
 
     return Clients(
         sagemaker=boto3.client("sagemaker", region_name=region),

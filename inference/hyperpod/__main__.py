@@ -53,11 +53,9 @@ class ApplyArgs(EndpointArgs):
 
 
 def _subcommand(name: str, args: type[EndpointArgs], text: str) -> cli.Subcommand:
-    """``name`` with its help as its description and its example in the module docstring as
+    """``name`` with its help as its description and its examples in the module docstring as
     the epilog."""
-    lines = (line.strip() for line in (__doc__ or "").splitlines())
-    example = next((line for line in lines if line.startswith(f"python -m {MODULE} {name} ")), "")
-    epilog = f"example:\n  {example}\n" if example else None
+    epilog = cli.examples(__doc__, f"{MODULE} {name} ")
     return cli.Subcommand(args, text, description=text, epilog=epilog)
 
 

@@ -210,7 +210,7 @@ def test_help_lists_examples_on_their_own_lines(capsys: pytest.CaptureFixture[st
     assert f"\n  {example}qwen3-tools-hp\n" in rest
     with pytest.raises(SystemExit):
         parse_args(["apply", "--help"])
-    assert f"example:\n  {example}qwen3-tools-hp\n" in capsys.readouterr().out
+    assert f"examples:\n  {example}qwen3-tools-hp\n" in capsys.readouterr().out
 
 
 def test_apply_without_a_kubeconfig_is_one_line(
