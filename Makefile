@@ -84,7 +84,7 @@ replacements: install-cdk ## Stateful resources this change would remove or repl
 # hence the metadata service switched back on) and kubeconfig (`aws eks update-kubeconfig`).
 doctor: install ## After a deploy: check BU=name's stacks, cluster, quotas, Studio, MLflow, endpoints (read-only)
 	@test -n "$(BU)" || { echo "usage: make doctor BU=name [REGION=us-east-1] [KUBECONFIG_FILE=path] [CONTEXT=name] [SKIP_SMOKE=1]"; exit 2; }
-	AWS_EC2_METADATA_DISABLED=false $(PY) -m scripts.doctor --bu $(BU) $(if $(REGION),--region $(REGION)) \
+	AWS_EC2_METADATA_DISABLED=false $(PY) -m tools.doctor --bu $(BU) $(if $(REGION),--region $(REGION)) \
 	    $(if $(KUBECONFIG_FILE),--kubeconfig $(KUBECONFIG_FILE)) $(if $(CONTEXT),--context $(CONTEXT)) \
 	    $(if $(SKIP_SMOKE),--skip-endpoint-smoke)
 
@@ -160,7 +160,7 @@ bfcl-data: $(VENV)/.stamp-cdk ## BFCL's pinned data (bfcl_eval/data only) into .
 	$(PY) -m training.bfcl_data
 
 dashboard-picture: install ## Redraw docs/dashboard.png from credit's dashboard body (the README shows it)
-	$(PY) scripts/render_dashboard.py --config config/credit.yaml --out docs/dashboard.png
+	$(PY) tools/render_dashboard.py --config config/credit.yaml --out docs/dashboard.png
 
 clean: ## Remove build outputs (keeps .venv, .venv-pipeline and node_modules)
 	rm -rf cdk.out build .mypy_cache .ruff_cache .pytest_cache

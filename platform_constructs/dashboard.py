@@ -2,7 +2,7 @@
 its HyperPod and training metrics live, and the account's estimated charges.
 
 The body is plain data built by :func:`dashboard_body` from a :class:`DashboardSpec`, so the
-construct, ``scripts/render_dashboard.py`` (docs/dashboard.png) and the tests read one body.
+construct, ``tools/render_dashboard.py`` (docs/dashboard.png) and the tests read one body.
 
 Metric sources (Amazon SageMaker developer guide, "Metrics for monitoring Amazon SageMaker AI
 with Amazon CloudWatch"; AWS Billing user guide, "Creating a billing alarm"):

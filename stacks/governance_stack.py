@@ -25,7 +25,7 @@ DESCRIPTION = "budget, alerts, budget action and dashboard"
 
 
 def dashboard_spec(config: BusinessUnitConfig) -> DashboardSpec:
-    """What the BU's dashboard shows; ``scripts/render_dashboard.py`` renders the same body."""
+    """What the BU's dashboard shows; ``tools/render_dashboard.py`` renders the same body."""
     if config.governance is None:
         raise ValueError(f"{config.name}: no governance section")
     names = config.naming

@@ -186,7 +186,7 @@ def test_dashboard_shows_this_bus_endpoints_only(synthesized: Any, bu: str) -> N
     """Endpoint widgets plot ``AWS/SageMaker`` and ``/aws/sagemaker/Endpoints`` metrics with
     dimensions ``EndpointName`` and ``VariantName=AllTraffic`` (SageMaker developer guide), for
     exactly the endpoints this BU's endpoints stack creates; the body deployed is the one
-    ``scripts/render_dashboard.py`` draws."""
+    ``tools/render_dashboard.py`` draws."""
     graph, config = _governance(synthesized, bu)
     (dashboard,) = graph.of_type("AWS::CloudWatch::Dashboard").values()
     body = json.loads(TemplateGraph.render(dashboard["Properties"]["DashboardBody"]))

@@ -1,6 +1,6 @@
 """A small fake Kubernetes API server on 127.0.0.1, for driving the real `kubernetes` client.
 
-It serves only what `training.job.cluster`, `scripts.doctor` and the pipeline's HyperPod deploy
+It serves only what `training.job.cluster`, `tools.doctor` and the pipeline's HyperPod deploy
 call (namespaces, Kueue LocalQueues and ClusterQueues, nodes, PersistentVolumeClaims,
 HyperPodPyTorchJobs, pods and pod logs, InferenceEndpointConfigs read and replaced), keeps state
 in memory, answers with Kubernetes ``Status`` objects on errors, and records every request so

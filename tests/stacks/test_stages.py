@@ -11,8 +11,8 @@ from harness.synthesized_app import CLONED_BU, EXAMPLE_BUS
 
 from core.naming import BUCKET_PURPOSES, KEY_PURPOSES
 from platform_constructs.network import INTERFACE_ENDPOINTS
-from scripts.doctor_checks import stack_names
 from stacks._common import stage_tags
+from tools.doctor_checks import stack_names
 
 ROOT = Path(__file__).resolve().parents[2]
 ENDPOINT_SERVICES = [

@@ -1,4 +1,4 @@
-"""The BU dashboard's body, and its picture: ``scripts/render_dashboard.py`` renders the current
+"""The BU dashboard's body, and its picture: ``tools/render_dashboard.py`` renders the current
 body, and docs/dashboard.png was rendered from it (the PNG records the body's SHA-256)."""
 
 from pathlib import Path
@@ -7,8 +7,8 @@ from PIL import Image
 
 from config.loader import CONFIG_DIR, load_file
 from platform_constructs.dashboard import DashboardSpec, dashboard_body, widget_titles
-from scripts.render_dashboard import body_digest, main, parse_args, render
 from stacks.governance_stack import dashboard_spec
+from tools.render_dashboard import body_digest, main, parse_args, render
 
 ROOT = Path(__file__).resolve().parents[2]
 PICTURE = ROOT / "docs" / "dashboard.png"

@@ -26,8 +26,8 @@ from harness.fake_kube import FakeCluster, fake_kube_server, write_kubeconfig
 from config.endpoints import HyperPodInferenceAddons
 from config.loader import CONFIG_DIR, load_valid
 from config.mlflow import Mlflow
-from scripts import doctor_checks as checks
-from scripts.doctor import main, parse_args, run_checks
+from tools import doctor_checks as checks
+from tools.doctor import main, parse_args, run_checks
 
 CONFIG = load_valid([CONFIG_DIR / "fraud.yaml"])[0]
 HP, STUDIO, ENDPOINTS = CONFIG.hyperpod, CONFIG.studio, CONFIG.endpoints
@@ -319,7 +319,7 @@ def _tracking(arn: str) -> str:
 
 
 def doctor(bu: Bu, tmp_path: Path, *extra: str, kubeconfig: Path | None = None) -> tuple[int, str]:
-    """One `python -m scripts.doctor --bu fraud` run against the stubs and the fake cluster."""
+    """One `python -m tools.doctor --bu fraud` run against the stubs and the fake cluster."""
     out = io.StringIO()
     with fake_kube_server(bu.cluster) as url, stubbed_aws() as (aws, stubs):
         _queue_aws(bu, stubs, smoke="--skip-endpoint-smoke" not in extra)
@@ -688,7 +688,7 @@ def test_the_printed_table_lines_up() -> None:
         checks.Row("stack", "fraud-network", "ok", "CREATE_COMPLETE"),
         checks.Row("aws identity", "111111111111", "FAIL", "x"),
     ]
-    from scripts.doctor import render, verdict
+    from tools.doctor import render, verdict
 
     assert render(rows).splitlines() == [
         "check         target         status  detail",

@@ -117,7 +117,7 @@ def test_addons_are_pinned_and_the_operator_waits_for_its_dependencies(
 def test_make_doctor_checks_the_addons_this_construct_installs(template: Template) -> None:
     """``make doctor`` (which imports no CDK) names each add-on the construct installs, under
     the config field that pins it."""
-    from scripts.doctor_checks import INFERENCE_ADDON_NAMES
+    from tools.doctor_checks import INFERENCE_ADDON_NAMES
 
     installed = {
         a["Properties"]["AddonName"]: a["Properties"]["AddonVersion"]

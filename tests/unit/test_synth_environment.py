@@ -1,11 +1,12 @@
 """`make synth`, `validate`, `new-bu` and `replacements` run in the synth-only environment
 (requirements.txt: CDK, cdk-nag, cfn-lint, pydantic, boto3, YAML, kubernetes), and `.ci/run`
 proves `make synth` on a fresh machine. This test finds the same mistake inside `make test`: the
-CDK app and those targets' modules must import with every package that only requirements-ml.txt
-or requirements-dev.txt installs made unimportable (a stack once reached jsonschema through
-`training.job`). Modules that need more (`scripts.doctor`: mlflow for its tracking call;
-`scripts.render_dashboard`: matplotlib) run under `make doctor` and `make dashboard-picture`,
-which install everything, and say what is missing when run without it."""
+CDK app and every module of `scripts/` must import with every package that only
+requirements-ml.txt or requirements-dev.txt installs made unimportable (a stack once reached
+jsonschema through `training.job`). Commands that need more live in `tools/` (`tools.doctor`:
+mlflow for its tracking call; `tools.render_dashboard`: matplotlib), run under `make doctor` and
+`make dashboard-picture`, which install everything, and say what is missing when run without
+it."""
 
 import re
 import subprocess
@@ -35,8 +36,10 @@ class SynthOnly(importlib.abc.MetaPathFinder):
         if name.split(".")[0] in BLOCKED:
             raise ImportError(f"{name} is not in the synth-only environment (requirements.txt)")
 sys.meta_path.insert(0, SynthOnly())
-import stacks.stage, scripts.synth, config.loader, platform_constructs.gates
-import config.__main__, scripts.replacements  # make validate, new-bu, replacements
+import importlib, pkgutil, scripts
+import stacks.stage, config.loader, config.__main__, platform_constructs.gates
+for module in pkgutil.iter_modules(scripts.__path__):  # synth, replacements, ... every one
+    importlib.import_module(f"scripts.{module.name}")
 """
 
 

@@ -2,7 +2,7 @@
 dashboard puts them, titled as on the console, each metric line a synthetic series (the
 picture shows the layout and what is plotted, not real traffic).
 
-    make dashboard-picture   # = .venv/bin/python scripts/render_dashboard.py
+    make dashboard-picture   # = .venv/bin/python tools/render_dashboard.py
                              #   --config config/credit.yaml --out docs/dashboard.png
 
 The PNG's ``Description`` text chunk holds the SHA-256 of the body it was drawn from, so a test
@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))  # `python scripts/render_dashboard.py` runs with scripts/ on the path
+sys.path.insert(0, str(ROOT))  # `python tools/render_dashboard.py` runs with tools/ on the path
 
 try:
     import matplotlib
@@ -122,7 +122,7 @@ class RenderArgs:
     out: Path = field(default=ROOT / "docs" / "dashboard.png", metadata={"help": "PNG to write"})
 
 
-parse_args = cli.args_parser(RenderArgs, __doc__, module="scripts.render_dashboard")
+parse_args = cli.args_parser(RenderArgs, __doc__, module="tools.render_dashboard")
 
 
 def main(args: RenderArgs) -> int:

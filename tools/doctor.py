@@ -2,7 +2,7 @@
 and MIG capacity, add-ons, team quotas and storage, Spaces templates, Studio sign-in, MLflow and
 the endpoints.
 
-    python -m scripts.doctor --bu NAME [--region R] [--kubeconfig PATH] [--context C]
+    python -m tools.doctor --bu NAME [--region R] [--kubeconfig PATH] [--context C]
                              [--skip-endpoint-smoke]
 
 A platform team runs it after ``cdk deploy`` (``make doctor BU=<bu>``) with its own AWS
@@ -23,7 +23,7 @@ import boto3
 from config.loader import CONFIG_DIR, ConfigInvalidError, load_valid
 from config.schema import BusinessUnitConfig
 from core import cli
-from scripts.doctor_checks import (
+from tools.doctor_checks import (
     Aws,
     Row,
     TrackingCall,
@@ -88,7 +88,7 @@ def verdict(rows: Sequence[Row]) -> tuple[int, str]:
 
 @dataclass(frozen=True)
 class DoctorArgs:
-    """``python -m scripts.doctor``'s options."""
+    """``python -m tools.doctor``'s options."""
 
     bu: str = field(metadata={"help": "business unit (config/<bu>.yaml)"})
     region: str | None = field(
@@ -106,7 +106,7 @@ class DoctorArgs:
     )
 
 
-parse_args = cli.args_parser(DoctorArgs, __doc__, module="scripts.doctor")
+parse_args = cli.args_parser(DoctorArgs, __doc__, module="tools.doctor")
 
 
 def main(
